@@ -1,0 +1,58 @@
+/*
+ * Operators' view of jobs: list and show, cancel, and the dead-letter
+ * queue (list, retry, discard by id or by filter). Results are JSON so
+ * usherctl and the dashboard API print or serve them as they are.
+ */
+#ifndef USHER_ADMIN_H
+#define USHER_ADMIN_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+/* Which jobs an operation applies to. NULL or 0 fields do not filter. */
+typedef struct usher_job_filter {
+    const char *state;      /* available, running, dead, cancelled */
+    const char *queue;
+    const char *kind;
+    const char *error_text; /* substring of any attempt's error, case-insensitive */
+    int64_t since_us;       /* finished (dead) or created at or after */
+    int64_t until_us;       /* ... and before */
+    int64_t before_id;      /* cursor: only ids below this (newest first) */
+    int64_t id;             /* exactly this job */
+    size_t limit;           /* 0: 100; at most 1000 */
+} usher_job_filter;
+
+/*
+ * Jobs matching f, newest first, as a JSON array of objects (id, queue,
+ * kind, priority, state, attempt, max_attempts, run_at, created_at,
+ * finished_at, locked_by, locked_until, unique_key, last_error).
+ */
+usher_err usher_admin_list(usher_store *st, const usher_job_filter *f, json_t **out);
+
+/* One job with its payload and every attempt's error; USHER_ERR_NOT_FOUND if none. */
+usher_err usher_admin_show(usher_store *st, int64_t id, json_t **out);
+
+/*
+ * Cancels a job that is not running yet. USHER_ERR_NOT_FOUND if no such
+ * job, USHER_ERR_STATE if it is running, dead or already cancelled.
+ */
+usher_err usher_admin_cancel(usher_store *st, int64_t id);
+
+/*
+ * Puts dead jobs back to work: attempts reset to 0, history kept, runnable
+ * now. By id (USHER_ERR_NOT_FOUND / _STATE if it is not dead) or by filter
+ * (f->state is ignored: only dead jobs are touched). A dead job whose
+ * unique key a live job holds again is left dead. *count receives how many
+ * jobs were retried.
+ */
+usher_err usher_dead_retry_id(usher_store *st, int64_t id);
+usher_err usher_dead_retry(usher_store *st, const usher_job_filter *f, size_t *count);
+
+/* Deletes dead jobs, by id or by filter, as for retry. */
+usher_err usher_dead_discard_id(usher_store *st, int64_t id);
+usher_err usher_dead_discard(usher_store *st, const usher_job_filter *f, size_t *count);
+
+#endif

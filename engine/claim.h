@@ -1,0 +1,49 @@
+/*
+ * The claimer's side of the queue: take a batch of jobs with a lease,
+ * extend leases, and report outcomes in batches.
+ */
+#ifndef USHER_CLAIM_H
+#define USHER_CLAIM_H
+
+#include <stddef.h>
+
+#include "job.h"
+#include "store.h"
+
+/*
+ * Claims up to max jobs from the given queues in one statement (FOR UPDATE
+ * SKIP LOCKED), in (priority, run_at, id) order across all of them,
+ * skipping paused queues and jobs whose run_at is in the future. Each job
+ * gets a lease held by worker until now + its timeout + lease_grace_ms.
+ * *jobs (freed with usher_jobs_free) and *n receive the claimed jobs, in
+ * claim order; zero jobs is not an error.
+ */
+usher_err usher_claim(usher_store *st, const char *const *queues, size_t nqueues,
+                      const char *worker, size_t max, usher_job **jobs, size_t *n);
+
+/*
+ * Extends the leases that worker holds on the given jobs to now + lease_ms.
+ * *extended (may be NULL) receives how many were still held.
+ */
+usher_err usher_heartbeat(usher_store *st, const char *worker, const int64_t *ids, size_t n,
+                          int lease_ms, size_t *extended);
+
+/*
+ * Completes jobs that worker holds: deletes them and counts them in the
+ * per-minute statistics, one statement for all. Jobs whose lease worker no
+ * longer holds (rescued after the lease ran out) are left alone;
+ * *completed (may be NULL) says how many were completed.
+ */
+usher_err usher_complete(usher_store *st, const char *worker, const int64_t *ids, size_t n,
+                         size_t *completed);
+
+/*
+ * Records the failed (or snoozed) attempts of jobs that worker holds, one
+ * statement for all: the retry policy of each job's kind decides between
+ * a retry after backoff and the dead-letter queue; the error is appended
+ * to the job's history. *updated (may be NULL) as for usher_complete.
+ */
+usher_err usher_fail(usher_store *st, const char *worker, const usher_job_result *results,
+                     size_t n, size_t *updated);
+
+#endif

@@ -1,0 +1,24 @@
+/*
+ * What every Usher binary does first: find --config FILE among its
+ * arguments (or take the default path), load and check the configuration,
+ * and set the log level. A refused configuration is reported as
+ * "PROGRAM: FILE:LINE: reason" on stderr.
+ */
+#ifndef USHER_CLI_H
+#define USHER_CLI_H
+
+#include <stdint.h>
+
+#include "config.h"
+
+/*
+ * Removes "--config FILE" (or "--config=FILE") from argv, loads the
+ * configuration into *cfg, and returns 0; on failure prints why and
+ * returns 1 (the exit status to use).
+ */
+int usher_cli_load_config(const char *program, int *argc, char **argv, usher_config *cfg);
+
+/* Parses "2026-11-27T18:00:00Z", "...+02:00", "2026-11-27" or "@UNIXSECONDS" to µs since the epoch. */
+int usher_cli_parse_time(const char *text, int64_t *us);
+
+#endif

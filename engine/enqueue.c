@@ -1,0 +1,252 @@
+/*
+ * Enqueue. Every job of a batch is validated first (names, payload, limits,
+ * declared queue), then all are written by one INSERT over unnest()ed
+ * arrays, so a batch of a thousand costs one round trip. Unique keys use
+ * ON CONFLICT DO NOTHING against the partial unique index of live jobs;
+ * the rows it skipped are looked up afterwards to return the live job.
+ * The same statement NOTIFYs the queues whose debounce window is open.
+ */
+#include "enqueue.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "payload.h"
+#include "queues.h"
+#include "wake.h"
+
+#define UNIQUE_KEY_MAX 255
+#define LOOKUP_TRIES   3
+
+static const char insert_sql[] =
+    "WITH input AS ("
+    "  SELECT * FROM unnest($1::text[], $2::text[], $3::int2[], $4::text[], $5::int4[],"
+    "                       $6::int4[], $7::int8[], $8::int8[], $9::text[])"
+    "  WITH ORDINALITY AS t(queue, kind, priority, payload, max_attempts, timeout_ms,"
+    "                       run_at_us, delay_ms, unique_key, ord)),"
+    " ins AS ("
+    "  INSERT INTO usher_jobs (queue, kind, priority, payload, max_attempts, timeout_ms,"
+    "                          run_at, unique_key)"
+    "  SELECT queue, kind, priority, payload::jsonb, max_attempts, timeout_ms,"
+    "    CASE WHEN run_at_us IS NOT NULL"
+    "      THEN 'epoch'::timestamptz + run_at_us * interval '1 microsecond'"
+    "      ELSE now() + delay_ms * interval '1 millisecond' END,"
+    "    unique_key"
+    "  FROM input ORDER BY ord"
+    "  ON CONFLICT (queue, unique_key)"
+    "    WHERE unique_key IS NOT NULL AND state IN ('available', 'running') DO NOTHING"
+    "  RETURNING id, queue, unique_key),"
+    " wake AS (SELECT count(pg_notify('usher:' || q, '')) AS n FROM unnest($10::text[]) q)"
+    " SELECT id, queue, unique_key FROM ins, wake";
+
+static const char lookup_sql[] =
+    "SELECT id FROM usher_jobs WHERE queue = $1 AND unique_key = $2"
+    " AND state IN ('available', 'running')";
+
+/* The columns of insert_sql's input, as array literals. */
+typedef struct columns {
+    usher_buf queue, kind, priority, payload, max_attempts, timeout_ms;
+    usher_buf run_at_us, delay_ms, unique_key, wake;
+} columns;
+
+static usher_buf *column_list(columns *c, size_t *n)
+{
+    *n = sizeof(*c) / sizeof(usher_buf);
+    return (usher_buf *)c;
+}
+
+static usher_err check_job(usher_store *st, const usher_enqueue_opts *job, size_t i)
+{
+    const usher_config *cfg = usher_store_config(st);
+    char why[256];
+    usher_err err;
+
+    if (job->queue == NULL || job->kind == NULL)
+        return usher_store_fail(st, USHER_ERR_INVALID, "job %zu: queue and kind are required", i);
+    if (!usher_config_valid_name(job->kind))
+        return usher_store_fail(st, USHER_ERR_INVALID, "job %zu: invalid kind '%s'", i, job->kind);
+    if (job->priority_set && (job->priority < 0 || job->priority > 2))
+        return usher_store_fail(st, USHER_ERR_INVALID, "job %zu: priority must be 0, 1 or 2", i);
+    if (job->max_attempts < 0 || job->max_attempts > 1000 || job->timeout_ms < 0 ||
+        job->delay_ms < 0 || job->run_at_us < 0)
+        return usher_store_fail(st, USHER_ERR_INVALID,
+                                "job %zu: max_attempts, timeout and delay must be positive", i);
+    if (job->unique_key != NULL && (job->unique_key[0] == '\0' ||
+                                    strlen(job->unique_key) > UNIQUE_KEY_MAX))
+        return usher_store_fail(st, USHER_ERR_INVALID, "job %zu: unique key must be 1..%d bytes",
+                                i, UNIQUE_KEY_MAX);
+    err = usher_payload_check(job->payload != NULL ? job->payload : "{}",
+                              (size_t)cfg->payload_max_bytes, why, sizeof(why));
+    if (err != USHER_OK)
+        return usher_store_fail(st, err, "job %zu: %s", i, why);
+    err = usher_queues_check(st, job->queue);
+    if (err != USHER_OK)
+        return usher_store_fail(st, err, "job %zu: unknown queue '%s'", i, job->queue);
+    return USHER_OK;
+}
+
+static void add_row(columns *c, const usher_config *cfg, const usher_enqueue_opts *job)
+{
+    const usher_kind_conf *kind = usher_config_kind(cfg, job->kind);
+
+    usher_buf_array_text(&c->queue, job->queue);
+    usher_buf_array_text(&c->kind, job->kind);
+    usher_buf_array_int(&c->priority, job->priority_set ? job->priority : kind->priority);
+    usher_buf_array_text(&c->payload, job->payload != NULL ? job->payload : "{}");
+    usher_buf_array_int(&c->max_attempts, job->max_attempts ? job->max_attempts
+                                                            : kind->max_attempts);
+    usher_buf_array_int(&c->timeout_ms, job->timeout_ms ? job->timeout_ms : kind->timeout_ms);
+    if (job->run_at_us > 0)
+        usher_buf_array_int(&c->run_at_us, job->run_at_us);
+    else
+        usher_buf_array_text(&c->run_at_us, NULL);
+    usher_buf_array_int(&c->delay_ms, job->delay_ms);
+    usher_buf_array_text(&c->unique_key, job->unique_key);
+}
+
+/* Queues of the batch that get a NOTIFY: runnable now, debounce window open. */
+static void add_wakes(columns *c, const usher_config *cfg, const usher_enqueue_opts *jobs,
+                      size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        bool seen = false;
+
+        if (jobs[i].delay_ms > 0 || jobs[i].run_at_us > 0)
+            continue;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = strcmp(jobs[j].queue, jobs[i].queue) == 0;
+        if (!seen && usher_wake_due(jobs[i].queue, cfg->notify_debounce_ms))
+            usher_buf_array_text(&c->wake, jobs[i].queue);
+    }
+}
+
+static bool same_key(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/*
+ * The rows come back in insertion order, which is input order minus the
+ * rows skipped for a live unique key; match them up, leaving id 0 where a
+ * row was skipped.
+ */
+static usher_err match_rows(usher_store *st, PGresult *res, const usher_enqueue_opts *jobs,
+                            size_t n, usher_enqueued *out)
+{
+    int row = 0, rows = PQntuples(res);
+
+    for (size_t i = 0; i < n; i++) {
+        const char *key = NULL;
+
+        out[i] = (usher_enqueued){ 0 };
+        if (row < rows && !PQgetisnull(res, row, 2))
+            key = PQgetvalue(res, row, 2);
+        if (row < rows && strcmp(PQgetvalue(res, row, 1), jobs[i].queue) == 0 &&
+            same_key(key, jobs[i].unique_key)) {
+            out[i].id = strtoll(PQgetvalue(res, row, 0), NULL, 10);
+            row++;
+        } else if (jobs[i].unique_key == NULL) {
+            return usher_store_fail(st, USHER_ERR_DB, "job %zu was not inserted", i);
+        }
+    }
+    return USHER_OK;
+}
+
+/* The live job that holds job's unique key, or 0 if none does any more. */
+static usher_err lookup_live(usher_store *st, const usher_enqueue_opts *job, int64_t *id)
+{
+    const char *params[] = { job->queue, job->unique_key };
+    PGresult *res;
+    usher_err err = usher_store_exec(st, lookup_sql, 2, params, &res);
+
+    *id = 0;
+    if (err != USHER_OK)
+        return err;
+    if (PQntuples(res) == 1)
+        *id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return USHER_OK;
+}
+
+static usher_err insert_rows(usher_store *st, const usher_enqueue_opts *jobs, size_t n,
+                             usher_enqueued *out)
+{
+    const usher_config *cfg = usher_store_config(st);
+    columns c = { 0 };
+    size_t ncols;
+    usher_buf *cols = column_list(&c, &ncols);
+    const char *params[10];
+    PGresult *res = NULL;
+    usher_err err;
+
+    for (size_t i = 0; i < ncols; i++)
+        usher_buf_array_open(&cols[i]);
+    for (size_t i = 0; i < n; i++)
+        add_row(&c, cfg, &jobs[i]);
+    add_wakes(&c, cfg, jobs, n);
+    err = USHER_OK;
+    for (size_t i = 0; i < ncols; i++) {
+        usher_buf_array_close(&cols[i]);
+        if (usher_buf_failed(&cols[i]))
+            err = usher_store_fail(st, USHER_ERR_NOMEM, "out of memory building the batch");
+        params[i] = usher_buf_str(&cols[i]);
+    }
+    if (err == USHER_OK)
+        err = usher_store_exec(st, insert_sql, 10, params, &res);
+    if (err == USHER_OK)
+        err = match_rows(st, res, jobs, n, out);
+    PQclear(res);
+    for (size_t i = 0; i < ncols; i++)
+        usher_buf_release(&cols[i]);
+    return err;
+}
+
+/*
+ * A row skipped for its unique key gets the live job's id. If that job
+ * finished between the INSERT and the lookup, the key is free: insert again.
+ */
+static usher_err resolve_skipped(usher_store *st, const usher_enqueue_opts *job,
+                                 usher_enqueued *out)
+{
+    for (int tries = 0; tries < LOOKUP_TRIES; tries++) {
+        usher_err err = lookup_live(st, job, &out->id);
+
+        if (err != USHER_OK || out->id != 0) {
+            out->existed = out->id != 0;
+            return err;
+        }
+        err = insert_rows(st, job, 1, out);
+        if (err != USHER_OK || out->id != 0)
+            return err;
+    }
+    return usher_store_fail(st, USHER_ERR_CONFLICT, "unique key '%s' kept changing hands",
+                            job->unique_key);
+}
+
+usher_err usher_enqueue_batch(usher_store *st, const usher_enqueue_opts *jobs, size_t n,
+                              usher_enqueued *out)
+{
+    usher_err err;
+
+    if (n == 0)
+        return USHER_OK;
+    for (size_t i = 0; i < n; i++) {
+        err = check_job(st, &jobs[i], i);
+        if (err != USHER_OK)
+            return err;
+    }
+    err = insert_rows(st, jobs, n, out);
+    for (size_t i = 0; i < n && err == USHER_OK; i++) {
+        if (out[i].id == 0)
+            err = resolve_skipped(st, &jobs[i], &out[i]);
+    }
+    return err;
+}
+
+usher_err usher_enqueue(usher_store *st, const usher_enqueue_opts *job, usher_enqueued *out)
+{
+    return usher_enqueue_batch(st, job, 1, out);
+}

@@ -1,0 +1,33 @@
+/*
+ * Text for every usher_err, indexed by the code itself so a new code that
+ * is forgotten here shows up as "unknown error" rather than a crash.
+ */
+#include "error.h"
+
+#include <stddef.h>
+
+static const char *const messages[] = {
+    [USHER_OK] = "ok",
+    [USHER_ERR_NOMEM] = "out of memory",
+    [USHER_ERR_INVALID] = "invalid argument",
+    [USHER_ERR_CONFIG] = "invalid configuration",
+    [USHER_ERR_PAYLOAD] = "invalid payload",
+    [USHER_ERR_TOO_LARGE] = "too large",
+    [USHER_ERR_UNKNOWN_QUEUE] = "unknown queue",
+    [USHER_ERR_NOT_FOUND] = "not found",
+    [USHER_ERR_STATE] = "job is not in a state that allows this",
+    [USHER_ERR_CONFLICT] = "unique key conflict",
+    [USHER_ERR_DB] = "database error",
+    [USHER_ERR_IO] = "i/o error",
+    [USHER_ERR_NOT_LEADER] = "not the maintenance leader",
+    [USHER_ERR_TIMEOUT] = "timed out",
+};
+
+const char *usher_strerror(usher_err err)
+{
+    size_t i = (size_t)err;
+
+    if (i >= sizeof(messages) / sizeof(messages[0]) || messages[i] == NULL)
+        return "unknown error";
+    return messages[i];
+}

@@ -1,0 +1,34 @@
+/*
+ * One line per message, written with a single fprintf so lines from
+ * threads do not interleave. The level check comes first: a debug call in
+ * a hot path costs a comparison when debug logging is off.
+ */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+static usher_log_level current_level = USHER_LOG_INFO;
+
+void usher_log_set_level(usher_log_level max_level)
+{
+    current_level = max_level;
+}
+
+usher_log_level usher_log_get_level(void)
+{
+    return current_level;
+}
+
+void usher_log(usher_log_level level, const char *fmt, ...)
+{
+    char line[2048];
+    va_list ap;
+
+    if (level > current_level)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "<%d>%s\n", (int)level, line);
+}

@@ -1,0 +1,24 @@
+/*
+ * Logging to stderr with sd-daemon "<N>" priority prefixes, so journald
+ * keeps the level when a unit's output is captured. Messages are key=value
+ * fields: usher_log(USHER_LOG_INFO, "job=%lld queue=%s claimed", ...).
+ */
+#ifndef USHER_LOG_H
+#define USHER_LOG_H
+
+typedef enum usher_log_level {
+    USHER_LOG_ERR = 3,
+    USHER_LOG_WARNING = 4,
+    USHER_LOG_NOTICE = 5,
+    USHER_LOG_INFO = 6,
+    USHER_LOG_DEBUG = 7,
+} usher_log_level;
+
+/* Messages above this level are dropped before they are formatted. */
+void usher_log_set_level(usher_log_level max_level);
+usher_log_level usher_log_get_level(void);
+
+void usher_log(usher_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#endif

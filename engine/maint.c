@@ -1,0 +1,169 @@
+/*
+ * Lease rescue takes the expired jobs with FOR UPDATE SKIP LOCKED inside a
+ * transaction, decides each one's fate with the retry policy, and writes
+ * the decisions with the same statement a claimer uses to fail jobs, in
+ * batches so a mass expiry (a host lost with 10,000 leases) does not
+ * become one huge transaction.
+ */
+#include "maint.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fate.h"
+#include "job.h"
+
+#define RESCUE_BATCH 500
+#define PRUNE_BATCH  5000
+#define STR2(x)      #x
+#define STR(x)       STR2(x)
+
+static const char expired_sql[] =
+    "SELECT id, queue, kind, attempt, max_attempts, coalesce(locked_by, '?')"
+    " FROM usher_jobs WHERE state = 'running' AND locked_until < now()"
+    " ORDER BY locked_until LIMIT " STR(RESCUE_BATCH) " FOR UPDATE SKIP LOCKED";
+
+static const char is_leader_sql[] =
+    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'"
+    " AND pid = pg_backend_pid() AND granted AND classid = 0"
+    " AND objid = " STR(USHER_MAINT_LOCK_KEY) " AND objsubid = 1)";
+
+static const char prune_jobs_sql[] =
+    "WITH gone AS (DELETE FROM usher_jobs WHERE id IN ("
+    "  SELECT id FROM usher_jobs WHERE state IN ('dead', 'cancelled')"
+    "  AND finished_at < now() - $1::int * interval '1 hour' LIMIT " STR(PRUNE_BATCH) ")"
+    "  RETURNING 1) SELECT count(*) FROM gone";
+
+static const char prune_stats_sql[] =
+    "DELETE FROM usher_queue_stats WHERE minute < now() - $1::int * interval '1 hour'";
+
+static usher_err query_bool(usher_store *st, const char *sql, bool *value)
+{
+    PGresult *res;
+    usher_err err = usher_store_exec(st, sql, 0, NULL, &res);
+
+    *value = false;
+    if (err != USHER_OK)
+        return err;
+    *value = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return USHER_OK;
+}
+
+usher_err usher_maint_lead(usher_store *st, bool *leader)
+{
+    usher_err err = query_bool(st, is_leader_sql, leader);
+
+    if (err != USHER_OK || *leader)
+        return err;
+    return query_bool(st, "SELECT pg_try_advisory_lock(" STR(USHER_MAINT_LOCK_KEY) ")", leader);
+}
+
+usher_err usher_maint_resign(usher_store *st)
+{
+    bool released;
+
+    return query_bool(st, "SELECT pg_advisory_unlock(" STR(USHER_MAINT_LOCK_KEY) ")", &released);
+}
+
+static usher_err require_leader(usher_store *st)
+{
+    bool leader;
+    usher_err err = query_bool(st, is_leader_sql, &leader);
+
+    if (err == USHER_OK && !leader)
+        return usher_store_fail(st, USHER_ERR_NOT_LEADER,
+                                "this process does not hold the maintenance lock");
+    return err;
+}
+
+/* Reads the expired jobs of res into jobs/results (error texts into errors). */
+static void read_expired(PGresult *res, usher_job *jobs, usher_job_result *results,
+                         char (*errors)[128])
+{
+    for (int i = 0; i < PQntuples(res); i++) {
+        usher_job *job = &jobs[i];
+
+        *job = (usher_job){ .id = strtoll(PQgetvalue(res, i, 0), NULL, 10),
+                            .attempt = atoi(PQgetvalue(res, i, 3)),
+                            .max_attempts = atoi(PQgetvalue(res, i, 4)) };
+        snprintf(job->queue, sizeof(job->queue), "%s", PQgetvalue(res, i, 1));
+        snprintf(job->kind, sizeof(job->kind), "%s", PQgetvalue(res, i, 2));
+        snprintf(errors[i], sizeof(errors[i]), "lease expired (worker %s)",
+                 PQgetvalue(res, i, 5));
+        results[i] = (usher_job_result){ .job = job, .outcome = USHER_OUTCOME_RETRY,
+                                         .delay_ms = -1, .error = errors[i] };
+    }
+}
+
+/* One batch in one transaction; *n gets how many were rescued. */
+static usher_err rescue_batch(usher_store *st, size_t *n)
+{
+    usher_job *jobs = calloc(RESCUE_BATCH, sizeof(*jobs));
+    usher_job_result *results = calloc(RESCUE_BATCH, sizeof(*results));
+    char(*errors)[128] = calloc(RESCUE_BATCH, sizeof(*errors));
+    PGresult *res = NULL;
+    usher_err err = USHER_OK;
+
+    *n = 0;
+    if (jobs == NULL || results == NULL || errors == NULL)
+        err = usher_store_fail(st, USHER_ERR_NOMEM, "out of memory");
+    if (err == USHER_OK)
+        err = usher_store_command(st, "BEGIN");
+    if (err == USHER_OK)
+        err = usher_store_exec(st, expired_sql, 0, NULL, &res);
+    if (err == USHER_OK) {
+        read_expired(res, jobs, results, errors);
+        err = usher_fate_apply(st, NULL, results, (size_t)PQntuples(res), n);
+    }
+    PQclear(res);
+    if (err == USHER_OK)
+        err = usher_store_command(st, "COMMIT");
+    else if (PQtransactionStatus(usher_store_conn(st)) != PQTRANS_IDLE)
+        (void)usher_store_command(st, "ROLLBACK");
+    free(jobs);
+    free(results);
+    free(errors);
+    return err;
+}
+
+usher_err usher_maint_rescue(usher_store *st, size_t *rescued)
+{
+    usher_err err = require_leader(st);
+    size_t n = RESCUE_BATCH;
+
+    *rescued = 0;
+    while (err == USHER_OK && n == RESCUE_BATCH) {
+        err = rescue_batch(st, &n);
+        *rescued += n;
+    }
+    return err;
+}
+
+usher_err usher_maint_prune(usher_store *st, size_t *jobs_pruned)
+{
+    const usher_config *cfg = usher_store_config(st);
+    char hours[16];
+    const char *params[] = { hours };
+    PGresult *res;
+    usher_err err = require_leader(st);
+    size_t n = PRUNE_BATCH;
+
+    *jobs_pruned = 0;
+    snprintf(hours, sizeof(hours), "%d", cfg->dead_retention_hours);
+    while (err == USHER_OK && n == PRUNE_BATCH) {
+        err = usher_store_exec(st, prune_jobs_sql, 1, params, &res);
+        if (err == USHER_OK) {
+            n = (size_t)strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+            *jobs_pruned += n;
+            PQclear(res);
+        }
+    }
+    if (err != USHER_OK)
+        return err;
+    snprintf(hours, sizeof(hours), "%d", cfg->stats_retention_hours);
+    err = usher_store_exec(st, prune_stats_sql, 1, params, &res);
+    PQclear(res);
+    return err;
+}

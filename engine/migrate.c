@@ -1,0 +1,206 @@
+/*
+ * The migration runner. It lists dir, keeps the files named NNNN_*.sql,
+ * sorts them by number, and under pg_advisory_lock applies each whose
+ * number is not in usher_migrations: BEGIN, the file's statements (sent as
+ * one simple-protocol query, so a file may hold many), the bookkeeping
+ * row, COMMIT.
+ */
+#include "migrate.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MIGRATE_LOCK_KEY 1431521363
+#define MIGRATIONS_MAX   1000
+#define MIGRATION_MAX_BYTES (4 * 1024 * 1024)
+
+typedef struct migration {
+    int version;
+    char name[256];
+} migration;
+
+static const char bookkeeping_sql[] =
+    "CREATE TABLE IF NOT EXISTS usher_migrations ("
+    " version integer PRIMARY KEY, name text NOT NULL,"
+    " applied_at timestamptz NOT NULL DEFAULT now())";
+
+const char *usher_migrate_default_dir(void)
+{
+    const char *dir = getenv("USHER_MIGRATIONS_DIR");
+
+    return dir != NULL && dir[0] != '\0' ? dir : USHER_SOURCE_DIR "/schemas/migrations";
+}
+
+static int compare_migrations(const void *a, const void *b)
+{
+    return ((const migration *)a)->version - ((const migration *)b)->version;
+}
+
+/* Version from "NNNN_name.sql", or -1 if the name is not a migration. */
+static int parse_version(const char *name)
+{
+    size_t len = strlen(name);
+    char *end;
+    long v;
+
+    if (len < 9 || strcmp(name + len - 4, ".sql") != 0)
+        return -1;
+    v = strtol(name, &end, 10);
+    if (end != name + 4 || *end != '_' || v < 0)
+        return -1;
+    return (int)v;
+}
+
+static usher_err list_migrations(usher_store *st, const char *dir, migration *out, size_t *n)
+{
+    DIR *d = opendir(dir);
+    struct dirent *ent;
+
+    *n = 0;
+    if (d == NULL)
+        return usher_store_fail(st, USHER_ERR_IO, "%s: %s", dir, strerror(errno));
+    while ((ent = readdir(d)) != NULL) {
+        int version = parse_version(ent->d_name);
+
+        if (version < 0)
+            continue;
+        if (*n == MIGRATIONS_MAX || strlen(ent->d_name) >= sizeof(out->name)) {
+            closedir(d);
+            return usher_store_fail(st, USHER_ERR_IO, "%s: too many or too long names", dir);
+        }
+        out[*n].version = version;
+        snprintf(out[*n].name, sizeof(out->name), "%s", ent->d_name);
+        (*n)++;
+    }
+    closedir(d);
+    qsort(out, *n, sizeof(*out), compare_migrations);
+    for (size_t i = 1; i < *n; i++) {
+        if (out[i].version == out[i - 1].version)
+            return usher_store_fail(st, USHER_ERR_IO, "%s and %s share a number", out[i - 1].name,
+                                    out[i].name);
+    }
+    return USHER_OK;
+}
+
+static usher_err read_file(usher_store *st, const char *path, char **text)
+{
+    FILE *f = fopen(path, "rb");
+    size_t len;
+
+    *text = NULL;
+    if (f == NULL)
+        return usher_store_fail(st, USHER_ERR_IO, "%s: %s", path, strerror(errno));
+    *text = calloc(1, MIGRATION_MAX_BYTES + 1);
+    if (*text == NULL) {
+        fclose(f);
+        return usher_store_fail(st, USHER_ERR_NOMEM, "out of memory");
+    }
+    len = fread(*text, 1, MIGRATION_MAX_BYTES + 1, f);
+    fclose(f);
+    if (len > MIGRATION_MAX_BYTES) {
+        free(*text);
+        *text = NULL;
+        return usher_store_fail(st, USHER_ERR_IO, "%s: larger than 4 MiB", path);
+    }
+    return USHER_OK;
+}
+
+static usher_err is_applied(usher_store *st, int version, bool *applied)
+{
+    char v[16];
+    const char *params[] = { v };
+    PGresult *res;
+    usher_err err;
+
+    snprintf(v, sizeof(v), "%d", version);
+    err = usher_store_exec(st, "SELECT 1 FROM usher_migrations WHERE version = $1", 1, params,
+                           &res);
+    *applied = err == USHER_OK && PQntuples(res) == 1;
+    PQclear(res);
+    return err;
+}
+
+/* Runs a whole file; multiple statements need the simple query protocol. */
+static usher_err run_script(usher_store *st, const char *name, const char *sql)
+{
+    PGresult *res = PQexec(usher_store_conn(st), sql);
+    ExecStatusType status = PQresultStatus(res);
+    usher_err err = USHER_OK;
+
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)
+        err = usher_store_fail(st, USHER_ERR_DB, "%s: %s", name,
+                               PQerrorMessage(usher_store_conn(st)));
+    PQclear(res);
+    return err;
+}
+
+static usher_err apply_one(usher_store *st, const char *dir, const migration *m)
+{
+    char path[4096], v[16];
+    const char *params[] = { v, m->name };
+    char *sql;
+    PGresult *res = NULL;
+    usher_err err;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, m->name);
+    snprintf(v, sizeof(v), "%d", m->version);
+    err = read_file(st, path, &sql);
+    if (err != USHER_OK)
+        return err;
+    err = usher_store_command(st, "BEGIN");
+    if (err == USHER_OK)
+        err = run_script(st, m->name, sql);
+    if (err == USHER_OK)
+        err = usher_store_exec(st, "INSERT INTO usher_migrations (version, name) VALUES ($1, $2)",
+                               2, params, &res);
+    PQclear(res);
+    if (err == USHER_OK)
+        err = usher_store_command(st, "COMMIT");
+    else
+        (void)usher_store_command(st, "ROLLBACK");
+    free(sql);
+    return err;
+}
+
+static usher_err apply_pending(usher_store *st, const char *dir, size_t *applied)
+{
+    migration *list = calloc(MIGRATIONS_MAX, sizeof(*list));
+    size_t n = 0;
+    usher_err err = list == NULL ? USHER_ERR_NOMEM : usher_store_command(st, bookkeeping_sql);
+
+    if (err == USHER_OK)
+        err = list_migrations(st, dir, list, &n);
+    for (size_t i = 0; i < n && err == USHER_OK; i++) {
+        bool done;
+
+        err = is_applied(st, list[i].version, &done);
+        if (err == USHER_OK && !done) {
+            err = apply_one(st, dir, &list[i]);
+            if (err == USHER_OK && applied != NULL)
+                (*applied)++;
+        }
+    }
+    free(list);
+    return err;
+}
+
+usher_err usher_migrate(usher_store *st, const char *dir, size_t *applied)
+{
+    char lock_sql[64], unlock_sql[64];
+    usher_err err, unlock_err;
+
+    if (applied != NULL)
+        *applied = 0;
+    snprintf(lock_sql, sizeof(lock_sql), "SELECT pg_advisory_lock(%d)", MIGRATE_LOCK_KEY);
+    snprintf(unlock_sql, sizeof(unlock_sql), "SELECT pg_advisory_unlock(%d)", MIGRATE_LOCK_KEY);
+    err = usher_store_command(st, lock_sql);
+    if (err != USHER_OK)
+        return err;
+    err = apply_pending(st, dir, applied);
+    unlock_err = usher_store_command(st, unlock_sql);
+    return err != USHER_OK ? err : unlock_err;
+}

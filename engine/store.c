@@ -1,0 +1,173 @@
+/*
+ * The connection handle every queue operation goes through. Statements are
+ * sent with PQexecParams in text format, so every value is a parameter and
+ * nothing a caller passes is ever spliced into SQL. A failed statement
+ * leaves its message and SQLSTATE on the store for the caller to report.
+ */
+#include "store.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+struct usher_store {
+    PGconn *conn;
+    bool owns_conn;
+    const usher_config *cfg;
+    char errstr[512];
+    char sqlstate[6];
+};
+
+/* Server notices ("relation already exists, skipping") are debug detail, not output. */
+static void route_notice(void *arg, const char *message)
+{
+    (void)arg;
+    usher_log(USHER_LOG_DEBUG, "postgres: %s", message);
+}
+
+static usher_store *store_new(const usher_config *cfg, PGconn *conn, bool owns)
+{
+    usher_store *st = calloc(1, sizeof(*st));
+
+    if (st == NULL)
+        return NULL;
+    st->conn = conn;
+    st->owns_conn = owns;
+    st->cfg = cfg;
+    return st;
+}
+
+usher_err usher_store_open(const usher_config *cfg, usher_store **out, char *errbuf, size_t errlen)
+{
+    PGconn *conn = PQconnectdb(cfg->database_url);
+
+    *out = NULL;
+    if (conn == NULL) {
+        snprintf(errbuf, errlen, "cannot allocate a connection");
+        return USHER_ERR_NOMEM;
+    }
+    if (PQstatus(conn) != CONNECTION_OK) {
+        snprintf(errbuf, errlen, "cannot connect to the database: %s", PQerrorMessage(conn));
+        PQfinish(conn);
+        return USHER_ERR_DB;
+    }
+    PQsetNoticeProcessor(conn, route_notice, NULL);
+    *out = store_new(cfg, conn, true);
+    if (*out == NULL) {
+        PQfinish(conn);
+        snprintf(errbuf, errlen, "out of memory");
+        return USHER_ERR_NOMEM;
+    }
+    return USHER_OK;
+}
+
+usher_err usher_store_attach(const usher_config *cfg, PGconn *conn, usher_store **out)
+{
+    *out = store_new(cfg, conn, false);
+    return *out == NULL ? USHER_ERR_NOMEM : USHER_OK;
+}
+
+void usher_store_free(usher_store *st)
+{
+    if (st == NULL)
+        return;
+    if (st->owns_conn)
+        PQfinish(st->conn);
+    free(st);
+}
+
+PGconn *usher_store_conn(usher_store *st)
+{
+    return st->conn;
+}
+
+const usher_config *usher_store_config(const usher_store *st)
+{
+    return st->cfg;
+}
+
+const char *usher_store_errstr(const usher_store *st)
+{
+    return st->errstr;
+}
+
+const char *usher_store_sqlstate(const usher_store *st)
+{
+    return st->sqlstate;
+}
+
+usher_err usher_store_fail(usher_store *st, usher_err err, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(st->errstr, sizeof(st->errstr), fmt, ap);
+    va_end(ap);
+    return err;
+}
+
+/* Copies libpq's message without its trailing newline. */
+static void keep_pg_error(usher_store *st, const PGresult *res)
+{
+    const char *msg = res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(st->conn);
+    const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    size_t len;
+
+    if (msg == NULL || msg[0] == '\0')
+        msg = PQerrorMessage(st->conn);
+    snprintf(st->errstr, sizeof(st->errstr), "%s", msg);
+    len = strlen(st->errstr);
+    while (len > 0 && (st->errstr[len - 1] == '\n' || st->errstr[len - 1] == ' '))
+        st->errstr[--len] = '\0';
+    snprintf(st->sqlstate, sizeof(st->sqlstate), "%s", state != NULL ? state : "");
+}
+
+usher_err usher_store_exec(usher_store *st, const char *sql, int nparams, const char *const *params,
+                           PGresult **out)
+{
+    PGresult *res = PQexecParams(st->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    ExecStatusType status = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+
+    *out = NULL;
+    if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
+        keep_pg_error(st, res);
+        PQclear(res);
+        return USHER_ERR_DB;
+    }
+    *out = res;
+    return USHER_OK;
+}
+
+usher_err usher_store_command(usher_store *st, const char *sql)
+{
+    PGresult *res;
+    usher_err err = usher_store_exec(st, sql, 0, NULL, &res);
+
+    PQclear(res);
+    return err;
+}
+
+usher_err usher_store_query_json(usher_store *st, const char *sql, int nparams,
+                                 const char *const *params, json_t **out)
+{
+    PGresult *res;
+    json_error_t jerr;
+    usher_err err = usher_store_exec(st, sql, nparams, params, &res);
+
+    *out = NULL;
+    if (err != USHER_OK)
+        return err;
+    if (PQntuples(res) != 1 || PQnfields(res) != 1) {
+        PQclear(res);
+        return usher_store_fail(st, USHER_ERR_DB, "expected one JSON value");
+    }
+    *out = json_loads(PQgetvalue(res, 0, 0), JSON_DECODE_ANY, &jerr);
+    PQclear(res);
+    if (*out == NULL)
+        return usher_store_fail(st, USHER_ERR_DB, "the database returned invalid JSON: %s",
+                                jerr.text);
+    return USHER_OK;
+}

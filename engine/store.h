@@ -1,0 +1,56 @@
+/*
+ * A store is Usher's handle on one PostgreSQL connection: every queue
+ * operation takes one. It either owns the connection (usher_store_open) or
+ * borrows the caller's (usher_store_attach), which is how a job is enqueued
+ * inside the caller's own transaction. The detail of the last failure is in
+ * usher_store_errstr().
+ */
+#ifndef USHER_STORE_H
+#define USHER_STORE_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "error.h"
+
+typedef struct usher_store usher_store;
+
+/* Connects to cfg->database_url. cfg is borrowed and must outlive the store. */
+usher_err usher_store_open(const usher_config *cfg, usher_store **out, char *errbuf, size_t errlen);
+
+/* Wraps conn, which stays the caller's: usher_store_free does not close it. */
+usher_err usher_store_attach(const usher_config *cfg, PGconn *conn, usher_store **out);
+
+void usher_store_free(usher_store *st);
+
+PGconn *usher_store_conn(usher_store *st);
+const usher_config *usher_store_config(const usher_store *st);
+
+/* The detail of the last failure on this store ("" if none); kept until the next failure. */
+const char *usher_store_errstr(const usher_store *st);
+
+/*
+ * The building blocks the engine's modules share. Each runs one
+ * parameterised statement; on failure the store's errstr says why and the
+ * result is cleared. fail() records a message and returns err.
+ */
+usher_err usher_store_fail(usher_store *st, usher_err err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+usher_err usher_store_exec(usher_store *st, const char *sql, int nparams, const char *const *params,
+                           PGresult **out);
+usher_err usher_store_command(usher_store *st, const char *sql);
+
+/*
+ * Runs a statement whose single row and column is JSON text (built with
+ * json_agg and friends in SQL) and parses it. The caller owns *out.
+ */
+usher_err usher_store_query_json(usher_store *st, const char *sql, int nparams,
+                                 const char *const *params, json_t **out);
+
+/* The SQLSTATE of the last failed statement ("" if none), e.g. "23505". */
+const char *usher_store_sqlstate(const usher_store *st);
+
+#endif

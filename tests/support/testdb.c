@@ -1,0 +1,120 @@
+/*
+ * The per-binary test database. Dropping and creating a database costs
+ * about half a second, so it happens once per binary; between tests only
+ * the queue tables are truncated.
+ */
+#include "testdb.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "migrate.h"
+#include "queues.h"
+
+/* url with its database name replaced by name; the caller frees it. */
+static char *url_with_database(const char *url, const char *name)
+{
+    const char *scheme = strstr(url, "://");
+    const char *slash = scheme != NULL ? strchr(scheme + 3, '/') : NULL;
+    const char *query = strchr(url, '?');
+    size_t head = slash != NULL ? (size_t)(slash - url) : strlen(url);
+    size_t len = head + strlen(name) + (query != NULL ? strlen(query) : 0) + 2;
+    char *out = malloc(len);
+
+    cr_assert_not_null(scheme, "USHER_DATABASE_URL must be a URL: %s", url);
+    cr_assert_not_null(out);
+    snprintf(out, len, "%.*s/%s%s", (int)head, url, name, query != NULL ? query : "");
+    return out;
+}
+
+static void exec_on(PGconn *conn, const char *sql)
+{
+    PGresult *res = PQexec(conn, sql);
+
+    cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(conn));
+    PQclear(res);
+}
+
+static void recreate_database(const char *admin_url, const char *name)
+{
+    PGconn *conn = PQconnectdb(admin_url);
+    char sql[256];
+
+    cr_assert_eq(PQstatus(conn), CONNECTION_OK, "cannot connect to %s: %s", admin_url,
+                 PQerrorMessage(conn));
+    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", name);
+    exec_on(conn, sql);
+    snprintf(sql, sizeof(sql), "CREATE DATABASE \"%s\"", name);
+    exec_on(conn, sql);
+    PQfinish(conn);
+}
+
+void testdb_setup(const char *name, usher_config *cfg)
+{
+    char errbuf[512];
+    char *admin_url;
+    usher_store *st;
+    usher_err err;
+
+    err = usher_config_load(cfg, usher_config_default_path(), errbuf, sizeof(errbuf));
+    cr_assert_eq(err, USHER_OK, "config: %s", errbuf);
+    admin_url = url_with_database(cfg->database_url, "postgres");
+    recreate_database(admin_url, name);
+    free(admin_url);
+    admin_url = url_with_database(cfg->database_url, name);
+    free(cfg->database_url);
+    cfg->database_url = admin_url;
+    st = testdb_store(cfg);
+    err = usher_migrate(st, usher_migrate_default_dir(), NULL);
+    cr_assert_eq(err, USHER_OK, "migrate: %s", usher_store_errstr(st));
+    err = usher_queues_sync(st);
+    cr_assert_eq(err, USHER_OK, "queues: %s", usher_store_errstr(st));
+    usher_store_free(st);
+}
+
+usher_store *testdb_store(const usher_config *cfg)
+{
+    char errbuf[512];
+    usher_store *st = NULL;
+    usher_err err = usher_store_open(cfg, &st, errbuf, sizeof(errbuf));
+
+    cr_assert_eq(err, USHER_OK, "%s", errbuf);
+    return st;
+}
+
+void testdb_exec(usher_store *st, const char *sql)
+{
+    usher_err err = usher_store_command(st, sql);
+
+    cr_assert_eq(err, USHER_OK, "%s: %s", sql, usher_store_errstr(st));
+}
+
+void testdb_reset(usher_store *st)
+{
+    testdb_exec(st, "TRUNCATE usher_jobs, usher_queue_stats");
+    testdb_exec(st, "UPDATE usher_queues SET paused = false, paused_at = NULL");
+}
+
+long long testdb_scalar(usher_store *st, const char *sql)
+{
+    PGresult *res;
+    long long value;
+    usher_err err = usher_store_exec(st, sql, 0, NULL, &res);
+
+    cr_assert_eq(err, USHER_OK, "%s: %s", sql, usher_store_errstr(st));
+    cr_assert_eq(PQntuples(res), 1, "%s returned %d rows", sql, PQntuples(res));
+    value = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return value;
+}
+
+long long testdb_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
