@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Usher needs to build, test and run, if any is
+# missing. Quick and silent-ish when everything is already there; needs root
+# only when something has to be installed.
+set -euo pipefail
+
+# One list: add packages here.
+PACKAGES=(
+    build-essential cmake pkg-config git clang-format valgrind
+    postgresql-15 postgresql-client-15 redis-server python3-aiosmtpd
+    libpq-dev libevent-dev libhiredis-dev libjansson-dev libinih-dev
+    libsodium-dev libcriterion-dev libsystemd-dev libcurl4-openssl-dev
+)
+
+missing_packages() {
+    local pkg status
+    for pkg in "${PACKAGES[@]}"; do
+        status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
+        if [[ "$status" != installed ]]; then
+            printf '%s\n' "$pkg"
+        fi
+    done
+}
+
+main() {
+    local missing
+    mapfile -t missing < <(missing_packages)
+    if ((${#missing[@]} == 0)); then
+        echo "install-deps: all ${#PACKAGES[@]} packages present"
+        return 0
+    fi
+    echo "install-deps: missing: ${missing[*]}"
+    if ((EUID != 0)); then
+        echo "install-deps: error: run as root to install them (or install them yourself):" >&2
+        echo "  apt-get install --no-install-recommends ${missing[*]}" >&2
+        return 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update </dev/null
+    apt-get install -y --no-install-recommends "${missing[@]}" </dev/null
+    mapfile -t missing < <(missing_packages)
+    if ((${#missing[@]} != 0)); then
+        echo "install-deps: error: still missing after install: ${missing[*]}" >&2
+        return 1
+    fi
+    echo "install-deps: done"
+}
+
+main "$@"

@@ -1,0 +1,249 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run):
+#
+#   1 deps        scripts/install-deps.sh
+#   2 build       build/ with -Werror
+#   3 stack       scripts/stack.sh start (stopped again on exit unless
+#                 USHER_KEEP_STACK=1 or it was already running before)
+#   4 migrate     build/usherctl --config conf/usher.conf migrate
+#   5 ctest       every test in build/ (unit and integration), one at a time
+#   6 asan build  build-asan/ with -DUSHER_SANITIZE=ON (ASan + UBSan)
+#   7 asan ctest  every test in build-asan/, leak detection on
+#   8 valgrind    each unit test binary of build/ under valgrind
+#
+# Each phase prints a banner and its duration. The last line of output is
+# "N passed, N failed": tests counted from ctest's own summary (and one per
+# binary for valgrind), plus one failure for each phase that failed without
+# running tests (a broken build, a stack that would not start...).
+# Exits non-zero if anything failed. Logs go to $STATE/test-logs/.
+# Phases and the exit trap are called indirectly, which shellcheck cannot see.
+# shellcheck disable=SC2317
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+cd "$ROOT"
+
+STATE=${USHER_STATE_DIR:-$ROOT/.state}
+LOGS=$STATE/test-logs
+CONF=$ROOT/conf/usher.conf
+VALGRIND_TIMEOUT=${USHER_VALGRIND_TIMEOUT:-1800}
+
+PASSED=0
+FAILED=0
+SUMMARY=()
+STOP_STACK=0
+PHASE_NO=0
+PHASE_TOTAL=8
+
+# ---------------------------------------------------------------- plumbing
+
+banner() { printf '\n==================== %s ====================\n' "$*"; }
+
+fmt_secs() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
+
+stop_stack() {
+    if ((STOP_STACK)) && [[ "${USHER_KEEP_STACK:-0}" != 1 ]]; then
+        banner "stopping the stack"
+        scripts/stack.sh stop || true
+    fi
+    STOP_STACK=0
+}
+trap stop_stack EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# run_phase NAME FUNCTION [ARGS]: runs FUNCTION in a subshell with errexit
+# active, times it and records its result. Returns the function's status.
+run_phase() {
+    local name=$1 start rc secs
+    shift
+    PHASE_NO=$((PHASE_NO + 1))
+    banner "[$PHASE_NO/$PHASE_TOTAL] $name"
+    start=$(date +%s)
+    set +e
+    (
+        set -e
+        "$@"
+    )
+    rc=$?
+    set -e
+    secs=$(($(date +%s) - start))
+    if ((rc == 0)); then
+        echo "---- $name: ok ($(fmt_secs "$secs"))"
+        SUMMARY+=("$(printf '%-12s ok      %s' "$name" "$(fmt_secs "$secs")")")
+    else
+        echo "---- $name: FAILED, exit $rc ($(fmt_secs "$secs"))"
+        SUMMARY+=("$(printf '%-12s FAILED  %s' "$name" "$(fmt_secs "$secs")")")
+    fi
+    return "$rc"
+}
+
+skip_phase() {
+    PHASE_NO=$((PHASE_NO + 1))
+    banner "[$PHASE_NO/$PHASE_TOTAL] $1: skipped ($2)"
+    SUMMARY+=("$(printf '%-12s skipped (%s)' "$1" "$2")")
+}
+
+# count_ctest LOG RC: adds the counts of ctest's summary line in LOG.
+count_ctest() {
+    local line failed total
+    line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$1" | tail -n 1 || true)
+    if [[ "$line" =~ ([0-9]+)\ tests?\ failed\ out\ of\ ([0-9]+) ]]; then
+        failed=${BASH_REMATCH[1]}
+        total=${BASH_REMATCH[2]}
+        PASSED=$((PASSED + total - failed))
+        FAILED=$((FAILED + failed))
+        if ((failed == 0 && $2 != 0)); then
+            FAILED=$((FAILED + 1)) # ctest failed for another reason
+        fi
+    elif (($2 != 0)); then
+        FAILED=$((FAILED + 1)) # no summary: no tests, or ctest itself failed
+    fi
+}
+
+# ---------------------------------------------------------------- phases
+
+phase_deps() { scripts/install-deps.sh; }
+
+phase_build() { scripts/build.sh "$@"; }
+
+phase_stack() { scripts/stack.sh start; }
+
+phase_migrate() { build/usherctl --config "$CONF" migrate; }
+
+# phase_ctest DIR LOG [ENV...]
+phase_ctest() {
+    local dir=$1 log=$2
+    shift 2
+    env "$@" ctest --test-dir "$dir" --output-on-failure --no-tests=error -j1 2>&1 | tee "$log"
+}
+
+# Prints one line per unit test of build/: the working directory, then the
+# command, tab-separated, from ctest's JSON listing.
+unit_test_commands() {
+    ctest --test-dir build -L unit --show-only=json-v1 | /usr/bin/python3 -c '
+import json, sys
+for t in json.load(sys.stdin).get("tests", []):
+    props = {p["name"]: p["value"] for p in t.get("properties", [])}
+    wd = props.get("WORKING_DIRECTORY", sys.argv[1])
+    print("\t".join([t["name"], wd] + t["command"]))
+' "$ROOT/build"
+}
+
+# A valgrind log counts as an error when it holds more than warnings: Criterion
+# runs each test in a forked worker whose exit status it ignores once the test
+# has reported, so --error-exitcode alone would miss errors in the tests.
+valgrind_log_has_errors() {
+    grep -vE '^==[0-9]+==( *$| Warning: )' "$1" | grep -q .
+}
+
+# Writes "pass NAME" or "fail NAME" lines to $1.
+phase_valgrind() {
+    local results=$1 name wd vlogs rc f bad
+    local -a cmd
+    : >"$results"
+    while IFS=$'\t' read -r -a cmd; do
+        name=${cmd[0]}
+        wd=${cmd[1]}
+        cmd=("${cmd[@]:2}")
+        vlogs=$LOGS/valgrind/$name
+        rm -rf "$vlogs"
+        mkdir -p "$vlogs"
+        echo "-- $name"
+        rc=0
+        (cd "$wd" && timeout "$VALGRIND_TIMEOUT" valgrind --error-exitcode=1 --leak-check=full \
+            --errors-for-leak-kinds=definite --trace-children=yes -q \
+            --log-file="$vlogs/vg.%p.log" "${cmd[@]}") || rc=$?
+        bad=0
+        for f in "$vlogs"/vg.*.log; do
+            if [[ -e "$f" ]] && valgrind_log_has_errors "$f"; then
+                cat "$f"
+                bad=1
+            fi
+        done
+        if ((rc != 0 || bad)); then
+            echo "-- $name: FAILED (exit $rc, valgrind errors: $bad; logs in $vlogs)"
+            echo "fail $name" >>"$results"
+        else
+            echo "-- $name: ok"
+            echo "pass $name" >>"$results"
+        fi
+    done < <(unit_test_commands)
+    [[ -s "$results" ]] || {
+        echo "no unit tests found"
+        return 1
+    }
+    ! grep -q '^fail ' "$results"
+}
+
+count_valgrind() {
+    local n
+    n=$(grep -c '^pass ' "$1" || true)
+    PASSED=$((PASSED + n))
+    n=$(grep -c '^fail ' "$1" || true)
+    FAILED=$((FAILED + n))
+    if (($2 != 0 && n == 0)); then
+        FAILED=$((FAILED + 1))
+    fi
+}
+
+# ---------------------------------------------------------------- main
+
+finish() {
+    stop_stack
+    banner "summary"
+    printf '%s\n' "${SUMMARY[@]}"
+    echo "logs: $LOGS"
+    echo "$PASSED passed, $FAILED failed"
+    if ((FAILED > 0)); then
+        exit 1
+    fi
+    exit 0
+}
+
+main() {
+    local rc
+    rm -rf "$LOGS"
+    mkdir -p "$LOGS"
+
+    run_phase deps phase_deps || {
+        FAILED=$((FAILED + 1))
+        finish
+    }
+    run_phase build phase_build build || {
+        FAILED=$((FAILED + 1))
+        finish
+    }
+    if ! scripts/stack.sh status >/dev/null 2>&1; then
+        STOP_STACK=1
+    fi
+    run_phase stack phase_stack || {
+        FAILED=$((FAILED + 1))
+        finish
+    }
+    eval "$(scripts/stack.sh env)"
+    run_phase migrate phase_migrate || FAILED=$((FAILED + 1))
+
+    rc=0
+    run_phase ctest phase_ctest build "$LOGS/ctest.log" || rc=$?
+    count_ctest "$LOGS/ctest.log" "$rc"
+
+    if run_phase "asan build" phase_build build-asan -DUSHER_SANITIZE=ON; then
+        rc=0
+        run_phase "asan ctest" phase_ctest build-asan "$LOGS/ctest-asan.log" \
+            ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 || rc=$?
+        count_ctest "$LOGS/ctest-asan.log" "$rc"
+    else
+        FAILED=$((FAILED + 1))
+        skip_phase "asan ctest" "asan build failed"
+    fi
+
+    rc=0
+    run_phase valgrind phase_valgrind "$LOGS/valgrind.results" || rc=$?
+    count_valgrind "$LOGS/valgrind.results" "$rc"
+
+    finish
+}
+
+main "$@"

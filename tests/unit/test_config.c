@@ -1,0 +1,641 @@
+/*
+ * Tests of engine/config.c: the built-in defaults, the shipped
+ * conf/usher.conf, inheritance from [defaults], environment overrides, and
+ * every refusal with its exact "FILE:LINE: reason". Each test writes the
+ * configuration it needs into a mkstemp file, so the text and the line
+ * numbers it expects sit side by side; the suite's fini removes the file.
+ */
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+#define SHIPPED_CONF USHER_SOURCE_DIR "/conf/usher.conf"
+
+static char conf_path[64];
+
+static void clear_env(void)
+{
+    unsetenv("USHER_DATABASE_URL");
+    unsetenv("USHER_REDIS_URL");
+    unsetenv("USHER_SMTP_URL");
+    unsetenv("USHER_CONFIG");
+}
+
+static void cleanup(void)
+{
+    if (conf_path[0] != '\0')
+        unlink(conf_path);
+    conf_path[0] = '\0';
+    clear_env();
+}
+
+TestSuite(config, .init = clear_env, .fini = cleanup);
+
+/* Writes text to a fresh temporary file; its name is left in conf_path. */
+static void write_conf(const char *text)
+{
+    size_t len = strlen(text);
+    int fd;
+
+    snprintf(conf_path, sizeof(conf_path), "/tmp/usher-test-config-XXXXXX");
+    fd = mkstemp(conf_path);
+    cr_assert_geq(fd, 0, "mkstemp failed");
+    cr_assert_eq(write(fd, text, len), (ssize_t)len);
+    cr_assert_eq(close(fd), 0);
+}
+
+static void load_ok(usher_config *cfg, const char *text)
+{
+    char err[512];
+    usher_err rc;
+
+    write_conf(text);
+    rc = usher_config_load(cfg, conf_path, err, sizeof(err));
+    cr_assert_eq(rc, USHER_OK, "load failed: %s", err);
+}
+
+static void assert_empty(const usher_config *cfg)
+{
+    cr_assert_null(cfg->path);
+    cr_assert_null(cfg->database_url);
+    cr_assert_null(cfg->redis_url);
+    cr_assert_null(cfg->smtp_url);
+    cr_assert_null(cfg->queues);
+    cr_assert_null(cfg->kinds);
+    cr_assert_eq(cfg->nqueues, 0);
+    cr_assert_eq(cfg->nkinds, 0);
+    cr_assert_eq(cfg->payload_max_bytes, 0);
+}
+
+/* Loading text fails with exactly "PATH:line: reason" and leaves cfg empty. */
+static void expect_refusal(const char *text, int line, const char *reason)
+{
+    usher_config cfg;
+    char err[512], expected[512];
+
+    memset(&cfg, 0xab, sizeof(cfg)); /* whatever was there must not survive */
+    write_conf(text);
+    cr_assert_eq(usher_config_load(&cfg, conf_path, err, sizeof(err)), USHER_ERR_CONFIG,
+                 "accepted:\n%s", text);
+    snprintf(expected, sizeof(expected), "%s:%d: %s", conf_path, line, reason);
+    cr_assert_str_eq(err, expected);
+    assert_empty(&cfg);
+}
+
+/* ---- defaults and the shipped file --------------------------------------- */
+
+Test(config, without_a_file_gives_the_builtin_defaults)
+{
+    usher_config cfg;
+    char err[256] = "untouched";
+
+    cr_assert_eq(usher_config_load(&cfg, NULL, err, sizeof(err)), USHER_OK);
+    cr_assert_str_empty(err);
+    cr_assert_null(cfg.path);
+    cr_assert_str_eq(cfg.database_url, "postgresql://postgres@127.0.0.1:55432/usher");
+    cr_assert_str_eq(cfg.redis_url, "redis://127.0.0.1:56379/0");
+    cr_assert_str_eq(cfg.smtp_url, "smtp://127.0.0.1:52525");
+    cr_assert_eq(cfg.log_level, 6);
+    cr_assert_eq(cfg.payload_max_bytes, 65536);
+    cr_assert_eq(cfg.notify_debounce_ms, 2);
+    cr_assert_eq(cfg.poll_interval_ms, 1000);
+    cr_assert_eq(cfg.lease_grace_ms, 30000);
+    cr_assert_eq(cfg.dead_retention_hours, 336);
+    cr_assert_eq(cfg.stats_retention_hours, 48);
+    cr_assert_str_empty(cfg.defaults.name);
+    cr_assert_str_empty(cfg.defaults.queue);
+    cr_assert_eq(cfg.defaults.priority, 1);
+    cr_assert_eq(cfg.defaults.max_attempts, 20);
+    cr_assert_eq(cfg.defaults.timeout_ms, 60000);
+    cr_assert_eq(cfg.defaults.backoff_base_ms, 1000);
+    cr_assert_eq(cfg.defaults.backoff_cap_ms, 3600000);
+    cr_assert_eq(cfg.nqueues, 0);
+    cr_assert_eq(cfg.nkinds, 0);
+    usher_config_free(&cfg);
+}
+
+Test(config, unknown_kind_gets_the_defaults_and_unknown_queue_gets_null)
+{
+    usher_config cfg;
+
+    cr_assert_eq(usher_config_load(&cfg, NULL, NULL, 0), USHER_OK);
+    cr_assert_eq(usher_config_kind(&cfg, "email.send"), &cfg.defaults);
+    cr_assert_eq(usher_config_kind(&cfg, NULL), &cfg.defaults);
+    cr_assert_null(usher_config_queue(&cfg, "email"));
+    usher_config_free(&cfg);
+}
+
+static void assert_kind(const usher_config *cfg, const char *name, const char *queue, int priority,
+                        int max_attempts, int timeout_ms, int base_ms, int cap_ms)
+{
+    const usher_kind_conf *k = usher_config_kind(cfg, name);
+
+    cr_assert_neq(k, &cfg->defaults, "kind %s is not configured", name);
+    cr_assert_str_eq(k->name, name);
+    cr_assert_str_eq(k->queue, queue, "kind %s", name);
+    cr_assert_eq(k->priority, priority, "kind %s", name);
+    cr_assert_eq(k->max_attempts, max_attempts, "kind %s", name);
+    cr_assert_eq(k->timeout_ms, timeout_ms, "kind %s", name);
+    cr_assert_eq(k->backoff_base_ms, base_ms, "kind %s", name);
+    cr_assert_eq(k->backoff_cap_ms, cap_ms, "kind %s", name);
+}
+
+static void assert_pool(const usher_config *cfg, const char *queue, const char *pool)
+{
+    const usher_queue_conf *q = usher_config_queue(cfg, queue);
+
+    cr_assert_not_null(q, "queue %s is not declared", queue);
+    cr_assert_str_eq(q->pool, pool, "queue %s", queue);
+}
+
+Test(config, shipped_file_loads_with_the_seed_priorities)
+{
+    usher_config cfg;
+    char err[512];
+
+    cr_assert_eq(usher_config_load(&cfg, SHIPPED_CONF, err, sizeof(err)), USHER_OK, "%s", err);
+    cr_assert_str_eq(cfg.path, SHIPPED_CONF);
+    cr_assert_eq(cfg.nkinds, 11);
+    assert_kind(&cfg, "notify.webhook", "notifications", 0, 25, 30000, 1000, 3600000);
+    assert_kind(&cfg, "notify.inbox", "notifications", 0, 25, 30000, 1000, 3600000);
+    assert_kind(&cfg, "email.send", "email", 1, 20, 60000, 5000, 3600000);
+    assert_kind(&cfg, "pdf.ticket", "pdf", 1, 20, 60000, 1000, 3600000);
+    assert_kind(&cfg, "pdf.badge", "pdf", 1, 20, 60000, 1000, 3600000);
+    assert_kind(&cfg, "index.document", "index", 1, 20, 60000, 1000, 3600000);
+    assert_kind(&cfg, "report.attendees", "reports", 2, 5, 600000, 1000, 3600000);
+    assert_kind(&cfg, "report.checkins", "reports", 2, 5, 600000, 1000, 3600000);
+    assert_kind(&cfg, "analytics.rollup", "analytics", 2, 20, 60000, 1000, 3600000);
+    assert_kind(&cfg, "test.noop", "default", 1, 20, 60000, 1000, 3600000);
+    assert_kind(&cfg, "test.fail", "default", 1, 20, 60000, 1000, 3600000);
+    usher_config_free(&cfg);
+}
+
+Test(config, shipped_file_declares_the_seed_queues_on_their_pools)
+{
+    usher_config cfg;
+    char err[512];
+
+    cr_assert_eq(usher_config_load(&cfg, SHIPPED_CONF, err, sizeof(err)), USHER_OK, "%s", err);
+    cr_assert_eq(cfg.nqueues, 8);
+    assert_pool(&cfg, "notifications", "realtime");
+    assert_pool(&cfg, "email", "standard");
+    assert_pool(&cfg, "pdf", "standard");
+    assert_pool(&cfg, "index", "standard");
+    assert_pool(&cfg, "reports", "batch");
+    assert_pool(&cfg, "analytics", "batch");
+    assert_pool(&cfg, "media", "batch");
+    assert_pool(&cfg, "default", "standard");
+    usher_config_free(&cfg);
+}
+
+Test(config, shipped_file_repeats_the_builtin_defaults)
+{
+    usher_config shipped, builtin;
+
+    cr_assert_eq(usher_config_load(&shipped, SHIPPED_CONF, NULL, 0), USHER_OK);
+    cr_assert_eq(usher_config_load(&builtin, NULL, NULL, 0), USHER_OK);
+    cr_assert_str_eq(shipped.database_url, builtin.database_url);
+    cr_assert_str_eq(shipped.redis_url, builtin.redis_url);
+    cr_assert_str_eq(shipped.smtp_url, builtin.smtp_url);
+    cr_assert_eq(shipped.log_level, builtin.log_level);
+    cr_assert_eq(shipped.payload_max_bytes, builtin.payload_max_bytes);
+    cr_assert_eq(shipped.notify_debounce_ms, builtin.notify_debounce_ms);
+    cr_assert_eq(shipped.poll_interval_ms, builtin.poll_interval_ms);
+    cr_assert_eq(shipped.lease_grace_ms, builtin.lease_grace_ms);
+    cr_assert_eq(shipped.dead_retention_hours, builtin.dead_retention_hours);
+    cr_assert_eq(shipped.stats_retention_hours, builtin.stats_retention_hours);
+    cr_assert_eq(memcmp(&shipped.defaults, &builtin.defaults, sizeof(shipped.defaults)), 0);
+    usher_config_free(&shipped);
+    usher_config_free(&builtin);
+}
+
+/* ---- values from a file ---------------------------------------------------- */
+
+Test(config, file_values_replace_the_defaults)
+{
+    usher_config cfg;
+
+    load_ok(&cfg, "; a comment\n"
+                  "[database]\n"
+                  "url = postgresql://u:p@db.example:5432/usher?sslmode=require\n"
+                  "[log]\n"
+                  "level = debug\n"
+                  "[engine]\n"
+                  "payload_max_bytes = 64\n"
+                  "notify_debounce_ms = 0\n"
+                  "poll_interval_ms = 600000\n"
+                  "lease_grace_ms = 0 ; inline comment\n"
+                  "dead_retention_hours = 87600\n"
+                  "stats_retention_hours = 1\n");
+    cr_assert_str_eq(cfg.path, conf_path);
+    cr_assert_str_eq(cfg.database_url, "postgresql://u:p@db.example:5432/usher?sslmode=require");
+    cr_assert_str_eq(cfg.redis_url, "redis://127.0.0.1:56379/0");
+    cr_assert_eq(cfg.log_level, 7);
+    cr_assert_eq(cfg.payload_max_bytes, 64);
+    cr_assert_eq(cfg.notify_debounce_ms, 0);
+    cr_assert_eq(cfg.poll_interval_ms, 600000);
+    cr_assert_eq(cfg.lease_grace_ms, 0);
+    cr_assert_eq(cfg.dead_retention_hours, 87600);
+    cr_assert_eq(cfg.stats_retention_hours, 1);
+    usher_config_free(&cfg);
+}
+
+Test(config, every_log_level_name_maps_to_its_syslog_number)
+{
+    static const char *const names[] = { "err", "warning", "notice", "info", "debug" };
+    char text[64];
+
+    for (int i = 0; i < 5; i++) {
+        usher_config cfg;
+
+        snprintf(text, sizeof(text), "[log]\nlevel = %s\n", names[i]);
+        load_ok(&cfg, text);
+        cr_assert_eq(cfg.log_level, 3 + i, "level %s", names[i]);
+        usher_config_free(&cfg);
+        unlink(conf_path);
+    }
+}
+
+Test(config, kind_inherits_defaults_even_when_defaults_come_later)
+{
+    usher_config cfg;
+
+    load_ok(&cfg, "[queue.mail]\n"
+                  "pool = standard\n"
+                  "[kind.mail.send]\n"
+                  "queue = mail\n"
+                  "timeout_ms = 5000\n"
+                  "[kind.bare]\n"
+                  "[defaults]\n"
+                  "priority = 2\n"
+                  "max_attempts = 7\n"
+                  "timeout_ms = 123\n"
+                  "backoff_base_ms = 10\n"
+                  "backoff_cap_ms = 20\n");
+    assert_kind(&cfg, "mail.send", "mail", 2, 7, 5000, 10, 20);
+    assert_kind(&cfg, "bare", "", 2, 7, 123, 10, 20);
+    cr_assert_eq(cfg.defaults.max_attempts, 7);
+    usher_config_free(&cfg);
+}
+
+Test(config, kind_keeps_its_own_values_over_defaults)
+{
+    usher_config cfg;
+
+    load_ok(&cfg, "[defaults]\n"
+                  "priority = 2\n"
+                  "[kind.fast]\n"
+                  "priority = 0\n"
+                  "max_attempts = 1\n"
+                  "timeout_ms = 1\n"
+                  "backoff_base_ms = 0\n"
+                  "backoff_cap_ms = 0\n");
+    assert_kind(&cfg, "fast", "", 0, 1, 1, 0, 0);
+    cr_assert_eq(cfg.defaults.priority, 2);
+    usher_config_free(&cfg);
+}
+
+Test(config, kind_name_of_63_characters_is_kept_whole)
+{
+    /* inih alone would cut "[kind.<63 chars>]" at 49 characters */
+    char name[64], text[256];
+    usher_config cfg;
+
+    memset(name, 'k', 63);
+    name[63] = '\0';
+    snprintf(text, sizeof(text), "[kind.%s]\npriority = 0\n", name);
+    load_ok(&cfg, text);
+    cr_assert_eq(cfg.nkinds, 1);
+    cr_assert_str_eq(cfg.kinds[0].name, name);
+    cr_assert_eq(usher_config_kind(&cfg, name)->priority, 0);
+    usher_config_free(&cfg);
+}
+
+Test(config, utf8_byte_order_mark_and_empty_known_sections_are_accepted)
+{
+    usher_config cfg;
+
+    load_ok(&cfg, "\xEF\xBB\xBF[engine]\n"
+                  "poll_interval_ms = 10\n"
+                  "[redis]\n"
+                  "\n"
+                  "  # an indented comment\n");
+    cr_assert_eq(cfg.poll_interval_ms, 10);
+    usher_config_free(&cfg);
+}
+
+/* ---- environment --------------------------------------------------------- */
+
+Test(config, env_overrides_beat_the_file)
+{
+    usher_config cfg;
+
+    cr_assert_eq(setenv("USHER_DATABASE_URL", "postgresql://env/db", 1), 0);
+    cr_assert_eq(setenv("USHER_REDIS_URL", "redis://env:6379/3", 1), 0);
+    cr_assert_eq(setenv("USHER_SMTP_URL", "smtp://env:25", 1), 0);
+    load_ok(&cfg, "[database]\nurl = postgresql://file/db\n"
+                  "[redis]\nurl = redis://file:6379/0\n"
+                  "[smtp]\nurl = smtp://file:25\n");
+    cr_assert_str_eq(cfg.database_url, "postgresql://env/db");
+    cr_assert_str_eq(cfg.redis_url, "redis://env:6379/3");
+    cr_assert_str_eq(cfg.smtp_url, "smtp://env:25");
+    usher_config_free(&cfg);
+}
+
+Test(config, empty_env_value_leaves_the_file_value)
+{
+    usher_config cfg;
+
+    cr_assert_eq(setenv("USHER_DATABASE_URL", "", 1), 0);
+    load_ok(&cfg, "[database]\nurl = postgresql://file/db\n");
+    cr_assert_str_eq(cfg.database_url, "postgresql://file/db");
+    usher_config_free(&cfg);
+}
+
+Test(config, env_overrides_apply_without_a_file)
+{
+    usher_config cfg;
+
+    cr_assert_eq(setenv("USHER_SMTP_URL", "smtp://mail.example:587", 1), 0);
+    cr_assert_eq(usher_config_load(&cfg, NULL, NULL, 0), USHER_OK);
+    cr_assert_str_eq(cfg.smtp_url, "smtp://mail.example:587");
+    cr_assert_str_eq(cfg.database_url, "postgresql://postgres@127.0.0.1:55432/usher");
+    usher_config_free(&cfg);
+}
+
+Test(config, default_path_prefers_usher_config_then_the_source_tree)
+{
+    cr_assert_str_eq(usher_config_default_path(), USHER_SOURCE_DIR "/conf/usher.conf");
+    cr_assert_eq(setenv("USHER_CONFIG", "", 1), 0);
+    cr_assert_str_eq(usher_config_default_path(), USHER_SOURCE_DIR "/conf/usher.conf");
+    cr_assert_eq(setenv("USHER_CONFIG", "/etc/usher/usher.conf", 1), 0);
+    cr_assert_str_eq(usher_config_default_path(), "/etc/usher/usher.conf");
+}
+
+/* ---- refusals ------------------------------------------------------------ */
+
+Test(config, rejects_unknown_section_with_file_and_line)
+{
+    expect_refusal("[engine]\npoll_interval_ms = 50\n\n[bogus]\nx = 1\n", 4,
+                   "unknown section [bogus]");
+}
+
+Test(config, rejects_unknown_section_even_without_keys)
+{
+    expect_refusal("[engine]\n[bogus]\n", 2, "unknown section [bogus]");
+}
+
+Test(config, rejects_section_name_with_spaces_inside_the_brackets)
+{
+    expect_refusal("[ engine ]\n", 1, "unknown section [ engine ]");
+}
+
+Test(config, rejects_unknown_key_with_file_and_line)
+{
+    expect_refusal("[engine]\npoll_interval_ms = 50\ncolour = blue\n", 3,
+                   "unknown key 'colour' in [engine]");
+}
+
+Test(config, rejects_unknown_key_in_a_kind_and_in_a_queue)
+{
+    expect_refusal("[kind.a]\npool = x\n", 2, "unknown key 'pool' in [kind.a]");
+    unlink(conf_path);
+    expect_refusal("[queue.a]\npool = x\npriority = 1\n", 3, "unknown key 'priority' in [queue.a]");
+}
+
+Test(config, rejects_key_outside_any_section)
+{
+    expect_refusal("# comment\nurl = x\n", 2, "key 'url' outside any section");
+}
+
+Test(config, rejects_non_integer_values)
+{
+    expect_refusal("[engine]\npoll_interval_ms = fast\n", 2,
+                   "[engine] poll_interval_ms: 'fast' is not an integer");
+    unlink(conf_path);
+    expect_refusal("[engine]\n\npoll_interval_ms = 10ms\n", 3,
+                   "[engine] poll_interval_ms: '10ms' is not an integer");
+    unlink(conf_path);
+    expect_refusal("[defaults]\npriority =\n", 2, "[defaults] priority: '' is not an integer");
+    unlink(conf_path);
+    expect_refusal("[kind.k]\ntimeout_ms = 0x10\n", 2,
+                   "[kind.k] timeout_ms: '0x10' is not an integer");
+}
+
+Test(config, rejects_out_of_range_integers)
+{
+    expect_refusal("[defaults]\npriority = 3\n", 2,
+                   "[defaults] priority: 3 is out of range (0..2)");
+    unlink(conf_path);
+    expect_refusal("[kind.k]\npriority = -1\n", 2, "[kind.k] priority: -1 is out of range (0..2)");
+    unlink(conf_path);
+    expect_refusal("[kind.k]\nmax_attempts = 0\n", 2,
+                   "[kind.k] max_attempts: 0 is out of range (1..1000)");
+    unlink(conf_path);
+    expect_refusal("[defaults]\ntimeout_ms = 86400001\n", 2,
+                   "[defaults] timeout_ms: 86400001 is out of range (1..86400000)");
+    unlink(conf_path);
+    expect_refusal("[engine]\npayload_max_bytes = 63\n", 2,
+                   "[engine] payload_max_bytes: 63 is out of range (64..16777216)");
+    unlink(conf_path);
+    expect_refusal("[engine]\nnotify_debounce_ms = 10001\n", 2,
+                   "[engine] notify_debounce_ms: 10001 is out of range (0..10000)");
+    unlink(conf_path);
+    expect_refusal("[engine]\npoll_interval_ms = 9\n", 2,
+                   "[engine] poll_interval_ms: 9 is out of range (10..600000)");
+    unlink(conf_path);
+    expect_refusal("[engine]\nlease_grace_ms = 3600001\n", 2,
+                   "[engine] lease_grace_ms: 3600001 is out of range (0..3600000)");
+    unlink(conf_path);
+    expect_refusal("[engine]\ndead_retention_hours = 0\n", 2,
+                   "[engine] dead_retention_hours: 0 is out of range (1..87600)");
+    unlink(conf_path);
+    expect_refusal("[engine]\nstats_retention_hours = 87601\n", 2,
+                   "[engine] stats_retention_hours: 87601 is out of range (1..87600)");
+    unlink(conf_path);
+    expect_refusal("[kind.k]\nbackoff_base_ms = -1\n", 2,
+                   "[kind.k] backoff_base_ms: -1 is out of range (0..86400000)");
+}
+
+Test(config, rejects_integers_that_overflow_long)
+{
+    expect_refusal("[engine]\npayload_max_bytes = 99999999999999999999999\n", 2,
+                   "[engine] payload_max_bytes: 99999999999999999999999 is out of range "
+                   "(64..16777216)");
+}
+
+Test(config, rejects_an_unknown_log_level)
+{
+    expect_refusal("[log]\nlevel = INFO\n", 2,
+                   "[log] level: 'INFO' is not one of err, warning, notice, info, debug");
+}
+
+Test(config, rejects_an_empty_url)
+{
+    expect_refusal("[redis]\nurl =\n", 2, "[redis] url: empty value");
+}
+
+Test(config, rejects_invalid_queue_and_kind_names)
+{
+    expect_refusal("[queue.Email]\npool = standard\n", 1,
+                   "invalid queue name 'Email' ([a-z0-9_.-], 1 to 63 characters)");
+    unlink(conf_path);
+    expect_refusal("[kind.]\n", 1, "invalid kind name '' ([a-z0-9_.-], 1 to 63 characters)");
+    unlink(conf_path);
+    expect_refusal("[kind.a/b]\n", 1, "invalid kind name 'a/b' ([a-z0-9_.-], 1 to 63 characters)");
+}
+
+Test(config, rejects_invalid_names_as_values)
+{
+    expect_refusal("[queue.q]\npool = Big Pool\n", 2,
+                   "[queue.q] pool: 'Big Pool' is not a valid name ([a-z0-9_.-], 1 to 63 "
+                   "characters)");
+    unlink(conf_path);
+    expect_refusal("[kind.k]\nqueue = a/b\n", 2,
+                   "[kind.k] queue: 'a/b' is not a valid name ([a-z0-9_.-], 1 to 63 characters)");
+}
+
+Test(config, rejects_a_duplicate_queue_section)
+{
+    expect_refusal("[queue.email]\npool = standard\n\n[queue.email]\npool = batch\n", 4,
+                   "duplicate section [queue.email] (first on line 1)");
+}
+
+Test(config, rejects_a_duplicate_kind_section)
+{
+    expect_refusal("[kind.email.send]\n[kind.pdf]\n[kind.email.send]\n", 3,
+                   "duplicate section [kind.email.send] (first on line 1)");
+}
+
+Test(config, rejects_a_duplicate_fixed_section)
+{
+    expect_refusal("[engine]\n[log]\n[engine]\n", 3,
+                   "duplicate section [engine] (first on line 1)");
+}
+
+Test(config, rejects_a_key_set_twice)
+{
+    expect_refusal("[kind.k]\npriority = 0\npriority = 1\n", 3,
+                   "duplicate key 'priority' in [kind.k] (first set on line 2)");
+}
+
+Test(config, rejects_a_kind_naming_an_undeclared_queue_at_the_queue_key)
+{
+    expect_refusal("[queue.email]\npool = standard\n[kind.pdf.ticket]\npriority = 1\nqueue = pdf\n",
+                   5, "kind 'pdf.ticket' names undeclared queue 'pdf'");
+}
+
+Test(config, rejects_backoff_cap_below_base_at_the_kind_section)
+{
+    expect_refusal("[kind.a]\n[kind.b]\nbackoff_base_ms = 500\nbackoff_cap_ms = 499\n", 2,
+                   "[kind.b] backoff_cap_ms (499) is less than backoff_base_ms (500)");
+}
+
+Test(config, rejects_backoff_cap_below_an_inherited_base)
+{
+    expect_refusal("[kind.a]\nbackoff_cap_ms = 10\n[defaults]\nbackoff_base_ms = 20\n", 1,
+                   "[kind.a] backoff_cap_ms (10) is less than backoff_base_ms (20)");
+}
+
+Test(config, rejects_backoff_cap_below_base_in_defaults)
+{
+    expect_refusal("\n[defaults]\nbackoff_base_ms = 7200000\n", 2,
+                   "[defaults] backoff_cap_ms (3600000) is less than backoff_base_ms (7200000)");
+}
+
+Test(config, rejects_a_queue_without_a_pool)
+{
+    expect_refusal("[queue.a]\npool = p\n[queue.b]\n", 3, "[queue.b] has no pool");
+}
+
+Test(config, rejects_a_line_that_is_not_key_value)
+{
+    expect_refusal("[engine]\npoll_interval_ms 100\n", 2, "expected 'key = value' or '[section]'");
+}
+
+Test(config, rejects_an_unclosed_section)
+{
+    expect_refusal("[engine\n", 1, "expected ']' to close the section name");
+}
+
+Test(config, rejects_an_indented_continuation_line)
+{
+    expect_refusal("[database]\nurl = postgresql://a/b\n  ?sslmode=require\n", 3,
+                   "indented line (inih would append it to the value above)");
+}
+
+Test(config, rejects_a_line_too_long_for_inih)
+{
+    char text[512];
+
+    snprintf(text, sizeof(text), "[database]\nurl = postgresql://%0250d\n", 0);
+    expect_refusal(text, 2,
+                   "line longer than 199 characters (long URLs can come from USHER_*_URL)");
+}
+
+Test(config, reports_the_first_error_in_the_file)
+{
+    expect_refusal("[engine]\nnot a pair\ncolour = blue\n", 2,
+                   "expected 'key = value' or '[section]'");
+    unlink(conf_path);
+    expect_refusal("[engine]\ncolour = blue\nnot a pair\n", 2, "unknown key 'colour' in [engine]");
+}
+
+Test(config, missing_file_is_refused_with_the_reason)
+{
+    usher_config cfg;
+    char err[256];
+
+    memset(&cfg, 0xab, sizeof(cfg));
+    cr_assert_eq(usher_config_load(&cfg, "/nonexistent/usher.conf", err, sizeof(err)),
+                 USHER_ERR_CONFIG);
+    cr_assert_str_eq(err, "/nonexistent/usher.conf: cannot open: No such file or directory");
+    assert_empty(&cfg);
+}
+
+Test(config, refusal_without_an_error_buffer_does_not_crash)
+{
+    usher_config cfg;
+    char tiny[8];
+
+    cr_assert_eq(usher_config_load(&cfg, "/nonexistent/usher.conf", NULL, 0), USHER_ERR_CONFIG);
+    cr_assert_eq(usher_config_load(&cfg, "/nonexistent/usher.conf", tiny, sizeof(tiny)),
+                 USHER_ERR_CONFIG);
+    cr_assert_str_eq(tiny, "/nonexi");
+    usher_config_free(&cfg);
+    usher_config_free(NULL);
+}
+
+/* ---- names --------------------------------------------------------------- */
+
+Test(config, valid_name_accepts_lowercase_digits_and_punctuation)
+{
+    char name[65];
+
+    cr_assert(usher_config_valid_name("a"));
+    cr_assert(usher_config_valid_name("email.send"));
+    cr_assert(usher_config_valid_name("report_v2-final.0"));
+    memset(name, 'a', 63);
+    name[63] = '\0';
+    cr_assert(usher_config_valid_name(name), "63 characters is the maximum");
+}
+
+Test(config, valid_name_refuses_empty_long_uppercase_and_slash)
+{
+    char name[65];
+
+    cr_assert_not(usher_config_valid_name(NULL));
+    cr_assert_not(usher_config_valid_name(""));
+    memset(name, 'a', 64);
+    name[64] = '\0';
+    cr_assert_not(usher_config_valid_name(name), "64 characters is one too many");
+    cr_assert_not(usher_config_valid_name("Email"));
+    cr_assert_not(usher_config_valid_name("a/b"));
+    cr_assert_not(usher_config_valid_name("a b"));
+    cr_assert_not(usher_config_valid_name("caf\xc3\xa9"));
+}
