@@ -18,21 +18,21 @@
  * $1 state, $2 queue, $3 kind, $4 error text, $5 since, $6 until,
  * $7 before id, $8 limit, $9 exactly this id
  */
-#define FILTER_WHERE                                                                              \
-    " ($1::usher_job_state IS NULL OR state = $1::usher_job_state)"                               \
-    " AND ($2::text IS NULL OR queue = $2) AND ($3::text IS NULL OR kind = $3)"                   \
-    " AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM jsonb_array_elements(errors) e"              \
-    "      WHERE strpos(lower(e->>'error'), lower($4)) > 0))"                                     \
-    " AND ($5::int8 IS NULL OR coalesce(finished_at, created_at)"                                 \
-    "      >= 'epoch'::timestamptz + $5::int8 * interval '1 microsecond')"                        \
-    " AND ($6::int8 IS NULL OR coalesce(finished_at, created_at)"                                 \
-    "      < 'epoch'::timestamptz + $6::int8 * interval '1 microsecond')"                         \
+#define FILTER_WHERE                                                                 \
+    " ($1::usher_job_state IS NULL OR state = $1::usher_job_state)"                  \
+    " AND ($2::text IS NULL OR queue = $2) AND ($3::text IS NULL OR kind = $3)"      \
+    " AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM jsonb_array_elements(errors) e" \
+    "      WHERE strpos(lower(e->>'error'), lower($4)) > 0))"                        \
+    " AND ($5::int8 IS NULL OR coalesce(finished_at, created_at)"                    \
+    "      >= 'epoch'::timestamptz + $5::int8 * interval '1 microsecond')"           \
+    " AND ($6::int8 IS NULL OR coalesce(finished_at, created_at)"                    \
+    "      < 'epoch'::timestamptz + $6::int8 * interval '1 microsecond')"            \
     " AND ($7::int8 IS NULL OR id < $7::int8) AND ($9::int8 IS NULL OR id = $9::int8)"
 
-#define JOB_FIELDS                                                                                \
-    "'id', id, 'queue', queue, 'kind', kind, 'priority', priority, 'state', state,"               \
-    " 'attempt', attempt, 'max_attempts', max_attempts, 'timeout_ms', timeout_ms,"                \
-    " 'run_at', run_at, 'created_at', created_at, 'finished_at', finished_at,"                    \
+#define JOB_FIELDS                                                                  \
+    "'id', id, 'queue', queue, 'kind', kind, 'priority', priority, 'state', state," \
+    " 'attempt', attempt, 'max_attempts', max_attempts, 'timeout_ms', timeout_ms,"  \
+    " 'run_at', run_at, 'created_at', created_at, 'finished_at', finished_at,"      \
     " 'locked_by', locked_by, 'locked_until', locked_until, 'unique_key', unique_key"
 
 static const char list_sql[] =

@@ -14,7 +14,7 @@
 
 /* Which jobs an operation applies to. NULL or 0 fields do not filter. */
 typedef struct usher_job_filter {
-    const char *state;      /* available, running, dead, cancelled */
+    const char *state; /* available, running, dead, cancelled */
     const char *queue;
     const char *kind;
     const char *error_text; /* substring of any attempt's error, case-insensitive */

@@ -162,8 +162,8 @@ static usher_err run_on_ids(usher_store *st, const char *sql, const int64_t *ids
     usher_buf_release(&b);
     /* A SELECT count(*) reports its count as a value, an UPDATE as rows affected. */
     if (err == USHER_OK && count != NULL) {
-        const char *value = PQntuples(res) == 1 && PQnfields(res) == 1 ? PQgetvalue(res, 0, 0)
-                                                                         : PQcmdTuples(res);
+        const char *value =
+            PQntuples(res) == 1 && PQnfields(res) == 1 ? PQgetvalue(res, 0, 0) : PQcmdTuples(res);
         *count = (size_t)strtoull(value, NULL, 10);
     }
     PQclear(res);
@@ -193,8 +193,8 @@ usher_err usher_complete(usher_store *st, const char *worker, const int64_t *ids
     return run_on_ids(st, complete_sql, ids, n, worker, NULL, completed);
 }
 
-usher_err usher_fail(usher_store *st, const char *worker, const usher_job_result *results,
-                     size_t n, size_t *updated)
+usher_err usher_fail(usher_store *st, const char *worker, const usher_job_result *results, size_t n,
+                     size_t *updated)
 {
     return usher_fate_apply(st, worker, results, n, updated);
 }

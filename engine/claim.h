@@ -43,7 +43,7 @@ usher_err usher_complete(usher_store *st, const char *worker, const int64_t *ids
  * a retry after backoff and the dead-letter queue; the error is appended
  * to the job's history. *updated (may be NULL) as for usher_complete.
  */
-usher_err usher_fail(usher_store *st, const char *worker, const usher_job_result *results,
-                     size_t n, size_t *updated);
+usher_err usher_fail(usher_store *st, const char *worker, const usher_job_result *results, size_t n,
+                     size_t *updated);
 
 #endif

@@ -18,7 +18,8 @@
  */
 int usher_cli_load_config(const char *program, int *argc, char **argv, usher_config *cfg);
 
-/* Parses "2026-11-27T18:00:00Z", "...+02:00", "2026-11-27" or "@UNIXSECONDS" to µs since the epoch. */
+/* Parses "2026-11-27T18:00:00Z", "...+02:00", "2026-11-27" or "@UNIXSECONDS" to µs since the epoch.
+ */
 int usher_cli_parse_time(const char *text, int64_t *us);
 
 #endif

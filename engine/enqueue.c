@@ -42,9 +42,8 @@ static const char insert_sql[] =
     " wake AS (SELECT count(pg_notify('usher:' || q, '')) AS n FROM unnest($10::text[]) q)"
     " SELECT id, queue, unique_key FROM ins, wake";
 
-static const char lookup_sql[] =
-    "SELECT id FROM usher_jobs WHERE queue = $1 AND unique_key = $2"
-    " AND state IN ('available', 'running')";
+static const char lookup_sql[] = "SELECT id FROM usher_jobs WHERE queue = $1 AND unique_key = $2"
+                                 " AND state IN ('available', 'running')";
 
 /* The columns of insert_sql's input, as array literals. */
 typedef struct columns {
@@ -74,10 +73,10 @@ static usher_err check_job(usher_store *st, const usher_enqueue_opts *job, size_
         job->delay_ms < 0 || job->run_at_us < 0)
         return usher_store_fail(st, USHER_ERR_INVALID,
                                 "job %zu: max_attempts, timeout and delay must be positive", i);
-    if (job->unique_key != NULL && (job->unique_key[0] == '\0' ||
-                                    strlen(job->unique_key) > UNIQUE_KEY_MAX))
-        return usher_store_fail(st, USHER_ERR_INVALID, "job %zu: unique key must be 1..%d bytes",
-                                i, UNIQUE_KEY_MAX);
+    if (job->unique_key != NULL &&
+        (job->unique_key[0] == '\0' || strlen(job->unique_key) > UNIQUE_KEY_MAX))
+        return usher_store_fail(st, USHER_ERR_INVALID, "job %zu: unique key must be 1..%d bytes", i,
+                                UNIQUE_KEY_MAX);
     err = usher_payload_check(job->payload != NULL ? job->payload : "{}",
                               (size_t)cfg->payload_max_bytes, why, sizeof(why));
     if (err != USHER_OK)
@@ -96,8 +95,8 @@ static void add_row(columns *c, const usher_config *cfg, const usher_enqueue_opt
     usher_buf_array_text(&c->kind, job->kind);
     usher_buf_array_int(&c->priority, job->priority_set ? job->priority : kind->priority);
     usher_buf_array_text(&c->payload, job->payload != NULL ? job->payload : "{}");
-    usher_buf_array_int(&c->max_attempts, job->max_attempts ? job->max_attempts
-                                                            : kind->max_attempts);
+    usher_buf_array_int(&c->max_attempts,
+                        job->max_attempts ? job->max_attempts : kind->max_attempts);
     usher_buf_array_int(&c->timeout_ms, job->timeout_ms ? job->timeout_ms : kind->timeout_ms);
     if (job->run_at_us > 0)
         usher_buf_array_int(&c->run_at_us, job->run_at_us);
@@ -108,8 +107,7 @@ static void add_row(columns *c, const usher_config *cfg, const usher_enqueue_opt
 }
 
 /* Queues of the batch that get a NOTIFY: runnable now, debounce window open. */
-static void add_wakes(columns *c, const usher_config *cfg, const usher_enqueue_opts *jobs,
-                      size_t n)
+static void add_wakes(columns *c, const usher_config *cfg, const usher_enqueue_opts *jobs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         bool seen = false;

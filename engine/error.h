@@ -8,19 +8,19 @@
 
 typedef enum usher_err {
     USHER_OK = 0,
-    USHER_ERR_NOMEM,          /* an allocation failed */
-    USHER_ERR_INVALID,        /* an argument is out of range or malformed */
-    USHER_ERR_CONFIG,         /* the configuration was refused */
-    USHER_ERR_PAYLOAD,        /* the job payload is not a valid JSON object */
-    USHER_ERR_TOO_LARGE,      /* a payload or body exceeds its size limit */
-    USHER_ERR_UNKNOWN_QUEUE,  /* the queue is not declared */
-    USHER_ERR_NOT_FOUND,      /* no job (or queue) with that id */
-    USHER_ERR_STATE,          /* the job is not in a state that allows this */
-    USHER_ERR_CONFLICT,       /* a live job already holds that unique key */
-    USHER_ERR_DB,             /* PostgreSQL failed or the connection broke */
-    USHER_ERR_IO,             /* a file could not be read or written */
-    USHER_ERR_NOT_LEADER,     /* another process holds the maintenance lock */
-    USHER_ERR_TIMEOUT,        /* a wait ran out */
+    USHER_ERR_NOMEM,         /* an allocation failed */
+    USHER_ERR_INVALID,       /* an argument is out of range or malformed */
+    USHER_ERR_CONFIG,        /* the configuration was refused */
+    USHER_ERR_PAYLOAD,       /* the job payload is not a valid JSON object */
+    USHER_ERR_TOO_LARGE,     /* a payload or body exceeds its size limit */
+    USHER_ERR_UNKNOWN_QUEUE, /* the queue is not declared */
+    USHER_ERR_NOT_FOUND,     /* no job (or queue) with that id */
+    USHER_ERR_STATE,         /* the job is not in a state that allows this */
+    USHER_ERR_CONFLICT,      /* a live job already holds that unique key */
+    USHER_ERR_DB,            /* PostgreSQL failed or the connection broke */
+    USHER_ERR_IO,            /* a file could not be read or written */
+    USHER_ERR_NOT_LEADER,    /* another process holds the maintenance lock */
+    USHER_ERR_TIMEOUT,       /* a wait ran out */
 } usher_err;
 
 /* A static, human-readable description of err; never NULL. */

@@ -55,8 +55,11 @@ typedef struct fate_columns {
 /* Length of the valid UTF-8 sequence at s, or 0 if it is not one. */
 static size_t utf8_sequence(const unsigned char *s)
 {
-    size_t len = s[0] < 0x80 ? 1 : (s[0] & 0xE0) == 0xC0 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3
-               : (s[0] & 0xF8) == 0xF0 ? 4 : 0;
+    size_t len = s[0] < 0x80             ? 1
+                 : (s[0] & 0xE0) == 0xC0 ? 2
+                 : (s[0] & 0xF0) == 0xE0 ? 3
+                 : (s[0] & 0xF8) == 0xF0 ? 4
+                                         : 0;
 
     for (size_t i = 1; i < len; i++) {
         if ((s[i] & 0xC0) != 0x80)

@@ -18,7 +18,6 @@ typedef enum usher_log_level {
 void usher_log_set_level(usher_log_level max_level);
 usher_log_level usher_log_get_level(void);
 
-void usher_log(usher_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void usher_log(usher_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

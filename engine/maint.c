@@ -32,8 +32,9 @@ static const char is_leader_sql[] =
 static const char prune_jobs_sql[] =
     "WITH gone AS (DELETE FROM usher_jobs WHERE id IN ("
     "  SELECT id FROM usher_jobs WHERE state IN ('dead', 'cancelled')"
-    "  AND finished_at < now() - $1::int * interval '1 hour' LIMIT " STR(PRUNE_BATCH) ")"
-    "  RETURNING 1) SELECT count(*) FROM gone";
+    "  AND finished_at < now() - $1::int * interval '1 hour' LIMIT " STR(
+        PRUNE_BATCH) ")"
+                     "  RETURNING 1) SELECT count(*) FROM gone";
 
 static const char prune_stats_sql[] =
     "DELETE FROM usher_queue_stats WHERE minute < now() - $1::int * interval '1 hour'";
@@ -90,10 +91,10 @@ static void read_expired(PGresult *res, usher_job *jobs, usher_job_result *resul
                             .max_attempts = atoi(PQgetvalue(res, i, 4)) };
         snprintf(job->queue, sizeof(job->queue), "%s", PQgetvalue(res, i, 1));
         snprintf(job->kind, sizeof(job->kind), "%s", PQgetvalue(res, i, 2));
-        snprintf(errors[i], sizeof(errors[i]), "lease expired (worker %s)",
-                 PQgetvalue(res, i, 5));
-        results[i] = (usher_job_result){ .job = job, .outcome = USHER_OUTCOME_RETRY,
-                                         .delay_ms = -1, .error = errors[i] };
+        snprintf(errors[i], sizeof(errors[i]), "lease expired (worker %s)", PQgetvalue(res, i, 5));
+        results[i] = (usher_job_result){
+            .job = job, .outcome = USHER_OUTCOME_RETRY, .delay_ms = -1, .error = errors[i]
+        };
     }
 }
 

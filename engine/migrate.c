@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MIGRATE_LOCK_KEY 1431521363
-#define MIGRATIONS_MAX   1000
+#define MIGRATE_LOCK_KEY    1431521363
+#define MIGRATIONS_MAX      1000
 #define MIGRATION_MAX_BYTES (4 * 1024 * 1024)
 
 typedef struct migration {
@@ -23,10 +23,9 @@ typedef struct migration {
     char name[256];
 } migration;
 
-static const char bookkeeping_sql[] =
-    "CREATE TABLE IF NOT EXISTS usher_migrations ("
-    " version integer PRIMARY KEY, name text NOT NULL,"
-    " applied_at timestamptz NOT NULL DEFAULT now())";
+static const char bookkeeping_sql[] = "CREATE TABLE IF NOT EXISTS usher_migrations ("
+                                      " version integer PRIMARY KEY, name text NOT NULL,"
+                                      " applied_at timestamptz NOT NULL DEFAULT now())";
 
 const char *usher_migrate_default_dir(void)
 {
@@ -117,8 +116,8 @@ static usher_err is_applied(usher_store *st, int version, bool *applied)
     usher_err err;
 
     snprintf(v, sizeof(v), "%d", version);
-    err = usher_store_exec(st, "SELECT 1 FROM usher_migrations WHERE version = $1", 1, params,
-                           &res);
+    err =
+        usher_store_exec(st, "SELECT 1 FROM usher_migrations WHERE version = $1", 1, params, &res);
     *applied = err == USHER_OK && PQntuples(res) == 1;
     PQclear(res);
     return err;

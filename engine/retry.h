@@ -43,7 +43,7 @@ int64_t usher_retry_backoff_ms(const usher_kind_conf *policy, int attempt, uint3
  * own delay for RETRY or SNOOZE; -1 means "use the policy".
  */
 usher_retry_decision usher_retry_decide(const usher_kind_conf *policy, int attempt,
-                                        int max_attempts, usher_outcome outcome,
-                                        int64_t delay_ms, uint32_t random_u32);
+                                        int max_attempts, usher_outcome outcome, int64_t delay_ms,
+                                        uint32_t random_u32);
 
 #endif

@@ -23,8 +23,7 @@ static int dead_act(usher_store *st, const char *action, const char *id_text, de
     usher_err err;
 
     if ((id_text == NULL) == !a->all) {
-        fprintf(stderr, "usherctl: dead %s needs an ID or --all (with optional filters)\n",
-                action);
+        fprintf(stderr, "usherctl: dead %s needs an ID or --all (with optional filters)\n", action);
         return 2;
     }
     if (id_text != NULL) {
@@ -44,10 +43,10 @@ int ctl_dead(usher_store *st, int argc, char **argv)
 {
     dead_args a = { .f = { .state = "dead" } };
     const ctl_option opts[] = {
-        { "--queue", &a.f.queue, NULL },    { "--kind", &a.f.kind, NULL },
+        { "--queue", &a.f.queue, NULL },      { "--kind", &a.f.kind, NULL },
         { "--error", &a.f.error_text, NULL }, { "--since", &a.since, NULL },
-        { "--until", &a.until, NULL },      { "--all", NULL, &a.all },
-        { "--json", NULL, &a.as_json },     { NULL, NULL, NULL },
+        { "--until", &a.until, NULL },        { "--all", NULL, &a.all },
+        { "--json", NULL, &a.as_json },       { NULL, NULL, NULL },
     };
     const char *pos[2] = { NULL, NULL };
     int n = ctl_parse(argc, argv, opts, pos, 2);

@@ -56,9 +56,12 @@ int ctl_enqueue(usher_store *st, int argc, char **argv)
 {
     enqueue_args a = { 0 };
     const ctl_option opts[] = {
-        { "--priority", &a.priority, NULL },     { "--delay", &a.delay, NULL },
-        { "--run-at", &a.run_at, NULL },         { "--unique-key", &a.unique_key, NULL },
-        { "--max-attempts", &a.max_attempts, NULL }, { "--timeout-ms", &a.timeout_ms, NULL },
+        { "--priority", &a.priority, NULL },
+        { "--delay", &a.delay, NULL },
+        { "--run-at", &a.run_at, NULL },
+        { "--unique-key", &a.unique_key, NULL },
+        { "--max-attempts", &a.max_attempts, NULL },
+        { "--timeout-ms", &a.timeout_ms, NULL },
         { NULL, NULL, NULL },
     };
     const char *pos[3];
@@ -126,9 +129,8 @@ static int jobs_list(usher_store *st, int argc, char **argv)
     bool as_json = false;
     usher_job_filter f = { 0 };
     const ctl_option opts[] = {
-        { "--state", &f.state, NULL }, { "--queue", &f.queue, NULL },
-        { "--kind", &f.kind, NULL },   { "--limit", &limit, NULL },
-        { "--before", &before, NULL }, { "--json", NULL, &as_json },
+        { "--state", &f.state, NULL }, { "--queue", &f.queue, NULL }, { "--kind", &f.kind, NULL },
+        { "--limit", &limit, NULL },   { "--before", &before, NULL }, { "--json", NULL, &as_json },
         { NULL, NULL, NULL },
     };
     long long v;

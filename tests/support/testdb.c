@@ -38,6 +38,12 @@ static void exec_on(PGconn *conn, const char *sql)
     PQclear(res);
 }
 
+static void quiet(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
 static void recreate_database(const char *admin_url, const char *name)
 {
     PGconn *conn = PQconnectdb(admin_url);
@@ -45,6 +51,7 @@ static void recreate_database(const char *admin_url, const char *name)
 
     cr_assert_eq(PQstatus(conn), CONNECTION_OK, "cannot connect to %s: %s", admin_url,
                  PQerrorMessage(conn));
+    PQsetNoticeProcessor(conn, quiet, NULL);
     snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", name);
     exec_on(conn, sql);
     snprintf(sql, sizeof(sql), "CREATE DATABASE \"%s\"", name);
