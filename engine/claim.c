@@ -32,7 +32,7 @@ static const char claim_sql[] =
     "   locked_until = now() + (u.timeout_ms + $4::int8) * interval '1 millisecond'"
     " FROM picked WHERE u.id = picked.id"
     " RETURNING u.id, u.queue, u.kind, u.priority, u.attempt, u.max_attempts, u.timeout_ms,"
-    "   u.payload::text, u.run_at";
+    "   u.payload::text, (extract(epoch FROM u.run_at) * 1000000)::int8";
 
 static const char heartbeat_sql[] =
     "UPDATE usher_jobs SET locked_until = now() + $3::int8 * interval '1 millisecond'"
@@ -64,6 +64,8 @@ static int compare_claimed(const void *a, const void *b)
 
     if (x->priority != y->priority)
         return x->priority - y->priority;
+    if (x->run_at_us != y->run_at_us)
+        return x->run_at_us < y->run_at_us ? -1 : 1;
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
@@ -76,6 +78,7 @@ static usher_err read_job(usher_store *st, PGresult *res, int row, usher_job *jo
     job->attempt = atoi(PQgetvalue(res, row, 4));
     job->max_attempts = atoi(PQgetvalue(res, row, 5));
     job->timeout_ms = atoi(PQgetvalue(res, row, 6));
+    job->run_at_us = strtoll(PQgetvalue(res, row, 8), NULL, 10);
     job->payload = strdup(PQgetvalue(res, row, 7));
     if (job->payload == NULL)
         return usher_store_fail(st, USHER_ERR_NOMEM, "out of memory reading a claimed job");
@@ -131,8 +134,9 @@ usher_err usher_claim(usher_store *st, const char *const *queues, size_t nqueues
         *n = 0;
         return err;
     }
-    /* Same order as the claim; run_at ties are rare and id breaks them. */
-    qsort(*jobs, *n, sizeof(**jobs), compare_claimed);
+    /* RETURNING has no order: put the batch back in claim order. */
+    if (*n > 1)
+        qsort(*jobs, *n, sizeof(**jobs), compare_claimed);
     return USHER_OK;
 }
 

@@ -46,7 +46,8 @@ typedef struct usher_job {
     int attempt; /* this attempt's number, from 1 */
     int max_attempts;
     int timeout_ms;
-    char *payload; /* JSON text, owned by the job */
+    int64_t run_at_us; /* when it became runnable, µs since the epoch */
+    char *payload;     /* JSON text, owned by the job */
 } usher_job;
 
 /* How an attempt of a claimed job ended, for usher_jobs_fail. */
