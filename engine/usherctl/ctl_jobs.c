@@ -82,6 +82,7 @@ int ctl_enqueue(usher_store *st, int argc, char **argv)
     if (err != USHER_OK)
         return ctl_fail(st, err, "enqueue");
     printf("%" PRId64 "\n", result.id);
+    fflush(stdout);
     if (result.existed)
         fprintf(stderr, "usherctl: a live job already holds that unique key; its id is above\n");
     return 0;

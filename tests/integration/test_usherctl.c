@@ -1,0 +1,148 @@
+/*
+ * usherctl as an operator runs it: the real binary against the test
+ * database, checking what it prints and its exit status.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testdb.h"
+
+static usher_config cfg;
+static usher_store *st;
+
+static void setup(void)
+{
+    static bool created;
+
+    if (!created) {
+        testdb_setup("usher_test_usherctl", &cfg);
+        created = true;
+    }
+    cr_assert_eq(setenv("USHER_DATABASE_URL", cfg.database_url, 1), 0);
+    st = testdb_store(&cfg);
+    testdb_reset(st);
+}
+
+static void teardown(void)
+{
+    usher_store_free(st);
+}
+
+TestSuite(usherctl, .init = setup, .fini = teardown);
+
+/* Runs "usherctl ARGS" (stdout and stderr together into out); returns its exit status. */
+static int ctl(char *out, size_t len, const char *args)
+{
+    char cmd[2048];
+    FILE *p;
+    size_t got;
+    int status;
+
+    snprintf(cmd, sizeof(cmd), "%s %s 2>&1", USHERCTL_PATH, args);
+    p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    got = fread(out, 1, len - 1, p);
+    out[got] = '\0';
+    status = pclose(p);
+    cr_assert(WIFEXITED(status), "usherctl %s did not exit", args);
+    return WEXITSTATUS(status);
+}
+
+Test(usherctl, enqueue_prints_the_id_and_jobs_show_finds_it)
+{
+    char out[8192], args[64];
+    long long id;
+
+    cr_assert_eq(ctl(out, sizeof(out),
+                     "enqueue email email.send '{\"to\":\"x@example.org\"}'"
+                     " --priority 0 --max-attempts 3"),
+                 0, "%s", out);
+    id = strtoll(out, NULL, 10);
+    cr_assert_gt(id, 0, "%s", out);
+    snprintf(args, sizeof(args), "jobs show %lld", id);
+    cr_assert_eq(ctl(out, sizeof(out), args), 0, "%s", out);
+    cr_assert(strstr(out, "\"x@example.org\"") != NULL, "%s", out);
+    cr_assert(strstr(out, "\"max_attempts\": 3") != NULL, "%s", out);
+    cr_assert(strstr(out, "\"priority\": 0") != NULL, "%s", out);
+}
+
+Test(usherctl, errors_go_to_stderr_with_a_nonzero_status)
+{
+    char out[8192];
+
+    cr_assert_eq(ctl(out, sizeof(out), "enqueue nosuch email.send '{}'"), 1);
+    cr_assert(strstr(out, "unknown queue") != NULL, "%s", out);
+    cr_assert_eq(ctl(out, sizeof(out), "enqueue email email.send '{oops'"), 1);
+    cr_assert(strstr(out, "not valid JSON") != NULL, "%s", out);
+    cr_assert_eq(ctl(out, sizeof(out), "enqueue email email.send '{}' --priority 7"), 2);
+    cr_assert_eq(ctl(out, sizeof(out), "enqueue email email.send '{}' --delay 5 --run-at @1"), 2);
+    cr_assert_eq(ctl(out, sizeof(out), "jobs show 424242"), 1);
+    cr_assert(strstr(out, "not found") != NULL, "%s", out);
+    cr_assert_eq(ctl(out, sizeof(out), "frobnicate"), 2);
+    cr_assert_eq(ctl(out, sizeof(out), "dead discard"), 2, "a filterless discard ran: %s", out);
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs"), 0);
+}
+
+Test(usherctl, bad_config_is_refused_with_file_and_line)
+{
+    char out[8192];
+    char path[] = "/tmp/usherctl-conf-XXXXXX";
+    int fd = mkstemp(path);
+    char args[256];
+
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, "[engine]\npoll_interval_ms = often\n", 34), 34);
+    close(fd);
+    snprintf(args, sizeof(args), "--config %s queues", path);
+    cr_assert_eq(ctl(out, sizeof(out), args), 1);
+    unlink(path);
+    cr_assert(strstr(out, ":2:") != NULL, "%s", out);
+    cr_assert(strstr(out, path) != NULL, "%s", out);
+}
+
+Test(usherctl, scheduled_unique_and_queue_listing)
+{
+    char out[8192];
+    long long first;
+
+    cr_assert_eq(ctl(out, sizeof(out), "enqueue pdf pdf.ticket '{}' --delay 600 --unique-key t1"),
+                 0, "%s", out);
+    first = strtoll(out, NULL, 10);
+    cr_assert_eq(ctl(out, sizeof(out), "enqueue pdf pdf.ticket '{}' --unique-key t1"), 0);
+    cr_assert_eq(strtoll(out, NULL, 10), first, "%s vs %lld", out, first);
+    cr_assert_eq(ctl(out, sizeof(out), "queues --json"), 0);
+    cr_assert(strstr(out, "\"scheduled\": 1") != NULL, "%s", out);
+    cr_assert_eq(ctl(out, sizeof(out), "pause pdf"), 0);
+    cr_assert_eq(ctl(out, sizeof(out), "queues"), 0);
+    cr_assert(strstr(out, "\npdf ") != NULL, "%s", out);
+    cr_assert(strncmp(strstr(out, "\npdf "), "\npdf            standard   yes", 31) == 0, "%s",
+              out);
+    cr_assert_eq(ctl(out, sizeof(out), "resume pdf"), 0);
+    cr_assert_eq(ctl(out, sizeof(out), "pause nosuch"), 1);
+}
+
+Test(usherctl, dead_jobs_are_listed_and_retried_from_the_command_line)
+{
+    char out[8192];
+
+    testdb_exec(st, "INSERT INTO usher_jobs (queue, kind, priority, payload, max_attempts,"
+                    " timeout_ms, state, attempt, finished_at, errors) VALUES"
+                    " ('email', 'email.send', 1, '{}', 1, 1000, 'dead', 1, now(),"
+                    "  '[{\"attempt\":1,\"error\":\"smtp 554 rejected\"}]'),"
+                    " ('email', 'email.send', 1, '{}', 1, 1000, 'dead', 1, now(),"
+                    "  '[{\"attempt\":1,\"error\":\"template missing\"}]')");
+    cr_assert_eq(ctl(out, sizeof(out), "dead list --error 554"), 0);
+    cr_assert(strstr(out, "smtp 554 rejected") != NULL, "%s", out);
+    cr_assert(strstr(out, "template missing") == NULL, "%s", out);
+    cr_assert_eq(ctl(out, sizeof(out), "dead retry --all --error 554"), 0, "%s", out);
+    cr_assert(strstr(out, "retried 1") != NULL, "%s", out);
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE state = 'available'"), 1);
+    cr_assert_eq(ctl(out, sizeof(out), "dead discard --all"), 0, "%s", out);
+    cr_assert(strstr(out, "discarded 1") != NULL, "%s", out);
+    cr_assert_eq(ctl(out, sizeof(out), "maintain"), 0, "%s", out);
+    cr_assert(strstr(out, "rescued 0") != NULL, "%s", out);
+}
