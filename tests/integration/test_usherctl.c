@@ -126,9 +126,8 @@ Test(usherctl, scheduled_unique_and_queue_listing)
         cr_assert_eq(sscanf(line, "%31s %31s %7s", name, pool, paused), 3);
         cr_assert_str_eq(paused, "yes", "%s", out);
     }
-              out);
-              cr_assert_eq(ctl(out, sizeof(out), "resume pdf"), 0);
-              cr_assert_eq(ctl(out, sizeof(out), "pause nosuch"), 1);
+    cr_assert_eq(ctl(out, sizeof(out), "resume pdf"), 0);
+    cr_assert_eq(ctl(out, sizeof(out), "pause nosuch"), 1);
 }
 
 Test(usherctl, dead_jobs_are_listed_and_retried_from_the_command_line)
