@@ -335,3 +335,28 @@ Test(claim, stats_count_jobs_by_state)
     cr_assert(seen);
     json_decref(stats);
 }
+
+Test(claim, within_a_priority_the_earliest_run_at_comes_first)
+{
+    const char *queues[] = { "email" };
+    int64_t older = enqueue_one("email", 1, 0);
+    int64_t newer = enqueue_one("email", 1, 0);
+    usher_job *jobs;
+    char sql[160];
+    size_t n;
+
+    /* The older job was retried and became due after the newer one. */
+    snprintf(sql, sizeof(sql),
+             "UPDATE usher_jobs SET run_at = now() - interval '1 second' WHERE id = %lld",
+             (long long)older);
+    testdb_exec(st, sql);
+    snprintf(sql, sizeof(sql),
+             "UPDATE usher_jobs SET run_at = now() - interval '2 seconds' WHERE id = %lld",
+             (long long)newer);
+    testdb_exec(st, sql);
+    n = claim_some(queues, 1, 10, &jobs);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(jobs[0].id, newer);
+    cr_assert_eq(jobs[1].id, older);
+    usher_jobs_free(jobs, n);
+}
