@@ -55,6 +55,24 @@ int usher_cli_load_config(const char *program, int *argc, char **argv, usher_con
     return 0;
 }
 
+int usher_cli_stub(const char *program, const char *usage, int argc, char **argv)
+{
+    usher_config cfg = { 0 };
+    int status;
+
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    status = usher_cli_load_config(program, &argc, argv, &cfg);
+    if (status == 0) {
+        fputs(usage, stderr);
+        status = 2;
+    }
+    usher_config_free(&cfg);
+    return status;
+}
+
 /* Seconds east of UTC from "Z", "+HH:MM" or "-HH:MM"; -1 on anything else. */
 static int parse_offset(const char *s, long *seconds)
 {

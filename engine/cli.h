@@ -18,6 +18,13 @@
  */
 int usher_cli_load_config(const char *program, int *argc, char **argv, usher_config *cfg);
 
+/*
+ * main() of a binary that is not built yet: --help prints usage to stdout
+ * and exits 0; otherwise it checks the configuration, prints usage to
+ * stderr, and returns 2 (or 1 for a refused configuration).
+ */
+int usher_cli_stub(const char *program, const char *usage, int argc, char **argv);
+
 /* Parses "2026-11-27T18:00:00Z", "...+02:00", "2026-11-27" or "@UNIXSECONDS" to µs since the epoch.
  */
 int usher_cli_parse_time(const char *text, int64_t *us);

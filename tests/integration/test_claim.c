@@ -13,27 +13,7 @@
 #include "queues.h"
 #include "testdb.h"
 
-static usher_config cfg;
-static usher_store *st;
-
-static void setup(void)
-{
-    static bool created;
-
-    if (!created) {
-        testdb_setup("usher_test_claim", &cfg);
-        created = true;
-    }
-    st = testdb_store(&cfg);
-    testdb_reset(st);
-}
-
-static void teardown(void)
-{
-    usher_store_free(st);
-}
-
-TestSuite(claim, .init = setup, .fini = teardown);
+TESTDB_SUITE(claim, "usher_test_claim");
 
 static int64_t enqueue_one(const char *queue, int priority, int64_t delay_ms)
 {

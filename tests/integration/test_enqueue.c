@@ -11,27 +11,7 @@
 #include "listener.h"
 #include "testdb.h"
 
-static usher_config cfg;
-static usher_store *st;
-
-static void setup(void)
-{
-    static bool created;
-
-    if (!created) {
-        testdb_setup("usher_test_enqueue", &cfg);
-        created = true;
-    }
-    st = testdb_store(&cfg);
-    testdb_reset(st);
-}
-
-static void teardown(void)
-{
-    usher_store_free(st);
-}
-
-TestSuite(enqueue, .init = setup, .fini = teardown);
+TESTDB_SUITE(enqueue, "usher_test_enqueue");
 
 static usher_enqueued enqueue_ok(const char *queue, const char *kind, const char *payload,
                                  const char *unique_key)

@@ -12,28 +12,9 @@
 #include "maint.h"
 #include "testdb.h"
 
-static usher_config cfg;
-static usher_store *st;
 static const char *const email[] = { "email" };
 
-static void setup(void)
-{
-    static bool created;
-
-    if (!created) {
-        testdb_setup("usher_test_retry_dead", &cfg);
-        created = true;
-    }
-    st = testdb_store(&cfg);
-    testdb_reset(st);
-}
-
-static void teardown(void)
-{
-    usher_store_free(st);
-}
-
-TestSuite(retry_dead, .init = setup, .fini = teardown);
+TESTDB_SUITE(retry_dead, "usher_test_retry_dead");
 
 static int64_t enqueue_job(int max_attempts, const char *unique_key)
 {

@@ -11,28 +11,7 @@
 
 #include "testdb.h"
 
-static usher_config cfg;
-static usher_store *st;
-
-static void setup(void)
-{
-    static bool created;
-
-    if (!created) {
-        testdb_setup("usher_test_usherctl", &cfg);
-        created = true;
-    }
-    cr_assert_eq(setenv("USHER_DATABASE_URL", cfg.database_url, 1), 0);
-    st = testdb_store(&cfg);
-    testdb_reset(st);
-}
-
-static void teardown(void)
-{
-    usher_store_free(st);
-}
-
-TestSuite(usherctl, .init = setup, .fini = teardown);
+TESTDB_SUITE(usherctl, "usher_test_usherctl");
 
 /* Runs "usherctl ARGS" (stdout and stderr together into out); returns its exit status. */
 static int ctl(char *out, size_t len, const char *args)
@@ -42,6 +21,8 @@ static int ctl(char *out, size_t len, const char *args)
     size_t got;
     int status;
 
+    /* usherctl reads the database from the environment, like an operator's shell. */
+    cr_assert_eq(setenv("USHER_DATABASE_URL", cfg.database_url, 1), 0);
     snprintf(cmd, sizeof(cmd), "%s %s 2>&1", USHERCTL_PATH, args);
     p = popen(cmd, "r");
     cr_assert_not_null(p);

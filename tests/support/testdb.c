@@ -59,21 +59,25 @@ static void recreate_database(const char *admin_url, const char *name)
     PQfinish(conn);
 }
 
-void testdb_setup(const char *name, usher_config *cfg)
+void testdb_setup(const char *name, usher_config *cfg, bool create)
 {
     char errbuf[512];
-    char *admin_url;
+    char *url;
     usher_store *st;
     usher_err err;
 
     err = usher_config_load(cfg, usher_config_default_path(), errbuf, sizeof(errbuf));
     cr_assert_eq(err, USHER_OK, "config: %s", errbuf);
-    admin_url = url_with_database(cfg->database_url, "postgres");
-    recreate_database(admin_url, name);
-    free(admin_url);
-    admin_url = url_with_database(cfg->database_url, name);
+    if (create) {
+        url = url_with_database(cfg->database_url, "postgres");
+        recreate_database(url, name);
+        free(url);
+    }
+    url = url_with_database(cfg->database_url, name);
     free(cfg->database_url);
-    cfg->database_url = admin_url;
+    cfg->database_url = url;
+    if (!create)
+        return;
     st = testdb_store(cfg);
     err = usher_migrate(st, usher_migrate_default_dir(), NULL);
     cr_assert_eq(err, USHER_OK, "migrate: %s", usher_store_errstr(st));

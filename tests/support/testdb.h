@@ -6,15 +6,49 @@
 #ifndef USHER_TESTDB_H
 #define USHER_TESTDB_H
 
+#include <criterion/criterion.h>
+#include <criterion/hooks.h>
+#include <stdbool.h>
+
 #include "config.h"
 #include "store.h"
 
 /*
- * Loads conf/usher.conf, (re)creates the database `name` next to the one
- * USHER_DATABASE_URL names, points cfg->database_url at it and migrates it
- * (schema and the config's queues). Fails the test on any error.
+ * Loads conf/usher.conf and points cfg->database_url at the database
+ * `name` next to the one USHER_DATABASE_URL names. With create, the
+ * database is (re)created and migrated (schema and the config's queues).
+ * Fails the test on any error.
  */
-void testdb_setup(const char *name, usher_config *cfg);
+void testdb_setup(const char *name, usher_config *cfg, bool create);
+
+/*
+ * Declares the test suite `suite` of a binary whose tests share the
+ * database `dbname`: it is created once, before the first test (Criterion
+ * runs each test in a process of its own), and each test starts with an
+ * open store `st` on emptied queue tables and the configuration `cfg`.
+ */
+#define TESTDB_SUITE(suite, dbname)                        \
+    static usher_config cfg;                               \
+    static usher_store *st;                                \
+    ReportHook(PRE_ALL)(struct criterion_test_set * tests) \
+    {                                                      \
+        usher_config once = { 0 };                         \
+        (void)tests;                                       \
+        testdb_setup(dbname, &once, true);                 \
+        usher_config_free(&once);                          \
+    }                                                      \
+    static void suite##_setup(void)                        \
+    {                                                      \
+        testdb_setup(dbname, &cfg, false);                 \
+        st = testdb_store(&cfg);                           \
+        testdb_reset(st);                                  \
+    }                                                      \
+    static void suite##_teardown(void)                     \
+    {                                                      \
+        usher_store_free(st);                              \
+        usher_config_free(&cfg);                           \
+    }                                                      \
+    TestSuite(suite, .init = suite##_setup, .fini = suite##_teardown)
 
 /* Opens a store on cfg's database; fails the test if it cannot. */
 usher_store *testdb_store(const usher_config *cfg);
