@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
 #include "fate.h"
+#include "stmt.h"
 
 static const char claim_sql[] =
     "WITH picked AS ("
@@ -35,8 +35,10 @@ static const char claim_sql[] =
     "   u.payload::text, (extract(epoch FROM u.run_at) * 1000000)::int8";
 
 static const char heartbeat_sql[] =
-    "UPDATE usher_jobs SET locked_until = now() + $3::int8 * interval '1 millisecond'"
-    " WHERE id = ANY($1::int8[]) AND state = 'running' AND locked_by = $2";
+    "WITH extended AS (UPDATE usher_jobs"
+    "  SET locked_until = now() + $3::int8 * interval '1 millisecond'"
+    "  WHERE id = ANY($1::int8[]) AND state = 'running' AND locked_by = $2 RETURNING 1)"
+    " SELECT count(*) FROM extended";
 
 static const char complete_sql[] =
     "WITH done AS ("
@@ -69,7 +71,7 @@ static int compare_claimed(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-static usher_err read_job(usher_store *st, PGresult *res, int row, usher_job *job)
+static bool read_job(const PGresult *res, int row, usher_job *job)
 {
     snprintf(job->queue, sizeof(job->queue), "%s", PQgetvalue(res, row, 1));
     snprintf(job->kind, sizeof(job->kind), "%s", PQgetvalue(res, row, 2));
@@ -80,96 +82,117 @@ static usher_err read_job(usher_store *st, PGresult *res, int row, usher_job *jo
     job->timeout_ms = atoi(PQgetvalue(res, row, 6));
     job->run_at_us = strtoll(PQgetvalue(res, row, 8), NULL, 10);
     job->payload = strdup(PQgetvalue(res, row, 7));
-    if (job->payload == NULL)
-        return usher_store_fail(st, USHER_ERR_NOMEM, "out of memory reading a claimed job");
+    return job->payload != NULL;
+}
+
+usher_err usher_claim_stmt(usher_stmt *s, const usher_config *cfg, const char *const *queues,
+                           size_t nqueues, const char *worker, size_t max)
+{
+    usher_buf *names = usher_stmt_array(s, 0);
+
+    for (size_t i = 0; i < nqueues; i++)
+        usher_buf_array_text(names, queues[i]);
+    usher_stmt_int(s, 1, (int64_t)max);
+    usher_stmt_text(s, 2, worker);
+    usher_stmt_int(s, 3, cfg->lease_grace_ms);
+    s->sql = claim_sql;
+    return usher_stmt_finish(s, 4);
+}
+
+usher_err usher_claim_read(const PGresult *res, usher_job **jobs, size_t *n)
+{
+    size_t rows = (size_t)PQntuples(res);
+
+    *jobs = NULL;
+    *n = 0;
+    if (rows == 0)
+        return USHER_OK;
+    *jobs = calloc(rows, sizeof(**jobs));
+    if (*jobs == NULL)
+        return USHER_ERR_NOMEM;
+    for (size_t i = 0; i < rows; i++) {
+        if (!read_job(res, (int)i, &(*jobs)[i])) {
+            usher_jobs_free(*jobs, i);
+            *jobs = NULL;
+            return USHER_ERR_NOMEM;
+        }
+    }
+    *n = rows;
+    /* RETURNING has no order: put the batch back in claim order. */
+    qsort(*jobs, *n, sizeof(**jobs), compare_claimed);
     return USHER_OK;
 }
 
-/* Array literal of names, for the $1 of claim_sql. */
-static usher_err names_param(usher_store *st, const char *const *names, size_t n, usher_buf *b)
+/* Runs a built statement on the store; *res is the caller's to clear. */
+static usher_err run(usher_store *st, usher_stmt *s, usher_err built, PGresult **res)
 {
-    usher_buf_array_open(b);
-    for (size_t i = 0; i < n; i++)
-        usher_buf_array_text(b, names[i]);
-    usher_buf_array_close(b);
-    if (usher_buf_failed(b))
-        return usher_store_fail(st, USHER_ERR_NOMEM, "out of memory");
-    return USHER_OK;
+    usher_err err = built;
+
+    *res = NULL;
+    if (err == USHER_ERR_NOMEM)
+        err = usher_store_fail(st, err, "out of memory building a statement");
+    else if (err == USHER_OK)
+        err = usher_store_exec(st, s->sql, s->nparams, s->params, res);
+    usher_stmt_release(s);
+    return err;
 }
 
 usher_err usher_claim(usher_store *st, const char *const *queues, size_t nqueues,
                       const char *worker, size_t max, usher_job **jobs, size_t *n)
 {
-    usher_buf names = { 0 };
-    char limit[24], grace[24];
-    const char *params[4] = { NULL, limit, worker, grace };
-    PGresult *res = NULL;
+    usher_stmt s = { 0 };
+    PGresult *res;
     usher_err err;
-    size_t rows;
 
     *jobs = NULL;
     *n = 0;
     if (max == 0 || nqueues == 0)
         return USHER_OK;
-    snprintf(limit, sizeof(limit), "%zu", max);
-    snprintf(grace, sizeof(grace), "%d", usher_store_config(st)->lease_grace_ms);
-    err = names_param(st, queues, nqueues, &names);
-    params[0] = usher_buf_str(&names);
-    if (err == USHER_OK)
-        err = usher_store_exec(st, claim_sql, 4, params, &res);
-    usher_buf_release(&names);
+    err = run(st, &s, usher_claim_stmt(&s, usher_store_config(st), queues, nqueues, worker, max),
+              &res);
     if (err != USHER_OK)
         return err;
-    rows = (size_t)PQntuples(res);
-    if (rows > 0 && (*jobs = calloc(rows, sizeof(**jobs))) == NULL)
-        err = usher_store_fail(st, USHER_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < rows && err == USHER_OK; i++) {
-        err = read_job(st, res, (int)i, &(*jobs)[i]);
-        *n = i + 1;
-    }
+    err = usher_claim_read(res, jobs, n);
     PQclear(res);
-    if (err != USHER_OK) {
-        usher_jobs_free(*jobs, *n);
-        *jobs = NULL;
-        *n = 0;
-        return err;
-    }
-    /* RETURNING has no order: put the batch back in claim order. */
-    if (*n > 1)
-        qsort(*jobs, *n, sizeof(**jobs), compare_claimed);
+    if (err != USHER_OK)
+        return usher_store_fail(st, err, "out of memory reading claimed jobs");
     return USHER_OK;
 }
 
-static usher_err ids_param(usher_store *st, const int64_t *ids, size_t n, usher_buf *b)
+/* $1 = ids, $2 = worker, then the caller's parameters. */
+static void ids_and_worker(usher_stmt *s, const int64_t *ids, size_t n, const char *worker)
 {
-    usher_buf_array_open(b);
+    usher_buf *b = usher_stmt_array(s, 0);
+
     for (size_t i = 0; i < n; i++)
         usher_buf_array_int(b, ids[i]);
-    usher_buf_array_close(b);
-    if (usher_buf_failed(b))
-        return usher_store_fail(st, USHER_ERR_NOMEM, "out of memory");
-    return USHER_OK;
+    usher_stmt_text(s, 1, worker);
 }
 
-/* Runs sql with $1 = ids, $2 = worker, $3 = extra; *count gets rows affected or the count. */
-static usher_err run_on_ids(usher_store *st, const char *sql, const int64_t *ids, size_t n,
-                            const char *worker, const char *extra, size_t *count)
+usher_err usher_heartbeat_stmt(usher_stmt *s, const char *worker, const int64_t *ids, size_t n,
+                               int lease_ms)
 {
-    usher_buf b = { 0 };
-    const char *params[3] = { NULL, worker, extra };
-    PGresult *res = NULL;
-    usher_err err = ids_param(st, ids, n, &b);
+    ids_and_worker(s, ids, n, worker);
+    usher_stmt_int(s, 2, lease_ms);
+    s->sql = heartbeat_sql;
+    return usher_stmt_finish(s, 3);
+}
 
-    params[0] = usher_buf_str(&b);
-    if (err == USHER_OK)
-        err = usher_store_exec(st, sql, extra != NULL ? 3 : 2, params, &res);
-    usher_buf_release(&b);
-    /* A SELECT count(*) reports its count as a value, an UPDATE as rows affected. */
-    if (err == USHER_OK && count != NULL) {
-        const char *value =
-            PQntuples(res) == 1 && PQnfields(res) == 1 ? PQgetvalue(res, 0, 0) : PQcmdTuples(res);
-        *count = (size_t)strtoull(value, NULL, 10);
-    }
+usher_err usher_complete_stmt(usher_stmt *s, const char *worker, const int64_t *ids, size_t n)
+{
+    ids_and_worker(s, ids, n, worker);
+    s->sql = complete_sql;
+    return usher_stmt_finish(s, 2);
+}
+
+/* Runs s and reads its count into *count (may be NULL). */
+static usher_err run_count(usher_store *st, usher_stmt *s, usher_err built, size_t *count)
+{
+    PGresult *res;
+    usher_err err = run(st, s, built, &res);
+
+    if (err == USHER_OK && count != NULL)
+        *count = usher_stmt_count(res);
     PQclear(res);
     return err;
 }
@@ -177,28 +200,36 @@ static usher_err run_on_ids(usher_store *st, const char *sql, const int64_t *ids
 usher_err usher_heartbeat(usher_store *st, const char *worker, const int64_t *ids, size_t n,
                           int lease_ms, size_t *extended)
 {
-    char lease[24];
+    usher_stmt s = { 0 };
 
     if (extended != NULL)
         *extended = 0;
     if (n == 0)
         return USHER_OK;
-    snprintf(lease, sizeof(lease), "%d", lease_ms);
-    return run_on_ids(st, heartbeat_sql, ids, n, worker, lease, extended);
+    return run_count(st, &s, usher_heartbeat_stmt(&s, worker, ids, n, lease_ms), extended);
 }
 
 usher_err usher_complete(usher_store *st, const char *worker, const int64_t *ids, size_t n,
                          size_t *completed)
 {
+    usher_stmt s = { 0 };
+
     if (completed != NULL)
         *completed = 0;
     if (n == 0)
         return USHER_OK;
-    return run_on_ids(st, complete_sql, ids, n, worker, NULL, completed);
+    return run_count(st, &s, usher_complete_stmt(&s, worker, ids, n), completed);
 }
 
 usher_err usher_fail(usher_store *st, const char *worker, const usher_job_result *results, size_t n,
                      size_t *updated)
 {
-    return usher_fate_apply(st, worker, results, n, updated);
+    usher_stmt s = { 0 };
+
+    if (updated != NULL)
+        *updated = 0;
+    if (n == 0)
+        return USHER_OK;
+    return run_count(st, &s, usher_fate_stmt(&s, usher_store_config(st), worker, results, n),
+                     updated);
 }

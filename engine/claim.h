@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "job.h"
+#include "stmt.h"
 #include "store.h"
 
 /*
@@ -42,8 +43,23 @@ usher_err usher_complete(usher_store *st, const char *worker, const int64_t *ids
  * statement for all: the retry policy of each job's kind decides between
  * a retry after backoff and the dead-letter queue; the error is appended
  * to the job's history. *updated (may be NULL) as for usher_complete.
+ * With worker NULL it applies to running jobs whose lease has expired
+ * instead (lease rescue).
  */
 usher_err usher_fail(usher_store *st, const char *worker, const usher_job_result *results, size_t n,
                      size_t *updated);
+
+/*
+ * The same operations as statements, for a caller that runs them on its
+ * own connection (the worker supervisor's event loop). Each builds *s
+ * (release it with usher_stmt_release); claim results are read with
+ * usher_claim_read, the others' with usher_stmt_count.
+ */
+usher_err usher_claim_stmt(usher_stmt *s, const usher_config *cfg, const char *const *queues,
+                           size_t nqueues, const char *worker, size_t max);
+usher_err usher_claim_read(const PGresult *res, usher_job **jobs, size_t *n);
+usher_err usher_heartbeat_stmt(usher_stmt *s, const char *worker, const int64_t *ids, size_t n,
+                               int lease_ms);
+usher_err usher_complete_stmt(usher_stmt *s, const char *worker, const int64_t *ids, size_t n);
 
 #endif

@@ -9,7 +9,10 @@
  *   [log]        level
  *   [engine]     queue-engine settings (payload limit, wake-ups, leases, retention)
  *   [defaults]   the retry policy and priority of a kind not listed below
- *   [queue.NAME] one per queue: pool
+ *   [queue.NAME] one per queue: pool (a declared [pool.NAME])
+ *   [pool.NAME]  one per worker pool: tiers, size limits, autoscaling
+ *                thresholds and rates, protection windows, a downstream
+ *                cap, and the supervisor's timings (see usher_pool_conf)
  *   [kind.NAME]  one per job kind: queue, priority, max_attempts, timeout_ms,
  *                backoff_base_ms, backoff_cap_ms (unset keys take [defaults])
  */
@@ -18,6 +21,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "error.h"
 
@@ -37,6 +41,61 @@ typedef struct usher_queue_conf {
     char name[USHER_NAME_MAX];
     char pool[USHER_NAME_MAX]; /* the worker pool that serves it */
 } usher_queue_conf;
+
+/* A pool's tier picks its default depth thresholds (ARCHITECTURE.md). */
+enum usher_pool_tier {
+    USHER_TIER_HIGH,   /* scale out past 100 waiting jobs, in below 10, floor 2 */
+    USHER_TIER_MEDIUM, /* past 500, below 50 */
+    USHER_TIER_LOW,    /* past 1000, below 100 */
+};
+
+/* The event tier picks a pool's default ceiling. */
+enum usher_event_tier {
+    USHER_EVENT_SMALL,  /* 10 children */
+    USHER_EVENT_MEDIUM, /* 50 */
+    USHER_EVENT_LARGE,  /* 200 */
+    USHER_EVENT_MEGA,   /* 500 */
+};
+
+/* A 199-character line holds four "START/END" windows in the strict format. */
+#define USHER_PROTECT_MAX 4
+
+/* The instants start_ms <= t < end_ms, in ms since the epoch (UTC). */
+typedef struct usher_window {
+    int64_t start_ms;
+    int64_t end_ms;
+} usher_window;
+
+typedef struct usher_windows {
+    int count;
+    usher_window window[USHER_PROTECT_MAX];
+} usher_windows;
+
+/*
+ * [pool.NAME]: one worker pool (usher-worker --pool NAME). Every key is
+ * reloadable; conf/usher.conf documents units and ranges. After loading,
+ * min <= initial <= max, max >= 1 and scale_in_depth < scale_out_depth.
+ */
+typedef struct usher_pool_conf {
+    char name[USHER_NAME_MAX];
+    int tier;                   /* enum usher_pool_tier */
+    int event_tier;             /* enum usher_event_tier */
+    int min;                    /* floor: never fewer children */
+    int max;                    /* ceiling: never more children */
+    int initial;                /* children forked at start */
+    int scale_out_depth;        /* scale out while depth stays above this... */
+    int scale_in_depth;         /* ...scale in while it stays below this... */
+    int sustain_ms;             /* ...for this long */
+    int scale_out_per_minute;   /* children added in any 60 s, at most */
+    int scale_in_interval_ms;   /* at most one child removed per this */
+    usher_windows protect;      /* no scale-in inside these (launches) */
+    char downstream[USHER_NAME_MAX]; /* a shared resource, e.g. "smtp" ("" = none) */
+    int downstream_limit;       /* its concurrent jobs of this pool, all hosts; 0 = no cap */
+    int shutdown_grace_ms;      /* SIGTERM: running jobs get this long to finish */
+    int claim_batch;            /* jobs claimed per statement, at most */
+    int metrics_port;           /* HTTP metrics on 127.0.0.1:port; 0 = off */
+    int heartbeat_ms;           /* lease heartbeat period */
+} usher_pool_conf;
 
 typedef struct usher_config {
     char *path; /* the file it came from, or NULL for built-in defaults */
@@ -58,6 +117,8 @@ typedef struct usher_config {
     size_t nqueues;
     usher_kind_conf *kinds;
     size_t nkinds;
+    usher_pool_conf *pools;
+    size_t npools;
 } usher_config;
 
 /*
@@ -76,6 +137,9 @@ const usher_kind_conf *usher_config_kind(const usher_config *cfg, const char *ki
 
 /* The queue named name, or NULL when it is not declared. */
 const usher_queue_conf *usher_config_queue(const usher_config *cfg, const char *name);
+
+/* The pool named name, or NULL when it is not declared. */
+const usher_pool_conf *usher_config_pool(const usher_config *cfg, const char *name);
 
 /*
  * The path binaries use when no --config is given: $USHER_CONFIG if set,

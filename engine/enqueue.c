@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
 #include "payload.h"
 #include "queues.h"
+#include "stmt.h"
 #include "wake.h"
 
 #define UNIQUE_KEY_MAX 255
@@ -45,17 +45,20 @@ static const char insert_sql[] =
 static const char lookup_sql[] = "SELECT id FROM usher_jobs WHERE queue = $1 AND unique_key = $2"
                                  " AND state IN ('available', 'running')";
 
-/* The columns of insert_sql's input, as array literals. */
-typedef struct columns {
-    usher_buf queue, kind, priority, payload, max_attempts, timeout_ms;
-    usher_buf run_at_us, delay_ms, unique_key, wake;
-} columns;
-
-static usher_buf *column_list(columns *c, size_t *n)
-{
-    *n = sizeof(*c) / sizeof(usher_buf);
-    return (usher_buf *)c;
-}
+/* The parameters of insert_sql, in order. */
+enum column {
+    QUEUE,
+    KIND,
+    PRIORITY,
+    PAYLOAD,
+    MAX_ATTEMPTS,
+    TIMEOUT_MS,
+    RUN_AT_US,
+    DELAY_MS,
+    UNIQUE_KEY,
+    WAKE,
+    NCOLUMNS
+};
 
 static usher_err check_job(usher_store *st, const usher_enqueue_opts *job, size_t i)
 {
@@ -87,27 +90,28 @@ static usher_err check_job(usher_store *st, const usher_enqueue_opts *job, size_
     return USHER_OK;
 }
 
-static void add_row(columns *c, const usher_config *cfg, const usher_enqueue_opts *job)
+static void add_row(usher_buf **c, const usher_config *cfg, const usher_enqueue_opts *job)
 {
     const usher_kind_conf *kind = usher_config_kind(cfg, job->kind);
 
-    usher_buf_array_text(&c->queue, job->queue);
-    usher_buf_array_text(&c->kind, job->kind);
-    usher_buf_array_int(&c->priority, job->priority_set ? job->priority : kind->priority);
-    usher_buf_array_text(&c->payload, job->payload != NULL ? job->payload : "{}");
-    usher_buf_array_int(&c->max_attempts,
+    usher_buf_array_text(c[QUEUE], job->queue);
+    usher_buf_array_text(c[KIND], job->kind);
+    usher_buf_array_int(c[PRIORITY], job->priority_set ? job->priority : kind->priority);
+    usher_buf_array_text(c[PAYLOAD], job->payload != NULL ? job->payload : "{}");
+    usher_buf_array_int(c[MAX_ATTEMPTS],
                         job->max_attempts ? job->max_attempts : kind->max_attempts);
-    usher_buf_array_int(&c->timeout_ms, job->timeout_ms ? job->timeout_ms : kind->timeout_ms);
+    usher_buf_array_int(c[TIMEOUT_MS], job->timeout_ms ? job->timeout_ms : kind->timeout_ms);
     if (job->run_at_us > 0)
-        usher_buf_array_int(&c->run_at_us, job->run_at_us);
+        usher_buf_array_int(c[RUN_AT_US], job->run_at_us);
     else
-        usher_buf_array_text(&c->run_at_us, NULL);
-    usher_buf_array_int(&c->delay_ms, job->delay_ms);
-    usher_buf_array_text(&c->unique_key, job->unique_key);
+        usher_buf_array_text(c[RUN_AT_US], NULL);
+    usher_buf_array_int(c[DELAY_MS], job->delay_ms);
+    usher_buf_array_text(c[UNIQUE_KEY], job->unique_key);
 }
 
 /* Queues of the batch that get a NOTIFY: runnable now, debounce window open. */
-static void add_wakes(columns *c, const usher_config *cfg, const usher_enqueue_opts *jobs, size_t n)
+static void add_wakes(usher_buf *wake, const usher_config *cfg, const usher_enqueue_opts *jobs,
+                      size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         bool seen = false;
@@ -117,7 +121,7 @@ static void add_wakes(columns *c, const usher_config *cfg, const usher_enqueue_o
         for (size_t j = 0; j < i && !seen; j++)
             seen = strcmp(jobs[j].queue, jobs[i].queue) == 0;
         if (!seen && usher_wake_due(jobs[i].queue, cfg->notify_debounce_ms))
-            usher_buf_array_text(&c->wake, jobs[i].queue);
+            usher_buf_array_text(wake, jobs[i].queue);
     }
 }
 
@@ -173,32 +177,25 @@ static usher_err insert_rows(usher_store *st, const usher_enqueue_opts *jobs, si
                              usher_enqueued *out)
 {
     const usher_config *cfg = usher_store_config(st);
-    columns c = { 0 };
-    size_t ncols;
-    usher_buf *cols = column_list(&c, &ncols);
-    const char *params[10];
+    usher_stmt s = { 0 };
+    usher_buf *cols[NCOLUMNS];
     PGresult *res = NULL;
     usher_err err;
 
-    for (size_t i = 0; i < ncols; i++)
-        usher_buf_array_open(&cols[i]);
+    for (int i = 0; i < NCOLUMNS; i++)
+        cols[i] = usher_stmt_array(&s, i);
     for (size_t i = 0; i < n; i++)
-        add_row(&c, cfg, &jobs[i]);
-    add_wakes(&c, cfg, jobs, n);
-    err = USHER_OK;
-    for (size_t i = 0; i < ncols; i++) {
-        usher_buf_array_close(&cols[i]);
-        if (usher_buf_failed(&cols[i]))
-            err = usher_store_fail(st, USHER_ERR_NOMEM, "out of memory building the batch");
-        params[i] = usher_buf_str(&cols[i]);
-    }
+        add_row(cols, cfg, &jobs[i]);
+    add_wakes(cols[WAKE], cfg, jobs, n);
+    err = usher_stmt_finish(&s, NCOLUMNS);
+    if (err != USHER_OK)
+        err = usher_store_fail(st, err, "out of memory building the batch");
     if (err == USHER_OK)
-        err = usher_store_exec(st, insert_sql, 10, params, &res);
+        err = usher_store_exec(st, insert_sql, s.nparams, s.params, &res);
     if (err == USHER_OK)
         err = match_rows(st, res, jobs, n, out);
     PQclear(res);
-    for (size_t i = 0; i < ncols; i++)
-        usher_buf_release(&cols[i]);
+    usher_stmt_release(&s);
     return err;
 }
 

@@ -11,8 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "buf.h"
-
 /* An error longer than this is cut: the history is for people to read. */
 #define ERROR_MAX 4000
 
@@ -47,10 +45,6 @@ static const char *const next_names[] = {
     [USHER_NEXT_DEAD] = "dead",
     [USHER_NEXT_SNOOZE] = "snooze",
 };
-
-typedef struct fate_columns {
-    usher_buf ids, next, delay_ms, spend, error;
-} fate_columns;
 
 /* Length of the valid UTF-8 sequence at s, or 0 if it is not one. */
 static size_t utf8_sequence(const unsigned char *s)
@@ -88,7 +82,7 @@ static void utf8_scrub(char *text)
     }
 }
 
-static void add_result(fate_columns *c, const usher_config *cfg, const usher_job_result *r)
+static void add_result(usher_buf **cols, const usher_config *cfg, const usher_job_result *r)
 {
     const usher_job *job = r->job;
     usher_retry_decision d =
@@ -96,50 +90,29 @@ static void add_result(fate_columns *c, const usher_config *cfg, const usher_job
                            r->outcome, r->delay_ms, arc4random());
     char error[ERROR_MAX + 1];
 
-    usher_buf_array_int(&c->ids, job->id);
-    usher_buf_array_text(&c->next, next_names[d.next]);
-    usher_buf_array_int(&c->delay_ms, d.delay_ms);
-    usher_buf_array_text(&c->spend, d.next == USHER_NEXT_SNOOZE ? "f" : "t");
+    usher_buf_array_int(cols[0], job->id);
+    usher_buf_array_text(cols[1], next_names[d.next]);
+    usher_buf_array_int(cols[2], d.delay_ms);
+    usher_buf_array_text(cols[3], d.next == USHER_NEXT_SNOOZE ? "f" : "t");
     if (d.next == USHER_NEXT_SNOOZE) {
-        usher_buf_array_text(&c->error, NULL);
+        usher_buf_array_text(cols[4], NULL);
         return;
     }
     snprintf(error, sizeof(error), "%s", r->error != NULL ? r->error : "failed");
     utf8_scrub(error);
-    usher_buf_array_text(&c->error, error);
+    usher_buf_array_text(cols[4], error);
 }
 
-usher_err usher_fate_apply(usher_store *st, const char *worker, const usher_job_result *results,
-                           size_t n, size_t *updated)
+usher_err usher_fate_stmt(usher_stmt *s, const usher_config *cfg, const char *worker,
+                          const usher_job_result *results, size_t n)
 {
-    fate_columns c = { 0 };
-    usher_buf *cols = (usher_buf *)&c;
-    size_t ncols = sizeof(c) / sizeof(usher_buf);
-    const char *params[6];
-    PGresult *res = NULL;
-    usher_err err = USHER_OK;
+    usher_buf *cols[5];
 
-    if (updated != NULL)
-        *updated = 0;
-    if (n == 0)
-        return USHER_OK;
-    for (size_t i = 0; i < ncols; i++)
-        usher_buf_array_open(&cols[i]);
+    for (int i = 0; i < 5; i++)
+        cols[i] = usher_stmt_array(s, i);
     for (size_t i = 0; i < n; i++)
-        add_result(&c, usher_store_config(st), &results[i]);
-    for (size_t i = 0; i < ncols; i++) {
-        usher_buf_array_close(&cols[i]);
-        if (usher_buf_failed(&cols[i]))
-            err = usher_store_fail(st, USHER_ERR_NOMEM, "out of memory");
-        params[i] = usher_buf_str(&cols[i]);
-    }
-    params[5] = worker;
-    if (err == USHER_OK)
-        err = usher_store_exec(st, fate_sql, 6, params, &res);
-    if (err == USHER_OK && updated != NULL)
-        *updated = (size_t)strtoull(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
-    for (size_t i = 0; i < ncols; i++)
-        usher_buf_release(&cols[i]);
-    return err;
+        add_result(cols, cfg, &results[i]);
+    usher_stmt_text(s, 5, worker);
+    s->sql = fate_sql;
+    return usher_stmt_finish(s, 6);
 }

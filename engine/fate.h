@@ -8,15 +8,17 @@
 
 #include <stddef.h>
 
+#include "config.h"
 #include "job.h"
-#include "store.h"
+#include "stmt.h"
 
 /*
- * Applies results. With worker != NULL only jobs that worker still holds
- * are touched; with worker == NULL (rescue) only running jobs whose lease
- * has expired. *updated (may be NULL) receives how many jobs changed.
+ * Builds the statement that applies results (its count: how many jobs
+ * changed). With worker != NULL only jobs that worker still holds are
+ * touched; with worker == NULL (rescue) only running jobs whose lease has
+ * expired.
  */
-usher_err usher_fate_apply(usher_store *st, const char *worker, const usher_job_result *results,
-                           size_t n, size_t *updated);
+usher_err usher_fate_stmt(usher_stmt *s, const usher_config *cfg, const char *worker,
+                          const usher_job_result *results, size_t n);
 
 #endif

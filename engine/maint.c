@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fate.h"
+#include "claim.h"
 #include "job.h"
 
 #define RESCUE_BATCH 500
@@ -116,7 +116,7 @@ static usher_err rescue_batch(usher_store *st, size_t *n)
         err = usher_store_exec(st, expired_sql, 0, NULL, &res);
     if (err == USHER_OK) {
         read_expired(res, jobs, results, errors);
-        err = usher_fate_apply(st, NULL, results, (size_t)PQntuples(res), n);
+        err = usher_fail(st, NULL, results, (size_t)PQntuples(res), n);
     }
     PQclear(res);
     if (err == USHER_OK)

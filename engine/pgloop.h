@@ -1,0 +1,55 @@
+/*
+ * A PostgreSQL connection driven by a libevent loop: non-blocking libpq,
+ * statements queued and sent one at a time, results handed to callbacks,
+ * NOTIFYs handed to a hook, and reconnection with backoff when the
+ * database goes away. The worker supervisor claims, completes and LISTENs
+ * through one of these without ever blocking its loop.
+ */
+#ifndef USHER_PGLOOP_H
+#define USHER_PGLOOP_H
+
+#include <event2/event.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+#include "error.h"
+
+typedef struct usher_pgloop usher_pgloop;
+
+/*
+ * A statement's result. res is NULL when the statement could not run
+ * (the connection broke before or while it ran: it may or may not have
+ * committed) and otherwise is valid only during the callback; errmsg says
+ * why for NULL or error results.
+ */
+typedef void (*usher_pg_result_fn)(PGresult *res, const char *errmsg, void *arg);
+
+typedef struct usher_pgloop_hooks {
+    void (*connected)(usher_pgloop *pg, void *arg);   /* after every (re)connect */
+    void (*disconnected)(const char *why, void *arg); /* the connection was lost */
+    void (*notified)(const char *channel, void *arg); /* a NOTIFY arrived */
+    void *arg;
+} usher_pgloop_hooks;
+
+/* Starts connecting at once; hooks are copied. */
+usher_err usher_pgloop_new(struct event_base *base, const char *conninfo,
+                           const usher_pgloop_hooks *hooks, usher_pgloop **out);
+
+/* Closes the connection; pending callbacks are called with res NULL first. */
+void usher_pgloop_free(usher_pgloop *pg);
+
+bool usher_pgloop_connected(const usher_pgloop *pg);
+
+/* Statements waiting or running (0 = idle). */
+int usher_pgloop_pending(const usher_pgloop *pg);
+
+/*
+ * Queues a parameterised statement (text parameters, copied). While the
+ * connection is down the call fails with USHER_ERR_DB and nothing is
+ * queued: the caller keeps what it wanted to write and tries again after
+ * the connected hook.
+ */
+usher_err usher_pgloop_query(usher_pgloop *pg, const char *sql, int nparams,
+                             const char *const *params, usher_pg_result_fn done, void *arg);
+
+#endif
