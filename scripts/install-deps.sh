@@ -4,12 +4,15 @@
 # only when something has to be installed.
 set -euo pipefail
 
-# One list: add packages here.
+# One list: add packages here. systemd: systemd-analyze, for systemd/verify.sh
+# (not in a minimal Debian 12 image); procps: /bin/kill, the units' ExecReload,
+# which systemd-analyze verify insists exists.
 PACKAGES=(
     build-essential cmake pkg-config git clang-format valgrind
     postgresql-15 postgresql-client-15 redis-server python3-aiosmtpd
     libpq-dev libevent-dev libhiredis-dev libjansson-dev libinih-dev
     libsodium-dev libcriterion-dev libsystemd-dev libcurl4-openssl-dev
+    systemd procps
 )
 
 missing_packages() {

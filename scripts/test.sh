@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run):
 #
-#   1 deps        scripts/install-deps.sh
-#   2 build       build/ with -Werror
-#   3 stack       scripts/stack.sh start (stopped again on exit unless
-#                 USHER_KEEP_STACK=1 or it was already running before)
-#   4 migrate     build/usherctl --config conf/usher.conf migrate
-#   5 ctest       every test in build/ (unit and integration), one at a time
-#   6 asan build  build-asan/ with -DUSHER_SANITIZE=ON (ASan + UBSan)
-#   7 asan ctest  every test in build-asan/, leak detection on
-#   8 valgrind    each unit test binary of build/ under valgrind
+#   1 deps            scripts/install-deps.sh
+#   2 build           build/ with -Werror
+#   3 systemd verify  systemd/verify.sh build: systemd-analyze verify (strict)
+#                     and security on the unit files, with build/'s binaries
+#   4 stack           scripts/stack.sh start (stopped again on exit unless
+#                     USHER_KEEP_STACK=1 or it was already running before)
+#   5 migrate         build/usherctl --config conf/usher.conf migrate
+#   6 ctest           every test in build/ (unit and integration), one at a time
+#   7 asan build      build-asan/ with -DUSHER_SANITIZE=ON (ASan + UBSan)
+#   8 asan ctest      every test in build-asan/, leak detection on
+#   9 valgrind        each unit test binary of build/ under valgrind
 #
 # Each phase prints a banner and its duration. The last line of output is
 # "N passed, N failed": tests counted from ctest's own summary (and one per
-# binary for valgrind), plus one failure for each phase that failed without
-# running tests (a broken build, a stack that would not start...).
+# binary for valgrind, one for systemd verify), plus one failure for each phase
+# that failed without running tests (a broken build, a stack that would not
+# start...).
 # Exits non-zero if anything failed. Logs go to $STATE/test-logs/.
 # Phases and the exit trap are called indirectly, which shellcheck cannot see.
 # shellcheck disable=SC2317
@@ -33,7 +36,7 @@ FAILED=0
 SUMMARY=()
 STOP_STACK=0
 PHASE_NO=0
-PHASE_TOTAL=8
+PHASE_TOTAL=9
 
 # ---------------------------------------------------------------- plumbing
 
@@ -70,10 +73,10 @@ run_phase() {
     secs=$(($(date +%s) - start))
     if ((rc == 0)); then
         echo "---- $name: ok ($(fmt_secs "$secs"))"
-        SUMMARY+=("$(printf '%-12s ok      %s' "$name" "$(fmt_secs "$secs")")")
+        SUMMARY+=("$(printf '%-14s ok      %s' "$name" "$(fmt_secs "$secs")")")
     else
         echo "---- $name: FAILED, exit $rc ($(fmt_secs "$secs"))"
-        SUMMARY+=("$(printf '%-12s FAILED  %s' "$name" "$(fmt_secs "$secs")")")
+        SUMMARY+=("$(printf '%-14s FAILED  %s' "$name" "$(fmt_secs "$secs")")")
     fi
     return "$rc"
 }
@@ -81,7 +84,7 @@ run_phase() {
 skip_phase() {
     PHASE_NO=$((PHASE_NO + 1))
     banner "[$PHASE_NO/$PHASE_TOTAL] $1: skipped ($2)"
-    SUMMARY+=("$(printf '%-12s skipped (%s)' "$1" "$2")")
+    SUMMARY+=("$(printf '%-14s skipped (%s)' "$1" "$2")")
 }
 
 # count_ctest LOG RC: adds the counts of ctest's summary line in LOG.
@@ -106,6 +109,9 @@ count_ctest() {
 phase_deps() { scripts/install-deps.sh; }
 
 phase_build() { scripts/build.sh "$@"; }
+
+# The unit files of systemd/, checked offline against build/'s binaries.
+phase_systemd_verify() { systemd/verify.sh build 2>&1 | tee "$LOGS/systemd-verify.log"; }
 
 phase_stack() { scripts/stack.sh start; }
 
@@ -214,6 +220,12 @@ main() {
         FAILED=$((FAILED + 1))
         finish
     }
+    # One test in the summary, passed or failed; the other phases run either way.
+    if run_phase "systemd verify" phase_systemd_verify; then
+        PASSED=$((PASSED + 1))
+    else
+        FAILED=$((FAILED + 1))
+    fi
     if ! scripts/stack.sh status >/dev/null 2>&1; then
         STOP_STACK=1
     fi
