@@ -2,14 +2,15 @@
  * The configuration loader. usher_config_load starts from the built-in
  * defaults of the `settings` table, reads the INI file with inih, checks
  * what only the whole file can tell (inheritance from [defaults], backoff
- * cap >= base, kinds naming declared queues, queues with a pool), then lets
- * USHER_*_URL override the URLs. The first problem refuses the whole file
- * with "FILE:LINE: reason"; nothing half-loaded escapes.
+ * cap >= base, kinds naming declared queues, queues naming declared pools,
+ * pool defaults that follow the pool's tiers, pool sizes in order), then
+ * lets USHER_*_URL override the URLs. The first problem refuses the whole
+ * file with "FILE:LINE: reason"; nothing half-loaded escapes.
  *
  * Two tables drive the parser: `settings` for the fixed sections, whose
  * fields live in usher_config, and `entity_keys` for the keys of
- * [kind.NAME] and [queue.NAME], whose fields live in one element of
- * cfg->kinds or cfg->queues.
+ * [kind.NAME], [queue.NAME] and [pool.NAME], whose fields live in one
+ * element of cfg->kinds, cfg->queues or cfg->pools.
  *
  * inih reads the file through read_line below rather than by itself, for
  * three reasons: its handler is not told the line number (we count lines
@@ -22,11 +23,13 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <ini.h>
 
@@ -39,19 +42,28 @@
 #define NAME_RULE "[a-z0-9_.-], 1 to 63 characters"
 
 enum value_type {
-    T_STRING, /* char *, owned by the config */
-    T_INT,    /* int within [min, max] */
-    T_LEVEL,  /* int: a syslog level given by name */
-    T_NAME,   /* char[USHER_NAME_MAX] holding a valid name */
+    T_STRING,  /* char *, owned by the config */
+    T_INT,     /* int within [min, max] */
+    T_LEVEL,   /* int: a syslog level given by name */
+    T_NAME,    /* char[USHER_NAME_MAX] holding a valid name */
+    T_WORD,    /* int: the index of the value in the key's word list */
+    T_WINDOWS, /* usher_windows: "START/END, ..." in UTC ISO-8601 */
 };
 
-enum section_type { SEC_NONE, SEC_FIXED, SEC_QUEUE, SEC_KIND };
+enum section_type { SEC_NONE, SEC_FIXED, SEC_QUEUE, SEC_KIND, SEC_POOL };
 
 /* Ranges shared by [defaults] and [kind.NAME]. */
 #define PRIORITY_RANGE 0, 2
 #define ATTEMPTS_RANGE 1, 1000
 #define TIMEOUT_RANGE  1, 86400000
 #define BACKOFF_RANGE  0, 86400000
+
+/* Ranges of [pool.NAME]. */
+#define SIZE_RANGE  0, 1000
+#define DEPTH_RANGE 0, 1000000000
+#define WAIT_RANGE  0, 3600000 /* an hour, in ms */
+
+#define UTC_FORMAT "%Y-%m-%dT%H:%M:%SZ"
 
 typedef struct setting {
     const char *section;
@@ -100,25 +112,62 @@ static const setting settings[] = {
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
 
 typedef struct entity_key {
-    enum section_type owner; /* SEC_KIND or SEC_QUEUE */
+    enum section_type owner; /* SEC_KIND, SEC_QUEUE or SEC_POOL */
     const char *key;
-    enum value_type type; /* T_INT or T_NAME */
-    size_t offset;        /* of the field in usher_kind_conf or usher_queue_conf */
-    int min, max;
+    enum value_type type; /* T_INT, T_NAME, T_WORD or T_WINDOWS */
+    size_t offset;        /* of the field in the usher_{kind,queue,pool}_conf */
+    int min, max;         /* T_INT */
     bool reloadable;
+    int int_default;          /* an unset pool T_INT or T_WORD; DERIVED: see pool_defaults */
+    const char *const *words; /* T_WORD: the accepted values, NULL-terminated */
 } entity_key;
 
 #define KIND(field) offsetof(usher_kind_conf, field)
+#define POOL(field) offsetof(usher_pool_conf, field)
+#define DERIVED     INT_MIN /* the default follows tier or event_tier */
 
-/* Unset kind keys take the field at the same offset in cfg->defaults. */
+/* Indexed by enum usher_pool_tier and enum usher_event_tier. */
+static const char *const tier_words[] = { "high", "medium", "low", NULL };
+static const char *const event_tier_words[] = { "small", "medium", "large", "mega", NULL };
+
+/* The seed's numbers (ARCHITECTURE.md, "Worker pools and autoscaling"). */
+static const struct {
+    int scale_out_depth, scale_in_depth, min;
+} tier_defaults[] = { { 100, 10, 2 }, { 500, 50, 1 }, { 1000, 100, 1 } };
+static const int event_tier_max[] = { 10, 50, 200, 500 };
+
+/*
+ * Unset kind keys take the field at the same offset in cfg->defaults; unset
+ * pool keys take int_default, or a value that follows the pool's tiers.
+ */
 static const entity_key entity_keys[] = {
-    { SEC_KIND, "queue", T_NAME, KIND(queue), 0, 0, true },
-    { SEC_KIND, "priority", T_INT, KIND(priority), PRIORITY_RANGE, true },
-    { SEC_KIND, "max_attempts", T_INT, KIND(max_attempts), ATTEMPTS_RANGE, true },
-    { SEC_KIND, "timeout_ms", T_INT, KIND(timeout_ms), TIMEOUT_RANGE, true },
-    { SEC_KIND, "backoff_base_ms", T_INT, KIND(backoff_base_ms), BACKOFF_RANGE, true },
-    { SEC_KIND, "backoff_cap_ms", T_INT, KIND(backoff_cap_ms), BACKOFF_RANGE, true },
-    { SEC_QUEUE, "pool", T_NAME, offsetof(usher_queue_conf, pool), 0, 0, false },
+    { SEC_KIND, "queue", T_NAME, KIND(queue), 0, 0, true, 0, NULL },
+    { SEC_KIND, "priority", T_INT, KIND(priority), PRIORITY_RANGE, true, 0, NULL },
+    { SEC_KIND, "max_attempts", T_INT, KIND(max_attempts), ATTEMPTS_RANGE, true, 0, NULL },
+    { SEC_KIND, "timeout_ms", T_INT, KIND(timeout_ms), TIMEOUT_RANGE, true, 0, NULL },
+    { SEC_KIND, "backoff_base_ms", T_INT, KIND(backoff_base_ms), BACKOFF_RANGE, true, 0, NULL },
+    { SEC_KIND, "backoff_cap_ms", T_INT, KIND(backoff_cap_ms), BACKOFF_RANGE, true, 0, NULL },
+    { SEC_QUEUE, "pool", T_NAME, offsetof(usher_queue_conf, pool), 0, 0, false, 0, NULL },
+    { SEC_POOL, "tier", T_WORD, POOL(tier), 0, 0, true, USHER_TIER_MEDIUM, tier_words },
+    { SEC_POOL, "event_tier", T_WORD, POOL(event_tier), 0, 0, true, USHER_EVENT_SMALL,
+      event_tier_words },
+    { SEC_POOL, "min", T_INT, POOL(min), SIZE_RANGE, true, DERIVED, NULL },
+    { SEC_POOL, "max", T_INT, POOL(max), 1, 1000, true, DERIVED, NULL },
+    { SEC_POOL, "initial", T_INT, POOL(initial), SIZE_RANGE, true, DERIVED, NULL },
+    { SEC_POOL, "scale_out_depth", T_INT, POOL(scale_out_depth), DEPTH_RANGE, true, DERIVED, NULL },
+    { SEC_POOL, "scale_in_depth", T_INT, POOL(scale_in_depth), DEPTH_RANGE, true, DERIVED, NULL },
+    { SEC_POOL, "sustain_ms", T_INT, POOL(sustain_ms), WAIT_RANGE, true, 30000, NULL },
+    { SEC_POOL, "scale_out_per_minute", T_INT, POOL(scale_out_per_minute), 1, 1000, true, 5, NULL },
+    { SEC_POOL, "scale_in_interval_ms", T_INT, POOL(scale_in_interval_ms), 0, 86400000, true,
+      300000, NULL },
+    { SEC_POOL, "protect", T_WINDOWS, POOL(protect), 0, 0, true, 0, NULL },
+    { SEC_POOL, "downstream", T_NAME, POOL(downstream), 0, 0, true, 0, NULL },
+    { SEC_POOL, "downstream_limit", T_INT, POOL(downstream_limit), 0, 100000, true, 0, NULL },
+    { SEC_POOL, "shutdown_grace_ms", T_INT, POOL(shutdown_grace_ms), WAIT_RANGE, true, 30000,
+      NULL },
+    { SEC_POOL, "claim_batch", T_INT, POOL(claim_batch), 1, 10000, true, 100, NULL },
+    { SEC_POOL, "metrics_port", T_INT, POOL(metrics_port), 0, 65535, true, 0, NULL },
+    { SEC_POOL, "heartbeat_ms", T_INT, POOL(heartbeat_ms), 100, 3600000, true, 10000, NULL },
 };
 
 #define NENTITY_KEYS (sizeof(entity_keys) / sizeof(entity_keys[0]))
@@ -131,7 +180,7 @@ static const struct {
     { "info", USHER_LOG_INFO }, { "debug", USHER_LOG_DEBUG },
 };
 
-/* Where a [queue.NAME] or [kind.NAME] and each of its keys were written. */
+/* Where a [queue.NAME], [kind.NAME] or [pool.NAME] and each of its keys were written. */
 typedef struct entity_meta {
     int line;                   /* of the section header */
     int key_line[NENTITY_KEYS]; /* 0 = not set in the file */
@@ -145,11 +194,12 @@ typedef struct parser {
     enum section_type sec;
     char sec_name[128];          /* the current section, for messages */
     const char *fixed_section;   /* the table's name of it, when SEC_FIXED */
-    size_t index;                /* the current queue or kind */
+    size_t index;                /* the current queue, kind or pool */
     int section_line[NSETTINGS]; /* of a fixed section, at its first row */
     int key_line[NSETTINGS];     /* where each fixed key was set */
     entity_meta *queue_meta;     /* parallel to cfg->queues */
     entity_meta *kind_meta;      /* parallel to cfg->kinds */
+    entity_meta *pool_meta;      /* parallel to cfg->pools */
     usher_err err;
     int err_line; /* 0: the error belongs to the file, not a line */
     char reason[512];
@@ -201,6 +251,16 @@ static size_t kind_index(const usher_config *cfg, const char *name)
     return i;
 }
 
+static size_t pool_index(const usher_config *cfg, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < cfg->npools; i++)
+        if (strcmp(cfg->pools[i].name, name) == 0)
+            break;
+    return i;
+}
+
 const usher_kind_conf *usher_config_kind(const usher_config *cfg, const char *kind)
 {
     size_t i = kind == NULL ? cfg->nkinds : kind_index(cfg, kind);
@@ -213,6 +273,13 @@ const usher_queue_conf *usher_config_queue(const usher_config *cfg, const char *
     size_t i = name == NULL ? cfg->nqueues : queue_index(cfg, name);
 
     return i < cfg->nqueues ? &cfg->queues[i] : NULL;
+}
+
+const usher_pool_conf *usher_config_pool(const usher_config *cfg, const char *name)
+{
+    size_t i = name == NULL ? cfg->npools : pool_index(cfg, name);
+
+    return i < cfg->npools ? &cfg->pools[i] : NULL;
 }
 
 const char *usher_config_default_path(void)
@@ -281,8 +348,120 @@ static void parse_name(parser *p, const char *key, char *field, const char *valu
     memcpy(field, value, strlen(value) + 1);
 }
 
+static void parse_word(parser *p, const char *key, int *field, const char *const *words,
+                       const char *value)
+{
+    char list[128] = "";
+    size_t used = 0;
+
+    for (int i = 0; words[i] != NULL; i++) {
+        if (strcmp(value, words[i]) == 0) {
+            *field = i;
+            return;
+        }
+        used +=
+            (size_t)snprintf(list + used, sizeof(list) - used, "%s%s", i > 0 ? ", " : "", words[i]);
+        if (used >= sizeof(list))
+            used = sizeof(list) - 1;
+    }
+    fail(p, USHER_ERR_CONFIG, p->lineno, "[%s] %s: '%s' is not one of %s", p->sec_name, key, value,
+         list);
+}
+
+/* Strict "2026-12-01T09:00:00Z" to ms since the epoch; a date that does not exist fails. */
+static bool parse_utc(const char *text, int64_t *ms)
+{
+    struct tm tm = { 0 };
+    char again[32];
+    const char *end = strptime(text, UTC_FORMAT, &tm);
+    time_t seconds;
+
+    if (end == NULL || *end != '\0')
+        return false;
+    seconds = timegm(&tm);
+    /* strptime takes 2026-02-30 and 1-digit fields; printing it back catches both */
+    if (gmtime_r(&seconds, &tm) == NULL || strftime(again, sizeof(again), UTC_FORMAT, &tm) == 0)
+        return false;
+    if (strcmp(again, text) != 0)
+        return false;
+    *ms = (int64_t)seconds * 1000;
+    return true;
+}
+
+/* One "START/END" (item is modified); false after fail(). */
+static bool parse_window(parser *p, const char *key, char *item, usher_window *w)
+{
+    char *slash = strchr(item, '/');
+    const char *bad = NULL;
+
+    if (slash == NULL) {
+        fail(p, USHER_ERR_CONFIG, p->lineno, "[%s] %s: '%s' is not START/END", p->sec_name, key,
+             item);
+        return false;
+    }
+    *slash = '\0';
+    if (!parse_utc(item, &w->start_ms))
+        bad = item;
+    else if (!parse_utc(slash + 1, &w->end_ms))
+        bad = slash + 1;
+    if (bad != NULL) {
+        fail(p, USHER_ERR_CONFIG, p->lineno,
+             "[%s] %s: '%s' is not a UTC time like 2026-12-01T09:00:00Z", p->sec_name, key, bad);
+        return false;
+    }
+    if (w->end_ms <= w->start_ms) {
+        fail(p, USHER_ERR_CONFIG, p->lineno, "[%s] %s: window %s/%s does not end after it starts",
+             p->sec_name, key, item, slash + 1);
+        return false;
+    }
+    return true;
+}
+
+static char *trim(char *s)
+{
+    char *end;
+
+    s += strspn(s, " \t");
+    end = s + strlen(s);
+    while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
+        *--end = '\0';
+    return s;
+}
+
+/* "START/END, START/END, ..." into *field; an empty value clears it. */
+static void parse_windows(parser *p, const char *key, usher_windows *field, const char *value)
+{
+    usher_windows parsed = { 0 };
+    char copy[256], *next;
+
+    if (snprintf(copy, sizeof(copy), "%s", value) >= (int)sizeof(copy)) {
+        fail(p, USHER_ERR_CONFIG, p->lineno, "[%s] %s: value too long", p->sec_name, key);
+        return;
+    }
+    next = trim(copy);
+    if (*next == '\0')
+        next = NULL; /* no windows */
+    while (next != NULL) {
+        char *item = trim(strsep(&next, ","));
+
+        if (*item == '\0') {
+            fail(p, USHER_ERR_CONFIG, p->lineno, "[%s] %s: empty window", p->sec_name, key);
+            return;
+        }
+        if (parsed.count == USHER_PROTECT_MAX) {
+            fail(p, USHER_ERR_CONFIG, p->lineno, "[%s] %s: more than %d windows", p->sec_name, key,
+                 USHER_PROTECT_MAX);
+            return;
+        }
+        if (!parse_window(p, key, item, &parsed.window[parsed.count]))
+            return;
+        parsed.count++;
+    }
+    *field = parsed;
+}
+
 static void parse_value(parser *p, const char *key, enum value_type type, void *field, int min,
-                        int max, const char *value)
+                        int max, const char *const *words, const char *value)
 {
     switch (type) {
     case T_STRING:
@@ -296,6 +475,12 @@ static void parse_value(parser *p, const char *key, enum value_type type, void *
         break;
     case T_NAME:
         parse_name(p, key, field, value);
+        break;
+    case T_WORD:
+        parse_word(p, key, field, words, value);
+        break;
+    case T_WINDOWS:
+        parse_windows(p, key, field, value);
         break;
     }
 }
@@ -345,23 +530,43 @@ static void set_fixed(parser *p, const char *key, const char *value)
         return;
     }
     if (first_setting(p, &p->key_line[i], key))
-        parse_value(p, key, s->type, (char *)p->cfg + s->offset, s->min, s->max, value);
+        parse_value(p, key, s->type, (char *)p->cfg + s->offset, s->min, s->max, NULL, value);
+}
+
+/* The element the current [kind.|queue.|pool.NAME] section fills, and its meta. */
+static char *current_entity(parser *p, entity_meta **meta)
+{
+    switch (p->sec) {
+    case SEC_KIND:
+        *meta = &p->kind_meta[p->index];
+        return (char *)&p->cfg->kinds[p->index];
+    case SEC_QUEUE:
+        *meta = &p->queue_meta[p->index];
+        return (char *)&p->cfg->queues[p->index];
+    case SEC_POOL:
+        *meta = &p->pool_meta[p->index];
+        return (char *)&p->cfg->pools[p->index];
+    case SEC_NONE:
+    case SEC_FIXED:
+        break;
+    }
+    *meta = NULL;
+    return NULL;
 }
 
 static void set_entity(parser *p, const char *key, const char *value)
 {
     size_t i = find_entity_key(p->sec, key);
     const entity_key *k = &entity_keys[i];
-    bool kind = p->sec == SEC_KIND;
-    entity_meta *meta = kind ? &p->kind_meta[p->index] : &p->queue_meta[p->index];
-    char *base = kind ? (char *)&p->cfg->kinds[p->index] : (char *)&p->cfg->queues[p->index];
+    entity_meta *meta;
+    char *base = current_entity(p, &meta);
 
-    if (i == NENTITY_KEYS) {
+    if (i == NENTITY_KEYS || base == NULL) {
         fail(p, USHER_ERR_CONFIG, p->lineno, "unknown key '%s' in [%s]", key, p->sec_name);
         return;
     }
     if (first_setting(p, &meta->key_line[i], key))
-        parse_value(p, key, k->type, base + k->offset, k->min, k->max, value);
+        parse_value(p, key, k->type, base + k->offset, k->min, k->max, k->words, value);
 }
 
 static int on_key(void *user, const char *section, const char *key, const char *value)
@@ -464,6 +669,28 @@ static void add_kind(parser *p, const char *name)
     p->index = cfg->nkinds++;
 }
 
+static void add_pool(parser *p, const char *name)
+{
+    usher_config *cfg = p->cfg;
+    size_t n = cfg->npools;
+    usher_pool_conf *pools;
+
+    if (!new_entity_ok(p, "pool", name, pool_index(cfg, name), n, p->pool_meta))
+        return;
+    pools = grow(cfg->pools, n, sizeof(*pools));
+    if (pools == NULL) {
+        fail(p, USHER_ERR_NOMEM, p->lineno, "out of memory");
+        return;
+    }
+    cfg->pools = pools;
+    if (!add_meta(p, &p->pool_meta, n))
+        return;
+    memset(&pools[n], 0, sizeof(pools[n]));
+    memcpy(pools[n].name, name, strlen(name) + 1);
+    p->sec = SEC_POOL;
+    p->index = cfg->npools++;
+}
+
 static void enter_fixed(parser *p, const char *name)
 {
     size_t i = find_setting(name, NULL);
@@ -519,6 +746,8 @@ static void open_section(parser *p, const char *start)
         add_queue(p, p->sec_name + 6);
     else if (strncmp(p->sec_name, "kind.", 5) == 0)
         add_kind(p, p->sec_name + 5);
+    else if (strncmp(p->sec_name, "pool.", 5) == 0)
+        add_pool(p, p->sec_name + 5);
     else
         enter_fixed(p, p->sec_name);
 }
@@ -618,12 +847,77 @@ static void check_kinds(parser *p)
 
 static void check_queues(parser *p)
 {
+    usher_config *cfg = p->cfg;
     size_t pool_key = find_entity_key(SEC_QUEUE, "pool");
 
-    for (size_t i = 0; i < p->cfg->nqueues; i++)
-        if (p->queue_meta[i].key_line[pool_key] == 0)
-            fail(p, USHER_ERR_CONFIG, p->queue_meta[i].line, "[queue.%s] has no pool",
-                 p->cfg->queues[i].name);
+    for (size_t i = 0; i < cfg->nqueues; i++) {
+        const usher_queue_conf *queue = &cfg->queues[i];
+        const entity_meta *meta = &p->queue_meta[i];
+
+        if (meta->key_line[pool_key] == 0)
+            fail(p, USHER_ERR_CONFIG, meta->line, "[queue.%s] has no pool", queue->name);
+        else if (pool_index(cfg, queue->pool) == cfg->npools)
+            fail(p, USHER_ERR_CONFIG, meta->key_line[pool_key],
+                 "queue '%s' names undeclared pool '%s'", queue->name, queue->pool);
+    }
+}
+
+static bool pool_key_set(const entity_meta *meta, const char *key)
+{
+    return meta->key_line[find_entity_key(SEC_POOL, key)] != 0;
+}
+
+/* Unset keys: the table's default, or one that follows the tiers. */
+static void pool_defaults(usher_pool_conf *pool, const entity_meta *meta)
+{
+    for (size_t i = 0; i < NENTITY_KEYS; i++) {
+        const entity_key *k = &entity_keys[i];
+        bool plain_int = k->type == T_INT || k->type == T_WORD;
+
+        if (k->owner == SEC_POOL && plain_int && meta->key_line[i] == 0 &&
+            k->int_default != DERIVED)
+            memcpy((char *)pool + k->offset, &k->int_default, sizeof(int));
+    }
+    if (!pool_key_set(meta, "scale_out_depth"))
+        pool->scale_out_depth = tier_defaults[pool->tier].scale_out_depth;
+    if (!pool_key_set(meta, "scale_in_depth"))
+        pool->scale_in_depth = tier_defaults[pool->tier].scale_in_depth;
+    if (!pool_key_set(meta, "min"))
+        pool->min = tier_defaults[pool->tier].min;
+    if (!pool_key_set(meta, "max"))
+        pool->max = event_tier_max[pool->event_tier];
+    if (!pool_key_set(meta, "initial"))
+        pool->initial = pool->min;
+}
+
+static void check_pool(parser *p, const usher_pool_conf *pool, const entity_meta *meta)
+{
+    const char *name = pool->name;
+
+    if (pool->min > pool->max)
+        fail(p, USHER_ERR_CONFIG, meta->line, "[pool.%s] min (%d) is greater than max (%d)", name,
+             pool->min, pool->max);
+    else if (pool->min > pool->initial)
+        fail(p, USHER_ERR_CONFIG, meta->line, "[pool.%s] min (%d) is greater than initial (%d)",
+             name, pool->min, pool->initial);
+    else if (pool->initial > pool->max)
+        fail(p, USHER_ERR_CONFIG, meta->line, "[pool.%s] initial (%d) is greater than max (%d)",
+             name, pool->initial, pool->max);
+    else if (pool->scale_in_depth >= pool->scale_out_depth)
+        fail(p, USHER_ERR_CONFIG, meta->line,
+             "[pool.%s] scale_in_depth (%d) is not less than scale_out_depth (%d)", name,
+             pool->scale_in_depth, pool->scale_out_depth);
+    else if (pool->downstream_limit > 0 && pool->downstream[0] == '\0')
+        fail(p, USHER_ERR_CONFIG, meta->key_line[find_entity_key(SEC_POOL, "downstream_limit")],
+             "[pool.%s] downstream_limit without downstream", name);
+}
+
+static void check_pools(parser *p)
+{
+    for (size_t i = 0; i < p->cfg->npools; i++) {
+        pool_defaults(&p->cfg->pools[i], &p->pool_meta[i]);
+        check_pool(p, &p->cfg->pools[i], &p->pool_meta[i]);
+    }
 }
 
 /* inih's own verdict: the line of its first error, -1 or -2 when it failed. */
@@ -662,6 +956,7 @@ static void load_file(parser *p, const char *path)
     check_backoff(p, &p->cfg->defaults, "defaults",
                   p->section_line[find_setting("defaults", NULL)]);
     check_kinds(p);
+    check_pools(p);
     check_queues(p);
 }
 
@@ -734,6 +1029,7 @@ usher_err usher_config_load(usher_config *out, const char *path, char *errbuf, s
         apply_env(&p);
     free(p.queue_meta);
     free(p.kind_meta);
+    free(p.pool_meta);
     if (p.err != USHER_OK) {
         report(&p, path, errbuf, errlen);
         usher_config_free(&cfg);
@@ -757,5 +1053,6 @@ void usher_config_free(usher_config *cfg)
     free(cfg->path);
     free(cfg->queues);
     free(cfg->kinds);
+    free(cfg->pools);
     memset(cfg, 0, sizeof(*cfg));
 }

@@ -75,26 +75,27 @@ typedef struct usher_windows {
  * [pool.NAME]: one worker pool (usher-worker --pool NAME). Every key is
  * reloadable; conf/usher.conf documents units and ranges. After loading,
  * min <= initial <= max, max >= 1 and scale_in_depth < scale_out_depth.
+ * A flat value without pointers: a reload can copy it whole.
  */
 typedef struct usher_pool_conf {
     char name[USHER_NAME_MAX];
-    int tier;                   /* enum usher_pool_tier */
-    int event_tier;             /* enum usher_event_tier */
-    int min;                    /* floor: never fewer children */
-    int max;                    /* ceiling: never more children */
-    int initial;                /* children forked at start */
-    int scale_out_depth;        /* scale out while depth stays above this... */
-    int scale_in_depth;         /* ...scale in while it stays below this... */
-    int sustain_ms;             /* ...for this long */
-    int scale_out_per_minute;   /* children added in any 60 s, at most */
-    int scale_in_interval_ms;   /* at most one child removed per this */
-    usher_windows protect;      /* no scale-in inside these (launches) */
+    int tier;                        /* enum usher_pool_tier */
+    int event_tier;                  /* enum usher_event_tier */
+    int min;                         /* floor: never fewer children */
+    int max;                         /* ceiling: never more children */
+    int initial;                     /* children forked at start */
+    int scale_out_depth;             /* scale out while depth stays above this... */
+    int scale_in_depth;              /* ...scale in while it stays below this... */
+    int sustain_ms;                  /* ...for this long */
+    int scale_out_per_minute;        /* children added in any 60 s, at most */
+    int scale_in_interval_ms;        /* at most one child removed per this */
+    usher_windows protect;           /* no scale-in inside these (launches) */
     char downstream[USHER_NAME_MAX]; /* a shared resource, e.g. "smtp" ("" = none) */
-    int downstream_limit;       /* its concurrent jobs of this pool, all hosts; 0 = no cap */
-    int shutdown_grace_ms;      /* SIGTERM: running jobs get this long to finish */
-    int claim_batch;            /* jobs claimed per statement, at most */
-    int metrics_port;           /* HTTP metrics on 127.0.0.1:port; 0 = off */
-    int heartbeat_ms;           /* lease heartbeat period */
+    int downstream_limit;            /* its concurrent jobs of this pool, all hosts; 0 = no cap */
+    int shutdown_grace_ms;           /* SIGTERM: running jobs get this long to finish */
+    int claim_batch;                 /* jobs claimed per statement, at most */
+    int metrics_port;                /* TCP port of the metrics endpoint; 0 = off */
+    int heartbeat_ms;                /* lease heartbeat period */
 } usher_pool_conf;
 
 typedef struct usher_config {

@@ -1,9 +1,9 @@
 /*
  * Tests of engine/config.c: the built-in defaults, the shipped
- * conf/usher.conf, inheritance from [defaults], environment overrides, and
- * every refusal with its exact "FILE:LINE: reason". Each test writes the
- * configuration it needs into a mkstemp file, so the text and the line
- * numbers it expects sit side by side; the suite's fini removes the file.
+ * conf/usher.conf, inheritance from [defaults], pool defaults that follow
+ * the tiers, protection windows, environment overrides, and every refusal with its exact
+ * "FILE:LINE: reason". Each test writes the configuration it needs into a mkstemp file, so the text
+ * and the line numbers it expects sit side by side; the suite's fini removes the file.
  */
 #include <criterion/criterion.h>
 
@@ -67,8 +67,10 @@ static void assert_empty(const usher_config *cfg)
     cr_assert_null(cfg->smtp_url);
     cr_assert_null(cfg->queues);
     cr_assert_null(cfg->kinds);
+    cr_assert_null(cfg->pools);
     cr_assert_eq(cfg->nqueues, 0);
     cr_assert_eq(cfg->nkinds, 0);
+    cr_assert_eq(cfg->npools, 0);
     cr_assert_eq(cfg->payload_max_bytes, 0);
 }
 
@@ -116,10 +118,11 @@ Test(config, without_a_file_gives_the_builtin_defaults)
     cr_assert_eq(cfg.defaults.backoff_cap_ms, 3600000);
     cr_assert_eq(cfg.nqueues, 0);
     cr_assert_eq(cfg.nkinds, 0);
+    cr_assert_eq(cfg.npools, 0);
     usher_config_free(&cfg);
 }
 
-Test(config, unknown_kind_gets_the_defaults_and_unknown_queue_gets_null)
+Test(config, unknown_kind_gets_the_defaults_and_unknown_queue_or_pool_gets_null)
 {
     usher_config cfg;
 
@@ -127,6 +130,8 @@ Test(config, unknown_kind_gets_the_defaults_and_unknown_queue_gets_null)
     cr_assert_eq(usher_config_kind(&cfg, "email.send"), &cfg.defaults);
     cr_assert_eq(usher_config_kind(&cfg, NULL), &cfg.defaults);
     cr_assert_null(usher_config_queue(&cfg, "email"));
+    cr_assert_null(usher_config_pool(&cfg, "standard"));
+    cr_assert_null(usher_config_pool(&cfg, NULL));
     usher_config_free(&cfg);
 }
 
@@ -190,6 +195,62 @@ Test(config, shipped_file_declares_the_seed_queues_on_their_pools)
     assert_pool(&cfg, "analytics", "batch");
     assert_pool(&cfg, "media", "batch");
     assert_pool(&cfg, "default", "standard");
+    usher_config_free(&cfg);
+}
+
+/* The fields of a pool that the tiers decide. */
+typedef struct pool_sizes {
+    int tier, event_tier, min, max, initial, scale_out_depth, scale_in_depth;
+} pool_sizes;
+
+static void assert_pool_sizes(const usher_config *cfg, const char *name, pool_sizes want)
+{
+    const usher_pool_conf *pool = usher_config_pool(cfg, name);
+
+    cr_assert_not_null(pool, "pool %s is not declared", name);
+    cr_assert_str_eq(pool->name, name);
+    cr_assert_eq(pool->tier, want.tier, "pool %s", name);
+    cr_assert_eq(pool->event_tier, want.event_tier, "pool %s", name);
+    cr_assert_eq(pool->min, want.min, "pool %s", name);
+    cr_assert_eq(pool->max, want.max, "pool %s", name);
+    cr_assert_eq(pool->initial, want.initial, "pool %s", name);
+    cr_assert_eq(pool->scale_out_depth, want.scale_out_depth, "pool %s", name);
+    cr_assert_eq(pool->scale_in_depth, want.scale_in_depth, "pool %s", name);
+}
+
+/* The fields no tier decides hold their built-in defaults. */
+static void assert_pool_timings_are_defaults(const usher_pool_conf *pool)
+{
+    cr_assert_eq(pool->sustain_ms, 30000);
+    cr_assert_eq(pool->scale_out_per_minute, 5);
+    cr_assert_eq(pool->scale_in_interval_ms, 300000);
+    cr_assert_eq(pool->protect.count, 0);
+    cr_assert_str_empty(pool->downstream);
+    cr_assert_eq(pool->downstream_limit, 0);
+    cr_assert_eq(pool->shutdown_grace_ms, 30000);
+    cr_assert_eq(pool->claim_batch, 100);
+    cr_assert_eq(pool->metrics_port, 0);
+    cr_assert_eq(pool->heartbeat_ms, 10000);
+}
+
+Test(config, shipped_file_declares_the_three_pools_on_the_seed_tiers)
+{
+    usher_config cfg;
+    char err[512];
+
+    cr_assert_eq(usher_config_load(&cfg, SHIPPED_CONF, err, sizeof(err)), USHER_OK, "%s", err);
+    cr_assert_eq(cfg.npools, 3);
+    assert_pool_sizes(&cfg, "realtime",
+                      (pool_sizes){ USHER_TIER_HIGH, USHER_EVENT_SMALL, 2, 10, 2, 100, 10 });
+    assert_pool_sizes(&cfg, "standard",
+                      (pool_sizes){ USHER_TIER_MEDIUM, USHER_EVENT_SMALL, 1, 10, 1, 500, 50 });
+    assert_pool_sizes(&cfg, "batch",
+                      (pool_sizes){ USHER_TIER_LOW, USHER_EVENT_SMALL, 1, 10, 1, 1000, 100 });
+    for (size_t i = 0; i < cfg.npools; i++)
+        assert_pool_timings_are_defaults(&cfg.pools[i]);
+    for (size_t i = 0; i < cfg.nqueues; i++)
+        cr_assert_not_null(usher_config_pool(&cfg, cfg.queues[i].pool), "queue %s",
+                           cfg.queues[i].name);
     usher_config_free(&cfg);
 }
 
@@ -267,6 +328,7 @@ Test(config, kind_inherits_defaults_even_when_defaults_come_later)
 
     load_ok(&cfg, "[queue.mail]\n"
                   "pool = standard\n"
+                  "[pool.standard]\n"
                   "[kind.mail.send]\n"
                   "queue = mail\n"
                   "timeout_ms = 5000\n"
@@ -326,6 +388,139 @@ Test(config, utf8_byte_order_mark_and_empty_known_sections_are_accepted)
                   "\n"
                   "  # an indented comment\n");
     cr_assert_eq(cfg.poll_interval_ms, 10);
+    usher_config_free(&cfg);
+}
+
+/* ---- pools --------------------------------------------------------------- */
+
+Test(config, bare_pool_takes_the_medium_tier_and_the_small_event_ceiling)
+{
+    usher_config cfg;
+
+    load_ok(&cfg, "[pool.p]\n");
+    cr_assert_eq(cfg.npools, 1);
+    assert_pool_sizes(&cfg, "p",
+                      (pool_sizes){ USHER_TIER_MEDIUM, USHER_EVENT_SMALL, 1, 10, 1, 500, 50 });
+    assert_pool_timings_are_defaults(&cfg.pools[0]);
+    usher_config_free(&cfg);
+}
+
+Test(config, pool_tier_picks_the_seed_thresholds_and_the_high_tier_floor_of_2)
+{
+    usher_config cfg;
+
+    load_ok(&cfg, "[pool.hi]\ntier = high\n"
+                  "[pool.mid]\ntier = medium\n"
+                  "[pool.lo]\ntier = low\n");
+    assert_pool_sizes(&cfg, "hi",
+                      (pool_sizes){ USHER_TIER_HIGH, USHER_EVENT_SMALL, 2, 10, 2, 100, 10 });
+    assert_pool_sizes(&cfg, "mid",
+                      (pool_sizes){ USHER_TIER_MEDIUM, USHER_EVENT_SMALL, 1, 10, 1, 500, 50 });
+    assert_pool_sizes(&cfg, "lo",
+                      (pool_sizes){ USHER_TIER_LOW, USHER_EVENT_SMALL, 1, 10, 1, 1000, 100 });
+    usher_config_free(&cfg);
+}
+
+Test(config, pool_event_tier_picks_the_ceiling)
+{
+    static const char *const names[] = { "small", "medium", "large", "mega" };
+    static const int ceilings[] = { 10, 50, 200, 500 };
+    char text[64];
+
+    for (int i = 0; i < 4; i++) {
+        usher_config cfg;
+
+        snprintf(text, sizeof(text), "[pool.p]\nevent_tier = %s\n", names[i]);
+        load_ok(&cfg, text);
+        cr_assert_eq(cfg.pools[0].event_tier, i, "event_tier %s", names[i]);
+        cr_assert_eq(cfg.pools[0].max, ceilings[i], "event_tier %s", names[i]);
+        usher_config_free(&cfg);
+        unlink(conf_path);
+    }
+}
+
+Test(config, pool_keys_replace_the_tier_defaults)
+{
+    usher_config cfg;
+    const usher_pool_conf *pool;
+
+    load_ok(&cfg, "[pool.mail]\n"
+                  "tier = high\n"
+                  "event_tier = mega\n"
+                  "min = 0\n"
+                  "max = 1000\n"
+                  "initial = 3\n"
+                  "scale_out_depth = 7\n"
+                  "scale_in_depth = 6\n"
+                  "sustain_ms = 0\n"
+                  "scale_out_per_minute = 1000\n"
+                  "scale_in_interval_ms = 0\n"
+                  "downstream = smtp\n"
+                  "downstream_limit = 20\n"
+                  "shutdown_grace_ms = 3600000\n"
+                  "claim_batch = 1\n"
+                  "metrics_port = 9187\n"
+                  "heartbeat_ms = 100\n");
+    assert_pool_sizes(&cfg, "mail",
+                      (pool_sizes){ USHER_TIER_HIGH, USHER_EVENT_MEGA, 0, 1000, 3, 7, 6 });
+    pool = usher_config_pool(&cfg, "mail");
+    cr_assert_eq(pool->sustain_ms, 0);
+    cr_assert_eq(pool->scale_out_per_minute, 1000);
+    cr_assert_eq(pool->scale_in_interval_ms, 0);
+    cr_assert_str_eq(pool->downstream, "smtp");
+    cr_assert_eq(pool->downstream_limit, 20);
+    cr_assert_eq(pool->shutdown_grace_ms, 3600000);
+    cr_assert_eq(pool->claim_batch, 1);
+    cr_assert_eq(pool->metrics_port, 9187);
+    cr_assert_eq(pool->heartbeat_ms, 100);
+    usher_config_free(&cfg);
+}
+
+Test(config, pool_initial_follows_an_explicit_min)
+{
+    usher_config cfg;
+
+    load_ok(&cfg, "[pool.p]\nmin = 4\n");
+    assert_pool_sizes(&cfg, "p",
+                      (pool_sizes){ USHER_TIER_MEDIUM, USHER_EVENT_SMALL, 4, 10, 4, 500, 50 });
+    usher_config_free(&cfg);
+}
+
+Test(config, protect_windows_become_epoch_milliseconds)
+{
+    usher_config cfg;
+    const usher_windows *w;
+
+    load_ok(&cfg, "[pool.p]\n"
+                  "protect = 2026-12-01T09:00:00Z/2026-12-01T12:00:00Z,"
+                  "2027-01-01T00:00:00Z/2027-01-01T00:00:01Z , "
+                  "2028-02-29T23:59:59Z/2028-03-01T00:00:00Z\n");
+    w = &cfg.pools[0].protect;
+    cr_assert_eq(w->count, 3);
+    cr_assert_eq(w->window[0].start_ms, INT64_C(1796115600000));
+    cr_assert_eq(w->window[0].end_ms, INT64_C(1796126400000));
+    cr_assert_eq(w->window[1].start_ms, INT64_C(1798761600000));
+    cr_assert_eq(w->window[1].end_ms, INT64_C(1798761601000));
+    cr_assert_eq(w->window[2].start_ms, INT64_C(1835481599000), "2028 is a leap year");
+    cr_assert_eq(w->window[2].end_ms, INT64_C(1835481600000));
+    usher_config_free(&cfg);
+}
+
+Test(config, protect_takes_four_windows_and_an_empty_value_means_none)
+{
+    usher_config cfg;
+
+    load_ok(&cfg, "[pool.p]\n"
+                  "protect = 2026-12-01T09:00:00Z/2026-12-01T12:00:00Z,"
+                  "2026-12-02T09:00:00Z/2026-12-02T12:00:00Z,"
+                  "2026-12-03T09:00:00Z/2026-12-03T12:00:00Z,"
+                  "2026-12-04T09:00:00Z/2026-12-04T12:00:00Z\n"
+                  "[pool.q]\n"
+                  "protect =\n");
+    cr_assert_eq(usher_config_pool(&cfg, "p")->protect.count, 4);
+    cr_assert_eq(usher_config_pool(&cfg, "p")->protect.window[3].end_ms,
+                 INT64_C(1796126400000) + 3 * INT64_C(86400000));
+    cr_assert_eq(usher_config_pool(&cfg, "q")->protect.count, 0);
     usher_config_free(&cfg);
 }
 
@@ -406,6 +601,8 @@ Test(config, rejects_unknown_key_in_a_kind_and_in_a_queue)
     expect_refusal("[kind.a]\npool = x\n", 2, "unknown key 'pool' in [kind.a]");
     unlink(conf_path);
     expect_refusal("[queue.a]\npool = x\npriority = 1\n", 3, "unknown key 'priority' in [queue.a]");
+    unlink(conf_path);
+    expect_refusal("[pool.a]\nmin = 1\npool = x\n", 3, "unknown key 'pool' in [pool.a]");
 }
 
 Test(config, rejects_key_outside_any_section)
@@ -550,7 +747,125 @@ Test(config, rejects_backoff_cap_below_base_in_defaults)
 
 Test(config, rejects_a_queue_without_a_pool)
 {
-    expect_refusal("[queue.a]\npool = p\n[queue.b]\n", 3, "[queue.b] has no pool");
+    expect_refusal("[pool.p]\n[queue.a]\npool = p\n[queue.b]\n", 4, "[queue.b] has no pool");
+}
+
+Test(config, rejects_a_queue_naming_an_undeclared_pool_at_the_pool_key)
+{
+    expect_refusal("[pool.standard]\n[queue.email]\n\npool = standrd\n", 4,
+                   "queue 'email' names undeclared pool 'standrd'");
+}
+
+Test(config, rejects_pool_names_and_duplicate_pools)
+{
+    expect_refusal("[pool.Realtime]\n", 1,
+                   "invalid pool name 'Realtime' ([a-z0-9_.-], 1 to 63 characters)");
+    unlink(conf_path);
+    expect_refusal("[pool.a]\n[pool.b]\n[pool.a]\n", 3,
+                   "duplicate section [pool.a] (first on line 1)");
+    unlink(conf_path);
+    expect_refusal("[pool]\n", 1, "unknown section [pool]");
+}
+
+Test(config, rejects_unknown_tiers)
+{
+    expect_refusal("[pool.p]\ntier = urgent\n", 2,
+                   "[pool.p] tier: 'urgent' is not one of high, medium, low");
+    unlink(conf_path);
+    expect_refusal("[pool.p]\nevent_tier = huge\n", 2,
+                   "[pool.p] event_tier: 'huge' is not one of small, medium, large, mega");
+}
+
+Test(config, rejects_pool_values_out_of_range)
+{
+    expect_refusal("[pool.p]\nmin = -1\n", 2, "[pool.p] min: -1 is out of range (0..1000)");
+    unlink(conf_path);
+    expect_refusal("[pool.p]\nmax = 0\n", 2, "[pool.p] max: 0 is out of range (1..1000)");
+    unlink(conf_path);
+    expect_refusal("[pool.p]\nscale_out_per_minute = 0\n", 2,
+                   "[pool.p] scale_out_per_minute: 0 is out of range (1..1000)");
+    unlink(conf_path);
+    expect_refusal("[pool.p]\nsustain_ms = 3600001\n", 2,
+                   "[pool.p] sustain_ms: 3600001 is out of range (0..3600000)");
+    unlink(conf_path);
+    expect_refusal("[pool.p]\nmetrics_port = 65536\n", 2,
+                   "[pool.p] metrics_port: 65536 is out of range (0..65535)");
+    unlink(conf_path);
+    expect_refusal("[pool.p]\nheartbeat_ms = 99\n", 2,
+                   "[pool.p] heartbeat_ms: 99 is out of range (100..3600000)");
+    unlink(conf_path);
+    expect_refusal("[pool.p]\nclaim_batch = 0\n", 2,
+                   "[pool.p] claim_batch: 0 is out of range (1..10000)");
+}
+
+Test(config, rejects_pool_sizes_out_of_order_at_the_pool_section)
+{
+    expect_refusal("\n[pool.p]\nmin = 20\n", 2, "[pool.p] min (20) is greater than max (10)");
+    unlink(conf_path);
+    expect_refusal("[pool.p]\nmin = 3\ninitial = 2\n", 1,
+                   "[pool.p] min (3) is greater than initial (2)");
+    unlink(conf_path);
+    expect_refusal("[pool.p]\ninitial = 11\n", 1, "[pool.p] initial (11) is greater than max (10)");
+    unlink(conf_path);
+    expect_refusal("[pool.p]\ntier = high\nmax = 1\n", 1,
+                   "[pool.p] min (2) is greater than max (1)");
+}
+
+Test(config, rejects_a_scale_in_depth_not_below_the_scale_out_depth)
+{
+    expect_refusal("[pool.p]\nscale_out_depth = 40\n", 1,
+                   "[pool.p] scale_in_depth (50) is not less than scale_out_depth (40)");
+    unlink(conf_path);
+    expect_refusal("[pool.p]\nscale_out_depth = 7\nscale_in_depth = 7\n", 1,
+                   "[pool.p] scale_in_depth (7) is not less than scale_out_depth (7)");
+}
+
+Test(config, rejects_a_downstream_limit_without_a_downstream_at_the_limit_key)
+{
+    expect_refusal("[pool.p]\nmin = 1\ndownstream_limit = 20\n", 3,
+                   "[pool.p] downstream_limit without downstream");
+}
+
+Test(config, rejects_protect_windows_that_do_not_parse)
+{
+    expect_refusal("[pool.p]\nprotect = 2026-12-01T09:00:00Z\n", 2,
+                   "[pool.p] protect: '2026-12-01T09:00:00Z' is not START/END");
+    unlink(conf_path);
+    expect_refusal("[pool.p]\nprotect = 2026-12-01 09:00/2026-12-01T12:00:00Z\n", 2,
+                   "[pool.p] protect: '2026-12-01 09:00' is not a UTC time like "
+                   "2026-12-01T09:00:00Z");
+    unlink(conf_path);
+    expect_refusal("[pool.p]\nprotect = 2026-12-01T09:00:00Z/2026-12-01T12:00:00+01:00\n", 2,
+                   "[pool.p] protect: '2026-12-01T12:00:00+01:00' is not a UTC time like "
+                   "2026-12-01T09:00:00Z");
+    unlink(conf_path);
+    expect_refusal("[pool.p]\nprotect = 2026-02-30T09:00:00Z/2026-03-01T12:00:00Z\n", 2,
+                   "[pool.p] protect: '2026-02-30T09:00:00Z' is not a UTC time like "
+                   "2026-12-01T09:00:00Z");
+    unlink(conf_path);
+    expect_refusal("[pool.p]\nprotect = 2026-12-1T9:00:00Z/2026-12-01T12:00:00Z\n", 2,
+                   "[pool.p] protect: '2026-12-1T9:00:00Z' is not a UTC time like "
+                   "2026-12-01T09:00:00Z");
+}
+
+Test(config, rejects_protect_windows_that_do_not_end_after_they_start)
+{
+    expect_refusal("[pool.p]\n\nprotect = 2026-12-01T12:00:00Z/2026-12-01T09:00:00Z\n", 3,
+                   "[pool.p] protect: window 2026-12-01T12:00:00Z/2026-12-01T09:00:00Z does not "
+                   "end after it starts");
+    unlink(conf_path);
+    expect_refusal("[pool.p]\nprotect = 2026-12-01T09:00:00Z/2026-12-01T09:00:00Z\n", 2,
+                   "[pool.p] protect: window 2026-12-01T09:00:00Z/2026-12-01T09:00:00Z does not "
+                   "end after it starts");
+}
+
+Test(config, rejects_an_empty_protect_window_in_the_list)
+{
+    expect_refusal("[pool.p]\nprotect = 2026-12-01T09:00:00Z/2026-12-01T12:00:00Z,\n", 2,
+                   "[pool.p] protect: empty window");
+    unlink(conf_path);
+    expect_refusal("[pool.p]\nprotect = ,2026-12-01T09:00:00Z/2026-12-01T12:00:00Z\n", 2,
+                   "[pool.p] protect: empty window");
 }
 
 Test(config, rejects_a_line_that_is_not_key_value)
