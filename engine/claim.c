@@ -132,7 +132,7 @@ static usher_err run(usher_store *st, usher_stmt *s, usher_err built, PGresult *
     if (err == USHER_ERR_NOMEM)
         err = usher_store_fail(st, err, "out of memory building a statement");
     else if (err == USHER_OK)
-        err = usher_store_exec(st, s->sql, s->nparams, s->params, res);
+        err = usher_store_exec_hot(st, s->sql, s->nparams, s->params, res);
     usher_stmt_release(s);
     return err;
 }

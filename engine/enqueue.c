@@ -42,6 +42,24 @@ static const char insert_sql[] =
     " wake AS (SELECT count(pg_notify('usher:' || q, '')) AS n FROM unnest($10::text[]) q)"
     " SELECT id, queue, unique_key FROM ins, wake";
 
+/*
+ * The same for one job: VALUES instead of unnest(), so the common single
+ * enqueue (a registration's email) parses and plans as little as possible.
+ */
+static const char insert_one_sql[] =
+    "WITH ins AS ("
+    "  INSERT INTO usher_jobs (queue, kind, priority, payload, max_attempts, timeout_ms,"
+    "                          run_at, unique_key)"
+    "  VALUES ($1, $2, $3, $4::jsonb, $5, $6,"
+    "    CASE WHEN $7::int8 IS NOT NULL"
+    "      THEN 'epoch'::timestamptz + $7::int8 * interval '1 microsecond'"
+    "      ELSE now() + $8::int8 * interval '1 millisecond' END, $9)"
+    "  ON CONFLICT (queue, unique_key)"
+    "    WHERE unique_key IS NOT NULL AND state IN ('available', 'running') DO NOTHING"
+    "  RETURNING id, queue, unique_key),"
+    " wake AS (SELECT count(pg_notify('usher:' || q, '')) AS n FROM unnest($10::text[]) q)"
+    " SELECT id, queue, unique_key FROM ins, wake";
+
 static const char lookup_sql[] = "SELECT id FROM usher_jobs WHERE queue = $1 AND unique_key = $2"
                                  " AND state IN ('available', 'running')";
 
@@ -90,23 +108,40 @@ static usher_err check_job(usher_store *st, const usher_enqueue_opts *job, size_
     return USHER_OK;
 }
 
-static void add_row(usher_buf **c, const usher_config *cfg, const usher_enqueue_opts *job)
+/* Appends the job's value of each column: to arrays (a batch) or as plain values (one job). */
+static void add_row(usher_stmt *s, bool single, const usher_config *cfg,
+                    const usher_enqueue_opts *job)
 {
     const usher_kind_conf *kind = usher_config_kind(cfg, job->kind);
+    const char *text[NCOLUMNS] = { 0 };
+    int64_t ints[NCOLUMNS] = { 0 };
 
-    usher_buf_array_text(c[QUEUE], job->queue);
-    usher_buf_array_text(c[KIND], job->kind);
-    usher_buf_array_int(c[PRIORITY], job->priority_set ? job->priority : kind->priority);
-    usher_buf_array_text(c[PAYLOAD], job->payload != NULL ? job->payload : "{}");
-    usher_buf_array_int(c[MAX_ATTEMPTS],
-                        job->max_attempts ? job->max_attempts : kind->max_attempts);
-    usher_buf_array_int(c[TIMEOUT_MS], job->timeout_ms ? job->timeout_ms : kind->timeout_ms);
-    if (job->run_at_us > 0)
-        usher_buf_array_int(c[RUN_AT_US], job->run_at_us);
-    else
-        usher_buf_array_text(c[RUN_AT_US], NULL);
-    usher_buf_array_int(c[DELAY_MS], job->delay_ms);
-    usher_buf_array_text(c[UNIQUE_KEY], job->unique_key);
+    text[QUEUE] = job->queue;
+    text[KIND] = job->kind;
+    ints[PRIORITY] = job->priority_set ? job->priority : kind->priority;
+    text[PAYLOAD] = job->payload != NULL ? job->payload : "{}";
+    ints[MAX_ATTEMPTS] = job->max_attempts ? job->max_attempts : kind->max_attempts;
+    ints[TIMEOUT_MS] = job->timeout_ms ? job->timeout_ms : kind->timeout_ms;
+    ints[RUN_AT_US] = job->run_at_us;
+    ints[DELAY_MS] = job->delay_ms;
+    text[UNIQUE_KEY] = job->unique_key;
+    for (int c = 0; c < WAKE; c++) {
+        bool is_text = c == QUEUE || c == KIND || c == PAYLOAD || c == UNIQUE_KEY;
+        bool is_null = (is_text && text[c] == NULL) || (c == RUN_AT_US && ints[c] <= 0);
+
+        if (single && is_null)
+            continue; /* a parameter never written is SQL NULL */
+        if (single && is_text)
+            usher_stmt_text(s, c, text[c]);
+        else if (single)
+            usher_stmt_int(s, c, ints[c]);
+        else if (is_null)
+            usher_buf_array_text(&s->text[c], NULL);
+        else if (is_text)
+            usher_buf_array_text(&s->text[c], text[c]);
+        else
+            usher_buf_array_int(&s->text[c], ints[c]);
+    }
 }
 
 /* Queues of the batch that get a NOTIFY: runnable now, debounce window open. */
@@ -177,21 +212,22 @@ static usher_err insert_rows(usher_store *st, const usher_enqueue_opts *jobs, si
                              usher_enqueued *out)
 {
     const usher_config *cfg = usher_store_config(st);
+    bool single = n == 1;
     usher_stmt s = { 0 };
-    usher_buf *cols[NCOLUMNS];
     PGresult *res = NULL;
     usher_err err;
 
-    for (int i = 0; i < NCOLUMNS; i++)
-        cols[i] = usher_stmt_array(&s, i);
+    for (int c = single ? WAKE : 0; c < NCOLUMNS; c++)
+        usher_stmt_array(&s, c);
     for (size_t i = 0; i < n; i++)
-        add_row(cols, cfg, &jobs[i]);
-    add_wakes(cols[WAKE], cfg, jobs, n);
+        add_row(&s, single, cfg, &jobs[i]);
+    add_wakes(&s.text[WAKE], cfg, jobs, n);
     err = usher_stmt_finish(&s, NCOLUMNS);
     if (err != USHER_OK)
         err = usher_store_fail(st, err, "out of memory building the batch");
     if (err == USHER_OK)
-        err = usher_store_exec(st, insert_sql, s.nparams, s.params, &res);
+        err = usher_store_exec_hot(st, single ? insert_one_sql : insert_sql, s.nparams, s.params,
+                                   &res);
     if (err == USHER_OK)
         err = match_rows(st, res, jobs, n, out);
     PQclear(res);

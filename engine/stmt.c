@@ -9,8 +9,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The storage of parameter i, or a scratch buffer (and overflow set) when i is out of range. */
+static usher_buf *slot(usher_stmt *s, int i)
+{
+    static _Thread_local usher_buf scratch;
+
+    if (i >= 0 && i < USHER_STMT_MAX_PARAMS)
+        return &s->text[i];
+    s->overflow = true;
+    usher_buf_release(&scratch);
+    return &scratch;
+}
+
 usher_buf *usher_stmt_array(usher_stmt *s, int i)
 {
+    if (i < 0 || i >= USHER_STMT_MAX_PARAMS)
+        return slot(s, i);
     s->is_array[i] = true;
     usher_buf_array_open(&s->text[i]);
     return &s->text[i];
@@ -19,18 +33,20 @@ usher_buf *usher_stmt_array(usher_stmt *s, int i)
 void usher_stmt_text(usher_stmt *s, int i, const char *value)
 {
     if (value != NULL)
-        usher_buf_append(&s->text[i], value, strlen(value));
+        usher_buf_append(slot(s, i), value, strlen(value));
 }
 
 void usher_stmt_int(usher_stmt *s, int i, int64_t value)
 {
-    usher_buf_appendf(&s->text[i], "%" PRId64, value);
+    usher_buf_appendf(slot(s, i), "%" PRId64, value);
 }
 
 usher_err usher_stmt_finish(usher_stmt *s, int nparams)
 {
     usher_err err = USHER_OK;
 
+    if (s->overflow || nparams > USHER_STMT_MAX_PARAMS)
+        return USHER_ERR_INVALID;
     s->nparams = nparams;
     for (int i = 0; i < nparams; i++) {
         usher_buf *b = &s->text[i];

@@ -14,7 +14,7 @@
 #include "buf.h"
 #include "error.h"
 
-#define USHER_STMT_MAX_PARAMS 12
+#define USHER_STMT_MAX_PARAMS 16
 
 typedef struct usher_stmt {
     const char *sql;
@@ -22,6 +22,7 @@ typedef struct usher_stmt {
     const char *params[USHER_STMT_MAX_PARAMS];
     usher_buf text[USHER_STMT_MAX_PARAMS]; /* storage for params built here */
     bool is_array[USHER_STMT_MAX_PARAMS];
+    bool overflow; /* a parameter index past the maximum was used */
 } usher_stmt;
 
 /* Starts parameter i as an array literal built in s->text[i]. */

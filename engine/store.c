@@ -13,9 +13,19 @@
 
 #include "log.h"
 
+/* Hot statements are prepared once per owned connection (see usher_store_exec_hot). */
+#define PREPARED_MAX 16
+
+typedef struct prepared {
+    const char *sql; /* a static string: its address is the key */
+    char name[16];
+} prepared;
+
 struct usher_store {
     PGconn *conn;
     bool owns_conn;
+    prepared prepared[PREPARED_MAX];
+    size_t nprepared;
     const usher_config *cfg;
     char errstr[512];
     char sqlstate[6];
@@ -131,6 +141,64 @@ usher_err usher_store_exec(usher_store *st, const char *sql, int nparams, const 
     PGresult *res = PQexecParams(st->conn, sql, nparams, NULL, params, NULL, NULL, 0);
     ExecStatusType status = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 
+    *out = NULL;
+    if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
+        keep_pg_error(st, res);
+        PQclear(res);
+        return USHER_ERR_DB;
+    }
+    *out = res;
+    return USHER_OK;
+}
+
+/* The prepared statement for sql on this connection, preparing it on first use. */
+static const prepared *prepare(usher_store *st, const char *sql, int nparams)
+{
+    prepared *p;
+    PGresult *res;
+    bool ok;
+
+    for (size_t i = 0; i < st->nprepared; i++) {
+        if (st->prepared[i].sql == sql)
+            return &st->prepared[i];
+    }
+    if (st->nprepared == PREPARED_MAX)
+        return NULL;
+    p = &st->prepared[st->nprepared];
+    snprintf(p->name, sizeof(p->name), "usher_%zu", st->nprepared);
+    res = PQprepare(st->conn, p->name, sql, nparams, NULL);
+    ok = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK;
+    if (!ok)
+        keep_pg_error(st, res);
+    PQclear(res);
+    if (!ok)
+        return NULL;
+    p->sql = sql;
+    st->nprepared++;
+    return p;
+}
+
+usher_err usher_store_exec_hot(usher_store *st, const char *sql, int nparams,
+                               const char *const *params, PGresult **out)
+{
+    const prepared *p;
+    PGresult *res;
+    ExecStatusType status;
+
+    /*
+     * Only on connections the store owns: on a borrowed one a failed
+     * PREPARE (the name taken by another wrapper) would abort the
+     * caller's transaction.
+     */
+    if (!st->owns_conn)
+        return usher_store_exec(st, sql, nparams, params, out);
+    p = prepare(st, sql, nparams);
+    if (p == NULL) {
+        *out = NULL;
+        return USHER_ERR_DB;
+    }
+    res = PQexecPrepared(st->conn, p->name, nparams, params, NULL, NULL, 0);
+    status = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     *out = NULL;
     if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
         keep_pg_error(st, res);

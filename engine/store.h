@@ -44,6 +44,15 @@ usher_err usher_store_exec(usher_store *st, const char *sql, int nparams, const 
 usher_err usher_store_command(usher_store *st, const char *sql);
 
 /*
+ * usher_store_exec for the engine's hot statements (enqueue, claim,
+ * complete, fail): sql must be a static string, which is prepared once per
+ * connection and then only executed, saving the parse and plan of every
+ * call. Falls back to usher_store_exec on a borrowed connection.
+ */
+usher_err usher_store_exec_hot(usher_store *st, const char *sql, int nparams,
+                               const char *const *params, PGresult **out);
+
+/*
  * Runs a statement whose single row and column is JSON text (built with
  * json_agg and friends in SQL) and parses it. The caller owns *out.
  */

@@ -1,0 +1,350 @@
+/*
+ * usher-worker as a real process against the test database: every job
+ * done exactly once, crashes and hangs of children, a killed supervisor,
+ * graceful shutdown, a database that goes away, and two supervisors
+ * sharing one queue. Test handlers log every run ("ID ATTEMPT" lines) to
+ * a file, which is how double runs would show.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "enqueue.h"
+#include "testdb.h"
+#include "testproc.h"
+
+/* The suite's config (small timeouts, a test pool) is this binary's default. */
+__attribute__((constructor)) static void use_worker_config(void)
+{
+    setenv("USHER_CONFIG", WORKER_TEST_CONF, 1);
+}
+
+TESTDB_SUITE(worker, "usher_test_worker");
+
+#define RUN_LOG_MAX 200000
+
+typedef struct run_log {
+    char path[128];
+    long long ids[RUN_LOG_MAX];
+    int attempts[RUN_LOG_MAX];
+    size_t n;
+} run_log;
+
+static run_log runs;
+static char worker_log[128];
+
+static void new_run_log(void)
+{
+    snprintf(runs.path, sizeof(runs.path), "/tmp/usher-test-runs-%d.log", (int)getpid());
+    snprintf(worker_log, sizeof(worker_log), "/tmp/usher-test-worker-%d.log", (int)getpid());
+    unlink(runs.path);
+    runs.n = 0;
+}
+
+static void read_run_log(void)
+{
+    FILE *f = fopen(runs.path, "r");
+
+    runs.n = 0;
+    if (f == NULL)
+        return;
+    while (runs.n < RUN_LOG_MAX &&
+           fscanf(f, "%lld %d", &runs.ids[runs.n], &runs.attempts[runs.n]) == 2)
+        runs.n++;
+    fclose(f);
+}
+
+/* How many times job id ran, per the handlers' log. */
+static int times_run(long long id)
+{
+    int n = 0;
+
+    for (size_t i = 0; i < runs.n; i++)
+        n += runs.ids[i] == id;
+    return n;
+}
+
+static int compare_ll(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* Asserts that no job ran twice (the log has no repeated id). */
+static void assert_no_double_runs(void)
+{
+    long long *sorted = malloc(runs.n * sizeof(*sorted) + 1);
+
+    cr_assert_not_null(sorted);
+    memcpy(sorted, runs.ids, runs.n * sizeof(*sorted));
+    qsort(sorted, runs.n, sizeof(*sorted), compare_ll);
+    for (size_t i = 1; i < runs.n; i++)
+        cr_assert_neq(sorted[i], sorted[i - 1], "job %lld ran twice", sorted[i]);
+    free(sorted);
+}
+
+static pid_t start_worker(void)
+{
+    const char *argv[] = {
+        USHER_WORKER_PATH, "--config", WORKER_TEST_CONF, "--pool", "tests", NULL
+    };
+    pid_t pid;
+
+    cr_assert_eq(setenv("USHER_DATABASE_URL", cfg.database_url, 1), 0);
+    pid = testproc_start(argv, worker_log);
+    cr_assert_gt(pid, 0);
+    return pid;
+}
+
+/* SIGTERM, then the exit status; fails the test if it does not exit in time. */
+static int stop_worker(pid_t pid)
+{
+    int status;
+
+    kill(pid, SIGTERM);
+    if (!testproc_wait(pid, 60000, &status)) {
+        testproc_kill(pid);
+        cr_assert_fail("usher-worker did not stop within 60 s after SIGTERM (log %s)", worker_log);
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void enqueue_jobs(const char *kind, const char *extra, size_t n, int max_attempts,
+                         int timeout_ms)
+{
+    usher_enqueue_opts *jobs = calloc(n, sizeof(*jobs));
+    usher_enqueued *out = calloc(n, sizeof(*out));
+    char payload[512];
+
+    cr_assert(jobs != NULL && out != NULL);
+    snprintf(payload, sizeof(payload), "{\"log\":\"%s\"%s%s}", runs.path, extra[0] ? "," : "",
+             extra);
+    for (size_t i = 0; i < n; i++)
+        jobs[i] = (usher_enqueue_opts){ .queue = "work",
+                                        .kind = kind,
+                                        .payload = payload,
+                                        .max_attempts = max_attempts,
+                                        .timeout_ms = timeout_ms };
+    for (size_t i = 0; i < n; i += 1000)
+        cr_assert_eq(usher_enqueue_batch(st, jobs + i, n - i < 1000 ? n - i : 1000, out + i),
+                     USHER_OK, "%s", usher_store_errstr(st));
+    free(jobs);
+    free(out);
+}
+
+static long long jobs_left(void)
+{
+    return testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE state IN"
+                             " ('available', 'running')");
+}
+
+static bool queue_empty(void *arg)
+{
+    (void)arg;
+    return jobs_left() == 0;
+}
+
+static bool some_running(void *arg)
+{
+    long long want = *(long long *)arg;
+
+    return testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE state = 'running'") >= want;
+}
+
+static long long completed_total(void)
+{
+    return testdb_scalar(st, "SELECT coalesce(sum(completed), 0) FROM usher_queue_stats");
+}
+
+Test(worker, ten_thousand_noop_jobs_complete_exactly_once, .timeout = 600)
+{
+    pid_t pid;
+
+    new_run_log();
+    enqueue_jobs("test.noop", "", 10000, 3, 10000);
+    pid = start_worker();
+    cr_assert(testproc_wait_for(queue_empty, NULL, 300000), "%lld jobs left", jobs_left());
+    cr_assert_eq(stop_worker(pid), 0);
+    read_run_log();
+    cr_assert_eq(runs.n, 10000, "%zu runs logged", runs.n);
+    assert_no_double_runs();
+    cr_assert_eq(completed_total(), 10000);
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs"), 0);
+}
+
+Test(worker, a_killed_child_costs_one_attempt_and_the_job_completes, .timeout = 300)
+{
+    long long one = 1;
+    pid_t pid, kids[64];
+    size_t n;
+
+    new_run_log();
+    enqueue_jobs("test.sleep", "\"ms\":2000", 1, 3, 30000);
+    pid = start_worker();
+    cr_assert(testproc_wait_for(some_running, &one, 60000), "the job never started");
+    n = testproc_children(pid, kids, 64);
+    cr_assert_gt(n, 0);
+    for (size_t i = 0; i < n; i++)
+        kill(kids[i], SIGKILL); /* the busy one among them */
+    cr_assert(testproc_wait_for(queue_empty, NULL, 120000), "the job never completed");
+    cr_assert_eq(stop_worker(pid), 0);
+    read_run_log();
+    cr_assert_eq(runs.n, 2, "%zu runs", runs.n);
+    cr_assert_eq(runs.attempts[0], 1);
+    cr_assert_eq(runs.attempts[1], 2);
+    cr_assert_eq(completed_total(), 1);
+}
+
+Test(worker, a_crashing_handler_fails_the_attempt_with_the_signal, .timeout = 300)
+{
+    pid_t pid;
+
+    new_run_log();
+    enqueue_jobs("test.crash", "", 1, 2, 30000);
+    pid = start_worker();
+    cr_assert(testproc_wait_for(queue_empty, NULL, 120000), "the job never died");
+    cr_assert_eq(stop_worker(pid), 0);
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE state = 'dead'"
+                                   " AND jsonb_array_length(errors) = 2"
+                                   " AND errors->0->>'error' LIKE 'worker crashed: signal 11%'"),
+                 1);
+}
+
+Test(worker, a_hanging_job_is_killed_at_its_timeout_then_dies_after_max_attempts, .timeout = 300)
+{
+    pid_t pid;
+
+    new_run_log();
+    enqueue_jobs("test.hang", "", 1, 2, 500);
+    pid = start_worker();
+    cr_assert(testproc_wait_for(queue_empty, NULL, 120000), "the job never died");
+    cr_assert_eq(stop_worker(pid), 0);
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE state = 'dead'"
+                                   " AND errors->0->>'error' LIKE 'timeout%'"
+                                   " AND errors->1->>'error' LIKE 'timeout%'"),
+                 1);
+    read_run_log();
+    cr_assert_eq(runs.n, 2);
+}
+
+Test(worker, sigterm_lets_running_jobs_finish_and_loses_nothing, .timeout = 300)
+{
+    long long running = 2, ran, available;
+    pid_t pid;
+
+    new_run_log();
+    enqueue_jobs("test.sleep", "\"ms\":500", 40, 3, 30000);
+    pid = start_worker();
+    cr_assert(testproc_wait_for(some_running, &running, 60000));
+    cr_assert_eq(stop_worker(pid), 0, "see %s", worker_log);
+    read_run_log();
+    assert_no_double_runs();
+    ran = (long long)runs.n;
+    available = testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE state = 'available'"
+                                  " AND attempt = 0");
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE state = 'running'"), 0);
+    cr_assert_eq(completed_total(), ran, "a job that ran was not completed");
+    cr_assert_eq(ran + available, 40, "ran %lld + waiting %lld", ran, available);
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_pools"), 0,
+                 "the supervisor left its row behind");
+}
+
+Test(worker, a_killed_supervisor_leaves_leases_that_another_one_rescues, .timeout = 600)
+{
+    long long running = 2;
+    pid_t first, second;
+
+    new_run_log();
+    enqueue_jobs("test.sleep", "\"ms\":300", 60, 5, 30000);
+    first = start_worker();
+    cr_assert(testproc_wait_for(some_running, &running, 60000));
+    testproc_kill(first); /* its children die with it (PR_SET_PDEATHSIG) */
+    second = start_worker();
+    cr_assert(testproc_wait_for(queue_empty, NULL, 300000), "%lld jobs left", jobs_left());
+    cr_assert_eq(stop_worker(second), 0);
+    read_run_log();
+    cr_assert_eq(completed_total(), 60);
+    /* Every job ran; only those cut off by the kill ran a second time, as attempt 2. */
+    for (size_t i = 0; i < runs.n; i++) {
+        if (times_run(runs.ids[i]) > 1)
+            cr_assert(runs.attempts[i] <= 2, "job %lld attempt %d", runs.ids[i], runs.attempts[i]);
+    }
+    cr_assert_gt(testdb_scalar(st, "SELECT count(*) FROM usher_queue_stats WHERE failed > 0"), 0,
+                 "no rescued attempt was counted");
+}
+
+/* Ends every other session of the test database, as a restart or a network cut would. */
+static long long cut_connections(void)
+{
+    return testdb_scalar(st, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                             " WHERE datname = current_database() AND pid <> pg_backend_pid()");
+}
+
+static bool some_completed(void *arg)
+{
+    return completed_total() >= *(long long *)arg;
+}
+
+Test(worker, the_pool_survives_its_database_connections_dropping, .timeout = 600)
+{
+    long long running = 1, half = 100;
+    pid_t pid;
+
+    new_run_log();
+    enqueue_jobs("test.sleep", "\"ms\":50", 200, 5, 30000);
+    pid = start_worker();
+    cr_assert(testproc_wait_for(some_running, &running, 60000));
+    cr_assert_geq(cut_connections(), 1, "the worker had no session to cut");
+    cr_assert(testproc_wait_for(some_completed, &half, 300000), "no progress after the cut");
+    cr_assert_geq(cut_connections(), 1);
+    cr_assert(testproc_wait_for(queue_empty, NULL, 300000), "%lld jobs left", jobs_left());
+    cr_assert_eq(stop_worker(pid), 0);
+    read_run_log();
+    cr_assert_eq(completed_total(), 200);
+}
+
+/*
+ * A real restart of PostgreSQL, when the test script says how
+ * (USHER_PG_RESTART is a shell command, e.g. scripts/stack.sh restart-pg).
+ */
+Test(worker, the_pool_recovers_from_a_postgres_restart, .timeout = 600)
+{
+    const char *restart = getenv("USHER_PG_RESTART");
+    long long running = 1;
+    pid_t pid;
+
+    if (restart == NULL || restart[0] == '\0')
+        cr_skip_test("USHER_PG_RESTART is not set");
+    new_run_log();
+    enqueue_jobs("test.sleep", "\"ms\":50", 200, 5, 30000);
+    pid = start_worker();
+    cr_assert(testproc_wait_for(some_running, &running, 60000));
+    usher_store_free(st);
+    cr_assert_eq(system(restart), 0, "%s failed", restart);
+    st = testdb_store(&cfg);
+    cr_assert(testproc_wait_for(queue_empty, NULL, 300000), "%lld jobs left", jobs_left());
+    cr_assert_eq(stop_worker(pid), 0);
+    cr_assert_eq(completed_total(), 200);
+}
+
+Test(worker, two_supervisors_share_the_work_without_running_a_job_twice, .timeout = 600)
+{
+    pid_t a, b;
+
+    new_run_log();
+    enqueue_jobs("test.noop", "", 5000, 3, 10000);
+    a = start_worker();
+    b = start_worker();
+    cr_assert(testproc_wait_for(queue_empty, NULL, 300000), "%lld jobs left", jobs_left());
+    cr_assert_eq(stop_worker(a), 0);
+    cr_assert_eq(stop_worker(b), 0);
+    read_run_log();
+    cr_assert_eq(runs.n, 5000);
+    assert_no_double_runs();
+    cr_assert_eq(completed_total(), 5000);
+}

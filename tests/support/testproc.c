@@ -1,0 +1,117 @@
+/*
+ * Children are found by scanning /proc/PID/stat for the parent pid, which
+ * works without CONFIG_PROC_CHILDREN. Waiting polls with short pauses up
+ * to a deadline: the condition, never the pause, decides the outcome.
+ */
+#include "testproc.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testdb.h"
+
+pid_t testproc_start(const char *const argv[], const char *log_path)
+{
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        execv(argv[0], (char *const *)argv);
+        perror("execv");
+        _exit(127);
+    }
+    return pid;
+}
+
+static void pause_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+    nanosleep(&ts, NULL);
+}
+
+bool testproc_wait(pid_t pid, int timeout_ms, int *status)
+{
+    long long deadline = testdb_now_ms() + timeout_ms;
+
+    do {
+        pid_t r = waitpid(pid, status, WNOHANG);
+
+        if (r == pid)
+            return true;
+        if (r < 0)
+            return false;
+        pause_ms(20);
+    } while (testdb_now_ms() < deadline);
+    return false;
+}
+
+void testproc_kill(pid_t pid)
+{
+    int status;
+
+    if (pid <= 0)
+        return;
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+}
+
+static pid_t parent_of(const char *pid_dir)
+{
+    char path[300], buf[512];
+    FILE *f;
+    char *close_paren;
+    int ppid = -1;
+
+    snprintf(path, sizeof(path), "/proc/%s/stat", pid_dir);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    if (fgets(buf, sizeof(buf), f) != NULL && (close_paren = strrchr(buf, ')')) != NULL)
+        sscanf(close_paren + 2, "%*c %d", &ppid);
+    fclose(f);
+    return ppid;
+}
+
+size_t testproc_children(pid_t pid, pid_t *out, size_t max)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    size_t n = 0;
+
+    if (d == NULL)
+        return 0;
+    while ((e = readdir(d)) != NULL && n < max) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        if (parent_of(e->d_name) == pid)
+            out[n++] = (pid_t)atoi(e->d_name);
+    }
+    closedir(d);
+    return n;
+}
+
+bool testproc_wait_for(bool (*cond)(void *arg), void *arg, int timeout_ms)
+{
+    long long deadline = testdb_now_ms() + timeout_ms;
+
+    do {
+        if (cond(arg))
+            return true;
+        pause_ms(20);
+    } while (testdb_now_ms() < deadline);
+    return cond(arg);
+}

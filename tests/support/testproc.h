@@ -1,0 +1,27 @@
+/*
+ * Real processes for tests: start a binary, find its children, signal it,
+ * wait for it to exit, with deadlines instead of sleeps.
+ */
+#ifndef USHER_TESTPROC_H
+#define USHER_TESTPROC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Starts argv[0] with argv; its stdout and stderr go to log_path (appended). */
+pid_t testproc_start(const char *const argv[], const char *log_path);
+
+/* Waits up to timeout_ms for pid to exit; true and *status (waitpid's) if it did. */
+bool testproc_wait(pid_t pid, int timeout_ms, int *status);
+
+/* SIGKILLs pid and reaps it (for cleanup; safe if it already exited). */
+void testproc_kill(pid_t pid);
+
+/* The pids whose parent is pid, at most max; returns how many. */
+size_t testproc_children(pid_t pid, pid_t *out, size_t max);
+
+/* Polls cond(arg) every 20 ms until it is true or timeout_ms passes. */
+bool testproc_wait_for(bool (*cond)(void *arg), void *arg, int timeout_ms);
+
+#endif

@@ -1,0 +1,113 @@
+/*
+ * The child's loop uses plain blocking I/O: it has nothing else to do
+ * while a job runs. It ignores SIGTERM, SIGINT and SIGHUP, because a
+ * graceful stop is the supervisor's to run (it closes the socket when the
+ * child may go), and it asks the kernel for SIGKILL when the supervisor
+ * dies, so no orphan keeps running a job whose lease will be rescued.
+ */
+#include "child.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "handler.h"
+#include "wire.h"
+
+/* 1 when n bytes were read, 0 on EOF before any, -1 on error or a short read. */
+static int read_full(int fd, void *p, size_t n)
+{
+    size_t got = 0;
+
+    while (got < n) {
+        ssize_t r = read(fd, (char *)p + got, n - got);
+
+        if (r == 0)
+            return got == 0 ? 0 : -1;
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        got += (size_t)r;
+    }
+    return 1;
+}
+
+static int write_full(int fd, const void *p, size_t n)
+{
+    size_t done = 0;
+
+    while (done < n) {
+        ssize_t w = write(fd, (const char *)p + done, n - done);
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        done += (size_t)w;
+    }
+    return 0;
+}
+
+static void run_job(const usher_job *job, usher_handler_result *r)
+{
+    const usher_handler *h = usher_handler_find(job->kind);
+    json_error_t jerr;
+    json_t *payload;
+
+    *r = (usher_handler_result){ .outcome = USHER_OUTCOME_OK, .delay_ms = -1 };
+    if (h == NULL) {
+        usher_handler_fail(r, USHER_OUTCOME_PERMANENT, "no handler for kind '%s'", job->kind);
+        return;
+    }
+    payload = json_loads(job->payload, 0, &jerr);
+    if (payload == NULL) {
+        usher_handler_fail(r, USHER_OUTCOME_PERMANENT, "payload is not JSON: %s", jerr.text);
+        return;
+    }
+    h->run(job, payload, r);
+    json_decref(payload);
+}
+
+static void prepare_signals(void)
+{
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGPIPE, SIG_DFL);
+    signal(SIGCHLD, SIG_DFL);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
+void usher_child_main(int fd, pid_t parent)
+{
+    static usher_handler_result result;
+
+    prepare_signals();
+    if (getppid() != parent)
+        _exit(0); /* the supervisor died before PDEATHSIG was set */
+    for (;;) {
+        uint32_t len;
+        unsigned char *body;
+        usher_job job = { 0 };
+        usher_buf out = { 0 };
+        int r = read_full(fd, &len, sizeof(len));
+
+        if (r <= 0 || len > USHER_WIRE_MAX)
+            _exit(r == 0 ? 0 : 1);
+        body = malloc(len);
+        if (body == NULL || read_full(fd, body, len) != 1 ||
+            usher_wire_get_job(body, len, &job) != 0)
+            _exit(1);
+        free(body);
+        run_job(&job, &result);
+        usher_wire_put_result(&out, job.id, &result);
+        free(job.payload);
+        if (usher_buf_failed(&out) || write_full(fd, out.data, out.len) != 0)
+            _exit(1);
+        usher_buf_release(&out);
+    }
+}

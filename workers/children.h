@@ -1,0 +1,66 @@
+/*
+ * The pool's child processes, seen from the supervisor: fork them, hand
+ * each a job over its socketpair, collect outcomes, enforce each job's
+ * timeout, and turn a child's death into a failed attempt. The number of
+ * children follows a target that the supervisor sets (autoscaling,
+ * shutdown); children above the target retire as soon as they are idle.
+ */
+#ifndef USHER_CHILDREN_H
+#define USHER_CHILDREN_H
+
+#include <event2/event.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "handler.h"
+#include "job.h"
+
+typedef struct usher_children usher_children;
+
+typedef struct usher_children_hooks {
+    /*
+     * A job left its child: the handler's outcome, or a failure made up
+     * for a child that crashed, timed out or was killed at shutdown.
+     * Ownership of job passes to the callee (usher_jobs_free(job, 1)).
+     */
+    void (*finished)(usher_job *job, const usher_handler_result *r, void *arg);
+    /* A child became idle (or a new one started): a claim may follow. */
+    void (*idle)(void *arg);
+    void *arg;
+} usher_children_hooks;
+
+usher_err usher_children_new(struct event_base *base, const usher_children_hooks *hooks,
+                             usher_children **out);
+
+/* Kills whatever is left (SIGKILL) and frees; jobs still running are reported lost first. */
+void usher_children_free(usher_children *c);
+
+/* Forks or retires children until there are target of them (busy ones retire when done). */
+void usher_children_set_target(usher_children *c, size_t target);
+size_t usher_children_target(const usher_children *c);
+
+size_t usher_children_count(const usher_children *c);
+size_t usher_children_idle(const usher_children *c);
+size_t usher_children_busy(const usher_children *c);
+
+/*
+ * Gives job to an idle child, with a deadline of job->timeout_ms. Takes
+ * ownership of job. USHER_ERR_STATE when no child is idle (job untouched).
+ */
+usher_err usher_children_dispatch(usher_children *c, usher_job *job);
+
+/* Ids of the jobs running now, at most max; returns how many. */
+size_t usher_children_running_ids(const usher_children *c, int64_t *ids, size_t max);
+
+/*
+ * Kills every busy child now (shutdown grace ran out). Their jobs are
+ * reported with outcome SNOOZE and reason, so they run again without
+ * spending an attempt.
+ */
+void usher_children_kill_busy(usher_children *c, const char *reason);
+
+/* Collects children that exited (call on SIGCHLD). */
+void usher_children_reap(usher_children *c);
+
+#endif

@@ -1,0 +1,42 @@
+/*
+ * The handler interface: what a job kind's code receives and how it says
+ * the attempt ended. Handlers run in a pre-forked child process, one job
+ * at a time, so a crash or a hang costs one child, never the pool.
+ */
+#ifndef USHER_HANDLER_H
+#define USHER_HANDLER_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "job.h"
+#include "retry.h"
+
+#define USHER_HANDLER_ERROR_MAX 2048
+
+typedef struct usher_handler_result {
+    usher_outcome outcome; /* OK, RETRY, PERMANENT or SNOOZE */
+    int64_t delay_ms;      /* for RETRY or SNOOZE; -1 = the kind's policy */
+    char error[USHER_HANDLER_ERROR_MAX];
+} usher_handler_result;
+
+/*
+ * Runs one attempt. job and payload (the parsed job->payload) are
+ * borrowed for the call. result starts as OK with delay -1 and no error.
+ */
+typedef void (*usher_handler_fn)(const usher_job *job, json_t *payload,
+                                 usher_handler_result *result);
+
+typedef struct usher_handler {
+    const char *kind;
+    usher_handler_fn run;
+} usher_handler;
+
+/* Sets result to a failure with a printf-style message. */
+void usher_handler_fail(usher_handler_result *result, usher_outcome outcome, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The handler registered for kind, or NULL. */
+const usher_handler *usher_handler_find(const char *kind);
+
+#endif

@@ -1,0 +1,692 @@
+/*
+ * The supervisor. Everything happens on one libevent loop:
+ *
+ *   claim:  when children are idle (and the pool is not draining), claim
+ *           up to that many jobs in one statement and hand one to each.
+ *   flush:  outcomes collect in an outbox; whenever no flush is in
+ *           flight, the outbox goes out as one complete statement and
+ *           one fail statement. A flush that the database did not confirm
+ *           goes back into the outbox and is sent again: completing or
+ *           failing a job twice is a no-op, losing an outcome is not.
+ *   wake:   NOTIFY on the pool's queues, a poll timer as the fallback, and
+ *           one re-check shortly after the queue looked empty (enqueuers
+ *           debounce their NOTIFYs, see engine/wake.h).
+ *   ticks:  lease heartbeats; every second the queue depth, the desired
+ *           size, the pool's row in usher_pools (which grants the size a
+ *           downstream cap allows), and sd_notify STATUS/WATCHDOG.
+ *   stop:   SIGTERM stops claiming, lets running jobs finish within the
+ *           grace period (then kills them: their jobs are returned without
+ *           spending an attempt), flushes, and exits 0.
+ */
+#include "supervisor.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "children.h"
+#include "claim.h"
+#include "config.h"
+#include "fate.h"
+#include "log.h"
+#include "maintenance.h"
+#include "outbox.h"
+#include "pgloop.h"
+#include "stmt.h"
+#include "wake.h"
+
+#define QUEUES_MAX        64
+#define TICK_MS           1000
+#define MAINT_INTERVAL_MS 5000
+
+typedef struct supervisor {
+    struct event_base *base;
+    const char *config_path;
+    usher_config cfg;
+    const usher_pool_conf *pool;
+    char pool_name[USHER_NAME_MAX];
+    char host[256];
+    char worker_id[320];
+    char queue_names[QUEUES_MAX][USHER_NAME_MAX];
+    const char *queues[QUEUES_MAX];
+    size_t nqueues;
+
+    usher_pgloop *pg;
+    usher_children *children;
+    usher_maintenance *maint;
+    int granted; /* the size usher_pools last granted (-1: not asked yet) */
+
+    usher_outbox pending;  /* outcomes not yet sent */
+    usher_outbox inflight; /* outcomes sent, not yet confirmed */
+    int flushes_in_flight;
+    bool flush_failed;
+
+    bool claiming;
+    bool last_claim_found; /* the previous claim returned jobs */
+    bool draining;
+    bool finished;
+    bool ready_sent;
+    int64_t depth;
+
+    struct event *signals[4];
+    struct event *poll_timer, *heartbeat_timer, *tick_timer, *watchdog_timer;
+    struct event *recheck_timer, *grace_timer;
+    int exit_status;
+} supervisor;
+
+static void maybe_claim(supervisor *s);
+static void flush(supervisor *s);
+static void check_drained(supervisor *s);
+
+static void ms_to_tv(int ms, struct timeval *tv)
+{
+    tv->tv_sec = ms / 1000;
+    tv->tv_usec = (ms % 1000) * 1000;
+}
+
+static bool result_ok(PGresult *res, const char *errmsg, const char *what)
+{
+    ExecStatusType status = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+
+    if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK)
+        return true;
+    usher_log(USHER_LOG_WARNING, "%s failed: %s", what, errmsg);
+    return false;
+}
+
+/* ------------------------------------------------------------------ outcomes */
+
+static void job_finished(usher_job *job, const usher_handler_result *r, void *arg)
+{
+    supervisor *s = arg;
+
+    if (r->outcome != USHER_OUTCOME_OK)
+        usher_log(USHER_LOG_INFO, "job=%lld kind=%s attempt=%d outcome=%d error=%s",
+                  (long long)job->id, job->kind, job->attempt, (int)r->outcome, r->error);
+    if (!usher_outbox_add(&s->pending, job, r))
+        usher_log(USHER_LOG_ERR, "out of memory keeping an outcome; its lease will expire");
+    flush(s);
+}
+
+/* One statement of a flush is done; when all are, confirm or re-queue the outbox. */
+static void flush_settled(supervisor *s)
+{
+    if (--s->flushes_in_flight > 0)
+        return;
+    if (s->flush_failed && !usher_outbox_merge(&s->pending, &s->inflight))
+        usher_log(USHER_LOG_ERR, "out of memory re-queuing outcomes; their leases will expire");
+    usher_outbox_clear(&s->inflight);
+    if (!s->flush_failed)
+        flush(s);
+    s->flush_failed = false;
+    check_drained(s);
+}
+
+static void flushed(PGresult *res, const char *errmsg, void *arg)
+{
+    supervisor *s = arg;
+
+    if (!result_ok(res, errmsg, "flush"))
+        s->flush_failed = true;
+    flush_settled(s);
+}
+
+/* Sends one statement of a flush; false if it could not be queued. */
+static bool send_stmt(supervisor *s, usher_stmt *st, usher_err built, usher_pg_result_fn done)
+{
+    usher_err err = built;
+
+    if (err == USHER_OK)
+        err = usher_pgloop_query(s->pg, st->sql, st->nparams, st->params, done, s);
+    usher_stmt_release(st);
+    return err == USHER_OK;
+}
+
+static bool send_failures(supervisor *s)
+{
+    usher_job_result *results = calloc(s->inflight.nfailed, sizeof(*results));
+    usher_stmt st = { 0 };
+    bool sent;
+
+    if (results == NULL)
+        return false;
+    for (size_t i = 0; i < s->inflight.nfailed; i++) {
+        const usher_failed_job *f = &s->inflight.failed[i];
+
+        results[i] = (usher_job_result){ .job = f->job,
+                                         .outcome = f->result.outcome,
+                                         .delay_ms = f->result.delay_ms,
+                                         .error = f->result.error };
+    }
+    sent = send_stmt(
+        s, &st, usher_fate_stmt(&st, &s->cfg, s->worker_id, results, s->inflight.nfailed), flushed);
+    free(results);
+    return sent;
+}
+
+static void flush(supervisor *s)
+{
+    usher_stmt st = { 0 };
+
+    if (s->flushes_in_flight > 0 || usher_outbox_empty(&s->pending) ||
+        !usher_pgloop_connected(s->pg))
+        return;
+    if (!usher_outbox_merge(&s->inflight, &s->pending))
+        return;
+    s->flush_failed = false;
+    s->flushes_in_flight = 1; /* held while sending, so a synchronous failure cannot finish it */
+    if (s->inflight.ndone > 0) {
+        if (send_stmt(s, &st,
+                      usher_complete_stmt(&st, s->worker_id, s->inflight.done, s->inflight.ndone),
+                      flushed))
+            s->flushes_in_flight++;
+        else
+            s->flush_failed = true;
+    }
+    if (s->inflight.nfailed > 0) {
+        if (send_failures(s))
+            s->flushes_in_flight++;
+        else
+            s->flush_failed = true;
+    }
+    flush_settled(s);
+}
+
+/* -------------------------------------------------------------------- claims */
+
+/* Moves each claimed job into an allocation of its own and hands it to a child. */
+static void dispatch_all(supervisor *s, usher_job *jobs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        usher_job *job = malloc(sizeof(*job));
+        usher_handler_result back = { .outcome = USHER_OUTCOME_SNOOZE, .delay_ms = 0 };
+
+        if (job == NULL) {
+            usher_log(USHER_LOG_ERR, "job=%lld: out of memory; its lease will expire",
+                      (long long)jobs[i].id);
+            free(jobs[i].payload);
+            continue;
+        }
+        *job = jobs[i];
+        if (usher_children_dispatch(s->children, job) == USHER_OK)
+            continue;
+        /* No child to take it (one died just now): give it back, no attempt spent. */
+        snprintf(back.error, sizeof(back.error), "returned: no idle child");
+        job_finished(job, &back, s);
+    }
+    free(jobs);
+}
+
+static void recheck_due(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    maybe_claim(arg);
+}
+
+static void claimed(PGresult *res, const char *errmsg, void *arg)
+{
+    supervisor *s = arg;
+    usher_job *jobs;
+    size_t n;
+    struct timeval tv;
+
+    s->claiming = false;
+    if (!result_ok(res, errmsg, "claim"))
+        return;
+    if (usher_claim_read(res, &jobs, &n) != USHER_OK) {
+        usher_log(USHER_LOG_ERR, "out of memory reading claimed jobs; their leases will expire");
+        return;
+    }
+    if (n == 0 && s->last_claim_found) {
+        /* The queue just ran dry: one more look after the enqueuers' debounce window. */
+        ms_to_tv(2 * s->cfg.notify_debounce_ms + 1, &tv);
+        evtimer_add(s->recheck_timer, &tv);
+    }
+    s->last_claim_found = n > 0;
+    dispatch_all(s, jobs, n);
+    if (n > 0)
+        maybe_claim(s);
+}
+
+static void maybe_claim(supervisor *s)
+{
+    size_t idle = usher_children_idle(s->children);
+    size_t busy = usher_children_busy(s->children);
+    size_t count = usher_children_count(s->children);
+    size_t batch = (size_t)s->pool->claim_batch;
+    size_t threshold = count / 4 > batch ? batch : count / 4;
+    usher_stmt st = { 0 };
+    usher_err err;
+
+    if (s->draining || s->claiming || idle == 0 || !usher_pgloop_connected(s->pg))
+        return;
+    /* Under load, wait for a few idle children so that one claim feeds many. */
+    if (busy > 0 && idle < (threshold > 0 ? threshold : 1))
+        return;
+    err = usher_claim_stmt(&st, &s->cfg, s->queues, s->nqueues, s->worker_id,
+                           idle < batch ? idle : batch);
+    if (err == USHER_OK)
+        err = usher_pgloop_query(s->pg, st.sql, st.nparams, st.params, claimed, s);
+    usher_stmt_release(&st);
+    s->claiming = err == USHER_OK;
+}
+
+/* --------------------------------------------------------------------- ticks */
+
+static void heartbeat_done(PGresult *res, const char *errmsg, void *arg)
+{
+    (void)arg;
+    result_ok(res, errmsg, "lease heartbeat");
+}
+
+static void heartbeat_due(evutil_socket_t fd, short what, void *arg)
+{
+    supervisor *s = arg;
+    int64_t ids[4096];
+    size_t n = usher_children_running_ids(s->children, ids, sizeof(ids) / sizeof(ids[0]));
+    int lease_ms = s->cfg.lease_grace_ms + 2 * s->pool->heartbeat_ms;
+    usher_stmt st = { 0 };
+
+    (void)fd;
+    (void)what;
+    if (n == 0 || !usher_pgloop_connected(s->pg))
+        return;
+    send_stmt(s, &st, usher_heartbeat_stmt(&st, s->worker_id, ids, n, lease_ms), heartbeat_done);
+}
+
+static void status_notify(supervisor *s)
+{
+    sd_notifyf(0, "STATUS=pool=%s size=%zu busy=%zu target=%zu depth=%lld%s%s", s->pool_name,
+               usher_children_count(s->children), usher_children_busy(s->children),
+               usher_children_target(s->children), (long long)s->depth,
+               usher_pgloop_connected(s->pg) ? "" : " database=down",
+               s->draining ? " draining" : "");
+}
+
+/* The size the pool should have now: the policy's wish, capped by the grant. */
+static size_t desired_size(const supervisor *s)
+{
+    int desired = s->pool->initial;
+
+    return (size_t)(s->granted >= 0 && s->granted < desired ? s->granted : desired);
+}
+
+static void registered(PGresult *res, const char *errmsg, void *arg)
+{
+    supervisor *s = arg;
+
+    if (!result_ok(res, errmsg, "pool heartbeat") || PQntuples(res) != 1)
+        return;
+    s->granted = atoi(PQgetvalue(res, 0, 0));
+    if (!s->draining)
+        usher_children_set_target(s->children, desired_size(s));
+}
+
+static void register_pool(supervisor *s)
+{
+    const usher_pool_conf *p = s->pool;
+    usher_stmt st = { 0 };
+    usher_err err;
+
+    usher_stmt_text(&st, 0, s->worker_id);
+    usher_stmt_text(&st, 1, s->pool_name);
+    usher_stmt_text(&st, 2, s->host);
+    usher_stmt_int(&st, 3, (int64_t)getpid());
+    usher_stmt_int(&st, 4, (int64_t)usher_children_count(s->children));
+    usher_stmt_int(&st, 5, p->initial);
+    usher_stmt_int(&st, 6, p->min);
+    usher_stmt_int(&st, 7, p->max);
+    usher_stmt_int(&st, 8, (int64_t)usher_children_busy(s->children));
+    usher_stmt_int(&st, 9, s->depth);
+    usher_stmt_text(&st, 10, usher_maintenance_is_leader(s->maint) ? "t" : "f");
+    usher_stmt_text(&st, 11, p->downstream);
+    usher_stmt_int(&st, 12, p->downstream_limit);
+    st.sql = "SELECT usher_pool_heartbeat($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+    err = usher_stmt_finish(&st, 13);
+    send_stmt(s, &st, err, registered);
+}
+
+static void depth_read(PGresult *res, const char *errmsg, void *arg)
+{
+    supervisor *s = arg;
+
+    if (!result_ok(res, errmsg, "queue depth"))
+        return;
+    s->depth = (int64_t)usher_stmt_count(res);
+    if (!s->draining)
+        register_pool(s);
+}
+
+static void tick_due(evutil_socket_t fd, short what, void *arg)
+{
+    supervisor *s = arg;
+    usher_stmt st = { 0 };
+    usher_buf *names = usher_stmt_array(&st, 0);
+
+    (void)fd;
+    (void)what;
+    status_notify(s);
+    if (!usher_pgloop_connected(s->pg))
+        return;
+    for (size_t i = 0; i < s->nqueues; i++)
+        usher_buf_array_text(names, s->queues[i]);
+    st.sql = "SELECT count(*) FROM usher_jobs WHERE queue = ANY($1::text[])"
+             " AND state = 'available' AND run_at <= now()";
+    send_stmt(s, &st, usher_stmt_finish(&st, 1), depth_read);
+}
+
+static void poll_due(evutil_socket_t fd, short what, void *arg)
+{
+    supervisor *s = arg;
+
+    (void)fd;
+    (void)what;
+    flush(s);
+    maybe_claim(s);
+}
+
+static void watchdog_due(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    sd_notify(0, "WATCHDOG=1");
+}
+
+/* ------------------------------------------------------------------ database */
+
+static void listened(PGresult *res, const char *errmsg, void *arg)
+{
+    (void)arg;
+    result_ok(res, errmsg, "LISTEN");
+}
+
+static void db_connected(usher_pgloop *pg, void *arg)
+{
+    supervisor *s = arg;
+
+    for (size_t i = 0; i < s->nqueues; i++) {
+        char channel[USHER_NAME_MAX + 8], sql[USHER_NAME_MAX + 32];
+
+        /* Queue names are [a-z0-9_.-] (checked by the config), safe inside quotes. */
+        usher_wake_channel(s->queues[i], channel, sizeof(channel));
+        snprintf(sql, sizeof(sql), "LISTEN \"%s\"", channel);
+        usher_pgloop_query(pg, sql, 0, NULL, listened, s);
+    }
+    if (!s->ready_sent) {
+        sd_notify(0, "READY=1");
+        s->ready_sent = true;
+        usher_log(USHER_LOG_NOTICE, "pool=%s worker=%s ready: %zu children, queues served: %zu",
+                  s->pool_name, s->worker_id, usher_children_count(s->children), s->nqueues);
+    }
+    s->claiming = false;
+    flush(s);
+    maybe_claim(s);
+}
+
+static void db_disconnected(const char *why, void *arg)
+{
+    supervisor *s = arg;
+
+    usher_log(USHER_LOG_WARNING, "pool=%s database lost (%s); children keep running", s->pool_name,
+              why);
+}
+
+static void db_notified(const char *channel, void *arg)
+{
+    (void)channel;
+    maybe_claim(arg);
+}
+
+/* ------------------------------------------------------------------- signals */
+
+static void unregistered(PGresult *res, const char *errmsg, void *arg)
+{
+    supervisor *s = arg;
+
+    result_ok(res, errmsg, "pool unregister");
+    event_base_loopexit(s->base, NULL);
+}
+
+/* Exits the loop once a draining pool has no child and nothing left to write. */
+static void check_drained(supervisor *s)
+{
+    const char *params[1];
+
+    if (!s->draining || s->finished || usher_children_count(s->children) > 0 ||
+        !usher_outbox_empty(&s->pending) || s->flushes_in_flight > 0)
+        return;
+    s->finished = true;
+    usher_log(USHER_LOG_NOTICE, "pool=%s drained", s->pool_name);
+    params[0] = s->worker_id;
+    if (usher_pgloop_query(s->pg, "DELETE FROM usher_pools WHERE worker_id = $1", 1, params,
+                           unregistered, s) != USHER_OK)
+        event_base_loopexit(s->base, NULL);
+}
+
+static void grace_over(evutil_socket_t fd, short what, void *arg)
+{
+    supervisor *s = arg;
+
+    (void)fd;
+    (void)what;
+    if (usher_children_busy(s->children) > 0) {
+        usher_log(USHER_LOG_WARNING, "pool=%s grace period over: killing %zu running job(s)",
+                  s->pool_name, usher_children_busy(s->children));
+        usher_children_kill_busy(s->children, "returned: worker shut down before it finished");
+        return;
+    }
+    if (!usher_pgloop_connected(s->pg)) {
+        /* Nothing more can be written; the leases of what is left will expire. */
+        usher_log(USHER_LOG_ERR, "pool=%s database still down at shutdown; exiting", s->pool_name);
+        s->exit_status = 1;
+        event_base_loopexit(s->base, NULL);
+    }
+}
+
+static void begin_drain(supervisor *s)
+{
+    struct timeval tv;
+
+    if (s->draining)
+        return;
+    s->draining = true;
+    sd_notify(0, "STOPPING=1");
+    usher_log(USHER_LOG_NOTICE, "pool=%s stopping: %zu job(s) running, grace %d ms", s->pool_name,
+              usher_children_busy(s->children), s->pool->shutdown_grace_ms);
+    usher_children_set_target(s->children, 0);
+    ms_to_tv(s->pool->shutdown_grace_ms, &tv);
+    evtimer_add(s->grace_timer, &tv);
+    /* Keep the grace timer firing: first to kill, then to give up on a dead database. */
+    check_drained(s);
+}
+
+static void reload(supervisor *s)
+{
+    usher_config fresh = { 0 };
+    char errbuf[512];
+    const usher_pool_conf *pool;
+
+    if (usher_config_load(&fresh, s->config_path, errbuf, sizeof(errbuf)) != USHER_OK) {
+        usher_log(USHER_LOG_ERR, "reload refused, keeping the running configuration: %s", errbuf);
+        return;
+    }
+    pool = usher_config_pool(&fresh, s->pool_name);
+    if (pool == NULL) {
+        usher_log(USHER_LOG_ERR, "reload refused: pool '%s' is gone from %s", s->pool_name,
+                  s->config_path);
+        usher_config_free(&fresh);
+        return;
+    }
+    usher_config_free(&s->cfg);
+    s->cfg = fresh;
+    s->pool = usher_config_pool(&s->cfg, s->pool_name);
+    usher_log_set_level((usher_log_level)s->cfg.log_level);
+    usher_log(USHER_LOG_NOTICE, "pool=%s configuration reloaded (queues and URLs need a restart)",
+              s->pool_name);
+    if (!s->draining)
+        usher_children_set_target(s->children, desired_size(s));
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    supervisor *s = arg;
+
+    (void)what;
+    if (sig == SIGCHLD) {
+        usher_children_reap(s->children);
+        check_drained(s);
+    } else if (sig == SIGHUP) {
+        reload(s);
+    } else {
+        begin_drain(s);
+    }
+}
+
+static void children_idle(void *arg)
+{
+    supervisor *s = arg;
+
+    maybe_claim(s);
+    check_drained(s);
+}
+
+/* --------------------------------------------------------------------- setup */
+
+/* The queues this pool serves, copied so a reload cannot change them under the loop. */
+static int collect_queues(supervisor *s)
+{
+    for (size_t i = 0; i < s->cfg.nqueues; i++) {
+        if (strcmp(s->cfg.queues[i].pool, s->pool_name) != 0)
+            continue;
+        if (s->nqueues == QUEUES_MAX)
+            return -1;
+        snprintf(s->queue_names[s->nqueues], USHER_NAME_MAX, "%s", s->cfg.queues[i].name);
+        s->queues[s->nqueues] = s->queue_names[s->nqueues];
+        s->nqueues++;
+    }
+    return s->nqueues > 0 ? 0 : -1;
+}
+
+static struct event *timer(supervisor *s, int ms, bool persist, event_callback_fn fn)
+{
+    struct event *ev = event_new(s->base, -1, persist ? EV_PERSIST : 0, fn, s);
+    struct timeval tv;
+
+    if (ev != NULL && persist) {
+        ms_to_tv(ms, &tv);
+        event_add(ev, &tv);
+    }
+    return ev;
+}
+
+static int start_timers(supervisor *s)
+{
+    uint64_t watchdog_usec = 0;
+
+    s->poll_timer = timer(s, s->cfg.poll_interval_ms, true, poll_due);
+    s->heartbeat_timer = timer(s, s->pool->heartbeat_ms, true, heartbeat_due);
+    s->tick_timer = timer(s, TICK_MS, true, tick_due);
+    s->recheck_timer = timer(s, 0, false, recheck_due);
+    s->grace_timer = event_new(s->base, -1, EV_PERSIST, grace_over, s);
+    if (sd_watchdog_enabled(0, &watchdog_usec) > 0)
+        s->watchdog_timer = timer(s, (int)(watchdog_usec / 2000), true, watchdog_due);
+    return s->poll_timer && s->heartbeat_timer && s->tick_timer && s->recheck_timer &&
+                   s->grace_timer
+               ? 0
+               : -1;
+}
+
+static int start_signals(supervisor *s)
+{
+    static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD };
+
+    signal(SIGPIPE, SIG_IGN);
+    for (size_t i = 0; i < 4; i++) {
+        s->signals[i] = evsignal_new(s->base, sigs[i], on_signal, s);
+        if (s->signals[i] == NULL || event_add(s->signals[i], NULL) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int start(supervisor *s)
+{
+    usher_children_hooks ch = { .finished = job_finished, .idle = children_idle, .arg = s };
+    usher_pgloop_hooks pg = { .connected = db_connected,
+                              .disconnected = db_disconnected,
+                              .notified = db_notified,
+                              .arg = s };
+
+    if (gethostname(s->host, sizeof(s->host)) != 0)
+        snprintf(s->host, sizeof(s->host), "unknown");
+    snprintf(s->worker_id, sizeof(s->worker_id), "%s:%d", s->host, (int)getpid());
+    s->base = event_base_new();
+    if (s->base == NULL || start_signals(s) != 0 || start_timers(s) != 0 ||
+        usher_children_new(s->base, &ch, &s->children) != USHER_OK) {
+        usher_log(USHER_LOG_ERR, "cannot set up the event loop");
+        return -1;
+    }
+    /* Children first: they fork before any connection or thread exists. */
+    usher_children_set_target(s->children, desired_size(s));
+    if (usher_maintenance_start(s->config_path, MAINT_INTERVAL_MS, &s->maint) != USHER_OK ||
+        usher_pgloop_new(s->base, s->cfg.database_url, &pg, &s->pg) != USHER_OK) {
+        usher_log(USHER_LOG_ERR, "cannot start the database connection or maintenance");
+        return -1;
+    }
+    return 0;
+}
+
+static void stop(supervisor *s)
+{
+    usher_children_free(s->children); /* reports lost jobs into pending: dropped below */
+    usher_pgloop_free(s->pg);
+    usher_maintenance_stop(s->maint);
+    usher_outbox_release(&s->pending);
+    usher_outbox_release(&s->inflight);
+    for (size_t i = 0; i < 4; i++) {
+        if (s->signals[i] != NULL)
+            event_free(s->signals[i]);
+    }
+    struct event *timers[] = { s->poll_timer,     s->heartbeat_timer, s->tick_timer,
+                               s->watchdog_timer, s->recheck_timer,   s->grace_timer };
+    for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
+        if (timers[i] != NULL)
+            event_free(timers[i]);
+    }
+    if (s->base != NULL)
+        event_base_free(s->base);
+    usher_config_free(&s->cfg);
+}
+
+int usher_supervisor_run(const char *config_path, const char *pool_name)
+{
+    supervisor s = { .config_path = config_path, .granted = -1 };
+    char errbuf[512];
+
+    if (usher_config_load(&s.cfg, config_path, errbuf, sizeof(errbuf)) != USHER_OK) {
+        fprintf(stderr, "usher-worker: %s\n", errbuf);
+        return 1;
+    }
+    usher_log_set_level((usher_log_level)s.cfg.log_level);
+    snprintf(s.pool_name, sizeof(s.pool_name), "%s", pool_name);
+    s.pool = usher_config_pool(&s.cfg, pool_name);
+    if (s.pool == NULL || collect_queues(&s) != 0) {
+        fprintf(stderr, "usher-worker: pool '%s' is not declared in %s or serves no queue\n",
+                pool_name, config_path);
+        usher_config_free(&s.cfg);
+        return 1;
+    }
+    if (start(&s) == 0)
+        event_base_dispatch(s.base);
+    else
+        s.exit_status = 1;
+    stop(&s);
+    return s.exit_status;
+}

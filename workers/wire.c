@@ -1,0 +1,101 @@
+/*
+ * Frame layouts (after the 4-byte body length):
+ *   job:    'J' id:i64 attempt:i32 max_attempts:i32 timeout_ms:i32 priority:i32
+ *           kind_len:u16 kind payload...
+ *   result: 'R' id:i64 outcome:i32 delay_ms:i64 error...
+ */
+#include "wire.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define JOB_HEAD    (1 + 8 + 4 + 4 + 4 + 4 + 2)
+#define RESULT_HEAD (1 + 8 + 4 + 8)
+
+static void put(usher_buf *out, const void *p, size_t n)
+{
+    usher_buf_append(out, p, n);
+}
+
+static void put_length(usher_buf *out, size_t body)
+{
+    uint32_t len = (uint32_t)body;
+
+    put(out, &len, sizeof(len));
+}
+
+void usher_wire_put_job(usher_buf *out, const usher_job *job)
+{
+    size_t kind_len = strlen(job->kind), payload_len = strlen(job->payload);
+    int32_t ints[4] = { job->attempt, job->max_attempts, job->timeout_ms, job->priority };
+    uint16_t klen = (uint16_t)kind_len;
+
+    put_length(out, JOB_HEAD + kind_len + payload_len);
+    put(out, "J", 1);
+    put(out, &job->id, sizeof(job->id));
+    put(out, ints, sizeof(ints));
+    put(out, &klen, sizeof(klen));
+    put(out, job->kind, kind_len);
+    put(out, job->payload, payload_len);
+}
+
+void usher_wire_put_result(usher_buf *out, int64_t id, const usher_handler_result *r)
+{
+    size_t error_len = strnlen(r->error, sizeof(r->error));
+    int32_t outcome = (int32_t)r->outcome;
+
+    put_length(out, RESULT_HEAD + error_len);
+    put(out, "R", 1);
+    put(out, &id, sizeof(id));
+    put(out, &outcome, sizeof(outcome));
+    put(out, &r->delay_ms, sizeof(r->delay_ms));
+    put(out, r->error, error_len);
+}
+
+int usher_wire_get_job(const unsigned char *body, size_t len, usher_job *job)
+{
+    int32_t ints[4];
+    uint16_t klen;
+
+    if (len < JOB_HEAD || body[0] != 'J')
+        return -1;
+    memcpy(&job->id, body + 1, 8);
+    memcpy(ints, body + 9, sizeof(ints));
+    memcpy(&klen, body + 25, 2);
+    if (klen >= sizeof(job->kind) || JOB_HEAD + (size_t)klen > len)
+        return -1;
+    job->attempt = ints[0];
+    job->max_attempts = ints[1];
+    job->timeout_ms = ints[2];
+    job->priority = ints[3];
+    memcpy(job->kind, body + JOB_HEAD, klen);
+    job->kind[klen] = '\0';
+    job->payload = malloc(len - JOB_HEAD - klen + 1);
+    if (job->payload == NULL)
+        return -1;
+    memcpy(job->payload, body + JOB_HEAD + klen, len - JOB_HEAD - klen);
+    job->payload[len - JOB_HEAD - klen] = '\0';
+    return 0;
+}
+
+int usher_wire_get_result(const unsigned char *body, size_t len, int64_t *id,
+                          usher_handler_result *r)
+{
+    int32_t outcome;
+    size_t error_len;
+
+    if (len < RESULT_HEAD || body[0] != 'R')
+        return -1;
+    memcpy(id, body + 1, 8);
+    memcpy(&outcome, body + 9, 4);
+    memcpy(&r->delay_ms, body + 13, 8);
+    if (outcome < USHER_OUTCOME_OK || outcome > USHER_OUTCOME_SNOOZE)
+        return -1;
+    r->outcome = (usher_outcome)outcome;
+    error_len = len - RESULT_HEAD;
+    if (error_len >= sizeof(r->error))
+        error_len = sizeof(r->error) - 1;
+    memcpy(r->error, body + RESULT_HEAD, error_len);
+    r->error[error_len] = '\0';
+    return 0;
+}
