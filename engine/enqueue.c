@@ -60,6 +60,18 @@ static const char insert_one_sql[] =
     " wake AS (SELECT count(pg_notify('usher:' || q, '')) AS n FROM unnest($10::text[]) q)"
     " SELECT id, queue, unique_key FROM ins, wake";
 
+/*
+ * The common case under load: one job, no unique key, no NOTIFY due (the
+ * debounce window is closed). A bare INSERT is what pgbench's floor runs.
+ */
+static const char insert_plain_sql[] =
+    "INSERT INTO usher_jobs (queue, kind, priority, payload, max_attempts, timeout_ms, run_at)"
+    " VALUES ($1, $2, $3, $4::jsonb, $5, $6,"
+    "  CASE WHEN $7::int8 IS NOT NULL"
+    "    THEN 'epoch'::timestamptz + $7::int8 * interval '1 microsecond'"
+    "    ELSE now() + $8::int8 * interval '1 millisecond' END)"
+    " RETURNING id, queue, unique_key";
+
 static const char lookup_sql[] = "SELECT id FROM usher_jobs WHERE queue = $1 AND unique_key = $2"
                                  " AND state IN ('available', 'running')";
 
@@ -208,6 +220,17 @@ static usher_err lookup_live(usher_store *st, const usher_enqueue_opts *job, int
     return USHER_OK;
 }
 
+/* The cheapest statement that does the job; trims s's parameters to match. */
+static const char *pick_sql(usher_stmt *s, const usher_enqueue_opts *jobs, size_t n)
+{
+    if (n > 1)
+        return insert_sql;
+    if (jobs[0].unique_key != NULL || strcmp(usher_buf_str(&s->text[WAKE]), "{}") != 0)
+        return insert_one_sql;
+    s->nparams = UNIQUE_KEY; /* queue .. delay_ms */
+    return insert_plain_sql;
+}
+
 static usher_err insert_rows(usher_store *st, const usher_enqueue_opts *jobs, size_t n,
                              usher_enqueued *out)
 {
@@ -225,9 +248,11 @@ static usher_err insert_rows(usher_store *st, const usher_enqueue_opts *jobs, si
     err = usher_stmt_finish(&s, NCOLUMNS);
     if (err != USHER_OK)
         err = usher_store_fail(st, err, "out of memory building the batch");
-    if (err == USHER_OK)
-        err = usher_store_exec_hot(st, single ? insert_one_sql : insert_sql, s.nparams, s.params,
-                                   &res);
+    if (err == USHER_OK) {
+        const char *sql = pick_sql(&s, jobs, n);
+
+        err = usher_store_exec_hot(st, sql, s.nparams, s.params, &res);
+    }
     if (err == USHER_OK)
         err = match_rows(st, res, jobs, n, out);
     PQclear(res);

@@ -327,6 +327,16 @@ cmd_clean() {
     log "removed $STATE"
 }
 
+# Restarts PostgreSQL alone (the worker tests' "database restart").
+cmd_restart_pg() {
+    state_init
+    pg_paths
+    pg_running || die "postgresql is not running"
+    as_pg "$PG_BIN/pg_ctl" restart -D "$PGDATA" -m fast -w -t "$DEADLINE" >/dev/null
+    wait_for "postgresql" pg_ready
+    log "postgresql restarted"
+}
+
 main() {
     state_init
     case "${1:-}" in
@@ -335,8 +345,9 @@ main() {
     status) cmd_status ;;
     env) print_env ;;
     clean) cmd_clean ;;
+    restart-pg) cmd_restart_pg ;;
     *)
-        echo "usage: $0 start|stop|status|env|clean" >&2
+        echo "usage: $0 start|stop|status|env|clean|restart-pg" >&2
         exit 2
         ;;
     esac

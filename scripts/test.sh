@@ -234,6 +234,8 @@ main() {
         finish
     }
     eval "$(scripts/stack.sh env)"
+    # The worker tests restart PostgreSQL under a running pool with this.
+    export USHER_PG_RESTART="$ROOT/scripts/stack.sh restart-pg"
     run_phase migrate phase_migrate || FAILED=$((FAILED + 1))
 
     rc=0

@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "autoscale.h"
 #include "children.h"
 #include "claim.h"
 #include "config.h"
@@ -59,6 +60,8 @@ typedef struct supervisor {
     usher_pgloop *pg;
     usher_children *children;
     usher_maintenance *maint;
+    usher_autoscale *autoscale;
+    int desired; /* what the autoscaling policy asks for */
     int granted; /* the size usher_pools last granted (-1: not asked yet) */
 
     usher_outbox pending;  /* outcomes not yet sent */
@@ -67,7 +70,7 @@ typedef struct supervisor {
     bool flush_failed;
 
     bool claiming;
-    bool last_claim_found; /* the previous claim returned jobs */
+    int recheck_ms; /* next look after an empty claim; doubles up to the poll interval */
     bool draining;
     bool finished;
     bool ready_sent;
@@ -243,12 +246,18 @@ static void claimed(PGresult *res, const char *errmsg, void *arg)
         usher_log(USHER_LOG_ERR, "out of memory reading claimed jobs; their leases will expire");
         return;
     }
-    if (n == 0 && s->last_claim_found) {
-        /* The queue just ran dry: one more look after the enqueuers' debounce window. */
-        ms_to_tv(2 * s->cfg.notify_debounce_ms + 1, &tv);
+    /*
+     * An enqueue inside the debounce window sends no NOTIFY, and its commit
+     * may land after this claim looked: look again after 2, 4, 8... ms,
+     * up to the poll interval, rather than waiting a whole poll.
+     */
+    if (n > 0) {
+        s->recheck_ms = 2 * s->cfg.notify_debounce_ms + 1;
+    } else if (s->recheck_ms < s->cfg.poll_interval_ms) {
+        ms_to_tv(s->recheck_ms, &tv);
         evtimer_add(s->recheck_timer, &tv);
+        s->recheck_ms *= 2;
     }
-    s->last_claim_found = n > 0;
     dispatch_all(s, jobs, n);
     if (n > 0)
         maybe_claim(s);
@@ -309,12 +318,32 @@ static void status_notify(supervisor *s)
                s->draining ? " draining" : "");
 }
 
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* The size the pool should have now: the policy's wish, capped by the grant. */
 static size_t desired_size(const supervisor *s)
 {
-    int desired = s->pool->initial;
+    return (size_t)(s->granted >= 0 && s->granted < s->desired ? s->granted : s->desired);
+}
 
-    return (size_t)(s->granted >= 0 && s->granted < desired ? s->granted : desired);
+/* Applies a new size, telling the policy so its rate limits count it. */
+static void resize(supervisor *s)
+{
+    size_t from = usher_children_target(s->children), to = desired_size(s);
+
+    if (s->draining || from == to)
+        return;
+    usher_log(USHER_LOG_NOTICE, "pool=%s size %zu -> %zu (%s, depth %lld, granted %d)",
+              s->pool_name, from, to, usher_autoscale_reason(s->autoscale), (long long)s->depth,
+              s->granted);
+    usher_autoscale_applied(s->autoscale, (int)from, (int)to, wall_ms());
+    usher_children_set_target(s->children, to);
 }
 
 static void registered(PGresult *res, const char *errmsg, void *arg)
@@ -324,8 +353,7 @@ static void registered(PGresult *res, const char *errmsg, void *arg)
     if (!result_ok(res, errmsg, "pool heartbeat") || PQntuples(res) != 1)
         return;
     s->granted = atoi(PQgetvalue(res, 0, 0));
-    if (!s->draining)
-        usher_children_set_target(s->children, desired_size(s));
+    resize(s);
 }
 
 static void register_pool(supervisor *s)
@@ -339,7 +367,7 @@ static void register_pool(supervisor *s)
     usher_stmt_text(&st, 2, s->host);
     usher_stmt_int(&st, 3, (int64_t)getpid());
     usher_stmt_int(&st, 4, (int64_t)usher_children_count(s->children));
-    usher_stmt_int(&st, 5, p->initial);
+    usher_stmt_int(&st, 5, s->desired);
     usher_stmt_int(&st, 6, p->min);
     usher_stmt_int(&st, 7, p->max);
     usher_stmt_int(&st, 8, (int64_t)usher_children_busy(s->children));
@@ -359,8 +387,14 @@ static void depth_read(PGresult *res, const char *errmsg, void *arg)
     if (!result_ok(res, errmsg, "queue depth"))
         return;
     s->depth = (int64_t)usher_stmt_count(res);
-    if (!s->draining)
-        register_pool(s);
+    if (s->draining)
+        return;
+    usher_autoscale_observe(s->autoscale, wall_ms(), s->depth,
+                            (int)usher_children_busy(s->children));
+    /* The downstream cap is applied by usher_pools' grant, across hosts. */
+    s->desired = usher_autoscale_desired(s->autoscale, s->pool,
+                                         (int)usher_children_target(s->children), -1, wall_ms());
+    register_pool(s);
 }
 
 static void tick_due(evutil_socket_t fd, short what, void *arg)
@@ -530,8 +564,7 @@ static void reload(supervisor *s)
     usher_log_set_level((usher_log_level)s->cfg.log_level);
     usher_log(USHER_LOG_NOTICE, "pool=%s configuration reloaded (queues and URLs need a restart)",
               s->pool_name);
-    if (!s->draining)
-        usher_children_set_target(s->children, desired_size(s));
+    resize(s);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -628,7 +661,10 @@ static int start(supervisor *s)
         snprintf(s->host, sizeof(s->host), "unknown");
     snprintf(s->worker_id, sizeof(s->worker_id), "%s:%d", s->host, (int)getpid());
     s->base = event_base_new();
+    s->desired = s->pool->initial;
+    s->recheck_ms = 2 * s->cfg.notify_debounce_ms + 1;
     if (s->base == NULL || start_signals(s) != 0 || start_timers(s) != 0 ||
+        usher_autoscale_new(&s->autoscale) != USHER_OK ||
         usher_children_new(s->base, &ch, &s->children) != USHER_OK) {
         usher_log(USHER_LOG_ERR, "cannot set up the event loop");
         return -1;
@@ -648,6 +684,7 @@ static void stop(supervisor *s)
     usher_children_free(s->children); /* reports lost jobs into pending: dropped below */
     usher_pgloop_free(s->pg);
     usher_maintenance_stop(s->maint);
+    usher_autoscale_free(s->autoscale);
     usher_outbox_release(&s->pending);
     usher_outbox_release(&s->inflight);
     for (size_t i = 0; i < 4; i++) {

@@ -48,12 +48,13 @@ static void new_run_log(void)
 static void read_run_log(void)
 {
     FILE *f = fopen(runs.path, "r");
+    long long started_us;
 
     runs.n = 0;
     if (f == NULL)
         return;
     while (runs.n < RUN_LOG_MAX &&
-           fscanf(f, "%lld %d", &runs.ids[runs.n], &runs.attempts[runs.n]) == 2)
+           fscanf(f, "%lld %d %lld", &runs.ids[runs.n], &runs.attempts[runs.n], &started_us) == 3)
         runs.n++;
     fclose(f);
 }
@@ -347,4 +348,37 @@ Test(worker, two_supervisors_share_the_work_without_running_a_job_twice, .timeou
     cr_assert_eq(runs.n, 5000);
     assert_no_double_runs();
     cr_assert_eq(completed_total(), 5000);
+}
+
+static long long pool_size(void)
+{
+    return testdb_scalar(st, "SELECT coalesce(max(current_size), -1) FROM usher_pools");
+}
+
+static bool pool_at_least(void *arg)
+{
+    return pool_size() >= *(long long *)arg;
+}
+
+static bool pool_exactly(void *arg)
+{
+    return pool_size() == *(long long *)arg;
+}
+
+Test(worker, a_backlog_scales_the_pool_out_and_an_empty_queue_back_to_its_floor, .timeout = 600)
+{
+    long long grown = 8, floor = 2;
+    pid_t pid, kids[64];
+
+    new_run_log();
+    enqueue_jobs("test.sleep", "\"ms\":20", 2000, 3, 30000);
+    pid = start_worker();
+    cr_assert(testproc_wait_for(pool_at_least, &grown, 120000), "the pool stayed at %lld",
+              pool_size());
+    cr_assert(testproc_wait_for(queue_empty, NULL, 300000), "%lld jobs left", jobs_left());
+    cr_assert(testproc_wait_for(pool_exactly, &floor, 120000), "the pool stayed at %lld",
+              pool_size());
+    cr_assert_eq(testproc_children(pid, kids, 64), 2, "the floor is 2 children");
+    cr_assert_eq(stop_worker(pid), 0);
+    cr_assert_eq(completed_total(), 2000);
 }

@@ -6,7 +6,8 @@
  *                "delay_ms": N, "snooze": bool}      fails as told
  *   test.crash  {"signal": N}                        the child dies by signal N (SIGSEGV)
  *   test.hang   {}                                   never returns (the timeout kills it)
- * Each may carry "log": "/path": the handler first appends "ID ATTEMPT\n"
+ * Each may carry "log": "/path": the handler first appends
+ * "ID ATTEMPT START_US\n" (START_US: CLOCK_REALTIME in microseconds)
  * to that file (one write with O_APPEND, so lines from many children never
  * interleave), which lets tests see every run of every job.
  */
@@ -22,7 +23,8 @@
 static void log_run(const usher_job *job, json_t *payload)
 {
     const char *path = json_string_value(json_object_get(payload, "log"));
-    char line[64];
+    char line[96];
+    struct timespec now;
     int fd, len;
 
     if (path == NULL)
@@ -30,7 +32,9 @@ static void log_run(const usher_job *job, json_t *payload)
     fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
         return;
-    len = snprintf(line, sizeof(line), "%lld %d\n", (long long)job->id, job->attempt);
+    clock_gettime(CLOCK_REALTIME, &now);
+    len = snprintf(line, sizeof(line), "%lld %d %lld\n", (long long)job->id, job->attempt,
+                   (long long)now.tv_sec * 1000000 + now.tv_nsec / 1000);
     if (write(fd, line, (size_t)len) != len)
         perror("test handler log");
     close(fd);
