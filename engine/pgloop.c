@@ -255,6 +255,13 @@ static void poll_connect(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* Server notices ("terminating connection...") go to the log, not to stderr raw. */
+static void route_notice(void *arg, const char *message)
+{
+    (void)arg;
+    usher_log(USHER_LOG_INFO, "postgres: %.*s", (int)strcspn(message, "\n"), message);
+}
+
 static void start_connect(usher_pgloop *pg)
 {
     pg->state = PG_CONNECTING;
@@ -263,6 +270,7 @@ static void start_connect(usher_pgloop *pg)
         connection_lost(pg, "connect");
         return;
     }
+    PQsetNoticeProcessor(pg->conn, route_notice, NULL);
     wait_connect(pg, EV_WRITE);
 }
 
