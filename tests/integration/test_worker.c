@@ -89,17 +89,20 @@ static void assert_no_double_runs(void)
     free(sorted);
 }
 
-static pid_t start_worker(void)
+static pid_t start_pool(const char *config, const char *pool)
 {
-    const char *argv[] = {
-        USHER_WORKER_PATH, "--config", WORKER_TEST_CONF, "--pool", "tests", NULL
-    };
+    const char *argv[] = { USHER_WORKER_PATH, "--config", config, "--pool", pool, NULL };
     pid_t pid;
 
     cr_assert_eq(setenv("USHER_DATABASE_URL", cfg.database_url, 1), 0);
     pid = testproc_start(argv, worker_log);
     cr_assert_gt(pid, 0);
     return pid;
+}
+
+static pid_t start_worker(void)
+{
+    return start_pool(WORKER_TEST_CONF, "tests");
 }
 
 /* SIGTERM, then the exit status; fails the test if it does not exit in time. */
@@ -115,8 +118,8 @@ static int stop_worker(pid_t pid)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-static void enqueue_jobs(const char *kind, const char *extra, size_t n, int max_attempts,
-                         int timeout_ms)
+static void enqueue_into(const char *queue, const char *kind, const char *extra, size_t n,
+                         int max_attempts, int timeout_ms)
 {
     usher_enqueue_opts *jobs = calloc(n, sizeof(*jobs));
     usher_enqueued *out = calloc(n, sizeof(*out));
@@ -126,7 +129,7 @@ static void enqueue_jobs(const char *kind, const char *extra, size_t n, int max_
     snprintf(payload, sizeof(payload), "{\"log\":\"%s\"%s%s}", runs.path, extra[0] ? "," : "",
              extra);
     for (size_t i = 0; i < n; i++)
-        jobs[i] = (usher_enqueue_opts){ .queue = "work",
+        jobs[i] = (usher_enqueue_opts){ .queue = queue,
                                         .kind = kind,
                                         .payload = payload,
                                         .max_attempts = max_attempts,
@@ -136,6 +139,12 @@ static void enqueue_jobs(const char *kind, const char *extra, size_t n, int max_
                      USHER_OK, "%s", usher_store_errstr(st));
     free(jobs);
     free(out);
+}
+
+static void enqueue_jobs(const char *kind, const char *extra, size_t n, int max_attempts,
+                         int timeout_ms)
+{
+    enqueue_into("work", kind, extra, n, max_attempts, timeout_ms);
 }
 
 static long long jobs_left(void)
@@ -381,4 +390,74 @@ Test(worker, a_backlog_scales_the_pool_out_and_an_empty_queue_back_to_its_floor,
     cr_assert_eq(testproc_children(pid, kids, 64), 2, "the floor is 2 children");
     cr_assert_eq(stop_worker(pid), 0);
     cr_assert_eq(completed_total(), 2000);
+}
+
+/* Writes the test config with the pool "tests" at a fixed size into path. */
+static void write_sized_config(const char *path, int size)
+{
+    FILE *in = fopen(WORKER_TEST_CONF, "r"), *out = fopen(path, "w");
+    char line[256];
+
+    cr_assert(in != NULL && out != NULL);
+    while (fgets(line, sizeof(line), in) != NULL) {
+        if (strncmp(line, "min = 2", 7) == 0 || strncmp(line, "initial = 4", 11) == 0)
+            continue; /* replaced below, in [pool.tests] */
+        fputs(line, out);
+        if (strncmp(line, "[pool.tests]", 12) == 0)
+            fprintf(out, "min = %d\ninitial = %d\n", size, size);
+    }
+    fclose(in);
+    cr_assert_eq(fclose(out), 0);
+}
+
+Test(worker, sighup_reloads_the_pool_size, .timeout = 300)
+{
+    char path[] = "/tmp/usher-reload-XXXXXX";
+    long long three = 3, six = 6;
+    int fd = mkstemp(path);
+    pid_t pid, kids[64];
+
+    cr_assert_geq(fd, 0);
+    close(fd);
+    new_run_log();
+    write_sized_config(path, 3);
+    pid = start_pool(path, "tests");
+    cr_assert(testproc_wait_for(pool_exactly, &three, 60000), "size %lld", pool_size());
+    write_sized_config(path, 6);
+    kill(pid, SIGHUP);
+    cr_assert(testproc_wait_for(pool_exactly, &six, 60000), "size %lld after SIGHUP", pool_size());
+    cr_assert_eq(testproc_children(pid, kids, 64), 6);
+    cr_assert_eq(stop_worker(pid), 0);
+    unlink(path);
+}
+
+static bool capped_sizes_settled(void *arg)
+{
+    (void)arg;
+    return testdb_scalar(st, "SELECT count(*) FROM usher_pools WHERE pool = 'capped'") == 2 &&
+           testdb_scalar(st, "SELECT sum(current_size) FROM usher_pools WHERE pool = 'capped'") ==
+               3;
+}
+
+Test(worker, a_downstream_cap_holds_across_supervisors, .timeout = 600)
+{
+    pid_t a, b;
+    long long most_running = 0;
+
+    new_run_log();
+    enqueue_into("capped", "test.sleep", "\"ms\":100", 300, 3, 30000);
+    a = start_pool(WORKER_TEST_CONF, "capped");
+    b = start_pool(WORKER_TEST_CONF, "capped");
+    /* Each floor is 2, so 4 children would run without the shared cap of 3. */
+    cr_assert(testproc_wait_for(capped_sizes_settled, NULL, 60000), "sizes never settled at 3");
+    while (testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE state = 'available'") > 50) {
+        long long running =
+            testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE state = 'running'");
+
+        most_running = running > most_running ? running : most_running;
+    }
+    cr_assert_leq(most_running, 3, "%lld jobs ran at once", most_running);
+    cr_assert_gt(most_running, 0);
+    cr_assert_eq(stop_worker(a), 0);
+    cr_assert_eq(stop_worker(b), 0);
 }
