@@ -6,6 +6,8 @@
 #include "testdb.h"
 
 #include <criterion/criterion.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,27 @@
 
 #include "migrate.h"
 #include "queues.h"
+
+/*
+ * Setup runs in Criterion's runner process too (the PRE_ALL hook), where
+ * cr_assert must not be used: it reports to the runner itself and blocks.
+ * So setup checks with require(), which says why and aborts.
+ */
+static void require(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void require(bool ok, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (ok)
+        return;
+    va_start(ap, fmt);
+    fputs("test setup failed: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    abort();
+}
 
 /* url with its database name replaced by name; the caller frees it. */
 static char *url_with_database(const char *url, const char *name)
@@ -24,8 +47,8 @@ static char *url_with_database(const char *url, const char *name)
     size_t len = head + strlen(name) + (query != NULL ? strlen(query) : 0) + 2;
     char *out = malloc(len);
 
-    cr_assert_not_null(scheme, "USHER_DATABASE_URL must be a URL: %s", url);
-    cr_assert_not_null(out);
+    require(scheme != NULL, "USHER_DATABASE_URL must be a URL: %s", url);
+    require(out != NULL, "out of memory");
     snprintf(out, len, "%.*s/%s%s", (int)head, url, name, query != NULL ? query : "");
     return out;
 }
@@ -34,7 +57,7 @@ static void exec_on(PGconn *conn, const char *sql)
 {
     PGresult *res = PQexec(conn, sql);
 
-    cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(conn));
+    require(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(conn));
     PQclear(res);
 }
 
@@ -49,8 +72,8 @@ static void recreate_database(const char *admin_url, const char *name)
     PGconn *conn = PQconnectdb(admin_url);
     char sql[256];
 
-    cr_assert_eq(PQstatus(conn), CONNECTION_OK, "cannot connect to %s: %s", admin_url,
-                 PQerrorMessage(conn));
+    require(PQstatus(conn) == CONNECTION_OK, "cannot connect to %s: %s", admin_url,
+            PQerrorMessage(conn));
     PQsetNoticeProcessor(conn, quiet, NULL);
     snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", name);
     exec_on(conn, sql);
@@ -67,7 +90,7 @@ void testdb_setup(const char *name, usher_config *cfg, bool create)
     usher_err err;
 
     err = usher_config_load(cfg, usher_config_default_path(), errbuf, sizeof(errbuf));
-    cr_assert_eq(err, USHER_OK, "config: %s", errbuf);
+    require(err == USHER_OK, "config: %s", errbuf);
     if (create) {
         url = url_with_database(cfg->database_url, "postgres");
         recreate_database(url, name);
@@ -80,9 +103,9 @@ void testdb_setup(const char *name, usher_config *cfg, bool create)
         return;
     st = testdb_store(cfg);
     err = usher_migrate(st, usher_migrate_default_dir(), NULL);
-    cr_assert_eq(err, USHER_OK, "migrate: %s", usher_store_errstr(st));
+    require(err == USHER_OK, "migrate: %s", usher_store_errstr(st));
     err = usher_queues_sync(st);
-    cr_assert_eq(err, USHER_OK, "queues: %s", usher_store_errstr(st));
+    require(err == USHER_OK, "queues: %s", usher_store_errstr(st));
     usher_store_free(st);
 }
 
@@ -92,7 +115,7 @@ usher_store *testdb_store(const usher_config *cfg)
     usher_store *st = NULL;
     usher_err err = usher_store_open(cfg, &st, errbuf, sizeof(errbuf));
 
-    cr_assert_eq(err, USHER_OK, "%s", errbuf);
+    require(err == USHER_OK, "%s", errbuf);
     return st;
 }
 
