@@ -1,16 +1,19 @@
 /*
  * The configuration loader. usher_config_load starts from the built-in
- * defaults of the `settings` table, reads the INI file with inih, checks
- * what only the whole file can tell (inheritance from [defaults], backoff
- * cap >= base, kinds naming declared queues, queues naming declared pools,
- * pool defaults that follow the pool's tiers, pool sizes in order), then
- * lets USHER_*_URL override the URLs. The first problem refuses the whole
- * file with "FILE:LINE: reason"; nothing half-loaded escapes.
+ * defaults of the `usher_settings` table, reads the INI file with inih,
+ * checks what only the whole file can tell (inheritance from [defaults],
+ * backoff cap >= base, kinds and periodic jobs naming declared queues,
+ * queues naming declared pools, pool defaults that follow the pool's
+ * tiers, pool sizes in order, periodic payloads), then lets USHER_*_URL
+ * override the URLs. The first problem refuses the whole file with
+ * "FILE:LINE: reason"; nothing half-loaded escapes.
  *
- * Two tables drive the parser: `settings` for the fixed sections, whose
- * fields live in usher_config, and `entity_keys` for the keys of
- * [kind.NAME], [queue.NAME] and [pool.NAME], whose fields live in one
- * element of cfg->kinds, cfg->queues or cfg->pools.
+ * Two tables drive the parser (config_values.c, which also parses the
+ * values): `usher_settings` for the fixed sections, whose fields live in
+ * usher_config, and `usher_keys` for the keys of [kind.NAME],
+ * [queue.NAME], [pool.NAME] and [periodic.NAME], whose fields live in one
+ * element of cfg->kinds, cfg->queues, cfg->pools or cfg->periodics (the
+ * `entity_types` of the sections).
  *
  * inih reads the file through read_line below rather than by itself, for
  * three reasons: its handler is not told the line number (we count lines
@@ -22,113 +25,23 @@
  */
 #include "config.h"
 
+#include <assert.h>
 #include <errno.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <ini.h>
 
+#include "config_values.h"
 #include "log.h"
+#include "payload.h"
 
 #ifndef USHER_SOURCE_DIR
 #define USHER_SOURCE_DIR "." /* CMake defines it; a bare compile reads ./conf */
 #endif
-
-#define NAME_RULE "[a-z0-9_.-], 1 to 63 characters"
-
-enum value_type {
-    T_STRING,  /* char *, owned by the config */
-    T_INT,     /* int within [min, max] */
-    T_LEVEL,   /* int: a syslog level given by name */
-    T_NAME,    /* char[USHER_NAME_MAX] holding a valid name */
-    T_WORD,    /* int: the index of the value in the key's word list */
-    T_WINDOWS, /* usher_windows: "START/END, ..." in UTC ISO-8601 */
-};
-
-enum section_type { SEC_NONE, SEC_FIXED, SEC_QUEUE, SEC_KIND, SEC_POOL };
-
-/* Ranges shared by [defaults] and [kind.NAME]. */
-#define PRIORITY_RANGE 0, 2
-#define ATTEMPTS_RANGE 1, 1000
-#define TIMEOUT_RANGE  1, 86400000
-#define BACKOFF_RANGE  0, 86400000
-
-/* Ranges of [pool.NAME]. */
-#define SIZE_RANGE  0, 1000
-#define DEPTH_RANGE 0, 1000000000
-#define WAIT_RANGE  0, 3600000 /* an hour, in ms */
-
-#define UTC_FORMAT "%Y-%m-%dT%H:%M:%SZ"
-
-typedef struct setting {
-    const char *section;
-    const char *key;
-    enum value_type type;
-    size_t offset;           /* of the field in usher_config */
-    const char *str_default; /* T_STRING */
-    int int_default;         /* T_INT, T_LEVEL */
-    int min, max;            /* T_INT */
-    bool reloadable;         /* SIGHUP may apply a new value without a restart */
-    const char *env;         /* a non-empty value of this variable beats the file */
-} setting;
-
-#define CFG(field) offsetof(usher_config, field)
-
-static const setting settings[] = {
-    { "database", "url", T_STRING, CFG(database_url), "postgresql://postgres@127.0.0.1:55432/usher",
-      0, 0, 0, false, "USHER_DATABASE_URL" },
-    { "redis", "url", T_STRING, CFG(redis_url), "redis://127.0.0.1:56379/0", 0, 0, 0, false,
-      "USHER_REDIS_URL" },
-    { "smtp", "url", T_STRING, CFG(smtp_url), "smtp://127.0.0.1:52525", 0, 0, 0, false,
-      "USHER_SMTP_URL" },
-    { "log", "level", T_LEVEL, CFG(log_level), NULL, USHER_LOG_INFO, 0, 0, true, NULL },
-    { "engine", "payload_max_bytes", T_INT, CFG(payload_max_bytes), NULL, 65536, 64, 16777216, true,
-      NULL },
-    { "engine", "notify_debounce_ms", T_INT, CFG(notify_debounce_ms), NULL, 2, 0, 10000, true,
-      NULL },
-    { "engine", "poll_interval_ms", T_INT, CFG(poll_interval_ms), NULL, 1000, 10, 600000, true,
-      NULL },
-    { "engine", "lease_grace_ms", T_INT, CFG(lease_grace_ms), NULL, 30000, 0, 3600000, true, NULL },
-    { "engine", "dead_retention_hours", T_INT, CFG(dead_retention_hours), NULL, 336, 1, 87600, true,
-      NULL },
-    { "engine", "stats_retention_hours", T_INT, CFG(stats_retention_hours), NULL, 48, 1, 87600,
-      true, NULL },
-    { "defaults", "priority", T_INT, CFG(defaults.priority), NULL, 1, PRIORITY_RANGE, true, NULL },
-    { "defaults", "max_attempts", T_INT, CFG(defaults.max_attempts), NULL, 20, ATTEMPTS_RANGE, true,
-      NULL },
-    { "defaults", "timeout_ms", T_INT, CFG(defaults.timeout_ms), NULL, 60000, TIMEOUT_RANGE, true,
-      NULL },
-    { "defaults", "backoff_base_ms", T_INT, CFG(defaults.backoff_base_ms), NULL, 1000,
-      BACKOFF_RANGE, true, NULL },
-    { "defaults", "backoff_cap_ms", T_INT, CFG(defaults.backoff_cap_ms), NULL, 3600000,
-      BACKOFF_RANGE, true, NULL },
-};
-
-#define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
-
-typedef struct entity_key {
-    enum section_type owner; /* SEC_KIND, SEC_QUEUE or SEC_POOL */
-    const char *key;
-    enum value_type type; /* T_INT, T_NAME, T_WORD or T_WINDOWS */
-    size_t offset;        /* of the field in the usher_{kind,queue,pool}_conf */
-    int min, max;         /* T_INT */
-    bool reloadable;
-    int int_default;          /* an unset pool T_INT or T_WORD; DERIVED: see pool_defaults */
-    const char *const *words; /* T_WORD: the accepted values, NULL-terminated */
-} entity_key;
-
-#define KIND(field) offsetof(usher_kind_conf, field)
-#define POOL(field) offsetof(usher_pool_conf, field)
-#define DERIVED     INT_MIN /* the default follows tier or event_tier */
-
-/* Indexed by enum usher_pool_tier and enum usher_event_tier. */
-static const char *const tier_words[] = { "high", "medium", "low", NULL };
-static const char *const event_tier_words[] = { "small", "medium", "large", "mega", NULL };
 
 /* The seed's numbers (ARCHITECTURE.md, "Worker pools and autoscaling"). */
 static const struct {
@@ -136,54 +49,10 @@ static const struct {
 } tier_defaults[] = { { 100, 10, 2 }, { 500, 50, 1 }, { 1000, 100, 1 } };
 static const int event_tier_max[] = { 10, 50, 200, 500 };
 
-/*
- * Unset kind keys take the field at the same offset in cfg->defaults; unset
- * pool keys take int_default, or a value that follows the pool's tiers.
- */
-static const entity_key entity_keys[] = {
-    { SEC_KIND, "queue", T_NAME, KIND(queue), 0, 0, true, 0, NULL },
-    { SEC_KIND, "priority", T_INT, KIND(priority), PRIORITY_RANGE, true, 0, NULL },
-    { SEC_KIND, "max_attempts", T_INT, KIND(max_attempts), ATTEMPTS_RANGE, true, 0, NULL },
-    { SEC_KIND, "timeout_ms", T_INT, KIND(timeout_ms), TIMEOUT_RANGE, true, 0, NULL },
-    { SEC_KIND, "backoff_base_ms", T_INT, KIND(backoff_base_ms), BACKOFF_RANGE, true, 0, NULL },
-    { SEC_KIND, "backoff_cap_ms", T_INT, KIND(backoff_cap_ms), BACKOFF_RANGE, true, 0, NULL },
-    { SEC_QUEUE, "pool", T_NAME, offsetof(usher_queue_conf, pool), 0, 0, false, 0, NULL },
-    { SEC_POOL, "tier", T_WORD, POOL(tier), 0, 0, true, USHER_TIER_MEDIUM, tier_words },
-    { SEC_POOL, "event_tier", T_WORD, POOL(event_tier), 0, 0, true, USHER_EVENT_SMALL,
-      event_tier_words },
-    { SEC_POOL, "min", T_INT, POOL(min), SIZE_RANGE, true, DERIVED, NULL },
-    { SEC_POOL, "max", T_INT, POOL(max), 1, 1000, true, DERIVED, NULL },
-    { SEC_POOL, "initial", T_INT, POOL(initial), SIZE_RANGE, true, DERIVED, NULL },
-    { SEC_POOL, "scale_out_depth", T_INT, POOL(scale_out_depth), DEPTH_RANGE, true, DERIVED, NULL },
-    { SEC_POOL, "scale_in_depth", T_INT, POOL(scale_in_depth), DEPTH_RANGE, true, DERIVED, NULL },
-    { SEC_POOL, "sustain_ms", T_INT, POOL(sustain_ms), WAIT_RANGE, true, 30000, NULL },
-    { SEC_POOL, "scale_out_per_minute", T_INT, POOL(scale_out_per_minute), 1, 1000, true, 5, NULL },
-    { SEC_POOL, "scale_in_interval_ms", T_INT, POOL(scale_in_interval_ms), 0, 86400000, true,
-      300000, NULL },
-    { SEC_POOL, "protect", T_WINDOWS, POOL(protect), 0, 0, true, 0, NULL },
-    { SEC_POOL, "downstream", T_NAME, POOL(downstream), 0, 0, true, 0, NULL },
-    { SEC_POOL, "downstream_limit", T_INT, POOL(downstream_limit), 0, 100000, true, 0, NULL },
-    { SEC_POOL, "shutdown_grace_ms", T_INT, POOL(shutdown_grace_ms), WAIT_RANGE, true, 30000,
-      NULL },
-    { SEC_POOL, "claim_batch", T_INT, POOL(claim_batch), 1, 10000, true, 100, NULL },
-    { SEC_POOL, "metrics_port", T_INT, POOL(metrics_port), 0, 65535, true, 0, NULL },
-    { SEC_POOL, "heartbeat_ms", T_INT, POOL(heartbeat_ms), 100, 3600000, true, 10000, NULL },
-};
-
-#define NENTITY_KEYS (sizeof(entity_keys) / sizeof(entity_keys[0]))
-
-static const struct {
-    const char *name;
-    int level;
-} levels[] = {
-    { "err", USHER_LOG_ERR },   { "warning", USHER_LOG_WARNING }, { "notice", USHER_LOG_NOTICE },
-    { "info", USHER_LOG_INFO }, { "debug", USHER_LOG_DEBUG },
-};
-
-/* Where a [queue.NAME], [kind.NAME] or [pool.NAME] and each of its keys were written. */
+/* Where a [queue.NAME], [kind.NAME], [pool.NAME] or [periodic.NAME] and its keys were written. */
 typedef struct entity_meta {
-    int line;                   /* of the section header */
-    int key_line[NENTITY_KEYS]; /* 0 = not set in the file */
+    int line;                  /* of the section header */
+    int key_line[USHER_NKEYS]; /* 0 = not set in the file */
 } entity_meta;
 
 typedef struct parser {
@@ -191,15 +60,13 @@ typedef struct parser {
     FILE *file;
     int lineno;    /* of the line inih is working on */
     bool key_seen; /* inih appends an indented line to the last key */
-    enum section_type sec;
-    char sec_name[128];          /* the current section, for messages */
-    const char *fixed_section;   /* the table's name of it, when SEC_FIXED */
-    size_t index;                /* the current queue, kind or pool */
-    int section_line[NSETTINGS]; /* of a fixed section, at its first row */
-    int key_line[NSETTINGS];     /* where each fixed key was set */
-    entity_meta *queue_meta;     /* parallel to cfg->queues */
-    entity_meta *kind_meta;      /* parallel to cfg->kinds */
-    entity_meta *pool_meta;      /* parallel to cfg->pools */
+    usher_section_type sec;
+    char sec_name[128];                 /* the current section, for messages */
+    const char *fixed_section;          /* the table's name of it, when USHER_SEC_FIXED */
+    size_t index;                       /* the current queue, kind, pool or periodic */
+    int section_line[USHER_NSETTINGS];  /* of a fixed section, at its first row */
+    int key_line[USHER_NSETTINGS];      /* where each fixed key was set */
+    entity_meta *meta[USHER_NSECTIONS]; /* meta[USHER_SEC_QUEUE] parallels cfg->queues, and so on */
     usher_err err;
     int err_line; /* 0: the error belongs to the file, not a line */
     char reason[512];
@@ -219,65 +86,92 @@ __attribute__((format(printf, 4, 5))) static void fail(parser *p, usher_err err,
     va_end(ap);
 }
 
-bool usher_config_valid_name(const char *name)
-{
-    size_t len;
+/* The sections that declare one element each: [PREFIXNAME]. */
+static const struct {
+    const char *prefix;
+    const char *what; /* for messages */
+    size_t size;      /* of one element */
+} entity_types[USHER_NSECTIONS] = {
+    [USHER_SEC_QUEUE] = { "queue.", "queue", sizeof(usher_queue_conf) },
+    [USHER_SEC_KIND] = { "kind.", "kind", sizeof(usher_kind_conf) },
+    [USHER_SEC_POOL] = { "pool.", "pool", sizeof(usher_pool_conf) },
+    [USHER_SEC_PERIODIC] = { "periodic.", "periodic", sizeof(usher_periodic_conf) },
+};
 
-    if (name == NULL)
-        return false;
-    len = strlen(name);
-    if (len == 0 || len >= USHER_NAME_MAX)
-        return false;
-    return strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_.-") == len;
+/* entity_at reads every element's name at its start. */
+static_assert(offsetof(usher_queue_conf, name) == 0, "name first");
+static_assert(offsetof(usher_kind_conf, name) == 0, "name first");
+static_assert(offsetof(usher_pool_conf, name) == 0, "name first");
+static_assert(offsetof(usher_periodic_conf, name) == 0, "name first");
+
+/* How many elements the sections of type sec declared. */
+static size_t entity_count(const usher_config *cfg, usher_section_type sec)
+{
+    switch (sec) {
+    case USHER_SEC_QUEUE:
+        return cfg->nqueues;
+    case USHER_SEC_KIND:
+        return cfg->nkinds;
+    case USHER_SEC_POOL:
+        return cfg->npools;
+    case USHER_SEC_PERIODIC:
+        return cfg->nperiodics;
+    case USHER_SEC_NONE:
+    case USHER_SEC_FIXED:
+    case USHER_NSECTIONS:
+        break;
+    }
+    return 0;
 }
 
-static size_t queue_index(const usher_config *cfg, const char *name)
+/* Element i (< entity_count) of the array that sections of type sec fill. */
+static char *entity_at(const usher_config *cfg, usher_section_type sec, size_t i)
 {
-    size_t i;
-
-    for (i = 0; i < cfg->nqueues; i++)
-        if (strcmp(cfg->queues[i].name, name) == 0)
-            break;
-    return i;
+    switch (sec) {
+    case USHER_SEC_QUEUE:
+        return (char *)&cfg->queues[i];
+    case USHER_SEC_KIND:
+        return (char *)&cfg->kinds[i];
+    case USHER_SEC_POOL:
+        return (char *)&cfg->pools[i];
+    case USHER_SEC_PERIODIC:
+        return (char *)&cfg->periodics[i];
+    case USHER_SEC_NONE:
+    case USHER_SEC_FIXED:
+    case USHER_NSECTIONS:
+        break;
+    }
+    return NULL;
 }
 
-static size_t kind_index(const usher_config *cfg, const char *name)
+/* The index of the element called name, or entity_count when there is none. */
+static size_t entity_index(const usher_config *cfg, usher_section_type sec, const char *name)
 {
-    size_t i;
+    size_t i, n = entity_count(cfg, sec);
 
-    for (i = 0; i < cfg->nkinds; i++)
-        if (strcmp(cfg->kinds[i].name, name) == 0)
-            break;
-    return i;
-}
-
-static size_t pool_index(const usher_config *cfg, const char *name)
-{
-    size_t i;
-
-    for (i = 0; i < cfg->npools; i++)
-        if (strcmp(cfg->pools[i].name, name) == 0)
-            break;
-    return i;
+    for (i = 0; name != NULL && i < n; i++)
+        if (strcmp(entity_at(cfg, sec, i), name) == 0)
+            return i;
+    return n;
 }
 
 const usher_kind_conf *usher_config_kind(const usher_config *cfg, const char *kind)
 {
-    size_t i = kind == NULL ? cfg->nkinds : kind_index(cfg, kind);
+    size_t i = entity_index(cfg, USHER_SEC_KIND, kind);
 
     return i < cfg->nkinds ? &cfg->kinds[i] : &cfg->defaults;
 }
 
 const usher_queue_conf *usher_config_queue(const usher_config *cfg, const char *name)
 {
-    size_t i = name == NULL ? cfg->nqueues : queue_index(cfg, name);
+    size_t i = entity_index(cfg, USHER_SEC_QUEUE, name);
 
     return i < cfg->nqueues ? &cfg->queues[i] : NULL;
 }
 
 const usher_pool_conf *usher_config_pool(const usher_config *cfg, const char *name)
 {
-    size_t i = name == NULL ? cfg->npools : pool_index(cfg, name);
+    size_t i = entity_index(cfg, USHER_SEC_POOL, name);
 
     return i < cfg->npools ? &cfg->pools[i] : NULL;
 }
@@ -291,198 +185,16 @@ const char *usher_config_default_path(void)
 
 /* ---- values ------------------------------------------------------------ */
 
-static void parse_string(parser *p, const char *key, char **field, const char *value)
+static void parse_value(parser *p, const char *key, const usher_value_spec *spec, void *field,
+                        const char *value)
 {
-    char *copy;
+    char why[256];
+    usher_err err = usher_config_parse_value(spec, value, field, why, sizeof(why));
 
-    if (*value == '\0') {
-        fail(p, USHER_ERR_CONFIG, p->lineno, "[%s] %s: empty value", p->sec_name, key);
-        return;
-    }
-    copy = strdup(value);
-    if (copy == NULL) {
-        fail(p, USHER_ERR_NOMEM, p->lineno, "out of memory");
-        return;
-    }
-    free(*field);
-    *field = copy;
-}
-
-static void parse_int(parser *p, const char *key, int *field, int min, int max, const char *value)
-{
-    char *end;
-    long number;
-
-    errno = 0;
-    number = strtol(value, &end, 10);
-    if (end == value || *end != '\0') {
-        fail(p, USHER_ERR_CONFIG, p->lineno, "[%s] %s: '%s' is not an integer", p->sec_name, key,
-             value);
-    } else if (errno == ERANGE || number < min || number > max) {
-        fail(p, USHER_ERR_CONFIG, p->lineno, "[%s] %s: %s is out of range (%d..%d)", p->sec_name,
-             key, value, min, max);
-    } else {
-        *field = (int)number;
-    }
-}
-
-static void parse_level(parser *p, const char *key, int *field, const char *value)
-{
-    for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
-        if (strcmp(value, levels[i].name) == 0) {
-            *field = levels[i].level;
-            return;
-        }
-    }
-    fail(p, USHER_ERR_CONFIG, p->lineno,
-         "[%s] %s: '%s' is not one of err, warning, notice, info, debug", p->sec_name, key, value);
-}
-
-static void parse_name(parser *p, const char *key, char *field, const char *value)
-{
-    if (!usher_config_valid_name(value)) {
-        fail(p, USHER_ERR_CONFIG, p->lineno, "[%s] %s: '%s' is not a valid name (" NAME_RULE ")",
-             p->sec_name, key, value);
-        return;
-    }
-    memcpy(field, value, strlen(value) + 1);
-}
-
-static void parse_word(parser *p, const char *key, int *field, const char *const *words,
-                       const char *value)
-{
-    char list[128] = "";
-    size_t used = 0;
-
-    for (int i = 0; words[i] != NULL; i++) {
-        if (strcmp(value, words[i]) == 0) {
-            *field = i;
-            return;
-        }
-        used +=
-            (size_t)snprintf(list + used, sizeof(list) - used, "%s%s", i > 0 ? ", " : "", words[i]);
-        if (used >= sizeof(list))
-            used = sizeof(list) - 1;
-    }
-    fail(p, USHER_ERR_CONFIG, p->lineno, "[%s] %s: '%s' is not one of %s", p->sec_name, key, value,
-         list);
-}
-
-/* Strict "2026-12-01T09:00:00Z" to ms since the epoch; a date that does not exist fails. */
-static bool parse_utc(const char *text, int64_t *ms)
-{
-    struct tm tm = { 0 };
-    char again[32];
-    const char *end = strptime(text, UTC_FORMAT, &tm);
-    time_t seconds;
-
-    if (end == NULL || *end != '\0')
-        return false;
-    seconds = timegm(&tm);
-    /* strptime takes 2026-02-30 and 1-digit fields; printing it back catches both */
-    if (gmtime_r(&seconds, &tm) == NULL || strftime(again, sizeof(again), UTC_FORMAT, &tm) == 0)
-        return false;
-    if (strcmp(again, text) != 0)
-        return false;
-    *ms = (int64_t)seconds * 1000;
-    return true;
-}
-
-/* One "START/END" (item is modified); false after fail(). */
-static bool parse_window(parser *p, const char *key, char *item, usher_window *w)
-{
-    char *slash = strchr(item, '/');
-    const char *bad = NULL;
-
-    if (slash == NULL) {
-        fail(p, USHER_ERR_CONFIG, p->lineno, "[%s] %s: '%s' is not START/END", p->sec_name, key,
-             item);
-        return false;
-    }
-    *slash = '\0';
-    if (!parse_utc(item, &w->start_ms))
-        bad = item;
-    else if (!parse_utc(slash + 1, &w->end_ms))
-        bad = slash + 1;
-    if (bad != NULL) {
-        fail(p, USHER_ERR_CONFIG, p->lineno,
-             "[%s] %s: '%s' is not a UTC time like 2026-12-01T09:00:00Z", p->sec_name, key, bad);
-        return false;
-    }
-    if (w->end_ms <= w->start_ms) {
-        fail(p, USHER_ERR_CONFIG, p->lineno, "[%s] %s: window %s/%s does not end after it starts",
-             p->sec_name, key, item, slash + 1);
-        return false;
-    }
-    return true;
-}
-
-static char *trim(char *s)
-{
-    char *end;
-
-    s += strspn(s, " \t");
-    end = s + strlen(s);
-    while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
-        *--end = '\0';
-    return s;
-}
-
-/* "START/END, START/END, ..." into *field; an empty value clears it. */
-static void parse_windows(parser *p, const char *key, usher_windows *field, const char *value)
-{
-    usher_windows parsed = { 0 };
-    char copy[256], *next;
-
-    if (snprintf(copy, sizeof(copy), "%s", value) >= (int)sizeof(copy)) {
-        fail(p, USHER_ERR_CONFIG, p->lineno, "[%s] %s: value too long", p->sec_name, key);
-        return;
-    }
-    next = trim(copy);
-    if (*next == '\0')
-        next = NULL; /* no windows */
-    while (next != NULL) {
-        char *item = trim(strsep(&next, ","));
-
-        if (*item == '\0') {
-            fail(p, USHER_ERR_CONFIG, p->lineno, "[%s] %s: empty window", p->sec_name, key);
-            return;
-        }
-        if (parsed.count == USHER_PROTECT_MAX) {
-            fail(p, USHER_ERR_CONFIG, p->lineno, "[%s] %s: more than %d windows", p->sec_name, key,
-                 USHER_PROTECT_MAX);
-            return;
-        }
-        if (!parse_window(p, key, item, &parsed.window[parsed.count]))
-            return;
-        parsed.count++;
-    }
-    *field = parsed;
-}
-
-static void parse_value(parser *p, const char *key, enum value_type type, void *field, int min,
-                        int max, const char *const *words, const char *value)
-{
-    switch (type) {
-    case T_STRING:
-        parse_string(p, key, field, value);
-        break;
-    case T_INT:
-        parse_int(p, key, field, min, max, value);
-        break;
-    case T_LEVEL:
-        parse_level(p, key, field, value);
-        break;
-    case T_NAME:
-        parse_name(p, key, field, value);
-        break;
-    case T_WORD:
-        parse_word(p, key, field, words, value);
-        break;
-    case T_WINDOWS:
-        parse_windows(p, key, field, value);
-        break;
-    }
+    if (err == USHER_ERR_NOMEM)
+        fail(p, err, p->lineno, "out of memory");
+    else if (err != USHER_OK)
+        fail(p, err, p->lineno, "[%s] %s: %s", p->sec_name, key, why);
 }
 
 /* ---- keys (the inih handler) ------------------------------------------- */
@@ -503,19 +215,19 @@ static size_t find_setting(const char *section, const char *key)
 {
     size_t i;
 
-    for (i = 0; i < NSETTINGS; i++)
-        if (strcmp(settings[i].section, section) == 0 &&
-            (key == NULL || strcmp(settings[i].key, key) == 0))
+    for (i = 0; i < USHER_NSETTINGS; i++)
+        if (strcmp(usher_settings[i].section, section) == 0 &&
+            (key == NULL || strcmp(usher_settings[i].key, key) == 0))
             break;
     return i;
 }
 
-static size_t find_entity_key(enum section_type owner, const char *key)
+static size_t find_entity_key(usher_section_type owner, const char *key)
 {
     size_t i;
 
-    for (i = 0; i < NENTITY_KEYS; i++)
-        if (entity_keys[i].owner == owner && strcmp(entity_keys[i].key, key) == 0)
+    for (i = 0; i < USHER_NKEYS; i++)
+        if (usher_keys[i].owner == owner && strcmp(usher_keys[i].key, key) == 0)
             break;
     return i;
 }
@@ -523,50 +235,48 @@ static size_t find_entity_key(enum section_type owner, const char *key)
 static void set_fixed(parser *p, const char *key, const char *value)
 {
     size_t i = find_setting(p->fixed_section, key);
-    const setting *s = &settings[i];
+    const usher_setting *s = &usher_settings[i];
 
-    if (i == NSETTINGS) {
+    if (i == USHER_NSETTINGS) {
         fail(p, USHER_ERR_CONFIG, p->lineno, "unknown key '%s' in [%s]", key, p->sec_name);
         return;
     }
-    if (first_setting(p, &p->key_line[i], key))
-        parse_value(p, key, s->type, (char *)p->cfg + s->offset, s->min, s->max, NULL, value);
+    if (first_setting(p, &p->key_line[i], key)) {
+        usher_value_spec spec = { .type = s->type, .min = s->min, .max = s->max };
+
+        parse_value(p, key, &spec, (char *)p->cfg + s->offset, value);
+    }
 }
 
-/* The element the current [kind.|queue.|pool.NAME] section fills, and its meta. */
+/* The element the current [kind.|queue.|pool.|periodic.NAME] section fills, and its meta. */
 static char *current_entity(parser *p, entity_meta **meta)
 {
-    switch (p->sec) {
-    case SEC_KIND:
-        *meta = &p->kind_meta[p->index];
-        return (char *)&p->cfg->kinds[p->index];
-    case SEC_QUEUE:
-        *meta = &p->queue_meta[p->index];
-        return (char *)&p->cfg->queues[p->index];
-    case SEC_POOL:
-        *meta = &p->pool_meta[p->index];
-        return (char *)&p->cfg->pools[p->index];
-    case SEC_NONE:
-    case SEC_FIXED:
-        break;
+    if (p->sec < USHER_SEC_QUEUE || p->sec >= USHER_NSECTIONS) {
+        *meta = NULL;
+        return NULL;
     }
-    *meta = NULL;
-    return NULL;
+    *meta = &p->meta[p->sec][p->index];
+    return entity_at(p->cfg, p->sec, p->index);
 }
 
 static void set_entity(parser *p, const char *key, const char *value)
 {
     size_t i = find_entity_key(p->sec, key);
-    const entity_key *k = &entity_keys[i];
+    const usher_key *k = &usher_keys[i];
     entity_meta *meta;
     char *base = current_entity(p, &meta);
 
-    if (i == NENTITY_KEYS || base == NULL) {
+    if (i == USHER_NKEYS || base == NULL) {
         fail(p, USHER_ERR_CONFIG, p->lineno, "unknown key '%s' in [%s]", key, p->sec_name);
         return;
     }
-    if (first_setting(p, &meta->key_line[i], key))
-        parse_value(p, key, k->type, base + k->offset, k->min, k->max, k->words, value);
+    if (first_setting(p, &meta->key_line[i], key)) {
+        usher_value_spec spec = {
+            .type = k->type, .min = k->min, .max = k->max, .words = k->words
+        };
+
+        parse_value(p, key, &spec, base + k->offset, value);
+    }
 }
 
 static int on_key(void *user, const char *section, const char *key, const char *value)
@@ -576,9 +286,9 @@ static int on_key(void *user, const char *section, const char *key, const char *
     (void)section; /* read_line tracks sections: inih cuts long names */
     if (p->err != USHER_OK)
         return 0;
-    if (p->sec == SEC_FIXED)
+    if (p->sec == USHER_SEC_FIXED)
         set_fixed(p, key, value);
-    else if (p->sec == SEC_NONE)
+    else if (p->sec == USHER_SEC_NONE)
         fail(p, USHER_ERR_CONFIG, p->lineno, "key '%s' outside any section", key);
     else
         set_entity(p, key, value);
@@ -595,115 +305,105 @@ static void *grow(void *arr, size_t n, size_t size)
     return realloc(arr, (n + 1) * size);
 }
 
-static bool new_entity_ok(parser *p, const char *what, const char *name, size_t dup, size_t count,
-                          const entity_meta *meta)
+static bool new_entity_ok(parser *p, usher_section_type sec, const char *name)
 {
+    size_t dup = entity_index(p->cfg, sec, name);
+
     if (!usher_config_valid_name(name)) {
-        fail(p, USHER_ERR_CONFIG, p->lineno, "invalid %s name '%s' (" NAME_RULE ")", what, name);
+        fail(p, USHER_ERR_CONFIG, p->lineno, "invalid %s name '%s' (" USHER_NAME_RULE ")",
+             entity_types[sec].what, name);
         return false;
     }
-    if (dup < count) {
+    if (dup < entity_count(p->cfg, sec)) {
         fail(p, USHER_ERR_CONFIG, p->lineno, "duplicate section [%s] (first on line %d)",
-             p->sec_name, meta[dup].line);
+             p->sec_name, p->meta[sec][dup].line);
         return false;
     }
     return true;
 }
 
-/* Grows *meta to n + 1 entries and clears the new one. */
-static bool add_meta(parser *p, entity_meta **meta, size_t n)
+/* Grows sec's array in cfg to n + 1 elements (n = its count); false when out of memory. */
+static bool grow_entities(usher_config *cfg, usher_section_type sec, size_t n)
 {
-    entity_meta *grown = grow(*meta, n, sizeof(*grown));
+    void *grown = NULL;
 
-    if (grown == NULL) {
-        fail(p, USHER_ERR_NOMEM, p->lineno, "out of memory");
-        return false;
+    switch (sec) {
+    case USHER_SEC_QUEUE:
+        if ((grown = grow(cfg->queues, n, sizeof(*cfg->queues))) != NULL)
+            cfg->queues = grown;
+        break;
+    case USHER_SEC_KIND:
+        if ((grown = grow(cfg->kinds, n, sizeof(*cfg->kinds))) != NULL)
+            cfg->kinds = grown;
+        break;
+    case USHER_SEC_POOL:
+        if ((grown = grow(cfg->pools, n, sizeof(*cfg->pools))) != NULL)
+            cfg->pools = grown;
+        break;
+    case USHER_SEC_PERIODIC:
+        if ((grown = grow(cfg->periodics, n, sizeof(*cfg->periodics))) != NULL)
+            cfg->periodics = grown;
+        break;
+    case USHER_SEC_NONE:
+    case USHER_SEC_FIXED:
+    case USHER_NSECTIONS:
+        break;
     }
-    *meta = grown;
-    memset(&grown[n], 0, sizeof(grown[n]));
-    grown[n].line = p->lineno;
-    return true;
+    return grown != NULL;
 }
 
-static void add_queue(parser *p, const char *name)
+/* Counts one more element of sec's array; the caller has grown it. */
+static void count_entity(usher_config *cfg, usher_section_type sec)
 {
-    usher_config *cfg = p->cfg;
-    size_t n = cfg->nqueues;
-    usher_queue_conf *queues;
-
-    if (!new_entity_ok(p, "queue", name, queue_index(cfg, name), n, p->queue_meta))
-        return;
-    queues = grow(cfg->queues, n, sizeof(*queues));
-    if (queues == NULL) {
-        fail(p, USHER_ERR_NOMEM, p->lineno, "out of memory");
-        return;
-    }
-    cfg->queues = queues;
-    if (!add_meta(p, &p->queue_meta, n))
-        return;
-    memset(&queues[n], 0, sizeof(queues[n]));
-    memcpy(queues[n].name, name, strlen(name) + 1);
-    p->sec = SEC_QUEUE;
-    p->index = cfg->nqueues++;
+    if (sec == USHER_SEC_QUEUE)
+        cfg->nqueues++;
+    else if (sec == USHER_SEC_KIND)
+        cfg->nkinds++;
+    else if (sec == USHER_SEC_POOL)
+        cfg->npools++;
+    else if (sec == USHER_SEC_PERIODIC)
+        cfg->nperiodics++;
 }
 
-static void add_kind(parser *p, const char *name)
+/* Opens [PREFIX.name]: a new zeroed element named name, and its meta. */
+static void add_entity(parser *p, usher_section_type sec, const char *name)
 {
-    usher_config *cfg = p->cfg;
-    size_t n = cfg->nkinds;
-    usher_kind_conf *kinds;
+    size_t n = entity_count(p->cfg, sec);
+    entity_meta *meta;
+    char *element;
 
-    if (!new_entity_ok(p, "kind", name, kind_index(cfg, name), n, p->kind_meta))
+    if (!new_entity_ok(p, sec, name))
         return;
-    kinds = grow(cfg->kinds, n, sizeof(*kinds));
-    if (kinds == NULL) {
+    meta = grow(p->meta[sec], n, sizeof(*meta));
+    if (meta != NULL)
+        p->meta[sec] = meta;
+    if (meta == NULL || !grow_entities(p->cfg, sec, n)) {
         fail(p, USHER_ERR_NOMEM, p->lineno, "out of memory");
         return;
     }
-    cfg->kinds = kinds;
-    if (!add_meta(p, &p->kind_meta, n))
-        return;
-    memset(&kinds[n], 0, sizeof(kinds[n]));
-    memcpy(kinds[n].name, name, strlen(name) + 1);
-    p->sec = SEC_KIND;
-    p->index = cfg->nkinds++;
-}
-
-static void add_pool(parser *p, const char *name)
-{
-    usher_config *cfg = p->cfg;
-    size_t n = cfg->npools;
-    usher_pool_conf *pools;
-
-    if (!new_entity_ok(p, "pool", name, pool_index(cfg, name), n, p->pool_meta))
-        return;
-    pools = grow(cfg->pools, n, sizeof(*pools));
-    if (pools == NULL) {
-        fail(p, USHER_ERR_NOMEM, p->lineno, "out of memory");
-        return;
-    }
-    cfg->pools = pools;
-    if (!add_meta(p, &p->pool_meta, n))
-        return;
-    memset(&pools[n], 0, sizeof(pools[n]));
-    memcpy(pools[n].name, name, strlen(name) + 1);
-    p->sec = SEC_POOL;
-    p->index = cfg->npools++;
+    memset(&meta[n], 0, sizeof(meta[n]));
+    meta[n].line = p->lineno;
+    count_entity(p->cfg, sec);
+    element = entity_at(p->cfg, sec, n);
+    memset(element, 0, entity_types[sec].size);
+    memcpy(element, name, strlen(name) + 1);
+    p->sec = sec;
+    p->index = n;
 }
 
 static void enter_fixed(parser *p, const char *name)
 {
     size_t i = find_setting(name, NULL);
 
-    if (i == NSETTINGS) {
+    if (i == USHER_NSETTINGS) {
         fail(p, USHER_ERR_CONFIG, p->lineno, "unknown section [%s]", name);
     } else if (p->section_line[i] != 0) {
         fail(p, USHER_ERR_CONFIG, p->lineno, "duplicate section [%s] (first on line %d)", name,
              p->section_line[i]);
     } else {
         p->section_line[i] = p->lineno;
-        p->sec = SEC_FIXED;
-        p->fixed_section = settings[i].section;
+        p->sec = USHER_SEC_FIXED;
+        p->fixed_section = usher_settings[i].section;
     }
 }
 
@@ -740,16 +440,17 @@ static void open_section(parser *p, const char *start)
     }
     memcpy(p->sec_name, start + 1, len);
     p->sec_name[len] = '\0';
-    p->sec = SEC_NONE;
+    p->sec = USHER_SEC_NONE;
     p->key_seen = false;
-    if (strncmp(p->sec_name, "queue.", 6) == 0)
-        add_queue(p, p->sec_name + 6);
-    else if (strncmp(p->sec_name, "kind.", 5) == 0)
-        add_kind(p, p->sec_name + 5);
-    else if (strncmp(p->sec_name, "pool.", 5) == 0)
-        add_pool(p, p->sec_name + 5);
-    else
-        enter_fixed(p, p->sec_name);
+    for (int sec = USHER_SEC_QUEUE; sec < USHER_NSECTIONS; sec++) {
+        size_t prefix_len = strlen(entity_types[sec].prefix);
+
+        if (strncmp(p->sec_name, entity_types[sec].prefix, prefix_len) == 0) {
+            add_entity(p, (usher_section_type)sec, p->sec_name + prefix_len);
+            return;
+        }
+    }
+    enter_fixed(p, p->sec_name);
 }
 
 /* ---- lines (the inih reader) ------------------------------------------- */
@@ -811,11 +512,11 @@ static char *read_line(char *buf, int size, void *stream)
 
 static void inherit_defaults(usher_config *cfg, usher_kind_conf *kind, const entity_meta *meta)
 {
-    for (size_t i = 0; i < NENTITY_KEYS; i++) {
-        const entity_key *k = &entity_keys[i];
-        size_t size = k->type == T_NAME ? USHER_NAME_MAX : sizeof(int);
+    for (size_t i = 0; i < USHER_NKEYS; i++) {
+        const usher_key *k = &usher_keys[i];
+        size_t size = k->type == USHER_VAL_NAME ? USHER_NAME_MAX : sizeof(int);
 
-        if (k->owner == SEC_KIND && meta->key_line[i] == 0)
+        if (k->owner == USHER_SEC_KIND && meta->key_line[i] == 0)
             memcpy((char *)kind + k->offset, (char *)&cfg->defaults + k->offset, size);
     }
 }
@@ -831,15 +532,15 @@ static void check_backoff(parser *p, const usher_kind_conf *k, const char *secti
 static void check_kinds(parser *p)
 {
     usher_config *cfg = p->cfg;
-    size_t queue_key = find_entity_key(SEC_KIND, "queue");
+    size_t queue_key = find_entity_key(USHER_SEC_KIND, "queue");
 
     for (size_t i = 0; i < cfg->nkinds; i++) {
         usher_kind_conf *kind = &cfg->kinds[i];
-        const entity_meta *meta = &p->kind_meta[i];
+        const entity_meta *meta = &p->meta[USHER_SEC_KIND][i];
 
         inherit_defaults(cfg, kind, meta);
         check_backoff(p, kind, "kind.", meta->line);
-        if (kind->queue[0] != '\0' && queue_index(cfg, kind->queue) == cfg->nqueues)
+        if (kind->queue[0] != '\0' && !usher_config_queue(cfg, kind->queue))
             fail(p, USHER_ERR_CONFIG, meta->key_line[queue_key],
                  "kind '%s' names undeclared queue '%s'", kind->name, kind->queue);
     }
@@ -848,15 +549,15 @@ static void check_kinds(parser *p)
 static void check_queues(parser *p)
 {
     usher_config *cfg = p->cfg;
-    size_t pool_key = find_entity_key(SEC_QUEUE, "pool");
+    size_t pool_key = find_entity_key(USHER_SEC_QUEUE, "pool");
 
     for (size_t i = 0; i < cfg->nqueues; i++) {
         const usher_queue_conf *queue = &cfg->queues[i];
-        const entity_meta *meta = &p->queue_meta[i];
+        const entity_meta *meta = &p->meta[USHER_SEC_QUEUE][i];
 
         if (meta->key_line[pool_key] == 0)
             fail(p, USHER_ERR_CONFIG, meta->line, "[queue.%s] has no pool", queue->name);
-        else if (pool_index(cfg, queue->pool) == cfg->npools)
+        else if (!usher_config_pool(cfg, queue->pool))
             fail(p, USHER_ERR_CONFIG, meta->key_line[pool_key],
                  "queue '%s' names undeclared pool '%s'", queue->name, queue->pool);
     }
@@ -864,18 +565,18 @@ static void check_queues(parser *p)
 
 static bool pool_key_set(const entity_meta *meta, const char *key)
 {
-    return meta->key_line[find_entity_key(SEC_POOL, key)] != 0;
+    return meta->key_line[find_entity_key(USHER_SEC_POOL, key)] != 0;
 }
 
 /* Unset keys: the table's default, or one that follows the tiers. */
 static void pool_defaults(usher_pool_conf *pool, const entity_meta *meta)
 {
-    for (size_t i = 0; i < NENTITY_KEYS; i++) {
-        const entity_key *k = &entity_keys[i];
-        bool plain_int = k->type == T_INT || k->type == T_WORD;
+    for (size_t i = 0; i < USHER_NKEYS; i++) {
+        const usher_key *k = &usher_keys[i];
+        bool plain_int = k->type == USHER_VAL_INT || k->type == USHER_VAL_WORD;
 
-        if (k->owner == SEC_POOL && plain_int && meta->key_line[i] == 0 &&
-            k->int_default != DERIVED)
+        if (k->owner == USHER_SEC_POOL && plain_int && meta->key_line[i] == 0 &&
+            k->int_default != USHER_DERIVED)
             memcpy((char *)pool + k->offset, &k->int_default, sizeof(int));
     }
     if (!pool_key_set(meta, "scale_out_depth"))
@@ -908,16 +609,50 @@ static void check_pool(parser *p, const usher_pool_conf *pool, const entity_meta
              "[pool.%s] scale_in_depth (%d) is not less than scale_out_depth (%d)", name,
              pool->scale_in_depth, pool->scale_out_depth);
     else if (pool->downstream_limit > 0 && pool->downstream[0] == '\0')
-        fail(p, USHER_ERR_CONFIG, meta->key_line[find_entity_key(SEC_POOL, "downstream_limit")],
+        fail(p, USHER_ERR_CONFIG,
+             meta->key_line[find_entity_key(USHER_SEC_POOL, "downstream_limit")],
              "[pool.%s] downstream_limit without downstream", name);
 }
 
 static void check_pools(parser *p)
 {
     for (size_t i = 0; i < p->cfg->npools; i++) {
-        pool_defaults(&p->cfg->pools[i], &p->pool_meta[i]);
-        check_pool(p, &p->cfg->pools[i], &p->pool_meta[i]);
+        pool_defaults(&p->cfg->pools[i], &p->meta[USHER_SEC_POOL][i]);
+        check_pool(p, &p->cfg->pools[i], &p->meta[USHER_SEC_POOL][i]);
     }
+}
+
+/* Required keys, a declared queue, a payload enqueue will take; unset keys' defaults. */
+static void check_periodic(parser *p, usher_periodic_conf *per, const entity_meta *meta)
+{
+    static const char *const required[] = { "cron", "queue", "kind" };
+    size_t payload_key = find_entity_key(USHER_SEC_PERIODIC, "payload");
+    char why[256];
+
+    for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
+        if (meta->key_line[find_entity_key(USHER_SEC_PERIODIC, required[i])] == 0) {
+            fail(p, USHER_ERR_CONFIG, meta->line, "[periodic.%s] has no %s", per->name,
+                 required[i]);
+            return;
+        }
+    }
+    if (!usher_config_queue(p->cfg, per->queue))
+        fail(p, USHER_ERR_CONFIG, meta->key_line[find_entity_key(USHER_SEC_PERIODIC, "queue")],
+             "periodic '%s' names undeclared queue '%s'", per->name, per->queue);
+    if (meta->key_line[find_entity_key(USHER_SEC_PERIODIC, "priority")] == 0)
+        per->priority = -1; /* the kind's */
+    if (per->payload == NULL && (per->payload = strdup("{}")) == NULL)
+        fail(p, USHER_ERR_NOMEM, 0, "out of memory");
+    else if (usher_payload_check(per->payload, (size_t)p->cfg->payload_max_bytes, why,
+                                 sizeof(why)) != USHER_OK)
+        fail(p, USHER_ERR_CONFIG, meta->key_line[payload_key], "[periodic.%s] payload: %s",
+             per->name, why);
+}
+
+static void check_periodics(parser *p)
+{
+    for (size_t i = 0; i < p->cfg->nperiodics; i++)
+        check_periodic(p, &p->cfg->periodics[i], &p->meta[USHER_SEC_PERIODIC][i]);
 }
 
 /* inih's own verdict: the line of its first error, -1 or -2 when it failed. */
@@ -958,34 +693,35 @@ static void load_file(parser *p, const char *path)
     check_kinds(p);
     check_pools(p);
     check_queues(p);
+    check_periodics(p);
 }
 
 /* ---- load and free ----------------------------------------------------- */
 
 static void apply_defaults(parser *p)
 {
-    for (size_t i = 0; i < NSETTINGS; i++) {
-        void *field = (char *)p->cfg + settings[i].offset;
+    for (size_t i = 0; i < USHER_NSETTINGS; i++) {
+        void *field = (char *)p->cfg + usher_settings[i].offset;
 
-        if (settings[i].type == T_STRING) {
+        if (usher_settings[i].type == USHER_VAL_STRING) {
             char **slot = field;
 
-            *slot = strdup(settings[i].str_default);
+            *slot = strdup(usher_settings[i].str_default);
             if (*slot == NULL)
                 fail(p, USHER_ERR_NOMEM, 0, "out of memory");
         } else {
             int *slot = field;
 
-            *slot = settings[i].int_default;
+            *slot = usher_settings[i].int_default;
         }
     }
 }
 
 static void apply_env(parser *p)
 {
-    for (size_t i = 0; i < NSETTINGS && p->err == USHER_OK; i++) {
-        const char *value = settings[i].env != NULL ? getenv(settings[i].env) : NULL;
-        char **slot = (void *)((char *)p->cfg + settings[i].offset);
+    for (size_t i = 0; i < USHER_NSETTINGS && p->err == USHER_OK; i++) {
+        const char *value = usher_settings[i].env != NULL ? getenv(usher_settings[i].env) : NULL;
+        char **slot = (void *)((char *)p->cfg + usher_settings[i].offset);
         char *copy;
 
         if (value == NULL || *value == '\0')
@@ -1027,9 +763,8 @@ usher_err usher_config_load(usher_config *out, const char *path, char *errbuf, s
         load_file(&p, path);
     if (p.err == USHER_OK)
         apply_env(&p);
-    free(p.queue_meta);
-    free(p.kind_meta);
-    free(p.pool_meta);
+    for (int sec = 0; sec < USHER_NSECTIONS; sec++)
+        free(p.meta[sec]);
     if (p.err != USHER_OK) {
         report(&p, path, errbuf, errlen);
         usher_config_free(&cfg);
@@ -1043,9 +778,9 @@ void usher_config_free(usher_config *cfg)
 {
     if (cfg == NULL)
         return;
-    for (size_t i = 0; i < NSETTINGS; i++) {
-        if (settings[i].type == T_STRING) {
-            char **slot = (void *)((char *)cfg + settings[i].offset);
+    for (size_t i = 0; i < USHER_NSETTINGS; i++) {
+        if (usher_settings[i].type == USHER_VAL_STRING) {
+            char **slot = (void *)((char *)cfg + usher_settings[i].offset);
 
             free(*slot);
         }
@@ -1054,5 +789,8 @@ void usher_config_free(usher_config *cfg)
     free(cfg->queues);
     free(cfg->kinds);
     free(cfg->pools);
+    for (size_t i = 0; i < cfg->nperiodics; i++)
+        free(cfg->periodics[i].payload);
+    free(cfg->periodics);
     memset(cfg, 0, sizeof(*cfg));
 }

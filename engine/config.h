@@ -2,7 +2,8 @@
  * Usher's configuration: an INI file (conf/usher.conf) parsed with inih
  * through one table of {section, key, type, offset, default, reloadable},
  * then USHER_DATABASE_URL, USHER_REDIS_URL and USHER_SMTP_URL override the
- * file. A bad file is refused with "FILE:LINE: reason".
+ * file. A bad file is refused with "FILE:LINE: reason". The value parsers
+ * are in config_values.c.
  *
  * Sections:
  *   [database] [redis] [smtp]  url
@@ -15,6 +16,8 @@
  *                cap, and the supervisor's timings (see usher_pool_conf)
  *   [kind.NAME]  one per job kind: queue, priority, max_attempts, timeout_ms,
  *                backoff_base_ms, backoff_cap_ms (unset keys take [defaults])
+ *   [periodic.NAME] one per periodic job: cron, queue, kind, payload,
+ *                priority (see usher_periodic_conf and engine/periodic.h)
  */
 #ifndef USHER_CONFIG_H
 #define USHER_CONFIG_H
@@ -23,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cron.h"
 #include "error.h"
 
 #define USHER_NAME_MAX 64 /* queue, kind and pool names, with the NUL */
@@ -98,6 +102,21 @@ typedef struct usher_pool_conf {
     int heartbeat_ms;                /* lease heartbeat period */
 } usher_pool_conf;
 
+/*
+ * [periodic.NAME]: a job that the maintenance leader enqueues at each slot
+ * of a cron expression (UTC), once per slot across all hosts
+ * (engine/periodic.h). After loading, queue is a declared queue and
+ * payload a JSON object within payload_max_bytes.
+ */
+typedef struct usher_periodic_conf {
+    char name[USHER_NAME_MAX];
+    usher_cron cron;            /* the slots, in UTC; cron.text is the expression */
+    char queue[USHER_NAME_MAX]; /* required: a declared [queue.NAME] */
+    char kind[USHER_NAME_MAX];  /* required: a valid name (a [kind.NAME] is optional) */
+    char *payload;              /* JSON object text, owned by the config; "{}" when unset */
+    int priority;               /* 0..2, or -1: the kind's (its [kind.NAME] or [defaults]) */
+} usher_periodic_conf;
+
 typedef struct usher_config {
     char *path; /* the file it came from, or NULL for built-in defaults */
     char *database_url;
@@ -120,6 +139,8 @@ typedef struct usher_config {
     size_t nkinds;
     usher_pool_conf *pools;
     size_t npools;
+    usher_periodic_conf *periodics;
+    size_t nperiodics;
 } usher_config;
 
 /*

@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "maint.h"
+#include "periodic.h"
 #include "store.h"
 
 struct usher_maintenance {
@@ -29,7 +30,7 @@ struct usher_maintenance {
 static void round_once(usher_maintenance *m, usher_store **st)
 {
     char errbuf[256];
-    size_t rescued = 0, pruned = 0;
+    size_t rescued = 0, pruned = 0, fired = 0;
     bool leader = false;
     usher_err err = USHER_OK;
 
@@ -43,10 +44,19 @@ static void round_once(usher_maintenance *m, usher_store **st)
         err = usher_maint_rescue(*st, &rescued);
     if (err == USHER_OK && leader)
         err = usher_maint_prune(*st, &pruned);
+    /*
+     * A periodic that cannot fire (its queue not migrated yet, say) is
+     * logged, not treated as a broken connection: that would make the
+     * leader resign every round.
+     */
+    if (err == USHER_OK && leader &&
+        usher_periodic_fire(*st, (int64_t)time(NULL), &fired) != USHER_OK)
+        usher_log(USHER_LOG_WARNING, "maintenance: periodic: %s", usher_store_errstr(*st));
     if (err == USHER_OK && leader && !m->leader)
         usher_log(USHER_LOG_NOTICE, "maintenance: this supervisor is the leader now");
-    if (rescued > 0 || pruned > 0)
-        usher_log(USHER_LOG_NOTICE, "maintenance: rescued=%zu pruned=%zu", rescued, pruned);
+    if (rescued > 0 || pruned > 0 || fired > 0)
+        usher_log(USHER_LOG_NOTICE, "maintenance: rescued=%zu pruned=%zu periodic_fired=%zu",
+                  rescued, pruned, fired);
     if (err != USHER_OK) {
         usher_log(USHER_LOG_WARNING, "maintenance: %s: %s", usher_strerror(err),
                   usher_store_errstr(*st));

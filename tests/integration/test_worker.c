@@ -42,6 +42,7 @@ static void new_run_log(void)
     snprintf(runs.path, sizeof(runs.path), "/tmp/usher-test-runs-%d.log", (int)getpid());
     snprintf(worker_log, sizeof(worker_log), "/tmp/usher-test-worker-%d.log", (int)getpid());
     unlink(runs.path);
+    unlink(worker_log);
     runs.n = 0;
 }
 
@@ -105,6 +106,21 @@ static pid_t start_worker(void)
     return start_pool(WORKER_TEST_CONF, "tests");
 }
 
+/* Fails the test if the worker's log shows a sanitizer report (in the ASan build). */
+static void assert_no_sanitizer_report(void)
+{
+    FILE *f = fopen(worker_log, "r");
+    char line[512];
+
+    if (f == NULL)
+        return;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        cr_assert(strstr(line, "Sanitizer") == NULL && strstr(line, "runtime error") == NULL,
+                  "usher-worker: %s(see %s)", line, worker_log);
+    }
+    fclose(f);
+}
+
 /* SIGTERM, then the exit status; fails the test if it does not exit in time. */
 static int stop_worker(pid_t pid)
 {
@@ -115,6 +131,7 @@ static int stop_worker(pid_t pid)
         testproc_kill(pid);
         cr_assert_fail("usher-worker did not stop within 60 s after SIGTERM (log %s)", worker_log);
     }
+    assert_no_sanitizer_report();
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 

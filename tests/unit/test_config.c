@@ -1,9 +1,9 @@
 /*
  * Tests of engine/config.c: the built-in defaults, the shipped
  * conf/usher.conf, inheritance from [defaults], pool defaults that follow
- * the tiers, protection windows, environment overrides, and every refusal with its exact
- * "FILE:LINE: reason". Each test writes the configuration it needs into a mkstemp file, so the text
- * and the line numbers it expects sit side by side; the suite's fini removes the file.
+ * the tiers, protection windows, periodic jobs, environment overrides, and every refusal with its
+ * exact "FILE:LINE: reason". Each test writes the configuration it needs into a mkstemp file, so
+ * the text and the line numbers it expects sit side by side; the suite's fini removes the file.
  */
 #include <criterion/criterion.h>
 
@@ -36,12 +36,14 @@ static void cleanup(void)
 
 TestSuite(config, .init = clear_env, .fini = cleanup);
 
-/* Writes text to a fresh temporary file; its name is left in conf_path. */
+/* Writes text to a fresh temporary file, replacing the last; its name is left in conf_path. */
 static void write_conf(const char *text)
 {
     size_t len = strlen(text);
     int fd;
 
+    if (conf_path[0] != '\0')
+        unlink(conf_path); /* the previous file of this test */
     snprintf(conf_path, sizeof(conf_path), "/tmp/usher-test-config-XXXXXX");
     fd = mkstemp(conf_path);
     cr_assert_geq(fd, 0, "mkstemp failed");
@@ -68,6 +70,8 @@ static void assert_empty(const usher_config *cfg)
     cr_assert_null(cfg->queues);
     cr_assert_null(cfg->kinds);
     cr_assert_null(cfg->pools);
+    cr_assert_null(cfg->periodics);
+    cr_assert_eq(cfg->nperiodics, 0);
     cr_assert_eq(cfg->nqueues, 0);
     cr_assert_eq(cfg->nkinds, 0);
     cr_assert_eq(cfg->npools, 0);
@@ -924,6 +928,108 @@ Test(config, refusal_without_an_error_buffer_does_not_crash)
     cr_assert_str_eq(tiny, "/nonexi");
     usher_config_free(&cfg);
     usher_config_free(NULL);
+}
+
+/* ---- periodic jobs -------------------------------------------------------- */
+
+#define REPORTS "[pool.batch]\n[queue.reports]\npool = batch\n" /* lines 1-3 */
+
+Test(config, shipped_file_fires_the_nightly_checkins_report_at_three_utc)
+{
+    usher_config cfg;
+    char err[512];
+    const usher_periodic_conf *nightly;
+
+    cr_assert_eq(usher_config_load(&cfg, SHIPPED_CONF, err, sizeof(err)), USHER_OK, "%s", err);
+    cr_assert_eq(cfg.nperiodics, 1);
+    nightly = &cfg.periodics[0];
+    cr_assert_str_eq(nightly->name, "nightly-checkins");
+    cr_assert_str_eq(nightly->cron.text, "0 3 * * *");
+    cr_assert(usher_cron_matches(&nightly->cron, 1772420400 / 60), "2026-03-02 03:00 UTC");
+    cr_assert_not(usher_cron_matches(&nightly->cron, 1772424000 / 60), "2026-03-02 04:00 UTC");
+    cr_assert_str_eq(nightly->queue, "reports");
+    cr_assert_str_eq(nightly->kind, "report.checkins");
+    cr_assert_str_eq(nightly->payload, "{\"scope\":\"all\"}");
+    cr_assert_eq(nightly->priority, -1, "the kind's");
+    usher_config_free(&cfg);
+}
+
+Test(config, periodic_keeps_its_keys_and_defaults_payload_and_priority)
+{
+    usher_config cfg;
+
+    load_ok(&cfg, REPORTS "[periodic.a]\ncron = */5 * * * mon-fri\nqueue = reports\n"
+                          "kind = report.x\npayload = { \"n\": [1, 2] }\npriority = 0\n"
+                          "[periodic.b]\nkind = k\nqueue = reports\ncron = 0 0 1 1 *\n");
+    cr_assert_eq(cfg.nperiodics, 2);
+    cr_assert_str_eq(cfg.periodics[0].cron.text, "*/5 * * * mon-fri");
+    cr_assert_eq(cfg.periodics[0].cron.wdays, 0x3e);
+    cr_assert_str_eq(cfg.periodics[0].kind, "report.x");
+    cr_assert_str_eq(cfg.periodics[0].payload, "{ \"n\": [1, 2] }");
+    cr_assert_eq(cfg.periodics[0].priority, 0);
+    cr_assert_str_eq(cfg.periodics[1].name, "b");
+    cr_assert_str_eq(cfg.periodics[1].payload, "{}");
+    cr_assert_eq(cfg.periodics[1].priority, -1);
+    usher_config_free(&cfg);
+}
+
+Test(config, rejects_a_periodic_without_cron_queue_or_kind_at_its_section)
+{
+    expect_refusal(REPORTS "[periodic.p]\nqueue = reports\nkind = k\n", 4,
+                   "[periodic.p] has no cron");
+    expect_refusal(REPORTS "\n[periodic.p]\ncron = * * * * *\nkind = k\n", 5,
+                   "[periodic.p] has no queue");
+    expect_refusal(REPORTS "[periodic.p]\ncron = * * * * *\nqueue = reports\n", 4,
+                   "[periodic.p] has no kind");
+}
+
+Test(config, rejects_a_periodic_naming_an_undeclared_queue_at_the_queue_key)
+{
+    expect_refusal(REPORTS "[periodic.p]\ncron = * * * * *\nkind = k\nqueue = report\n", 7,
+                   "periodic 'p' names undeclared queue 'report'");
+}
+
+Test(config, rejects_a_bad_cron_expression_with_its_reason)
+{
+    expect_refusal(REPORTS "[periodic.p]\ncron = 61 * * * *\n", 5,
+                   "[periodic.p] cron: minute: 61 is out of range (0..59)");
+    expect_refusal(REPORTS "[periodic.p]\ncron = * * *\n", 5,
+                   "[periodic.p] cron: expected 5 fields (minute hour day-of-month month "
+                   "day-of-week), found 3");
+    expect_refusal(REPORTS "[periodic.p]\ncron = */0 * * * *\n", 5,
+                   "[periodic.p] cron: minute: step 0 is out of range (1..60)");
+}
+
+Test(config, rejects_a_periodic_payload_that_enqueue_would_refuse)
+{
+    const char *base = REPORTS "[periodic.p]\ncron = * * * * *\nqueue = reports\nkind = k\n";
+    char text[512];
+
+    snprintf(text, sizeof(text), "%spayload = [1]\n", base);
+    expect_refusal(text, 8, "[periodic.p] payload: payload must be a JSON object");
+    snprintf(text, sizeof(text), "%spayload = {\"a\":\n", base);
+    expect_refusal(text, 8,
+                   "[periodic.p] payload: payload is not valid JSON: "
+                   "unexpected token near end of file (line 1, column 5)");
+    snprintf(text, sizeof(text),
+             "%spayload = {\"a\":\"%070d\"}\n[engine]\npayload_max_bytes = 64\n", base, 0);
+    expect_refusal(text, 8, "[periodic.p] payload: payload is 78 bytes; the limit is 64");
+    snprintf(text, sizeof(text), "%spayload =\n", base);
+    expect_refusal(text, 8, "[periodic.p] payload: empty value");
+}
+
+Test(config, rejects_bad_periodic_names_kinds_priorities_and_keys)
+{
+    expect_refusal(REPORTS "[periodic.Nightly]\n", 4,
+                   "invalid periodic name 'Nightly' ([a-z0-9_.-], 1 to 63 characters)");
+    expect_refusal(REPORTS "[periodic.p]\n[periodic.p]\n", 5,
+                   "duplicate section [periodic.p] (first on line 4)");
+    expect_refusal(REPORTS "[periodic.p]\nkind = Report\n", 5,
+                   "[periodic.p] kind: 'Report' is not a valid name ([a-z0-9_.-], 1 to 63 "
+                   "characters)");
+    expect_refusal(REPORTS "[periodic.p]\npriority = 3\n", 5,
+                   "[periodic.p] priority: 3 is out of range (0..2)");
+    expect_refusal(REPORTS "[periodic.p]\nat = 03:00\n", 5, "unknown key 'at' in [periodic.p]");
 }
 
 /* ---- names --------------------------------------------------------------- */

@@ -1,0 +1,348 @@
+/*
+ * The configuration's keys and value parsers, split from config.c so that
+ * the loader keeps to files, sections and the checks across keys. The
+ * tables list every key once; conf/usher.conf documents each. Each parser
+ * checks the whole value before it writes the field, so a refused value
+ * leaves the default (or the value before a reload) in place; the reason
+ * it gives names the value, never the key or line, which the loader adds.
+ */
+#include "config_values.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "cron.h"
+#include "log.h"
+
+#define UTC_FORMAT "%Y-%m-%dT%H:%M:%SZ"
+
+/* Ranges shared by [defaults] and [kind.NAME]. */
+#define PRIORITY_RANGE 0, 2
+#define ATTEMPTS_RANGE 1, 1000
+#define TIMEOUT_RANGE  1, 86400000
+#define BACKOFF_RANGE  0, 86400000
+
+/* Ranges of [pool.NAME]. */
+#define SIZE_RANGE  0, 1000
+#define DEPTH_RANGE 0, 1000000000
+#define WAIT_RANGE  0, 3600000 /* an hour, in ms */
+
+#define CFG(field) offsetof(usher_config, field)
+
+const usher_setting usher_settings[] = {
+    { "database", "url", USHER_VAL_STRING, CFG(database_url),
+      "postgresql://postgres@127.0.0.1:55432/usher", 0, 0, 0, false, "USHER_DATABASE_URL" },
+    { "redis", "url", USHER_VAL_STRING, CFG(redis_url), "redis://127.0.0.1:56379/0", 0, 0, 0, false,
+      "USHER_REDIS_URL" },
+    { "smtp", "url", USHER_VAL_STRING, CFG(smtp_url), "smtp://127.0.0.1:52525", 0, 0, 0, false,
+      "USHER_SMTP_URL" },
+    { "log", "level", USHER_VAL_LEVEL, CFG(log_level), NULL, USHER_LOG_INFO, 0, 0, true, NULL },
+    { "engine", "payload_max_bytes", USHER_VAL_INT, CFG(payload_max_bytes), NULL, 65536, 64,
+      16777216, true, NULL },
+    { "engine", "notify_debounce_ms", USHER_VAL_INT, CFG(notify_debounce_ms), NULL, 2, 0, 10000,
+      true, NULL },
+    { "engine", "poll_interval_ms", USHER_VAL_INT, CFG(poll_interval_ms), NULL, 1000, 10, 600000,
+      true, NULL },
+    { "engine", "lease_grace_ms", USHER_VAL_INT, CFG(lease_grace_ms), NULL, 30000, 0, 3600000, true,
+      NULL },
+    { "engine", "dead_retention_hours", USHER_VAL_INT, CFG(dead_retention_hours), NULL, 336, 1,
+      87600, true, NULL },
+    { "engine", "stats_retention_hours", USHER_VAL_INT, CFG(stats_retention_hours), NULL, 48, 1,
+      87600, true, NULL },
+    { "defaults", "priority", USHER_VAL_INT, CFG(defaults.priority), NULL, 1, PRIORITY_RANGE, true,
+      NULL },
+    { "defaults", "max_attempts", USHER_VAL_INT, CFG(defaults.max_attempts), NULL, 20,
+      ATTEMPTS_RANGE, true, NULL },
+    { "defaults", "timeout_ms", USHER_VAL_INT, CFG(defaults.timeout_ms), NULL, 60000, TIMEOUT_RANGE,
+      true, NULL },
+    { "defaults", "backoff_base_ms", USHER_VAL_INT, CFG(defaults.backoff_base_ms), NULL, 1000,
+      BACKOFF_RANGE, true, NULL },
+    { "defaults", "backoff_cap_ms", USHER_VAL_INT, CFG(defaults.backoff_cap_ms), NULL, 3600000,
+      BACKOFF_RANGE, true, NULL },
+};
+
+static_assert(sizeof(usher_settings) / sizeof(usher_settings[0]) == USHER_NSETTINGS,
+              "USHER_NSETTINGS counts the rows of usher_settings");
+
+#define KIND(field)     offsetof(usher_kind_conf, field)
+#define POOL(field)     offsetof(usher_pool_conf, field)
+#define PERIODIC(field) offsetof(usher_periodic_conf, field)
+
+/* Indexed by enum usher_pool_tier and enum usher_event_tier. */
+static const char *const tier_words[] = { "high", "medium", "low", NULL };
+static const char *const event_tier_words[] = { "small", "medium", "large", "mega", NULL };
+
+/*
+ * Unset kind keys take the field at the same offset in cfg->defaults; unset
+ * pool keys take int_default, or a value that follows the pool's tiers.
+ */
+const usher_key usher_keys[] = {
+    { USHER_SEC_KIND, "queue", USHER_VAL_NAME, KIND(queue), 0, 0, true, 0, NULL },
+    { USHER_SEC_KIND, "priority", USHER_VAL_INT, KIND(priority), PRIORITY_RANGE, true, 0, NULL },
+    { USHER_SEC_KIND, "max_attempts", USHER_VAL_INT, KIND(max_attempts), ATTEMPTS_RANGE, true, 0,
+      NULL },
+    { USHER_SEC_KIND, "timeout_ms", USHER_VAL_INT, KIND(timeout_ms), TIMEOUT_RANGE, true, 0, NULL },
+    { USHER_SEC_KIND, "backoff_base_ms", USHER_VAL_INT, KIND(backoff_base_ms), BACKOFF_RANGE, true,
+      0, NULL },
+    { USHER_SEC_KIND, "backoff_cap_ms", USHER_VAL_INT, KIND(backoff_cap_ms), BACKOFF_RANGE, true, 0,
+      NULL },
+    { USHER_SEC_QUEUE, "pool", USHER_VAL_NAME, offsetof(usher_queue_conf, pool), 0, 0, false, 0,
+      NULL },
+    { USHER_SEC_POOL, "tier", USHER_VAL_WORD, POOL(tier), 0, 0, true, USHER_TIER_MEDIUM,
+      tier_words },
+    { USHER_SEC_POOL, "event_tier", USHER_VAL_WORD, POOL(event_tier), 0, 0, true, USHER_EVENT_SMALL,
+      event_tier_words },
+    { USHER_SEC_POOL, "min", USHER_VAL_INT, POOL(min), SIZE_RANGE, true, USHER_DERIVED, NULL },
+    { USHER_SEC_POOL, "max", USHER_VAL_INT, POOL(max), 1, 1000, true, USHER_DERIVED, NULL },
+    { USHER_SEC_POOL, "initial", USHER_VAL_INT, POOL(initial), SIZE_RANGE, true, USHER_DERIVED,
+      NULL },
+    { USHER_SEC_POOL, "scale_out_depth", USHER_VAL_INT, POOL(scale_out_depth), DEPTH_RANGE, true,
+      USHER_DERIVED, NULL },
+    { USHER_SEC_POOL, "scale_in_depth", USHER_VAL_INT, POOL(scale_in_depth), DEPTH_RANGE, true,
+      USHER_DERIVED, NULL },
+    { USHER_SEC_POOL, "sustain_ms", USHER_VAL_INT, POOL(sustain_ms), WAIT_RANGE, true, 30000,
+      NULL },
+    { USHER_SEC_POOL, "scale_out_per_minute", USHER_VAL_INT, POOL(scale_out_per_minute), 1, 1000,
+      true, 5, NULL },
+    { USHER_SEC_POOL, "scale_in_interval_ms", USHER_VAL_INT, POOL(scale_in_interval_ms), 0,
+      86400000, true, 300000, NULL },
+    { USHER_SEC_POOL, "protect", USHER_VAL_WINDOWS, POOL(protect), 0, 0, true, 0, NULL },
+    { USHER_SEC_POOL, "downstream", USHER_VAL_NAME, POOL(downstream), 0, 0, true, 0, NULL },
+    { USHER_SEC_POOL, "downstream_limit", USHER_VAL_INT, POOL(downstream_limit), 0, 100000, true, 0,
+      NULL },
+    { USHER_SEC_POOL, "shutdown_grace_ms", USHER_VAL_INT, POOL(shutdown_grace_ms), WAIT_RANGE, true,
+      30000, NULL },
+    { USHER_SEC_POOL, "claim_batch", USHER_VAL_INT, POOL(claim_batch), 1, 10000, true, 100, NULL },
+    { USHER_SEC_POOL, "metrics_port", USHER_VAL_INT, POOL(metrics_port), 0, 65535, true, 0, NULL },
+    { USHER_SEC_POOL, "heartbeat_ms", USHER_VAL_INT, POOL(heartbeat_ms), 100, 3600000, true, 10000,
+      NULL },
+    { USHER_SEC_PERIODIC, "cron", USHER_VAL_CRON, PERIODIC(cron), 0, 0, false, 0, NULL },
+    { USHER_SEC_PERIODIC, "queue", USHER_VAL_NAME, PERIODIC(queue), 0, 0, false, 0, NULL },
+    { USHER_SEC_PERIODIC, "kind", USHER_VAL_NAME, PERIODIC(kind), 0, 0, false, 0, NULL },
+    { USHER_SEC_PERIODIC, "payload", USHER_VAL_STRING, PERIODIC(payload), 0, 0, false, 0, NULL },
+    { USHER_SEC_PERIODIC, "priority", USHER_VAL_INT, PERIODIC(priority), PRIORITY_RANGE, false, 0,
+      NULL },
+};
+
+static_assert(sizeof(usher_keys) / sizeof(usher_keys[0]) == USHER_NKEYS,
+              "USHER_NKEYS counts the rows of usher_keys");
+
+static const struct {
+    const char *name;
+    int level;
+} levels[] = {
+    { "err", USHER_LOG_ERR },   { "warning", USHER_LOG_WARNING }, { "notice", USHER_LOG_NOTICE },
+    { "info", USHER_LOG_INFO }, { "debug", USHER_LOG_DEBUG },
+};
+
+__attribute__((format(printf, 3, 4))) static usher_err reject(char *why, size_t whylen,
+                                                              const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(why, whylen, fmt, ap);
+    va_end(ap);
+    return USHER_ERR_CONFIG;
+}
+
+bool usher_config_valid_name(const char *name)
+{
+    size_t len;
+
+    if (name == NULL)
+        return false;
+    len = strlen(name);
+    if (len == 0 || len >= USHER_NAME_MAX)
+        return false;
+    return strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_.-") == len;
+}
+
+static usher_err parse_string(char **field, const char *value, char *why, size_t whylen)
+{
+    char *copy;
+
+    if (*value == '\0')
+        return reject(why, whylen, "empty value");
+    copy = strdup(value);
+    if (copy == NULL) {
+        snprintf(why, whylen, "out of memory");
+        return USHER_ERR_NOMEM;
+    }
+    free(*field);
+    *field = copy;
+    return USHER_OK;
+}
+
+static usher_err parse_int(int *field, int min, int max, const char *value, char *why,
+                           size_t whylen)
+{
+    char *end;
+    long number;
+
+    errno = 0;
+    number = strtol(value, &end, 10);
+    if (end == value || *end != '\0')
+        return reject(why, whylen, "'%s' is not an integer", value);
+    if (errno == ERANGE || number < min || number > max)
+        return reject(why, whylen, "%s is out of range (%d..%d)", value, min, max);
+    *field = (int)number;
+    return USHER_OK;
+}
+
+static usher_err parse_level(int *field, const char *value, char *why, size_t whylen)
+{
+    for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+        if (strcmp(value, levels[i].name) == 0) {
+            *field = levels[i].level;
+            return USHER_OK;
+        }
+    }
+    return reject(why, whylen, "'%s' is not one of err, warning, notice, info, debug", value);
+}
+
+static usher_err parse_name(char *field, const char *value, char *why, size_t whylen)
+{
+    if (!usher_config_valid_name(value))
+        return reject(why, whylen, "'%s' is not a valid name (" USHER_NAME_RULE ")", value);
+    memcpy(field, value, strlen(value) + 1);
+    return USHER_OK;
+}
+
+static usher_err parse_word(int *field, const char *const *words, const char *value, char *why,
+                            size_t whylen)
+{
+    char list[128] = "";
+    size_t used = 0;
+
+    for (int i = 0; words[i] != NULL; i++) {
+        if (strcmp(value, words[i]) == 0) {
+            *field = i;
+            return USHER_OK;
+        }
+        used +=
+            (size_t)snprintf(list + used, sizeof(list) - used, "%s%s", i > 0 ? ", " : "", words[i]);
+        if (used >= sizeof(list))
+            used = sizeof(list) - 1;
+    }
+    return reject(why, whylen, "'%s' is not one of %s", value, list);
+}
+
+/* Strict "2026-12-01T09:00:00Z" to ms since the epoch; a date that does not exist fails. */
+static bool parse_utc(const char *text, int64_t *ms)
+{
+    struct tm tm = { 0 };
+    char again[32];
+    const char *end = strptime(text, UTC_FORMAT, &tm);
+    time_t seconds;
+
+    if (end == NULL || *end != '\0')
+        return false;
+    seconds = timegm(&tm);
+    /* strptime takes 2026-02-30 and 1-digit fields; printing it back catches both */
+    if (gmtime_r(&seconds, &tm) == NULL || strftime(again, sizeof(again), UTC_FORMAT, &tm) == 0)
+        return false;
+    if (strcmp(again, text) != 0)
+        return false;
+    *ms = (int64_t)seconds * 1000;
+    return true;
+}
+
+/* One "START/END" (item is modified). */
+static usher_err parse_window(char *item, usher_window *w, char *why, size_t whylen)
+{
+    char *slash = strchr(item, '/');
+    const char *bad = NULL;
+
+    if (slash == NULL)
+        return reject(why, whylen, "'%s' is not START/END", item);
+    *slash = '\0';
+    if (!parse_utc(item, &w->start_ms))
+        bad = item;
+    else if (!parse_utc(slash + 1, &w->end_ms))
+        bad = slash + 1;
+    if (bad != NULL)
+        return reject(why, whylen, "'%s' is not a UTC time like 2026-12-01T09:00:00Z", bad);
+    if (w->end_ms <= w->start_ms)
+        return reject(why, whylen, "window %s/%s does not end after it starts", item, slash + 1);
+    return USHER_OK;
+}
+
+static char *trim(char *s)
+{
+    char *end;
+
+    s += strspn(s, " \t");
+    end = s + strlen(s);
+    while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
+        *--end = '\0';
+    return s;
+}
+
+/* "START/END, START/END, ..." into *field; an empty value clears it. */
+static usher_err parse_windows(usher_windows *field, const char *value, char *why, size_t whylen)
+{
+    usher_windows parsed = { 0 };
+    char copy[256], *next;
+    usher_err err;
+
+    if (snprintf(copy, sizeof(copy), "%s", value) >= (int)sizeof(copy))
+        return reject(why, whylen, "value too long");
+    next = trim(copy);
+    if (*next == '\0')
+        next = NULL; /* no windows */
+    while (next != NULL) {
+        char *item = trim(strsep(&next, ","));
+
+        if (*item == '\0')
+            return reject(why, whylen, "empty window");
+        if (parsed.count == USHER_PROTECT_MAX)
+            return reject(why, whylen, "more than %d windows", USHER_PROTECT_MAX);
+        err = parse_window(item, &parsed.window[parsed.count], why, whylen);
+        if (err != USHER_OK)
+            return err;
+        parsed.count++;
+    }
+    *field = parsed;
+    return USHER_OK;
+}
+
+static usher_err parse_cron(usher_cron *field, const char *value, char *why, size_t whylen)
+{
+    usher_cron parsed;
+
+    if (usher_cron_parse(value, &parsed, why, whylen) != USHER_OK)
+        return USHER_ERR_CONFIG;
+    *field = parsed;
+    return USHER_OK;
+}
+
+usher_err usher_config_parse_value(const usher_value_spec *spec, const char *value, void *field,
+                                   char *why, size_t whylen)
+{
+    switch (spec->type) {
+    case USHER_VAL_STRING:
+        return parse_string(field, value, why, whylen);
+    case USHER_VAL_INT:
+        return parse_int(field, spec->min, spec->max, value, why, whylen);
+    case USHER_VAL_LEVEL:
+        return parse_level(field, value, why, whylen);
+    case USHER_VAL_NAME:
+        return parse_name(field, value, why, whylen);
+    case USHER_VAL_WORD:
+        return parse_word(field, spec->words, value, why, whylen);
+    case USHER_VAL_WINDOWS:
+        return parse_windows(field, value, why, whylen);
+    case USHER_VAL_CRON:
+        return parse_cron(field, value, why, whylen);
+    }
+    return reject(why, whylen, "unknown value type %d", (int)spec->type);
+}
