@@ -8,6 +8,7 @@
 #include "maint.h"
 #include "migrate.h"
 #include "queues.h"
+#include "seed.h"
 
 static void print_queues_table(json_t *queues)
 {
@@ -124,5 +125,31 @@ int ctl_maintain(usher_store *st, int argc, char **argv)
     if (err != USHER_OK)
         return ctl_fail(st, err, "maintain");
     printf("rescued %zu, pruned %zu\n", rescued, pruned);
+    return 0;
+}
+
+int ctl_seed(usher_store *st, int argc, char **argv)
+{
+    bool demo = false;
+    const char *count = "300";
+    const ctl_option opts[] = { { "--demo", NULL, &demo },
+                                { "--registrations", &count, NULL },
+                                { NULL, NULL, NULL } };
+    usher_seed_result r;
+    long long n;
+    usher_err err;
+
+    if (ctl_parse(argc, argv, opts, NULL, 0) != 0 || !demo) {
+        fprintf(stderr, "usage: usherctl seed --demo [--registrations N]\n");
+        return 2;
+    }
+    if (ctl_int("--registrations", count, 1, 100000, &n) != 0)
+        return 2;
+    err = usher_seed_demo(st, (int)n, &r);
+    if (err != USHER_OK)
+        return ctl_fail(st, err, "seed");
+    printf("organizer %lld, event %lld: %lld registrations, %lld sessions\n",
+           (long long)r.organizer_id, (long long)r.event_id, (long long)r.registrations,
+           (long long)r.sessions);
     return 0;
 }

@@ -29,6 +29,7 @@ static const ctl_command commands[] = {
       "        [--since TIME] [--until TIME] [--json]  (retry/discard: an ID or --all)" },
     { "pause", ctl_pause, "pause QUEUE" },
     { "resume", ctl_resume, "resume QUEUE" },
+    { "seed", ctl_seed, "seed --demo [--registrations N]  an organizer, an event, registrations" },
     { "maintain", ctl_maintain, "maintain  rescue expired leases and prune, if no one else leads" },
 };
 

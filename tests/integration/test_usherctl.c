@@ -132,3 +132,16 @@ Test(usherctl, dead_jobs_are_listed_and_retried_from_the_command_line)
     cr_assert_eq(ctl(out, sizeof(out), "maintain"), 0, "%s", out);
     cr_assert(strstr(out, "rescued 0") != NULL, "%s", out);
 }
+
+Test(usherctl, seed_demo_creates_an_event_with_registrations_and_sold_seats)
+{
+    char out[8192];
+
+    cr_assert_eq(ctl(out, sizeof(out), "seed --demo --registrations 50"), 0, "%s", out);
+    cr_assert(strstr(out, "50 registrations, 6 sessions") != NULL, "%s", out);
+    cr_assert_geq(testdb_scalar(st, "SELECT count(*) FROM registrations"), 50);
+    cr_assert_eq(testdb_scalar(st, "SELECT sold FROM ticket_types WHERE name = 'General admission'"
+                                   " ORDER BY id DESC LIMIT 1"),
+                 50);
+    cr_assert_eq(ctl(out, sizeof(out), "seed"), 2, "seed without --demo ran: %s", out);
+}
