@@ -52,7 +52,7 @@ static int write_full(int fd, const void *p, size_t n)
     return 0;
 }
 
-static void run_job(const usher_job *job, usher_handler_result *r)
+static void run_job(usher_handler_ctx *ctx, const usher_job *job, usher_handler_result *r)
 {
     const usher_handler *h = usher_handler_find(job->kind);
     json_error_t jerr;
@@ -68,7 +68,7 @@ static void run_job(const usher_job *job, usher_handler_result *r)
         usher_handler_fail(r, USHER_OUTCOME_PERMANENT, "payload is not JSON: %s", jerr.text);
         return;
     }
-    h->run(job, payload, r);
+    h->run(ctx, job, payload, r);
     json_decref(payload);
 }
 
@@ -82,13 +82,17 @@ static void prepare_signals(void)
     prctl(PR_SET_PDEATHSIG, SIGKILL);
 }
 
-void usher_child_main(int fd, pid_t parent)
+void usher_child_main(int fd, pid_t parent, const usher_config *cfg)
 {
     static usher_handler_result result;
+    usher_handler_ctx *ctx;
 
     prepare_signals();
     if (getppid() != parent)
         _exit(0); /* the supervisor died before PDEATHSIG was set */
+    ctx = usher_handler_ctx_new(cfg);
+    if (ctx == NULL)
+        _exit(1);
     for (;;) {
         uint32_t len;
         unsigned char *body;
@@ -103,7 +107,7 @@ void usher_child_main(int fd, pid_t parent)
             usher_wire_get_job(body, len, &job) != 0)
             _exit(1);
         free(body);
-        run_job(&job, &result);
+        run_job(ctx, &job, &result);
         usher_wire_put_result(&out, job.id, &result);
         free(job.payload);
         if (usher_buf_failed(&out) || write_full(fd, out.data, out.len) != 0)

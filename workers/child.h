@@ -8,7 +8,12 @@
 
 #include <sys/types.h>
 
-/* Serves jobs on fd until EOF; never returns (exits the process). parent is the supervisor. */
-void usher_child_main(int fd, pid_t parent) __attribute__((noreturn));
+#include "config.h"
+
+/*
+ * Serves jobs on fd until EOF; never returns (exits the process). parent
+ * is the supervisor; cfg is the configuration as it was at the fork.
+ */
+void usher_child_main(int fd, pid_t parent, const usher_config *cfg) __attribute__((noreturn));
 
 #endif

@@ -39,6 +39,7 @@ TAILQ_HEAD(child_list, child);
 
 struct usher_children {
     struct event_base *base;
+    const usher_config *cfg; /* what children see at their fork */
     usher_children_hooks hooks;
     struct child_list list;
     size_t target;
@@ -52,12 +53,12 @@ static void child_event(struct bufferevent *bev, short what, void *arg);
 static void deadline_passed(evutil_socket_t fd, short what, void *arg);
 
 /* In the new child: keep only its own socket, then serve jobs. */
-static void become_child(int fd, pid_t parent)
+static void become_child(int fd, pid_t parent, const usher_config *cfg)
 {
     if (fd != 3 && dup2(fd, 3) < 0)
         _exit(1);
     close_range(4, ~0U, 0);
-    usher_child_main(3, parent);
+    usher_child_main(3, parent, cfg);
 }
 
 static usher_err fork_child(usher_children *c)
@@ -75,7 +76,7 @@ static usher_err fork_child(usher_children *c)
     pid = fork();
     if (pid == 0) {
         close(sv[0]);
-        become_child(sv[1], parent);
+        become_child(sv[1], parent, c->cfg);
     }
     close(sv[1]);
     if (pid < 0) {
@@ -136,8 +137,8 @@ static void converge(usher_children *c)
     }
 }
 
-usher_err usher_children_new(struct event_base *base, const usher_children_hooks *hooks,
-                             usher_children **out)
+usher_err usher_children_new(struct event_base *base, const usher_config *cfg,
+                             const usher_children_hooks *hooks, usher_children **out)
 {
     usher_children *c = calloc(1, sizeof(*c));
 
@@ -145,6 +146,7 @@ usher_err usher_children_new(struct event_base *base, const usher_children_hooks
     if (c == NULL)
         return USHER_ERR_NOMEM;
     c->base = base;
+    c->cfg = cfg;
     c->hooks = *hooks;
     TAILQ_INIT(&c->list);
     *out = c;

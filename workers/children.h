@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "error.h"
 #include "handler.h"
 #include "job.h"
@@ -30,8 +31,9 @@ typedef struct usher_children_hooks {
     void *arg;
 } usher_children_hooks;
 
-usher_err usher_children_new(struct event_base *base, const usher_children_hooks *hooks,
-                             usher_children **out);
+/* cfg (borrowed, must outlive c) is what each child gets at its fork. */
+usher_err usher_children_new(struct event_base *base, const usher_config *cfg,
+                             const usher_children_hooks *hooks, usher_children **out);
 
 /* Kills whatever is left (SIGKILL) and frees; jobs still running are reported lost first. */
 void usher_children_free(usher_children *c);

@@ -7,6 +7,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "handlers/test_handlers.h"
@@ -14,6 +15,49 @@
 static const usher_handler *const handler_sets[] = {
     usher_test_handlers,
 };
+
+struct usher_handler_ctx {
+    const usher_config *cfg;
+    usher_store *store;
+};
+
+usher_handler_ctx *usher_handler_ctx_new(const usher_config *cfg)
+{
+    usher_handler_ctx *ctx = calloc(1, sizeof(*ctx));
+
+    if (ctx != NULL)
+        ctx->cfg = cfg;
+    return ctx;
+}
+
+void usher_handler_ctx_free(usher_handler_ctx *ctx)
+{
+    if (ctx == NULL)
+        return;
+    usher_store_free(ctx->store);
+    free(ctx);
+}
+
+const usher_config *usher_handler_config(const usher_handler_ctx *ctx)
+{
+    return ctx->cfg;
+}
+
+usher_store *usher_handler_store(usher_handler_ctx *ctx, usher_handler_result *result)
+{
+    char errbuf[256];
+
+    if (ctx->store != NULL && PQstatus(usher_store_conn(ctx->store)) == CONNECTION_BAD) {
+        usher_store_free(ctx->store); /* a restart or a cut: open a new one */
+        ctx->store = NULL;
+    }
+    if (ctx->store == NULL &&
+        usher_store_open(ctx->cfg, &ctx->store, errbuf, sizeof(errbuf)) != USHER_OK) {
+        usher_handler_fail(result, USHER_OUTCOME_RETRY, "%s", errbuf);
+        return NULL;
+    }
+    return ctx->store;
+}
 
 void usher_handler_fail(usher_handler_result *result, usher_outcome outcome, const char *fmt, ...)
 {

@@ -9,7 +9,9 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "job.h"
+#include "store.h"
 #include "retry.h"
 
 #define USHER_HANDLER_ERROR_MAX 2048
@@ -21,10 +23,24 @@ typedef struct usher_handler_result {
 } usher_handler_result;
 
 /*
+ * What a handler may use besides its job: the configuration and a
+ * database connection of the child's own, opened on first use.
+ */
+typedef struct usher_handler_ctx usher_handler_ctx;
+
+const usher_config *usher_handler_config(const usher_handler_ctx *ctx);
+
+/*
+ * The child's connection, (re)opened when needed. NULL when the database
+ * cannot be reached; then result is already set to a retry saying why.
+ */
+usher_store *usher_handler_store(usher_handler_ctx *ctx, usher_handler_result *result);
+
+/*
  * Runs one attempt. job and payload (the parsed job->payload) are
  * borrowed for the call. result starts as OK with delay -1 and no error.
  */
-typedef void (*usher_handler_fn)(const usher_job *job, json_t *payload,
+typedef void (*usher_handler_fn)(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
                                  usher_handler_result *result);
 
 typedef struct usher_handler {
@@ -35,6 +51,10 @@ typedef struct usher_handler {
 /* Sets result to a failure with a printf-style message. */
 void usher_handler_fail(usher_handler_result *result, usher_outcome outcome, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* For the child process: a context over cfg (borrowed), and its end. */
+usher_handler_ctx *usher_handler_ctx_new(const usher_config *cfg);
+void usher_handler_ctx_free(usher_handler_ctx *ctx);
 
 /* The handler registered for kind, or NULL. */
 const usher_handler *usher_handler_find(const char *kind);

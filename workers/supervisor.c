@@ -665,7 +665,7 @@ static int start(supervisor *s)
     s->recheck_ms = 2 * s->cfg.notify_debounce_ms + 1;
     if (s->base == NULL || start_signals(s) != 0 || start_timers(s) != 0 ||
         usher_autoscale_new(&s->autoscale) != USHER_OK ||
-        usher_children_new(s->base, &ch, &s->children) != USHER_OK) {
+        usher_children_new(s->base, &s->cfg, &ch, &s->children) != USHER_OK) {
         usher_log(USHER_LOG_ERR, "cannot set up the event loop");
         return -1;
     }

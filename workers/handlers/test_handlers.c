@@ -48,14 +48,18 @@ static void sleep_ms(int64_t ms)
         ;
 }
 
-static void run_noop(const usher_job *job, json_t *payload, usher_handler_result *r)
+static void run_noop(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
+                     usher_handler_result *r)
 {
+    (void)ctx;
     log_run(job, payload);
     (void)r;
 }
 
-static void run_sleep(const usher_job *job, json_t *payload, usher_handler_result *r)
+static void run_sleep(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
+                      usher_handler_result *r)
 {
+    (void)ctx;
     json_int_t ms = json_integer_value(json_object_get(payload, "ms"));
 
     log_run(job, payload);
@@ -66,8 +70,10 @@ static void run_sleep(const usher_job *job, json_t *payload, usher_handler_resul
     sleep_ms(ms);
 }
 
-static void run_fail(const usher_job *job, json_t *payload, usher_handler_result *r)
+static void run_fail(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
+                     usher_handler_result *r)
 {
+    (void)ctx;
     const char *message = json_string_value(json_object_get(payload, "message"));
     json_t *delay = json_object_get(payload, "delay_ms");
     usher_outcome outcome = USHER_OUTCOME_RETRY;
@@ -83,8 +89,10 @@ static void run_fail(const usher_job *job, json_t *payload, usher_handler_result
         r->delay_ms = json_integer_value(delay);
 }
 
-static void run_crash(const usher_job *job, json_t *payload, usher_handler_result *r)
+static void run_crash(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
+                      usher_handler_result *r)
 {
+    (void)ctx;
     json_int_t sig = json_integer_value(json_object_get(payload, "signal"));
 
     log_run(job, payload);
@@ -94,8 +102,10 @@ static void run_crash(const usher_job *job, json_t *payload, usher_handler_resul
     _exit(70); /* a signal that does not kill still ends the child */
 }
 
-static void run_hang(const usher_job *job, json_t *payload, usher_handler_result *r)
+static void run_hang(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
+                     usher_handler_result *r)
 {
+    (void)ctx;
     log_run(job, payload);
     (void)r;
     for (;;)
