@@ -1,0 +1,400 @@
+/*
+ * Tickets, badges and the document store, checked with the real tools a
+ * person would use: pdftotext reads the text back, pdftoppm + zbarimg scan
+ * the QR code, pdfinfo counts pages, sha256sum hashes stored documents.
+ * Needs poppler-utils and zbar-tools; no database.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "docstore.h"
+#include "pdf_render.h"
+
+static char dir[64];
+
+static void setup(void)
+{
+    strcpy(dir, "/tmp/usher-pdf-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+    char cmd[128];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(pdf, .init = setup, .fini = teardown);
+
+static const usher_ticket zoe = {
+    .event_name = "Ωmega Conf 2026 — Tag 1",
+    .venue = "Messe Berlin, Halle 7",
+    .starts_at = "Sat 5 Dec 2026, 18:00 (Europe/Berlin)",
+    .attendee_name = "Zoë Ångström",
+    .ticket_type = "Frühbucher VIP",
+    .ticket_code = "UT1.4kq9Zp_x-3Hq7.b2JWs8Vt",
+};
+
+/* Runs cmd, captures stdout into out; returns the exit status. */
+static int run(const char *cmd, char *out, size_t len)
+{
+    FILE *p = popen(cmd, "r");
+    size_t got;
+    int status;
+
+    cr_assert_not_null(p, "popen %s", cmd);
+    got = fread(out, 1, len - 1, p);
+    out[got] = '\0';
+    status = pclose(p);
+    cr_assert(WIFEXITED(status), "%s did not exit", cmd);
+    return WEXITSTATUS(status);
+}
+
+/* The page count pdfinfo reports for path. */
+static long pages_of(const char *path)
+{
+    char cmd[512], out[4096], *p;
+
+    snprintf(cmd, sizeof(cmd), "pdfinfo '%s'", path);
+    cr_assert_eq(run(cmd, out, sizeof(out)), 0, "%s", out);
+    p = strstr(out, "\nPages:");
+    cr_assert_not_null(p, "%s", out);
+    return strtol(p + strlen("\nPages:"), NULL, 10);
+}
+
+/* Writes a PDF into the test directory as name; the path goes to path. */
+static void save(const char *name, const unsigned char *pdf, size_t len, char *path, size_t plen)
+{
+    FILE *f;
+
+    snprintf(path, plen, "%s/%s", dir, name);
+    f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(pdf, 1, len, f), len);
+    cr_assert_eq(fclose(f), 0);
+}
+
+static void render_ticket(const usher_ticket *t, usher_page_size size, const char *name, char *path,
+                          size_t plen)
+{
+    unsigned char *pdf = NULL;
+    size_t len = 0;
+    char err[256] = "";
+
+    cr_assert_eq(usher_pdf_ticket(t, size, &pdf, &len, err, sizeof(err)), USHER_OK, "%s", err);
+    cr_assert_gt(len, 1000);
+    cr_assert_eq(memcmp(pdf, "%PDF-", 5), 0);
+    save(name, pdf, len, path, plen);
+    free(pdf);
+}
+
+static void text_of(const char *path, char *out, size_t len)
+{
+    char cmd[512];
+
+    snprintf(cmd, sizeof(cmd), "pdftotext -enc UTF-8 '%s' - 2>&1", path);
+    cr_assert_eq(run(cmd, out, len), 0, "%s", out);
+}
+
+Test(pdf, ticket_text_holds_every_field_in_utf8)
+{
+    char path[256], text[16384];
+
+    render_ticket(&zoe, USHER_PAGE_A6, "t.pdf", path, sizeof(path));
+    text_of(path, text, sizeof(text));
+    cr_assert(strstr(text, "Zoë Ångström") != NULL, "%s", text);
+    cr_assert(strstr(text, "Ωmega Conf 2026 — Tag 1") != NULL, "%s", text);
+    cr_assert(strstr(text, "Messe Berlin, Halle 7") != NULL, "%s", text);
+    cr_assert(strstr(text, "Sat 5 Dec 2026, 18:00 (Europe/Berlin)") != NULL, "%s", text);
+    cr_assert(strstr(text, "Frühbucher VIP") != NULL, "%s", text);
+    cr_assert(strstr(text, zoe.ticket_code) != NULL, "%s", text);
+}
+
+Test(pdf, polish_greek_and_cyrillic_names_render)
+{
+    const char *names[] = { "Łukasz Żółć", "Σωκράτης", "Пётр Чайковский" };
+    char path[256], text[16384];
+    size_t i;
+
+    for (i = 0; i < 3; i++) {
+        usher_ticket t = zoe;
+        t.attendee_name = names[i];
+        render_ticket(&t, USHER_PAGE_A4, "n.pdf", path, sizeof(path));
+        text_of(path, text, sizeof(text));
+        cr_assert(strstr(text, names[i]) != NULL, "%s not in: %s", names[i], text);
+    }
+}
+
+/* Rasterises the PDF and returns what zbarimg decodes. */
+static void scan(const char *path, char *out, size_t len)
+{
+    char cmd[768];
+
+    snprintf(cmd, sizeof(cmd), "pdftoppm -r 150 -png -singlefile '%s' '%s/scan' 2>&1", path, dir);
+    cr_assert_eq(run(cmd, out, len), 0, "%s", out);
+    snprintf(cmd, sizeof(cmd), "zbarimg --raw -q '%s/scan.png' 2>/dev/null", dir);
+    cr_assert_eq(run(cmd, out, len), 0, "zbarimg found no code");
+}
+
+Test(pdf, qr_code_decodes_to_exactly_the_ticket_code_on_a6_and_a4)
+{
+    char path[256], out[4096], want[600];
+
+    snprintf(want, sizeof(want), "%s\n", zoe.ticket_code);
+    render_ticket(&zoe, USHER_PAGE_A6, "a6.pdf", path, sizeof(path));
+    scan(path, out, sizeof(out));
+    cr_assert_str_eq(out, want);
+    render_ticket(&zoe, USHER_PAGE_A4, "a4.pdf", path, sizeof(path));
+    scan(path, out, sizeof(out));
+    cr_assert_str_eq(out, want);
+}
+
+Test(pdf, a_long_ticket_code_still_scans)
+{
+    char path[256], out[4096], code[301], want[310];
+    usher_ticket t = zoe;
+    size_t i;
+
+    for (i = 0; i < 300; i++)
+        code[i] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[(i * 7) % 64];
+    code[300] = '\0';
+    t.ticket_code = code;
+    snprintf(want, sizeof(want), "%s\n", code);
+    render_ticket(&t, USHER_PAGE_A6, "long.pdf", path, sizeof(path));
+    scan(path, out, sizeof(out));
+    cr_assert_str_eq(out, want);
+}
+
+Test(pdf, page_sizes_are_a4_and_a6)
+{
+    char path[256], out[4096], cmd[512];
+
+    render_ticket(&zoe, USHER_PAGE_A4, "a4.pdf", path, sizeof(path));
+    snprintf(cmd, sizeof(cmd), "pdfinfo '%s'", path);
+    cr_assert_eq(run(cmd, out, sizeof(out)), 0);
+    cr_assert(strstr(out, "595.276 x 841.89 pts (A4)") != NULL, "%s", out);
+    cr_assert_eq(pages_of(path), 1);
+    render_ticket(&zoe, USHER_PAGE_A6, "a6.pdf", path, sizeof(path));
+    snprintf(cmd, sizeof(cmd), "pdfinfo '%s'", path);
+    cr_assert_eq(run(cmd, out, sizeof(out)), 0);
+    cr_assert(strstr(out, "297.638 x 419.528 pts") != NULL, "%s", out);
+}
+
+Test(pdf, the_same_input_gives_identical_bytes)
+{
+    unsigned char *a = NULL, *b = NULL;
+    size_t alen = 0, blen = 0;
+    usher_badge people[3] = { { "Zoë", "ACME", "Speaker" },
+                              { "Пётр", NULL, NULL },
+                              { "Σ", "", "" } };
+    char err[256] = "";
+
+    cr_assert_eq(usher_pdf_ticket(&zoe, USHER_PAGE_A6, &a, &alen, err, sizeof(err)), USHER_OK);
+    cr_assert_eq(usher_pdf_ticket(&zoe, USHER_PAGE_A6, &b, &blen, err, sizeof(err)), USHER_OK);
+    cr_assert_eq(alen, blen);
+    cr_assert_eq(memcmp(a, b, alen), 0, "two renders of one ticket differ");
+    free(a);
+    free(b);
+    cr_assert_eq(usher_pdf_badges(people, 3, &a, &alen, err, sizeof(err)), USHER_OK, "%s", err);
+    cr_assert_eq(usher_pdf_badges(people, 3, &b, &blen, err, sizeof(err)), USHER_OK, "%s", err);
+    cr_assert_eq(alen, blen);
+    cr_assert_eq(memcmp(a, b, alen), 0, "two renders of one badge sheet differ");
+    free(a);
+    free(b);
+}
+
+Test(pdf, eleven_badges_fill_two_sheets_with_every_name)
+{
+    static const char *names[11] = { "Zoë Ångström", "Łukasz Żółć",       "Σωκράτης",
+                                     "Пётр",         "Ada Lovelace",      "Grace Hopper",
+                                     "Édith Piaf",   "Søren Kierkegaard", "Ναταλία",
+                                     "Ольга",        "Ümit Öztürk" };
+    usher_badge badges[11];
+    unsigned char *pdf = NULL;
+    size_t len = 0, i;
+    char err[256] = "", path[256], text[32768], cmd[512];
+
+    for (i = 0; i < 11; i++)
+        badges[i] = (usher_badge){ names[i], "Usher GmbH", i % 2 ? "Speaker" : "Attendee" };
+    cr_assert_eq(usher_pdf_badges(badges, 11, &pdf, &len, err, sizeof(err)), USHER_OK, "%s", err);
+    save("badges.pdf", pdf, len, path, sizeof(path));
+    free(pdf);
+    text_of(path, text, sizeof(text));
+    for (i = 0; i < 11; i++)
+        cr_assert(strstr(text, names[i]) != NULL, "%s not in: %s", names[i], text);
+    cr_assert_eq(pages_of(path), 2);
+    snprintf(cmd, sizeof(cmd), "pdfinfo '%s'", path);
+    cr_assert_eq(run(cmd, text, sizeof(text)), 0);
+    cr_assert(strstr(text, "595.276 x 841.89 pts (A4)") != NULL, "%s", text);
+}
+
+/* Asserts every word pdftotext -bbox finds lies inside the page. */
+static void assert_words_inside(const char *path, double width, double height, int min_words)
+{
+    char cmd[512], *out = malloc(1 << 20), *p;
+    int words = 0;
+
+    cr_assert_not_null(out);
+    snprintf(cmd, sizeof(cmd), "pdftotext -bbox '%s' - 2>&1", path);
+    cr_assert_eq(run(cmd, out, 1 << 20), 0, "%s", out);
+    for (p = strstr(out, "<word "); p != NULL; p = strstr(p + 1, "<word ")) {
+        double x0, y0, x1, y1;
+        cr_assert_eq(sscanf(p, "<word xMin=\"%lf\" yMin=\"%lf\" xMax=\"%lf\" yMax=\"%lf\"", &x0,
+                            &y0, &x1, &y1),
+                     4, "%.80s", p);
+        cr_assert(x0 >= 0 && y0 >= 0 && x1 <= width && y1 <= height, "word off the page: %.200s",
+                  p);
+        words++;
+    }
+    cr_assert_geq(words, min_words);
+    free(out);
+}
+
+Test(pdf, a_300_character_name_stays_on_the_page)
+{
+    char name[700], path[256], text[16384];
+    usher_ticket t = zoe;
+    usher_badge b = { name, "Organisation", "Role" };
+    unsigned char *pdf = NULL;
+    size_t len = 0, i;
+    char err[256] = "";
+
+    /* 300 characters, mixing one- and two-byte UTF-8 */
+    for (i = 0, name[0] = '\0'; i < 30; i++)
+        strcat(name, i % 2 ? "Ångströmxy" : "Wolfeschle");
+    t.attendee_name = name;
+    render_ticket(&t, USHER_PAGE_A6, "long.pdf", path, sizeof(path));
+    text_of(path, text, sizeof(text));
+    cr_assert(strstr(text, "WolfeschleÅngström") != NULL, "%s", text);
+    cr_assert(strstr(text, zoe.venue) != NULL, "%s", text);
+    assert_words_inside(path, 297.638, 419.528, 10);
+
+    cr_assert_eq(usher_pdf_badges(&b, 1, &pdf, &len, err, sizeof(err)), USHER_OK, "%s", err);
+    save("longbadge.pdf", pdf, len, path, sizeof(path));
+    free(pdf);
+    text_of(path, text, sizeof(text));
+    cr_assert(strstr(text, "WolfeschleÅngström") != NULL, "%s", text);
+    assert_words_inside(path, 595.276, 841.89, 3);
+}
+
+Test(pdf, missing_or_bad_fields_are_refused_with_the_field_named)
+{
+    unsigned char *pdf = NULL;
+    size_t len = 0;
+    char err[256];
+    usher_ticket t = zoe;
+    usher_badge b = { NULL, "Org", "Role" };
+
+    t.attendee_name = NULL;
+    cr_assert_eq(usher_pdf_ticket(&t, USHER_PAGE_A4, &pdf, &len, err, sizeof(err)),
+                 USHER_ERR_INVALID);
+    cr_assert_str_eq(err, "attendee_name is missing or empty");
+    t = zoe;
+    t.ticket_code = "";
+    cr_assert_eq(usher_pdf_ticket(&t, USHER_PAGE_A4, &pdf, &len, err, sizeof(err)),
+                 USHER_ERR_INVALID);
+    cr_assert_str_eq(err, "ticket_code is missing or empty");
+    t = zoe;
+    t.venue = "bad \xff byte";
+    cr_assert_eq(usher_pdf_ticket(&t, USHER_PAGE_A4, &pdf, &len, err, sizeof(err)),
+                 USHER_ERR_INVALID);
+    cr_assert_str_eq(err, "venue is not valid UTF-8");
+    cr_assert_eq(usher_pdf_ticket(&zoe, (usher_page_size)7, &pdf, &len, err, sizeof(err)),
+                 USHER_ERR_INVALID);
+    cr_assert_eq(usher_pdf_badges(&b, 1, &pdf, &len, err, sizeof(err)), USHER_ERR_INVALID);
+    cr_assert_str_eq(err, "badge 0 name is missing or empty");
+    cr_assert_eq(usher_pdf_badges(&b, 0, &pdf, &len, err, sizeof(err)), USHER_ERR_INVALID);
+    cr_assert_null(pdf);
+}
+
+Test(pdf, a_missing_font_is_an_io_error_naming_the_file)
+{
+    unsigned char *pdf = NULL;
+    size_t len = 0;
+    char err[512] = "";
+    usher_err rc;
+
+    cr_assert_eq(usher_pdf_set_fonts("/nonexistent/Font.ttf", NULL), USHER_OK);
+    rc = usher_pdf_ticket(&zoe, USHER_PAGE_A6, &pdf, &len, err, sizeof(err));
+    cr_assert_eq(usher_pdf_set_fonts(NULL, NULL), USHER_OK);
+    cr_assert_eq(rc, USHER_ERR_IO, "%s", err);
+    cr_assert(strstr(err, "/nonexistent/Font.ttf") != NULL, "%s", err);
+    cr_assert_null(pdf);
+    cr_assert_eq(usher_pdf_ticket(&zoe, USHER_PAGE_A6, &pdf, &len, err, sizeof(err)), USHER_OK,
+                 "%s", err);
+    free(pdf);
+}
+
+static int count_entries(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *e;
+    int n = 0;
+
+    cr_assert_not_null(d, "%s", path);
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.' || strncmp(e->d_name, ".tmp", 4) == 0;
+    closedir(d);
+    return n;
+}
+
+Test(pdf, docstore_put_is_idempotent_and_named_by_sha256)
+{
+    usher_docstore_ref a, b;
+    char root[128], err[256] = "", path[512], cmd[600], out[256], leaf[256];
+    unsigned char *pdf = NULL;
+    size_t len = 0;
+    struct stat st;
+
+    cr_assert_eq(usher_pdf_ticket(&zoe, USHER_PAGE_A6, &pdf, &len, err, sizeof(err)), USHER_OK);
+    snprintf(root, sizeof(root), "%s/docs/store", dir);
+    cr_assert_eq(usher_docstore_put(root, pdf, len, &a, err, sizeof(err)), USHER_OK, "%s", err);
+    cr_assert_eq(usher_docstore_put(root, pdf, len, &b, err, sizeof(err)), USHER_OK, "%s", err);
+    free(pdf);
+    cr_assert_str_eq(a.relpath, b.relpath);
+    cr_assert_str_eq(a.sha256, b.sha256);
+    cr_assert_eq(a.size, len);
+    cr_assert_eq(strlen(a.sha256), 64);
+    cr_assert_eq(strncmp(a.relpath, a.sha256, 2), 0);
+    cr_assert_eq(strncmp(a.relpath + 3, a.sha256 + 2, 2), 0);
+    cr_assert_str_eq(a.relpath + 6, a.sha256);
+
+    cr_assert_eq(usher_docstore_path(root, a.sha256, path, sizeof(path)), USHER_OK);
+    snprintf(leaf, sizeof(leaf), "%s/%s", root, a.relpath);
+    cr_assert_str_eq(path, leaf);
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq((size_t)st.st_size, len);
+    cr_assert_eq(st.st_mode & 0777, 0644);
+    *strrchr(leaf, '/') = '\0';
+    cr_assert_eq(count_entries(leaf), 1, "one file, no temporaries, in %s", leaf);
+
+    snprintf(cmd, sizeof(cmd), "sha256sum '%s'", path);
+    cr_assert_eq(run(cmd, out, sizeof(out)), 0);
+    cr_assert_eq(strncmp(out, a.sha256, 64), 0, "sha256sum says %s, store says %s", out, a.sha256);
+}
+
+Test(pdf, docstore_hashes_known_bytes_and_rejects_bad_names)
+{
+    usher_docstore_ref r;
+    char err[256] = "", path[256];
+
+    cr_assert_eq(usher_docstore_put(dir, "abc", 3, &r, err, sizeof(err)), USHER_OK, "%s", err);
+    cr_assert_str_eq(r.sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    cr_assert_str_eq(r.relpath,
+                     "ba/78/ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    cr_assert_eq(r.size, 3);
+    cr_assert_eq(usher_docstore_path(dir, "BA7816", path, sizeof(path)), USHER_ERR_INVALID);
+    cr_assert_eq(usher_docstore_path(dir, "../etc/passwd", path, sizeof(path)), USHER_ERR_INVALID);
+    cr_assert_eq(usher_docstore_path(dir, r.sha256, path, 20), USHER_ERR_INVALID);
+    cr_assert_eq(usher_docstore_put("/proc/usher-no", "abc", 3, &r, err, sizeof(err)),
+                 USHER_ERR_IO);
+    cr_assert(strstr(err, "cannot create directory /proc/usher-no") != NULL, "%s", err);
+}
