@@ -122,6 +122,15 @@ typedef struct usher_config {
     char *database_url;
     char *redis_url;
     char *smtp_url;
+    char *smtp_from_address;      /* envelope and From: of outgoing mail */
+    char *smtp_from_name;         /* From: display name */
+    char *smtp_message_id_domain; /* right side of the Message-IDs we derive from job ids */
+    int smtp_timeout_ms;          /* per SMTP protocol step */
+    char *mail_template_dir;      /* NAME.subject, NAME.txt, NAME.html */
+    char *document_dir;           /* the document store (tickets, badges, reports, uploads) */
+    char *ticket_secret;          /* 64 hex digits: the master key of ticket codes */
+    char *search_index_dir;       /* the Xapian index */
+    char *search_language;        /* its stemming language */
     int log_level; /* syslog level 3 (err) .. 7 (debug) */
 
     /* [engine] */

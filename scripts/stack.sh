@@ -281,12 +281,25 @@ smtp_status() {
 
 # ---------------------------------------------------------------- commands
 
+# The local stack's ticket-signing key: made once, kept with the state.
+ticket_secret() {
+    local file=$STATE/ticket.secret
+    if [[ ! -s "$file" ]]; then
+        mkdir -p "$STATE"
+        (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$file")
+    fi
+    cat "$file"
+}
+
 print_env() {
     printf 'export USHER_DATABASE_URL=%q\n' "postgresql://postgres@127.0.0.1:$PG_PORT/usher"
     printf 'export USHER_REDIS_URL=%q\n' "redis://127.0.0.1:$REDIS_PORT/0"
     printf 'export USHER_SMTP_URL=%q\n' "smtp://127.0.0.1:$SMTP_PORT"
     printf 'export USHER_MAILDIR=%q\n' "$STATE/mail"
     printf 'export USHER_STATE_DIR=%q\n' "$STATE"
+    printf 'export USHER_TICKET_SECRET=%q\n' "$(ticket_secret)"
+    printf 'export USHER_DOCUMENT_DIR=%q\n' "$STATE/documents"
+    printf 'export USHER_SEARCH_DIR=%q\n' "$STATE/search"
 }
 
 cmd_start() {
