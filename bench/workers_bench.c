@@ -1,0 +1,870 @@
+/*
+ * usher-bench-workers: a real usher-worker (supervisor and children) against
+ * a real PostgreSQL, from the outside. It starts the worker itself, so it
+ * knows when the worker started, and watches the database for the rest.
+ * Three phases, each from an empty queue `default` served by --pool:
+ *
+ *   drain    100,000 test.noop jobs are filled with usher_enqueue_batch
+ *            (untimed), then the worker is started; the time runs from
+ *            fork until usher_queue_stats counts every job completed
+ *            (polled every 10 ms). The time to the first completion is the
+ *            worker's start-up, reported beside it. Then SIGTERM: the
+ *            worker must exit 0 and leave no job behind.
+ *   once     the same with fewer jobs whose payload names a log file: each
+ *            handler run appends "ID ATTEMPT START_US", and every filled
+ *            id must appear exactly once, at attempt 1. Logging costs a
+ *            write per job, so this phase is not the throughput figure.
+ *   latency  with the worker started and idle, one producer enqueues at a
+ *            steady rate on an absolute schedule, noting CLOCK_REALTIME
+ *            just before each usher_enqueue; the handler's START_US in the
+ *            log minus that is the enqueue -> handler-start latency.
+ *
+ * One JSON line per phase on stdout; errors on stderr and a non-zero exit
+ * status. bench/workers runs this next to usher-bench-queue's engine-only
+ * drain and reports medians (bench/README.md).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "config.h"
+#include "enqueue.h"
+#include "error.h"
+#include "store.h"
+
+#define PROGRAM       "usher-bench-workers"
+#define QUEUE         "default"
+#define KIND          "test.noop"
+#define PAYLOAD_BYTES 200 /* as usher-bench-queue's drain, so both drains move the same rows */
+#define FILL_BATCH    1000
+#define POLL_MS       10
+#define WAIT_S        600 /* give up on a phase whose jobs do not complete by then */
+#define STOP_S        60  /* SIGKILL a worker that has not exited this long after SIGTERM */
+#define NS_PER_S      1000000000LL
+#define NS_PER_MS     1000000LL
+#define US_PER_S      1000000LL
+
+typedef struct bench_opts {
+    const char *phase;       /* drain, once, latency or all */
+    const char *worker;      /* the usher-worker binary */
+    const char *pool;        /* the pool it runs; it must serve the queue `default` */
+    const char *dir;         /* where the handler logs and the worker's stderr go */
+    long long jobs;          /* drain */
+    long long once_jobs;     /* once */
+    long long rate, seconds; /* latency */
+} bench_opts;
+
+typedef struct bench {
+    usher_config cfg;
+    bench_opts opts;
+    const usher_pool_conf *pool;
+    usher_store *admin; /* truncates, fills, polls and verifies */
+} bench;
+
+/* A started usher-worker. */
+typedef struct worker {
+    pid_t pid;
+    int64_t started_ns;  /* CLOCK_MONOTONIC just before fork */
+    struct rusage usage; /* the worker and its children, once it is reaped */
+    int status;
+} worker;
+
+/* ---------------------------------------------------------------- helpers */
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
+}
+
+static int64_t wall_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * US_PER_S + ts.tv_nsec / 1000;
+}
+
+static double seconds_between(int64_t start_ns, int64_t end_ns)
+{
+    return (double)(end_ns - start_ns) / (double)NS_PER_S;
+}
+
+static void sleep_until(int64_t when_ns)
+{
+    struct timespec ts = { .tv_sec = when_ns / NS_PER_S, .tv_nsec = when_ns % NS_PER_S };
+
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+}
+
+/* Reports a failed engine call on st; returns 1, the exit status. */
+static int fail(usher_store *st, usher_err err, const char *what)
+{
+    const char *detail = st != NULL ? usher_store_errstr(st) : "";
+
+    fprintf(stderr, "%s: %s: %s%s%s\n", PROGRAM, what, usher_strerror(err),
+            detail[0] != '\0' ? ": " : "", detail);
+    return 1;
+}
+
+static int fail_errno(const char *what, const char *path)
+{
+    fprintf(stderr, "%s: %s %s: %s\n", PROGRAM, what, path, strerror(errno));
+    return 1;
+}
+
+static int reset_queue(bench *b)
+{
+    usher_err err = usher_store_command(b->admin, "TRUNCATE usher_jobs, usher_queue_stats");
+
+    return err != USHER_OK ? fail(b->admin, err, "truncate") : 0;
+}
+
+/* Runs a query whose one row holds n integers. */
+static int query_ints(bench *b, const char *sql, long long *values, int n)
+{
+    PGresult *res;
+    usher_err err = usher_store_exec(b->admin, sql, 0, NULL, &res);
+
+    if (err != USHER_OK)
+        return fail(b->admin, err, sql);
+    for (int i = 0; i < n; i++)
+        values[i] = strtoll(PQgetvalue(res, 0, i), NULL, 10);
+    PQclear(res);
+    return 0;
+}
+
+/* Jobs counted completed and failed in usher_queue_stats. */
+static int stats(bench *b, long long *completed, long long *failed)
+{
+    long long v[2] = { 0, 0 };
+    int rc = query_ints(b,
+                        "SELECT coalesce(sum(completed), 0), coalesce(sum(failed), 0)"
+                        " FROM usher_queue_stats",
+                        v, 2);
+
+    *completed = v[0];
+    *failed = v[1];
+    return rc;
+}
+
+/* A JSON object of exactly PAYLOAD_BYTES bytes (as usher-bench-queue's). */
+static void padded_payload(char *buf, size_t len)
+{
+    int head = snprintf(buf, len, "{\"seq\":0,\"sent_ns\":0,\"pad\":\"");
+
+    if (head < 0 || (size_t)head + 2 >= len || (size_t)head + 2 > PAYLOAD_BYTES)
+        return;
+    memset(buf + head, 'x', PAYLOAD_BYTES - (size_t)head - 2);
+    memcpy(buf + PAYLOAD_BYTES - 2, "\"}", 3);
+}
+
+/* The payload that makes the test handler log its run to path. */
+static int log_payload(char *buf, size_t len, const char *path)
+{
+    int n = snprintf(buf, len, "{\"log\":\"%s\"}", path);
+
+    if (n < 0 || (size_t)n >= len || strpbrk(path, "\"\\") != NULL) {
+        fprintf(stderr, "%s: cannot put '%s' in a payload\n", PROGRAM, path);
+        return 1;
+    }
+    return 0;
+}
+
+/*
+ * Enqueues total jobs with payload in batches of FILL_BATCH; ids (may be
+ * NULL) receives their ids in order.
+ */
+static int fill(bench *b, long long total, const char *payload, int64_t *ids)
+{
+    usher_enqueue_opts *jobs = calloc(FILL_BATCH, sizeof(*jobs));
+    usher_enqueued *out = calloc(FILL_BATCH, sizeof(*out));
+    int rc = jobs == NULL || out == NULL ? fail(NULL, USHER_ERR_NOMEM, "fill") : 0;
+
+    for (size_t i = 0; i < FILL_BATCH && rc == 0; i++)
+        jobs[i] = (usher_enqueue_opts){ .queue = QUEUE, .kind = KIND, .payload = payload };
+    for (long long done = 0; done < total && rc == 0;) {
+        size_t n = (size_t)(total - done < FILL_BATCH ? total - done : FILL_BATCH);
+        usher_err err = usher_enqueue_batch(b->admin, jobs, n, out);
+
+        if (err != USHER_OK)
+            rc = fail(b->admin, err, "fill");
+        for (size_t i = 0; i < n && rc == 0 && ids != NULL; i++)
+            ids[done + (long long)i] = out[i].id;
+        done += (long long)n;
+    }
+    free(jobs);
+    free(out);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- the worker */
+
+/* Starts the worker with its stderr appended to DIR/worker.log. */
+static int worker_start(const bench *b, worker *w)
+{
+    char log[4096];
+    int fd;
+
+    snprintf(log, sizeof(log), "%s/worker.log", b->opts.dir);
+    fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return fail_errno("cannot open", log);
+    fflush(NULL);
+    *w = (worker){ .started_ns = now_ns() };
+    w->pid = fork();
+    if (w->pid == 0) {
+        if (dup2(fd, STDERR_FILENO) < 0)
+            _exit(126);
+        execl(b->opts.worker, b->opts.worker, "--config", b->cfg.path, "--pool", b->opts.pool,
+              (char *)NULL);
+        _exit(127);
+    }
+    close(fd);
+    if (w->pid < 0)
+        return fail_errno("cannot fork for", b->opts.worker);
+    return 0;
+}
+
+/* 1 if the worker has exited (and is reaped into w), 0 if it runs, -1 on error. */
+static int worker_exited(worker *w)
+{
+    pid_t r = wait4(w->pid, &w->status, WNOHANG, &w->usage);
+
+    if (r < 0)
+        fprintf(stderr, "%s: wait4: %s\n", PROGRAM, strerror(errno));
+    return r == w->pid ? 1 : r < 0 ? -1 : 0;
+}
+
+/*
+ * SIGTERM, then waits for the exit (SIGKILL after STOP_S). 0 only when it
+ * exited with status 0; *seconds is how long the drain took.
+ */
+static int worker_stop(worker *w, double *seconds)
+{
+    int64_t t0 = now_ns();
+    int r = 0;
+
+    if (kill(w->pid, SIGTERM) != 0)
+        return fail_errno("cannot signal", "usher-worker");
+    while ((r = worker_exited(w)) == 0 && now_ns() - t0 < STOP_S * NS_PER_S)
+        sleep_until(now_ns() + POLL_MS * NS_PER_MS);
+    if (r == 0) {
+        fprintf(stderr, "%s: usher-worker still running %d s after SIGTERM; killing it\n", PROGRAM,
+                STOP_S);
+        kill(w->pid, SIGKILL);
+        waitpid(w->pid, &w->status, 0);
+        return 1;
+    }
+    *seconds = seconds_between(t0, now_ns());
+    if (r < 0 || !WIFEXITED(w->status) || WEXITSTATUS(w->status) != 0) {
+        fprintf(stderr, "%s: usher-worker ended with status 0x%x after SIGTERM\n", PROGRAM,
+                w->status);
+        return 1;
+    }
+    return 0;
+}
+
+/* Stops a worker after a failure, ignoring how it ends. */
+static void worker_abandon(worker *w)
+{
+    double seconds;
+
+    if (w->pid > 0)
+        worker_stop(w, &seconds);
+}
+
+static double cpu_seconds(const struct rusage *ru)
+{
+    return (double)(ru->ru_utime.tv_sec + ru->ru_stime.tv_sec) +
+           (double)(ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) / 1e6;
+}
+
+/* ---------------------------------------------------------------- waiting */
+
+/* When the first job and the last of total were counted completed. */
+typedef struct progress {
+    int64_t first_ns, last_ns;
+    long long completed, failed;
+} progress;
+
+/* Says how a worker that should still be running ended. */
+static void describe_exit(const worker *w, long long completed, long long total)
+{
+    if (WIFSIGNALED(w->status))
+        fprintf(stderr,
+                "%s: usher-worker was killed by signal %d with %lld of %lld jobs completed\n",
+                PROGRAM, WTERMSIG(w->status), completed, total);
+    else
+        fprintf(stderr, "%s: usher-worker exited with status %d with %lld of %lld jobs completed\n",
+                PROGRAM, WEXITSTATUS(w->status), completed, total);
+}
+
+/* Polls usher_queue_stats until total jobs completed; fails on a failed job or a dead worker. */
+static int wait_completed(bench *b, worker *w, long long total, progress *p)
+{
+    int64_t deadline = now_ns() + WAIT_S * NS_PER_S;
+    int exited;
+
+    *p = (progress){ 0 };
+    for (;;) {
+        if (stats(b, &p->completed, &p->failed) != 0)
+            return 1;
+        if (p->completed > 0 && p->first_ns == 0)
+            p->first_ns = now_ns();
+        if (p->completed >= total || p->failed > 0)
+            break;
+        if ((exited = worker_exited(w)) != 0) {
+            if (exited > 0)
+                describe_exit(w, p->completed, total);
+            w->pid = 0;
+            return 1;
+        }
+        if (now_ns() > deadline) {
+            fprintf(stderr, "%s: timed out with %lld of %lld jobs completed\n", PROGRAM,
+                    p->completed, total);
+            return 1;
+        }
+        sleep_until(now_ns() + POLL_MS * NS_PER_MS);
+    }
+    p->last_ns = now_ns();
+    if (p->completed == total && p->failed == 0)
+        return 0;
+    fprintf(stderr, "%s: %lld jobs completed and %lld failed, want %lld and 0\n", PROGRAM,
+            p->completed, p->failed, total);
+    return 1;
+}
+
+/* After the worker stopped: nothing left, every job counted once. */
+static int verify_empty(bench *b, long long total)
+{
+    long long left = 0, completed = 0, failed = 0;
+
+    if (query_ints(b, "SELECT count(*) FROM usher_jobs", &left, 1) != 0 ||
+        stats(b, &completed, &failed) != 0)
+        return 1;
+    if (left == 0 && completed == total && failed == 0)
+        return 0;
+    fprintf(stderr,
+            "%s: after the drain %lld jobs are left, %lld completed, %lld failed (want 0, "
+            "%lld, 0)\n",
+            PROGRAM, left, completed, failed, total);
+    return 1;
+}
+
+/* ---------------------------------------------------------------- drain */
+
+/* Fills, starts the worker, waits for every job, stops it. */
+static int run_drain(bench *b, long long jobs, const char *payload, int64_t *ids, worker *w,
+                     progress *p, double *stop_s)
+{
+    int rc = reset_queue(b);
+
+    if (rc == 0)
+        rc = fill(b, jobs, payload, ids);
+    if (rc == 0)
+        rc = worker_start(b, w);
+    if (rc == 0 && (rc = wait_completed(b, w, jobs, p)) != 0)
+        worker_abandon(w);
+    if (rc == 0)
+        rc = worker_stop(w, stop_s);
+    if (rc == 0)
+        rc = verify_empty(b, jobs);
+    return rc;
+}
+
+static int phase_drain(bench *b)
+{
+    long long jobs = b->opts.jobs;
+    char payload[PAYLOAD_BYTES + 1];
+    worker w = { 0 };
+    progress p;
+    double seconds, startup, stop_s = 0;
+    int rc;
+
+    padded_payload(payload, sizeof(payload));
+    rc = run_drain(b, jobs, payload, NULL, &w, &p, &stop_s);
+    if (rc != 0)
+        return rc;
+    seconds = seconds_between(w.started_ns, p.last_ns);
+    startup = seconds_between(w.started_ns, p.first_ns);
+    printf("{\"bench\":\"worker_drain\",\"jobs\":%lld,\"children\":%d,\"claim_batch\":%d,"
+           "\"seconds\":%.3f,\"jobs_per_s\":%.0f,\"startup_s\":%.3f,\"after_startup_jobs_per_s\":"
+           "%.0f,\"stop_s\":%.3f,\"worker_cpu_s\":%.2f,\"worker_cpu_us_per_job\":%.1f,"
+           "\"worker_nvcsw\":%ld,\"verified\":true}\n",
+           jobs, b->pool->initial, b->pool->claim_batch, seconds, (double)jobs / seconds, startup,
+           (double)jobs / seconds_between(p.first_ns, p.last_ns), stop_s, cpu_seconds(&w.usage),
+           cpu_seconds(&w.usage) * 1e6 / (double)jobs, w.usage.ru_nvcsw);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- the handler log */
+
+/* One handler run, as the test handler logged it. */
+typedef struct run_line {
+    int64_t id;
+    int attempt;
+    int64_t start_us;
+} run_line;
+
+/* Reads the handler log at path into *lines (the caller frees it). */
+static int read_log(const char *path, run_line **lines, size_t *n)
+{
+    FILE *f = fopen(path, "r");
+    size_t cap = 4096;
+    long long id, start;
+    int attempt, got;
+
+    *n = 0;
+    *lines = malloc(cap * sizeof(**lines));
+    if (f == NULL || *lines == NULL) {
+        if (f != NULL)
+            fclose(f);
+        return f == NULL ? fail_errno("cannot read", path) : fail(NULL, USHER_ERR_NOMEM, "log");
+    }
+    while ((got = fscanf(f, "%lld %d %lld", &id, &attempt, &start)) == 3) {
+        if (*n == cap) {
+            run_line *more = realloc(*lines, 2 * cap * sizeof(**lines));
+
+            if (more == NULL)
+                break;
+            *lines = more;
+            cap *= 2;
+        }
+        (*lines)[(*n)++] = (run_line){ id, attempt, start };
+    }
+    fclose(f);
+    if (got == EOF)
+        return 0;
+    fprintf(stderr, "%s: %s: unreadable line after %zu runs\n", PROGRAM, path, *n);
+    return 1;
+}
+
+static int compare_ids(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+/* Where id is in the sorted ids, or -1. */
+static long long find_id(const int64_t *ids, long long n, int64_t id)
+{
+    const int64_t *at = bsearch(&id, ids, (size_t)n, sizeof(*ids), compare_ids);
+
+    return at != NULL ? at - ids : -1;
+}
+
+/* How the runs in a log matched the jobs that were enqueued. */
+typedef struct run_check {
+    long long runs, missing, duplicates, strangers, retried;
+} run_check;
+
+/*
+ * Counts runs per enqueued id (ids sorted); index[i] (may be NULL) receives
+ * the line of id i's first run, or -1.
+ */
+static int check_runs(const int64_t *ids, long long n, const run_line *lines, size_t nlines,
+                      long long *index, run_check *c)
+{
+    unsigned *runs = calloc((size_t)n, sizeof(*runs));
+
+    *c = (run_check){ .runs = (long long)nlines };
+    if (runs == NULL)
+        return fail(NULL, USHER_ERR_NOMEM, "check");
+    for (size_t i = 0; i < nlines; i++) {
+        long long at = find_id(ids, n, lines[i].id);
+
+        if (at < 0) {
+            c->strangers++;
+            continue;
+        }
+        if (runs[at]++ == 0 && index != NULL)
+            index[at] = (long long)i;
+        c->retried += lines[i].attempt != 1;
+    }
+    for (long long i = 0; i < n; i++) {
+        c->missing += runs[i] == 0;
+        c->duplicates += runs[i] > 1 ? runs[i] - 1 : 0;
+        if (runs[i] == 0 && index != NULL)
+            index[i] = -1;
+    }
+    free(runs);
+    return 0;
+}
+
+static bool runs_ok(const run_check *c)
+{
+    if (c->missing == 0 && c->duplicates == 0 && c->strangers == 0 && c->retried == 0)
+        return true;
+    fprintf(stderr,
+            "%s: handler runs: %lld missing, %lld duplicated, %lld of unknown jobs, %lld not "
+            "at attempt 1\n",
+            PROGRAM, c->missing, c->duplicates, c->strangers, c->retried);
+    return false;
+}
+
+/* ---------------------------------------------------------------- once */
+
+static int check_once(const char *log, const int64_t *ids, long long jobs, run_check *c)
+{
+    run_line *lines = NULL;
+    size_t nlines = 0;
+    int rc = read_log(log, &lines, &nlines);
+
+    if (rc == 0)
+        rc = check_runs(ids, jobs, lines, nlines, NULL, c);
+    if (rc == 0 && !runs_ok(c))
+        rc = 1;
+    free(lines);
+    return rc;
+}
+
+static int phase_once(bench *b)
+{
+    long long jobs = b->opts.once_jobs;
+    int64_t *ids = calloc((size_t)jobs, sizeof(*ids));
+    char log[4096], payload[4200];
+    worker w = { 0 };
+    progress p;
+    run_check c;
+    double stop_s = 0, seconds;
+    int rc;
+
+    snprintf(log, sizeof(log), "%s/once.log", b->opts.dir);
+    rc = ids == NULL ? fail(NULL, USHER_ERR_NOMEM, "once")
+                     : log_payload(payload, sizeof(payload), log);
+    if (rc == 0 && unlink(log) != 0 && errno != ENOENT)
+        rc = fail_errno("cannot remove", log);
+    if (rc == 0)
+        rc = run_drain(b, jobs, payload, ids, &w, &p, &stop_s);
+    if (rc == 0) {
+        qsort(ids, (size_t)jobs, sizeof(*ids), compare_ids);
+        rc = check_once(log, ids, jobs, &c);
+    }
+    if (rc == 0) {
+        seconds = seconds_between(w.started_ns, p.last_ns);
+        printf("{\"bench\":\"worker_once\",\"jobs\":%lld,\"children\":%d,\"seconds\":%.3f,"
+               "\"jobs_per_s\":%.0f,\"runs\":%lld,\"missing\":0,\"duplicates\":0,"
+               "\"verified\":true}\n",
+               jobs, b->pool->initial, seconds, (double)jobs / seconds, c.runs);
+    }
+    free(ids);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- latency */
+
+typedef struct latency_run {
+    long long jobs;
+    int64_t *ids;     /* in enqueue order */
+    int64_t *sent_us; /* CLOCK_REALTIME just before each usher_enqueue */
+    int64_t *call_ns; /* how long each usher_enqueue took (insert + commit) */
+} latency_run;
+
+/* Enqueues r->jobs jobs at opts.rate a second on an absolute schedule. */
+static int produce(bench *b, latency_run *r, const char *payload)
+{
+    usher_enqueue_opts job = { .queue = QUEUE, .kind = KIND, .payload = payload };
+    int64_t period = NS_PER_S / b->opts.rate, t0 = now_ns();
+
+    for (long long i = 0; i < r->jobs; i++) {
+        usher_enqueued out;
+        int64_t call;
+        usher_err err;
+
+        sleep_until(t0 + i * period);
+        r->sent_us[i] = wall_us();
+        call = now_ns();
+        err = usher_enqueue(b->admin, &job, &out);
+        if (err != USHER_OK)
+            return fail(b->admin, err, "enqueue");
+        r->call_ns[i] = now_ns() - call;
+        r->ids[i] = out.id;
+    }
+    return 0;
+}
+
+/* One job through the started worker, so that it is connected and listening. */
+static int warm_up(bench *b, worker *w, const char *dir)
+{
+    char log[4096], payload[4200];
+    usher_enqueue_opts job = { .queue = QUEUE, .kind = KIND, .payload = payload };
+    usher_enqueued out;
+    progress p;
+    usher_err err;
+
+    snprintf(log, sizeof(log), "%s/warmup.log", dir);
+    if (log_payload(payload, sizeof(payload), log) != 0)
+        return 1;
+    if ((err = usher_enqueue(b->admin, &job, &out)) != USHER_OK)
+        return fail(b->admin, err, "enqueue");
+    if (wait_completed(b, w, 1, &p) != 0)
+        return 1;
+    sleep_until(now_ns() + NS_PER_S); /* let the children settle idle */
+    return 0;
+}
+
+/* Nearest-rank percentile of sorted values, in ms. */
+static double percentile_ms(const int64_t *sorted, long long n, double p, int64_t per_ms)
+{
+    long long rank = (long long)ceil(p / 100.0 * (double)n);
+
+    if (rank < 1)
+        rank = 1;
+    return (double)sorted[(rank > n ? n : rank) - 1] / (double)per_ms;
+}
+
+/* The latency of each job from the log, sorted, then printed. */
+static int report_latency(bench *b, latency_run *r, const run_line *lines, size_t nlines)
+{
+    long long *index = calloc((size_t)r->jobs, sizeof(*index)), n = r->jobs;
+    int64_t *lat = calloc((size_t)r->jobs, sizeof(*lat)), *call = r->call_ns;
+    run_check c;
+    int rc = index == NULL || lat == NULL ? fail(NULL, USHER_ERR_NOMEM, "latency") : 0;
+
+    /* One producer on one connection: ids come out increasing, as find_id needs. */
+    if (rc == 0)
+        rc = check_runs(r->ids, n, lines, nlines, index, &c);
+    if (rc == 0 && !runs_ok(&c))
+        rc = 1;
+    for (long long i = 0; i < n && rc == 0; i++)
+        lat[i] = lines[index[i]].start_us - r->sent_us[i];
+    if (rc == 0) {
+        qsort(lat, (size_t)n, sizeof(*lat), compare_ids);
+        qsort(call, (size_t)n, sizeof(*call), compare_ids);
+        printf("{\"bench\":\"worker_latency\",\"rate\":%lld,\"jobs\":%lld,\"children\":%d,"
+               "\"p50_ms\":%.3f,\"p95_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,"
+               "\"enqueue_call_p50_ms\":%.3f,\"enqueue_call_p99_ms\":%.3f}\n",
+               b->opts.rate, n, b->pool->initial, percentile_ms(lat, n, 50, 1000),
+               percentile_ms(lat, n, 95, 1000), percentile_ms(lat, n, 99, 1000),
+               (double)lat[n - 1] / 1000.0, percentile_ms(call, n, 50, NS_PER_MS),
+               percentile_ms(call, n, 99, NS_PER_MS));
+    }
+    free(index);
+    free(lat);
+    return rc;
+}
+
+static bool ids_increasing(const latency_run *r)
+{
+    for (long long i = 1; i < r->jobs; i++) {
+        if (r->ids[i] <= r->ids[i - 1]) {
+            fprintf(stderr, "%s: latency: ids not increasing at %lld\n", PROGRAM, i);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Starts the worker, warms it up, produces, waits for every job, stops it. */
+static int run_latency(bench *b, latency_run *r, const char *payload)
+{
+    worker w = { 0 };
+    progress p;
+    double stop_s;
+    int rc = reset_queue(b);
+
+    if (rc == 0)
+        rc = worker_start(b, &w);
+    if (rc == 0)
+        rc = warm_up(b, &w, b->opts.dir);
+    if (rc == 0)
+        rc = produce(b, r, payload);
+    if (rc == 0)
+        rc = wait_completed(b, &w, r->jobs + 1, &p);
+    if (rc != 0) {
+        worker_abandon(&w);
+        return rc;
+    }
+    return worker_stop(&w, &stop_s) != 0 || verify_empty(b, r->jobs + 1) != 0 || !ids_increasing(r);
+}
+
+static int phase_latency(bench *b)
+{
+    latency_run r = { .jobs = b->opts.rate * b->opts.seconds };
+    char log[4096], payload[4200];
+    run_line *lines = NULL;
+    size_t nlines = 0;
+    int rc;
+
+    r.ids = calloc((size_t)r.jobs, sizeof(*r.ids));
+    r.sent_us = calloc((size_t)r.jobs, sizeof(*r.sent_us));
+    r.call_ns = calloc((size_t)r.jobs, sizeof(*r.call_ns));
+    snprintf(log, sizeof(log), "%s/latency.log", b->opts.dir);
+    rc = r.ids == NULL || r.sent_us == NULL || r.call_ns == NULL
+             ? fail(NULL, USHER_ERR_NOMEM, "latency")
+             : log_payload(payload, sizeof(payload), log);
+    if (rc == 0 && unlink(log) != 0 && errno != ENOENT)
+        rc = fail_errno("cannot remove", log);
+    if (rc == 0)
+        rc = run_latency(b, &r, payload);
+    if (rc == 0)
+        rc = read_log(log, &lines, &nlines);
+    if (rc == 0)
+        rc = report_latency(b, &r, lines, nlines);
+    free(lines);
+    free(r.ids);
+    free(r.sent_us);
+    free(r.call_ns);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- main */
+
+typedef struct int_option {
+    const char *name;
+    long long *value;
+    long long min, max;
+} int_option;
+
+typedef struct text_option {
+    const char *name;
+    const char **value;
+} text_option;
+
+static int parse_int(const int_option *o, const char *text)
+{
+    char *end;
+
+    errno = 0;
+    *o->value = strtoll(text, &end, 10);
+    if (errno == 0 && end != text && *end == '\0' && *o->value >= o->min && *o->value <= o->max)
+        return 0;
+    fprintf(stderr, "%s: %s must be a whole number from %lld to %lld, not '%s'\n", PROGRAM, o->name,
+            o->min, o->max, text);
+    return 1;
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: %s [--config FILE] --worker PATH --dir DIR [--pool NAME]\n"
+            "       [--phase drain|once|latency|all] [--jobs N] [--once-jobs N] [--rate N]\n"
+            "       [--seconds N]\n",
+            PROGRAM);
+}
+
+static int parse_args(int argc, char **argv, bench_opts *o)
+{
+    const int_option ints[] = {
+        { "--jobs", &o->jobs, 1, 10000000 },
+        { "--once-jobs", &o->once_jobs, 1, 10000000 },
+        { "--rate", &o->rate, 1, 10000 },
+        { "--seconds", &o->seconds, 1, 3600 },
+    };
+    const text_option texts[] = {
+        { "--phase", &o->phase },
+        { "--worker", &o->worker },
+        { "--pool", &o->pool },
+        { "--dir", &o->dir },
+    };
+
+    for (int i = 1; i < argc; i += 2) {
+        size_t k = 0, t = 0;
+
+        while (k < 4 && strcmp(argv[i], ints[k].name) != 0)
+            k++;
+        while (t < 4 && strcmp(argv[i], texts[t].name) != 0)
+            t++;
+        if (i + 1 == argc || (k == 4 && t == 4)) {
+            usage();
+            return 1;
+        }
+        if (t < 4)
+            *texts[t].value = argv[i + 1];
+        else if (parse_int(&ints[k], argv[i + 1]) != 0)
+            return 1;
+    }
+    if (o->worker != NULL && o->dir != NULL)
+        return 0;
+    usage();
+    return 1;
+}
+
+typedef struct phase {
+    const char *name;
+    int (*run)(bench *b);
+} phase;
+
+static const phase phases[] = {
+    { "drain", phase_drain },
+    { "once", phase_once },
+    { "latency", phase_latency },
+};
+
+static int run_phases(bench *b)
+{
+    bool all = strcmp(b->opts.phase, "all") == 0, known = all;
+    int rc = 0;
+
+    for (size_t i = 0; i < sizeof(phases) / sizeof(phases[0]) && rc == 0; i++) {
+        if (all || strcmp(b->opts.phase, phases[i].name) == 0) {
+            known = true;
+            rc = phases[i].run(b);
+            fflush(stdout);
+        }
+    }
+    if (!known)
+        fprintf(stderr, "%s: unknown phase '%s'\n", PROGRAM, b->opts.phase);
+    return known ? rc : 2;
+}
+
+/* The pool must exist and serve the queue the phases use. */
+static int check_pool(bench *b)
+{
+    const usher_queue_conf *q = usher_config_queue(&b->cfg, QUEUE);
+
+    b->pool = usher_config_pool(&b->cfg, b->opts.pool);
+    if (b->pool != NULL && q != NULL && strcmp(q->pool, b->opts.pool) == 0 && b->cfg.path != NULL)
+        return 0;
+    fprintf(stderr, "%s: the configuration must declare [pool.%s] and [queue.%s] with pool = %s\n",
+            PROGRAM, b->opts.pool, QUEUE, b->opts.pool);
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    bench b = { .opts = { .phase = "all",
+                          .pool = "bench",
+                          .jobs = 100000,
+                          .once_jobs = 20000,
+                          .rate = 200,
+                          .seconds = 10 } };
+    char errbuf[256];
+    usher_err err;
+    int rc;
+
+    if (usher_cli_load_config(PROGRAM, &argc, argv, &b.cfg) != 0)
+        return 1;
+    rc = parse_args(argc, argv, &b.opts);
+    if (rc == 0)
+        rc = check_pool(&b);
+    if (rc == 0 && (err = usher_store_open(&b.cfg, &b.admin, errbuf, sizeof(errbuf))) != USHER_OK) {
+        fprintf(stderr, "%s: connect: %s: %s\n", PROGRAM, usher_strerror(err), errbuf);
+        rc = 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if (rc == 0)
+        rc = run_phases(&b);
+    usher_store_free(b.admin);
+    usher_config_free(&b.cfg);
+    return rc;
+}
