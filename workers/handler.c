@@ -10,9 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "handlers/job_handlers.h"
 #include "handlers/test_handlers.h"
 
 static const usher_handler *const handler_sets[] = {
+    usher_job_handlers,
     usher_test_handlers,
 };
 

@@ -1,0 +1,265 @@
+/*
+ * The registration confirmation chain through a real usher-worker with the
+ * real handlers: pdf.ticket renders and stores the ticket and enqueues
+ * email.send, which mails it through the SMTP sink. The test reads the mail
+ * from the sink's Maildir, decodes the attached PDF, reads its text with
+ * pdftotext and its QR code with zbarimg, and verifies the signed code.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "enqueue.h"
+#include "seed.h"
+#include "testdb.h"
+#include "testproc.h"
+#include "ticket.h"
+
+__attribute__((constructor)) static void use_chain_config(void)
+{
+    setenv("USHER_CONFIG", CHAIN_TEST_CONF, 1);
+}
+
+TESTDB_SUITE(chain, "usher_test_chain");
+
+static char workdir[64];
+
+static const char *maildir(void)
+{
+    const char *dir = getenv("USHER_MAILDIR");
+
+    cr_assert(dir != NULL && dir[0] != '\0', "USHER_MAILDIR is not set (scripts/stack.sh env)");
+    return dir;
+}
+
+static pid_t start_worker(void)
+{
+    const char *argv[] = {
+        USHER_WORKER_PATH, "--config", CHAIN_TEST_CONF, "--pool", "tests", NULL
+    };
+    char log[128], docs[128];
+    pid_t pid;
+
+    snprintf(workdir, sizeof(workdir), "/tmp/usher-chain-XXXXXX");
+    cr_assert_not_null(mkdtemp(workdir));
+    snprintf(docs, sizeof(docs), "%s/documents", workdir);
+    snprintf(log, sizeof(log), "%s/worker.log", workdir);
+    cr_assert_eq(setenv("USHER_DOCUMENT_DIR", docs, 1), 0);
+    cr_assert_eq(setenv("USHER_DATABASE_URL", cfg.database_url, 1), 0);
+    pid = testproc_start(argv, log);
+    cr_assert_gt(pid, 0);
+    return pid;
+}
+
+static void stop_worker(pid_t pid)
+{
+    int status;
+
+    kill(pid, SIGTERM);
+    cr_assert(testproc_wait(pid, 60000, &status), "usher-worker did not stop");
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "usher-worker exit %d", status);
+}
+
+/* Reads a whole file (NUL-terminated); NULL if it cannot. */
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *data = NULL;
+    long size;
+
+    if (f != NULL && fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0 &&
+        fseek(f, 0, SEEK_SET) == 0 && (data = malloc((size_t)size + 1)) != NULL) {
+        *len = fread(data, 1, (size_t)size, f);
+        data[*len] = '\0';
+    }
+    if (f != NULL)
+        fclose(f);
+    return data;
+}
+
+typedef struct mail_search {
+    const char *needle;
+    char path[1024];
+} mail_search;
+
+/* True when a message in the Maildir's new/ contains the needle (its path kept). */
+static bool find_mail(void *arg)
+{
+    mail_search *m = arg;
+    char dir[512];
+    DIR *d;
+    struct dirent *e;
+    bool found = false;
+
+    snprintf(dir, sizeof(dir), "%s/new", maildir());
+    d = opendir(dir);
+    while (d != NULL && !found && (e = readdir(d)) != NULL) {
+        size_t len;
+        char *text;
+
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(m->path, sizeof(m->path), "%s/%s", dir, e->d_name);
+        text = slurp(m->path, &len);
+        found = text != NULL && strstr(text, m->needle) != NULL;
+        free(text);
+    }
+    if (d != NULL)
+        closedir(d);
+    return found;
+}
+
+/* Drops the CRs, since the sink's Maildir may store lines with LF alone. */
+static void strip_cr(char *text)
+{
+    char *out = text;
+
+    for (; *text != '\0'; text++) {
+        if (*text != '\r')
+            *out++ = *text;
+    }
+    *out = '\0';
+}
+
+/* Decodes the base64 body of the mail's application/pdf part into path. */
+static void save_pdf_attachment(char *mail, const char *path)
+{
+    const char *part, *body, *end;
+    size_t cap, len = 0;
+    unsigned char *pdf;
+    FILE *f;
+
+    strip_cr(mail);
+    part = strstr(mail, "Content-Type: application/pdf");
+    body = part != NULL ? strstr(part, "\n\n") : NULL;
+    end = body != NULL ? strstr(body + 2, "\n--") : NULL;
+    cr_assert(body != NULL && end != NULL, "no PDF attachment in the mail");
+    cap = (size_t)(end - body);
+    pdf = malloc(cap);
+    cr_assert_not_null(pdf);
+    cr_assert_eq(sodium_base642bin(pdf, cap, body + 2, (size_t)(end - body - 2), "\n", &len, NULL,
+                                   sodium_base64_VARIANT_ORIGINAL),
+                 0, "the attachment is not base64");
+    cr_assert_eq(memcmp(pdf, "%PDF-", 5), 0, "the attachment is not a PDF");
+    f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(pdf, 1, len, f), len);
+    cr_assert_eq(fclose(f), 0);
+    free(pdf);
+}
+
+/* The first line a shell command prints. */
+static void run_line(const char *cmd, char *out, size_t len)
+{
+    FILE *p = popen(cmd, "r");
+
+    cr_assert_not_null(p);
+    if (fgets(out, (int)len, p) == NULL)
+        out[0] = '\0';
+    out[strcspn(out, "\r\n")] = '\0';
+    pclose(p);
+}
+
+static bool jobs_done(void *arg)
+{
+    (void)arg;
+    return testdb_scalar(st, "SELECT count(*) FROM usher_jobs") == 0;
+}
+
+Test(chain, a_registration_gets_its_ticket_by_mail_with_a_scannable_signed_code, .timeout = 300)
+{
+    usher_seed_result seed;
+    usher_enqueued out;
+    char payload[128], pdf_path[160], cmd[512], line[512], needle[128];
+    unsigned char key[USHER_TICKET_KEY_BYTES];
+    mail_search search = { .needle = needle };
+    int64_t event, registration, id;
+    size_t len;
+    char *mail;
+    pid_t pid;
+
+    cr_assert_eq(usher_seed_demo(st, 3, &seed), USHER_OK, "%s", usher_store_errstr(st));
+    id = (int64_t)testdb_scalar(st, "SELECT max(id) FROM registrations");
+    snprintf(payload, sizeof(payload), "{\"registration_id\":%lld,\"then_email\":true}",
+             (long long)id);
+    cr_assert_eq(
+        usher_enqueue(
+            st, &(usher_enqueue_opts){ .queue = "pdf", .kind = "pdf.ticket", .payload = payload },
+            &out),
+        USHER_OK, "%s", usher_store_errstr(st));
+    pid = start_worker();
+    cr_assert(testproc_wait_for(jobs_done, NULL, 120000), "the chain did not finish (see %s)",
+              workdir);
+    stop_worker(pid);
+
+    /* The mail's Message-ID is that of the email job, which followed the ticket job. */
+    snprintf(needle, sizeof(needle), "Message-ID: <usher-job-%lld@", (long long)out.id + 1);
+    cr_assert(testproc_wait_for(find_mail, &search, 30000), "no mail with %s", needle);
+    mail = slurp(search.path, &len);
+    cr_assert_not_null(mail);
+    cr_assert(strstr(mail, "attendee3@example.org") != NULL, "not to the attendee");
+    snprintf(pdf_path, sizeof(pdf_path), "%s/ticket.pdf", workdir);
+    save_pdf_attachment(mail, pdf_path);
+    free(mail);
+    unlink(search.path);
+
+    snprintf(cmd, sizeof(cmd), "pdftotext %s - 2>/dev/null | grep -c 'Usher Summit 2026'",
+             pdf_path);
+    run_line(cmd, line, sizeof(line));
+    cr_assert_geq(atoi(line), 1, "the event name is not on the ticket");
+    snprintf(cmd, sizeof(cmd),
+             "pdftoppm -r 150 -png -singlefile %s %s/page 2>/dev/null &&"
+             " zbarimg --raw -q %s/page.png 2>/dev/null",
+             pdf_path, workdir, workdir);
+    run_line(cmd, line, sizeof(line));
+    cr_assert_eq(usher_ticket_key_from_hex(cfg.ticket_secret, key), USHER_OK);
+    cr_assert_eq(usher_ticket_verify(key, line, &event, &registration), USHER_OK,
+                 "the QR code '%s' is not a valid ticket code", line);
+    cr_assert_eq(registration, id);
+    cr_assert_eq(event, seed.event_id);
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM documents WHERE kind = 'ticket'"), 1);
+}
+
+Test(chain, an_inbox_notification_is_written_once, .timeout = 300)
+{
+    usher_seed_result seed;
+    usher_enqueued out;
+    char payload[160];
+    pid_t pid;
+
+    cr_assert_eq(usher_seed_demo(st, 1, &seed), USHER_OK, "%s", usher_store_errstr(st));
+    snprintf(payload, sizeof(payload),
+             "{\"registration_id\":%lld,\"title\":\"Doors open at 8:30\",\"body\":\"Hall 3\"}",
+             (long long)testdb_scalar(st, "SELECT max(id) FROM registrations"));
+    cr_assert_eq(usher_enqueue(st,
+                               &(usher_enqueue_opts){ .queue = "notifications",
+                                                      .kind = "notify.inbox",
+                                                      .payload = payload },
+                               &out),
+                 USHER_OK);
+    cr_assert_eq(usher_enqueue(st,
+                               &(usher_enqueue_opts){ .queue = "notifications",
+                                                      .kind = "notify.inbox",
+                                                      .payload = "{\"registration_id\":999999,"
+                                                                 "\"title\":\"x\"}" },
+                               &out),
+                 USHER_OK);
+    pid = start_worker();
+    cr_assert(testproc_wait_for(jobs_done, NULL, 120000) ||
+                  testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE state = 'dead'") == 1,
+              "the notifications did not finish");
+    stop_worker(pid);
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM notifications"
+                                   " WHERE title = 'Doors open at 8:30'"),
+                 1);
+    /* An unknown registration is a permanent failure, straight to the dead-letter queue. */
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE state = 'dead'"
+                                   " AND attempt = 1"),
+                 1);
+}

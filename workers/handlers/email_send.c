@@ -1,0 +1,197 @@
+/*
+ * email.send: renders a template, attaches a stored document if asked,
+ * and hands the message to the SMTP relay. The Message-ID comes from the
+ * job id and, for a registration's mail, the Date from the registration, so
+ * every retry sends the very same message and a relay or mailbox that saw
+ * the first one can tell. 4xx and connection failures retry with backoff;
+ * 5xx is permanent.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "docstore.h"
+#include "job_handlers.h"
+#include "mail_message.h"
+#include "mail_send.h"
+#include "mail_template.h"
+#include "registration_facts.h"
+
+#define ATTACHMENT_MAX (20 * 1024 * 1024)
+
+typedef struct outgoing {
+    json_t *vars; /* owned */
+    char to[336];
+    char to_name[256];
+    time_t date;
+    usher_mail_attachment attachment;
+    unsigned char *attachment_data; /* owned */
+    char filename[256];
+    char content_type[128];
+} outgoing;
+
+static const char document_sql[] =
+    "SELECT filename, content_type, sha256, size FROM documents WHERE id = $1";
+
+/* Reads the document's bytes from the store; false (r set) on failure. */
+static bool load_attachment(usher_handler_ctx *ctx, usher_store *st, int64_t id, outgoing *m,
+                            usher_handler_result *r)
+{
+    char idtext[24], path[4096];
+    const char *params[] = { idtext };
+    PGresult *res;
+    FILE *f;
+    size_t size, got;
+    usher_err err;
+
+    snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+    err = usher_store_exec(st, document_sql, 1, params, &res);
+    if (err == USHER_OK && PQntuples(res) != 1)
+        err = usher_store_fail(st, USHER_ERR_NOT_FOUND, "no document %lld", (long long)id);
+    if (err != USHER_OK) {
+        PQclear(res);
+        usher_handler_store_failed(r, st, err, "attachment");
+        return false;
+    }
+    snprintf(m->filename, sizeof(m->filename), "%s", PQgetvalue(res, 0, 0));
+    snprintf(m->content_type, sizeof(m->content_type), "%s", PQgetvalue(res, 0, 1));
+    size = (size_t)strtoull(PQgetvalue(res, 0, 3), NULL, 10);
+    err = usher_docstore_path(usher_handler_config(ctx)->document_dir, PQgetvalue(res, 0, 2), path,
+                              sizeof(path));
+    PQclear(res);
+    if (err != USHER_OK || size > ATTACHMENT_MAX ||
+        (m->attachment_data = malloc(size > 0 ? size : 1)) == NULL) {
+        usher_handler_fail(r, USHER_OUTCOME_PERMANENT, "document %lld cannot be attached",
+                           (long long)id);
+        return false;
+    }
+    f = fopen(path, "rb");
+    got = f != NULL ? fread(m->attachment_data, 1, size, f) : 0;
+    if (f != NULL)
+        fclose(f);
+    if (got != size) {
+        usher_handler_fail(r, USHER_OUTCOME_RETRY, "document %lld: cannot read %s", (long long)id,
+                           path);
+        return false;
+    }
+    m->attachment = (usher_mail_attachment){ .filename = m->filename,
+                                             .content_type = m->content_type,
+                                             .data = m->attachment_data,
+                                             .len = size };
+    return true;
+}
+
+/* The variables and recipient of a registration's mail; false (r set) on failure. */
+static bool from_registration(usher_handler_ctx *ctx, usher_store *st, int64_t id, outgoing *m,
+                              usher_handler_result *r)
+{
+    usher_registration_facts f;
+    usher_err err = usher_registration_facts_load(st, usher_handler_config(ctx), id, &f);
+
+    if (err != USHER_OK) {
+        usher_handler_store_failed(r, st, err, "email.send");
+        return false;
+    }
+    m->vars = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "event_name", f.event_name,
+                        "attendee_name", f.attendee_name, "ticket_type", f.ticket_type, "starts_at",
+                        f.starts_at, "venue", f.venue, "ticket_code", f.ticket_code);
+    snprintf(m->to, sizeof(m->to), "%s", f.email);
+    snprintf(m->to_name, sizeof(m->to_name), "%s", f.attendee_name);
+    m->date = (time_t)f.created_at_s;
+    if (m->vars == NULL)
+        usher_handler_fail(r, USHER_OUTCOME_RETRY, "out of memory");
+    return m->vars != NULL;
+}
+
+/* The recipient and variables given in the payload itself. */
+static bool from_payload(json_t *payload, outgoing *m, usher_handler_result *r)
+{
+    const char *to = json_string_value(json_object_get(payload, "to"));
+    const char *name = json_string_value(json_object_get(payload, "to_name"));
+    json_t *vars = json_object_get(payload, "vars");
+
+    if (to == NULL || !json_is_object(vars)) {
+        usher_handler_fail(r, USHER_OUTCOME_PERMANENT,
+                           "payload needs registration_id, or to and vars");
+        return false;
+    }
+    snprintf(m->to, sizeof(m->to), "%s", to);
+    snprintf(m->to_name, sizeof(m->to_name), "%s", name != NULL ? name : "");
+    m->vars = json_incref(vars);
+    m->date = time(NULL);
+    return true;
+}
+
+static void deliver(usher_handler_ctx *ctx, const usher_job *job, const char *template, outgoing *m,
+                    usher_handler_result *r)
+{
+    const usher_config *cfg = usher_handler_config(ctx);
+    usher_mail_rendered text = { 0 };
+    usher_smtp_opts opts = { .url = cfg->smtp_url, .timeout_ms = cfg->smtp_timeout_ms };
+    usher_mail_message msg = { .from_name = cfg->smtp_from_name,
+                               .from_addr = cfg->smtp_from_address,
+                               .to_name = m->to_name[0] ? m->to_name : NULL,
+                               .to_addr = m->to,
+                               .date = m->date,
+                               .attachments = &m->attachment,
+                               .attachment_count = m->attachment.data != NULL ? 1 : 0 };
+    char message_id[256], errbuf[512];
+    usher_mail_result sent;
+    char *bytes = NULL;
+    size_t len = 0;
+    usher_err err;
+
+    err = usher_mail_template_render(cfg->mail_template_dir, template, m->vars, &text, errbuf,
+                                     sizeof(errbuf));
+    if (err == USHER_OK)
+        err = usher_mail_message_id(message_id, sizeof(message_id), job->id,
+                                    cfg->smtp_message_id_domain);
+    msg.subject = text.subject;
+    msg.text = text.text;
+    msg.html = text.html;
+    msg.message_id = message_id;
+    if (err == USHER_OK)
+        err = usher_mail_message_build(&msg, &bytes, &len, errbuf, sizeof(errbuf));
+    if (err == USHER_OK)
+        err = usher_mail_send(&opts, cfg->smtp_from_address, m->to, bytes, len, &sent);
+    if (err != USHER_OK)
+        usher_handler_fail(r, err == USHER_ERR_IO ? USHER_OUTCOME_RETRY : USHER_OUTCOME_PERMANENT,
+                           "email.send: %s", errbuf);
+    else if (sent.status == USHER_MAIL_TEMPORARY)
+        usher_handler_fail(r, USHER_OUTCOME_RETRY, "%s", sent.error);
+    else if (sent.status == USHER_MAIL_PERMANENT)
+        usher_handler_fail(r, USHER_OUTCOME_PERMANENT, "%s", sent.error);
+    free(bytes);
+    usher_mail_rendered_release(&text);
+}
+
+void usher_run_email_send(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
+                          usher_handler_result *r)
+{
+    const char *template = json_string_value(json_object_get(payload, "template"));
+    json_t *registration = json_object_get(payload, "registration_id");
+    json_t *document = json_object_get(payload, "document_id");
+    outgoing m = { 0 };
+    usher_store *st = NULL;
+    bool ok = template != NULL;
+
+    if (!ok)
+        usher_handler_fail(r, USHER_OUTCOME_PERMANENT, "payload.template is required");
+    if (ok && (registration != NULL || document != NULL))
+        ok = (st = usher_handler_store(ctx, r)) != NULL;
+    if (ok && registration != NULL)
+        ok = from_registration(ctx, st, usher_payload_id(payload, "registration_id", r), &m, r);
+    else if (ok)
+        ok = from_payload(payload, &m, r);
+    if (ok && document != NULL) {
+        int64_t id = usher_payload_id(payload, "document_id", r);
+
+        ok = id != 0 && load_attachment(ctx, st, id, &m, r);
+    }
+    if (ok)
+        deliver(ctx, job, template, &m, r);
+    json_decref(m.vars);
+    free(m.attachment_data);
+}

@@ -1,0 +1,38 @@
+/*
+ * The table of the platform's handlers, and the two helpers every one of
+ * them uses to read its payload and to map a failure to an outcome.
+ */
+#include "job_handlers.h"
+
+const usher_handler usher_job_handlers[] = {
+    { "pdf.ticket", usher_run_pdf_ticket },
+    { "email.send", usher_run_email_send },
+    { "notify.inbox", usher_run_notify_inbox },
+    { NULL, NULL },
+};
+
+void usher_handler_store_failed(usher_handler_result *r, usher_store *st, usher_err err,
+                                const char *what)
+{
+    usher_outcome outcome = USHER_OUTCOME_RETRY;
+
+    if (err == USHER_ERR_NOT_FOUND || err == USHER_ERR_INVALID || err == USHER_ERR_PAYLOAD)
+        outcome = USHER_OUTCOME_PERMANENT;
+    /* A foreign key or check violation will not heal by retrying. */
+    if (err == USHER_ERR_DB &&
+        (usher_store_sqlstate(st)[0] == '2' && usher_store_sqlstate(st)[1] == '3'))
+        outcome = USHER_OUTCOME_PERMANENT;
+    usher_handler_fail(r, outcome, "%s: %s", what, usher_store_errstr(st));
+}
+
+int64_t usher_payload_id(json_t *payload, const char *field, usher_handler_result *r)
+{
+    json_t *value = json_object_get(payload, field);
+
+    if (!json_is_integer(value) || json_integer_value(value) <= 0) {
+        usher_handler_fail(r, USHER_OUTCOME_PERMANENT, "payload.%s must be a positive integer",
+                           field);
+        return 0;
+    }
+    return (int64_t)json_integer_value(value);
+}

@@ -1,0 +1,33 @@
+/*
+ * The platform's job handlers, registered by kind in handler.c:
+ *   pdf.ticket    {registration_id, page?: "A6"|"A4", then_email?: bool}
+ *   email.send    {registration_id, template, document_id?} or
+ *                 {to, to_name?, template, vars}
+ *   notify.inbox  {registration_id, title, body?}
+ */
+#ifndef USHER_JOB_HANDLERS_H
+#define USHER_JOB_HANDLERS_H
+
+#include "handler.h"
+
+void usher_run_pdf_ticket(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
+                          usher_handler_result *r);
+void usher_run_email_send(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
+                          usher_handler_result *r);
+void usher_run_notify_inbox(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
+                            usher_handler_result *r);
+
+/* Terminated by an entry whose kind is NULL. */
+extern const usher_handler usher_job_handlers[];
+
+/*
+ * Turns a store failure into the job's outcome: not found and bad data are
+ * permanent, a configuration problem or a database hiccup is a retry.
+ */
+void usher_handler_store_failed(usher_handler_result *r, usher_store *st, usher_err err,
+                                const char *what);
+
+/* A positive integer field of payload, or 0 (and r set to PERMANENT) if absent or not one. */
+int64_t usher_payload_id(json_t *payload, const char *field, usher_handler_result *r);
+
+#endif

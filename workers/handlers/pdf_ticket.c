@@ -1,0 +1,138 @@
+/*
+ * pdf.ticket: renders a registration's ticket, stores it by content hash,
+ * records it in documents and, when asked (a registration's confirmation
+ * chain), enqueues the email that attaches it, in the same transaction as
+ * the record. The email's unique key makes a retried ticket job enqueue at
+ * most one live email.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "docstore.h"
+#include "enqueue.h"
+#include "job_handlers.h"
+#include "pdf_render.h"
+#include "registration_facts.h"
+
+static const char record_sql[] =
+    "INSERT INTO documents (kind, event_id, registration_id, job_id, filename, content_type,"
+    " sha256, size) VALUES ('ticket', $1, $2, $3, $4, 'application/pdf', $5, $6)"
+    " ON CONFLICT (registration_id) WHERE kind = 'ticket' DO UPDATE SET"
+    "  job_id = EXCLUDED.job_id, sha256 = EXCLUDED.sha256, size = EXCLUDED.size"
+    " RETURNING id";
+
+/* Renders and stores the ticket; false (r set) on failure. */
+static bool render_and_store(usher_handler_ctx *ctx, const usher_registration_facts *f,
+                             usher_page_size size, usher_docstore_ref *ref, usher_handler_result *r)
+{
+    usher_ticket t = { .event_name = f->event_name,
+                       .venue = f->venue[0] ? f->venue : "-",
+                       .starts_at = f->starts_at,
+                       .attendee_name = f->attendee_name,
+                       .ticket_type = f->ticket_type,
+                       .ticket_code = f->ticket_code };
+    unsigned char *pdf = NULL;
+    size_t len = 0;
+    char errbuf[256];
+    usher_err err = usher_pdf_ticket(&t, size, &pdf, &len, errbuf, sizeof(errbuf));
+
+    if (err != USHER_OK) {
+        /* Bad data stays bad; a missing font or no memory may heal. */
+        usher_handler_fail(r,
+                           err == USHER_ERR_INVALID ? USHER_OUTCOME_PERMANENT : USHER_OUTCOME_RETRY,
+                           "render: %s", errbuf);
+        return false;
+    }
+    err = usher_docstore_put(usher_handler_config(ctx)->document_dir, pdf, len, ref, errbuf,
+                             sizeof(errbuf));
+    free(pdf);
+    if (err != USHER_OK)
+        usher_handler_fail(r, USHER_OUTCOME_RETRY, "document store: %s", errbuf);
+    return err == USHER_OK;
+}
+
+static usher_err enqueue_email(usher_store *st, const usher_config *cfg, int64_t registration,
+                               int64_t document)
+{
+    const usher_kind_conf *kind = usher_config_kind(cfg, "email.send");
+    char payload[160], key[64];
+    usher_enqueue_opts o = { .queue = kind->queue[0] ? kind->queue : "email",
+                             .kind = "email.send",
+                             .payload = payload,
+                             .unique_key = key };
+    usher_enqueued out;
+
+    snprintf(payload, sizeof(payload),
+             "{\"registration_id\":%lld,\"template\":\"registration_confirmation\","
+             "\"document_id\":%lld}",
+             (long long)registration, (long long)document);
+    snprintf(key, sizeof(key), "confirmation:%lld", (long long)registration);
+    return usher_enqueue(st, &o, &out);
+}
+
+/* Records the document (and enqueues the email) in one transaction. */
+static usher_err record(usher_store *st, const usher_config *cfg, const usher_job *job,
+                        const usher_registration_facts *f, const usher_docstore_ref *ref,
+                        bool then_email)
+{
+    char event[24], reg[24], jobid[24], filename[64], size[24];
+    const char *params[] = { event, reg, jobid, filename, ref->sha256, size };
+    PGresult *res = NULL;
+    usher_err err;
+
+    snprintf(event, sizeof(event), "%lld", (long long)f->event_id);
+    snprintf(reg, sizeof(reg), "%lld", (long long)f->registration_id);
+    snprintf(jobid, sizeof(jobid), "%lld", (long long)job->id);
+    snprintf(filename, sizeof(filename), "ticket-%lld.pdf", (long long)f->registration_id);
+    snprintf(size, sizeof(size), "%zu", ref->size);
+    err = usher_store_command(st, "BEGIN");
+    if (err == USHER_OK)
+        err = usher_store_exec(st, record_sql, 6, params, &res);
+    if (err == USHER_OK && then_email)
+        err = enqueue_email(st, cfg, f->registration_id, strtoll(PQgetvalue(res, 0, 0), NULL, 10));
+    PQclear(res);
+    if (err == USHER_OK)
+        return usher_store_command(st, "COMMIT");
+    if (PQtransactionStatus(usher_store_conn(st)) != PQTRANS_IDLE)
+        (void)usher_store_command(st, "ROLLBACK");
+    return err;
+}
+
+void usher_run_pdf_ticket(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
+                          usher_handler_result *r)
+{
+    const usher_config *cfg = usher_handler_config(ctx);
+    const char *page = json_string_value(json_object_get(payload, "page"));
+    int64_t registration = usher_payload_id(payload, "registration_id", r);
+    usher_registration_facts facts;
+    usher_docstore_ref ref;
+    usher_store *st;
+    usher_err err;
+
+    if (registration == 0)
+        return;
+    if (page != NULL && strcmp(page, "A6") != 0 && strcmp(page, "A4") != 0) {
+        usher_handler_fail(r, USHER_OUTCOME_PERMANENT, "payload.page must be \"A6\" or \"A4\"");
+        return;
+    }
+    if ((st = usher_handler_store(ctx, r)) == NULL)
+        return;
+    err = usher_registration_facts_load(st, cfg, registration, &facts);
+    if (err != USHER_OK) {
+        usher_handler_store_failed(r, st, err, "pdf.ticket");
+        return;
+    }
+    if (strcmp(facts.status, "confirmed") != 0) {
+        usher_handler_fail(r, USHER_OUTCOME_PERMANENT, "registration %lld is %s",
+                           (long long)registration, facts.status);
+        return;
+    }
+    if (!render_and_store(ctx, &facts,
+                          page != NULL && strcmp(page, "A4") == 0 ? USHER_PAGE_A4 : USHER_PAGE_A6,
+                          &ref, r))
+        return;
+    err = record(st, cfg, job, &facts, &ref, json_is_true(json_object_get(payload, "then_email")));
+    if (err != USHER_OK)
+        usher_handler_store_failed(r, st, err, "pdf.ticket");
+}
