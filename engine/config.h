@@ -98,6 +98,8 @@ typedef struct usher_pool_conf {
     int downstream_limit;            /* its concurrent jobs of this pool, all hosts; 0 = no cap */
     int shutdown_grace_ms;           /* SIGTERM: running jobs get this long to finish */
     int claim_batch;                 /* jobs claimed per statement, at most */
+    int prefetch;                    /* jobs claimed ahead per child, waiting in the supervisor */
+    int child_queue;                 /* jobs handed to one child at once (1 = one at a time) */
     int metrics_port;                /* TCP port of the metrics endpoint; 0 = off */
     int heartbeat_ms;                /* lease heartbeat period */
 } usher_pool_conf;

@@ -138,6 +138,8 @@ const usher_key usher_keys[] = {
     { USHER_SEC_POOL, "shutdown_grace_ms", USHER_VAL_INT, POOL(shutdown_grace_ms), WAIT_RANGE, true,
       30000, NULL },
     { USHER_SEC_POOL, "claim_batch", USHER_VAL_INT, POOL(claim_batch), 1, 10000, true, 100, NULL },
+    { USHER_SEC_POOL, "prefetch", USHER_VAL_INT, POOL(prefetch), 0, 1000, false, 0, NULL },
+    { USHER_SEC_POOL, "child_queue", USHER_VAL_INT, POOL(child_queue), 1, 64, false, 1, NULL },
     { USHER_SEC_POOL, "metrics_port", USHER_VAL_INT, POOL(metrics_port), 0, 65535, true, 0, NULL },
     { USHER_SEC_POOL, "heartbeat_ms", USHER_VAL_INT, POOL(heartbeat_ms), 100, 3600000, true, 10000,
       NULL },

@@ -80,7 +80,7 @@ typedef struct usher_key {
  * value that follows the pool's tiers; the rest is in config.c's checks.
  */
 #define USHER_NSETTINGS 24
-#define USHER_NKEYS     29
+#define USHER_NKEYS     31
 extern const usher_setting usher_settings[]; /* USHER_NSETTINGS rows */
 extern const usher_key usher_keys[];         /* USHER_NKEYS rows */
 

@@ -14,6 +14,7 @@
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
+#define PREPARED_MAX   16 /* statements with parameters prepared per connection */
 
 typedef enum pg_state { PG_CONNECTING, PG_READY, PG_DOWN } pg_state;
 
@@ -24,6 +25,7 @@ typedef struct pg_query {
     char **params;
     usher_pg_result_fn done;
     void *arg;
+    bool unprepared; /* preparing it failed: send it as it is */
 } pg_query;
 
 struct usher_pgloop {
@@ -37,12 +39,16 @@ struct usher_pgloop {
     struct event *retry; /* reconnect timer */
     int backoff_ms;
     pg_query *head, *tail;
-    bool sent;        /* head is on the wire */
-    PGresult *result; /* head's result so far */
+    bool sent;                    /* head is on the wire */
+    PGresult *result;             /* head's result so far */
+    bool preparing;               /* what is on the wire is the PREPARE of head */
+    char *prepared[PREPARED_MAX]; /* statement i is named usher_pI on this connection */
+    size_t nprepared;
 };
 
 static void start_connect(usher_pgloop *pg);
 static void send_next(usher_pgloop *pg);
+static void prepared(usher_pgloop *pg);
 
 static void query_free(pg_query *q)
 {
@@ -90,6 +96,14 @@ static void retry_due(evutil_socket_t fd, short what, void *arg)
     start_connect(arg);
 }
 
+static void forget_prepared(usher_pgloop *pg)
+{
+    for (size_t i = 0; i < pg->nprepared; i++)
+        free(pg->prepared[i]);
+    pg->nprepared = 0;
+    pg->preparing = false;
+}
+
 static void connection_lost(usher_pgloop *pg, const char *what)
 {
     char why[512];
@@ -105,6 +119,7 @@ static void connection_lost(usher_pgloop *pg, const char *what)
     pg->conn = NULL;
     pg->state = PG_DOWN;
     pg->sent = false;
+    forget_prepared(pg);
     usher_log(USHER_LOG_WARNING, "postgres connection lost: %s; retry in %d ms", why,
               pg->backoff_ms);
     fail_all(pg, why);
@@ -162,7 +177,10 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
             pg->result = res;
             continue;
         }
-        finish_head(pg);
+        if (pg->preparing)
+            prepared(pg);
+        else
+            finish_head(pg);
         send_next(pg);
     }
     deliver_notifies(pg);
@@ -187,14 +205,60 @@ static void flush_out(usher_pgloop *pg)
         event_add(pg->flush, NULL);
 }
 
+/* The PREPARE of head is done: remember it, or send head unprepared. */
+static void prepared(usher_pgloop *pg)
+{
+    ExecStatusType status = pg->result != NULL ? PQresultStatus(pg->result) : PGRES_FATAL_ERROR;
+    char *sql = status == PGRES_COMMAND_OK ? strdup(pg->head->sql) : NULL;
+
+    PQclear(pg->result);
+    pg->result = NULL;
+    pg->sent = false;
+    pg->preparing = false;
+    if (sql != NULL)
+        pg->prepared[pg->nprepared++] = sql;
+    else
+        pg->head->unprepared = true;
+}
+
+/* The index of sql among the prepared statements, or -1. */
+static int find_prepared(const usher_pgloop *pg, const char *sql)
+{
+    for (size_t i = 0; i < pg->nprepared; i++) {
+        if (strcmp(pg->prepared[i], sql) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+/*
+ * Sends q: prepared when it has parameters (PREPARE first if this
+ * connection has not seen its text, the statement itself after that).
+ */
+static int send_query(usher_pgloop *pg, pg_query *q)
+{
+    const char *const *params = (const char *const *)q->params;
+    int at = q->nparams > 0 && !q->unprepared ? find_prepared(pg, q->sql) : -1;
+    char name[32];
+
+    if (at < 0 && q->nparams > 0 && !q->unprepared && pg->nprepared < PREPARED_MAX) {
+        snprintf(name, sizeof(name), "usher_p%zu", pg->nprepared);
+        pg->preparing = true;
+        return PQsendPrepare(pg->conn, name, q->sql, q->nparams, NULL);
+    }
+    if (at < 0)
+        return PQsendQueryParams(pg->conn, q->sql, q->nparams, NULL, params, NULL, NULL, 0);
+    snprintf(name, sizeof(name), "usher_p%d", at);
+    return PQsendQueryPrepared(pg->conn, name, q->nparams, params, NULL, NULL, 0);
+}
+
 static void send_next(usher_pgloop *pg)
 {
     pg_query *q = pg->head;
 
     if (pg->state != PG_READY || pg->sent || q == NULL)
         return;
-    if (!PQsendQueryParams(pg->conn, q->sql, q->nparams, NULL, (const char *const *)q->params, NULL,
-                           NULL, 0)) {
+    if (!send_query(pg, q)) {
         connection_lost(pg, "send");
         return;
     }
@@ -307,6 +371,7 @@ void usher_pgloop_free(usher_pgloop *pg)
         event_free(pg->retry);
     PQclear(pg->result);
     PQfinish(pg->conn);
+    forget_prepared(pg);
     free(pg->conninfo);
     free(pg);
 }

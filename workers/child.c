@@ -17,22 +17,56 @@
 #include "handler.h"
 #include "wire.h"
 
-/* 1 when n bytes were read, 0 on EOF before any, -1 on error or a short read. */
-static int read_full(int fd, void *p, size_t n)
+/* Frames read ahead from the socket: buf[pos..len) is not consumed yet. */
+typedef struct reader {
+    int fd;
+    unsigned char *buf;
+    size_t pos, len, cap;
+} reader;
+
+/* 1 when at least n unconsumed bytes are buffered, 0 on EOF before any, -1 otherwise. */
+static int fill(reader *rd, size_t n)
 {
-    size_t got = 0;
+    while (rd->len - rd->pos < n) {
+        ssize_t r;
 
-    while (got < n) {
-        ssize_t r = read(fd, (char *)p + got, n - got);
+        if (rd->pos > 0) {
+            memmove(rd->buf, rd->buf + rd->pos, rd->len - rd->pos);
+            rd->len -= rd->pos;
+            rd->pos = 0;
+        }
+        if (rd->cap < n) {
+            unsigned char *more = realloc(rd->buf, n);
 
+            if (more == NULL)
+                return -1;
+            rd->buf = more;
+            rd->cap = n;
+        }
+        r = read(rd->fd, rd->buf + rd->len, rd->cap - rd->len);
         if (r == 0)
-            return got == 0 ? 0 : -1;
+            return rd->len == 0 ? 0 : -1;
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
             return -1;
-        got += (size_t)r;
+        rd->len += (size_t)r;
     }
+    return 1;
+}
+
+/* The next frame's body in *body (valid until the next call); returns fill's codes. */
+static int next_frame(reader *rd, const unsigned char **body, uint32_t *len)
+{
+    int r = fill(rd, sizeof(*len));
+
+    if (r <= 0)
+        return r;
+    memcpy(len, rd->buf + rd->pos, sizeof(*len));
+    if (*len > USHER_WIRE_MAX || fill(rd, sizeof(*len) + *len) != 1)
+        return -1;
+    *body = rd->buf + rd->pos + sizeof(*len);
+    rd->pos += sizeof(*len) + *len;
     return 1;
 }
 
@@ -87,26 +121,26 @@ void usher_child_main(int fd, pid_t parent, const usher_config *cfg)
     static usher_handler_result result;
     usher_handler_ctx *ctx;
 
+    reader rd = { .fd = fd, .cap = 65536 };
+
     prepare_signals();
     if (getppid() != parent)
         _exit(0); /* the supervisor died before PDEATHSIG was set */
     ctx = usher_handler_ctx_new(cfg);
-    if (ctx == NULL)
+    rd.buf = malloc(rd.cap);
+    if (ctx == NULL || rd.buf == NULL)
         _exit(1);
     for (;;) {
         uint32_t len;
-        unsigned char *body;
+        const unsigned char *body;
         usher_job job = { 0 };
         usher_buf out = { 0 };
-        int r = read_full(fd, &len, sizeof(len));
+        int r = next_frame(&rd, &body, &len);
 
-        if (r <= 0 || len > USHER_WIRE_MAX)
+        if (r <= 0)
             _exit(r == 0 ? 0 : 1);
-        body = malloc(len);
-        if (body == NULL || read_full(fd, body, len) != 1 ||
-            usher_wire_get_job(body, len, &job) != 0)
+        if (usher_wire_get_job(body, len, &job) != 0)
             _exit(1);
-        free(body);
         run_job(ctx, &job, &result);
         usher_wire_put_result(&out, job.id, &result);
         free(job.payload);

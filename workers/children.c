@@ -24,14 +24,17 @@
 #include "log.h"
 #include "wire.h"
 
+#define DEPTH_MAX 64
+
 typedef struct child {
     TAILQ_ENTRY(child) link;
     usher_children *owner;
     pid_t pid;
-    struct bufferevent *bev; /* NULL once the socket is closed (retiring) */
-    struct event *deadline;
-    usher_job *job;          /* NULL when idle */
-    const char *kill_reason; /* why the supervisor killed it, if it did */
+    struct bufferevent *bev;    /* NULL once the socket is closed (retiring) */
+    struct event *deadline;     /* of jobs[0] */
+    usher_job *jobs[DEPTH_MAX]; /* jobs[0] runs; the rest wait in the child's socket */
+    size_t njobs;               /* 0 when idle */
+    const char *kill_reason;    /* why the supervisor killed it, if it did */
     usher_outcome kill_outcome;
 } child;
 
@@ -45,7 +48,8 @@ struct usher_children {
     size_t target;
     size_t count; /* children alive (including retiring ones) */
     size_t open;  /* children with an open socket (not retiring) */
-    size_t busy;
+    size_t busy;  /* jobs held by children */
+    size_t depth; /* jobs a child may hold at once */
 };
 
 static void child_read(struct bufferevent *bev, void *arg);
@@ -132,12 +136,12 @@ static void converge(usher_children *c)
     }
     for (ch = TAILQ_FIRST(&c->list); ch != NULL && c->open > c->target; ch = next) {
         next = TAILQ_NEXT(ch, link);
-        if (ch->job == NULL)
+        if (ch->njobs == 0)
             retire(c, ch);
     }
 }
 
-usher_err usher_children_new(struct event_base *base, const usher_config *cfg,
+usher_err usher_children_new(struct event_base *base, const usher_config *cfg, size_t depth,
                              const usher_children_hooks *hooks, usher_children **out)
 {
     usher_children *c = calloc(1, sizeof(*c));
@@ -148,6 +152,9 @@ usher_err usher_children_new(struct event_base *base, const usher_config *cfg,
     c->base = base;
     c->cfg = cfg;
     c->hooks = *hooks;
+    c->depth = depth;
+    if (c->depth < 1 || c->depth > DEPTH_MAX)
+        c->depth = 1;
     TAILQ_INIT(&c->list);
     *out = c;
     return USHER_OK;
@@ -176,31 +183,45 @@ size_t usher_children_busy(const usher_children *c)
 
 size_t usher_children_idle(const usher_children *c)
 {
-    return c->open > c->busy ? c->open - c->busy : 0;
+    return c->open * c->depth > c->busy ? c->open * c->depth - c->busy : 0;
 }
 
-/* Hands the job back through the finished hook; the child is idle again. */
+/* Starts the deadline of the child's first job. */
+static void arm(child *ch)
+{
+    int ms = ch->jobs[0]->timeout_ms;
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+    evtimer_add(ch->deadline, &tv);
+}
+
+/* Hands the first job back through the finished hook; the next one starts. */
 static void job_done(usher_children *c, child *ch, const usher_handler_result *r)
 {
-    usher_job *job = ch->job;
+    usher_job *job = ch->jobs[0];
 
-    ch->job = NULL;
+    memmove(ch->jobs, ch->jobs + 1, (ch->njobs - 1) * sizeof(ch->jobs[0]));
+    ch->njobs--;
     c->busy--;
     evtimer_del(ch->deadline);
+    if (ch->njobs > 0)
+        arm(ch);
     c->hooks.finished(job, r, c->hooks.arg);
 }
 
 usher_err usher_children_dispatch(usher_children *c, usher_job *job)
 {
     usher_buf frame = { 0 };
-    struct timeval tv = { job->timeout_ms / 1000, (job->timeout_ms % 1000) * 1000 };
-    child *ch;
+    child *ch, *best = NULL;
 
+    /* The open child holding the fewest jobs. */
     TAILQ_FOREACH(ch, &c->list, link) {
-        if (ch->bev != NULL && ch->job == NULL)
+        if (ch->bev != NULL && ch->njobs < c->depth && (best == NULL || ch->njobs < best->njobs))
+            best = ch;
+        if (best != NULL && best->njobs == 0)
             break;
     }
-    if (ch == NULL)
+    if ((ch = best) == NULL)
         return USHER_ERR_STATE;
     usher_wire_put_job(&frame, job);
     if (usher_buf_failed(&frame) || bufferevent_write(ch->bev, frame.data, frame.len) != 0) {
@@ -208,9 +229,10 @@ usher_err usher_children_dispatch(usher_children *c, usher_job *job)
         return USHER_ERR_NOMEM;
     }
     usher_buf_release(&frame);
-    ch->job = job;
+    ch->jobs[ch->njobs++] = job;
     c->busy++;
-    evtimer_add(ch->deadline, &tv);
+    if (ch->njobs == 1)
+        arm(ch);
     return USHER_OK;
 }
 
@@ -220,8 +242,8 @@ size_t usher_children_running_ids(const usher_children *c, int64_t *ids, size_t 
     size_t n = 0;
 
     TAILQ_FOREACH(ch, &c->list, link) {
-        if (ch->job != NULL && n < max)
-            ids[n++] = ch->job->id;
+        for (size_t i = 0; i < ch->njobs && n < max; i++)
+            ids[n++] = ch->jobs[i]->id;
     }
     return n;
 }
@@ -240,7 +262,7 @@ void usher_children_kill_busy(usher_children *c, const char *reason)
     child *ch;
 
     TAILQ_FOREACH(ch, &c->list, link) {
-        if (ch->job != NULL)
+        if (ch->njobs > 0)
             kill_child(ch, reason, USHER_OUTCOME_SNOOZE);
     }
 }
@@ -251,7 +273,7 @@ static void deadline_passed(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (ch->job != NULL)
+    if (ch->njobs > 0)
         kill_child(ch, "timeout", USHER_OUTCOME_RETRY);
 }
 
@@ -269,8 +291,8 @@ static int read_frame(usher_children *c, child *ch, struct evbuffer *in)
         return len > USHER_WIRE_MAX ? -1 : 0;
     evbuffer_drain(in, sizeof(len));
     body = evbuffer_pullup(in, len);
-    if (body == NULL || usher_wire_get_result(body, len, &id, &r) != 0 || ch->job == NULL ||
-        ch->job->id != id) {
+    if (body == NULL || usher_wire_get_result(body, len, &id, &r) != 0 || ch->njobs == 0 ||
+        ch->jobs[0]->id != id) {
         evbuffer_drain(in, len);
         return -1;
     }
@@ -293,7 +315,7 @@ static void child_read(struct bufferevent *bev, void *arg)
         return;
     }
     converge(c);
-    if (ch->bev != NULL && ch->job == NULL)
+    if (ch->bev != NULL && ch->njobs < c->depth)
         c->hooks.idle(c->hooks.arg);
 }
 
@@ -313,7 +335,7 @@ static void describe_death(const child *ch, int status, usher_handler_result *r)
     *r = (usher_handler_result){ .outcome = USHER_OUTCOME_RETRY, .delay_ms = -1 };
     if (ch->kill_reason != NULL && strcmp(ch->kill_reason, "timeout") == 0)
         usher_handler_fail(r, USHER_OUTCOME_RETRY, "timeout: killed after %d ms",
-                           ch->job->timeout_ms);
+                           ch->jobs[0]->timeout_ms);
     else if (ch->kill_reason != NULL)
         usher_handler_fail(r, ch->kill_outcome, "%s", ch->kill_reason);
     else if (WIFSIGNALED(status))
@@ -330,10 +352,16 @@ static void remove_child(usher_children *c, child *ch, int status)
 {
     usher_handler_result r;
 
-    if (ch->job != NULL) {
+    if (ch->njobs > 0) {
         describe_death(ch, status, &r);
         usher_log(USHER_LOG_WARNING, "child=%d job=%lld lost: %s", (int)ch->pid,
-                  (long long)ch->job->id, r.error);
+                  (long long)ch->jobs[0]->id, r.error);
+        job_done(c, ch, &r);
+    }
+    while (ch->njobs > 0) {
+        /* Jobs that waited behind the lost one never started: no attempt spent. */
+        r = (usher_handler_result){ .outcome = USHER_OUTCOME_SNOOZE, .delay_ms = 0 };
+        snprintf(r.error, sizeof(r.error), "returned: its child died before it started");
         job_done(c, ch, &r);
     }
     TAILQ_REMOVE(&c->list, ch, link);

@@ -31,8 +31,12 @@ typedef struct usher_children_hooks {
     void *arg;
 } usher_children_hooks;
 
-/* cfg (borrowed, must outlive c) is what each child gets at its fork. */
-usher_err usher_children_new(struct event_base *base, const usher_config *cfg,
+/*
+ * cfg (borrowed, must outlive c) is what each child gets at its fork;
+ * depth is how many jobs one child may hold at once (1..64: they run one
+ * after the other, each under its own timeout).
+ */
+usher_err usher_children_new(struct event_base *base, const usher_config *cfg, size_t depth,
                              const usher_children_hooks *hooks, usher_children **out);
 
 /* Kills whatever is left (SIGKILL) and frees; jobs still running are reported lost first. */

@@ -58,6 +58,7 @@ typedef struct supervisor {
     size_t nqueues;
 
     usher_pgloop *pg;
+    usher_pgloop *pg_flush; /* a second connection for completions and failures */
     usher_children *children;
     usher_maintenance *maint;
     usher_autoscale *autoscale;
@@ -70,7 +71,10 @@ typedef struct supervisor {
     bool flush_failed;
 
     bool claiming;
-    int recheck_ms; /* next look after an empty claim; doubles up to the poll interval */
+    usher_job **ready; /* claimed, waiting for an idle child: ready[ready_first..ready_end) */
+    size_t ready_first, ready_end, ready_cap;
+    size_t prefetch; /* jobs kept ready per child, beyond the one it runs */
+    int recheck_ms;  /* next look after an empty claim; doubles up to the poll interval */
     bool draining;
     bool finished;
     bool ready_sent;
@@ -140,14 +144,20 @@ static void flushed(PGresult *res, const char *errmsg, void *arg)
 }
 
 /* Sends one statement of a flush; false if it could not be queued. */
-static bool send_stmt(supervisor *s, usher_stmt *st, usher_err built, usher_pg_result_fn done)
+static bool send_on(supervisor *s, usher_pgloop *pg, usher_stmt *st, usher_err built,
+                    usher_pg_result_fn done)
 {
     usher_err err = built;
 
     if (err == USHER_OK)
-        err = usher_pgloop_query(s->pg, st->sql, st->nparams, st->params, done, s);
+        err = usher_pgloop_query(pg, st->sql, st->nparams, st->params, done, s);
     usher_stmt_release(st);
     return err == USHER_OK;
+}
+
+static bool send_stmt(supervisor *s, usher_stmt *st, usher_err built, usher_pg_result_fn done)
+{
+    return send_on(s, s->pg, st, built, done);
 }
 
 static bool send_failures(supervisor *s)
@@ -166,8 +176,9 @@ static bool send_failures(supervisor *s)
                                          .delay_ms = f->result.delay_ms,
                                          .error = f->result.error };
     }
-    sent = send_stmt(
-        s, &st, usher_fate_stmt(&st, &s->cfg, s->worker_id, results, s->inflight.nfailed), flushed);
+    sent =
+        send_on(s, s->pg_flush, &st,
+                usher_fate_stmt(&st, &s->cfg, s->worker_id, results, s->inflight.nfailed), flushed);
     free(results);
     return sent;
 }
@@ -177,16 +188,16 @@ static void flush(supervisor *s)
     usher_stmt st = { 0 };
 
     if (s->flushes_in_flight > 0 || usher_outbox_empty(&s->pending) ||
-        !usher_pgloop_connected(s->pg))
+        !usher_pgloop_connected(s->pg_flush))
         return;
     if (!usher_outbox_merge(&s->inflight, &s->pending))
         return;
     s->flush_failed = false;
     s->flushes_in_flight = 1; /* held while sending, so a synchronous failure cannot finish it */
     if (s->inflight.ndone > 0) {
-        if (send_stmt(s, &st,
-                      usher_complete_stmt(&st, s->worker_id, s->inflight.done, s->inflight.ndone),
-                      flushed))
+        if (send_on(s, s->pg_flush, &st,
+                    usher_complete_stmt(&st, s->worker_id, s->inflight.done, s->inflight.ndone),
+                    flushed))
             s->flushes_in_flight++;
         else
             s->flush_failed = true;
@@ -202,12 +213,65 @@ static void flush(supervisor *s)
 
 /* -------------------------------------------------------------------- claims */
 
-/* Moves each claimed job into an allocation of its own and hands it to a child. */
+static size_t nready(const supervisor *s)
+{
+    return s->ready_end - s->ready_first;
+}
+
+static bool ready_push(supervisor *s, usher_job *job)
+{
+    if (s->ready_first == s->ready_end)
+        s->ready_first = s->ready_end = 0;
+    if (s->ready_end == s->ready_cap && s->ready_first > 0) {
+        memmove(s->ready, s->ready + s->ready_first, nready(s) * sizeof(*s->ready));
+        s->ready_end -= s->ready_first;
+        s->ready_first = 0;
+    }
+    if (s->ready_end == s->ready_cap) {
+        size_t cap = s->ready_cap > 0 ? 2 * s->ready_cap : 64;
+        usher_job **more = realloc(s->ready, cap * sizeof(*more));
+
+        if (more == NULL)
+            return false;
+        s->ready = more;
+        s->ready_cap = cap;
+    }
+    s->ready[s->ready_end++] = job;
+    return true;
+}
+
+/* Gives a job back without spending an attempt. */
+static void give_back(supervisor *s, usher_job *job, const char *why)
+{
+    usher_handler_result back = { .outcome = USHER_OUTCOME_SNOOZE, .delay_ms = 0 };
+
+    snprintf(back.error, sizeof(back.error), "returned: %s", why);
+    job_finished(job, &back, s);
+}
+
+/* Hands ready jobs to idle children. */
+static void feed(supervisor *s)
+{
+    while (nready(s) > 0 && usher_children_idle(s->children) > 0) {
+        usher_job *job = s->ready[s->ready_first++];
+
+        if (usher_children_dispatch(s->children, job) != USHER_OK)
+            give_back(s, job, "no idle child");
+    }
+}
+
+/* Returns every ready job (the pool is stopping). */
+static void return_ready(supervisor *s)
+{
+    while (nready(s) > 0)
+        give_back(s, s->ready[s->ready_first++], "worker shut down before it started");
+}
+
+/* Moves each claimed job into an allocation of its own, queues it, and feeds the children. */
 static void dispatch_all(supervisor *s, usher_job *jobs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         usher_job *job = malloc(sizeof(*job));
-        usher_handler_result back = { .outcome = USHER_OUTCOME_SNOOZE, .delay_ms = 0 };
 
         if (job == NULL) {
             usher_log(USHER_LOG_ERR, "job=%lld: out of memory; its lease will expire",
@@ -216,13 +280,13 @@ static void dispatch_all(supervisor *s, usher_job *jobs, size_t n)
             continue;
         }
         *job = jobs[i];
-        if (usher_children_dispatch(s->children, job) == USHER_OK)
-            continue;
-        /* No child to take it (one died just now): give it back, no attempt spent. */
-        snprintf(back.error, sizeof(back.error), "returned: no idle child");
-        job_finished(job, &back, s);
+        if (!ready_push(s, job))
+            give_back(s, job, "out of memory");
     }
     free(jobs);
+    feed(s);
+    if (s->draining)
+        return_ready(s);
 }
 
 static void recheck_due(evutil_socket_t fd, short what, void *arg)
@@ -267,19 +331,21 @@ static void maybe_claim(supervisor *s)
 {
     size_t idle = usher_children_idle(s->children);
     size_t busy = usher_children_busy(s->children);
-    size_t count = usher_children_count(s->children);
+    size_t open = idle + busy;
     size_t batch = (size_t)s->pool->claim_batch;
-    size_t threshold = count / 4 > batch ? batch : count / 4;
+    size_t capacity = open * (1 + s->prefetch); /* running + ready */
+    size_t held = busy + nready(s), room = held < capacity ? capacity - held : 0;
+    size_t threshold = capacity / 4 > batch ? batch : capacity / 4;
     usher_stmt st = { 0 };
     usher_err err;
 
-    if (s->draining || s->claiming || idle == 0 || !usher_pgloop_connected(s->pg))
+    if (s->draining || s->claiming || room == 0 || !usher_pgloop_connected(s->pg))
         return;
-    /* Under load, wait for a few idle children so that one claim feeds many. */
-    if (busy > 0 && idle < (threshold > 0 ? threshold : 1))
+    /* Under load, wait for room for a few jobs so that one claim feeds many. */
+    if (held > 0 && room < (threshold > 0 ? threshold : 1))
         return;
     err = usher_claim_stmt(&st, &s->cfg, s->queues, s->nqueues, s->worker_id,
-                           idle < batch ? idle : batch);
+                           room < batch ? room : batch);
     if (err == USHER_OK)
         err = usher_pgloop_query(s->pg, st.sql, st.nparams, st.params, claimed, s);
     usher_stmt_release(&st);
@@ -299,6 +365,9 @@ static void heartbeat_due(evutil_socket_t fd, short what, void *arg)
     supervisor *s = arg;
     int64_t ids[4096];
     size_t n = usher_children_running_ids(s->children, ids, sizeof(ids) / sizeof(ids[0]));
+
+    for (size_t i = s->ready_first; i < s->ready_end && n < sizeof(ids) / sizeof(ids[0]); i++)
+        ids[n++] = s->ready[i]->id;
     int lease_ms = s->cfg.lease_grace_ms + 2 * s->pool->heartbeat_ms;
     usher_stmt st = { 0 };
 
@@ -464,6 +533,12 @@ static void db_connected(usher_pgloop *pg, void *arg)
     maybe_claim(s);
 }
 
+static void flush_connected(usher_pgloop *pg, void *arg)
+{
+    (void)pg;
+    flush(arg);
+}
+
 static void db_disconnected(const char *why, void *arg)
 {
     supervisor *s = arg;
@@ -535,6 +610,7 @@ static void begin_drain(supervisor *s)
     usher_log(USHER_LOG_NOTICE, "pool=%s stopping: %zu job(s) running, grace %d ms", s->pool_name,
               usher_children_busy(s->children), s->pool->shutdown_grace_ms);
     usher_children_set_target(s->children, 0);
+    return_ready(s);
     ms_to_tv(s->pool->shutdown_grace_ms, &tv);
     evtimer_add(s->grace_timer, &tv);
     /* Keep the grace timer firing: first to kill, then to give up on a dead database. */
@@ -586,6 +662,7 @@ static void children_idle(void *arg)
 {
     supervisor *s = arg;
 
+    feed(s);
     maybe_claim(s);
     check_drained(s);
 }
@@ -656,6 +733,9 @@ static int start(supervisor *s)
                               .disconnected = db_disconnected,
                               .notified = db_notified,
                               .arg = s };
+    usher_pgloop_hooks pgf = { .connected = flush_connected,
+                               .disconnected = db_disconnected,
+                               .arg = s };
 
     if (gethostname(s->host, sizeof(s->host)) != 0)
         snprintf(s->host, sizeof(s->host), "unknown");
@@ -663,16 +743,19 @@ static int start(supervisor *s)
     s->base = event_base_new();
     s->desired = s->pool->initial;
     s->recheck_ms = 2 * s->cfg.notify_debounce_ms + 1;
+    s->prefetch = (size_t)s->pool->prefetch;
     if (s->base == NULL || start_signals(s) != 0 || start_timers(s) != 0 ||
         usher_autoscale_new(&s->autoscale) != USHER_OK ||
-        usher_children_new(s->base, &s->cfg, &ch, &s->children) != USHER_OK) {
+        usher_children_new(s->base, &s->cfg, (size_t)s->pool->child_queue, &ch, &s->children) !=
+            USHER_OK) {
         usher_log(USHER_LOG_ERR, "cannot set up the event loop");
         return -1;
     }
     /* Children first: they fork before any connection or thread exists. */
     usher_children_set_target(s->children, desired_size(s));
     if (usher_maintenance_start(s->config_path, MAINT_INTERVAL_MS, &s->maint) != USHER_OK ||
-        usher_pgloop_new(s->base, s->cfg.database_url, &pg, &s->pg) != USHER_OK) {
+        usher_pgloop_new(s->base, s->cfg.database_url, &pg, &s->pg) != USHER_OK ||
+        usher_pgloop_new(s->base, s->cfg.database_url, &pgf, &s->pg_flush) != USHER_OK) {
         usher_log(USHER_LOG_ERR, "cannot start the database connection or maintenance");
         return -1;
     }
@@ -683,10 +766,16 @@ static void stop(supervisor *s)
 {
     usher_children_free(s->children); /* reports lost jobs into pending: dropped below */
     usher_pgloop_free(s->pg);
+    usher_pgloop_free(s->pg_flush);
     usher_maintenance_stop(s->maint);
     usher_autoscale_free(s->autoscale);
     usher_outbox_release(&s->pending);
     usher_outbox_release(&s->inflight);
+    for (size_t i = s->ready_first; i < s->ready_end; i++) {
+        free(s->ready[i]->payload);
+        free(s->ready[i]);
+    }
+    free(s->ready);
     for (size_t i = 0; i < 4; i++) {
         if (s->signals[i] != NULL)
             event_free(s->signals[i]);
