@@ -30,5 +30,10 @@ void usher_log(usher_log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
+    /* One message, one line: journald splits on newlines (libpq's DETAIL lines). */
+    for (char *p = line; *p != '\0'; p++) {
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    }
     fprintf(stderr, "<%d>%s\n", (int)level, line);
 }
