@@ -26,7 +26,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <math.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -40,23 +39,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_common.h"
 #include "cli.h"
 #include "config.h"
 #include "enqueue.h"
 #include "error.h"
 #include "store.h"
 
-#define PROGRAM       "usher-bench-workers"
-#define QUEUE         "default"
-#define KIND          "test.noop"
-#define PAYLOAD_BYTES 200 /* as usher-bench-queue's drain, so both drains move the same rows */
-#define FILL_BATCH    1000
-#define POLL_MS       10
-#define WAIT_S        600 /* give up on a phase whose jobs do not complete by then */
-#define STOP_S        60  /* SIGKILL a worker that has not exited this long after SIGTERM */
-#define NS_PER_S      1000000000LL
-#define NS_PER_MS     1000000LL
-#define US_PER_S      1000000LL
+#define PROGRAM  "usher-bench-workers"
+#define QUEUE    BENCH_QUEUE
+#define POLL_MS  10
+#define WAIT_S   600 /* give up on a phase whose jobs do not complete by then */
+#define STOP_S   60  /* SIGKILL a worker that has not exited this long after SIGTERM */
+#define US_PER_S 1000000LL
 
 typedef struct bench_opts {
     const char *phase;       /* drain, once, latency or all */
@@ -85,14 +80,6 @@ typedef struct worker {
 
 /* ---------------------------------------------------------------- helpers */
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
-}
-
 static int64_t wall_us(void)
 {
     struct timespec ts;
@@ -101,28 +88,7 @@ static int64_t wall_us(void)
     return (int64_t)ts.tv_sec * US_PER_S + ts.tv_nsec / 1000;
 }
 
-static double seconds_between(int64_t start_ns, int64_t end_ns)
-{
-    return (double)(end_ns - start_ns) / (double)NS_PER_S;
-}
-
-static void sleep_until(int64_t when_ns)
-{
-    struct timespec ts = { .tv_sec = when_ns / NS_PER_S, .tv_nsec = when_ns % NS_PER_S };
-
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-        ;
-}
-
-/* Reports a failed engine call on st; returns 1, the exit status. */
-static int fail(usher_store *st, usher_err err, const char *what)
-{
-    const char *detail = st != NULL ? usher_store_errstr(st) : "";
-
-    fprintf(stderr, "%s: %s: %s%s%s\n", PROGRAM, what, usher_strerror(err),
-            detail[0] != '\0' ? ": " : "", detail);
-    return 1;
-}
+const char bench_program[] = PROGRAM;
 
 static int fail_errno(const char *what, const char *path)
 {
@@ -130,50 +96,18 @@ static int fail_errno(const char *what, const char *path)
     return 1;
 }
 
-static int reset_queue(bench *b)
-{
-    usher_err err = usher_store_command(b->admin, "TRUNCATE usher_jobs, usher_queue_stats");
-
-    return err != USHER_OK ? fail(b->admin, err, "truncate") : 0;
-}
-
-/* Runs a query whose one row holds n integers. */
-static int query_ints(bench *b, const char *sql, long long *values, int n)
-{
-    PGresult *res;
-    usher_err err = usher_store_exec(b->admin, sql, 0, NULL, &res);
-
-    if (err != USHER_OK)
-        return fail(b->admin, err, sql);
-    for (int i = 0; i < n; i++)
-        values[i] = strtoll(PQgetvalue(res, 0, i), NULL, 10);
-    PQclear(res);
-    return 0;
-}
-
 /* Jobs counted completed and failed in usher_queue_stats. */
 static int stats(bench *b, long long *completed, long long *failed)
 {
     long long v[2] = { 0, 0 };
-    int rc = query_ints(b,
-                        "SELECT coalesce(sum(completed), 0), coalesce(sum(failed), 0)"
-                        " FROM usher_queue_stats",
-                        v, 2);
+    int rc = bench_query_ints(b->admin,
+                              "SELECT coalesce(sum(completed), 0), coalesce(sum(failed), 0)"
+                              " FROM usher_queue_stats",
+                              v, 2);
 
     *completed = v[0];
     *failed = v[1];
     return rc;
-}
-
-/* A JSON object of exactly PAYLOAD_BYTES bytes (as usher-bench-queue's). */
-static void padded_payload(char *buf, size_t len)
-{
-    int head = snprintf(buf, len, "{\"seq\":0,\"sent_ns\":0,\"pad\":\"");
-
-    if (head < 0 || (size_t)head + 2 >= len || (size_t)head + 2 > PAYLOAD_BYTES)
-        return;
-    memset(buf + head, 'x', PAYLOAD_BYTES - (size_t)head - 2);
-    memcpy(buf + PAYLOAD_BYTES - 2, "\"}", 3);
 }
 
 /* The payload that makes the test handler log its run to path. */
@@ -186,33 +120,6 @@ static int log_payload(char *buf, size_t len, const char *path)
         return 1;
     }
     return 0;
-}
-
-/*
- * Enqueues total jobs with payload in batches of FILL_BATCH; ids (may be
- * NULL) receives their ids in order.
- */
-static int fill(bench *b, long long total, const char *payload, int64_t *ids)
-{
-    usher_enqueue_opts *jobs = calloc(FILL_BATCH, sizeof(*jobs));
-    usher_enqueued *out = calloc(FILL_BATCH, sizeof(*out));
-    int rc = jobs == NULL || out == NULL ? fail(NULL, USHER_ERR_NOMEM, "fill") : 0;
-
-    for (size_t i = 0; i < FILL_BATCH && rc == 0; i++)
-        jobs[i] = (usher_enqueue_opts){ .queue = QUEUE, .kind = KIND, .payload = payload };
-    for (long long done = 0; done < total && rc == 0;) {
-        size_t n = (size_t)(total - done < FILL_BATCH ? total - done : FILL_BATCH);
-        usher_err err = usher_enqueue_batch(b->admin, jobs, n, out);
-
-        if (err != USHER_OK)
-            rc = fail(b->admin, err, "fill");
-        for (size_t i = 0; i < n && rc == 0 && ids != NULL; i++)
-            ids[done + (long long)i] = out[i].id;
-        done += (long long)n;
-    }
-    free(jobs);
-    free(out);
-    return rc;
 }
 
 /* ---------------------------------------------------------------- the worker */
@@ -228,7 +135,7 @@ static int worker_start(const bench *b, worker *w)
     if (fd < 0)
         return fail_errno("cannot open", log);
     fflush(NULL);
-    *w = (worker){ .started_ns = now_ns() };
+    *w = (worker){ .started_ns = bench_now_ns() };
     w->pid = fork();
     if (w->pid == 0) {
         if (dup2(fd, STDERR_FILENO) < 0)
@@ -259,13 +166,13 @@ static int worker_exited(worker *w)
  */
 static int worker_stop(worker *w, double *seconds)
 {
-    int64_t t0 = now_ns();
+    int64_t t0 = bench_now_ns();
     int r = 0;
 
     if (kill(w->pid, SIGTERM) != 0)
         return fail_errno("cannot signal", "usher-worker");
-    while ((r = worker_exited(w)) == 0 && now_ns() - t0 < STOP_S * NS_PER_S)
-        sleep_until(now_ns() + POLL_MS * NS_PER_MS);
+    while ((r = worker_exited(w)) == 0 && bench_now_ns() - t0 < STOP_S * NS_PER_S)
+        bench_sleep_until(bench_now_ns() + POLL_MS * NS_PER_MS);
     if (r == 0) {
         fprintf(stderr, "%s: usher-worker still running %d s after SIGTERM; killing it\n", PROGRAM,
                 STOP_S);
@@ -273,7 +180,7 @@ static int worker_stop(worker *w, double *seconds)
         waitpid(w->pid, &w->status, 0);
         return 1;
     }
-    *seconds = seconds_between(t0, now_ns());
+    *seconds = bench_seconds_between(t0, bench_now_ns());
     if (r < 0 || !WIFEXITED(w->status) || WEXITSTATUS(w->status) != 0) {
         fprintf(stderr, "%s: usher-worker ended with status 0x%x after SIGTERM\n", PROGRAM,
                 w->status);
@@ -320,7 +227,7 @@ static void describe_exit(const worker *w, long long completed, long long total)
 /* Polls usher_queue_stats until total jobs completed; fails on a failed job or a dead worker. */
 static int wait_completed(bench *b, worker *w, long long total, progress *p)
 {
-    int64_t deadline = now_ns() + WAIT_S * NS_PER_S;
+    int64_t deadline = bench_now_ns() + WAIT_S * NS_PER_S;
     int exited;
 
     *p = (progress){ 0 };
@@ -328,7 +235,7 @@ static int wait_completed(bench *b, worker *w, long long total, progress *p)
         if (stats(b, &p->completed, &p->failed) != 0)
             return 1;
         if (p->completed > 0 && p->first_ns == 0)
-            p->first_ns = now_ns();
+            p->first_ns = bench_now_ns();
         if (p->completed >= total || p->failed > 0)
             break;
         if ((exited = worker_exited(w)) != 0) {
@@ -337,14 +244,14 @@ static int wait_completed(bench *b, worker *w, long long total, progress *p)
             w->pid = 0;
             return 1;
         }
-        if (now_ns() > deadline) {
+        if (bench_now_ns() > deadline) {
             fprintf(stderr, "%s: timed out with %lld of %lld jobs completed\n", PROGRAM,
                     p->completed, total);
             return 1;
         }
-        sleep_until(now_ns() + POLL_MS * NS_PER_MS);
+        bench_sleep_until(bench_now_ns() + POLL_MS * NS_PER_MS);
     }
-    p->last_ns = now_ns();
+    p->last_ns = bench_now_ns();
     if (p->completed == total && p->failed == 0)
         return 0;
     fprintf(stderr, "%s: %lld jobs completed and %lld failed, want %lld and 0\n", PROGRAM,
@@ -357,7 +264,7 @@ static int verify_empty(bench *b, long long total)
 {
     long long left = 0, completed = 0, failed = 0;
 
-    if (query_ints(b, "SELECT count(*) FROM usher_jobs", &left, 1) != 0 ||
+    if (bench_query_ints(b->admin, "SELECT count(*) FROM usher_jobs", &left, 1) != 0 ||
         stats(b, &completed, &failed) != 0)
         return 1;
     if (left == 0 && completed == total && failed == 0)
@@ -375,10 +282,10 @@ static int verify_empty(bench *b, long long total)
 static int run_drain(bench *b, long long jobs, const char *payload, int64_t *ids, worker *w,
                      progress *p, double *stop_s)
 {
-    int rc = reset_queue(b);
+    int rc = bench_reset_queue(b->admin);
 
     if (rc == 0)
-        rc = fill(b, jobs, payload, ids);
+        rc = bench_fill(b->admin, jobs, payload, ids);
     if (rc == 0)
         rc = worker_start(b, w);
     if (rc == 0 && (rc = wait_completed(b, w, jobs, p)) != 0)
@@ -393,25 +300,25 @@ static int run_drain(bench *b, long long jobs, const char *payload, int64_t *ids
 static int phase_drain(bench *b)
 {
     long long jobs = b->opts.jobs;
-    char payload[PAYLOAD_BYTES + 1];
+    char payload[BENCH_PAYLOAD_BYTES + 1];
     worker w = { 0 };
     progress p;
     double seconds, startup, stop_s = 0;
     int rc;
 
-    padded_payload(payload, sizeof(payload));
+    bench_make_payload(payload, sizeof(payload), 0, 0);
     rc = run_drain(b, jobs, payload, NULL, &w, &p, &stop_s);
     if (rc != 0)
         return rc;
-    seconds = seconds_between(w.started_ns, p.last_ns);
-    startup = seconds_between(w.started_ns, p.first_ns);
+    seconds = bench_seconds_between(w.started_ns, p.last_ns);
+    startup = bench_seconds_between(w.started_ns, p.first_ns);
     printf("{\"bench\":\"worker_drain\",\"jobs\":%lld,\"children\":%d,\"claim_batch\":%d,"
            "\"seconds\":%.3f,\"jobs_per_s\":%.0f,\"startup_s\":%.3f,\"after_startup_jobs_per_s\":"
            "%.0f,\"stop_s\":%.3f,\"worker_cpu_s\":%.2f,\"worker_cpu_us_per_job\":%.1f,"
            "\"worker_nvcsw\":%ld,\"verified\":true}\n",
            jobs, b->pool->initial, b->pool->claim_batch, seconds, (double)jobs / seconds, startup,
-           (double)jobs / seconds_between(p.first_ns, p.last_ns), stop_s, cpu_seconds(&w.usage),
-           cpu_seconds(&w.usage) * 1e6 / (double)jobs, w.usage.ru_nvcsw);
+           (double)jobs / bench_seconds_between(p.first_ns, p.last_ns), stop_s,
+           cpu_seconds(&w.usage), cpu_seconds(&w.usage) * 1e6 / (double)jobs, w.usage.ru_nvcsw);
     return 0;
 }
 
@@ -437,7 +344,8 @@ static int read_log(const char *path, run_line **lines, size_t *n)
     if (f == NULL || *lines == NULL) {
         if (f != NULL)
             fclose(f);
-        return f == NULL ? fail_errno("cannot read", path) : fail(NULL, USHER_ERR_NOMEM, "log");
+        return f == NULL ? fail_errno("cannot read", path)
+                         : bench_fail(NULL, USHER_ERR_NOMEM, "log");
     }
     while ((got = fscanf(f, "%lld %d %lld", &id, &attempt, &start)) == 3) {
         if (*n == cap) {
@@ -457,17 +365,10 @@ static int read_log(const char *path, run_line **lines, size_t *n)
     return 1;
 }
 
-static int compare_ids(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-    return (x > y) - (x < y);
-}
-
 /* Where id is in the sorted ids, or -1. */
 static long long find_id(const int64_t *ids, long long n, int64_t id)
 {
-    const int64_t *at = bsearch(&id, ids, (size_t)n, sizeof(*ids), compare_ids);
+    const int64_t *at = bsearch(&id, ids, (size_t)n, sizeof(*ids), bench_compare_int64);
 
     return at != NULL ? at - ids : -1;
 }
@@ -488,7 +389,7 @@ static int check_runs(const int64_t *ids, long long n, const run_line *lines, si
 
     *c = (run_check){ .runs = (long long)nlines };
     if (runs == NULL)
-        return fail(NULL, USHER_ERR_NOMEM, "check");
+        return bench_fail(NULL, USHER_ERR_NOMEM, "check");
     for (size_t i = 0; i < nlines; i++) {
         long long at = find_id(ids, n, lines[i].id);
 
@@ -549,18 +450,18 @@ static int phase_once(bench *b)
     int rc;
 
     snprintf(log, sizeof(log), "%s/once.log", b->opts.dir);
-    rc = ids == NULL ? fail(NULL, USHER_ERR_NOMEM, "once")
+    rc = ids == NULL ? bench_fail(NULL, USHER_ERR_NOMEM, "once")
                      : log_payload(payload, sizeof(payload), log);
     if (rc == 0 && unlink(log) != 0 && errno != ENOENT)
         rc = fail_errno("cannot remove", log);
     if (rc == 0)
         rc = run_drain(b, jobs, payload, ids, &w, &p, &stop_s);
     if (rc == 0) {
-        qsort(ids, (size_t)jobs, sizeof(*ids), compare_ids);
+        qsort(ids, (size_t)jobs, sizeof(*ids), bench_compare_int64);
         rc = check_once(log, ids, jobs, &c);
     }
     if (rc == 0) {
-        seconds = seconds_between(w.started_ns, p.last_ns);
+        seconds = bench_seconds_between(w.started_ns, p.last_ns);
         printf("{\"bench\":\"worker_once\",\"jobs\":%lld,\"children\":%d,\"seconds\":%.3f,"
                "\"jobs_per_s\":%.0f,\"runs\":%lld,\"missing\":0,\"duplicates\":0,"
                "\"verified\":true}\n",
@@ -582,21 +483,21 @@ typedef struct latency_run {
 /* Enqueues r->jobs jobs at opts.rate a second on an absolute schedule. */
 static int produce(bench *b, latency_run *r, const char *payload)
 {
-    usher_enqueue_opts job = { .queue = QUEUE, .kind = KIND, .payload = payload };
-    int64_t period = NS_PER_S / b->opts.rate, t0 = now_ns();
+    usher_enqueue_opts job = { .queue = QUEUE, .kind = BENCH_KIND, .payload = payload };
+    int64_t period = NS_PER_S / b->opts.rate, t0 = bench_now_ns();
 
     for (long long i = 0; i < r->jobs; i++) {
         usher_enqueued out;
         int64_t call;
         usher_err err;
 
-        sleep_until(t0 + i * period);
+        bench_sleep_until(t0 + i * period);
         r->sent_us[i] = wall_us();
-        call = now_ns();
+        call = bench_now_ns();
         err = usher_enqueue(b->admin, &job, &out);
         if (err != USHER_OK)
-            return fail(b->admin, err, "enqueue");
-        r->call_ns[i] = now_ns() - call;
+            return bench_fail(b->admin, err, "enqueue");
+        r->call_ns[i] = bench_now_ns() - call;
         r->ids[i] = out.id;
     }
     return 0;
@@ -606,7 +507,7 @@ static int produce(bench *b, latency_run *r, const char *payload)
 static int warm_up(bench *b, worker *w, const char *dir)
 {
     char log[4096], payload[4200];
-    usher_enqueue_opts job = { .queue = QUEUE, .kind = KIND, .payload = payload };
+    usher_enqueue_opts job = { .queue = QUEUE, .kind = BENCH_KIND, .payload = payload };
     usher_enqueued out;
     progress p;
     usher_err err;
@@ -615,30 +516,20 @@ static int warm_up(bench *b, worker *w, const char *dir)
     if (log_payload(payload, sizeof(payload), log) != 0)
         return 1;
     if ((err = usher_enqueue(b->admin, &job, &out)) != USHER_OK)
-        return fail(b->admin, err, "enqueue");
+        return bench_fail(b->admin, err, "enqueue");
     if (wait_completed(b, w, 1, &p) != 0)
         return 1;
-    sleep_until(now_ns() + NS_PER_S); /* let the children settle idle */
+    bench_sleep_until(bench_now_ns() + NS_PER_S); /* let the children settle idle */
     return 0;
-}
-
-/* Nearest-rank percentile of sorted values, in ms. */
-static double percentile_ms(const int64_t *sorted, long long n, double p, int64_t per_ms)
-{
-    long long rank = (long long)ceil(p / 100.0 * (double)n);
-
-    if (rank < 1)
-        rank = 1;
-    return (double)sorted[(rank > n ? n : rank) - 1] / (double)per_ms;
 }
 
 /* The latency of each job from the log, sorted, then printed. */
 static int report_latency(bench *b, latency_run *r, const run_line *lines, size_t nlines)
 {
     long long *index = calloc((size_t)r->jobs, sizeof(*index)), n = r->jobs;
-    int64_t *lat = calloc((size_t)r->jobs, sizeof(*lat)), *call = r->call_ns;
+    int64_t *lat = calloc((size_t)r->jobs, sizeof(*lat));
     run_check c;
-    int rc = index == NULL || lat == NULL ? fail(NULL, USHER_ERR_NOMEM, "latency") : 0;
+    int rc = index == NULL || lat == NULL ? bench_fail(NULL, USHER_ERR_NOMEM, "latency") : 0;
 
     /* One producer on one connection: ids come out increasing, as find_id needs. */
     if (rc == 0)
@@ -648,15 +539,9 @@ static int report_latency(bench *b, latency_run *r, const run_line *lines, size_
     for (long long i = 0; i < n && rc == 0; i++)
         lat[i] = lines[index[i]].start_us - r->sent_us[i];
     if (rc == 0) {
-        qsort(lat, (size_t)n, sizeof(*lat), compare_ids);
-        qsort(call, (size_t)n, sizeof(*call), compare_ids);
-        printf("{\"bench\":\"worker_latency\",\"rate\":%lld,\"jobs\":%lld,\"children\":%d,"
-               "\"p50_ms\":%.3f,\"p95_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,"
-               "\"enqueue_call_p50_ms\":%.3f,\"enqueue_call_p99_ms\":%.3f}\n",
-               b->opts.rate, n, b->pool->initial, percentile_ms(lat, n, 50, 1000),
-               percentile_ms(lat, n, 95, 1000), percentile_ms(lat, n, 99, 1000),
-               (double)lat[n - 1] / 1000.0, percentile_ms(call, n, 50, NS_PER_MS),
-               percentile_ms(call, n, 99, NS_PER_MS));
+        printf("{\"bench\":\"worker_latency\",\"rate\":%lld,\"jobs\":%lld,\"children\":%d,",
+               b->opts.rate, n, b->pool->initial);
+        bench_print_latency(lat, n, 1000, r->call_ns, n);
     }
     free(index);
     free(lat);
@@ -680,7 +565,7 @@ static int run_latency(bench *b, latency_run *r, const char *payload)
     worker w = { 0 };
     progress p;
     double stop_s;
-    int rc = reset_queue(b);
+    int rc = bench_reset_queue(b->admin);
 
     if (rc == 0)
         rc = worker_start(b, &w);
@@ -710,7 +595,7 @@ static int phase_latency(bench *b)
     r.call_ns = calloc((size_t)r.jobs, sizeof(*r.call_ns));
     snprintf(log, sizeof(log), "%s/latency.log", b->opts.dir);
     rc = r.ids == NULL || r.sent_us == NULL || r.call_ns == NULL
-             ? fail(NULL, USHER_ERR_NOMEM, "latency")
+             ? bench_fail(NULL, USHER_ERR_NOMEM, "latency")
              : log_payload(payload, sizeof(payload), log);
     if (rc == 0 && unlink(log) != 0 && errno != ENOENT)
         rc = fail_errno("cannot remove", log);
@@ -729,30 +614,6 @@ static int phase_latency(bench *b)
 
 /* ---------------------------------------------------------------- main */
 
-typedef struct int_option {
-    const char *name;
-    long long *value;
-    long long min, max;
-} int_option;
-
-typedef struct text_option {
-    const char *name;
-    const char **value;
-} text_option;
-
-static int parse_int(const int_option *o, const char *text)
-{
-    char *end;
-
-    errno = 0;
-    *o->value = strtoll(text, &end, 10);
-    if (errno == 0 && end != text && *end == '\0' && *o->value >= o->min && *o->value <= o->max)
-        return 0;
-    fprintf(stderr, "%s: %s must be a whole number from %lld to %lld, not '%s'\n", PROGRAM, o->name,
-            o->min, o->max, text);
-    return 1;
-}
-
 static void usage(void)
 {
     fprintf(stderr,
@@ -764,68 +625,34 @@ static void usage(void)
 
 static int parse_args(int argc, char **argv, bench_opts *o)
 {
-    const int_option ints[] = {
+    const bench_int_option ints[] = {
         { "--jobs", &o->jobs, 1, 10000000 },
         { "--once-jobs", &o->once_jobs, 1, 10000000 },
         { "--rate", &o->rate, 1, 10000 },
         { "--seconds", &o->seconds, 1, 3600 },
     };
-    const text_option texts[] = {
+    const bench_text_option texts[] = {
         { "--phase", &o->phase },
         { "--worker", &o->worker },
         { "--pool", &o->pool },
         { "--dir", &o->dir },
     };
+    int rc = bench_parse_options(argc, argv, ints, sizeof(ints) / sizeof(ints[0]), texts,
+                                 sizeof(texts) / sizeof(texts[0]));
 
-    for (int i = 1; i < argc; i += 2) {
-        size_t k = 0, t = 0;
-
-        while (k < 4 && strcmp(argv[i], ints[k].name) != 0)
-            k++;
-        while (t < 4 && strcmp(argv[i], texts[t].name) != 0)
-            t++;
-        if (i + 1 == argc || (k == 4 && t == 4)) {
-            usage();
-            return 1;
-        }
-        if (t < 4)
-            *texts[t].value = argv[i + 1];
-        else if (parse_int(&ints[k], argv[i + 1]) != 0)
-            return 1;
-    }
-    if (o->worker != NULL && o->dir != NULL)
+    if (rc > 0)
+        return rc;
+    if (rc == 0 && o->worker != NULL && o->dir != NULL)
         return 0;
     usage();
     return 1;
 }
 
-typedef struct phase {
-    const char *name;
-    int (*run)(bench *b);
-} phase;
-
-static const phase phases[] = {
+static const bench_phase phases[] = {
     { "drain", phase_drain },
     { "once", phase_once },
     { "latency", phase_latency },
 };
-
-static int run_phases(bench *b)
-{
-    bool all = strcmp(b->opts.phase, "all") == 0, known = all;
-    int rc = 0;
-
-    for (size_t i = 0; i < sizeof(phases) / sizeof(phases[0]) && rc == 0; i++) {
-        if (all || strcmp(b->opts.phase, phases[i].name) == 0) {
-            known = true;
-            rc = phases[i].run(b);
-            fflush(stdout);
-        }
-    }
-    if (!known)
-        fprintf(stderr, "%s: unknown phase '%s'\n", PROGRAM, b->opts.phase);
-    return known ? rc : 2;
-}
 
 /* The pool must exist and serve the queue the phases use. */
 static int check_pool(bench *b)
@@ -848,8 +675,6 @@ int main(int argc, char **argv)
                           .once_jobs = 20000,
                           .rate = 200,
                           .seconds = 10 } };
-    char errbuf[256];
-    usher_err err;
     int rc;
 
     if (usher_cli_load_config(PROGRAM, &argc, argv, &b.cfg) != 0)
@@ -857,13 +682,11 @@ int main(int argc, char **argv)
     rc = parse_args(argc, argv, &b.opts);
     if (rc == 0)
         rc = check_pool(&b);
-    if (rc == 0 && (err = usher_store_open(&b.cfg, &b.admin, errbuf, sizeof(errbuf))) != USHER_OK) {
-        fprintf(stderr, "%s: connect: %s: %s\n", PROGRAM, usher_strerror(err), errbuf);
+    if (rc == 0 && bench_store_open(&b.cfg, &b.admin) != USHER_OK)
         rc = 1;
-    }
     signal(SIGPIPE, SIG_IGN);
     if (rc == 0)
-        rc = run_phases(&b);
+        rc = bench_run_phases(phases, sizeof(phases) / sizeof(phases[0]), b.opts.phase, &b);
     usher_store_free(b.admin);
     usher_config_free(&b.cfg);
     return rc;

@@ -20,6 +20,7 @@
 #include "testdb.h"
 #include "testproc.h"
 #include "ticket.h"
+#include "xapian_wrap.h"
 
 __attribute__((constructor)) static void use_chain_config(void)
 {
@@ -43,14 +44,16 @@ static pid_t start_worker(void)
     const char *argv[] = {
         USHER_WORKER_PATH, "--config", CHAIN_TEST_CONF, "--pool", "tests", NULL
     };
-    char log[128], docs[128];
+    char log[128], docs[128], search[128];
     pid_t pid;
 
     snprintf(workdir, sizeof(workdir), "/tmp/usher-chain-XXXXXX");
     cr_assert_not_null(mkdtemp(workdir));
     snprintf(docs, sizeof(docs), "%s/documents", workdir);
     snprintf(log, sizeof(log), "%s/worker.log", workdir);
+    snprintf(search, sizeof(search), "%s/search", workdir);
     cr_assert_eq(setenv("USHER_DOCUMENT_DIR", docs, 1), 0);
+    cr_assert_eq(setenv("USHER_SEARCH_DIR", search, 1), 0);
     cr_assert_eq(setenv("USHER_DATABASE_URL", cfg.database_url, 1), 0);
     pid = testproc_start(argv, log);
     cr_assert_gt(pid, 0);
@@ -262,4 +265,63 @@ Test(chain, an_inbox_notification_is_written_once, .timeout = 300)
     cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE state = 'dead'"
                                    " AND attempt = 1"),
                  1);
+}
+
+static void enqueue_index(const char *type, long long id, bool remove)
+{
+    char payload[128];
+    usher_enqueued out;
+
+    snprintf(payload, sizeof(payload), "{\"type\":\"%s\",\"id\":%lld%s}", type, id,
+             remove ? ",\"delete\":true" : "");
+    cr_assert_eq(usher_enqueue(st,
+                               &(usher_enqueue_opts){
+                                   .queue = "index", .kind = "index.document", .payload = payload },
+                               &out),
+                 USHER_OK, "%s", usher_store_errstr(st));
+}
+
+/* Ids of the hits of query (type filter or NULL), as a count and the first id. */
+static size_t search(const char *query, const char *type, int64_t *first)
+{
+    char dir[128], errbuf[256];
+    usher_search *s = NULL;
+    usher_search_hit hits[10];
+    size_t n = 0, total = 0;
+
+    snprintf(dir, sizeof(dir), "%s/search", workdir);
+    cr_assert_eq(usher_search_open(dir, &s, errbuf, sizeof(errbuf)), USHER_OK, "%s", errbuf);
+    cr_assert_eq(
+        usher_search_query(s, query, type, 0, 0, 10, hits, &n, &total, errbuf, sizeof(errbuf)),
+        USHER_OK, "%s", errbuf);
+    usher_search_close(s);
+    *first = n > 0 ? hits[0].id : 0;
+    return n;
+}
+
+Test(chain, index_jobs_make_sessions_and_attendees_searchable_and_unsearchable, .timeout = 300)
+{
+    usher_seed_result seed;
+    long long session, attendee;
+    int64_t hit;
+    pid_t pid;
+
+    cr_assert_eq(usher_seed_demo(st, 1, &seed), USHER_OK, "%s", usher_store_errstr(st));
+    session = testdb_scalar(st, "SELECT max(id) FROM sessions WHERE title LIKE 'Queues%'");
+    attendee = testdb_scalar(st, "SELECT max(id) FROM registrations");
+    enqueue_index("session", session, false);
+    enqueue_index("attendee", attendee, false);
+    pid = start_worker();
+    cr_assert(testproc_wait_for(jobs_done, NULL, 120000), "indexing did not finish");
+    cr_assert_eq(search("queues", "session", &hit), 1);
+    cr_assert_eq(hit, session);
+    cr_assert_eq(search("speaker:hopper", NULL, &hit), 1, "speakers are not indexed");
+    cr_assert_eq(search("attendee1", "attendee", &hit), 1, "the attendee's email is not indexed");
+    cr_assert_eq(hit, attendee);
+    cr_assert_eq(search("attendee1", "session,event", &hit), 0,
+                 "attendees leak into public search");
+    enqueue_index("session", session, true);
+    cr_assert(testproc_wait_for(jobs_done, NULL, 120000), "the delete did not finish");
+    stop_worker(pid);
+    cr_assert_eq(search("queues", "session", &hit), 0, "the deleted session is still found");
 }

@@ -8,6 +8,7 @@ const usher_handler usher_job_handlers[] = {
     { "pdf.ticket", usher_run_pdf_ticket },
     { "email.send", usher_run_email_send },
     { "notify.inbox", usher_run_notify_inbox },
+    { "index.document", usher_run_index_document },
     { NULL, NULL },
 };
 

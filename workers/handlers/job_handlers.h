@@ -4,6 +4,7 @@
  *   email.send    {registration_id, template, document_id?} or
  *                 {to, to_name?, template, vars}
  *   notify.inbox  {registration_id, title, body?}
+ *   index.document {type: "event"|"session"|"attendee", id, delete?: bool}
  */
 #ifndef USHER_JOB_HANDLERS_H
 #define USHER_JOB_HANDLERS_H
@@ -14,6 +15,8 @@ void usher_run_pdf_ticket(usher_handler_ctx *ctx, const usher_job *job, json_t *
                           usher_handler_result *r);
 void usher_run_email_send(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
                           usher_handler_result *r);
+void usher_run_index_document(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
+                              usher_handler_result *r);
 void usher_run_notify_inbox(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
                             usher_handler_result *r);
 
