@@ -325,3 +325,33 @@ Test(chain, index_jobs_make_sessions_and_attendees_searchable_and_unsearchable, 
     stop_worker(pid);
     cr_assert_eq(search("queues", "session", &hit), 0, "the deleted session is still found");
 }
+
+Test(chain, a_badge_job_stores_one_sheet_per_eight_attendees, .timeout = 300)
+{
+    usher_seed_result seed;
+    usher_enqueued out;
+    char payload[64], sql[128], cmd[512], line[256];
+    PGresult *res;
+    pid_t pid;
+
+    cr_assert_eq(usher_seed_demo(st, 11, &seed), USHER_OK, "%s", usher_store_errstr(st));
+    snprintf(payload, sizeof(payload), "{\"event_id\":%lld}", (long long)seed.event_id);
+    cr_assert_eq(
+        usher_enqueue(
+            st, &(usher_enqueue_opts){ .queue = "pdf", .kind = "pdf.badge", .payload = payload },
+            &out),
+        USHER_OK, "%s", usher_store_errstr(st));
+    pid = start_worker();
+    cr_assert(testproc_wait_for(jobs_done, NULL, 120000), "the badge job did not finish");
+    stop_worker(pid);
+    snprintf(sql, sizeof(sql),
+             "SELECT sha256 FROM documents WHERE kind = 'badges' AND job_id = %lld",
+             (long long)out.id);
+    cr_assert_eq(usher_store_exec(st, sql, 0, NULL, &res), USHER_OK, "%s", usher_store_errstr(st));
+    cr_assert_eq(PQntuples(res), 1, "no badges document");
+    snprintf(cmd, sizeof(cmd), "pdfinfo %s/documents/%.2s/%.2s/%s 2>/dev/null | grep '^Pages:'",
+             workdir, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 0) + 2, PQgetvalue(res, 0, 0));
+    PQclear(res);
+    run_line(cmd, line, sizeof(line));
+    cr_assert_str_eq(line, "Pages:           2", "11 badges at 8 a sheet: '%s'", line);
+}

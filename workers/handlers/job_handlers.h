@@ -1,6 +1,7 @@
 /*
  * The platform's job handlers, registered by kind in handler.c:
  *   pdf.ticket    {registration_id, page?: "A6"|"A4", then_email?: bool}
+ *   pdf.badge     {event_id}: badges of its confirmed registrations
  *   email.send    {registration_id, template, document_id?} or
  *                 {to, to_name?, template, vars}
  *   notify.inbox  {registration_id, title, body?}
@@ -13,6 +14,8 @@
 
 void usher_run_pdf_ticket(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
                           usher_handler_result *r);
+void usher_run_pdf_badge(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
+                         usher_handler_result *r);
 void usher_run_email_send(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
                           usher_handler_result *r);
 void usher_run_index_document(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
