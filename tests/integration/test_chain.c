@@ -169,10 +169,12 @@ static void run_line(const char *cmd, char *out, size_t len)
     pclose(p);
 }
 
+/* No job left to run (dead ones do not count: the tests look at them). */
 static bool jobs_done(void *arg)
 {
     (void)arg;
-    return testdb_scalar(st, "SELECT count(*) FROM usher_jobs") == 0;
+    return testdb_scalar(st, "SELECT count(*) FROM usher_jobs"
+                             " WHERE state IN ('available', 'running')") == 0;
 }
 
 Test(chain, a_registration_gets_its_ticket_by_mail_with_a_scannable_signed_code, .timeout = 300)
@@ -254,9 +256,7 @@ Test(chain, an_inbox_notification_is_written_once, .timeout = 300)
                                &out),
                  USHER_OK);
     pid = start_worker();
-    cr_assert(testproc_wait_for(jobs_done, NULL, 120000) ||
-                  testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE state = 'dead'") == 1,
-              "the notifications did not finish");
+    cr_assert(testproc_wait_for(jobs_done, NULL, 120000), "the notifications did not finish");
     stop_worker(pid);
     cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM notifications"
                                    " WHERE title = 'Doors open at 8:30'"),

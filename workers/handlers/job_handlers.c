@@ -5,9 +5,13 @@
 #include "job_handlers.h"
 
 const usher_handler usher_job_handlers[] = {
-    { "pdf.ticket", usher_run_pdf_ticket },         { "pdf.badge", usher_run_pdf_badge },
-    { "email.send", usher_run_email_send },         { "notify.inbox", usher_run_notify_inbox },
-    { "index.document", usher_run_index_document }, { NULL, NULL },
+    { "pdf.ticket", usher_run_pdf_ticket },
+    { "pdf.badge", usher_run_pdf_badge },
+    { "email.send", usher_run_email_send },
+    { "notify.inbox", usher_run_notify_inbox },
+    { "notify.webhook", usher_run_notify_webhook },
+    { "index.document", usher_run_index_document },
+    { NULL, NULL },
 };
 
 void usher_handler_store_failed(usher_handler_result *r, usher_store *st, usher_err err,

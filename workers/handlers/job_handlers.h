@@ -5,6 +5,7 @@
  *   email.send    {registration_id, template, document_id?} or
  *                 {to, to_name?, template, vars}
  *   notify.inbox  {registration_id, title, body?}
+ *   notify.webhook {endpoint_id, event, data}
  *   index.document {type: "event"|"session"|"attendee", id, delete?: bool}
  */
 #ifndef USHER_JOB_HANDLERS_H
@@ -19,6 +20,8 @@ void usher_run_pdf_badge(usher_handler_ctx *ctx, const usher_job *job, json_t *p
 void usher_run_email_send(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
                           usher_handler_result *r);
 void usher_run_index_document(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
+                              usher_handler_result *r);
+void usher_run_notify_webhook(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
                               usher_handler_result *r);
 void usher_run_notify_inbox(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
                             usher_handler_result *r);

@@ -1,0 +1,234 @@
+/*
+ * notify.webhook through a real usher-worker against an HTTP endpoint that
+ * this test serves on 127.0.0.1 (a thread answering with the status the
+ * test chooses): the signature, the delivery log, 410 and 429.
+ */
+#define _GNU_SOURCE /* strcasestr */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "enqueue.h"
+#include "seed.h"
+#include "testdb.h"
+#include "testproc.h"
+
+__attribute__((constructor)) static void use_chain_config(void)
+{
+    setenv("USHER_CONFIG", CHAIN_TEST_CONF, 1);
+}
+
+TESTDB_SUITE(webhook, "usher_test_webhook");
+
+#define SECRET "whsec_0123456789abcdef"
+
+typedef struct endpoint {
+    int fd;
+    int port;
+    const char *reply; /* status line and headers */
+    pthread_t thread;
+    pthread_mutex_t lock;
+    char request[8192];
+    int requests;
+} endpoint;
+
+static endpoint ep = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* Reads one request (headers and a Content-Length body) and answers it. */
+static void serve_one(int client)
+{
+    char buf[8192];
+    size_t len = 0;
+    const char *body, *cl;
+    long want = 0;
+
+    for (;;) {
+        ssize_t n = read(client, buf + len, sizeof(buf) - 1 - len);
+
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        buf[len] = '\0';
+        body = strstr(buf, "\r\n\r\n");
+        cl = strcasestr(buf, "Content-Length:");
+        want = cl != NULL ? strtol(cl + 15, NULL, 10) : 0;
+        if (body != NULL && (long)(len - (size_t)(body + 4 - buf)) >= want)
+            break;
+    }
+    pthread_mutex_lock(&ep.lock);
+    memcpy(ep.request, buf, len + 1);
+    ep.requests++;
+    pthread_mutex_unlock(&ep.lock);
+    if (write(client, ep.reply, strlen(ep.reply)) < 0)
+        perror("endpoint write");
+    close(client);
+}
+
+static void *serve(void *arg)
+{
+    int client;
+
+    (void)arg;
+    while ((client = accept(ep.fd, NULL, NULL)) >= 0)
+        serve_one(client);
+    return NULL;
+}
+
+static void start_endpoint(const char *reply)
+{
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t alen = sizeof(addr);
+
+    ep.reply = reply;
+    ep.requests = 0;
+    ep.fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(ep.fd, 0);
+    cr_assert_eq(bind(ep.fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    cr_assert_eq(listen(ep.fd, 16), 0);
+    cr_assert_eq(getsockname(ep.fd, (struct sockaddr *)&addr, &alen), 0);
+    ep.port = ntohs(addr.sin_port);
+    cr_assert_eq(pthread_create(&ep.thread, NULL, serve, NULL), 0);
+}
+
+static long long add_endpoint(void)
+{
+    char sql[256];
+
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO webhook_endpoints (organizer_id, url, secret) SELECT id,"
+             " 'http://127.0.0.1:%d/hooks', '" SECRET "' FROM organizers ORDER BY id LIMIT 1"
+             " RETURNING id",
+             ep.port);
+    return testdb_scalar(st, sql);
+}
+
+static int64_t enqueue_hook(long long endpoint_id)
+{
+    char payload[160];
+    usher_enqueued out;
+
+    snprintf(payload, sizeof(payload),
+             "{\"endpoint_id\":%lld,\"event\":\"registration.created\",\"data\":{\"n\":1}}",
+             endpoint_id);
+    cr_assert_eq(usher_enqueue(st,
+                               &(usher_enqueue_opts){ .queue = "notifications",
+                                                      .kind = "notify.webhook",
+                                                      .payload = payload,
+                                                      .max_attempts = 3 },
+                               &out),
+                 USHER_OK, "%s", usher_store_errstr(st));
+    return out.id;
+}
+
+static pid_t start_worker(void)
+{
+    const char *argv[] = {
+        USHER_WORKER_PATH, "--config", CHAIN_TEST_CONF, "--pool", "tests", NULL
+    };
+
+    cr_assert_eq(setenv("USHER_DATABASE_URL", cfg.database_url, 1), 0);
+    return testproc_start(argv, "/tmp/usher-test-webhook-worker.log");
+}
+
+static void stop_worker(pid_t pid)
+{
+    int status;
+
+    kill(pid, SIGTERM);
+    cr_assert(testproc_wait(pid, 60000, &status), "usher-worker did not stop");
+}
+
+static bool first_attempt_over(void *arg)
+{
+    (void)arg;
+    return testdb_scalar(st, "SELECT count(*) FROM webhook_deliveries") >= 1 &&
+           testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE state = 'running'") == 0;
+}
+
+static void prepare(const char *reply)
+{
+    usher_seed_result seed;
+
+    testdb_exec(st, "TRUNCATE webhook_deliveries, webhook_endpoints");
+    cr_assert_eq(usher_seed_demo(st, 1, &seed), USHER_OK, "%s", usher_store_errstr(st));
+    start_endpoint(reply);
+}
+
+Test(webhook, a_delivery_is_signed_logged_and_done_on_2xx, .timeout = 120)
+{
+    char sigline[160], expected[2 * crypto_auth_hmacsha256_BYTES + 1], *ts, *sig, *body;
+    crypto_auth_hmacsha256_state state;
+    unsigned char mac[crypto_auth_hmacsha256_BYTES];
+    long long endpoint_id;
+    int64_t job;
+    pid_t pid;
+
+    prepare("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+    endpoint_id = add_endpoint();
+    job = enqueue_hook(endpoint_id);
+    pid = start_worker();
+    cr_assert(testproc_wait_for(first_attempt_over, NULL, 60000), "no delivery");
+    stop_worker(pid);
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs"), 0, "the job is not done");
+    cr_assert_eq(testdb_scalar(st, "SELECT status_code FROM webhook_deliveries"), 204);
+    pthread_mutex_lock(&ep.lock);
+    ts = strcasestr(ep.request, "X-Usher-Timestamp: ");
+    sig = strcasestr(ep.request, "X-Usher-Signature: v1=");
+    body = strstr(ep.request, "\r\n\r\n");
+    cr_assert(ts != NULL && sig != NULL && body != NULL, "%s", ep.request);
+    snprintf(sigline, sizeof(sigline), "%.*s", (int)strcspn(ts + 19, "\r"), ts + 19);
+    body += 4;
+    snprintf(expected, sizeof(expected),
+             "{\"data\":{\"n\":1},\"event\":\"registration.created\","
+             "\"id\":%lld}",
+             (long long)job);
+    cr_assert_str_eq(body, expected);
+    crypto_auth_hmacsha256_init(&state, (const unsigned char *)SECRET, strlen(SECRET));
+    crypto_auth_hmacsha256_update(&state, (const unsigned char *)sigline, strlen(sigline));
+    crypto_auth_hmacsha256_update(&state, (const unsigned char *)".", 1);
+    crypto_auth_hmacsha256_update(&state, (const unsigned char *)body, strlen(body));
+    crypto_auth_hmacsha256_final(&state, mac);
+    sodium_bin2hex(expected, sizeof(expected), mac, sizeof(mac));
+    cr_assert_eq(strncmp(sig + 22, expected, strlen(expected)), 0, "signature mismatch");
+    pthread_mutex_unlock(&ep.lock);
+}
+
+Test(webhook, gone_disables_the_endpoint, .timeout = 120)
+{
+    long long endpoint_id;
+    pid_t pid;
+
+    prepare("HTTP/1.1 410 Gone\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    endpoint_id = add_endpoint();
+    enqueue_hook(endpoint_id);
+    pid = start_worker();
+    cr_assert(testproc_wait_for(first_attempt_over, NULL, 60000), "no delivery");
+    stop_worker(pid);
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM webhook_endpoints WHERE enabled"), 0);
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE state = 'dead'"), 1);
+}
+
+Test(webhook, too_many_requests_retries_after_retry_after, .timeout = 120)
+{
+    pid_t pid;
+
+    prepare("HTTP/1.1 429 Too Many Requests\r\nRetry-After: 30\r\nContent-Length: 0\r\n"
+            "Connection: close\r\n\r\n");
+    enqueue_hook(add_endpoint());
+    pid = start_worker();
+    cr_assert(testproc_wait_for(first_attempt_over, NULL, 60000), "no delivery");
+    stop_worker(pid);
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE state = 'available'"
+                                   " AND attempt = 1 AND run_at > now() + interval '20 seconds'"),
+                 1, "the retry does not wait for Retry-After");
+    cr_assert_eq(testdb_scalar(st, "SELECT status_code FROM webhook_deliveries"), 429);
+}
