@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # README command 1: install what is missing, build, start the local stack
-# (PostgreSQL 15, Redis, SMTP sink under .state/), migrate, and show how to use
-# Usher. The stack keeps running; stop it with scripts/stack.sh stop.
+# (PostgreSQL 15, Redis, SMTP sink under .state/), migrate, and start Usher's
+# worker pools (realtime, standard, batch) in the background. Everything keeps
+# running; scripts/stack.sh stop stops the pools and the stack.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -13,22 +14,31 @@ scripts/stack.sh start
 eval "$(scripts/stack.sh env)"
 build/usherctl --config conf/usher.conf migrate
 
+# One supervisor per pool of conf/usher.conf; a pool already running is left alone.
+mapfile -t POOLS < <(sed -n 's/^\[pool\.\(.*\)\]$/\1/p' conf/usher.conf)
+for pool in "${POOLS[@]}"; do
+    pidfile=$USHER_STATE_DIR/worker-$pool.pid
+    if [[ -f "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+        echo "run: pool $pool already running (pid $(cat "$pidfile"))"
+        continue
+    fi
+    nohup build/usher-worker --config conf/usher.conf --pool "$pool" \
+        >>"$USHER_STATE_DIR/worker-$pool.log" 2>&1 </dev/null &
+    echo $! >"$pidfile"
+    echo "run: pool $pool started (pid $!, log $USHER_STATE_DIR/worker-$pool.log)"
+done
+
 cat <<MSG
 
-Usher is ready. Running under $USHER_STATE_DIR:
+Usher is running under $USHER_STATE_DIR:
 $(scripts/stack.sh status | sed 's/^/  /')
 
 Use it from a shell:
   eval "\$(scripts/stack.sh env)"
-  build/usherctl --config conf/usher.conf queues
-  build/usherctl --config conf/usher.conf jobs list
-  ls \$USHER_MAILDIR/new          # mail the SMTP sink received
+  build/usherctl seed --demo                 # an event with 300 registrations
+  build/usherctl enqueue pdf pdf.ticket '{"registration_id":1,"then_email":true}'
+  build/usherctl queues                      # depth, throughput, dead jobs per queue
+  ls \$USHER_MAILDIR/new                      # the mail the SMTP sink received
+
+Stop everything with: scripts/stack.sh stop
 MSG
-if [[ -x build/usher-worker ]]; then
-    echo "  build/usher-worker --config conf/usher.conf --pool NAME   # a worker pool (not started here)"
-fi
-if [[ -x build/usher-api ]]; then
-    echo "  build/usher-api --config conf/usher.conf                  # the HTTP API (not started here)"
-fi
-echo
-echo "Stop everything with: scripts/stack.sh stop"

@@ -313,8 +313,32 @@ cmd_start() {
     log "env written to $STATE/env"
 }
 
+# Worker pools that scripts/run.sh started: SIGTERM lets them drain.
+workers_stop() {
+    local pidfile pid
+    for pidfile in "$STATE"/worker-*.pid; do
+        [[ -f "$pidfile" ]] || continue
+        pid=$(cat "$pidfile")
+        if pid_alive "$pid"; then
+            kill -TERM "$pid" 2>/dev/null || true
+            wait_gone "$pid" || kill -KILL "$pid" 2>/dev/null || true
+            log "worker pool $(basename "$pidfile" .pid) stopped"
+        fi
+        rm -f "$pidfile"
+    done
+}
+
+wait_gone() {
+    local end=$((SECONDS + DEADLINE))
+    while pid_alive "$1"; do
+        ((SECONDS < end)) || return 1
+        sleep 0.2
+    done
+}
+
 cmd_stop() {
     local rc=0
+    workers_stop
     smtp_stop || rc=1
     redis_stop || rc=1
     pg_stop || rc=1
