@@ -133,7 +133,7 @@ typedef struct usher_config {
     char *ticket_secret;          /* 64 hex digits: the master key of ticket codes */
     char *search_index_dir;       /* the Xapian index */
     char *search_language;        /* its stemming language */
-    int log_level; /* syslog level 3 (err) .. 7 (debug) */
+    int log_level;                /* syslog level 3 (err) .. 7 (debug) */
 
     /* [engine] */
     int payload_max_bytes;     /* enqueue refuses larger payloads */
