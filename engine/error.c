@@ -4,7 +4,9 @@
  */
 #include "error.h"
 
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 
 static const char *const messages[] = {
     [USHER_OK] = "ok",
@@ -30,4 +32,16 @@ const char *usher_strerror(usher_err err)
     if (i >= sizeof(messages) / sizeof(messages[0]) || messages[i] == NULL)
         return "unknown error";
     return messages[i];
+}
+
+usher_err usher_errbuf(char *errbuf, size_t errlen, usher_err err, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (errbuf != NULL && errlen > 0) {
+        va_start(ap, fmt);
+        vsnprintf(errbuf, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return err;
 }

@@ -23,7 +23,16 @@ typedef enum usher_err {
     USHER_ERR_TIMEOUT,       /* a wait ran out */
 } usher_err;
 
+#include <stddef.h>
+
 /* A static, human-readable description of err; never NULL. */
 const char *usher_strerror(usher_err err);
+
+/*
+ * Writes a printf-style message into errbuf (if errbuf is not NULL and
+ * errlen > 0) and returns err: `return usher_errbuf(buf, len, ERR, ...)`.
+ */
+usher_err usher_errbuf(char *errbuf, size_t errlen, usher_err err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #endif

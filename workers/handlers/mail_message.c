@@ -36,21 +36,6 @@
 #define B64_LINE           76
 #define SUBJECT_RAW_MAX    900 /* longer ASCII subjects are encoded (and so folded) */
 
-static usher_err fail(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static usher_err fail(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (errbuf != NULL && errlen > 0) {
-        va_start(ap, fmt);
-        vsnprintf(errbuf, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return USHER_ERR_INVALID;
-}
-
 static int printable_ascii(const char *s)
 {
     for (; *s != '\0'; s++) {
@@ -301,29 +286,32 @@ static usher_err validate(const usher_mail_message *m, char *errbuf, size_t errl
 
     for (size_t i = 0; i < sizeof headers / sizeof headers[0]; i++) {
         if (has_crlf(headers[i]))
-            return fail(errbuf, errlen, "%s contains CR or LF", names[i]);
+            return usher_errbuf(errbuf, errlen, USHER_ERR_INVALID, "%s contains CR or LF",
+                                names[i]);
     }
     if (!valid_addr(m->from_addr))
-        return fail(errbuf, errlen, "invalid from address");
+        return usher_errbuf(errbuf, errlen, USHER_ERR_INVALID, "invalid from address");
     if (!valid_addr(m->to_addr))
-        return fail(errbuf, errlen, "invalid to address");
+        return usher_errbuf(errbuf, errlen, USHER_ERR_INVALID, "invalid to address");
     if (m->subject == NULL || m->text == NULL)
-        return fail(errbuf, errlen, "subject and text are required");
+        return usher_errbuf(errbuf, errlen, USHER_ERR_INVALID, "subject and text are required");
     if (!valid_message_id(m->message_id))
-        return fail(errbuf, errlen, "invalid Message-ID (want <id@domain>)");
+        return usher_errbuf(errbuf, errlen, USHER_ERR_INVALID,
+                            "invalid Message-ID (want <id@domain>)");
     if (m->attachment_count > 0 && m->attachments == NULL)
-        return fail(errbuf, errlen, "attachments missing");
+        return usher_errbuf(errbuf, errlen, USHER_ERR_INVALID, "attachments missing");
     for (size_t i = 0; i < m->attachment_count; i++) {
         const usher_mail_attachment *a = &m->attachments[i];
 
         if (a->filename == NULL || *a->filename == '\0' || has_crlf(a->filename) ||
             strlen(a->filename) > 200)
-            return fail(errbuf, errlen,
-                        "attachment %zu: filename empty, too long or contains CR or LF", i);
+            return usher_errbuf(errbuf, errlen, USHER_ERR_INVALID,
+                                "attachment %zu: filename empty, too long or contains CR or LF", i);
         if (!valid_content_type(a->content_type))
-            return fail(errbuf, errlen, "attachment %zu: invalid content type", i);
+            return usher_errbuf(errbuf, errlen, USHER_ERR_INVALID,
+                                "attachment %zu: invalid content type", i);
         if (a->data == NULL && a->len > 0)
-            return fail(errbuf, errlen, "attachment %zu: no data", i);
+            return usher_errbuf(errbuf, errlen, USHER_ERR_INVALID, "attachment %zu: no data", i);
     }
     return USHER_OK;
 }
@@ -405,11 +393,12 @@ usher_err usher_mail_message_build(const usher_mail_message *m, char **out, size
     *out = NULL;
     *out_len = 0;
     if (sodium_init() < 0)
-        return fail(errbuf, errlen, "libsodium failed to initialise");
+        return usher_errbuf(errbuf, errlen, USHER_ERR_INVALID, "libsodium failed to initialise");
     if ((err = validate(m, errbuf, errlen)) != USHER_OK)
         return err;
     if ((err = derive_boundary(m->message_id, boundary)) != USHER_OK)
-        return fail(errbuf, errlen, "could not derive the MIME boundary");
+        return usher_errbuf(errbuf, errlen, USHER_ERR_INVALID,
+                            "could not derive the MIME boundary");
     append_headers(&b, m, boundary);
     err = append_body(&b, m, boundary);
     if (err == USHER_OK && usher_buf_failed(&b))

@@ -20,21 +20,6 @@
 
 #define VAR_NAME_MAX 64
 
-static usher_err fail(char *errbuf, size_t errlen, usher_err err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static usher_err fail(char *errbuf, size_t errlen, usher_err err, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (errbuf != NULL && errlen > 0) {
-        va_start(ap, fmt);
-        vsnprintf(errbuf, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return err;
-}
-
 static int valid_name(const char *name)
 {
     if (name == NULL || *name == '\0' || strlen(name) > 128)
@@ -89,7 +74,8 @@ static usher_err append_value(usher_buf *b, const json_t *vars, const char *name
     size_t n;
 
     if (v == NULL)
-        return fail(errbuf, errlen, USHER_ERR_INVALID, "unknown template variable '%s'", name);
+        return usher_errbuf(errbuf, errlen, USHER_ERR_INVALID, "unknown template variable '%s'",
+                            name);
     if (json_is_string(v)) {
         s = json_string_value(v);
         n = json_string_length(v);
@@ -102,11 +88,12 @@ static usher_err append_value(usher_buf *b, const json_t *vars, const char *name
         s = num;
         n = strlen(num);
     } else {
-        return fail(errbuf, errlen, USHER_ERR_INVALID,
-                    "template variable '%s' is neither a string nor a number", name);
+        return usher_errbuf(errbuf, errlen, USHER_ERR_INVALID,
+                            "template variable '%s' is neither a string nor a number", name);
     }
     if (memchr(s, '\0', n) != NULL)
-        return fail(errbuf, errlen, USHER_ERR_INVALID, "template variable '%s' holds a NUL", name);
+        return usher_errbuf(errbuf, errlen, USHER_ERR_INVALID, "template variable '%s' holds a NUL",
+                            name);
     if (html)
         append_escaped(b, s, n);
     else
@@ -125,14 +112,16 @@ static usher_err parse_placeholder(const char *p, char name[VAR_NAME_MAX + 1], c
         q++;
     while (var_char(*q)) {
         if (n == VAR_NAME_MAX)
-            return fail(errbuf, errlen, USHER_ERR_INVALID, "template variable name too long");
+            return usher_errbuf(errbuf, errlen, USHER_ERR_INVALID,
+                                "template variable name too long");
         name[n++] = *q++;
     }
     name[n] = '\0';
     while (*q == ' ')
         q++;
     if (n == 0 || q[0] != '}' || q[1] != '}')
-        return fail(errbuf, errlen, USHER_ERR_INVALID, "malformed placeholder near '%.20s'", p);
+        return usher_errbuf(errbuf, errlen, USHER_ERR_INVALID, "malformed placeholder near '%.20s'",
+                            p);
     *end = q + 2;
     return USHER_OK;
 }
@@ -147,7 +136,8 @@ usher_err usher_mail_template_expand(const char *tmpl, const json_t *vars, int h
 
     *out = NULL;
     if (!json_is_object(vars))
-        return fail(errbuf, errlen, USHER_ERR_INVALID, "template variables must be an object");
+        return usher_errbuf(errbuf, errlen, USHER_ERR_INVALID,
+                            "template variables must be an object");
     while ((open = strstr(p, "{{")) != NULL) {
         usher_buf_append(&b, p, (size_t)(open - p));
         err = parse_placeholder(open, name, &end, errbuf, errlen);
@@ -159,13 +149,13 @@ usher_err usher_mail_template_expand(const char *tmpl, const json_t *vars, int h
     }
     usher_buf_append(&b, p, strlen(p));
     if (usher_buf_failed(&b)) {
-        err = fail(errbuf, errlen, USHER_ERR_NOMEM, "out of memory expanding a template");
+        err = usher_errbuf(errbuf, errlen, USHER_ERR_NOMEM, "out of memory expanding a template");
         goto out;
     }
     if (b.data == NULL)
         usher_buf_append(&b, "", 0);
     if (usher_buf_failed(&b)) {
-        err = fail(errbuf, errlen, USHER_ERR_NOMEM, "out of memory expanding a template");
+        err = usher_errbuf(errbuf, errlen, USHER_ERR_NOMEM, "out of memory expanding a template");
         goto out;
     }
     *out = b.data;
@@ -188,28 +178,29 @@ static usher_err read_part(const char *dir, const char *name, const char *ext, c
 
     *out = NULL;
     if (snprintf(path, sizeof path, "%s/%s.%s", dir, name, ext) >= (int)sizeof path)
-        return fail(errbuf, errlen, USHER_ERR_INVALID, "template path too long");
+        return usher_errbuf(errbuf, errlen, USHER_ERR_INVALID, "template path too long");
     if ((f = fopen(path, "rb")) == NULL)
-        return fail(errbuf, errlen, USHER_ERR_IO, "template %s: %s", path, strerror(errno));
+        return usher_errbuf(errbuf, errlen, USHER_ERR_IO, "template %s: %s", path, strerror(errno));
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
         if (b.len + n > USHER_MAIL_TEMPLATE_MAX) {
-            err = fail(errbuf, errlen, USHER_ERR_TOO_LARGE, "template %s too large", path);
+            err = usher_errbuf(errbuf, errlen, USHER_ERR_TOO_LARGE, "template %s too large", path);
             goto out;
         }
         usher_buf_append(&b, chunk, n);
     }
     if (ferror(f)) {
-        err = fail(errbuf, errlen, USHER_ERR_IO, "template %s: read error", path);
+        err = usher_errbuf(errbuf, errlen, USHER_ERR_IO, "template %s: read error", path);
         goto out;
     }
     if (b.data == NULL)
         usher_buf_append(&b, "", 0);
     if (usher_buf_failed(&b)) {
-        err = fail(errbuf, errlen, USHER_ERR_NOMEM, "out of memory reading %s", path);
+        err = usher_errbuf(errbuf, errlen, USHER_ERR_NOMEM, "out of memory reading %s", path);
         goto out;
     }
     if (strlen(b.data) != b.len) {
-        err = fail(errbuf, errlen, USHER_ERR_INVALID, "template %s contains a NUL byte", path);
+        err = usher_errbuf(errbuf, errlen, USHER_ERR_INVALID, "template %s contains a NUL byte",
+                           path);
         goto out;
     }
     *out = b.data;
@@ -241,7 +232,7 @@ static usher_err trim_subject(char *subject, char *errbuf, size_t errlen)
     while (n > 0 && (subject[n - 1] == '\n' || subject[n - 1] == '\r'))
         subject[--n] = '\0';
     if (strpbrk(subject, "\r\n") != NULL)
-        return fail(errbuf, errlen, USHER_ERR_INVALID, "the rendered subject spans lines");
+        return usher_errbuf(errbuf, errlen, USHER_ERR_INVALID, "the rendered subject spans lines");
     return USHER_OK;
 }
 
@@ -252,8 +243,8 @@ usher_err usher_mail_template_render(const char *dir, const char *name, const js
 
     memset(out, 0, sizeof *out);
     if (dir == NULL || !valid_name(name))
-        return fail(errbuf, errlen, USHER_ERR_INVALID, "invalid template name '%s'",
-                    name != NULL ? name : "(null)");
+        return usher_errbuf(errbuf, errlen, USHER_ERR_INVALID, "invalid template name '%s'",
+                            name != NULL ? name : "(null)");
     err = render_part(dir, name, "subject", vars, 0, &out->subject, errbuf, errlen);
     if (err == USHER_OK)
         err = trim_subject(out->subject, errbuf, errlen);
