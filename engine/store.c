@@ -135,10 +135,9 @@ static void keep_pg_error(usher_store *st, const PGresult *res)
     snprintf(st->sqlstate, sizeof(st->sqlstate), "%s", state != NULL ? state : "");
 }
 
-usher_err usher_store_exec(usher_store *st, const char *sql, int nparams, const char *const *params,
-                           PGresult **out)
+/* Hands a successful result to *out; keeps the error of a failed one. */
+static usher_err take_result(usher_store *st, PGresult *res, PGresult **out)
 {
-    PGresult *res = PQexecParams(st->conn, sql, nparams, NULL, params, NULL, NULL, 0);
     ExecStatusType status = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 
     *out = NULL;
@@ -151,8 +150,18 @@ usher_err usher_store_exec(usher_store *st, const char *sql, int nparams, const 
     return USHER_OK;
 }
 
-/* The prepared statement for sql on this connection, preparing it on first use. */
-static const prepared *prepare(usher_store *st, const char *sql, int nparams)
+usher_err usher_store_exec(usher_store *st, const char *sql, int nparams, const char *const *params,
+                           PGresult **out)
+{
+    return take_result(st, PQexecParams(st->conn, sql, nparams, NULL, params, NULL, NULL, 0), out);
+}
+
+/*
+ * The prepared statement for sql on this connection, preparing it on first
+ * use. NULL when the table is full, or (with *failed set and the error
+ * kept) when PREPARE failed.
+ */
+static const prepared *prepare(usher_store *st, const char *sql, int nparams, bool *failed)
 {
     prepared *p;
     PGresult *res;
@@ -168,8 +177,10 @@ static const prepared *prepare(usher_store *st, const char *sql, int nparams)
     snprintf(p->name, sizeof(p->name), "usher_%zu", st->nprepared);
     res = PQprepare(st->conn, p->name, sql, nparams, NULL);
     ok = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK;
-    if (!ok)
+    if (!ok) {
         keep_pg_error(st, res);
+        *failed = true;
+    }
     PQclear(res);
     if (!ok)
         return NULL;
@@ -182,31 +193,22 @@ usher_err usher_store_exec_hot(usher_store *st, const char *sql, int nparams,
                                const char *const *params, PGresult **out)
 {
     const prepared *p;
-    PGresult *res;
-    ExecStatusType status;
+    bool failed = false;
 
     /*
      * Only on connections the store owns: on a borrowed one a failed
      * PREPARE (the name taken by another wrapper) would abort the
-     * caller's transaction.
+     * caller's transaction. A full table of prepared statements falls
+     * back to sending the statement as it is.
      */
-    if (!st->owns_conn)
+    if (!st->owns_conn || (p = prepare(st, sql, nparams, &failed)) == NULL) {
+        if (failed) {
+            *out = NULL;
+            return USHER_ERR_DB;
+        }
         return usher_store_exec(st, sql, nparams, params, out);
-    p = prepare(st, sql, nparams);
-    if (p == NULL) {
-        *out = NULL;
-        return USHER_ERR_DB;
     }
-    res = PQexecPrepared(st->conn, p->name, nparams, params, NULL, NULL, 0);
-    status = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-    *out = NULL;
-    if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
-        keep_pg_error(st, res);
-        PQclear(res);
-        return USHER_ERR_DB;
-    }
-    *out = res;
-    return USHER_OK;
+    return take_result(st, PQexecPrepared(st->conn, p->name, nparams, params, NULL, NULL, 0), out);
 }
 
 usher_err usher_store_command(usher_store *st, const char *sql)

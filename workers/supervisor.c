@@ -363,19 +363,27 @@ static void heartbeat_done(PGresult *res, const char *errmsg, void *arg)
 static void heartbeat_due(evutil_socket_t fd, short what, void *arg)
 {
     supervisor *s = arg;
-    int64_t ids[4096];
-    size_t n = usher_children_running_ids(s->children, ids, sizeof(ids) / sizeof(ids[0]));
-
-    for (size_t i = s->ready_first; i < s->ready_end && n < sizeof(ids) / sizeof(ids[0]); i++)
-        ids[n++] = s->ready[i]->id;
+    size_t max = usher_children_busy(s->children) + nready(s);
     int lease_ms = s->cfg.lease_grace_ms + 2 * s->pool->heartbeat_ms;
     usher_stmt st = { 0 };
+    int64_t *ids;
+    size_t n;
 
     (void)fd;
     (void)what;
-    if (n == 0 || !usher_pgloop_connected(s->pg))
+    if (max == 0 || !usher_pgloop_connected(s->pg))
         return;
+    ids = malloc(max * sizeof(*ids));
+    if (ids == NULL) {
+        usher_log(USHER_LOG_ERR, "out of memory for the lease heartbeat");
+        return;
+    }
+    n = usher_children_running_ids(s->children, ids, max);
+    /* Prefetched jobs hold leases too. */
+    for (size_t i = s->ready_first; i < s->ready_end && n < max; i++)
+        ids[n++] = s->ready[i]->id;
     send_stmt(s, &st, usher_heartbeat_stmt(&st, s->worker_id, ids, n, lease_ms), heartbeat_done);
+    free(ids);
 }
 
 static void status_notify(supervisor *s)
@@ -764,6 +772,12 @@ static int start(supervisor *s)
 
 static void stop(supervisor *s)
 {
+    /*
+     * Freeing the children reports their jobs and freeing the connections
+     * fails their pending statements, both through callbacks: finished
+     * keeps those callbacks from looking at the pool again.
+     */
+    s->finished = true;
     usher_children_free(s->children); /* reports lost jobs into pending: dropped below */
     usher_pgloop_free(s->pg);
     usher_pgloop_free(s->pg_flush);
