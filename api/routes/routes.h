@@ -1,0 +1,25 @@
+/* The routes' entry points, listed in the table of api/router.c. */
+#ifndef USHER_API_ROUTES_H
+#define USHER_API_ROUTES_H
+
+#include "api.h"
+
+/* ops.c */
+void route_healthz(api_req *r);
+void route_readyz(api_req *r);
+void route_metrics(api_req *r);
+
+/* events.c */
+void route_event_get(api_req *r);
+void route_event_list(api_req *r);
+void route_event_create(api_req *r);
+void route_event_update(api_req *r);
+void route_ticket_type_create(api_req *r);
+
+/* registrations.c */
+void route_register(api_req *r);
+
+/* checkins.c */
+void route_checkin(api_req *r);
+
+#endif
