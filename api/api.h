@@ -26,6 +26,7 @@
 
 typedef struct api_metrics api_metrics;
 typedef struct api_pgpool api_pgpool;
+typedef struct api_redis api_redis;
 typedef struct api_token_cache api_token_cache;
 typedef struct api_route api_route;
 
@@ -45,6 +46,7 @@ typedef struct api_loop {
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
     api_pgpool *pg;
+    api_redis *redis; /* the cache and the rate limiter; may be down */
     api_token_cache *tokens;
     struct event *tick; /* publishes the gauges below once a second */
     pthread_t thread;

@@ -7,21 +7,23 @@
 #include <strings.h>
 
 #include "auth.h"
+#include "ratelimit.h"
 #include "routes/routes.h"
 
 #define JSON_DEPTH_MAX 32
 
 const api_route api_routes[] = {
-    { EVHTTP_REQ_GET, "/healthz", API_PUBLIC, false, route_healthz },
-    { EVHTTP_REQ_GET, "/readyz", API_PUBLIC, false, route_readyz },
-    { EVHTTP_REQ_GET, "/metrics", API_PUBLIC, false, route_metrics },
-    { EVHTTP_REQ_GET, "/v1/events", API_ORG, false, route_event_list },
-    { EVHTTP_REQ_POST, "/v1/events", API_ORG, true, route_event_create },
-    { EVHTTP_REQ_GET, "/v1/events/{id}", API_PUBLIC, false, route_event_get },
-    { EVHTTP_REQ_PATCH, "/v1/events/{id}", API_ORG, true, route_event_update },
-    { EVHTTP_REQ_POST, "/v1/events/{id}/ticket-types", API_ORG, true, route_ticket_type_create },
-    { EVHTTP_REQ_POST, "/v1/events/{id}/registrations", API_PUBLIC, true, route_register },
-    { EVHTTP_REQ_POST, "/v1/checkins", API_SCAN, true, route_checkin },
+    { EVHTTP_REQ_GET, "/healthz", API_PUBLIC, false, false, route_healthz },
+    { EVHTTP_REQ_GET, "/readyz", API_PUBLIC, false, false, route_readyz },
+    { EVHTTP_REQ_GET, "/metrics", API_PUBLIC, false, false, route_metrics },
+    { EVHTTP_REQ_GET, "/v1/events", API_ORG, false, false, route_event_list },
+    { EVHTTP_REQ_POST, "/v1/events", API_ORG, true, false, route_event_create },
+    { EVHTTP_REQ_GET, "/v1/events/{id}", API_PUBLIC, false, false, route_event_get },
+    { EVHTTP_REQ_PATCH, "/v1/events/{id}", API_ORG, true, false, route_event_update },
+    { EVHTTP_REQ_POST, "/v1/events/{id}/ticket-types", API_ORG, true, false,
+      route_ticket_type_create },
+    { EVHTTP_REQ_POST, "/v1/events/{id}/registrations", API_PUBLIC, true, true, route_register },
+    { EVHTTP_REQ_POST, "/v1/checkins", API_SCAN, true, true, route_checkin },
 };
 const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);
 
@@ -167,7 +169,10 @@ static void authorized(api_req *r)
                             usher_role_name(r->auth.role));
         return;
     }
-    r->route->run(r);
+    if (r->route->rate_limited)
+        api_rate_limit(r, r->route->run);
+    else
+        r->route->run(r);
 }
 
 static void client_gone(struct evhttp_connection *conn, void *arg)

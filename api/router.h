@@ -19,6 +19,7 @@ struct api_route {
     const char *pattern; /* "/v1/events/{id}": {id} is a positive integer */
     unsigned roles;      /* API_PUBLIC, or the roles allowed */
     bool json_body;      /* takes a JSON object body */
+    bool rate_limited;   /* counted against api.rate_per_minute (api/ratelimit.h) */
     void (*run)(api_req *r);
 };
 

@@ -14,6 +14,7 @@
 #include "auth.h"
 #include "log.h"
 #include "pgpool.h"
+#include "redis.h"
 #include "router.h"
 
 struct api_threads {
@@ -87,8 +88,11 @@ static void loop_free(api_loop *loop)
 {
     if (loop == NULL)
         return;
+    /* HTTP first (requests lose their clients), then Redis and PostgreSQL,
+     * whose pending callbacks then finish the requests without answering. */
     if (loop->http != NULL)
         evhttp_free(loop->http);
+    api_redis_free(loop->redis);
     api_pgpool_free(loop->pg);
     if (loop->tick != NULL)
         event_free(loop->tick);
@@ -136,6 +140,12 @@ static api_loop *loop_new(api_server *srv, int index, int fd, char *errbuf, size
     if (api_pgpool_new(loop->base, cfg->database_url, cfg->api_db_connections, &loop->pg) !=
         USHER_OK)
         goto nomem;
+    loop->redis = api_redis_new(loop->base, cfg->redis_url);
+    if (loop->redis == NULL) {
+        snprintf(errbuf, errlen, "redis.url '%s' is not redis://HOST:PORT[/DB]", cfg->redis_url);
+        loop_free(loop);
+        return NULL;
+    }
     return loop;
 nomem:
     snprintf(errbuf, errlen, "out of memory setting up loop %d", index);

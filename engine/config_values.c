@@ -98,14 +98,14 @@ const usher_setting usher_settings[] = {
     { "api", "timeout_s", USHER_VAL_INT, CFG(api_timeout_s), NULL, 30, 1, 3600, false, NULL },
     { "api", "token_cache_ms", USHER_VAL_INT, CFG(api_token_cache_ms), NULL, 10000, 0, 3600000,
       false, NULL },
-    { "api", "cache_event_ttl_s", USHER_VAL_INT, CFG(api_cache_event_ttl_s), NULL, 30, 0, 86400,
-      false, NULL },
+    { "api", "cache_event_ttl_s", USHER_VAL_INT, CFG(api_cache_event_ttl_s), NULL, 5, 0, 86400,
+      false, "USHER_API_CACHE_EVENT_TTL_S" },
     { "api", "cache_access_ttl_s", USHER_VAL_INT, CFG(api_cache_access_ttl_s), NULL, 60, 0, 86400,
       false, NULL },
     { "api", "cache_stale_s", USHER_VAL_INT, CFG(api_cache_stale_s), NULL, 30, 0, 86400, false,
       NULL },
     { "api", "rate_per_minute", USHER_VAL_INT, CFG(api_rate_per_minute), NULL, 600, 0, 100000000,
-      false, NULL },
+      false, "USHER_API_RATE_PER_MINUTE" },
 };
 
 static_assert(sizeof(usher_settings) / sizeof(usher_settings[0]) == USHER_NSETTINGS,

@@ -9,7 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
+#include "../cache.h"
 #include "../jobs.h"
+#include "../pgpool.h"
 #include "cli.h"
 #include "../validate.h"
 #include "routes.h"
@@ -26,25 +30,6 @@
     "  WHERE t.event_id = e.id), '[]'::json))::text"
 
 static const char *const tiers[] = { "small", "medium", "large", "mega", NULL };
-
-static void sent_json_row(PGresult *res, const char *errmsg, void *arg, int status)
-{
-    api_req *r = arg;
-
-    if (!api_result_ok(r, res, errmsg))
-        return;
-    if (PQntuples(res) != 1) {
-        api_reply_error(r, 404, "not_found", "no such event");
-        return;
-    }
-    api_reply_raw(r, status, "application/json", PQgetvalue(res, 0, 0),
-                  (size_t)PQgetlength(res, 0, 0));
-}
-
-static void got_event(PGresult *res, const char *errmsg, void *arg)
-{
-    sent_json_row(res, errmsg, arg, 200);
-}
 
 /* Rows of (event JSON or NULL, time zone known): a change that was made or refused. */
 static void changed_event(PGresult *res, const char *errmsg, api_req *r, int status)
@@ -70,6 +55,11 @@ static void created_event(PGresult *res, const char *errmsg, void *arg)
 
 static void updated_event(PGresult *res, const char *errmsg, void *arg)
 {
+    api_req *r = arg;
+    char key[64];
+
+    api_event_cache_key(r->ids[0], key);
+    api_cache_drop(r->loop, key);
     changed_event(res, errmsg, arg, 200);
 }
 
@@ -83,13 +73,106 @@ static bool ends_before_start(const char *starts, const char *ends)
 
 #define TZ_KNOWN "($4::text IS NULL OR EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $4))"
 
-void route_event_get(api_req *r)
+#define EVENT_SQL "SELECT " EVENT_JSON " FROM events e WHERE e.id = $1"
+
+void api_event_cache_key(int64_t id, char key[64])
+{
+    snprintf(key, 64, "usher:v1:event:%lld", (long long)id);
+}
+
+/* Sends event JSON with a validator, or 304 when the client has this version. */
+static void send_event(api_req *r, const char *json, size_t len)
+{
+    unsigned char h[16];
+    char etag[40], hex[33];
+    const char *match = api_header(r, "If-None-Match");
+
+    crypto_generichash(h, sizeof(h), (const unsigned char *)json, len, NULL, 0);
+    sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+    snprintf(etag, sizeof(etag), "\"%s\"", hex);
+    api_add_header(r, "ETag", etag);
+    api_add_header(r, "Cache-Control", "public, max-age=5");
+    if (match != NULL && strstr(match, etag) != NULL) {
+        api_reply_raw(r, 304, "application/json", "", 0);
+        return;
+    }
+    api_reply_raw(r, 200, "application/json", json, len);
+}
+
+static void got_event(PGresult *res, const char *errmsg, void *arg)
+{
+    api_req *r = arg;
+    const usher_config *cfg = r->loop->srv->cfg;
+    char key[64];
+
+    if (!api_result_ok(r, res, errmsg))
+        return;
+    if (PQntuples(res) != 1) {
+        api_reply_error(r, 404, "not_found", "no such event");
+        return;
+    }
+    api_event_cache_key(r->ids[0], key);
+    api_cache_put(r->loop, key, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0),
+                  cfg->api_cache_event_ttl_s, cfg->api_cache_stale_s);
+    send_event(r, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+}
+
+typedef struct refresh {
+    api_loop *loop;
+    int64_t id;
+} refresh;
+
+static void refreshed(PGresult *res, const char *errmsg, void *arg)
+{
+    refresh *rf = arg;
+    const usher_config *cfg = rf->loop->srv->cfg;
+    char key[64];
+
+    (void)errmsg;
+    api_event_cache_key(rf->id, key);
+    if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        api_cache_put(rf->loop, key, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0),
+                      cfg->api_cache_event_ttl_s, cfg->api_cache_stale_s);
+    else if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK)
+        api_cache_drop(rf->loop, key); /* the event is gone */
+    free(rf);
+}
+
+/* Reloads a stale entry behind the request that served it. */
+static void refresh_event(api_loop *loop, int64_t id)
+{
+    refresh *rf = malloc(sizeof(*rf));
+    char text[24];
+    const char *params[] = { api_id_text(id, text) };
+
+    if (rf == NULL)
+        return;
+    *rf = (refresh){ loop, id };
+    if (api_pgpool_query(loop->pg, EVENT_SQL, 1, params, refreshed, rf) != USHER_OK)
+        free(rf);
+}
+
+static void event_cached(api_req *r, api_cache_state state, const char *value, size_t len,
+                         bool reload)
 {
     char id[24];
     const char *params[] = { api_id_text(r->ids[0], id) };
 
-    api_add_header(r, "Cache-Control", "public, max-age=5");
-    api_query(r, "SELECT " EVENT_JSON " FROM events e WHERE e.id = $1", 1, params, got_event);
+    if (state == API_CACHE_MISS) {
+        api_query(r, EVENT_SQL, 1, params, got_event);
+        return;
+    }
+    if (reload)
+        refresh_event(r->loop, r->ids[0]);
+    send_event(r, value, len);
+}
+
+void route_event_get(api_req *r)
+{
+    char key[64];
+
+    api_event_cache_key(r->ids[0], key);
+    api_cache_get(r, "event", key, event_cached);
 }
 
 static void listed(PGresult *res, const char *errmsg, void *arg)
@@ -220,7 +303,10 @@ void route_event_update(api_req *r)
 static void created_ticket_type(PGresult *res, const char *errmsg, void *arg)
 {
     api_req *r = arg;
+    char key[64];
 
+    api_event_cache_key(r->ids[0], key);
+    api_cache_drop(r->loop, key);
     if (!api_result_ok(r, res, errmsg))
         return;
     if (PQntuples(res) != 1) {

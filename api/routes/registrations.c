@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../cache.h"
 #include "../jobs.h"
 #include "../validate.h"
 #include "routes.h"
@@ -101,6 +102,11 @@ static void registered(PGresult *res, const char *errmsg, void *arg)
         return;
     status = PQgetvalue(res, 0, 0);
     if (strcmp(status, "sold_out") == 0) {
+        char key[64];
+
+        /* Availability just reached zero: show it now, not after the TTL. */
+        api_event_cache_key(ids.event_id, key);
+        api_cache_drop(r->loop, key);
         api_reply_error(r, 409, "sold_out", "no seats are left for this ticket type");
         return;
     }

@@ -15,6 +15,8 @@ void route_event_list(api_req *r);
 void route_event_create(api_req *r);
 void route_event_update(api_req *r);
 void route_ticket_type_create(api_req *r);
+/* The Redis key of an event's cached details (dropped when it changes). */
+void api_event_cache_key(int64_t id, char key[64]);
 
 /* registrations.c */
 void route_register(api_req *r);
