@@ -29,11 +29,12 @@
     "      < 'epoch'::timestamptz + $6::int8 * interval '1 microsecond')"            \
     " AND ($7::int8 IS NULL OR id < $7::int8) AND ($9::int8 IS NULL OR id = $9::int8)"
 
-#define JOB_FIELDS                                                                  \
-    "'id', id, 'queue', queue, 'kind', kind, 'priority', priority, 'state', state," \
-    " 'attempt', attempt, 'max_attempts', max_attempts, 'timeout_ms', timeout_ms,"  \
-    " 'run_at', run_at, 'created_at', created_at, 'finished_at', finished_at,"      \
-    " 'locked_by', locked_by, 'locked_until', locked_until, 'unique_key', unique_key"
+#define JOB_FIELDS                                                                     \
+    "'id', id, 'queue', queue, 'kind', kind, 'priority', priority, 'state', state,"    \
+    " 'attempt', attempt, 'max_attempts', max_attempts, 'timeout_ms', timeout_ms,"     \
+    " 'run_at', run_at, 'created_at', created_at, 'finished_at', finished_at,"         \
+    " 'locked_by', locked_by, 'locked_until', locked_until, 'unique_key', unique_key," \
+    " 'progress', progress"
 
 static const char list_sql[] =
     "SELECT coalesce(json_agg(json_build_object(" JOB_FIELDS ","

@@ -11,6 +11,8 @@ const usher_handler usher_job_handlers[] = {
     { "notify.inbox", usher_run_notify_inbox },
     { "notify.webhook", usher_run_notify_webhook },
     { "index.document", usher_run_index_document },
+    { "report.attendees", usher_run_report },
+    { "report.checkins", usher_run_report },
     { NULL, NULL },
 };
 

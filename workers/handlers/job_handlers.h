@@ -7,6 +7,8 @@
  *   notify.inbox  {registration_id, title, body?}
  *   notify.webhook {endpoint_id, event, data}
  *   index.document {type: "event"|"session"|"attendee", id, delete?: bool}
+ *   report.attendees, report.checkins {report_id}: a row of reports (engine/report.h),
+ *                 or {scope: "all"}: one CSV report per current event
  */
 #ifndef USHER_JOB_HANDLERS_H
 #define USHER_JOB_HANDLERS_H
@@ -25,6 +27,8 @@ void usher_run_notify_webhook(usher_handler_ctx *ctx, const usher_job *job, json
                               usher_handler_result *r);
 void usher_run_notify_inbox(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
                             usher_handler_result *r);
+void usher_run_report(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
+                      usher_handler_result *r);
 
 /* Terminated by an entry whose kind is NULL. */
 extern const usher_handler usher_job_handlers[];
