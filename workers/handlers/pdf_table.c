@@ -225,7 +225,7 @@ static usher_err number_pages(usher_pdf_table *t, char *errbuf, size_t errlen)
     float width = 120;
 
     for (size_t i = 0; i < t->npages; i++) {
-        char text[48];
+        char text[64];
         snprintf(text, sizeof(text), "Page %zu of %zu", i + 1, t->npages);
         if (pdf_draw_line(&t->doc, t->pages[i], t->doc.regular, CELL_SIZE, t->x[t->ncols] - width,
                           MARGIN, width, PDF_LEFT, text) != USHER_OK)
