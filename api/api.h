@@ -88,6 +88,9 @@ void api_reply_raw(api_req *r, int status, const char *content_type, const char 
 /* Adds a response header before the reply (no-op when the client has gone). */
 void api_add_header(api_req *r, const char *name, const char *value);
 
+/* Parses the query string into q (evhttp_clear_headers it after); -1 if malformed. */
+int api_query_params(const api_req *r, struct evkeyvalq *q);
+
 /* A request header, or NULL. */
 const char *api_header(const api_req *r, const char *name);
 

@@ -47,6 +47,14 @@ void api_add_header(api_req *r, const char *name, const char *value)
         evhttp_add_header(evhttp_request_get_output_headers(r->http), name, value);
 }
 
+int api_query_params(const api_req *r, struct evkeyvalq *q)
+{
+    const struct evhttp_uri *uri = r->http != NULL ? evhttp_request_get_evhttp_uri(r->http) : NULL;
+    const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+
+    return evhttp_parse_query_str(query != NULL ? query : "", q);
+}
+
 const char *api_header(const api_req *r, const char *name)
 {
     if (r->http == NULL)

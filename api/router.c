@@ -24,6 +24,13 @@ const api_route api_routes[] = {
       route_ticket_type_create },
     { EVHTTP_REQ_POST, "/v1/events/{id}/registrations", API_PUBLIC, true, true, route_register },
     { EVHTTP_REQ_POST, "/v1/checkins", API_SCAN, true, true, route_checkin },
+    { EVHTTP_REQ_POST, "/v1/events/{id}/reports", API_ORG, true, false, route_report_create },
+    { EVHTTP_REQ_GET, "/v1/reports/{id}", API_ORG, false, false, route_report_get },
+    { EVHTTP_REQ_GET, "/v1/jobs/{id}", API_ORG, false, false, route_job_get },
+    { EVHTTP_REQ_GET, "/v1/me/notifications", API_PUBLIC, false, false, route_inbox },
+    { EVHTTP_REQ_POST, "/v1/webhooks", API_ORG, true, false, route_webhook_create },
+    { EVHTTP_REQ_GET, "/v1/webhooks", API_ORG, false, false, route_webhook_list },
+    { EVHTTP_REQ_GET, "/v1/webhooks/{id}", API_ORG, false, false, route_webhook_get },
 };
 const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);
 

@@ -24,4 +24,17 @@ void route_register(api_req *r);
 /* checkins.c */
 void route_checkin(api_req *r);
 
+/* reports.c */
+void route_report_create(api_req *r);
+void route_report_get(api_req *r);
+void route_job_get(api_req *r);
+
+/* inbox.c */
+void route_inbox(api_req *r);
+
+/* webhooks.c */
+void route_webhook_create(api_req *r);
+void route_webhook_list(api_req *r);
+void route_webhook_get(api_req *r);
+
 #endif

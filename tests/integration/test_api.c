@@ -295,7 +295,7 @@ Test(api, every_route_enforces_its_roles, .init = start, .fini = stop)
     world w;
 
     make_world(&w, 100);
-    char ev[64], ev_other[64], reg_path[96], tt_path[96], tt_other[96];
+    char ev[64], ev_other[64], reg_path[96], tt_path[96], tt_other[96], rep_path[96];
     char reg_body[256], ev_body[] = "{\"name\":\"E\",\"starts_at\":\"2026-12-01T10:00:00Z\","
                                     "\"ends_at\":\"2026-12-01T12:00:00Z\",\"organizer_id\":1}";
     char code[USHER_TICKET_CODE_MAX], checkin_body[256];
@@ -306,6 +306,7 @@ Test(api, every_route_enforces_its_roles, .init = start, .fini = stop)
     snprintf(reg_path, sizeof(reg_path), "/v1/events/%lld/registrations", w.event);
     snprintf(tt_path, sizeof(tt_path), "/v1/events/%lld/ticket-types", w.event);
     snprintf(tt_other, sizeof(tt_other), "/v1/events/%lld/ticket-types", w.other_event);
+    snprintf(rep_path, sizeof(rep_path), "/v1/events/%lld/reports", w.event);
     registration_body(reg_body, sizeof(reg_body), w.ticket_type, 77);
     registered_code(&w, code, &reg);
     snprintf(checkin_body, sizeof(checkin_body), "{\"ticket_code\":\"%s\"}", code);
@@ -325,6 +326,14 @@ Test(api, every_route_enforces_its_roles, .init = start, .fini = stop)
         { "POST", tt_other, "{\"name\":\"VIP\",\"capacity\":5}", 401, 201, 404, 201, 403 },
         { "POST", reg_path, reg_body, 201, 201, 201, 201, 201 },
         { "POST", "/v1/checkins", "{\"ticket_code\":\"U1AAAA\"}", 401, 422, 403, 403, 422 },
+        { "POST", rep_path, "{\"kind\":\"attendees\"}", 401, 202, 202, 404, 403 },
+        { "GET", "/v1/reports/987654321", NULL, 401, 404, 404, 404, 403 },
+        { "GET", "/v1/jobs/987654321", NULL, 401, 404, 404, 404, 403 },
+        { "GET", "/v1/webhooks", NULL, 401, 200, 200, 200, 403 },
+        { "GET", "/v1/webhooks/987654321", NULL, 401, 404, 404, 404, 403 },
+        { "POST", "/v1/webhooks", "{\"url\":\"https://h.example.org\",\"events\":[]}", 401, 422,
+          201, 201, 403 },
+        { "GET", "/v1/me/notifications", NULL, 401, 401, 401, 401, 401 },
     };
     const char *tokens[] = { NULL, w.admin, w.organizer, w.other, w.scanner };
 
@@ -528,5 +537,107 @@ Test(api, metrics_count_requests_by_route_and_status, .init = start, .fini = sto
     cr_assert(strstr(resp.body, "# TYPE usher_http_request_duration_seconds histogram") != NULL);
     cr_assert(strstr(resp.body, "usher_db_connections{state=\"configured\"} 8\n") != NULL, "%s",
               resp.body);
+    testhttp_resp_free(&resp);
+}
+
+Test(api, a_report_request_queues_its_job_and_its_status_follows_to_the_download, .init = start,
+     .fini = stop)
+{
+    char path[128], sql[512];
+    testhttp_resp resp;
+    long long report, job;
+    world w;
+
+    make_world(&w, 10);
+    snprintf(path, sizeof(path), "/v1/events/%lld/reports", w.event);
+    cr_assert_eq(call("POST", path, w.other, "{\"kind\":\"attendees\"}", &resp), 404);
+    testhttp_resp_free(&resp);
+    cr_assert_eq(call("POST", path, w.scanner, "{\"kind\":\"attendees\"}", &resp), 403);
+    testhttp_resp_free(&resp);
+    cr_assert_eq(call("POST", path, w.organizer, "{\"kind\":\"everything\"}", &resp), 422);
+    testhttp_resp_free(&resp);
+    cr_assert_eq(
+        call("POST", path, w.organizer, "{\"kind\":\"checkins\",\"format\":\"pdf\"}", &resp), 202,
+        "%s", resp.body);
+    report = json_integer_value(json_object_get(resp.json, "report_id"));
+    job = json_integer_value(json_object_get(resp.json, "job_id"));
+    testhttp_resp_free(&resp);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM usher_jobs j JOIN reports r ON r.job_id = j.id"
+             " WHERE j.id = %lld AND r.id = %lld AND j.kind = 'report.checkins'"
+             " AND (j.payload->>'report_id')::bigint = r.id AND r.format = 'pdf'",
+             job, report);
+    cr_assert_eq(testdb_scalar(st, sql), 1);
+    snprintf(path, sizeof(path), "/v1/jobs/%lld", job);
+    cr_assert_eq(call("GET", path, w.organizer, NULL, &resp), 200, "%s", resp.body);
+    cr_assert_str_eq(json_string_value(json_object_get(resp.json, "state")), "available");
+    testhttp_resp_free(&resp);
+    cr_assert_eq(call("GET", path, w.other, NULL, &resp), 404);
+    testhttp_resp_free(&resp);
+    /* The worker's part, done by hand: a document, the report done, the job completed. */
+    snprintf(sql, sizeof(sql),
+             "WITH d AS (INSERT INTO documents (kind, event_id, filename, content_type, sha256,"
+             " size) VALUES ('report', %lld, 'r.pdf', 'application/pdf', repeat('a', 64), 1)"
+             " RETURNING id)"
+             " UPDATE reports SET state = 'done', progress = 100, rows = 0,"
+             " document_id = (SELECT id FROM d), finished_at = now() WHERE id = %lld",
+             w.event, report);
+    testdb_exec(st, sql);
+    snprintf(sql, sizeof(sql), "DELETE FROM usher_jobs WHERE id = %lld", job);
+    testdb_exec(st, sql);
+    cr_assert_eq(call("GET", path, w.organizer, NULL, &resp), 200, "%s", resp.body);
+    cr_assert_str_eq(json_string_value(json_object_get(resp.json, "state")), "completed");
+    cr_assert_eq(json_integer_value(json_object_get(resp.json, "progress")), 100);
+    cr_assert(strstr(resp.body, "\"download\" : \"/v1/content/") != NULL, "%s", resp.body);
+    testhttp_resp_free(&resp);
+    snprintf(path, sizeof(path), "/v1/reports/%lld", report);
+    cr_assert_eq(call("GET", path, w.admin, NULL, &resp), 200, "%s", resp.body);
+    cr_assert_str_eq(json_string_value(json_object_get(resp.json, "state")), "done");
+    testhttp_resp_free(&resp);
+}
+
+Test(api, webhook_secrets_are_shown_once_and_inboxes_open_with_the_ticket_code, .init = start,
+     .fini = stop)
+{
+    char code[USHER_TICKET_CODE_MAX], path[256], sql[256];
+    testhttp_resp resp;
+    long long reg;
+    world w;
+
+    make_world(&w, 10);
+    cr_assert_eq(call("POST", "/v1/webhooks", w.organizer,
+                      "{\"url\":\"https://hooks.example.org/usher\","
+                      "\"events\":[\"registration.created\"]}",
+                      &resp),
+                 201, "%s", resp.body);
+    cr_assert_eq(strlen(json_string_value(json_object_get(resp.json, "secret"))), 64);
+    testhttp_resp_free(&resp);
+    cr_assert_eq(call("GET", "/v1/webhooks", w.organizer, NULL, &resp), 200);
+    cr_assert(strstr(resp.body, "hooks.example.org") != NULL && strstr(resp.body, "secret") == NULL,
+              "%s", resp.body);
+    testhttp_resp_free(&resp);
+    cr_assert_eq(call("GET", "/v1/webhooks", w.other, NULL, &resp), 200);
+    cr_assert(strstr(resp.body, "hooks.example.org") == NULL, "%s", resp.body);
+    testhttp_resp_free(&resp);
+    cr_assert_eq(call("POST", "/v1/webhooks", w.organizer,
+                      "{\"url\":\"ftp://x.example.org\",\"events\":[\"registration.created\"]}",
+                      &resp),
+                 422);
+    testhttp_resp_free(&resp);
+
+    registered_code(&w, code, &reg);
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO notifications (registration_id, title, body)"
+             " VALUES (%lld, 'Doors open at 9', 'Bring your ticket.')",
+             reg);
+    testdb_exec(st, sql);
+    snprintf(path, sizeof(path), "/v1/me/notifications?ticket_code=%s", code);
+    cr_assert_eq(call("GET", path, NULL, NULL, &resp), 200, "%s", resp.body);
+    cr_assert_eq(json_array_size(json_object_get(resp.json, "notifications")), 1, "%s", resp.body);
+    cr_assert(strstr(resp.body, "Doors open at 9") != NULL);
+    testhttp_resp_free(&resp);
+    code[strlen(code) - 1] = code[strlen(code) - 1] == 'A' ? 'B' : 'A';
+    snprintf(path, sizeof(path), "/v1/me/notifications?ticket_code=%s", code);
+    cr_assert_eq(call("GET", path, NULL, NULL, &resp), 401, "%s", resp.body);
     testhttp_resp_free(&resp);
 }
