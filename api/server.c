@@ -15,6 +15,7 @@
 #include "log.h"
 #include "pgpool.h"
 #include "redis.h"
+#include "wake.h"
 #include "router.h"
 
 struct api_threads {
@@ -94,6 +95,7 @@ static void loop_free(api_loop *loop)
         evhttp_free(loop->http);
     api_redis_free(loop->redis);
     api_pgpool_free(loop->pg);
+    api_wake_free(loop->wake);
     if (loop->tick != NULL)
         event_free(loop->tick);
     api_token_cache_free(loop->tokens);
@@ -139,6 +141,9 @@ static api_loop *loop_new(api_server *srv, int index, int fd, char *errbuf, size
     }
     if (api_pgpool_new(loop->base, cfg->database_url, cfg->api_db_connections, &loop->pg) !=
         USHER_OK)
+        goto nomem;
+    loop->wake = api_wake_new(loop);
+    if (loop->wake == NULL)
         goto nomem;
     loop->redis = api_redis_new(loop->base, cfg->redis_url);
     if (loop->redis == NULL) {

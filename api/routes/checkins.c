@@ -10,6 +10,7 @@
 
 #include "../jobs.h"
 #include "../validate.h"
+#include "../wake.h"
 #include "routes.h"
 
 typedef struct outcome {
@@ -54,6 +55,8 @@ static void scanned(PGresult *res, const char *errmsg, void *arg)
 
     if (!api_result_ok(r, res, errmsg))
         return;
+    if (strcmp(PQgetvalue(res, 0, 0), "ok") == 0)
+        api_wake_kind(r->loop, "analytics.rollup");
     answer(r, PQgetvalue(res, 0, 0), res);
 }
 

@@ -16,6 +16,7 @@
 #include "../pgpool.h"
 #include "cli.h"
 #include "../validate.h"
+#include "../wake.h"
 #include "routes.h"
 
 /* The event as JSON, with availability summed over each ticket type's stripes. */
@@ -36,6 +37,8 @@ static void changed_event(PGresult *res, const char *errmsg, api_req *r, int sta
 {
     if (!api_result_ok(r, res, errmsg))
         return;
+    if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+        api_wake_kind(r->loop, "index.document");
     if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
         api_reply_invalid(r, "timezone", "timezone must be an IANA time zone, e.g. Europe/Berlin");
         return;

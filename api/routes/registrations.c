@@ -13,6 +13,7 @@
 #include "../cache.h"
 #include "../jobs.h"
 #include "../validate.h"
+#include "../wake.h"
 #include "routes.h"
 
 #define IDEMPOTENCY_KEY_MAX 200
@@ -129,8 +130,13 @@ static void registered(PGresult *res, const char *errmsg, void *arg)
         api_reply_error(r, 500, "internal", "could not sign the ticket code");
         return;
     }
-    if (strcmp(PQgetvalue(res, 0, 2), "t") == 0)
+    if (strcmp(PQgetvalue(res, 0, 2), "t") == 0) {
         api_add_header(r, "Idempotent-Replayed", "true");
+    } else {
+        api_wake_kind(r->loop, "pdf.ticket");
+        api_wake_kind(r->loop, "analytics.rollup");
+        api_wake_kind(r->loop, "index.document");
+    }
     api_add_header(r, "Cache-Control", "no-store");
     api_reply_json(r, 201,
                    json_pack("{s:I,s:I,s:I,s:s,s:s}", "registration_id", (json_int_t)id, "event_id",

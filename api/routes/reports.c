@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "../validate.h"
+#include "../wake.h"
 #include "routes.h"
 
 /* A report as JSON; while its job lives, the job's state and progress show through. */
@@ -45,6 +46,10 @@ static void row_or_404(PGresult *res, const char *errmsg, void *arg, int status,
 
 static void requested(PGresult *res, const char *errmsg, void *arg)
 {
+    api_req *r = arg;
+
+    if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        api_wake_kind(r->loop, "report.attendees"); /* both report kinds share a queue */
     row_or_404(res, errmsg, arg, 202, "event");
 }
 
@@ -89,7 +94,7 @@ void route_report_create(api_req *r)
               "  OVERRIDING SYSTEM VALUE SELECT rid.id, $1, $3, $4, $5, job.id FROM rid, job"
               "  RETURNING id, job_id)"
               " SELECT json_build_object('report_id', rep.id, 'job_id', rep.job_id,"
-              "  'status', '/v1/reports/' || rep.id)::text, pg_notify('usher:' || $6, '')"
+              "  'status', '/v1/reports/' || rep.id)::text"
               " FROM rep",
               10, params, requested);
 }

@@ -85,7 +85,10 @@ CREATE VIEW ticket_availability AS
 
 -- Enqueues the jobs described by p_jobs, a JSON array of {queue, kind,
 -- priority, max_attempts, timeout_ms, payload, id_field?}: when id_field is
--- set, p_id is added to the payload under that name. Wakes the queues' workers.
+-- set, p_id is added to the payload under that name. It does not NOTIFY:
+-- a NOTIFY serialises the commits of every transaction that sends one, so
+-- usher-api wakes the queues' workers from a timer, after its commits
+-- (api/wake.c), with one short statement per window.
 CREATE FUNCTION usher_enqueue_templates(p_jobs jsonb, p_id bigint) RETURNS void
 LANGUAGE sql AS $$
     INSERT INTO usher_jobs (queue, kind, priority, payload, max_attempts, timeout_ms)
@@ -95,8 +98,6 @@ LANGUAGE sql AS $$
                     ELSE '{}' END,
            (j ->> 'max_attempts')::integer, (j ->> 'timeout_ms')::integer
     FROM jsonb_array_elements(p_jobs) j;
-    SELECT count(pg_notify('usher:' || q, ''))
-    FROM (SELECT DISTINCT j ->> 'queue' AS q FROM jsonb_array_elements(p_jobs) j) x;
 $$;
 
 -- A registration: takes a seat on a free stripe (another one when its stripe
