@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE /* vasprintf */
 #include <criterion/criterion.h>
+#include <ftw.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -81,13 +82,24 @@ static pid_t start_worker(void)
     return pid;
 }
 
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* Stops the worker; its directory (and log) is removed when it exited well. */
 static void stop_worker(pid_t pid)
 {
     int status;
 
     kill(pid, SIGTERM);
     cr_assert(testproc_wait(pid, 60000, &status), "usher-worker did not stop");
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "usher-worker exit %d", status);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "usher-worker exit %d (see %s)",
+              status, workdir);
+    nftw(workdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* No job left to run (dead ones do not count: the tests look at them). */
