@@ -2,7 +2,9 @@
  * index.document in batches against a real Xapian index: the batch
  * function called directly (several documents under one commit, a bad job
  * failing alone, the whole batch retried while another writer holds the
- * index), and a real usher-worker whose children hold 64 jobs each.
+ * index), and a real usher-worker whose children hold 64 jobs each, also
+ * with analytics.rollup jobs interleaved, so that each child's queue
+ * alternates between two batch kinds.
  */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <criterion/criterion.h>
@@ -259,5 +261,61 @@ Test(index_batch, a_worker_indexes_a_backlog_in_batches, .timeout = 300)
     cr_assert_eq(count_hits("", "attendee", seed.event_id), ATTENDEES,
                  "not every attendee is indexed");
     cr_assert_eq(count_hits("summit", "event", seed.event_id), 1);
+    remove_workdir();
+}
+
+Test(index_batch, interleaved_kinds_each_run_in_their_own_batches_first_time, .timeout = 300)
+{
+    enum { ATTENDEES = 100, JOBS = 4 * ATTENDEES };
+    static usher_enqueue_opts opts[JOBS];
+    static char payloads[JOBS][128];
+    usher_enqueued out[JOBS];
+    const char *argv[] = { USHER_WORKER_PATH, "--config", ANALYTICS_TEST_CONF,
+                           "--pool",          "batch",    NULL };
+    usher_seed_result seed;
+    long long ids[ATTENDEES];
+    char sql[160], log[128];
+    int status;
+    pid_t pid;
+
+    make_search_dir();
+    testdb_exec(st, "TRUNCATE analytics_minute, analytics_folded");
+    cr_assert_eq(usher_seed_demo(st, ATTENDEES, &seed), USHER_OK, "%s", usher_store_errstr(st));
+    snprintf(sql, sizeof(sql), "SELECT id FROM registrations WHERE event_id = %lld ORDER BY id",
+             (long long)seed.event_id);
+    cr_assert_eq(ids_of(sql, ids, ATTENDEES), ATTENDEES);
+    /* Three roll-ups, then an index job, and again: each child's queue alternates kinds. */
+    for (size_t i = 0; i < JOBS; i++) {
+        bool index = i % 4 == 3;
+
+        if (index)
+            snprintf(payloads[i], sizeof(payloads[i]), "{\"type\":\"attendee\",\"id\":%lld}",
+                     ids[i / 4]);
+        else
+            snprintf(payloads[i], sizeof(payloads[i]),
+                     "{\"event_id\":%lld,\"metric\":\"checkin\",\"at\":\"2026-05-04T09:30:00Z\"}",
+                     (long long)seed.event_id);
+        opts[i] = (usher_enqueue_opts){ .queue = index ? "index" : "analytics",
+                                        .kind = index ? "index.document" : "analytics.rollup",
+                                        .payload = payloads[i] };
+    }
+    cr_assert_eq(usher_enqueue_batch(st, opts, JOBS, out), USHER_OK, "%s", usher_store_errstr(st));
+
+    snprintf(log, sizeof(log), "%s/worker.log", workdir);
+    cr_assert_eq(setenv("USHER_SEARCH_DIR", search_dir, 1), 0);
+    cr_assert_eq(setenv("USHER_DATABASE_URL", cfg.database_url, 1), 0);
+    pid = testproc_start(argv, log);
+    cr_assert_gt(pid, 0);
+    cr_assert(testproc_wait_for(jobs_done, NULL, 120000), "the jobs did not finish (see %s)", log);
+    kill(pid, SIGTERM);
+    cr_assert(testproc_wait(pid, 60000, &status), "usher-worker did not stop");
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "usher-worker exit %d", status);
+    /* Every job succeeded at its first attempt: no result came back out of order. */
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs"), 0, "jobs failed");
+    cr_assert_eq(testdb_scalar(st, "SELECT sum(completed) FROM usher_queue_stats"), JOBS);
+    cr_assert_eq(testdb_scalar(st, "SELECT sum(failed) FROM usher_queue_stats"), 0,
+                 "some attempts failed (see %s)", log);
+    cr_assert_eq(testdb_scalar(st, "SELECT sum(count) FROM analytics_minute"), JOBS - ATTENDEES);
+    cr_assert_eq(count_hits("", "attendee", seed.event_id), ATTENDEES);
     remove_workdir();
 }
