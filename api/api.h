@@ -36,8 +36,9 @@ typedef struct api_server {
     unsigned char ticket_key[USHER_TICKET_KEY_BYTES];
     bool ticket_key_set; /* false: registration and check-in answer 503 */
     api_metrics *metrics;
-    atomic_bool draining; /* SIGTERM: finish what is in flight, take nothing new */
-    int port;             /* the port bound (useful when listen asked for port 0) */
+    atomic_bool draining;   /* SIGTERM: finish what is in flight, take nothing new */
+    int port;               /* the port bound (useful when listen asked for port 0) */
+    char *webhook_template; /* notify.webhook's queue and policy, as JSON (api/jobs.h) */
 } api_server;
 
 typedef struct api_loop {

@@ -19,4 +19,10 @@
 int api_job_add(json_t *templates, const usher_config *cfg, const char *kind, json_t *payload,
                 const char *id_field);
 
+/*
+ * The notify.webhook template for usher_enqueue_webhooks() as JSON text
+ * (the caller frees it), or NULL out of memory.
+ */
+char *api_webhook_template(const usher_config *cfg);
+
 #endif

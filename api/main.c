@@ -15,6 +15,7 @@
 
 #include "api.h"
 #include "cli.h"
+#include "jobs.h"
 #include "log.h"
 #include "metrics.h"
 #include "router.h"
@@ -95,8 +96,11 @@ int main(int argc, char **argv)
         usher_log(USHER_LOG_WARNING, "tickets.secret is not 64 hex digits: registration and"
                                      " check-in answer 503 until it is set");
     srv.metrics = api_metrics_new(api_nroutes);
-    if (srv.metrics == NULL) {
+    srv.webhook_template = api_webhook_template(&cfg);
+    if (srv.metrics == NULL || srv.webhook_template == NULL) {
         fprintf(stderr, "usher-api: out of memory\n");
+        api_metrics_free(srv.metrics);
+        free(srv.webhook_template);
         usher_config_free(&cfg);
         return 1;
     }
@@ -109,6 +113,7 @@ int main(int argc, char **argv)
     if (api_threads_start(&srv, nthreads, &threads, errbuf, sizeof(errbuf)) != USHER_OK) {
         fprintf(stderr, "usher-api: %s\n", errbuf);
         api_metrics_free(srv.metrics);
+        free(srv.webhook_template);
         usher_config_free(&cfg);
         return 1;
     }
@@ -121,6 +126,7 @@ int main(int argc, char **argv)
     atomic_store(&srv.draining, true);
     api_threads_stop(threads, DRAIN_GRACE_MS);
     api_metrics_free(srv.metrics);
+    free(srv.webhook_template);
     usher_config_free(&cfg);
     return 0;
 }

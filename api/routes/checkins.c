@@ -55,8 +55,10 @@ static void scanned(PGresult *res, const char *errmsg, void *arg)
 
     if (!api_result_ok(r, res, errmsg))
         return;
-    if (strcmp(PQgetvalue(res, 0, 0), "ok") == 0)
+    if (strcmp(PQgetvalue(res, 0, 0), "ok") == 0) {
         api_wake_kind(r->loop, "analytics.rollup");
+        api_wake_kind(r->loop, "notify.webhook");
+    }
     answer(r, PQgetvalue(res, 0, 0), res);
 }
 
@@ -118,12 +120,13 @@ void route_checkin(api_req *r)
                              api_id_text(scope_event, scope_text),
                              gate,
                              nonce,
-                             jobs };
+                             jobs,
+                             r->loop->srv->webhook_template };
 
     api_query(r,
               "SELECT result, to_char(first_at AT TIME ZONE 'UTC',"
               " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), first_gate"
-              " FROM usher_checkin($1, $2, $3, $4, $5, $6, $7::jsonb)",
-              7, params, scanned);
+              " FROM usher_checkin($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb)",
+              8, params, scanned);
     free(jobs);
 }

@@ -136,6 +136,7 @@ static void registered(PGresult *res, const char *errmsg, void *arg)
         api_wake_kind(r->loop, "pdf.ticket");
         api_wake_kind(r->loop, "analytics.rollup");
         api_wake_kind(r->loop, "index.document");
+        api_wake_kind(r->loop, "notify.webhook");
     }
     api_add_header(r, "Cache-Control", "no-store");
     api_reply_json(r, 201,
@@ -181,13 +182,14 @@ void route_register(api_req *r)
                              jobs,
                              r->auth.token_id != 0 ? scope : "public",
                              key,
-                             key != NULL ? hash : NULL };
+                             key != NULL ? hash : NULL,
+                             r->loop->srv->webhook_template };
 
     r->state = reg;
     if (!api_query(r,
                    "SELECT status, registration_id, replayed"
-                   " FROM usher_register($1, $2, $3, $4, $5::jsonb, $6, $7, $8)",
-                   8, params, registered))
+                   " FROM usher_register($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9::jsonb)",
+                   9, params, registered))
         free(reg);
     free(jobs);
 }

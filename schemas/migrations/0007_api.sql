@@ -100,6 +100,20 @@ LANGUAGE sql AS $$
     FROM jsonb_array_elements(p_jobs) j;
 $$;
 
+-- One notify.webhook job per enabled endpoint of the event's organizer that
+-- subscribed to p_name, from p_hook = {queue, kind, priority, max_attempts,
+-- timeout_ms} (NULL: none), with payload {endpoint_id, event, data}.
+CREATE FUNCTION usher_enqueue_webhooks(p_hook jsonb, p_event bigint, p_name text, p_data jsonb)
+RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO usher_jobs (queue, kind, priority, payload, max_attempts, timeout_ms)
+    SELECT p_hook ->> 'queue', p_hook ->> 'kind', (p_hook ->> 'priority')::smallint,
+           jsonb_build_object('endpoint_id', w.id, 'event', p_name, 'data', p_data),
+           (p_hook ->> 'max_attempts')::integer, (p_hook ->> 'timeout_ms')::integer
+    FROM events e JOIN webhook_endpoints w ON w.organizer_id = e.organizer_id
+    WHERE p_hook IS NOT NULL AND e.id = p_event AND w.enabled AND p_name = ANY (w.events);
+$$;
+
 -- A registration: takes a seat on a free stripe (another one when its stripe
 -- is locked by a concurrent sale; waiting only when every stripe with seats
 -- left is locked), writes the registration and enqueues its jobs, all in the
@@ -108,7 +122,7 @@ $$;
 -- first call's answer (replayed) and changes nothing.
 CREATE FUNCTION usher_register(p_event bigint, p_ticket_type bigint, p_name text, p_email text,
                                p_jobs jsonb, p_idem_scope text, p_idem_key text,
-                               p_request_hash text,
+                               p_request_hash text, p_hook jsonb,
                                OUT status text, OUT registration_id bigint,
                                OUT replayed boolean)
 LANGUAGE plpgsql AS $$
@@ -165,6 +179,9 @@ BEGIN
             VALUES (p_event, p_ticket_type, p_name, p_email)
             RETURNING id INTO registration_id;
             PERFORM usher_enqueue_templates(p_jobs, registration_id);
+            PERFORM usher_enqueue_webhooks(p_hook, p_event, 'registration.created',
+                jsonb_build_object('registration_id', registration_id, 'event_id', p_event,
+                                   'ticket_type_id', p_ticket_type));
             status := 'confirmed';
         END IF;
     END IF;
@@ -183,7 +200,7 @@ END $$;
 -- events the scanner may admit (NULL = any).
 CREATE FUNCTION usher_checkin(p_event bigint, p_registration bigint, p_scope_org bigint,
                               p_scope_event bigint, p_gate text, p_nonce text,
-                              p_jobs jsonb,
+                              p_jobs jsonb, p_hook jsonb,
                               OUT result text, OUT first_at timestamptz, OUT first_gate text)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -233,6 +250,9 @@ BEGIN
         END IF;
     ELSIF result = 'ok' THEN
         PERFORM usher_enqueue_templates(p_jobs, p_registration);
+        PERFORM usher_enqueue_webhooks(p_hook, p_event, 'checkin.created',
+            jsonb_build_object('registration_id', p_registration, 'event_id', p_event,
+                               'gate', p_gate));
     END IF;
 
     IF result IN ('ok', 'already_checked_in') THEN

@@ -626,6 +626,13 @@ Test(api, webhook_secrets_are_shown_once_and_inboxes_open_with_the_ticket_code, 
     testhttp_resp_free(&resp);
 
     registered_code(&w, code, &reg);
+    /* The endpoint subscribed to registrations: one delivery job for this one. */
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM usher_jobs WHERE kind = 'notify.webhook'"
+             " AND payload->>'event' = 'registration.created'"
+             " AND (payload->'data'->>'registration_id')::bigint = %lld",
+             reg);
+    cr_assert_eq(testdb_scalar(st, sql), 1);
     snprintf(sql, sizeof(sql),
              "INSERT INTO notifications (registration_id, title, body)"
              " VALUES (%lld, 'Doors open at 9', 'Bring your ticket.')",
