@@ -53,9 +53,10 @@ typedef struct api_loop {
     api_wake *wake;     /* NOTIFYs for the jobs its statements enqueued */
     struct event *tick; /* publishes the gauges below once a second */
     pthread_t thread;
-    atomic_int inflight; /* requests accepted and not yet answered */
-    atomic_int pg_up;    /* connections up, as of the last tick */
-    atomic_int pg_busy;  /* connections with statements waiting, as of the last tick */
+    atomic_int inflight;           /* requests accepted and not yet answered */
+    atomic_int pg_up;              /* connections up, as of the last tick */
+    atomic_int pg_busy;            /* connections with statements waiting, as of the last tick */
+    atomic_uint_fast64_t alive_ns; /* the last tick: a loop that stops ticking is stuck */
 } api_loop;
 
 typedef struct api_auth {

@@ -39,8 +39,26 @@ static int thread_count(const usher_config *cfg, int argc, char **argv)
     return n < 1 ? 1 : n > 256 ? 256 : (int)n;
 }
 
-/* Waits for a stop signal, petting the watchdog if systemd set one. */
-static void wait_for_stop(void)
+/* True when every loop ticked within max_age_ns (none is stuck). */
+static bool loops_alive(const api_threads *threads, uint64_t max_age_ns)
+{
+    int n = 0;
+    api_loop *const *loops = api_threads_loops(threads, &n);
+    uint64_t now = api_now_ns();
+
+    for (int i = 0; i < n; i++) {
+        if (now - atomic_load(&loops[i]->alive_ns) > max_age_ns)
+            return false;
+    }
+    return true;
+}
+
+/*
+ * Waits for a stop signal. When systemd asked for a watchdog, pets it at
+ * half its interval, but only while every loop thread keeps ticking: a
+ * stuck loop lets the watchdog fire and systemd restart the service.
+ */
+static void wait_for_stop(const api_threads *threads)
 {
     uint64_t watchdog_us = 0;
     sigset_t set;
@@ -61,7 +79,7 @@ static void wait_for_stop(void)
         }
         sig = sigtimedwait(&set, NULL, &wait);
         if (sig < 0 && (errno == EAGAIN || errno == EINTR)) {
-            if (watchdog_us > 0)
+            if (watchdog_us > 0 && loops_alive(threads, watchdog_us * 1000 / 2 + 2000000000u))
                 sd_notify(0, "WATCHDOG=1");
             continue;
         }
@@ -121,7 +139,7 @@ int main(int argc, char **argv)
               (int)(strrchr(cfg.api_listen, ':') - cfg.api_listen), cfg.api_listen, srv.port,
               nthreads);
     sd_notifyf(0, "READY=1\nSTATUS=listening on port %d", srv.port);
-    wait_for_stop();
+    wait_for_stop(threads);
     sd_notify(0, "STOPPING=1");
     atomic_store(&srv.draining, true);
     api_threads_stop(threads, DRAIN_GRACE_MS);

@@ -83,6 +83,7 @@ static void tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     atomic_store(&loop->pg_up, api_pgpool_connected(loop->pg));
     atomic_store(&loop->pg_busy, api_pgpool_busy(loop->pg));
+    atomic_store(&loop->alive_ns, api_now_ns());
 }
 
 static void loop_free(api_loop *loop)
@@ -117,6 +118,7 @@ static api_loop *loop_new(api_server *srv, int index, int fd, char *errbuf, size
         goto nomem;
     loop->srv = srv;
     loop->index = index;
+    atomic_store(&loop->alive_ns, api_now_ns());
     loop->base = event_base_new();
     loop->tokens = api_token_cache_new();
     if (loop->base == NULL || loop->tokens == NULL)
