@@ -112,6 +112,13 @@ bool api_query(api_req *r, const char *sql, int nparams, const char *const *para
  */
 bool api_result_ok(api_req *r, PGresult *res, const char *errmsg);
 
+/*
+ * Answers the JSON text in the first column of res's first row with
+ * status; no row, or NULL, answers 404 "no such WHAT". A failed statement
+ * is answered as api_result_ok does.
+ */
+void api_reply_row(api_req *r, PGresult *res, const char *errmsg, int status, const char *what);
+
 /* True when the role may act on the organizer's data (admin: every organizer). */
 bool api_may_manage(const api_req *r, int64_t organizer_id);
 

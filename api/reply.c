@@ -140,6 +140,18 @@ bool api_result_ok(api_req *r, PGresult *res, const char *errmsg)
     return false;
 }
 
+void api_reply_row(api_req *r, PGresult *res, const char *errmsg, int status, const char *what)
+{
+    if (!api_result_ok(r, res, errmsg))
+        return;
+    if (PQntuples(res) < 1 || PQgetisnull(res, 0, 0)) {
+        api_reply_error(r, 404, "not_found", "no such %s", what);
+        return;
+    }
+    api_reply_raw(r, status, "application/json", PQgetvalue(res, 0, 0),
+                  (size_t)PQgetlength(res, 0, 0));
+}
+
 bool api_may_manage(const api_req *r, int64_t organizer_id)
 {
     if (r->auth.role == USHER_ROLE_ADMIN)

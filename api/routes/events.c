@@ -180,12 +180,7 @@ void route_event_get(api_req *r)
 
 static void listed(PGresult *res, const char *errmsg, void *arg)
 {
-    api_req *r = arg;
-
-    if (!api_result_ok(r, res, errmsg))
-        return;
-    api_reply_raw(r, 200, "application/json", PQgetvalue(res, 0, 0),
-                  (size_t)PQgetlength(res, 0, 0));
+    api_reply_row(arg, res, errmsg, 200, "event");
 }
 
 void route_event_list(api_req *r)
@@ -310,14 +305,7 @@ static void created_ticket_type(PGresult *res, const char *errmsg, void *arg)
 
     api_event_cache_key(r->ids[0], key);
     api_cache_drop(r->loop, key);
-    if (!api_result_ok(r, res, errmsg))
-        return;
-    if (PQntuples(res) != 1) {
-        api_reply_error(r, 404, "not_found", "no such event");
-        return;
-    }
-    api_reply_raw(r, 201, "application/json", PQgetvalue(res, 0, 0),
-                  (size_t)PQgetlength(res, 0, 0));
+    api_reply_row(r, res, errmsg, 201, "event");
 }
 
 void route_ticket_type_create(api_req *r)

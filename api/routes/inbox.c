@@ -14,11 +14,8 @@ static void listed(PGresult *res, const char *errmsg, void *arg)
 {
     api_req *r = arg;
 
-    if (!api_result_ok(r, res, errmsg))
-        return;
     api_add_header(r, "Cache-Control", "private, no-cache");
-    api_reply_raw(r, 200, "application/json", PQgetvalue(res, 0, 0),
-                  (size_t)PQgetlength(res, 0, 0));
+    api_reply_row(r, res, errmsg, 200, "registration");
 }
 
 void route_inbox(api_req *r)

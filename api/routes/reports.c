@@ -30,27 +30,13 @@
 static const char *const report_kinds[] = { "attendees", "checkins", NULL };
 static const char *const formats[] = { "csv", "pdf", NULL };
 
-static void row_or_404(PGresult *res, const char *errmsg, void *arg, int status, const char *what)
-{
-    api_req *r = arg;
-
-    if (!api_result_ok(r, res, errmsg))
-        return;
-    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
-        api_reply_error(r, 404, "not_found", "no such %s", what);
-        return;
-    }
-    api_reply_raw(r, status, "application/json", PQgetvalue(res, 0, 0),
-                  (size_t)PQgetlength(res, 0, 0));
-}
-
 static void requested(PGresult *res, const char *errmsg, void *arg)
 {
     api_req *r = arg;
 
     if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
         api_wake_kind(r->loop, "report.attendees"); /* both report kinds share a queue */
-    row_or_404(res, errmsg, arg, 202, "event");
+    api_reply_row(arg, res, errmsg, 202, "event");
 }
 
 void route_report_create(api_req *r)
@@ -101,7 +87,7 @@ void route_report_create(api_req *r)
 
 static void got_report(PGresult *res, const char *errmsg, void *arg)
 {
-    row_or_404(res, errmsg, arg, 200, "report");
+    api_reply_row(arg, res, errmsg, 200, "report");
 }
 
 void route_report_get(api_req *r)
@@ -122,7 +108,7 @@ void route_report_get(api_req *r)
 
 static void got_job(PGresult *res, const char *errmsg, void *arg)
 {
-    row_or_404(res, errmsg, arg, 200, "job");
+    api_reply_row(arg, res, errmsg, 200, "job");
 }
 
 void route_job_get(api_req *r)

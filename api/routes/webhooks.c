@@ -22,13 +22,8 @@ static const char *const webhook_events[] = { "registration.created", "checkin.c
 
 static void created(PGresult *res, const char *errmsg, void *arg)
 {
-    api_req *r = arg;
-
-    if (!api_result_ok(r, res, errmsg))
-        return;
-    api_add_header(r, "Cache-Control", "no-store");
-    api_reply_raw(r, 201, "application/json", PQgetvalue(res, 0, 0),
-                  (size_t)PQgetlength(res, 0, 0));
+    api_add_header(arg, "Cache-Control", "no-store");
+    api_reply_row(arg, res, errmsg, 201, "organizer");
 }
 
 static bool valid_url(const char *url)
@@ -96,16 +91,7 @@ void route_webhook_create(api_req *r)
 
 static void listed(PGresult *res, const char *errmsg, void *arg)
 {
-    api_req *r = arg;
-
-    if (!api_result_ok(r, res, errmsg))
-        return;
-    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
-        api_reply_error(r, 404, "not_found", "no such webhook endpoint");
-        return;
-    }
-    api_reply_raw(r, 200, "application/json", PQgetvalue(res, 0, 0),
-                  (size_t)PQgetlength(res, 0, 0));
+    api_reply_row(arg, res, errmsg, 200, "webhook endpoint");
 }
 
 void route_webhook_list(api_req *r)
