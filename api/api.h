@@ -71,8 +71,9 @@ typedef struct api_req {
     struct evhttp_request *http; /* NULL once the client has gone */
     struct evhttp_connection *conn;
     const api_route *route;
-    int64_t ids[2]; /* the {id}s of the path, in order */
-    json_t *body;   /* the parsed JSON body of a route that takes one, else NULL */
+    int64_t ids[2];            /* the {id}s of the path, in order */
+    char name[USHER_NAME_MAX]; /* the {name} of the path (a queue), or "" */
+    json_t *body;              /* the parsed JSON body of a route that takes one, else NULL */
     api_auth auth;
     uint64_t start_ns;
     char client[64]; /* the peer address */

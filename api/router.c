@@ -28,6 +28,7 @@ const api_route api_routes[] = {
     { EVHTTP_REQ_GET, "/v1/reports/{id}", API_ORG, false, false, route_report_get },
     { EVHTTP_REQ_GET, "/v1/jobs/{id}", API_ORG, false, false, route_job_get },
     { EVHTTP_REQ_GET, "/v1/me/notifications", API_PUBLIC, false, false, route_inbox },
+    { EVHTTP_REQ_GET, "/v1/search", API_PUBLIC, false, false, route_search },
     { EVHTTP_REQ_POST, "/v1/webhooks", API_ORG, true, false, route_webhook_create },
     { EVHTTP_REQ_GET, "/v1/webhooks", API_ORG, false, false, route_webhook_list },
     { EVHTTP_REQ_GET, "/v1/webhooks/{id}", API_ORG, false, false, route_webhook_get },
@@ -72,8 +73,8 @@ static int64_t path_id(const char *s, size_t len)
     return v;
 }
 
-/* Matches path against pattern segment by segment, capturing {id}s. */
-static bool match(const char *pattern, const char *path, int64_t ids[2])
+/* Matches path against pattern segment by segment, capturing {id}s and a {name}. */
+static bool match(const char *pattern, const char *path, int64_t ids[2], char name[USHER_NAME_MAX])
 {
     int nids = 0;
 
@@ -88,6 +89,15 @@ static bool match(const char *pattern, const char *path, int64_t ids[2])
             if (id == 0 || nids == 2)
                 return false;
             ids[nids++] = id;
+        } else if (strncmp(pattern, "/{name}", 7) == 0 && pe == pattern + 7) {
+            size_t len = (size_t)(se - path - 1);
+
+            if (len == 0 || len >= USHER_NAME_MAX)
+                return false;
+            memcpy(name, path + 1, len);
+            name[len] = '\0';
+            if (!usher_config_valid_name(name))
+                return false;
         } else if (pe - pattern != se - path ||
                    strncmp(pattern, path, (size_t)(pe - pattern)) != 0) {
             return false;
@@ -203,14 +213,16 @@ static void route_request(api_req *r)
     }
     for (size_t i = 0; i < api_nroutes; i++) {
         int64_t ids[2] = { 0, 0 };
+        char name[USHER_NAME_MAX] = "";
 
-        if (!match(api_routes[i].pattern, path, ids))
+        if (!match(api_routes[i].pattern, path, ids, name))
             continue;
         path_known = true;
         if (api_routes[i].method != method)
             continue;
         r->route = &api_routes[i];
         memcpy(r->ids, ids, sizeof(ids));
+        memcpy(r->name, name, sizeof(name));
         break;
     }
     if (r->route == NULL) {

@@ -13,10 +13,13 @@
 
 #include "auth.h"
 #include "log.h"
+#include "offload.h"
 #include "pgpool.h"
 #include "redis.h"
 #include "wake.h"
 #include "router.h"
+
+#define OFFLOAD_THREADS 2 /* disk writes of uploads; few, short, and the machine is small */
 
 struct api_threads {
     int n;
@@ -199,6 +202,11 @@ usher_err api_threads_start(api_server *srv, int nthreads, api_threads **out, ch
         t->n = i + 1;
     }
     srv->port = port;
+    if (api_offload_start(OFFLOAD_THREADS) != USHER_OK) {
+        snprintf(errbuf, errlen, "could not start the offload threads");
+        api_threads_stop(t, 0);
+        return USHER_ERR_NOMEM;
+    }
     for (int i = 0; i < nthreads; i++) {
         if (pthread_create(&t->loops[i]->thread, NULL, run, t->loops[i]) != 0) {
             snprintf(errbuf, errlen, "could not start loop thread %d", i);
@@ -207,6 +215,7 @@ usher_err api_threads_start(api_server *srv, int nthreads, api_threads **out, ch
                 event_base_loopexit(t->loops[j]->base, NULL);
                 pthread_join(t->loops[j]->thread, NULL);
             }
+            api_offload_stop();
             for (int j = 0; j < nthreads; j++)
                 loop_free(t->loops[j]);
             free(t->loops);
@@ -259,6 +268,8 @@ void api_threads_stop(api_threads *t, int grace_ms)
             pthread_join(t->loops[i]->thread, NULL);
         current = NULL;
     }
+    /* After the loops (no new work) and before their bases go (pending dones). */
+    api_offload_stop();
     for (int i = 0; i < t->n; i++)
         loop_free(t->loops[i]);
     free(t->loops);

@@ -32,6 +32,9 @@ void route_job_get(api_req *r);
 /* inbox.c */
 void route_inbox(api_req *r);
 
+/* search.c */
+void route_search(api_req *r);
+
 /* webhooks.c */
 void route_webhook_create(api_req *r);
 void route_webhook_list(api_req *r);
