@@ -107,7 +107,6 @@ static void searched(void *arg)
     snprintf(limit, sizeof(limit), "%zu", j->limit);
     const char *params[] = { hits_text, j->query, total, offset, limit };
 
-    free(j);
     api_query(r,
               "SELECT json_build_object('query', $2::text, 'total', $3::bigint,"
               " 'offset', $4::int, 'limit', $5::int,"
@@ -125,6 +124,7 @@ static void searched(void *arg)
               "  AS h(ord int, type text, id bigint, event_id bigint, score float8)",
               5, params, enriched);
     free(hits_text);
+    free(j); /* after the statement copied its parameters */
 }
 
 /* A whole number in min..max from text, or false. */
