@@ -29,7 +29,9 @@ const api_route api_routes[] = {
     { EVHTTP_REQ_GET, "/v1/jobs/{id}", API_ORG, false, false, route_job_get },
     { EVHTTP_REQ_GET, "/v1/me/notifications", API_PUBLIC, false, false, route_inbox },
     { EVHTTP_REQ_GET, "/v1/search", API_PUBLIC, false, false, route_search },
-    /* The admins' dashboard API (issue 6). */
+    /* The admins' dashboard page and API (issue 6). */
+    { EVHTTP_REQ_GET, "/dashboard", API_PUBLIC, false, false, route_dashboard },
+    { EVHTTP_REQ_GET, "/dashboard/{name}", API_PUBLIC, false, false, route_dashboard_file },
     { EVHTTP_REQ_GET, "/v1/admin/queues", API_ADMIN, false, false, route_admin_queues },
     { EVHTTP_REQ_POST, "/v1/admin/queues/{name}/pause", API_ADMIN, false, false,
       route_admin_queue_pause },
@@ -236,7 +238,9 @@ static void route_request(api_req *r)
         if (!match(api_routes[i].pattern, path, ids, name))
             continue;
         path_known = true;
-        if (api_routes[i].method != method)
+        /* HEAD is GET without the body (evhttp leaves it out). */
+        if (api_routes[i].method != method &&
+            !(method == EVHTTP_REQ_HEAD && api_routes[i].method == EVHTTP_REQ_GET))
             continue;
         r->route = &api_routes[i];
         memcpy(r->ids, ids, sizeof(ids));

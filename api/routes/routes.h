@@ -32,6 +32,10 @@ void route_job_get(api_req *r);
 /* inbox.c */
 void route_inbox(api_req *r);
 
+/* dashboard.c */
+void route_dashboard(api_req *r);
+void route_dashboard_file(api_req *r);
+
 /* admin_queues.c */
 void route_admin_queues(api_req *r);
 void route_admin_queue_pause(api_req *r);
