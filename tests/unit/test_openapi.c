@@ -220,8 +220,9 @@ static int read_doc(FILE *f, doc *d)
                 rc = refuse(d, line, "expected a path key like /v1/x:");
         } else if (indent == 4) {
             const char *rest = split_key(text, key, sizeof(key));
-            int m =
-                rest != NULL ? method_key(d, line, path, key) : refuse(d, line, "expected a key");
+            int m = rest == NULL      ? refuse(d, line, "expected a key")
+                    : path[0] == '\0' ? refuse(d, line, "a key before the first path")
+                                      : method_key(d, line, path, key);
 
             op = m == 0 ? &d->ops[d->nops - 1] : NULL;
             sec = SEC_NONE;
@@ -469,6 +470,7 @@ Test(openapi, the_reader_refuses_what_it_cannot_read)
         { "paths:\n  /a:\n    get:\n      security:\n        - basic: []\n",
           "5: security lists only" },
         { "paths:\n  a:\n", "2: expected a path key" },
+        { "paths:\n    get:\n", "2: a key before the first path" },
         { "paths:\n  /a:\n\tget:\n", "3: a tab" },
         { "openapi: 3.1.0\n", "1: expected exactly one top-level paths: block" },
         { "paths:\n  /a:\n    get:\npaths:\n", "4: expected exactly one top-level paths:" },
