@@ -1,0 +1,85 @@
+/*
+ * The compiled schemas live in one array parallel to the generated
+ * usher_job_schema_sources, filled by the first load. A process compiles
+ * them at most once: a worker child on its first job (a dozen small
+ * schemas, well under a millisecond), the tests when they ask.
+ */
+#include "job_schemas.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* compiled[i] is the schema of usher_job_schema_sources[i]; NULL until loaded. */
+static usher_jsonschema **compiled;
+
+static void unload(void)
+{
+    for (size_t i = 0; compiled != NULL && usher_job_schema_sources[i].kind != NULL; i++)
+        usher_jsonschema_free(compiled[i]);
+    free(compiled);
+    compiled = NULL;
+}
+
+/* Parses and compiles the schema text of source into *out. */
+static usher_err compile_source(const usher_job_schema_source *source, usher_jsonschema **out,
+                                char *err, size_t errlen)
+{
+    char reason[512];
+    json_error_t jerr;
+    json_t *schema = json_loads(source->json, 0, &jerr);
+    usher_err rc;
+
+    if (schema == NULL)
+        return usher_errbuf(err, errlen, USHER_ERR_INVALID, "schema of %s: line %d: %s",
+                            source->kind, jerr.line, jerr.text);
+    rc = usher_jsonschema_compile(schema, out, reason, sizeof(reason));
+    json_decref(schema);
+    if (rc != USHER_OK)
+        return usher_errbuf(err, errlen, rc, "schema of %s: %s", source->kind, reason);
+    return USHER_OK;
+}
+
+usher_err usher_job_schemas_load(char *err, size_t errlen)
+{
+    size_t count = 0;
+
+    if (compiled != NULL)
+        return USHER_OK;
+    while (usher_job_schema_sources[count].kind != NULL)
+        count++;
+    compiled = calloc(count + 1, sizeof(*compiled));
+    if (compiled == NULL)
+        return usher_errbuf(err, errlen, USHER_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < count; i++) {
+        usher_err rc = compile_source(&usher_job_schema_sources[i], &compiled[i], err, errlen);
+
+        if (rc != USHER_OK) {
+            unload();
+            return rc;
+        }
+    }
+    return USHER_OK;
+}
+
+const usher_jsonschema *usher_job_schema_find(const char *kind)
+{
+    for (size_t i = 0; compiled != NULL && kind != NULL && usher_job_schema_sources[i].kind != NULL;
+         i++) {
+        if (strcmp(usher_job_schema_sources[i].kind, kind) == 0)
+            return compiled[i];
+    }
+    return NULL;
+}
+
+usher_err usher_job_schema_check(const char *kind, json_t *payload, char *err, size_t errlen)
+{
+    const usher_jsonschema *schema;
+    usher_err rc = usher_job_schemas_load(err, errlen);
+
+    if (rc != USHER_OK)
+        return rc;
+    schema = usher_job_schema_find(kind);
+    if (schema == NULL)
+        return USHER_OK;
+    return usher_jsonschema_validate(schema, payload, "payload", err, errlen);
+}
