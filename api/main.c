@@ -1,15 +1,150 @@
 /*
- * usher-api: the HTTP front end. Its server, routes and auth come in their
- * own issue; for now the binary checks its configuration and says what it
- * will do.
+ * usher-api: loads the configuration, starts the loop threads, and waits
+ * for signals on the main thread (the loops have them blocked). SIGTERM
+ * and SIGINT drain: new requests get 503, those in flight finish (up to
+ * the grace period), then the process exits. systemd hears READY, STOPPING
+ * and, when the unit asks for it, WATCHDOG.
  */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "api.h"
 #include "cli.h"
+#include "jobs.h"
+#include "log.h"
+#include "metrics.h"
+#include "router.h"
+#include "server.h"
+
+#define DRAIN_GRACE_MS 10000
+
+static const char usage[] = "usage: usher-api [--config FILE] [--threads N]\n"
+                            "Serves the HTTP API of schemas/openapi.yaml on api.listen.\n";
+
+static int thread_count(const usher_config *cfg, int argc, char **argv)
+{
+    long n = cfg->api_threads;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
+            n = strtol(argv[++i], NULL, 10);
+    }
+    if (n <= 0)
+        n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 256 ? 256 : (int)n;
+}
+
+/* True when every loop ticked within max_age_ns (none is stuck). */
+static bool loops_alive(const api_threads *threads, uint64_t max_age_ns)
+{
+    int n = 0;
+    api_loop *const *loops = api_threads_loops(threads, &n);
+    uint64_t now = api_now_ns();
+
+    for (int i = 0; i < n; i++) {
+        if (now - atomic_load(&loops[i]->alive_ns) > max_age_ns)
+            return false;
+    }
+    return true;
+}
+
+/*
+ * Waits for a stop signal. When systemd asked for a watchdog, pets it at
+ * half its interval, but only while every loop thread keeps ticking: a
+ * stuck loop lets the watchdog fire and systemd restart the service.
+ */
+static void wait_for_stop(const api_threads *threads)
+{
+    uint64_t watchdog_us = 0;
+    sigset_t set;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    if (sd_watchdog_enabled(0, &watchdog_us) <= 0)
+        watchdog_us = 0;
+    for (;;) {
+        struct timespec wait = { 3600, 0 };
+        int sig;
+
+        if (watchdog_us > 0) {
+            wait.tv_sec = (time_t)(watchdog_us / 2 / 1000000);
+            wait.tv_nsec = (long)(watchdog_us / 2 % 1000000 * 1000);
+        }
+        sig = sigtimedwait(&set, NULL, &wait);
+        if (sig < 0 && (errno == EAGAIN || errno == EINTR)) {
+            if (watchdog_us > 0 && loops_alive(threads, watchdog_us * 1000 / 2 + 2000000000u))
+                sd_notify(0, "WATCHDOG=1");
+            continue;
+        }
+        if (sig == SIGHUP) {
+            usher_log(USHER_LOG_NOTICE, "SIGHUP: usher-api keys need a restart; ignored");
+            continue;
+        }
+        usher_log(USHER_LOG_NOTICE, "signal %d: draining", sig);
+        return;
+    }
+}
 
 int main(int argc, char **argv)
 {
-    return usher_cli_stub("usher-api",
-                          "usage: usher-api [--config FILE]\n"
-                          "Serves the HTTP API described in schemas/openapi.yaml.\n"
-                          "(Not built yet: this version only checks the configuration.)\n",
-                          argc, argv);
+    usher_config cfg = { 0 };
+    api_server srv = { 0 };
+    api_threads *threads = NULL;
+    char errbuf[512];
+    sigset_t set;
+    int nthreads;
+
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (usher_cli_load_config("usher-api", &argc, argv, &cfg) != 0)
+        return 1;
+    nthreads = thread_count(&cfg, argc, argv);
+    srv.cfg = &cfg;
+    srv.ticket_key_set = usher_ticket_key_from_hex(cfg.ticket_secret, srv.ticket_key) == USHER_OK;
+    if (!srv.ticket_key_set)
+        usher_log(USHER_LOG_WARNING, "tickets.secret is not 64 hex digits: registration and"
+                                     " check-in answer 503 until it is set");
+    srv.metrics = api_metrics_new(api_nroutes);
+    srv.webhook_template = api_webhook_template(&cfg);
+    if (srv.metrics == NULL || srv.webhook_template == NULL) {
+        fprintf(stderr, "usher-api: out of memory\n");
+        api_metrics_free(srv.metrics);
+        free(srv.webhook_template);
+        usher_config_free(&cfg);
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* the loop threads inherit the mask */
+    if (api_threads_start(&srv, nthreads, &threads, errbuf, sizeof(errbuf)) != USHER_OK) {
+        fprintf(stderr, "usher-api: %s\n", errbuf);
+        api_metrics_free(srv.metrics);
+        free(srv.webhook_template);
+        usher_config_free(&cfg);
+        return 1;
+    }
+    usher_log(USHER_LOG_NOTICE, "listening on %.*s:%d with %d loop threads",
+              (int)(strrchr(cfg.api_listen, ':') - cfg.api_listen), cfg.api_listen, srv.port,
+              nthreads);
+    sd_notifyf(0, "READY=1\nSTATUS=listening on port %d", srv.port);
+    wait_for_stop(threads);
+    sd_notify(0, "STOPPING=1");
+    atomic_store(&srv.draining, true);
+    api_threads_stop(threads, DRAIN_GRACE_MS);
+    api_metrics_free(srv.metrics);
+    free(srv.webhook_template);
+    usher_config_free(&cfg);
+    return 0;
 }

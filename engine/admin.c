@@ -29,11 +29,12 @@
     "      < 'epoch'::timestamptz + $6::int8 * interval '1 microsecond')"            \
     " AND ($7::int8 IS NULL OR id < $7::int8) AND ($9::int8 IS NULL OR id = $9::int8)"
 
-#define JOB_FIELDS                                                                  \
-    "'id', id, 'queue', queue, 'kind', kind, 'priority', priority, 'state', state," \
-    " 'attempt', attempt, 'max_attempts', max_attempts, 'timeout_ms', timeout_ms,"  \
-    " 'run_at', run_at, 'created_at', created_at, 'finished_at', finished_at,"      \
-    " 'locked_by', locked_by, 'locked_until', locked_until, 'unique_key', unique_key"
+#define JOB_FIELDS                                                                     \
+    "'id', id, 'queue', queue, 'kind', kind, 'priority', priority, 'state', state,"    \
+    " 'attempt', attempt, 'max_attempts', max_attempts, 'timeout_ms', timeout_ms,"     \
+    " 'run_at', run_at, 'created_at', created_at, 'finished_at', finished_at,"         \
+    " 'locked_by', locked_by, 'locked_until', locked_until, 'unique_key', unique_key," \
+    " 'progress', progress"
 
 static const char list_sql[] =
     "SELECT coalesce(json_agg(json_build_object(" JOB_FIELDS ","
@@ -63,6 +64,9 @@ static const char dead_discard_sql[] =
     "  SELECT id FROM usher_jobs WHERE" FILTER_WHERE " LIMIT $8) AND state = 'dead'"
     "  RETURNING 1)"
     " SELECT count(*) FROM gone";
+
+static const char dead_count_sql[] =
+    "SELECT count(*) FROM (SELECT 1 FROM usher_jobs WHERE" FILTER_WHERE " LIMIT $8) d";
 
 static const char cancel_sql[] =
     "WITH c AS (UPDATE usher_jobs SET state = 'cancelled', finished_at = now()"
@@ -194,6 +198,11 @@ usher_err usher_dead_retry(usher_store *st, const usher_job_filter *f, size_t *c
 usher_err usher_dead_discard(usher_store *st, const usher_job_filter *f, size_t *count)
 {
     return dead_bulk(st, dead_discard_sql, f, count);
+}
+
+usher_err usher_dead_count(usher_store *st, const usher_job_filter *f, size_t *count)
+{
+    return dead_bulk(st, dead_count_sql, f, count);
 }
 
 /* A by-id dead action: explains a miss as not found, not dead, or key taken. */

@@ -28,7 +28,8 @@ typedef struct usher_job_filter {
 /*
  * Jobs matching f, newest first, as a JSON array of objects (id, queue,
  * kind, priority, state, attempt, max_attempts, run_at, created_at,
- * finished_at, locked_by, locked_until, unique_key, last_error).
+ * finished_at, locked_by, locked_until, unique_key, progress (percent
+ * done of a running job that reports it, else null), last_error).
  */
 usher_err usher_admin_list(usher_store *st, const usher_job_filter *f, json_t **out);
 
@@ -54,5 +55,8 @@ usher_err usher_dead_retry(usher_store *st, const usher_job_filter *f, size_t *c
 /* Deletes dead jobs, by id or by filter, as for retry. */
 usher_err usher_dead_discard_id(usher_store *st, int64_t id);
 usher_err usher_dead_discard(usher_store *st, const usher_job_filter *f, size_t *count);
+
+/* How many dead jobs the filter matches: what a retry or discard would touch (a dry run). */
+usher_err usher_dead_count(usher_store *st, const usher_job_filter *f, size_t *count);
 
 #endif

@@ -717,22 +717,23 @@ static void apply_defaults(parser *p)
     }
 }
 
+/* Environment overrides: parsed and range-checked like the file's values. */
 static void apply_env(parser *p)
 {
     for (size_t i = 0; i < USHER_NSETTINGS && p->err == USHER_OK; i++) {
-        const char *value = usher_settings[i].env != NULL ? getenv(usher_settings[i].env) : NULL;
-        char **slot = (void *)((char *)p->cfg + usher_settings[i].offset);
-        char *copy;
+        const usher_setting *s = &usher_settings[i];
+        const char *value = s->env != NULL ? getenv(s->env) : NULL;
+        usher_value_spec spec = { .type = s->type, .min = s->min, .max = s->max };
+        char why[256];
+        usher_err err;
 
         if (value == NULL || *value == '\0')
             continue;
-        copy = strdup(value);
-        if (copy == NULL) {
-            fail(p, USHER_ERR_NOMEM, 0, "out of memory");
-            return;
-        }
-        free(*slot);
-        *slot = copy;
+        err = usher_config_parse_value(&spec, value, (char *)p->cfg + s->offset, why, sizeof(why));
+        if (err == USHER_ERR_NOMEM)
+            fail(p, err, 0, "out of memory");
+        else if (err != USHER_OK)
+            fail(p, err, 0, "$%s: %s", s->env, why);
     }
 }
 

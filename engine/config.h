@@ -135,6 +135,20 @@ typedef struct usher_config {
     char *search_language;        /* its stemming language */
     int log_level;                /* syslog level 3 (err) .. 7 (debug) */
 
+    /* [api]: usher-api */
+    char *api_listen;           /* HOST:PORT; port 0 picks a free one (tests) */
+    int api_threads;            /* loop threads; 0 = one per core */
+    int api_db_connections;     /* PostgreSQL connections per loop thread */
+    int api_body_max_bytes;     /* JSON request bodies, at most */
+    int api_upload_max_bytes;   /* session content uploads, at most */
+    int api_header_max_bytes;   /* request line + headers, at most */
+    int api_timeout_s;          /* a client silent this long is dropped */
+    int api_token_cache_ms;     /* a verified token is trusted this long per thread */
+    int api_cache_event_ttl_s;  /* Redis cache of event details: fresh this long... */
+    int api_cache_access_ttl_s; /* ...and of session access checks */
+    int api_cache_stale_s;      /* then served stale this long while one refresh runs */
+    int api_rate_per_minute;    /* registrations + check-ins per client address / token */
+
     /* [engine] */
     int payload_max_bytes;     /* enqueue refuses larger payloads */
     int notify_debounce_ms;    /* at most one NOTIFY per queue per process per window */

@@ -79,7 +79,7 @@ typedef struct usher_key {
  * same offset in cfg->defaults; unset pool keys take int_default, or a
  * value that follows the pool's tiers; the rest is in config.c's checks.
  */
-#define USHER_NSETTINGS 24
+#define USHER_NSETTINGS 36
 #define USHER_NKEYS     31
 extern const usher_setting usher_settings[]; /* USHER_NSETTINGS rows */
 extern const usher_key usher_keys[];         /* USHER_NKEYS rows */

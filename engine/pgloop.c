@@ -14,7 +14,7 @@
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
-#define PREPARED_MAX   16 /* statements with parameters prepared per connection */
+#define PREPARED_MAX   64 /* statements with parameters prepared per connection */
 
 typedef enum pg_state { PG_CONNECTING, PG_READY, PG_DOWN } pg_state;
 

@@ -15,9 +15,8 @@ static const char seed_sql[] =
     "  SELECT id, 'Usher Summit 2026', 'Messe Berlin, Hall 3', 'Europe/Berlin',"
     "   date_trunc('day', now()) + interval '30 days 8 hours',"
     "   date_trunc('day', now()) + interval '31 days 17 hours', 'large' FROM org RETURNING id),"
-    " tt AS (INSERT INTO ticket_types (event_id, name, capacity, sold)"
-    "  SELECT ev.id, t.name, t.capacity, CASE WHEN t.name = 'General admission' THEN $1::int"
-    "   ELSE 0 END"
+    " tt AS (INSERT INTO ticket_types (event_id, name, capacity)"
+    "  SELECT ev.id, t.name, t.capacity"
     "  FROM ev, (VALUES ('General admission', greatest(1000, $1::int)), ('VIP', 100),"
     "   ('Student', 300)) AS t(name, capacity)"
     "  RETURNING id, name),"
@@ -55,23 +54,46 @@ static const char seed_sql[] =
     " SELECT (SELECT id FROM org), (SELECT id FROM ev), (SELECT count(*) FROM regs),"
     "  (SELECT count(*) FROM ss)";
 
+/*
+ * The ticket type's seats are striped by a trigger that fires at the end of
+ * the seed statement, so the seats the demo registrations took are marked
+ * by a second statement in the same transaction.
+ */
+static const char sold_sql[] =
+    "SELECT usher_ticket_stripes_set(t.id, t.capacity, $1::int) FROM ticket_types t"
+    " WHERE t.event_id = $2 AND t.name = 'General admission'";
+
 usher_err usher_seed_demo(usher_store *st, int registrations, usher_seed_result *out)
 {
-    char count[16];
+    char count[16], event[24];
     const char *params[] = { count };
+    const char *sold_params[] = { count, event };
     PGresult *res;
     usher_err err;
 
     if (registrations < 1 || registrations > 100000)
         return usher_store_fail(st, USHER_ERR_INVALID, "registrations must be 1..100000");
+
     snprintf(count, sizeof(count), "%d", registrations);
-    err = usher_store_exec(st, seed_sql, 1, params, &res);
-    if (err != USHER_OK)
+    err = usher_store_command(st, "BEGIN");
+    if (err == USHER_OK)
+        err = usher_store_exec(st, seed_sql, 1, params, &res);
+    if (err != USHER_OK) {
+        usher_store_command(st, "ROLLBACK");
         return err;
+    }
     out->organizer_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     out->event_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
     out->registrations = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
     out->sessions = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
     PQclear(res);
-    return USHER_OK;
+    snprintf(event, sizeof(event), "%lld", (long long)out->event_id);
+    err = usher_store_exec(st, sold_sql, 2, sold_params, &res);
+    if (err == USHER_OK) {
+        PQclear(res);
+        err = usher_store_command(st, "COMMIT");
+    }
+    if (err != USHER_OK)
+        usher_store_command(st, "ROLLBACK");
+    return err;
 }

@@ -17,6 +17,8 @@ PACKAGES=(
     libhpdf-dev libqrencode-dev fonts-dejavu-core libesmtp-dev libxapian-dev
     # reading their output back in tests: pdftotext, zbarimg
     poppler-utils zbar-tools
+    # scripts/run.sh waits for the API with curl; bench/api loads it with wrk
+    curl wrk
 )
 
 missing_packages() {

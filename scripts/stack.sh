@@ -313,16 +313,16 @@ cmd_start() {
     log "env written to $STATE/env"
 }
 
-# Worker pools that scripts/run.sh started: SIGTERM lets them drain.
+# The API and worker pools that scripts/run.sh started: SIGTERM lets them drain.
 workers_stop() {
     local pidfile pid
-    for pidfile in "$STATE"/worker-*.pid; do
+    for pidfile in "$STATE"/api.pid "$STATE"/worker-*.pid; do
         [[ -f "$pidfile" ]] || continue
         pid=$(cat "$pidfile")
         if pid_alive "$pid"; then
             kill -TERM "$pid" 2>/dev/null || true
             wait_gone "$pid" || kill -KILL "$pid" 2>/dev/null || true
-            log "worker pool $(basename "$pidfile" .pid) stopped"
+            log "$(basename "$pidfile" .pid) stopped"
         fi
         rm -f "$pidfile"
     done

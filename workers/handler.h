@@ -1,7 +1,9 @@
 /*
  * The handler interface: what a job kind's code receives and how it says
  * the attempt ended. Handlers run in a pre-forked child process, one job
- * at a time, so a crash or a hang costs one child, never the pool.
+ * at a time, so a crash or a hang costs one child, never the pool. A kind
+ * whose jobs are cheaper together (one statement, one index commit) may
+ * also take several jobs at once: see usher_batch_fn.
  */
 #ifndef USHER_HANDLER_H
 #define USHER_HANDLER_H
@@ -43,9 +45,30 @@ usher_store *usher_handler_store(usher_handler_ctx *ctx, usher_handler_result *r
 typedef void (*usher_handler_fn)(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
                                  usher_handler_result *result);
 
+/*
+ * Runs one attempt of each of n jobs (1 <= n <= the kind's batch_max) of
+ * the kind, which the supervisor handed to the child one after the other.
+ * jobs[i] and payloads[i] (parsed JSON) are borrowed for the call;
+ * results[i] starts as OK with delay -1 and no error, and is reported for
+ * jobs[i], in order, after the call returns: so a batch function must make
+ * its work durable before it returns an OK.
+ */
+typedef void (*usher_batch_fn)(usher_handler_ctx *ctx, const usher_job *jobs,
+                               json_t *const *payloads, size_t n, usher_handler_result *results);
+
+/* Jobs one batch takes at most (a child holds at most this many anyway). */
+#define USHER_BATCH_MAX 64
+
+/*
+ * A kind and its code: run, run_batch or both. When run_batch is set the
+ * child uses it for every job of the kind, with the jobs of the kind that
+ * are already waiting in its socket, up to batch_max (1..USHER_BATCH_MAX).
+ */
 typedef struct usher_handler {
     const char *kind;
     usher_handler_fn run;
+    usher_batch_fn run_batch;
+    size_t batch_max;
 } usher_handler;
 
 /* Sets result to a failure with a printf-style message. */

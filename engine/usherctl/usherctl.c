@@ -30,6 +30,10 @@ static const ctl_command commands[] = {
     { "pause", ctl_pause, "pause QUEUE" },
     { "resume", ctl_resume, "resume QUEUE" },
     { "seed", ctl_seed, "seed --demo [--registrations N]  an organizer, an event, registrations" },
+    { "organizer", ctl_organizer, "organizer create NAME  prints the new organizer's id" },
+    { "token", ctl_token,
+      "token create --role admin|organizer|scanner [--organizer ID] [--event ID] [--name N]\n"
+      "        prints the token (once) | token revoke ID" },
     { "maintain", ctl_maintain, "maintain  rescue expired leases and prune, if no one else leads" },
 };
 

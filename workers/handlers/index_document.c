@@ -2,16 +2,22 @@
  * index.document: brings one event, session or attendee into the search
  * index, or takes it out. The row is read fresh from the database, so an
  * update job always indexes the latest version, and a row that is gone is
- * deleted from the index. The writer is opened per job and closed (which
- * commits): Xapian allows one writer per index, so a child that finds the
- * lock taken retries shortly instead of waiting.
+ * deleted from the index. The writer is opened per batch (the jobs a child
+ * holds) and closed, which commits once for all of them before any is
+ * reported done. Xapian allows one writer per index: a child that finds the
+ * lock taken waits a little (the holder's batch is short), then retries
+ * the batch shortly rather than holding its jobs.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "job_handlers.h"
 #include "xapian_wrap.h"
+
+#define LOCK_WAIT_MAX_MS 5000
 
 typedef struct source {
     const char *type;
@@ -35,28 +41,66 @@ static const source *find_source(const char *type)
     return NULL;
 }
 
-/* Applies a put (row found) or a delete (row gone) under the index's one writer. */
-static void apply(usher_handler_ctx *ctx, const usher_index_doc *doc, bool remove,
-                  usher_handler_result *r)
+/* One job's change: its row (res, NULL until read) as a document, or a delete. */
+typedef struct change {
+    const source *src;
+    int64_t id;
+    bool remove;
+    PGresult *res;
+    usher_index_doc doc;
+} change;
+
+/* Checks the payload into *c; false (and r set to PERMANENT) if it is bad. */
+static bool parse(json_t *payload, change *c, usher_handler_result *r)
 {
-    const usher_config *cfg = usher_handler_config(ctx);
-    usher_index *ix = NULL;
-    char errbuf[512];
-    usher_err err = usher_index_open_writer(cfg->search_index_dir, cfg->search_language, &ix,
-                                            errbuf, sizeof(errbuf));
-
-    if (err == USHER_OK)
-        err = remove ? usher_index_delete(ix, doc->type, doc->id, errbuf, sizeof(errbuf))
-                     : usher_index_put(ix, doc, errbuf, sizeof(errbuf));
-    if (ix != NULL) {
-        usher_err closed = usher_index_close(ix, errbuf, sizeof(errbuf));
-
-        err = err != USHER_OK ? err : closed;
+    *c = (change){ .src = find_source(json_string_value(json_object_get(payload, "type"))) };
+    if ((c->id = usher_payload_id(payload, "id", r)) == 0)
+        return false;
+    if (c->src == NULL) {
+        usher_handler_fail(r, USHER_OUTCOME_PERMANENT,
+                           "payload.type must be \"event\", \"session\" or \"attendee\"");
+        return false;
     }
+    c->remove = json_is_true(json_object_get(payload, "delete"));
+    return true;
+}
+
+/* Reads c's row: a put when it is there (and not a delete), else a delete. */
+static bool load(usher_store *st, change *c, usher_handler_result *r)
+{
+    char idtext[24];
+    const char *params[] = { idtext };
+    usher_err err;
+
+    c->doc = (usher_index_doc){ .type = c->src->type, .id = c->id };
+    if (c->remove)
+        return true;
+    snprintf(idtext, sizeof(idtext), "%lld", (long long)c->id);
+    err = usher_store_exec(st, c->src->sql, 1, params, &c->res);
+    if (err != USHER_OK) {
+        usher_handler_store_failed(r, st, err, "index.document");
+        return false;
+    }
+    if (PQntuples(c->res) != 1) {
+        c->remove = true;
+        return true;
+    }
+    c->doc.event_id = strtoll(PQgetvalue(c->res, 0, 1), NULL, 10);
+    c->doc.title = PQgetvalue(c->res, 0, 2);
+    c->doc.body = PQgetvalue(c->res, 0, 3);
+    c->doc.speakers = PQgetvalue(c->res, 0, 4);
+    c->doc.name = PQgetvalue(c->res, 0, 5);
+    c->doc.email = PQgetvalue(c->res, 0, 6);
+    return true;
+}
+
+/* Sets r to an index failure: a busy index retries soon, bad data is permanent. */
+static void index_failed(usher_err err, const char *errbuf, usher_handler_result *r)
+{
     if (err == USHER_ERR_CONFLICT) {
         usher_handler_fail(r, USHER_OUTCOME_RETRY, "index busy: %s", errbuf);
         r->delay_ms = 200;
-    } else if (err != USHER_OK) {
+    } else {
         usher_handler_fail(r,
                            err == USHER_ERR_INVALID || err == USHER_ERR_TOO_LARGE
                                ? USHER_OUTCOME_PERMANENT
@@ -65,43 +109,105 @@ static void apply(usher_handler_ctx *ctx, const usher_index_doc *doc, bool remov
     }
 }
 
+/*
+ * Opens the writer, waiting up to budget_ms (backing off from 10 ms) while
+ * another child holds it: its batch commits within milliseconds, and
+ * waiting here is cheaper than failing a whole batch's attempts.
+ */
+static usher_err open_writer(const usher_config *cfg, int budget_ms, usher_index **ix, char *errbuf,
+                             size_t errlen)
+{
+    int waited = 0, pause_ms = 10;
+    usher_err err;
+
+    while ((err = usher_index_open_writer(cfg->search_index_dir, cfg->search_language, ix, errbuf,
+                                          errlen)) == USHER_ERR_CONFLICT &&
+           waited + pause_ms <= budget_ms) {
+        struct timespec ts = { 0, (long)pause_ms * 1000000 };
+
+        nanosleep(&ts, NULL);
+        waited += pause_ms;
+        pause_ms = pause_ms < 160 ? 2 * pause_ms : pause_ms;
+    }
+    return err;
+}
+
+/*
+ * Applies the changes of the jobs whose results are still OK under the
+ * index's one writer, and commits once. A change that fails fails its own
+ * job; failing to open or to commit fails every job that had a change.
+ */
+static void apply(usher_handler_ctx *ctx, int budget_ms, change *changes, size_t n,
+                  usher_handler_result *results)
+{
+    usher_index *ix = NULL;
+    char errbuf[512];
+    usher_err err = open_writer(usher_handler_config(ctx), budget_ms, &ix, errbuf, sizeof(errbuf));
+
+    for (size_t i = 0; err == USHER_OK && i < n; i++) {
+        change *c = &changes[i];
+        usher_err one;
+
+        if (results[i].outcome != USHER_OUTCOME_OK)
+            continue;
+        one = c->remove ? usher_index_delete(ix, c->doc.type, c->id, errbuf, sizeof(errbuf))
+                        : usher_index_put(ix, &c->doc, errbuf, sizeof(errbuf));
+        if (one != USHER_OK)
+            index_failed(one, errbuf, &results[i]);
+    }
+    if (ix != NULL) {
+        usher_err closed = usher_index_close(ix, errbuf, sizeof(errbuf));
+
+        err = err != USHER_OK ? err : closed;
+    }
+    for (size_t i = 0; err != USHER_OK && i < n; i++) {
+        if (results[i].outcome == USHER_OUTCOME_OK)
+            index_failed(err, errbuf, &results[i]);
+    }
+}
+
+/* How long a batch may wait for the index lock: a quarter of its timeout, at most 5 s. */
+static int lock_budget_ms(const usher_job *first)
+{
+    return first->timeout_ms / 4 < LOCK_WAIT_MAX_MS ? first->timeout_ms / 4 : LOCK_WAIT_MAX_MS;
+}
+
+void usher_batch_index_document(usher_handler_ctx *ctx, const usher_job *jobs,
+                                json_t *const *payloads, size_t n, usher_handler_result *results)
+{
+    change *changes = calloc(n, sizeof(*changes));
+    usher_handler_result unreachable = { .outcome = USHER_OUTCOME_OK, .delay_ms = -1 };
+    usher_store *st = NULL;
+    bool any = false;
+
+    for (size_t i = 0; changes != NULL && i < n; i++)
+        any |= parse(payloads[i], &changes[i], &results[i]);
+    if (changes == NULL || (any && (st = usher_handler_store(ctx, &unreachable)) == NULL)) {
+        for (size_t i = 0; i < n; i++) {
+            if (results[i].outcome != USHER_OUTCOME_OK)
+                continue;
+            if (changes == NULL)
+                usher_handler_fail(&results[i], USHER_OUTCOME_RETRY, "index.document: no memory");
+            else
+                results[i] = unreachable;
+        }
+        free(changes);
+        return;
+    }
+    any = false;
+    for (size_t i = 0; i < n; i++) {
+        if (results[i].outcome == USHER_OUTCOME_OK)
+            any |= load(st, &changes[i], &results[i]);
+    }
+    if (any)
+        apply(ctx, lock_budget_ms(&jobs[0]), changes, n, results);
+    for (size_t i = 0; i < n; i++)
+        PQclear(changes[i].res);
+    free(changes);
+}
+
 void usher_run_index_document(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
                               usher_handler_result *r)
 {
-    const source *src = find_source(json_string_value(json_object_get(payload, "type")));
-    int64_t id = usher_payload_id(payload, "id", r);
-    char idtext[24];
-    const char *params[] = { idtext };
-    usher_index_doc doc = { 0 };
-    usher_store *st;
-    PGresult *res;
-    usher_err err;
-
-    (void)job;
-    if (id == 0)
-        return;
-    if (src == NULL) {
-        usher_handler_fail(r, USHER_OUTCOME_PERMANENT,
-                           "payload.type must be \"event\", \"session\" or \"attendee\"");
-        return;
-    }
-    if ((st = usher_handler_store(ctx, r)) == NULL)
-        return;
-    snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
-    err = usher_store_exec(st, src->sql, 1, params, &res);
-    if (err != USHER_OK) {
-        usher_handler_store_failed(r, st, err, "index.document");
-        return;
-    }
-    doc = (usher_index_doc){ .type = src->type, .id = id };
-    if (PQntuples(res) == 1) {
-        doc.event_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-        doc.title = PQgetvalue(res, 0, 2);
-        doc.body = PQgetvalue(res, 0, 3);
-        doc.speakers = PQgetvalue(res, 0, 4);
-        doc.name = PQgetvalue(res, 0, 5);
-        doc.email = PQgetvalue(res, 0, 6);
-    }
-    apply(ctx, &doc, PQntuples(res) != 1 || json_is_true(json_object_get(payload, "delete")), r);
-    PQclear(res);
+    usher_batch_index_document(ctx, job, &payload, 1, r);
 }

@@ -5,13 +5,21 @@
 #include "job_handlers.h"
 
 const usher_handler usher_job_handlers[] = {
-    { "pdf.ticket", usher_run_pdf_ticket },
-    { "pdf.badge", usher_run_pdf_badge },
-    { "email.send", usher_run_email_send },
-    { "notify.inbox", usher_run_notify_inbox },
-    { "notify.webhook", usher_run_notify_webhook },
-    { "index.document", usher_run_index_document },
-    { NULL, NULL },
+    { .kind = "pdf.ticket", .run = usher_run_pdf_ticket },
+    { .kind = "pdf.badge", .run = usher_run_pdf_badge },
+    { .kind = "email.send", .run = usher_run_email_send },
+    { .kind = "notify.inbox", .run = usher_run_notify_inbox },
+    { .kind = "notify.webhook", .run = usher_run_notify_webhook },
+    { .kind = "index.document",
+      .run = usher_run_index_document,
+      .run_batch = usher_batch_index_document,
+      .batch_max = USHER_BATCH_MAX },
+    { .kind = "report.attendees", .run = usher_run_report },
+    { .kind = "report.checkins", .run = usher_run_report },
+    { .kind = "analytics.rollup",
+      .run_batch = usher_batch_analytics_rollup,
+      .batch_max = USHER_BATCH_MAX },
+    { .kind = NULL },
 };
 
 void usher_handler_store_failed(usher_handler_result *r, usher_store *st, usher_err err,

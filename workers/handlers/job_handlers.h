@@ -7,6 +7,13 @@
  *   notify.inbox  {registration_id, title, body?}
  *   notify.webhook {endpoint_id, event, data}
  *   index.document {type: "event"|"session"|"attendee", id, delete?: bool}
+ *   report.attendees, report.checkins {report_id}: a row of reports (engine/report.h),
+ *                 or {scope: "all"}: one CSV report per current event
+ *   analytics.rollup {event_id, metric: "registration"|"checkin"|"session_access",
+ *                 at?: RFC 3339 timestamp (default: when the job became
+ *                 runnable, else now), count?: 1..10^9 (default 1)}
+ * index.document and analytics.rollup also run in batches (usher_batch_fn):
+ * one index commit, or one statement, for the jobs a child holds.
  */
 #ifndef USHER_JOB_HANDLERS_H
 #define USHER_JOB_HANDLERS_H
@@ -21,10 +28,16 @@ void usher_run_email_send(usher_handler_ctx *ctx, const usher_job *job, json_t *
                           usher_handler_result *r);
 void usher_run_index_document(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
                               usher_handler_result *r);
+void usher_batch_index_document(usher_handler_ctx *ctx, const usher_job *jobs,
+                                json_t *const *payloads, size_t n, usher_handler_result *results);
+void usher_batch_analytics_rollup(usher_handler_ctx *ctx, const usher_job *jobs,
+                                  json_t *const *payloads, size_t n, usher_handler_result *results);
 void usher_run_notify_webhook(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
                               usher_handler_result *r);
 void usher_run_notify_inbox(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
                             usher_handler_result *r);
+void usher_run_report(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
+                      usher_handler_result *r);
 
 /* Terminated by an entry whose kind is NULL. */
 extern const usher_handler usher_job_handlers[];

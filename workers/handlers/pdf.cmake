@@ -10,7 +10,9 @@ endif()
 pkg_check_modules(PDF_QRENCODE REQUIRED IMPORTED_TARGET libqrencode)
 pkg_check_modules(PDF_SODIUM REQUIRED IMPORTED_TARGET libsodium)
 
-target_sources(usher_handlers PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/handlers/pdf_render.c
+target_sources(usher_handlers PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/handlers/pdf_doc.c
+                                      ${CMAKE_CURRENT_SOURCE_DIR}/handlers/pdf_render.c
+                                      ${CMAKE_CURRENT_SOURCE_DIR}/handlers/pdf_table.c
                                       ${CMAKE_CURRENT_SOURCE_DIR}/handlers/docstore.c)
 target_include_directories(usher_handlers PRIVATE ${HPDF_INCLUDE})
 target_link_libraries(usher_handlers PUBLIC ${HPDF_LIB} PkgConfig::PDF_QRENCODE

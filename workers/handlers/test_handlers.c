@@ -113,6 +113,7 @@ static void run_hang(usher_handler_ctx *ctx, const usher_job *job, json_t *paylo
 }
 
 const usher_handler usher_test_handlers[] = {
-    { "test.noop", run_noop },   { "test.sleep", run_sleep }, { "test.fail", run_fail },
-    { "test.crash", run_crash }, { "test.hang", run_hang },   { NULL, NULL },
+    { .kind = "test.noop", .run = run_noop }, { .kind = "test.sleep", .run = run_sleep },
+    { .kind = "test.fail", .run = run_fail }, { .kind = "test.crash", .run = run_crash },
+    { .kind = "test.hang", .run = run_hang }, { .kind = NULL },
 };

@@ -1,0 +1,131 @@
+/*
+ * usher-api's shared types: the server (one per process), its loop
+ * threads (each with its own event base, HTTP server, database connections
+ * and token cache), and a request as the routes see it.
+ *
+ * A request lives on the loop thread that accepted it. Routes never block:
+ * they queue one statement at a time (api_query) and answer from its
+ * callback. Every request ends in exactly one api_reply_* call, which
+ * sends the answer (unless the client has gone), counts it, and frees it.
+ */
+#ifndef USHER_API_H
+#define USHER_API_H
+
+#include <event2/http.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "pgloop.h"
+#include "ticket.h"
+#include "token.h"
+
+typedef struct api_metrics api_metrics;
+typedef struct api_pgpool api_pgpool;
+typedef struct api_redis api_redis;
+typedef struct api_wake api_wake;
+typedef struct api_token_cache api_token_cache;
+typedef struct api_route api_route;
+
+typedef struct api_server {
+    const usher_config *cfg;
+    unsigned char ticket_key[USHER_TICKET_KEY_BYTES];
+    bool ticket_key_set; /* false: registration and check-in answer 503 */
+    api_metrics *metrics;
+    atomic_bool draining;   /* SIGTERM: finish what is in flight, take nothing new */
+    int port;               /* the port bound (useful when listen asked for port 0) */
+    char *webhook_template; /* notify.webhook's queue and policy, as JSON (api/jobs.h) */
+} api_server;
+
+typedef struct api_loop {
+    api_server *srv;
+    int index;
+    struct event_base *base;
+    struct evhttp *http;
+    struct evhttp_bound_socket *bound;
+    api_pgpool *pg;
+    api_redis *redis; /* the cache and the rate limiter; may be down */
+    api_token_cache *tokens;
+    api_wake *wake;     /* NOTIFYs for the jobs its statements enqueued */
+    struct event *tick; /* publishes the gauges below once a second */
+    pthread_t thread;
+    atomic_int inflight;           /* requests accepted and not yet answered */
+    atomic_int pg_up;              /* connections up, as of the last tick */
+    atomic_int pg_busy;            /* connections with statements waiting, as of the last tick */
+    atomic_uint_fast64_t alive_ns; /* the last tick: a loop that stops ticking is stuck */
+} api_loop;
+
+typedef struct api_auth {
+    usher_role role; /* USHER_ROLE_NONE: no token */
+    int64_t token_id;
+    int64_t organizer_id; /* organizer and scanner tokens */
+    int64_t event_id;     /* a scanner narrowed to one event; 0 = any of its organizer's */
+} api_auth;
+
+typedef struct api_req {
+    api_loop *loop;
+    struct evhttp_request *http; /* NULL once the client has gone */
+    struct evhttp_connection *conn;
+    const api_route *route;
+    int64_t ids[2]; /* the {id}s of the path, in order */
+    json_t *body;   /* the parsed JSON body of a route that takes one, else NULL */
+    api_auth auth;
+    uint64_t start_ns;
+    char client[64]; /* the peer address */
+    void *state;     /* a route's own state between its steps (freed by the route) */
+} api_req;
+
+/* Answers with JSON (takes body's reference) and ends the request. */
+void api_reply_json(api_req *r, int status, json_t *body);
+
+/* Answers {"error": {"code", "message"}} and ends the request. */
+void api_reply_error(api_req *r, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Answers with raw bytes of a content type and ends the request. */
+void api_reply_raw(api_req *r, int status, const char *content_type, const char *data, size_t len);
+
+/* Adds a response header before the reply (no-op when the client has gone). */
+void api_add_header(api_req *r, const char *name, const char *value);
+
+/* Parses the query string into q (evhttp_clear_headers it after); -1 if malformed. */
+int api_query_params(const api_req *r, struct evkeyvalq *q);
+
+/* A request header, or NULL. */
+const char *api_header(const api_req *r, const char *name);
+
+/*
+ * Queues a statement on the loop's connections; done runs on the loop with
+ * the result. When the database is unreachable this answers 503 itself and
+ * returns false (done is not called).
+ */
+bool api_query(api_req *r, const char *sql, int nparams, const char *const *params,
+               usher_pg_result_fn done);
+
+/*
+ * For a callback: true when res is a good result; otherwise answers 503
+ * (connection lost) or 500 (statement failed, logged) and returns false.
+ */
+bool api_result_ok(api_req *r, PGresult *res, const char *errmsg);
+
+/*
+ * Answers the JSON text in the first column of res's first row with
+ * status; no row, or NULL, answers 404 "no such WHAT". A failed statement
+ * is answered as api_result_ok does.
+ */
+void api_reply_row(api_req *r, PGresult *res, const char *errmsg, int status, const char *what);
+
+/* True when the role may act on the organizer's data (admin: every organizer). */
+bool api_may_manage(const api_req *r, int64_t organizer_id);
+
+/* id as decimal text for a statement parameter; NULL (SQL NULL) for 0. */
+const char *api_id_text(int64_t id, char out[24]);
+
+/* Monotonic nanoseconds. */
+uint64_t api_now_ns(void);
+
+#endif

@@ -1,0 +1,138 @@
+#include "auth.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "router.h"
+
+#define CACHE_SLOTS 1024 /* direct-mapped by hash: a collision just costs a lookup */
+
+typedef struct cached_token {
+    unsigned char hash[USHER_TOKEN_HASH_BYTES];
+    api_auth auth;
+    uint64_t expires_ns; /* 0 = empty slot */
+} cached_token;
+
+struct api_token_cache {
+    cached_token slots[CACHE_SLOTS];
+};
+
+typedef struct auth_step {
+    void (*next)(api_req *r);
+    unsigned char hash[USHER_TOKEN_HASH_BYTES];
+} auth_step;
+
+api_token_cache *api_token_cache_new(void)
+{
+    return calloc(1, sizeof(api_token_cache));
+}
+
+void api_token_cache_free(api_token_cache *cache)
+{
+    free(cache);
+}
+
+static cached_token *slot_of(api_token_cache *cache, const unsigned char *hash)
+{
+    uint32_t i;
+
+    memcpy(&i, hash, sizeof(i));
+    return &cache->slots[i % CACHE_SLOTS];
+}
+
+static const char *bearer(const api_req *r, size_t *len)
+{
+    const char *h = api_header(r, "Authorization");
+
+    if (h == NULL)
+        return NULL;
+    if (strncasecmp(h, "Bearer ", 7) != 0) {
+        *len = 0;
+        return h;
+    }
+    h += 7;
+    while (*h == ' ')
+        h++;
+    *len = strlen(h);
+    while (*len > 0 && h[*len - 1] == ' ')
+        (*len)--;
+    return h;
+}
+
+static void looked_up(PGresult *res, const char *errmsg, void *arg)
+{
+    api_req *r = arg;
+    auth_step *step = r->state;
+    void (*next)(api_req * r) = step->next;
+    const api_server *srv = r->loop->srv;
+    unsigned char stored[USHER_TOKEN_HASH_BYTES];
+    size_t stored_len = 0;
+    cached_token *slot;
+
+    if (!api_result_ok(r, res, errmsg)) {
+        free(step);
+        return;
+    }
+    r->state = NULL;
+    if (PQntuples(res) != 1 ||
+        sodium_hex2bin(stored, sizeof(stored), PQgetvalue(res, 0, 1) + 2,
+                       strlen(PQgetvalue(res, 0, 1) + 2), NULL, &stored_len, NULL) != 0 ||
+        stored_len != sizeof(stored) || sodium_memcmp(stored, step->hash, sizeof(stored)) != 0) {
+        free(step);
+        api_reply_error(r, 401, "unauthorized", "the token is unknown or revoked");
+        return;
+    }
+    r->auth.token_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    r->auth.role = usher_role_parse(PQgetvalue(res, 0, 2));
+    r->auth.organizer_id = PQgetisnull(res, 0, 3) ? 0 : strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+    r->auth.event_id = PQgetisnull(res, 0, 4) ? 0 : strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+    slot = slot_of(r->loop->tokens, step->hash);
+    memcpy(slot->hash, step->hash, sizeof(slot->hash));
+    slot->auth = r->auth;
+    slot->expires_ns = api_now_ns() + (uint64_t)srv->cfg->api_token_cache_ms * 1000000u;
+    free(step);
+    next(r);
+}
+
+void api_authenticate(api_req *r, void (*next)(api_req *r))
+{
+    static const char sql[] = "SELECT id, token_hash, role, organizer_id, event_id"
+                              " FROM api_tokens WHERE token_hash = $1::bytea"
+                              " AND revoked_at IS NULL";
+    size_t len = 0;
+    const char *token = bearer(r, &len);
+    auth_step *step;
+    cached_token *slot;
+    char param[67];
+    const char *params[] = { param };
+
+    if (token == NULL) {
+        next(r);
+        return;
+    }
+    if (len == 0 || len >= USHER_TOKEN_MAX) {
+        api_reply_error(r, 401, "unauthorized", "expected \"Authorization: Bearer TOKEN\"");
+        return;
+    }
+    step = calloc(1, sizeof(*step));
+    if (step == NULL) {
+        api_reply_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    usher_token_hash(token, len, step->hash);
+    slot = slot_of(r->loop->tokens, step->hash);
+    if (slot->expires_ns > api_now_ns() &&
+        sodium_memcmp(slot->hash, step->hash, sizeof(step->hash)) == 0) {
+        r->auth = slot->auth;
+        free(step);
+        next(r);
+        return;
+    }
+    step->next = next;
+    r->state = step;
+    usher_token_hash_param(step->hash, param);
+    if (!api_query(r, sql, 1, params, looked_up))
+        free(step); /* r is answered and gone */
+}

@@ -1,0 +1,23 @@
+/*
+ * Bearer tokens: "Authorization: Bearer usher_..." is hashed, looked up in
+ * a small per-thread cache, else in api_tokens (one statement), and the
+ * stored hash compared in constant time. A verified token is cached for
+ * api.token_cache_ms, so a revocation takes effect within that.
+ */
+#ifndef USHER_API_AUTH_H
+#define USHER_API_AUTH_H
+
+#include "api.h"
+
+api_token_cache *api_token_cache_new(void);
+void api_token_cache_free(api_token_cache *cache);
+
+/*
+ * Fills r->auth from the request's token, then calls next(r). No token:
+ * r->auth.role stays NONE and next runs at once. A malformed, unknown or
+ * revoked token is answered 401 here (next is not called), as is a
+ * database that cannot be asked (503).
+ */
+void api_authenticate(api_req *r, void (*next)(api_req *r));
+
+#endif

@@ -1,0 +1,124 @@
+#include "cache.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "metrics.h"
+#include "redis.h"
+
+typedef struct lookup {
+    api_req *r;
+    api_cache_fn done;
+    char name[16];
+    char key[128];
+    char *value; /* a stale value kept while the lock is asked for */
+    size_t len;
+} lookup;
+
+static long long wall_ms(void)
+{
+    struct timeval tv;
+
+    gettimeofday(&tv, NULL);
+    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static void lock_answered(redisReply *reply, void *arg)
+{
+    lookup *l = arg;
+    bool won = reply != NULL && reply->type == REDIS_REPLY_STATUS;
+
+    l->done(l->r, API_CACHE_STALE, l->value, l->len, won);
+    free(l->value);
+    free(l);
+}
+
+static void got(redisReply *reply, void *arg)
+{
+    lookup *l = arg;
+    api_metrics *m = l->r->loop->srv->metrics;
+    const char *bar = NULL;
+    char lock[160];
+
+    if (reply != NULL && reply->type == REDIS_REPLY_STRING)
+        bar = memchr(reply->str, '|', reply->len);
+    if (bar == NULL) {
+        api_metrics_cache(m, l->name, 0);
+        l->done(l->r, API_CACHE_MISS, NULL, 0, false);
+        free(l);
+        return;
+    }
+    api_metrics_cache(m, l->name, 1);
+    const char *value = bar + 1;
+    size_t len = reply->len - (size_t)(value - reply->str);
+
+    if (atoll(reply->str) > wall_ms()) {
+        l->done(l->r, API_CACHE_FRESH, value, len, false);
+        free(l);
+        return;
+    }
+    /* Stale: serve it, and let one caller (per 5 s) refresh it. */
+    l->value = malloc(len + 1);
+    snprintf(lock, sizeof(lock), "%s:lock", l->key);
+    if (l->value != NULL) {
+        const char *argv[] = { "SET", lock, "1", "NX", "PX", "5000" };
+
+        memcpy(l->value, value, len);
+        l->value[len] = '\0';
+        l->len = len;
+        if (api_redis_call(l->r->loop->redis, API_CACHE_TIMEOUT_MS, lock_answered, l, 6, argv,
+                           NULL))
+            return;
+    }
+    l->done(l->r, l->value != NULL ? API_CACHE_STALE : API_CACHE_MISS, l->value, l->len, false);
+    free(l->value);
+    free(l);
+}
+
+void api_cache_get(api_req *r, const char *name, const char *key, api_cache_fn done)
+{
+    lookup *l = calloc(1, sizeof(*l));
+    const char *argv[] = { "GET", key };
+
+    if (l == NULL || strlen(key) >= sizeof(l->key)) {
+        free(l);
+        done(r, API_CACHE_MISS, NULL, 0, false);
+        return;
+    }
+    l->r = r;
+    l->done = done;
+    snprintf(l->name, sizeof(l->name), "%s", name);
+    snprintf(l->key, sizeof(l->key), "%s", key);
+    if (!api_redis_call(r->loop->redis, API_CACHE_TIMEOUT_MS, got, l, 2, argv, NULL)) {
+        api_metrics_cache(r->loop->srv->metrics, name, 0);
+        free(l);
+        done(r, API_CACHE_MISS, NULL, 0, false);
+    }
+}
+
+void api_cache_put(api_loop *loop, const char *key, const char *value, size_t len, int ttl_s,
+                   int stale_s)
+{
+    char head[32], px[32], *entry;
+    int head_len = snprintf(head, sizeof(head), "%lld|", wall_ms() + ttl_s * 1000LL);
+
+    if (ttl_s <= 0 || (entry = malloc((size_t)head_len + len)) == NULL)
+        return;
+    memcpy(entry, head, (size_t)head_len);
+    memcpy(entry + head_len, value, len);
+    snprintf(px, sizeof(px), "%lld", (ttl_s + stale_s) * 1000LL);
+    const char *argv[] = { "SET", key, entry, "PX", px };
+    size_t lens[] = { 3, strlen(key), (size_t)head_len + len, 2, strlen(px) };
+
+    api_redis_call(loop->redis, 0, NULL, NULL, 5, argv, lens);
+    free(entry);
+}
+
+void api_cache_drop(api_loop *loop, const char *key)
+{
+    const char *argv[] = { "DEL", key };
+
+    api_redis_call(loop->redis, 0, NULL, NULL, 2, argv, NULL);
+}

@@ -1,0 +1,39 @@
+/*
+ * Cache-aside in Redis for shared reads (event details, session access
+ * checks). An entry is "FRESH_UNTIL_MS|VALUE" and lives in Redis for its
+ * TTL plus the stale window: a fresh hit is served; a stale hit is served
+ * too while the first request to see it (holding a short lock) refreshes
+ * it, so a hot key's expiry never sends every request to the database;
+ * a miss, or Redis down or slow, falls through to PostgreSQL.
+ */
+#ifndef USHER_API_CACHE_H
+#define USHER_API_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "api.h"
+
+#define API_CACHE_TIMEOUT_MS 50 /* a cache slower than this is treated as a miss */
+
+typedef enum api_cache_state { API_CACHE_MISS, API_CACHE_FRESH, API_CACHE_STALE } api_cache_state;
+
+/*
+ * Called once per lookup. For FRESH and STALE, value/len is the cached
+ * value (valid during the call); for STALE, refresh is true when this
+ * caller won the lock and should reload and store the value.
+ */
+typedef void (*api_cache_fn)(api_req *r, api_cache_state state, const char *value, size_t len,
+                             bool refresh);
+
+/* Looks key up; done runs on the loop (at once when Redis is down). */
+void api_cache_get(api_req *r, const char *name, const char *key, api_cache_fn done);
+
+/* Stores value under key, fresh for ttl_s and served stale for stale_s more. */
+void api_cache_put(api_loop *loop, const char *key, const char *value, size_t len, int ttl_s,
+                   int stale_s);
+
+/* Drops key (after a change). */
+void api_cache_drop(api_loop *loop, const char *key);
+
+#endif

@@ -1,0 +1,28 @@
+/*
+ * Jobs that API statements enqueue in their own transaction, described as
+ * templates for usher_enqueue_templates() (schemas/migrations/0007_api.sql):
+ * the kind's queue, priority, attempts and timeout come from the config,
+ * like every other enqueue.
+ */
+#ifndef USHER_API_JOBS_H
+#define USHER_API_JOBS_H
+
+#include <jansson.h>
+
+#include "config.h"
+
+/*
+ * Appends to templates (a JSON array) a job of kind with payload (its
+ * reference is taken); id_field, if not NULL, is the payload field that
+ * the statement fills with the new row's id. Returns 0, or -1 out of memory.
+ */
+int api_job_add(json_t *templates, const usher_config *cfg, const char *kind, json_t *payload,
+                const char *id_field);
+
+/*
+ * The notify.webhook template for usher_enqueue_webhooks() as JSON text
+ * (the caller frees it), or NULL out of memory.
+ */
+char *api_webhook_template(const usher_config *cfg);
+
+#endif

@@ -1,0 +1,183 @@
+#include "metrics.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "router.h"
+
+static const int statuses[] = { 200, 201, 202, 204, 206, 304, 400, 401, 403, 404, 405, 409,
+                                410, 411, 413, 415, 416, 422, 429, 431, 500, 503, 0 };
+#define NSTATUS (sizeof(statuses) / sizeof(statuses[0])) /* the last one: any other */
+
+static const double buckets[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                  0.05,   0.1,   0.25,   0.5,   1,    2.5 };
+#define NBUCKET (sizeof(buckets) / sizeof(buckets[0]))
+
+static const char *const caches[] = { "event", "access" };
+#define NCACHE (sizeof(caches) / sizeof(caches[0]))
+
+typedef struct route_stats {
+    atomic_uint_fast64_t by_status[NSTATUS];
+    atomic_uint_fast64_t le[NBUCKET]; /* non-cumulative; summed when rendered */
+    atomic_uint_fast64_t count;
+    atomic_uint_fast64_t sum_us;
+} route_stats;
+
+struct api_metrics {
+    size_t nroutes; /* plus one for unmatched requests */
+    route_stats *routes;
+    atomic_uint_fast64_t cache[NCACHE][2]; /* [cache][hit] */
+};
+
+api_metrics *api_metrics_new(size_t nroutes)
+{
+    api_metrics *m = calloc(1, sizeof(*m));
+
+    if (m == NULL)
+        return NULL;
+    m->nroutes = nroutes + 1;
+    m->routes = calloc(m->nroutes, sizeof(*m->routes));
+    if (m->routes == NULL) {
+        free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void api_metrics_free(api_metrics *m)
+{
+    if (m != NULL)
+        free(m->routes);
+    free(m);
+}
+
+void api_metrics_request(api_metrics *m, size_t route, int status, double seconds)
+{
+    route_stats *rs = &m->routes[route < m->nroutes ? route : m->nroutes - 1];
+    size_t s = 0, b = 0;
+
+    while (s < NSTATUS - 1 && statuses[s] != status)
+        s++;
+    while (b < NBUCKET && seconds > buckets[b])
+        b++;
+    atomic_fetch_add_explicit(&rs->by_status[s], 1, memory_order_relaxed);
+    if (b < NBUCKET)
+        atomic_fetch_add_explicit(&rs->le[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&rs->count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&rs->sum_us, (uint_fast64_t)(seconds * 1e6), memory_order_relaxed);
+}
+
+void api_metrics_cache(api_metrics *m, const char *cache, int hit)
+{
+    for (size_t i = 0; i < NCACHE; i++) {
+        if (strcmp(caches[i], cache) == 0)
+            atomic_fetch_add_explicit(&m->cache[i][hit != 0], 1, memory_order_relaxed);
+    }
+}
+
+static uint64_t load(atomic_uint_fast64_t *v)
+{
+    return (uint64_t)atomic_load_explicit(v, memory_order_relaxed);
+}
+
+static int render_requests(api_metrics *m, struct evbuffer *out)
+{
+    int rc = evbuffer_add_printf(out, "# HELP usher_http_requests_total HTTP requests answered,"
+                                      " by route and status.\n"
+                                      "# TYPE usher_http_requests_total counter\n");
+
+    for (size_t r = 0; r < m->nroutes && rc >= 0; r++) {
+        for (size_t s = 0; s < NSTATUS && rc >= 0; s++) {
+            uint64_t n = load(&m->routes[r].by_status[s]);
+            char code[8];
+
+            if (n == 0)
+                continue;
+            if (statuses[s] == 0)
+                memcpy(code, "other", 6);
+            else
+                snprintf(code, sizeof(code), "%d", statuses[s]);
+            rc = evbuffer_add_printf(out,
+                                     "usher_http_requests_total{route=\"%s\",method=\"%s\","
+                                     "status=\"%s\"} %llu\n",
+                                     api_route_label(r), api_route_method(r), code,
+                                     (unsigned long long)n);
+        }
+    }
+    return rc;
+}
+
+static int render_latency(api_metrics *m, struct evbuffer *out)
+{
+    int rc = evbuffer_add_printf(out, "# HELP usher_http_request_duration_seconds Time from a"
+                                      " request's arrival to its answer, by route.\n"
+                                      "# TYPE usher_http_request_duration_seconds histogram\n");
+
+    for (size_t r = 0; r < m->nroutes && rc >= 0; r++) {
+        uint64_t count = load(&m->routes[r].count), cumulative = 0;
+        char label[160];
+
+        snprintf(label, sizeof(label), "%s\",method=\"%s", api_route_label(r), api_route_method(r));
+        if (count == 0)
+            continue;
+        for (size_t b = 0; b < NBUCKET && rc >= 0; b++) {
+            cumulative += load(&m->routes[r].le[b]);
+            rc = evbuffer_add_printf(out,
+                                     "usher_http_request_duration_seconds_bucket{route=\"%s\","
+                                     "le=\"%g\"} %llu\n",
+                                     label, buckets[b], (unsigned long long)cumulative);
+        }
+        if (rc >= 0)
+            rc = evbuffer_add_printf(
+                out,
+                "usher_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n"
+                "usher_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n"
+                "usher_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
+                label, (unsigned long long)count, label, (double)load(&m->routes[r].sum_us) / 1e6,
+                label, (unsigned long long)count);
+    }
+    return rc;
+}
+
+int api_metrics_render(api_metrics *m, struct api_loop *const *loops, int nloops,
+                       struct evbuffer *out)
+{
+    int up = 0, busy = 0, size = 0, inflight = 0;
+    int rc = render_requests(m, out);
+
+    if (rc >= 0)
+        rc = render_latency(m, out);
+    if (rc >= 0)
+        rc = evbuffer_add_printf(out, "# HELP usher_cache_requests_total Cache lookups by cache"
+                                      " and result.\n"
+                                      "# TYPE usher_cache_requests_total counter\n");
+    for (size_t c = 0; c < NCACHE && rc >= 0; c++)
+        rc = evbuffer_add_printf(out,
+                                 "usher_cache_requests_total{cache=\"%s\",result=\"hit\"} %llu\n"
+                                 "usher_cache_requests_total{cache=\"%s\",result=\"miss\"} %llu\n",
+                                 caches[c], (unsigned long long)load(&m->cache[c][1]), caches[c],
+                                 (unsigned long long)load(&m->cache[c][0]));
+    for (int i = 0; i < nloops; i++) {
+        up += atomic_load(&loops[i]->pg_up);
+        busy += atomic_load(&loops[i]->pg_busy);
+        inflight += atomic_load(&loops[i]->inflight);
+        size += loops[i]->srv->cfg->api_db_connections;
+    }
+    if (rc >= 0)
+        rc = evbuffer_add_printf(
+            out,
+            "# HELP usher_db_connections PostgreSQL connections of the API, by state.\n"
+            "# TYPE usher_db_connections gauge\n"
+            "usher_db_connections{state=\"configured\"} %d\n"
+            "usher_db_connections{state=\"up\"} %d\n"
+            "usher_db_connections{state=\"in_use\"} %d\n"
+            "# HELP usher_http_requests_in_flight Requests accepted and not yet answered.\n"
+            "# TYPE usher_http_requests_in_flight gauge\n"
+            "usher_http_requests_in_flight %d\n",
+            size, up, busy, inflight);
+    return rc < 0 ? -1 : 0;
+}

@@ -1,0 +1,26 @@
+/*
+ * usher-api's Prometheus metrics: requests by route, method and status,
+ * latency histograms by route, cache hits and misses, and the database
+ * connections of every loop. Counters are relaxed atomics shared by the
+ * loop threads; /metrics reads them without stopping anyone.
+ */
+#ifndef USHER_API_METRICS_H
+#define USHER_API_METRICS_H
+
+#include <event2/buffer.h>
+#include <stddef.h>
+
+typedef struct api_metrics api_metrics;
+struct api_loop;
+
+api_metrics *api_metrics_new(size_t nroutes);
+void api_metrics_free(api_metrics *m);
+
+void api_metrics_request(api_metrics *m, size_t route, int status, double seconds);
+void api_metrics_cache(api_metrics *m, const char *cache, int hit);
+
+/* Appends the exposition text; loops give the connection gauges. */
+int api_metrics_render(api_metrics *m, struct api_loop *const *loops, int nloops,
+                       struct evbuffer *out);
+
+#endif

@@ -1,0 +1,31 @@
+/*
+ * A loop thread's PostgreSQL connections: a few non-blocking libpq
+ * connections (engine/pgloop.h) on the thread's event base. A statement
+ * goes to the connected connection with the fewest statements waiting, so
+ * one slow query holds up only the requests queued behind it there.
+ */
+#ifndef USHER_API_PGPOOL_H
+#define USHER_API_PGPOOL_H
+
+#include <event2/event.h>
+#include <stdbool.h>
+
+#include "pgloop.h"
+
+typedef struct api_pgpool api_pgpool;
+
+usher_err api_pgpool_new(struct event_base *base, const char *conninfo, int size, api_pgpool **out);
+void api_pgpool_free(api_pgpool *pool);
+
+/*
+ * Queues a statement (see usher_pgloop_query). USHER_ERR_DB, with nothing
+ * queued and done never called, when no connection is up.
+ */
+usher_err api_pgpool_query(api_pgpool *pool, const char *sql, int nparams,
+                           const char *const *params, usher_pg_result_fn done, void *arg);
+
+int api_pgpool_connected(const api_pgpool *pool); /* connections up */
+int api_pgpool_busy(const api_pgpool *pool);      /* connections with statements waiting */
+int api_pgpool_size(const api_pgpool *pool);
+
+#endif

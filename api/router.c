@@ -1,0 +1,253 @@
+#include "router.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "auth.h"
+#include "ratelimit.h"
+#include "routes/routes.h"
+
+#define JSON_DEPTH_MAX 32
+
+const api_route api_routes[] = {
+    { EVHTTP_REQ_GET, "/healthz", API_PUBLIC, false, false, route_healthz },
+    { EVHTTP_REQ_GET, "/readyz", API_PUBLIC, false, false, route_readyz },
+    { EVHTTP_REQ_GET, "/metrics", API_PUBLIC, false, false, route_metrics },
+    { EVHTTP_REQ_GET, "/v1/events", API_ORG, false, false, route_event_list },
+    { EVHTTP_REQ_POST, "/v1/events", API_ORG, true, false, route_event_create },
+    { EVHTTP_REQ_GET, "/v1/events/{id}", API_PUBLIC, false, false, route_event_get },
+    { EVHTTP_REQ_PATCH, "/v1/events/{id}", API_ORG, true, false, route_event_update },
+    { EVHTTP_REQ_POST, "/v1/events/{id}/ticket-types", API_ORG, true, false,
+      route_ticket_type_create },
+    { EVHTTP_REQ_POST, "/v1/events/{id}/registrations", API_PUBLIC, true, true, route_register },
+    { EVHTTP_REQ_POST, "/v1/checkins", API_SCAN, true, true, route_checkin },
+    { EVHTTP_REQ_POST, "/v1/events/{id}/reports", API_ORG, true, false, route_report_create },
+    { EVHTTP_REQ_GET, "/v1/reports/{id}", API_ORG, false, false, route_report_get },
+    { EVHTTP_REQ_GET, "/v1/jobs/{id}", API_ORG, false, false, route_job_get },
+    { EVHTTP_REQ_GET, "/v1/me/notifications", API_PUBLIC, false, false, route_inbox },
+    { EVHTTP_REQ_POST, "/v1/webhooks", API_ORG, true, false, route_webhook_create },
+    { EVHTTP_REQ_GET, "/v1/webhooks", API_ORG, false, false, route_webhook_list },
+    { EVHTTP_REQ_GET, "/v1/webhooks/{id}", API_ORG, false, false, route_webhook_get },
+};
+const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);
+
+const char *api_route_label(size_t index)
+{
+    return index < api_nroutes ? api_routes[index].pattern : "unmatched";
+}
+
+const char *api_route_method(size_t index)
+{
+    switch (index < api_nroutes ? api_routes[index].method : 0) {
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    default:
+        return "any";
+    }
+}
+
+/* A positive integer of at most 18 digits (fits int64), or 0. */
+static int64_t path_id(const char *s, size_t len)
+{
+    int64_t v = 0;
+
+    if (len == 0 || len > 18 || s[0] == '0')
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+/* Matches path against pattern segment by segment, capturing {id}s. */
+static bool match(const char *pattern, const char *path, int64_t ids[2])
+{
+    int nids = 0;
+
+    while (*pattern != '\0' && *path != '\0') {
+        const char *pe = strchrnul(pattern + 1, '/'), *se = strchrnul(path + 1, '/');
+
+        if (*pattern != '/' || *path != '/')
+            return false;
+        if (strncmp(pattern, "/{id}", 5) == 0 && pe == pattern + 5) {
+            int64_t id = path_id(path + 1, (size_t)(se - path - 1));
+
+            if (id == 0 || nids == 2)
+                return false;
+            ids[nids++] = id;
+        } else if (pe - pattern != se - path ||
+                   strncmp(pattern, path, (size_t)(pe - pattern)) != 0) {
+            return false;
+        }
+        pattern = pe;
+        path = se;
+    }
+    return *pattern == '\0' && (*path == '\0' || strcmp(path, "/") == 0);
+}
+
+static int depth_of(const json_t *v, int limit)
+{
+    const char *key;
+    json_t *child;
+    size_t i;
+    int deepest = 0;
+
+    if (limit == 0)
+        return 1;
+    if (json_is_object(v)) {
+        json_object_foreach((json_t *)v, key, child)
+        {
+            int d = depth_of(child, limit - 1);
+            deepest = d > deepest ? d : deepest;
+        }
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, child)
+        {
+            int d = depth_of(child, limit - 1);
+            deepest = d > deepest ? d : deepest;
+        }
+    } else {
+        return 0;
+    }
+    return deepest + 1;
+}
+
+/* Parses the body of a JSON route; answers and returns false when it is not usable. */
+static bool read_body(api_req *r)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(r->http);
+    size_t len = evbuffer_get_length(in);
+    const char *type = api_header(r, "Content-Type");
+    json_error_t jerr;
+
+    if (type != NULL && strncasecmp(type, "application/json", 16) != 0) {
+        api_reply_error(r, 415, "unsupported_media_type", "send the body as application/json");
+        return false;
+    }
+    if (len > (size_t)r->loop->srv->cfg->api_body_max_bytes) {
+        api_reply_error(r, 413, "too_large", "the body is larger than %d bytes",
+                        r->loop->srv->cfg->api_body_max_bytes);
+        return false;
+    }
+    if (len == 0) {
+        api_reply_error(r, 400, "malformed_json", "the request needs a JSON object body");
+        return false;
+    }
+    r->body = json_loadb((const char *)evbuffer_pullup(in, -1), len, JSON_REJECT_DUPLICATES, &jerr);
+    if (r->body == NULL) {
+        api_reply_error(r, 400, "malformed_json", "the body is not valid JSON: %s (at byte %d)",
+                        jerr.text, jerr.position);
+        return false;
+    }
+    if (!json_is_object(r->body)) {
+        api_reply_error(r, 400, "malformed_json", "the body must be a JSON object");
+        return false;
+    }
+    if (depth_of(r->body, JSON_DEPTH_MAX + 1) > JSON_DEPTH_MAX) {
+        api_reply_error(r, 400, "malformed_json", "the body nests deeper than %d levels",
+                        JSON_DEPTH_MAX);
+        return false;
+    }
+    return true;
+}
+
+static void authorized(api_req *r)
+{
+    unsigned roles = r->route->roles;
+
+    if (roles != API_PUBLIC && (roles & (unsigned)r->auth.role) == 0) {
+        if (r->auth.role == USHER_ROLE_NONE)
+            api_reply_error(r, 401, "unauthorized", "this route needs a bearer token");
+        else
+            api_reply_error(r, 403, "forbidden", "the %s role may not call this route",
+                            usher_role_name(r->auth.role));
+        return;
+    }
+    if (r->route->rate_limited)
+        api_rate_limit(r, r->route->run);
+    else
+        r->route->run(r);
+}
+
+static void client_gone(struct evhttp_connection *conn, void *arg)
+{
+    api_req *r = arg;
+
+    (void)conn;
+    r->http = NULL; /* libevent frees it; the route finishes without an audience */
+}
+
+static void route_request(api_req *r)
+{
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->http);
+    const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+    enum evhttp_cmd_type method = evhttp_request_get_command(r->http);
+    bool path_known = false;
+
+    if (path == NULL) {
+        api_reply_error(r, 400, "bad_request", "the request has no path");
+        return;
+    }
+    for (size_t i = 0; i < api_nroutes; i++) {
+        int64_t ids[2] = { 0, 0 };
+
+        if (!match(api_routes[i].pattern, path, ids))
+            continue;
+        path_known = true;
+        if (api_routes[i].method != method)
+            continue;
+        r->route = &api_routes[i];
+        memcpy(r->ids, ids, sizeof(ids));
+        break;
+    }
+    if (r->route == NULL) {
+        if (path_known)
+            api_reply_error(r, 405, "method_not_allowed", "this path does not take that method");
+        else
+            api_reply_error(r, 404, "not_found", "no such route");
+        return;
+    }
+    if (r->route->json_body && !read_body(r))
+        return;
+    api_authenticate(r, authorized);
+}
+
+void api_dispatch(struct evhttp_request *req, void *arg)
+{
+    api_loop *loop = arg;
+    api_req *r = calloc(1, sizeof(*r));
+    char *host = NULL;
+    uint16_t port = 0;
+
+    if (r == NULL) {
+        evhttp_send_error(req, 500, "out of memory");
+        return;
+    }
+    r->loop = loop;
+    r->http = req;
+    r->conn = evhttp_request_get_connection(req);
+    r->start_ns = api_now_ns();
+    atomic_fetch_add(&loop->inflight, 1);
+    evhttp_connection_get_peer(r->conn, &host, &port);
+    snprintf(r->client, sizeof(r->client), "%s", host != NULL ? host : "?");
+    evhttp_connection_set_closecb(r->conn, client_gone, r);
+    if (atomic_load(&loop->srv->draining)) {
+        api_add_header(r, "Connection", "close");
+        api_reply_error(r, 503, "draining", "the server is shutting down; retry");
+        return;
+    }
+    route_request(r);
+}

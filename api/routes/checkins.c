@@ -1,0 +1,132 @@
+/*
+ * POST /v1/checkins: the door. The code's signature is checked first, so a
+ * forged or mistyped code never reaches the database's registrations (its
+ * scan is still logged); a good one runs usher_checkin() (0007_api.sql),
+ * which admits a ticket once however many scanners race on it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../jobs.h"
+#include "../validate.h"
+#include "../wake.h"
+#include "routes.h"
+
+typedef struct outcome {
+    const char *result;
+    int status;
+    const char *message;
+} outcome;
+
+static const outcome outcomes[] = {
+    { "ok", 200, "admitted" },
+    { "already_checked_in", 409, "this ticket was already checked in" },
+    { "unknown_ticket", 404, "no registration has this ticket code" },
+    { "cancelled", 410, "this registration was cancelled" },
+    { "wrong_event", 403, "this ticket is for another event" },
+    { "invalid_code", 422, "the ticket code is not valid (mistyped or forged)" },
+};
+
+static void answer(api_req *r, const char *result, PGresult *res)
+{
+    const outcome *o = &outcomes[sizeof(outcomes) / sizeof(outcomes[0]) - 1];
+    json_t *body;
+
+    for (size_t i = 0; i < sizeof(outcomes) / sizeof(outcomes[0]); i++) {
+        if (strcmp(outcomes[i].result, result) == 0)
+            o = &outcomes[i];
+    }
+    body = json_pack("{s:s}", "result", o->result);
+    if (body != NULL && res != NULL && !PQgetisnull(res, 0, 1)) {
+        json_object_set_new(body, "checked_in_at", json_string(PQgetvalue(res, 0, 1)));
+        json_object_set_new(body, "gate", json_string(PQgetvalue(res, 0, 2)));
+    }
+    if (body != NULL && o->status != 200)
+        json_object_set_new(body, "error",
+                            json_pack("{s:s,s:s}", "code", o->result, "message", o->message));
+    api_add_header(r, "Cache-Control", "no-store");
+    api_reply_json(r, o->status, body);
+}
+
+static void scanned(PGresult *res, const char *errmsg, void *arg)
+{
+    api_req *r = arg;
+
+    if (!api_result_ok(r, res, errmsg))
+        return;
+    if (strcmp(PQgetvalue(res, 0, 0), "ok") == 0) {
+        api_wake_kind(r->loop, "analytics.rollup");
+        api_wake_kind(r->loop, "notify.webhook");
+    }
+    answer(r, PQgetvalue(res, 0, 0), res);
+}
+
+static void logged_invalid(PGresult *res, const char *errmsg, void *arg)
+{
+    api_req *r = arg;
+
+    if (!api_result_ok(r, res, errmsg))
+        return;
+    answer(r, "invalid_code", NULL);
+}
+
+void route_checkin(api_req *r)
+{
+    const char *code = NULL, *gate = "", *nonce = NULL;
+    int64_t scope_event = r->auth.event_id, event = 0, registration = 0;
+    char event_text[24], reg_text[24], org_text[24], scope_text[24], *jobs = NULL;
+    json_t *templates;
+
+    if (!api_get_string(r, "ticket_code", true, 1, 100, &code) ||
+        !api_get_string(r, "gate", false, 0, 64, &gate) ||
+        !api_get_string(r, "nonce", false, 1, 100, &nonce) ||
+        !api_get_int(r, "event_id", false, 1, INT64_MAX, &scope_event))
+        return;
+    if (r->auth.event_id != 0 && scope_event != r->auth.event_id) {
+        api_reply_error(r, 403, "forbidden", "this scanner token is for event %lld",
+                        (long long)r->auth.event_id);
+        return;
+    }
+    if (!r->loop->srv->ticket_key_set) {
+        api_reply_error(r, 503, "unavailable", "ticket codes cannot be checked: no secret set");
+        return;
+    }
+    if (usher_ticket_verify(r->loop->srv->ticket_key, code, &event, &registration) != USHER_OK) {
+        const char *params[] = { gate, nonce };
+
+        api_query(r,
+                  "INSERT INTO scans (gate, nonce, result) VALUES ($1, $2, 'invalid_code')"
+                  " ON CONFLICT DO NOTHING",
+                  2, params, logged_invalid);
+        return;
+    }
+    templates = json_array();
+    if (templates != NULL &&
+        api_job_add(templates, r->loop->srv->cfg, "analytics.rollup",
+                    json_pack("{s:I,s:s}", "event_id", (json_int_t)event, "metric", "checkin"),
+                    NULL) == 0)
+        jobs = json_dumps(templates, JSON_COMPACT);
+    json_decref(templates);
+    if (jobs == NULL) {
+        api_reply_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    const char *params[] = { api_id_text(event, event_text),
+                             api_id_text(registration, reg_text),
+                             r->auth.role == USHER_ROLE_SCANNER
+                                 ? api_id_text(r->auth.organizer_id, org_text)
+                                 : NULL,
+                             api_id_text(scope_event, scope_text),
+                             gate,
+                             nonce,
+                             jobs,
+                             r->loop->srv->webhook_template };
+
+    api_query(r,
+              "SELECT result, to_char(first_at AT TIME ZONE 'UTC',"
+              " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), first_gate"
+              " FROM usher_checkin($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb)",
+              8, params, scanned);
+    free(jobs);
+}

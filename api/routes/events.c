@@ -1,0 +1,333 @@
+/*
+ * Events and their ticket types: public details with live availability,
+ * and the organizer's create, update and list. An organizer sees and
+ * changes only its own events (another's answers 404, as if absent);
+ * admins act on every organizer's. Every change enqueues a search-index
+ * update in the same statement.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "../cache.h"
+#include "../jobs.h"
+#include "../pgpool.h"
+#include "cli.h"
+#include "../validate.h"
+#include "../wake.h"
+#include "routes.h"
+
+/* The event as JSON, with availability summed over each ticket type's stripes. */
+#define EVENT_JSON                                                                             \
+    "json_build_object('id', e.id, 'organizer_id', e.organizer_id, 'name', e.name,"            \
+    " 'venue', e.venue, 'timezone', e.timezone, 'starts_at', e.starts_at,"                     \
+    " 'ends_at', e.ends_at, 'tier', e.tier, 'updated_at', e.updated_at,"                       \
+    " 'ticket_types', coalesce((SELECT json_agg(json_build_object('id', t.id, 'name', t.name," \
+    "   'capacity', s.capacity, 'available', s.capacity - s.sold) ORDER BY t.id)"              \
+    "  FROM ticket_types t, LATERAL (SELECT sum(capacity)::int AS capacity,"                   \
+    "   sum(sold)::int AS sold FROM ticket_stripes WHERE ticket_type_id = t.id) s"             \
+    "  WHERE t.event_id = e.id), '[]'::json))::text"
+
+static const char *const tiers[] = { "small", "medium", "large", "mega", NULL };
+
+/* Rows of (event JSON or NULL, time zone known): a change that was made or refused. */
+static void changed_event(PGresult *res, const char *errmsg, api_req *r, int status)
+{
+    if (!api_result_ok(r, res, errmsg))
+        return;
+    if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+        api_wake_kind(r->loop, "index.document");
+    if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
+        api_reply_invalid(r, "timezone", "timezone must be an IANA time zone, e.g. Europe/Berlin");
+        return;
+    }
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+        api_reply_error(r, 404, "not_found", "no such event");
+        return;
+    }
+    api_reply_raw(r, status, "application/json", PQgetvalue(res, 0, 0),
+                  (size_t)PQgetlength(res, 0, 0));
+}
+
+static void created_event(PGresult *res, const char *errmsg, void *arg)
+{
+    changed_event(res, errmsg, arg, 201);
+}
+
+static void updated_event(PGresult *res, const char *errmsg, void *arg)
+{
+    api_req *r = arg;
+    char key[64];
+
+    api_event_cache_key(r->ids[0], key);
+    api_cache_drop(r->loop, key);
+    changed_event(res, errmsg, arg, 200);
+}
+
+/* Ends before it starts? Both are valid RFC 3339 times by now. */
+static bool ends_before_start(const char *starts, const char *ends)
+{
+    int64_t s, e;
+
+    return usher_cli_parse_time(starts, &s) == 0 && usher_cli_parse_time(ends, &e) == 0 && e < s;
+}
+
+#define TZ_KNOWN "($4::text IS NULL OR EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $4))"
+
+#define EVENT_SQL "SELECT " EVENT_JSON " FROM events e WHERE e.id = $1"
+
+void api_event_cache_key(int64_t id, char key[64])
+{
+    snprintf(key, 64, "usher:v1:event:%lld", (long long)id);
+}
+
+/* Sends event JSON with a validator, or 304 when the client has this version. */
+static void send_event(api_req *r, const char *json, size_t len)
+{
+    unsigned char h[16];
+    char etag[40], hex[33];
+    const char *match = api_header(r, "If-None-Match");
+
+    crypto_generichash(h, sizeof(h), (const unsigned char *)json, len, NULL, 0);
+    sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+    snprintf(etag, sizeof(etag), "\"%s\"", hex);
+    api_add_header(r, "ETag", etag);
+    api_add_header(r, "Cache-Control", "public, max-age=5");
+    if (match != NULL && strstr(match, etag) != NULL) {
+        api_reply_raw(r, 304, "application/json", "", 0);
+        return;
+    }
+    api_reply_raw(r, 200, "application/json", json, len);
+}
+
+static void got_event(PGresult *res, const char *errmsg, void *arg)
+{
+    api_req *r = arg;
+    const usher_config *cfg = r->loop->srv->cfg;
+    char key[64];
+
+    if (!api_result_ok(r, res, errmsg))
+        return;
+    if (PQntuples(res) != 1) {
+        api_reply_error(r, 404, "not_found", "no such event");
+        return;
+    }
+    api_event_cache_key(r->ids[0], key);
+    api_cache_put(r->loop, key, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0),
+                  cfg->api_cache_event_ttl_s, cfg->api_cache_stale_s);
+    send_event(r, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+}
+
+typedef struct refresh {
+    api_loop *loop;
+    int64_t id;
+} refresh;
+
+static void refreshed(PGresult *res, const char *errmsg, void *arg)
+{
+    refresh *rf = arg;
+    const usher_config *cfg = rf->loop->srv->cfg;
+    char key[64];
+
+    (void)errmsg;
+    api_event_cache_key(rf->id, key);
+    if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        api_cache_put(rf->loop, key, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0),
+                      cfg->api_cache_event_ttl_s, cfg->api_cache_stale_s);
+    else if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK)
+        api_cache_drop(rf->loop, key); /* the event is gone */
+    free(rf);
+}
+
+/* Reloads a stale entry behind the request that served it. */
+static void refresh_event(api_loop *loop, int64_t id)
+{
+    refresh *rf = malloc(sizeof(*rf));
+    char text[24];
+    const char *params[] = { api_id_text(id, text) };
+
+    if (rf == NULL)
+        return;
+    *rf = (refresh){ loop, id };
+    if (api_pgpool_query(loop->pg, EVENT_SQL, 1, params, refreshed, rf) != USHER_OK)
+        free(rf);
+}
+
+static void event_cached(api_req *r, api_cache_state state, const char *value, size_t len,
+                         bool reload)
+{
+    char id[24];
+    const char *params[] = { api_id_text(r->ids[0], id) };
+
+    if (state == API_CACHE_MISS) {
+        api_query(r, EVENT_SQL, 1, params, got_event);
+        return;
+    }
+    if (reload)
+        refresh_event(r->loop, r->ids[0]);
+    send_event(r, value, len);
+}
+
+void route_event_get(api_req *r)
+{
+    char key[64];
+
+    api_event_cache_key(r->ids[0], key);
+    api_cache_get(r, "event", key, event_cached);
+}
+
+static void listed(PGresult *res, const char *errmsg, void *arg)
+{
+    api_reply_row(arg, res, errmsg, 200, "event");
+}
+
+void route_event_list(api_req *r)
+{
+    char org[24];
+    const char *params[] = { r->auth.role == USHER_ROLE_ADMIN
+                                 ? NULL
+                                 : api_id_text(r->auth.organizer_id, org) };
+
+    api_query(r,
+              "SELECT json_build_object('events', coalesce(json_agg(x.j ORDER BY x.id DESC),"
+              " '[]'::json))::text FROM (SELECT e.id, " EVENT_JSON "::json AS j FROM events e"
+              " WHERE $1::bigint IS NULL OR e.organizer_id = $1 ORDER BY e.id DESC LIMIT 500) x",
+              1, params, listed);
+}
+
+/* The index.document job of an event, as a one-element template list. */
+static char *index_job(api_req *r)
+{
+    json_t *jobs = json_array();
+    char *text = NULL;
+
+    if (jobs != NULL && api_job_add(jobs, r->loop->srv->cfg, "index.document",
+                                    json_pack("{s:s}", "type", "event"), "id") == 0)
+        text = json_dumps(jobs, JSON_COMPACT);
+    json_decref(jobs);
+    return text;
+}
+
+void route_event_create(api_req *r)
+{
+    const char *name = NULL, *venue = "", *tz = "UTC", *starts = NULL, *ends = NULL,
+               *tier = "small";
+    int64_t organizer = r->auth.organizer_id;
+    char org[24], *jobs;
+
+    if (!api_get_string(r, "name", true, 1, 300, &name) ||
+        !api_get_string(r, "venue", false, 0, 300, &venue) ||
+        !api_get_string(r, "timezone", false, 1, 64, &tz) ||
+        !api_get_time(r, "starts_at", true, &starts) || !api_get_time(r, "ends_at", true, &ends) ||
+        !api_get_enum(r, "tier", false, tiers, &tier))
+        return;
+    if (ends_before_start(starts, ends)) {
+        api_reply_invalid(r, "ends_at", "ends_at must not be before starts_at");
+        return;
+    }
+    if (r->auth.role == USHER_ROLE_ADMIN &&
+        !api_get_int(r, "organizer_id", true, 1, INT64_MAX, &organizer))
+        return;
+    jobs = index_job(r);
+    if (jobs == NULL) {
+        api_reply_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    const char *params[] = {
+        api_id_text(organizer, org), name, venue, tz, starts, ends, tier, jobs
+    };
+
+    api_query(r,
+              "WITH ins AS (INSERT INTO events (organizer_id, name, venue, timezone, starts_at,"
+              "  ends_at, tier)"
+              "  SELECT $1, $2, $3, $4, $5, $6, $7::usher_event_tier WHERE " TZ_KNOWN
+              "  RETURNING *),"
+              " idx AS (SELECT usher_enqueue_templates($8::jsonb, ins.id) FROM ins)"
+              " SELECT (SELECT " EVENT_JSON " FROM ins e WHERE (SELECT count(*) FROM idx) >= 0),"
+              "  " TZ_KNOWN,
+              8, params, created_event);
+    free(jobs);
+}
+
+void route_event_update(api_req *r)
+{
+    const char *name = NULL, *venue = NULL, *tz = NULL, *starts = NULL, *ends = NULL, *tier = NULL;
+    char id[24], org[24], *jobs;
+
+    if (!api_get_string(r, "name", false, 1, 300, &name) ||
+        !api_get_string(r, "venue", false, 0, 300, &venue) ||
+        !api_get_string(r, "timezone", false, 1, 64, &tz) ||
+        !api_get_time(r, "starts_at", false, &starts) ||
+        !api_get_time(r, "ends_at", false, &ends) || !api_get_enum(r, "tier", false, tiers, &tier))
+        return;
+    if (starts != NULL && ends != NULL && ends_before_start(starts, ends)) {
+        api_reply_invalid(r, "ends_at", "ends_at must not be before starts_at");
+        return;
+    }
+    jobs = index_job(r);
+    if (jobs == NULL) {
+        api_reply_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    const char *params[] = { api_id_text(r->ids[0], id),
+                             r->auth.role == USHER_ROLE_ADMIN
+                                 ? NULL
+                                 : api_id_text(r->auth.organizer_id, org),
+                             name,
+                             tz,
+                             venue,
+                             starts,
+                             ends,
+                             tier,
+                             jobs };
+
+    api_query(r,
+              "WITH upd AS (UPDATE events SET name = coalesce($3, name),"
+              "  timezone = coalesce($4, timezone), venue = coalesce($5, venue),"
+              "  starts_at = coalesce($6::timestamptz, starts_at),"
+              "  ends_at = coalesce($7::timestamptz, ends_at),"
+              "  tier = coalesce($8::usher_event_tier, tier), updated_at = now()"
+              "  WHERE id = $1 AND ($2::bigint IS NULL OR organizer_id = $2) AND " TZ_KNOWN
+              "  RETURNING *),"
+              " idx AS (SELECT usher_enqueue_templates($9::jsonb, upd.id) FROM upd)"
+              " SELECT (SELECT " EVENT_JSON " FROM upd e WHERE (SELECT count(*) FROM idx) >= 0),"
+              "  " TZ_KNOWN,
+              9, params, updated_event);
+    free(jobs);
+}
+
+static void created_ticket_type(PGresult *res, const char *errmsg, void *arg)
+{
+    api_req *r = arg;
+    char key[64];
+
+    api_event_cache_key(r->ids[0], key);
+    api_cache_drop(r->loop, key);
+    api_reply_row(r, res, errmsg, 201, "event");
+}
+
+void route_ticket_type_create(api_req *r)
+{
+    const char *name = NULL;
+    int64_t capacity = 0;
+    char id[24], org[24], cap[24];
+
+    if (!api_get_string(r, "name", true, 1, 200, &name) ||
+        !api_get_int(r, "capacity", true, 0, 10000000, &capacity))
+        return;
+    snprintf(cap, sizeof(cap), "%lld", (long long)capacity);
+    const char *params[] = {
+        api_id_text(r->ids[0], id),
+        r->auth.role == USHER_ROLE_ADMIN ? NULL : api_id_text(r->auth.organizer_id, org), name, cap
+    };
+
+    api_query(r,
+              "INSERT INTO ticket_types (event_id, name, capacity)"
+              " SELECT e.id, $3, $4::int FROM events e"
+              " WHERE e.id = $1 AND ($2::bigint IS NULL OR e.organizer_id = $2)"
+              " RETURNING json_build_object('id', id, 'event_id', event_id, 'name', name,"
+              "  'capacity', capacity, 'available', capacity)::text",
+              4, params, created_ticket_type);
+}

@@ -1,0 +1,141 @@
+/*
+ * Organizer reports and job status: POST /v1/events/{id}/reports queues a
+ * report.attendees or report.checkins job (202 with its ids), GET
+ * /v1/reports/{id} and GET /v1/jobs/{id} follow it. Completed jobs are
+ * deleted by the engine, so a job's status after completion comes from the
+ * report that names it. Organizers see only their events' reports and
+ * their jobs; admins see every job.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "../validate.h"
+#include "../wake.h"
+#include "routes.h"
+
+/* A report as JSON; while its job lives, the job's state and progress show through. */
+#define REPORT_JSON                                                                             \
+    "json_build_object('id', r.id, 'event_id', r.event_id, 'kind', r.kind, 'format', r.format," \
+    " 'state', CASE WHEN r.state IN ('queued', 'running') AND j.state IN ('dead', 'cancelled')" \
+    "   THEN 'failed' WHEN r.state = 'queued' AND j.state = 'running' THEN 'running'"           \
+    "   ELSE r.state END,"                                                                      \
+    " 'progress', greatest(r.progress, coalesce(j.progress, 0)), 'rows', r.rows,"               \
+    " 'document_id', r.document_id,"                                                            \
+    " 'download', CASE WHEN r.document_id IS NOT NULL"                                          \
+    "   THEN '/v1/content/' || r.document_id END,"                                              \
+    " 'error', coalesce(r.error, CASE WHEN j.state IN ('dead', 'cancelled')"                    \
+    "   THEN j.errors->-1->>'error' END),"                                                      \
+    " 'job_id', r.job_id, 'created_at', r.created_at, 'finished_at', r.finished_at)"
+
+static const char *const report_kinds[] = { "attendees", "checkins", NULL };
+static const char *const formats[] = { "csv", "pdf", NULL };
+
+static void requested(PGresult *res, const char *errmsg, void *arg)
+{
+    api_req *r = arg;
+
+    if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        api_wake_kind(r->loop, "report.attendees"); /* both report kinds share a queue */
+    api_reply_row(arg, res, errmsg, 202, "event");
+}
+
+void route_report_create(api_req *r)
+{
+    const char *kind = NULL, *format = "csv";
+    char event[24], org[24], job_kind[32], priority[8], attempts[16], timeout[16];
+    const usher_kind_conf *k;
+
+    if (!api_get_enum(r, "kind", true, report_kinds, &kind) ||
+        !api_get_enum(r, "format", false, formats, &format))
+        return;
+    snprintf(job_kind, sizeof(job_kind), "report.%s", kind);
+    k = usher_config_kind(r->loop->srv->cfg, job_kind);
+    snprintf(priority, sizeof(priority), "%d", k->priority);
+    snprintf(attempts, sizeof(attempts), "%d", k->max_attempts);
+    snprintf(timeout, sizeof(timeout), "%d", k->timeout_ms);
+    const char *params[] = { api_id_text(r->ids[0], event),
+                             r->auth.role == USHER_ROLE_ADMIN
+                                 ? NULL
+                                 : api_id_text(r->auth.organizer_id, org),
+                             kind,
+                             format,
+                             usher_role_name(r->auth.role),
+                             k->queue[0] != '\0' ? k->queue : "reports",
+                             job_kind,
+                             priority,
+                             attempts,
+                             timeout };
+
+    /* The report's id is drawn first, so its job's payload can name it and
+     * both rows are written by this one statement. */
+    api_query(r,
+              "WITH ev AS (SELECT id FROM events WHERE id = $1"
+              "   AND ($2::bigint IS NULL OR organizer_id = $2)),"
+              " rid AS (SELECT nextval(pg_get_serial_sequence('reports', 'id')) AS id FROM ev),"
+              " job AS (INSERT INTO usher_jobs (queue, kind, priority, payload, max_attempts,"
+              "   timeout_ms)"
+              "  SELECT $6, $7, $8::smallint, jsonb_build_object('report_id', rid.id), $9::int,"
+              "   $10::int FROM rid RETURNING id),"
+              " rep AS (INSERT INTO reports (id, event_id, kind, format, requested_by, job_id)"
+              "  OVERRIDING SYSTEM VALUE SELECT rid.id, $1, $3, $4, $5, job.id FROM rid, job"
+              "  RETURNING id, job_id)"
+              " SELECT json_build_object('report_id', rep.id, 'job_id', rep.job_id,"
+              "  'status', '/v1/reports/' || rep.id)::text"
+              " FROM rep",
+              10, params, requested);
+}
+
+static void got_report(PGresult *res, const char *errmsg, void *arg)
+{
+    api_reply_row(arg, res, errmsg, 200, "report");
+}
+
+void route_report_get(api_req *r)
+{
+    char id[24], org[24];
+    const char *params[] = { api_id_text(r->ids[0], id),
+                             r->auth.role == USHER_ROLE_ADMIN
+                                 ? NULL
+                                 : api_id_text(r->auth.organizer_id, org) };
+
+    api_query(r,
+              "SELECT " REPORT_JSON "::text FROM reports r"
+              " JOIN events e ON e.id = r.event_id"
+              " LEFT JOIN usher_jobs j ON j.id = r.job_id"
+              " WHERE r.id = $1 AND ($2::bigint IS NULL OR e.organizer_id = $2)",
+              2, params, got_report);
+}
+
+static void got_job(PGresult *res, const char *errmsg, void *arg)
+{
+    api_reply_row(arg, res, errmsg, 200, "job");
+}
+
+void route_job_get(api_req *r)
+{
+    char id[24], org[24];
+    const char *params[] = { api_id_text(r->ids[0], id),
+                             r->auth.role == USHER_ROLE_ADMIN
+                                 ? NULL
+                                 : api_id_text(r->auth.organizer_id, org) };
+
+    /* A live job (with its report, if any); else the report of a finished one. */
+    api_query(r,
+              "SELECT coalesce("
+              " (SELECT json_build_object('id', j.id, 'queue', j.queue, 'kind', j.kind,"
+              "   'state', j.state, 'attempt', j.attempt, 'max_attempts', j.max_attempts,"
+              "   'progress', j.progress, 'run_at', j.run_at,"
+              "   'last_error', j.errors->-1->>'error',"
+              "   'report', (SELECT " REPORT_JSON " FROM reports r WHERE r.job_id = j.id))"
+              "  FROM usher_jobs j WHERE j.id = $1 AND ($2::bigint IS NULL OR EXISTS"
+              "   (SELECT 1 FROM reports r JOIN events e ON e.id = r.event_id"
+              "    WHERE r.job_id = j.id AND e.organizer_id = $2))),"
+              " (SELECT json_build_object('id', r.job_id, 'kind', 'report.' || r.kind,"
+              "   'state', CASE r.state WHEN 'done' THEN 'completed' ELSE r.state END,"
+              "   'progress', r.progress, 'report', " REPORT_JSON ")"
+              "  FROM reports r JOIN events e ON e.id = r.event_id"
+              "  LEFT JOIN usher_jobs j ON j.id = r.job_id"
+              "  WHERE r.job_id = $1 AND j.id IS NULL"
+              "   AND ($2::bigint IS NULL OR e.organizer_id = $2)))::text",
+              2, params, got_job);
+}

@@ -1,0 +1,40 @@
+/* The routes' entry points, listed in the table of api/router.c. */
+#ifndef USHER_API_ROUTES_H
+#define USHER_API_ROUTES_H
+
+#include "api.h"
+
+/* ops.c */
+void route_healthz(api_req *r);
+void route_readyz(api_req *r);
+void route_metrics(api_req *r);
+
+/* events.c */
+void route_event_get(api_req *r);
+void route_event_list(api_req *r);
+void route_event_create(api_req *r);
+void route_event_update(api_req *r);
+void route_ticket_type_create(api_req *r);
+/* The Redis key of an event's cached details (dropped when it changes). */
+void api_event_cache_key(int64_t id, char key[64]);
+
+/* registrations.c */
+void route_register(api_req *r);
+
+/* checkins.c */
+void route_checkin(api_req *r);
+
+/* reports.c */
+void route_report_create(api_req *r);
+void route_report_get(api_req *r);
+void route_job_get(api_req *r);
+
+/* inbox.c */
+void route_inbox(api_req *r);
+
+/* webhooks.c */
+void route_webhook_create(api_req *r);
+void route_webhook_list(api_req *r);
+void route_webhook_get(api_req *r);
+
+#endif

@@ -1,0 +1,123 @@
+/*
+ * Organizers' webhook endpoints: POST /v1/webhooks registers one and
+ * answers its signing secret, once; GET lists and reads them without it.
+ * Deliveries are signed with the secret (workers/handlers/webhook.c).
+ */
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../validate.h"
+#include "routes.h"
+
+#define WEBHOOK_EVENTS_MAX 16
+
+static const char *const webhook_events[] = { "registration.created", "checkin.created",
+                                              "report.done", NULL };
+
+#define ENDPOINT_JSON                                                                  \
+    "json_build_object('id', w.id, 'organizer_id', w.organizer_id, 'url', w.url,"      \
+    " 'events', w.events, 'enabled', w.enabled, 'disabled_reason', w.disabled_reason," \
+    " 'created_at', w.created_at)"
+
+static void created(PGresult *res, const char *errmsg, void *arg)
+{
+    api_add_header(arg, "Cache-Control", "no-store");
+    api_reply_row(arg, res, errmsg, 201, "organizer");
+}
+
+static bool valid_url(const char *url)
+{
+    const char *host = strncmp(url, "https://", 8) == 0  ? url + 8
+                       : strncmp(url, "http://", 7) == 0 ? url + 7
+                                                         : NULL;
+
+    return host != NULL && host[0] != '\0' && host[0] != '/' &&
+           strpbrk(url, " \t\"<>\\^`{|}") == NULL;
+}
+
+void route_webhook_create(api_req *r)
+{
+    const char *url = NULL;
+    int64_t organizer = r->auth.organizer_id;
+    json_t *events = NULL, *item;
+    unsigned char key[32];
+    char secret[65], org[24], *events_text;
+    size_t i;
+
+    if (!api_get_string(r, "url", true, 8, 2000, &url) ||
+        !api_get_strings(r, "events", true, WEBHOOK_EVENTS_MAX, 64, &events))
+        return;
+    if (!valid_url(url)) {
+        api_reply_invalid(r, "url", "url must be an http:// or https:// URL");
+        return;
+    }
+    json_array_foreach(events, i, item)
+    {
+        bool known = false;
+
+        for (size_t k = 0; webhook_events[k] != NULL; k++)
+            known = known || strcmp(json_string_value(item), webhook_events[k]) == 0;
+        if (!known) {
+            api_reply_invalid(r, "events",
+                              "events[%zu] must be registration.created, checkin.created or"
+                              " report.done",
+                              i);
+            return;
+        }
+    }
+    if (r->auth.role == USHER_ROLE_ADMIN &&
+        !api_get_int(r, "organizer_id", true, 1, INT64_MAX, &organizer))
+        return;
+    randombytes_buf(key, sizeof(key));
+    sodium_bin2hex(secret, sizeof(secret), key, sizeof(key));
+    sodium_memzero(key, sizeof(key));
+    events_text = json_dumps(events, JSON_COMPACT);
+    if (events_text == NULL) {
+        api_reply_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    const char *params[] = { api_id_text(organizer, org), url, events_text, secret };
+
+    api_query(r,
+              "WITH w AS (INSERT INTO webhook_endpoints (organizer_id, url, events, secret)"
+              " SELECT $1, $2, ARRAY(SELECT jsonb_array_elements_text($3::jsonb)), $4"
+              " RETURNING *)"
+              " SELECT (" ENDPOINT_JSON "::jsonb || jsonb_build_object('secret', w.secret))::text"
+              " FROM w",
+              4, params, created);
+    free(events_text);
+}
+
+static void listed(PGresult *res, const char *errmsg, void *arg)
+{
+    api_reply_row(arg, res, errmsg, 200, "webhook endpoint");
+}
+
+void route_webhook_list(api_req *r)
+{
+    char org[24];
+    const char *params[] = { r->auth.role == USHER_ROLE_ADMIN
+                                 ? NULL
+                                 : api_id_text(r->auth.organizer_id, org) };
+
+    api_query(r,
+              "SELECT json_build_object('webhooks', coalesce(json_agg(" ENDPOINT_JSON
+              " ORDER BY w.id), '[]'::json))::text FROM webhook_endpoints w"
+              " WHERE $1::bigint IS NULL OR w.organizer_id = $1",
+              1, params, listed);
+}
+
+void route_webhook_get(api_req *r)
+{
+    char id[24], org[24];
+    const char *params[] = { api_id_text(r->ids[0], id),
+                             r->auth.role == USHER_ROLE_ADMIN
+                                 ? NULL
+                                 : api_id_text(r->auth.organizer_id, org) };
+
+    api_query(r,
+              "SELECT " ENDPOINT_JSON "::text FROM webhook_endpoints w"
+              " WHERE w.id = $1 AND ($2::bigint IS NULL OR w.organizer_id = $2)",
+              2, params, listed);
+}

@@ -1,0 +1,266 @@
+#include "server.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "log.h"
+#include "pgpool.h"
+#include "redis.h"
+#include "wake.h"
+#include "router.h"
+
+struct api_threads {
+    int n;
+    api_loop **loops;
+};
+
+static api_threads *current; /* for /metrics, set once the threads run */
+
+api_loop *const *api_threads_loops(const api_threads *t, int *n)
+{
+    if (t == NULL)
+        t = current;
+    *n = t != NULL ? t->n : 0;
+    return t != NULL ? t->loops : NULL;
+}
+
+/* HOST:PORT -> a listening SO_REUSEPORT socket; *port gets the bound port. */
+static int listen_on(const char *listen_addr, int *port, char *errbuf, size_t errlen)
+{
+    char host[256], service[16];
+    const char *colon = strrchr(listen_addr, ':');
+    struct addrinfo hints = { .ai_family = AF_UNSPEC,
+                              .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+    struct addrinfo *ai = NULL;
+    struct sockaddr_storage bound;
+    socklen_t bound_len = sizeof(bound);
+    int fd = -1, one = 1, rc;
+
+    if (colon == NULL || (size_t)(colon - listen_addr) >= sizeof(host)) {
+        snprintf(errbuf, errlen, "api.listen '%s' is not HOST:PORT", listen_addr);
+        return -1;
+    }
+    memcpy(host, listen_addr, (size_t)(colon - listen_addr));
+    host[colon - listen_addr] = '\0';
+    snprintf(service, sizeof(service), "%d", *port >= 0 ? *port : atoi(colon + 1));
+    rc = getaddrinfo(host[0] != '\0' ? host : NULL, service, &hints, &ai);
+    if (rc != 0) {
+        snprintf(errbuf, errlen, "api.listen '%s': %s", listen_addr, gai_strerror(rc));
+        return -1;
+    }
+    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+        bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 4096) != 0 ||
+        getsockname(fd, (struct sockaddr *)&bound, &bound_len) != 0) {
+        snprintf(errbuf, errlen, "api.listen '%s': %s", listen_addr, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(ai);
+        return -1;
+    }
+    freeaddrinfo(ai);
+    *port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                              : ((struct sockaddr_in *)&bound)->sin_port);
+    return fd;
+}
+
+static void tick(evutil_socket_t fd, short what, void *arg)
+{
+    api_loop *loop = arg;
+
+    (void)fd;
+    (void)what;
+    atomic_store(&loop->pg_up, api_pgpool_connected(loop->pg));
+    atomic_store(&loop->pg_busy, api_pgpool_busy(loop->pg));
+    atomic_store(&loop->alive_ns, api_now_ns());
+}
+
+static void loop_free(api_loop *loop)
+{
+    if (loop == NULL)
+        return;
+    /* HTTP first (requests lose their clients), then Redis and PostgreSQL,
+     * whose pending callbacks then finish the requests without answering. */
+    if (loop->http != NULL)
+        evhttp_free(loop->http);
+    api_redis_free(loop->redis);
+    api_pgpool_free(loop->pg);
+    api_wake_free(loop->wake);
+    if (loop->tick != NULL)
+        event_free(loop->tick);
+    api_token_cache_free(loop->tokens);
+    if (loop->base != NULL)
+        event_base_free(loop->base);
+    free(loop);
+}
+
+static api_loop *loop_new(api_server *srv, int index, int fd, char *errbuf, size_t errlen)
+{
+    const usher_config *cfg = srv->cfg;
+    api_loop *loop = calloc(1, sizeof(*loop));
+    struct timeval second = { 1, 0 };
+    size_t body_max =
+        (size_t)(cfg->api_body_max_bytes > cfg->api_upload_max_bytes ? cfg->api_body_max_bytes
+                                                                     : cfg->api_upload_max_bytes);
+
+    if (loop == NULL)
+        goto nomem;
+    loop->srv = srv;
+    loop->index = index;
+    atomic_store(&loop->alive_ns, api_now_ns());
+    loop->base = event_base_new();
+    loop->tokens = api_token_cache_new();
+    if (loop->base == NULL || loop->tokens == NULL)
+        goto nomem;
+    loop->http = evhttp_new(loop->base);
+    loop->tick = event_new(loop->base, -1, EV_PERSIST, tick, loop);
+    if (loop->http == NULL || loop->tick == NULL || event_add(loop->tick, &second) != 0)
+        goto nomem;
+    evhttp_set_max_body_size(loop->http, (ev_ssize_t)body_max);
+    evhttp_set_max_headers_size(loop->http, (ev_ssize_t)cfg->api_header_max_bytes);
+    evhttp_set_timeout(loop->http, cfg->api_timeout_s);
+    evhttp_set_allowed_methods(loop->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PATCH |
+                                               EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
+                                               EVHTTP_REQ_PUT | EVHTTP_REQ_OPTIONS);
+    evhttp_set_gencb(loop->http, api_dispatch, loop);
+    loop->bound = evhttp_accept_socket_with_handle(loop->http, fd);
+    if (loop->bound == NULL) {
+        snprintf(errbuf, errlen, "evhttp could not take the listening socket");
+        close(fd);
+        loop_free(loop);
+        return NULL;
+    }
+    if (api_pgpool_new(loop->base, cfg->database_url, cfg->api_db_connections, &loop->pg) !=
+        USHER_OK)
+        goto nomem;
+    loop->wake = api_wake_new(loop);
+    if (loop->wake == NULL)
+        goto nomem;
+    loop->redis = api_redis_new(loop->base, cfg->redis_url);
+    if (loop->redis == NULL) {
+        snprintf(errbuf, errlen, "redis.url '%s' is not redis://HOST:PORT[/DB]", cfg->redis_url);
+        loop_free(loop);
+        return NULL;
+    }
+    return loop;
+nomem:
+    snprintf(errbuf, errlen, "out of memory setting up loop %d", index);
+    close(fd);
+    loop_free(loop);
+    return NULL;
+}
+
+static void *run(void *arg)
+{
+    api_loop *loop = arg;
+
+    event_base_loop(loop->base, 0);
+    return NULL;
+}
+
+usher_err api_threads_start(api_server *srv, int nthreads, api_threads **out, char *errbuf,
+                            size_t errlen)
+{
+    api_threads *t = calloc(1, sizeof(*t));
+    int port = -1;
+
+    *out = NULL;
+    if (t == NULL || (t->loops = calloc((size_t)nthreads, sizeof(*t->loops))) == NULL) {
+        free(t);
+        snprintf(errbuf, errlen, "out of memory");
+        return USHER_ERR_NOMEM;
+    }
+    if (evthread_use_pthreads() != 0) {
+        snprintf(errbuf, errlen, "libevent has no pthreads support");
+        free(t->loops);
+        free(t);
+        return USHER_ERR_CONFIG;
+    }
+    for (int i = 0; i < nthreads; i++) {
+        /* The first socket picks the port (maybe 0 = any); the rest share it. */
+        int fd = listen_on(srv->cfg->api_listen, &port, errbuf, errlen);
+
+        if (fd < 0 || (t->loops[i] = loop_new(srv, i, fd, errbuf, errlen)) == NULL) {
+            t->n = i;
+            api_threads_stop(t, 0);
+            return USHER_ERR_CONFIG;
+        }
+        t->n = i + 1;
+    }
+    srv->port = port;
+    for (int i = 0; i < nthreads; i++) {
+        if (pthread_create(&t->loops[i]->thread, NULL, run, t->loops[i]) != 0) {
+            snprintf(errbuf, errlen, "could not start loop thread %d", i);
+            /* Threads already started are stopped through their bases. */
+            for (int j = 0; j < i; j++) {
+                event_base_loopexit(t->loops[j]->base, NULL);
+                pthread_join(t->loops[j]->thread, NULL);
+            }
+            for (int j = 0; j < nthreads; j++)
+                loop_free(t->loops[j]);
+            free(t->loops);
+            free(t);
+            return USHER_ERR_NOMEM;
+        }
+    }
+    current = t;
+    *out = t;
+    return USHER_OK;
+}
+
+/* Runs on a loop's own thread: stop accepting there. */
+static void stop_accepting(evutil_socket_t fd, short what, void *arg)
+{
+    api_loop *loop = arg;
+
+    (void)fd;
+    (void)what;
+    if (loop->bound != NULL) {
+        evhttp_del_accept_socket(loop->http, loop->bound);
+        loop->bound = NULL;
+    }
+}
+
+void api_threads_stop(api_threads *t, int grace_ms)
+{
+    bool started = t == current;
+
+    if (t == NULL)
+        return;
+    if (started) {
+        uint64_t deadline = api_now_ns() + (uint64_t)grace_ms * 1000000u;
+        bool idle = false;
+
+        for (int i = 0; i < t->n; i++)
+            event_base_once(t->loops[i]->base, -1, EV_TIMEOUT, stop_accepting, t->loops[i], NULL);
+        while (!idle && api_now_ns() < deadline) {
+            struct timespec ms10 = { 0, 10000000 };
+
+            idle = true;
+            for (int i = 0; i < t->n; i++)
+                idle = idle && atomic_load(&t->loops[i]->inflight) == 0;
+            if (!idle)
+                nanosleep(&ms10, NULL);
+        }
+        for (int i = 0; i < t->n; i++)
+            event_base_loopexit(t->loops[i]->base, NULL);
+        for (int i = 0; i < t->n; i++)
+            pthread_join(t->loops[i]->thread, NULL);
+        current = NULL;
+    }
+    for (int i = 0; i < t->n; i++)
+        loop_free(t->loops[i]);
+    free(t->loops);
+    free(t);
+}

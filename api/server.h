@@ -1,0 +1,26 @@
+/*
+ * The loop threads: each binds its own SO_REUSEPORT socket on the listen
+ * address (the kernel spreads connections over them), and runs its own
+ * event base, evhttp, database connections and token cache.
+ */
+#ifndef USHER_API_SERVER_H
+#define USHER_API_SERVER_H
+
+#include "api.h"
+
+typedef struct api_threads api_threads;
+
+/* Binds every loop's socket and starts the threads; srv->port is set. */
+usher_err api_threads_start(api_server *srv, int nthreads, api_threads **out, char *errbuf,
+                            size_t errlen);
+
+/*
+ * Stops accepting, lets every loop answer what it holds (at most
+ * grace_ms), then stops and joins the threads and frees them.
+ */
+void api_threads_stop(api_threads *t, int grace_ms);
+
+/* For /metrics: the loops, read-only. */
+api_loop *const *api_threads_loops(const api_threads *t, int *n);
+
+#endif

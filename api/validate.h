@@ -1,0 +1,41 @@
+/*
+ * Reading fields of a JSON body. Each getter checks type and range; on a
+ * bad or missing required field it answers 422 with
+ * {"error": {"code": "invalid", "field": NAME, "message": ...}} and returns
+ * false (the request is then over). An absent optional field leaves *out.
+ */
+#ifndef USHER_API_VALIDATE_H
+#define USHER_API_VALIDATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api.h"
+
+void api_reply_invalid(api_req *r, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A string of min..max characters (code points), without control characters. */
+bool api_get_string(api_req *r, const char *field, bool required, size_t min, size_t max,
+                    const char **out);
+
+/* An integer in min..max. */
+bool api_get_int(api_req *r, const char *field, bool required, int64_t min, int64_t max,
+                 int64_t *out);
+
+/* One of words (NULL-terminated). */
+bool api_get_enum(api_req *r, const char *field, bool required, const char *const *words,
+                  const char **out);
+
+/* An RFC 3339 timestamp ("2026-11-27T18:00:00Z", "...+01:00"). */
+bool api_get_time(api_req *r, const char *field, bool required, const char **out);
+
+/* An array of at most max_items strings of 1..max_chars characters; *out is borrowed. */
+bool api_get_strings(api_req *r, const char *field, bool required, size_t max_items,
+                     size_t max_chars, json_t **out);
+
+/* The number of code points of valid UTF-8 s, or (size_t)-1 if it holds a control character. */
+size_t api_text_chars(const char *s, size_t len);
+
+#endif

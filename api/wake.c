@@ -1,0 +1,95 @@
+#include "wake.h"
+
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pgpool.h"
+#include "wake.h"
+
+#define MARKED_MAX 16 /* distinct queues per window; more are rare and wait one window */
+
+struct api_wake {
+    api_loop *loop;
+    struct event *timer;
+    bool armed;
+    size_t n;
+    char queues[MARKED_MAX][USHER_NAME_MAX];
+};
+
+static void sent(PGresult *res, const char *errmsg, void *arg)
+{
+    (void)res;
+    (void)errmsg;
+    (void)arg; /* a lost wake-up costs one poll interval, nothing more */
+}
+
+static void flush(evutil_socket_t fd, short what, void *arg)
+{
+    api_wake *w = arg;
+    json_t *names = json_array();
+    char *text = NULL;
+    const char *params[1];
+
+    (void)fd;
+    (void)what;
+    w->armed = false;
+    for (size_t i = 0; names != NULL && i < w->n; i++)
+        json_array_append_new(names, json_string(w->queues[i]));
+    w->n = 0;
+    if (names != NULL)
+        text = json_dumps(names, JSON_COMPACT);
+    json_decref(names);
+    if (text == NULL)
+        return;
+    params[0] = text;
+    api_pgpool_query(w->loop->pg,
+                     "SELECT count(pg_notify('usher:' || q, ''))"
+                     " FROM jsonb_array_elements_text($1::jsonb) q",
+                     1, params, sent, NULL);
+    free(text);
+}
+
+api_wake *api_wake_new(api_loop *loop)
+{
+    api_wake *w = calloc(1, sizeof(*w));
+
+    if (w == NULL)
+        return NULL;
+    w->loop = loop;
+    w->timer = evtimer_new(loop->base, flush, w);
+    if (w->timer == NULL) {
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void api_wake_free(api_wake *w)
+{
+    if (w == NULL)
+        return;
+    event_free(w->timer);
+    free(w);
+}
+
+void api_wake_kind(api_loop *loop, const char *kind)
+{
+    api_wake *w = loop->wake;
+    const usher_kind_conf *k = usher_config_kind(loop->srv->cfg, kind);
+    const char *queue = k->queue[0] != '\0' ? k->queue : "default";
+    int ms = loop->srv->cfg->notify_debounce_ms;
+
+    for (size_t i = 0; i < w->n; i++) {
+        if (strcmp(w->queues[i], queue) == 0)
+            goto arm;
+    }
+    if (w->n < MARKED_MAX)
+        memcpy(w->queues[w->n++], queue, strlen(queue) + 1);
+arm:
+    if (!w->armed) {
+        struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+        w->armed = evtimer_add(w->timer, &tv) == 0;
+    }
+}

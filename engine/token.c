@@ -1,0 +1,130 @@
+/*
+ * Tokens: generation, hashing and the rows of api_tokens. The hash is
+ * unkeyed BLAKE2b-256: tokens carry 256 bits of randomness, so there is
+ * nothing to brute-force and no salt or slow hash is needed.
+ */
+#include "token.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TOKEN_PREFIX "usher_"
+#define TOKEN_RANDOM 32
+
+static const char *const role_names[] = { "admin", "organizer", "scanner" };
+static const usher_role roles[] = { USHER_ROLE_ADMIN, USHER_ROLE_ORGANIZER, USHER_ROLE_SCANNER };
+
+usher_role usher_role_parse(const char *name)
+{
+    for (size_t i = 0; name != NULL && i < sizeof(roles) / sizeof(roles[0]); i++) {
+        if (strcmp(name, role_names[i]) == 0)
+            return roles[i];
+    }
+    return USHER_ROLE_NONE;
+}
+
+const char *usher_role_name(usher_role role)
+{
+    for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
+        if (roles[i] == role)
+            return role_names[i];
+    }
+    return "none";
+}
+
+void usher_token_hash(const char *token, size_t len, unsigned char hash[USHER_TOKEN_HASH_BYTES])
+{
+    crypto_generichash(hash, USHER_TOKEN_HASH_BYTES, (const unsigned char *)token, len, NULL, 0);
+}
+
+void usher_token_hash_param(const unsigned char hash[USHER_TOKEN_HASH_BYTES], char out[67])
+{
+    out[0] = '\\';
+    out[1] = 'x';
+    sodium_bin2hex(out + 2, 65, hash, USHER_TOKEN_HASH_BYTES);
+}
+
+static void id_text(int64_t id, char out[24])
+{
+    snprintf(out, 24, "%lld", (long long)id);
+}
+
+usher_err usher_token_create(usher_store *st, usher_role role, int64_t organizer_id,
+                             int64_t event_id, const char *name, char token[USHER_TOKEN_MAX],
+                             int64_t *id)
+{
+    unsigned char random[TOKEN_RANDOM], hash[USHER_TOKEN_HASH_BYTES];
+    char hash_hex[67], org[24], event[24];
+    const char *params[] = { hash_hex, usher_role_name(role), organizer_id > 0 ? org : NULL,
+                             event_id > 0 ? event : NULL, name != NULL ? name : "" };
+    PGresult *res;
+    usher_err err;
+
+    if (role == USHER_ROLE_NONE)
+        return usher_store_fail(st, USHER_ERR_INVALID, "role must be admin, organizer or scanner");
+    if (role != USHER_ROLE_ADMIN && organizer_id <= 0)
+        return usher_store_fail(st, USHER_ERR_INVALID, "a %s token needs --organizer ID",
+                                usher_role_name(role));
+    if (sodium_init() < 0)
+        return usher_store_fail(st, USHER_ERR_NOMEM, "libsodium failed to initialise");
+    randombytes_buf(random, sizeof(random));
+    memcpy(token, TOKEN_PREFIX, strlen(TOKEN_PREFIX));
+    sodium_bin2base64(token + strlen(TOKEN_PREFIX), USHER_TOKEN_MAX - strlen(TOKEN_PREFIX), random,
+                      sizeof(random), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    usher_token_hash(token, strlen(token), hash);
+    usher_token_hash_param(hash, hash_hex);
+    id_text(organizer_id, org);
+    id_text(event_id, event);
+    err = usher_store_exec(st,
+                           "INSERT INTO api_tokens (token_hash, role, organizer_id, event_id, name)"
+                           " VALUES ($1::bytea, $2::usher_role, $3, $4, $5) RETURNING id",
+                           5, params, &res);
+    sodium_memzero(random, sizeof(random));
+    if (err != USHER_OK) {
+        sodium_memzero(token, USHER_TOKEN_MAX);
+        return err;
+    }
+    *id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return USHER_OK;
+}
+
+usher_err usher_token_revoke(usher_store *st, int64_t id)
+{
+    char text[24];
+    const char *params[] = { text };
+    PGresult *res;
+    usher_err err;
+    int n;
+
+    id_text(id, text);
+    err = usher_store_exec(st,
+                           "UPDATE api_tokens SET revoked_at = now()"
+                           " WHERE id = $1 AND revoked_at IS NULL RETURNING id",
+                           1, params, &res);
+    if (err != USHER_OK)
+        return err;
+    n = PQntuples(res);
+    PQclear(res);
+    return n == 1 ? USHER_OK
+                  : usher_store_fail(st, USHER_ERR_NOT_FOUND, "no live token %lld", (long long)id);
+}
+
+usher_err usher_organizer_create(usher_store *st, const char *name, int64_t *id)
+{
+    const char *params[] = { name };
+    PGresult *res;
+    usher_err err;
+
+    if (name == NULL || name[0] == '\0' || strlen(name) > 800)
+        return usher_store_fail(st, USHER_ERR_INVALID, "an organizer needs a name");
+    err = usher_store_exec(st, "INSERT INTO organizers (name) VALUES ($1) RETURNING id", 1, params,
+                           &res);
+    if (err != USHER_OK)
+        return err;
+    *id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return USHER_OK;
+}

@@ -1,0 +1,286 @@
+/*
+ * usher-api with a Redis of the test's own (so it can be stopped): the
+ * cache serves repeated reads without asking PostgreSQL, a change through
+ * the API invalidates it, a stale entry is served while one refresh runs,
+ * rate limits answer 429 with Retry-After, and with Redis gone the API
+ * still answers correctly from the database.
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "testdb.h"
+#include "testhttp.h"
+#include "testproc.h"
+#include "token.h"
+
+TESTDB_SUITE(api_cache, "usher_test_api_cache");
+
+static testapi server;
+static pid_t redis_pid;
+static int redis_port;
+static long long event_id, ticket_type_id;
+static char organizer[USHER_TOKEN_MAX];
+
+static int free_port(void)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+    cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+              getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+    port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+static bool redis_answers(void *arg)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)redis_port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    bool up = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+
+    (void)arg;
+    if (fd >= 0)
+        close(fd);
+    return up;
+}
+
+static void start_with(const char *rate, const char *ttl)
+{
+    char port[16], url[64], log[128];
+    const char *argv[] = {
+        "/usr/bin/redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
+        "--appendonly",          "no",     NULL
+    };
+    int64_t id;
+
+    redis_port = free_port();
+    snprintf(port, sizeof(port), "%d", redis_port);
+    snprintf(log, sizeof(log), "/tmp/usher-redis-test-%d.log", (int)getpid());
+    redis_pid = testproc_start(argv, log);
+    cr_assert(testproc_wait_for(redis_answers, NULL, 30000), "redis did not start; see %s", log);
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", redis_port);
+    setenv("USHER_REDIS_URL", url, 1);
+    setenv("USHER_API_RATE_PER_MINUTE", rate, 1);
+    setenv("USHER_API_CACHE_EVENT_TTL_S", ttl, 1);
+
+    long long org = testdb_scalar(st, "INSERT INTO organizers (name) VALUES ('C') RETURNING id");
+    char sql[512];
+
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO events (organizer_id, name, starts_at, ends_at)"
+             " VALUES (%lld, 'Cached', now(), now() + interval '1 day') RETURNING id",
+             org);
+    event_id = testdb_scalar(st, sql);
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO ticket_types (event_id, name, capacity) VALUES (%lld, 'GA', 100)"
+             " RETURNING id",
+             event_id);
+    ticket_type_id = testdb_scalar(st, sql);
+    cr_assert_eq(usher_token_create(st, USHER_ROLE_ORGANIZER, org, 0, "t", organizer, &id),
+                 USHER_OK);
+    testapi_start(&server, USHER_API_PATH, cfg.database_url, 1);
+}
+
+static void start(void)
+{
+    start_with("0", "30");
+}
+
+static void stop(void)
+{
+    testapi_stop(&server);
+    if (redis_pid > 0)
+        testproc_kill(redis_pid);
+}
+
+static char *get_event(long expect_status, testhttp_resp *resp)
+{
+    char path[64];
+
+    snprintf(path, sizeof(path), "/v1/events/%lld", event_id);
+    testhttp(&server, &(testhttp_req){ "GET", path, NULL, NULL, NULL, NULL }, resp);
+    cr_assert_eq(resp->status, expect_status, "%s", resp->body);
+    return resp->body;
+}
+
+static const char *name_of(testhttp_resp *resp)
+{
+    return json_string_value(json_object_get(resp->json, "name"));
+}
+
+static long long metric(const char *line_prefix)
+{
+    testhttp_resp resp;
+    const char *at;
+    long long v = -1;
+
+    testhttp(&server, &(testhttp_req){ "GET", "/metrics", NULL, NULL, NULL, NULL }, &resp);
+    at = strstr(resp.body, line_prefix);
+    if (at != NULL)
+        v = atoll(at + strlen(line_prefix));
+    testhttp_resp_free(&resp);
+    return v;
+}
+
+Test(api_cache, a_second_read_comes_from_the_cache_and_a_change_invalidates_it, .init = start,
+     .fini = stop)
+{
+    testhttp_resp a, b, c, d, e;
+    char sql[256], path[64], header[128];
+
+    get_event(200, &a);
+    cr_assert_str_eq(name_of(&a), "Cached");
+    /* Changed behind the API's back: a cached read cannot see it. */
+    snprintf(sql, sizeof(sql), "UPDATE events SET name = 'Changed directly' WHERE id = %lld",
+             event_id);
+    testdb_exec(st, sql);
+    get_event(200, &b);
+    cr_assert_str_eq(b.body, a.body, "the second read went to the database");
+    cr_assert_eq(metric("usher_cache_requests_total{cache=\"event\",result=\"hit\"} "), 1);
+    cr_assert_eq(metric("usher_cache_requests_total{cache=\"event\",result=\"miss\"} "), 1);
+    /* The browser's copy is still current: 304. */
+    const char *etag = strstr(b.headers, "ETag: ");
+    cr_assert_not_null(etag);
+    snprintf(header, sizeof(header), "If-None-Match: %.*s", (int)strcspn(etag + 6, "\r\n"),
+             etag + 6);
+    snprintf(path, sizeof(path), "/v1/events/%lld", event_id);
+    testhttp(&server, &(testhttp_req){ "GET", path, NULL, NULL, header, NULL }, &c);
+    cr_assert_eq(c.status, 304, "%s", c.body);
+    /* A change through the API drops the entry. */
+    testhttp(&server,
+             &(testhttp_req){ "PATCH", path, organizer, "{\"venue\":\"Hall 2\"}", NULL, NULL }, &d);
+    cr_assert_eq(d.status, 200, "%s", d.body);
+    get_event(200, &e);
+    cr_assert_str_eq(name_of(&e), "Changed directly");
+    cr_assert_str_eq(json_string_value(json_object_get(e.json, "venue")), "Hall 2");
+    testhttp_resp_free(&a);
+    testhttp_resp_free(&b);
+    testhttp_resp_free(&c);
+    testhttp_resp_free(&d);
+    testhttp_resp_free(&e);
+}
+
+static void start_short_ttl(void)
+{
+    start_with("0", "1");
+}
+
+typedef struct wait_name {
+    const char *want;
+} wait_name;
+
+static bool name_is(void *arg)
+{
+    testhttp_resp resp;
+    bool same;
+
+    get_event(200, &resp);
+    same = strcmp(name_of(&resp), ((wait_name *)arg)->want) == 0;
+    testhttp_resp_free(&resp);
+    return same;
+}
+
+static bool hit_count_grows(void *arg)
+{
+    testhttp_resp resp;
+
+    get_event(200, &resp);
+    testhttp_resp_free(&resp);
+    return metric("usher_cache_requests_total{cache=\"event\",result=\"hit\"} ") >
+           *(long long *)arg;
+}
+
+Test(api_cache, a_stale_entry_is_served_while_one_refresh_reloads_it, .init = start_short_ttl,
+     .fini = stop)
+{
+    testhttp_resp first;
+    char sql[256];
+    long long hits = 0;
+
+    get_event(200, &first);
+    testhttp_resp_free(&first);
+    snprintf(sql, sizeof(sql), "UPDATE events SET name = 'Refreshed' WHERE id = %lld", event_id);
+    testdb_exec(st, sql);
+    /* Within the TTL: hits of the old entry. Past it: stale hits, then the refresh lands. */
+    cr_assert(testproc_wait_for(hit_count_grows, &hits, 10000));
+    cr_assert(testproc_wait_for(name_is, &(wait_name){ "Refreshed" }, 30000),
+              "the stale entry was never refreshed");
+    /* Only hits: the refresh ran behind requests, none of them missed. */
+    cr_assert_eq(metric("usher_cache_requests_total{cache=\"event\",result=\"miss\"} "), 1);
+}
+
+static void start_limited(void)
+{
+    start_with("60", "30"); /* a bucket of 10, refilled one per second */
+}
+
+Test(api_cache, registrations_past_the_rate_limit_get_429_with_retry_after, .init = start_limited,
+     .fini = stop)
+{
+    char path[96], body[256];
+    int created = 0, limited = 0;
+
+    snprintf(path, sizeof(path), "/v1/events/%lld/registrations", event_id);
+    for (int i = 0; i < 15; i++) {
+        testhttp_resp resp;
+
+        snprintf(body, sizeof(body),
+                 "{\"ticket_type_id\":%lld,\"name\":\"R %d\",\"email\":\"r%d@example.org\"}",
+                 ticket_type_id, i, i);
+        testhttp(&server, &(testhttp_req){ "POST", path, NULL, body, NULL, NULL }, &resp);
+        if (resp.status == 201)
+            created++;
+        if (resp.status == 429) {
+            limited++;
+            cr_assert(strstr(resp.headers, "Retry-After: ") != NULL, "%s", resp.headers);
+            cr_assert_str_eq(testhttp_error_code(&resp), "rate_limited");
+        }
+        testhttp_resp_free(&resp);
+    }
+    /* A bucket of 10, plus what a slow machine refilled meanwhile. */
+    cr_assert(created >= 10 && created < 15, "created %d", created);
+    cr_assert_eq(created + limited, 15);
+}
+
+Test(api_cache, with_redis_gone_the_api_still_answers_correctly, .init = start_limited,
+     .fini = stop)
+{
+    testhttp_resp a, b, c;
+    char sql[256], path[96], body[256];
+    int status;
+
+    get_event(200, &a);
+    kill(redis_pid, SIGTERM);
+    cr_assert(testproc_wait(redis_pid, 30000, &status));
+    redis_pid = 0;
+    snprintf(sql, sizeof(sql), "UPDATE events SET name = 'After redis' WHERE id = %lld", event_id);
+    testdb_exec(st, sql);
+    get_event(200, &b);
+    cr_assert_str_eq(name_of(&b), "After redis", "served a cache that is gone: %s", b.body);
+    /* The limiter fails open: more than a bucket's worth still registers. */
+    snprintf(path, sizeof(path), "/v1/events/%lld/registrations", event_id);
+    for (int i = 0; i < 15; i++) {
+        snprintf(body, sizeof(body),
+                 "{\"ticket_type_id\":%lld,\"name\":\"N %d\",\"email\":\"n%d@example.org\"}",
+                 ticket_type_id, i, i);
+        testhttp(&server, &(testhttp_req){ "POST", path, NULL, body, NULL, NULL }, &c);
+        cr_assert_eq(c.status, 201, "%s", c.body);
+        testhttp_resp_free(&c);
+    }
+    testhttp(&server, &(testhttp_req){ "GET", "/readyz", NULL, NULL, NULL, NULL }, &c);
+    cr_assert_eq(c.status, 200);
+    testhttp_resp_free(&a);
+    testhttp_resp_free(&b);
+    testhttp_resp_free(&c);
+}

@@ -1,0 +1,58 @@
+/*
+ * A real usher-api for tests, and an HTTP client (libcurl) to talk to it:
+ * single requests, and many at once over a bounded number of connections.
+ */
+#ifndef USHER_TESTHTTP_H
+#define USHER_TESTHTTP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct testapi {
+    pid_t pid;
+    int port;
+    char log[256];
+} testapi;
+
+/*
+ * Starts the usher-api binary at path on database_url, listening on a free
+ * loopback port, and waits (up to 60 s) until it says where. Fails the
+ * test if it does not come up.
+ */
+void testapi_start(testapi *api, const char *path, const char *database_url, int threads);
+
+/* SIGTERM, then waits for a clean exit (fails the test otherwise). */
+void testapi_stop(testapi *api);
+
+typedef struct testhttp_req {
+    const char *method; /* "GET", "POST", ... */
+    const char *path;
+    const char *token;        /* bearer token, or NULL */
+    const char *body;         /* JSON text, or NULL */
+    const char *header;       /* one extra "Name: value" header, or NULL */
+    const char *content_type; /* NULL: application/json when there is a body */
+} testhttp_req;
+
+typedef struct testhttp_resp {
+    long status; /* 0: no answer */
+    char *body;  /* NUL-terminated */
+    size_t len;
+    char *headers; /* the raw response headers */
+    json_t *json;  /* the body parsed, or NULL */
+} testhttp_resp;
+
+/* One request; returns the status. */
+long testhttp(const testapi *api, const testhttp_req *req, testhttp_resp *out);
+
+/* n requests at once over at most conns connections; out[i] answers req[i]. */
+void testhttp_many(const testapi *api, const testhttp_req *reqs, testhttp_resp *out, size_t n,
+                   long conns);
+
+void testhttp_resp_free(testhttp_resp *resp);
+
+/* The error code of a {"error":{"code":...}} answer, or "" */
+const char *testhttp_error_code(const testhttp_resp *resp);
+
+#endif

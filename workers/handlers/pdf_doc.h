@@ -1,0 +1,59 @@
+/*
+ * The libharu adapter shared by the PDF renderers (pdf_render.c: tickets
+ * and badges; pdf_table.c: report tables). Only these files include
+ * hpdf.h. A pdf_doc is one document being built with UTF-8 text in the
+ * embedded fonts set by usher_pdf_set_fonts; the first libharu error is
+ * recorded in it and turned into a usher_err with a message by
+ * pdf_doc_fail.
+ */
+#ifndef USHER_PDF_DOC_H
+#define USHER_PDF_DOC_H
+
+#include <hpdf.h>
+#include <stddef.h>
+
+#include "error.h"
+
+#define PDF_MM 2.834645669f /* points per millimetre */
+
+typedef struct pdf_doc {
+    HPDF_Doc pdf;
+    HPDF_Font regular, bold;
+    HPDF_STATUS error_no, detail_no; /* the first error libharu reported */
+    int out_of_memory;               /* one of our own allocations failed */
+} pdf_doc;
+
+typedef enum pdf_align { PDF_LEFT, PDF_CENTER } pdf_align;
+
+/*
+ * Creates the document (deflated streams, UTF-8, both fonts loaded). The
+ * caller calls HPDF_Free(d->pdf) on every path, failure included.
+ */
+usher_err pdf_doc_open(pdf_doc *d, char *errbuf, size_t errlen);
+
+/* Turns the recorded libharu error (or, if none, the failing step) into a usher_err. */
+usher_err pdf_doc_fail(const pdf_doc *d, const char *step, char *errbuf, size_t errlen);
+
+/* Serialises the document into a malloc'd buffer of *len bytes, which the caller frees. */
+usher_err pdf_doc_save(pdf_doc *d, unsigned char **pdf, size_t *len, char *errbuf, size_t errlen);
+
+/* Adds a page of width x height mm; NULL on failure (then call pdf_doc_fail). */
+HPDF_Page pdf_doc_add_page(pdf_doc *d, float width_mm, float height_mm);
+
+/*
+ * Checks one text field: valid UTF-8 of at most max bytes; required
+ * fields must also be non-empty. USHER_ERR_INVALID with errbuf naming what.
+ */
+usher_err pdf_check_field(const char *what, const char *s, int required, size_t max, char *errbuf,
+                          size_t errlen);
+
+/*
+ * Draws one line of text at baseline y, starting at x (PDF_LEFT) or
+ * centred on x + max_width / 2 (PDF_CENTER). Too wide: the size shrinks
+ * to fit, down to a minimum; still too wide: the text is cut and ends with
+ * an ellipsis.
+ */
+usher_err pdf_draw_line(pdf_doc *d, HPDF_Page page, HPDF_Font font, float size, float x, float y,
+                        float max_width, pdf_align how, const char *text);
+
+#endif
