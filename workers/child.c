@@ -26,8 +26,6 @@ static void run_job(usher_handler_ctx *ctx, const usher_job *job, usher_handler_
     const usher_handler *h = usher_handler_find(job->kind);
     json_error_t jerr;
     json_t *payload;
-    char why[1024];
-    usher_err err;
 
     *r = (usher_handler_result){ .outcome = USHER_OUTCOME_OK, .delay_ms = -1 };
     if (h == NULL) {
@@ -39,13 +37,7 @@ static void run_job(usher_handler_ctx *ctx, const usher_job *job, usher_handler_
         usher_handler_fail(r, USHER_OUTCOME_PERMANENT, "payload is not JSON: %s", jerr.text);
         return;
     }
-    /* A payload its kind's schema refuses never gets better: straight to dead. */
-    err = usher_job_schema_check(job->kind, payload, why, sizeof(why));
-    if (err == USHER_ERR_PAYLOAD)
-        usher_handler_fail(r, USHER_OUTCOME_PERMANENT, "invalid payload: %s", why);
-    else if (err != USHER_OK) /* the schemas did not load (out of memory): may heal */
-        usher_handler_fail(r, USHER_OUTCOME_RETRY, "payload schemas: %s", why);
-    else
+    if (usher_job_payload_admitted(job->kind, payload, r))
         h->run(ctx, job, payload, r);
     json_decref(payload);
 }

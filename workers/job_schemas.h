@@ -11,7 +11,10 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include <stdbool.h>
+
 #include "error.h"
+#include "handler.h"
 #include "jsonschema.h"
 
 typedef struct usher_job_schema_source {
@@ -41,5 +44,13 @@ const usher_jsonschema *usher_job_schema_find(const char *kind);
  * usher_job_schemas_load if the schemas cannot be loaded.
  */
 usher_err usher_job_schema_check(const char *kind, json_t *payload, char *err, size_t errlen);
+
+/*
+ * The child's gate before a handler: true when the payload may run.
+ * Otherwise r is set: PERMANENT "invalid payload: payload.x: ..." (a payload
+ * never gets better: straight to the dead-letter queue), or RETRY when the
+ * schemas could not be loaded (out of memory may heal).
+ */
+bool usher_job_payload_admitted(const char *kind, json_t *payload, usher_handler_result *r);
 
 #endif

@@ -2,7 +2,9 @@
  * Payload validation in the real usher-worker: a job whose payload its
  * kind's schema (schemas/jobs/) refuses never reaches the handler; it is
  * dead after one attempt, however many it was allowed, with the reason in
- * its errors. A valid job of the same kind beside it completes.
+ * its errors. A valid job of the same kind beside it completes. Both paths
+ * of the child are covered: one job at a time (pdf.ticket, email.send) and
+ * batches (index.document).
  */
 #include <criterion/criterion.h>
 #include <ftw.h>
@@ -120,12 +122,11 @@ static long long ticket_count(int64_t registration)
     return n;
 }
 
-Test(schemas, an_invalid_payload_is_dead_after_one_attempt_and_a_valid_one_completes,
-     .timeout = 300)
+Test(schemas, invalid_payloads_are_dead_after_one_attempt_and_valid_ones_complete, .timeout = 300)
 {
     usher_seed_result seed;
     char payload[96], fate[1024];
-    int64_t registration, valid, bad_ticket, bad_mail;
+    int64_t registration, valid, bad_ticket, bad_mail, bad_index, valid_index;
     pid_t pid;
 
     cr_assert_eq(usher_seed_demo(st, 2, &seed), USHER_OK, "%s", usher_store_errstr(st));
@@ -135,6 +136,10 @@ Test(schemas, an_invalid_payload_is_dead_after_one_attempt_and_a_valid_one_compl
     bad_ticket = enqueue("pdf", "pdf.ticket", "{\"registration_id\":\"abc\"}");
     valid = enqueue("pdf", "pdf.ticket", payload);
     bad_mail = enqueue("email", "email.send", "{\"to\":\"ada@example.org\",\"template\":\"x\"}");
+    bad_index = enqueue("index", "index.document", "{\"type\":\"room\",\"id\":1}");
+    snprintf(payload, sizeof(payload), "{\"type\":\"event\",\"id\":%lld}",
+             (long long)seed.event_id);
+    valid_index = enqueue("index", "index.document", payload);
 
     pid = start_worker();
     cr_assert(testproc_wait_for(jobs_done, NULL, 120000), "the jobs did not finish (see %s)",
@@ -148,6 +153,11 @@ Test(schemas, an_invalid_payload_is_dead_after_one_attempt_and_a_valid_one_compl
     cr_assert_str_eq(fate, "dead 1 [\"invalid payload: payload: matches none of oneOf:"
                            " (1) payload: missing required property \\\"registration_id\\\";"
                            " (2) payload: missing required property \\\"vars\\\"\"]");
+    job_fate(bad_index, fate, sizeof(fate));
+    cr_assert_str_eq(fate, "dead 1 [\"invalid payload: payload.type: must be one of"
+                           " \\\"event\\\", \\\"session\\\", \\\"attendee\\\" (enum)\"]");
+    job_fate(valid_index, fate, sizeof(fate));
+    cr_assert_str_eq(fate, "gone", "the valid index job did not complete: %s", fate);
     job_fate(valid, fate, sizeof(fate));
     cr_assert_str_eq(fate, "gone", "the valid ticket job did not complete: %s", fate);
     cr_assert_eq(ticket_count(registration), 1, "no ticket was recorded");

@@ -300,8 +300,12 @@ static const struct broken_payload {
     { "analytics.rollup", "{\"event_id\": 1, \"metric\": \"checkins\"}",
       "payload.metric: must be one of \"registration\", \"checkin\", \"session_access\" (enum)" },
     { "report.attendees", "{\"report_id\": 1, \"scope\": \"all\"}",
-      "payload: property \"scope\" is not allowed (additionalProperties: false)" },
-    { "report.checkins", "{}", "payload: missing required property \"report_id\"" },
+      "payload: matches none of oneOf: (1) payload: property \"scope\" is not allowed"
+      " (additionalProperties: false); (2) payload: property \"report_id\" is not allowed"
+      " (additionalProperties: false)" },
+    { "report.checkins", "{\"scope\": \"some\"}",
+      "payload: matches none of oneOf: (1) payload: missing required property \"report_id\";"
+      " (2) payload.scope: must be \"all\" (const)" },
 };
 
 static const struct broken_payload *broken_example(const char *kind)
