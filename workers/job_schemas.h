@@ -1,6 +1,6 @@
 /*
  * The payload schemas of the job kinds: schemas/jobs/KIND.schema.json,
- * embedded in the binary at build time (cmake/embed_schemas.cmake) and
+ * embedded in the binary at build time (cmake/embed_files.cmake) and
  * compiled with engine/jsonschema.h on first use. The child checks a job's
  * payload against its kind's schema before the handler runs, so handlers
  * see only payloads of the documented shape.
@@ -9,21 +9,18 @@
 #define USHER_JOB_SCHEMAS_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
-#include <stdbool.h>
-
+#include "embedded.h"
 #include "error.h"
 #include "handler.h"
 #include "jsonschema.h"
 
-typedef struct usher_job_schema_source {
-    const char *kind; /* the file name without .schema.json */
-    const char *json; /* the file's text */
-} usher_job_schema_source;
+#define USHER_JOB_SCHEMA_SUFFIX ".schema.json"
 
-/* Every embedded schema, in kind order; ends with { NULL, NULL }. (Generated.) */
-extern const usher_job_schema_source usher_job_schema_sources[];
+/* The files KIND.schema.json, in name order; ends with a NULL name. (Generated.) */
+extern const usher_embedded_file usher_job_schema_files[];
 
 /*
  * Compiles every embedded schema, once: later calls return USHER_OK at once.

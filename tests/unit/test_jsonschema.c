@@ -327,15 +327,27 @@ Test(job_schemas, every_handler_kind_has_a_schema)
                            "no schemas/jobs/%s.schema.json", usher_job_handlers[i].kind);
 }
 
+/* The kind of schema file i ("pdf.ticket" of "pdf.ticket.schema.json"), into kind. */
+static void kind_of_file(size_t i, char kind[64])
+{
+    const char *name = usher_job_schema_files[i].name;
+    size_t n = strlen(name) - strlen(USHER_JOB_SCHEMA_SUFFIX);
+
+    cr_assert(n > 0 && n < 64 && strcmp(name + n, USHER_JOB_SCHEMA_SUFFIX) == 0, "%s", name);
+    memcpy(kind, name, n);
+    kind[n] = '\0';
+}
+
 Test(job_schemas, every_shipped_schema_accepts_its_examples)
 {
-    for (size_t i = 0; usher_job_schema_sources[i].kind != NULL; i++) {
-        const char *kind = usher_job_schema_sources[i].kind;
-        json_t *schema = parse(usher_job_schema_sources[i].json);
+    for (size_t i = 0; usher_job_schema_files[i].name != NULL; i++) {
+        char kind[64];
+        json_t *schema = parse((const char *)usher_job_schema_files[i].data);
         json_t *examples = json_object_get(schema, "examples"), *example;
         char err[512];
         size_t j;
 
+        kind_of_file(i, kind);
         cr_assert_gt(json_array_size(examples), 0, "%s.schema.json has no examples", kind);
         json_array_foreach(examples, j, example)
         {
@@ -348,12 +360,13 @@ Test(job_schemas, every_shipped_schema_accepts_its_examples)
 
 Test(job_schemas, every_shipped_schema_refuses_a_broken_payload_clearly)
 {
-    for (size_t i = 0; usher_job_schema_sources[i].kind != NULL; i++) {
-        const char *kind = usher_job_schema_sources[i].kind;
-        const struct broken_payload *b = broken_example(kind);
+    for (size_t i = 0; usher_job_schema_files[i].name != NULL; i++) {
+        const struct broken_payload *b;
+        char kind[64], err[512];
         json_t *payload;
-        char err[512];
 
+        kind_of_file(i, kind);
+        b = broken_example(kind);
         cr_assert_not_null(b, "add a broken payload of %s to this test", kind);
         payload = parse(b->payload);
         cr_assert_eq(usher_job_schema_check(kind, payload, err, sizeof(err)), USHER_ERR_PAYLOAD,
