@@ -53,33 +53,30 @@ static bool read_number(const char **s, uint64_t *v)
 static range_kind parse_range(const char *h, uint64_t size, uint64_t *first, uint64_t *last)
 {
     uint64_t a = 0, b = 0;
-    bool suffix;
+    bool suffix, has_end;
 
     if (h == NULL || strncmp(h, "bytes=", 6) != 0 || strchr(h, ',') != NULL)
         return RANGE_NONE;
     h += 6;
     suffix = *h == '-';
-    if (suffix)
-        h++;
-    else if (!read_number(&h, &a) || *h++ != '-')
+    if (!suffix && !read_number(&h, &a))
         return RANGE_NONE;
-    if (*h != '\0' && !read_number(&h, &b))
+    if (*h++ != '-')
         return RANGE_NONE;
-    if (*h != '\0')
-        return RANGE_NONE;
-    if (suffix) { /* the last b bytes */
+    has_end = read_number(&h, &b);
+    if (*h != '\0' || (suffix && !has_end) || (has_end && !suffix && b < a))
+        return RANGE_NONE; /* malformed, or "A-B" with B before A: ignored */
+    if (suffix) {          /* "-N": the last N bytes */
         if (b == 0 || size == 0)
             return RANGE_UNSATISFIABLE;
         *first = b >= size ? 0 : size - b;
         *last = size - 1;
         return RANGE_ONE;
     }
-    if (h[-1] != '-' && b < a) /* "A-B" with B before A: invalid, ignored */
-        return RANGE_NONE;
     if (a >= size)
         return RANGE_UNSATISFIABLE;
     *first = a;
-    *last = h[-1] == '-' || b >= size ? size - 1 : b;
+    *last = !has_end || b >= size ? size - 1 : b;
     return RANGE_ONE;
 }
 
