@@ -87,16 +87,7 @@ static bool filename_ok(const char *name)
 
 static void recorded(PGresult *res, const char *errmsg, void *arg)
 {
-    api_req *r = arg;
-
-    if (!api_result_ok(r, res, errmsg))
-        return;
-    if (PQntuples(res) != 1) {
-        api_reply_error(r, 404, "not_found", "no such event");
-        return;
-    }
-    api_reply_raw(r, 201, "application/json", PQgetvalue(res, 0, 0),
-                  (size_t)PQgetlength(res, 0, 0));
+    api_reply_row(arg, res, errmsg, 201, "event");
 }
 
 /* On a pool thread: hash and store the bytes. */
@@ -268,16 +259,7 @@ void route_content_upload(api_req *r)
 
 static void listed(PGresult *res, const char *errmsg, void *arg)
 {
-    api_req *r = arg;
-
-    if (!api_result_ok(r, res, errmsg))
-        return;
-    if (PQntuples(res) != 1) {
-        api_reply_error(r, 404, "not_found", "no such event");
-        return;
-    }
-    api_reply_raw(r, 200, "application/json", PQgetvalue(res, 0, 0),
-                  (size_t)PQgetlength(res, 0, 0));
+    api_reply_row(arg, res, errmsg, 200, "event");
 }
 
 void route_content_list(api_req *r)

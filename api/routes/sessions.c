@@ -30,38 +30,24 @@
 /* The speakers array (already checked) as a text[] literal's JSON source. */
 #define SPEAKERS_SQL(n) "ARRAY(SELECT jsonb_array_elements_text(" n "::jsonb))"
 
-/* Rows of (session JSON): one when it was found (and may be changed), else none. */
-static void answer_one(api_req *r, PGresult *res, const char *errmsg, int status,
-                       const char *missing)
-{
-    if (!api_result_ok(r, res, errmsg))
-        return;
-    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
-        api_reply_error(r, 404, "not_found", "%s", missing);
-        return;
-    }
-    api_reply_raw(r, status, "application/json", PQgetvalue(res, 0, 0),
-                  (size_t)PQgetlength(res, 0, 0));
-}
-
 static void created(PGresult *res, const char *errmsg, void *arg)
 {
-    answer_one(arg, res, errmsg, 201, "no such event");
+    api_reply_row(arg, res, errmsg, 201, "event");
 }
 
 static void updated(PGresult *res, const char *errmsg, void *arg)
 {
-    answer_one(arg, res, errmsg, 200, "no such session");
+    api_reply_row(arg, res, errmsg, 200, "session");
 }
 
 static void got_session(PGresult *res, const char *errmsg, void *arg)
 {
-    answer_one(arg, res, errmsg, 200, "no such session");
+    api_reply_row(arg, res, errmsg, 200, "session");
 }
 
 static void listed(PGresult *res, const char *errmsg, void *arg)
 {
-    answer_one(arg, res, errmsg, 200, "no such event");
+    api_reply_row(arg, res, errmsg, 200, "event");
 }
 
 /* Ends before it starts? Both are valid RFC 3339 times by now. */
