@@ -61,7 +61,6 @@ const api_route api_routes[] = {
     { EVHTTP_REQ_POST, "/v1/events/{id}/content", API_ORG, false, false, route_content_upload },
     { EVHTTP_REQ_GET, "/v1/events/{id}/content", API_ORG, false, false, route_content_list },
     { EVHTTP_REQ_GET, "/v1/content/{id}", API_PUBLIC, false, false, route_content_get },
-    { EVHTTP_REQ_HEAD, "/v1/content/{id}", API_PUBLIC, false, false, route_content_get },
 };
 const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);
 
