@@ -13,8 +13,9 @@
  *       [--seconds N] [--scale N] [--connections N] [--drain-s N] [--tag TEXT]
  *       [--event ID --ticket-type ID]            registration, POST (fresh email each)
  *       [--scanner TOKEN --codes FILE]           check-in, POST (one code each, never reused)
- *       [--session ID --access-codes FILE]       session access, GET (codes cycled)
- *       [--content ID --organizer TOKEN]         content download, GET
+ *       [--access-codes FILE]                    attendees' codes, cycled by the two GETs:
+ *       [--session ID]                           session access, GET ?ticket_code=
+ *       [--content ID]                           content download, GET ?ticket_code=
  *
  * A type runs when its options are given, at the seed's peak rate (100, 50,
  * 200 and 500 a second) x --scale x the profile's factor: steady 0.5, peak
@@ -152,8 +153,8 @@ static int build(load *l, pending *p, struct evhttp_request *req, char *path, si
                  o->access_codes.lines[seq % o->access_codes.n]);
         break;
     default:
-        snprintf(path, len, "/v1/content/%lld", o->content);
-        rc |= evhttp_add_header(h, "Authorization", o->organizer_auth);
+        snprintf(path, len, "/v1/content/%lld?ticket_code=%s", o->content,
+                 o->access_codes.lines[seq % o->access_codes.n]);
         break;
     }
     return rc != 0 ? -1 : 0;

@@ -34,7 +34,7 @@ typedef struct load_opts {
     long long seconds, scale, connections, drain_s;
     const char *tag; /* makes the registrations' emails fresh across runs */
     long long event, ticket_type, session, content;
-    char scanner_auth[300], organizer_auth[300]; /* "Bearer TOKEN" */
+    char scanner_auth[300]; /* "Bearer TOKEN" */
     load_lines codes, access_codes;
     int enabled[LOAD_NTYPES];
 } load_opts;

@@ -15,7 +15,7 @@ static const char usage[] =
     "usage: usher-bench-api-load --url http://HOST:PORT --profile steady|peak|spike|endurance\n"
     "    [--seconds N] [--scale N] [--connections N] [--drain-s N] [--tag TEXT]\n"
     "    [--event ID --ticket-type ID] [--scanner TOKEN --codes FILE]\n"
-    "    [--session ID --access-codes FILE] [--content ID --organizer TOKEN]\n";
+    "    [--access-codes FILE [--session ID] [--content ID]]\n";
 
 typedef struct int_opt {
     const char *name;
@@ -109,9 +109,8 @@ static int parse_one(const char *name, const char *value, load_opts *o, const ch
         { "--session", &o->session, 1, INT64_MAX },
         { "--content", &o->content, 1, INT64_MAX },
     };
-    static const char *const text_names[] = { "--url",         "--profile", "--tag",
-                                              "--scanner",     "--codes",   "--organizer",
-                                              "--access-codes" };
+    static const char *const text_names[] = { "--url",     "--profile", "--tag",
+                                              "--scanner", "--codes",   "--access-codes" };
 
     for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
         char *end;
@@ -140,7 +139,7 @@ static int parse_one(const char *name, const char *value, load_opts *o, const ch
 
 int load_parse_options(int argc, char **argv, load_opts *o)
 {
-    const char *texts[7] = { NULL }; /* url, profile, tag, scanner, codes, organizer, access */
+    const char *texts[6] = { NULL }; /* url, profile, tag, scanner, codes, access codes */
     static char tag[32];
 
     o->scale = 1;
@@ -163,14 +162,13 @@ int load_parse_options(int argc, char **argv, load_opts *o)
     o->tag = texts[2] != NULL ? texts[2] : tag;
     o->enabled[LOAD_REGISTRATION] = o->event != 0 && o->ticket_type != 0;
     o->enabled[LOAD_CHECKIN] = texts[3] != NULL && texts[4] != NULL;
-    o->enabled[LOAD_ACCESS] = o->session != 0 && texts[6] != NULL;
+    o->enabled[LOAD_ACCESS] = o->session != 0 && texts[5] != NULL;
     o->enabled[LOAD_CONTENT] = o->content != 0 && texts[5] != NULL;
     if ((o->enabled[LOAD_CHECKIN] &&
          (bearer(o->scanner_auth, sizeof(o->scanner_auth), texts[3]) != 0 ||
           read_lines(texts[4], &o->codes) != 0)) ||
-        (o->enabled[LOAD_CONTENT] &&
-         bearer(o->organizer_auth, sizeof(o->organizer_auth), texts[5]) != 0) ||
-        (o->enabled[LOAD_ACCESS] && read_lines(texts[6], &o->access_codes) != 0))
+        ((o->enabled[LOAD_ACCESS] || o->enabled[LOAD_CONTENT]) &&
+         read_lines(texts[5], &o->access_codes) != 0))
         return 1;
     if (!o->enabled[0] && !o->enabled[1] && !o->enabled[2] && !o->enabled[3]) {
         fprintf(stderr, "usher-bench-api-load: no request type has its options\n");

@@ -1,5 +1,5 @@
 -- Reads this thread's share of a file of ticket codes (every THREADS-th line,
--- starting at its own), for checkin.lua and access.lua.
+-- starting at its own), for checkin.lua and code_get.lua.
 function thread_codes(file, threads)
     local codes, i = {}, 0
     for line in io.lines(file) do

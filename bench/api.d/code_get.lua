@@ -1,6 +1,7 @@
--- GET /v1/sessions/{id}/access?ticket_code=CODE, cycling over a set of codes
--- (attendees asking again and again: the answers are cached per code).
---   wrk ... -s access.lua URL -- SESSION CODES_FILE THREADS
+-- GET PREFIX .. CODE, cycling over a set of ticket codes: attendees asking
+-- for session access (GET /v1/sessions/{id}/access?ticket_code=, cached per
+-- code) or downloading session content (GET /v1/content/{id}?ticket_code=).
+--   wrk ... -s code_get.lua URL -- PREFIX CODES_FILE THREADS
 dofile(os.getenv("USHER_BENCH_API_D") .. "/report.lua")
 dofile(os.getenv("USHER_BENCH_API_D") .. "/codes.lua")
 
@@ -8,7 +9,7 @@ local codes, prefix
 local n = 0
 
 function init(args)
-    prefix = "/v1/sessions/" .. args[1] .. "/access?ticket_code="
+    prefix = args[1]
     codes = thread_codes(args[2], tonumber(args[3]))
 end
 
