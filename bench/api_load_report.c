@@ -56,7 +56,8 @@ static double percentile_ms(const int64_t *sorted, long long n, double p)
 
 static void print_line(const load_opts *o, const char *type, load_stats *s, double seconds)
 {
-    qsort(s->lat_ns, (size_t)s->n, sizeof(*s->lat_ns), compare_int64);
+    if (s->n > 0) /* qsort's array may not be NULL, even empty */
+        qsort(s->lat_ns, (size_t)s->n, sizeof(*s->lat_ns), compare_int64);
     printf("{\"bench\":\"api_load\",\"profile\":\"%s\",\"scale\":%lld,\"type\":\"%s\","
            "\"seconds\":%lld,\"target_per_s\":%.1f,\"achieved_per_s\":%.1f,\"sent\":%lld,"
            "\"ok\":%lld,\"errors\":%lld,\"unfinished\":%lld,\"p50_ms\":%.2f,\"p90_ms\":%.2f,"
