@@ -53,5 +53,6 @@ int ctl_resume(usher_store *st, int argc, char **argv);
 int ctl_migrate(usher_store *st, int argc, char **argv);
 int ctl_maintain(usher_store *st, int argc, char **argv);
 int ctl_seed(usher_store *st, int argc, char **argv);
+int ctl_webhook(usher_store *st, int argc, char **argv);
 
 #endif

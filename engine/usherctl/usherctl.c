@@ -31,6 +31,9 @@ static const ctl_command commands[] = {
     { "resume", ctl_resume, "resume QUEUE" },
     { "seed", ctl_seed, "seed --demo [--registrations N]  an organizer, an event, registrations" },
     { "maintain", ctl_maintain, "maintain  rescue expired leases and prune, if no one else leads" },
+    { "webhook", ctl_webhook,
+      "webhook deliveries [--endpoint ID] [--limit N]  the latest attempts, JSON lines\n"
+      "webhook replay ID  send delivery ID's event again (a new job; prints its id)" },
 };
 
 static void usage(FILE *out)
