@@ -26,11 +26,16 @@ static void stop_server(void)
 
 TestSuite(mail_tls, .fini = stop_server);
 
-static void start_tls_server(void)
+static void start_server_offering(const char *only_auth)
 {
     char err[256] = "";
 
-    cr_assert(smtpserver_start(&server, true, err, sizeof err), "%s", err);
+    cr_assert(smtpserver_start(&server, true, only_auth, err, sizeof err), "%s", err);
+}
+
+static void start_tls_server(void)
+{
+    start_server_offering(NULL);
 }
 
 /* A small message with a Message-ID unique to this run; the id goes to id. */
@@ -186,4 +191,44 @@ Test(mail_tls, an_unreadable_ca_file_is_a_configuration_error, .timeout = 60)
     cr_assert_eq(res.status, USHER_MAIL_PERMANENT);
     cr_assert_not_null(strstr(res.error, "/nonexistent/ca.pem"), "%s", res.error);
     free(msg);
+}
+
+/* The relay offers one mechanism at a time: both of libesmtp's plain-text plugins work. */
+Test(mail_tls, auth_plain_and_auth_login_each_work, .timeout = 120)
+{
+    static const char *const mechanisms[] = { "PLAIN", "LOGIN" };
+
+    for (int i = 0; i < 2; i++) {
+        usher_smtp_opts opts;
+        usher_mail_result res;
+        char id[128];
+
+        start_server_offering(mechanisms[i]);
+        opts = tls_opts(SMTPSERVER_PASSWORD);
+        res = send_with(&opts, id, sizeof id);
+        cr_assert_eq(res.status, USHER_MAIL_DELIVERED, "AUTH %s: %s", mechanisms[i], res.error);
+        cr_assert_eq(smtpserver_count(&server), 1, "AUTH %s", mechanisms[i]);
+        smtpserver_stop(&server);
+    }
+}
+
+Test(mail_tls, if_available_uses_tls_when_offered_and_plain_when_not, .timeout = 120)
+{
+    const char *sink = getenv("USHER_SMTP_URL");
+    usher_smtp_opts opts;
+    usher_mail_result res;
+    char id[128];
+
+    cr_assert(sink != NULL && *sink != '\0', "source .state/env first: USHER_SMTP_URL");
+    start_tls_server(); /* which refuses MAIL before STARTTLS */
+    opts = tls_opts(SMTPSERVER_PASSWORD);
+    opts.starttls = USHER_SMTP_TLS_IF_OFFERED;
+    res = send_with(&opts, id, sizeof id);
+    cr_assert_eq(res.status, USHER_MAIL_DELIVERED, "%s", res.error);
+    cr_assert_eq(smtpserver_count(&server), 1);
+    opts = (usher_smtp_opts){ .url = sink,
+                              .starttls = USHER_SMTP_TLS_IF_OFFERED,
+                              .timeout_ms = 10000 };
+    res = send_with(&opts, id, sizeof id);
+    cr_assert_eq(res.status, USHER_MAIL_DELIVERED, "plain sink: %s", res.error);
 }

@@ -90,7 +90,7 @@ static long long send_through_pool(const char *pool, const char *queue, int n, i
     int status;
     pid_t pid;
 
-    cr_assert(smtpserver_start(&server, true, err, sizeof err), "%s", err);
+    cr_assert(smtpserver_start(&server, true, NULL, err, sizeof err), "%s", err);
     for (int i = 1; i <= n; i++)
         enqueue_mail(queue, i, timeout_ms);
     cr_assert_eq(setenv("USHER_DATABASE_URL", cfg.database_url, 1), 0);

@@ -6,8 +6,9 @@ Run with /usr/bin/python3 (Debian's python3-aiosmtpd). It listens on
 connections, and stores every message it accepts as OUT/N.eml (N counts
 from 1; the file's mtime is when it arrived). With --cert and --key it
 offers STARTTLS, requires it before MAIL, and offers AUTH PLAIN and LOGIN
-only over TLS, accepting exactly --user and --password (anything else gets
-535). It runs until SIGTERM or SIGINT.
+only over TLS (--only-auth: just one of them), accepting exactly --user
+and --password (anything else gets 535). It runs until SIGTERM or SIGINT;
+SMTP_TEST_LOG=INFO (or DEBUG) in the environment logs the sessions.
 """
 import argparse
 import logging
@@ -62,6 +63,8 @@ def main():
     ap.add_argument("--key")
     ap.add_argument("--user", required=False)
     ap.add_argument("--password", required=False)
+    ap.add_argument("--only-auth", choices=["PLAIN", "LOGIN"],
+                    help="offer this AUTH mechanism alone")
     args = ap.parse_args()
     logging.basicConfig(level=os.environ.get("SMTP_TEST_LOG", "WARNING"))
 
@@ -74,6 +77,9 @@ def main():
         kwargs = dict(tls_context=ctx, require_starttls=True,
                       authenticator=authenticator(args.user, args.password),
                       auth_require_tls=True, auth_required=True)
+        if args.only_auth:
+            other = "LOGIN" if args.only_auth == "PLAIN" else "PLAIN"
+            kwargs["auth_exclude_mechanism"] = [other]
     port = free_port()
     controller = Controller(Store(args.out), hostname="127.0.0.1", port=port, **kwargs)
     controller.start()

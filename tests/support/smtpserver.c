@@ -49,10 +49,10 @@ static bool port_written(void *arg)
     return s->port > 0;
 }
 
-bool smtpserver_start(smtpserver *s, bool tls, char *err, size_t errlen)
+bool smtpserver_start(smtpserver *s, bool tls, const char *only_auth, char *err, size_t errlen)
 {
     char portfile[128], key[128], log[128];
-    const char *argv[16];
+    const char *argv[20];
     int n = 0;
 
     memset(s, 0, sizeof *s);
@@ -86,6 +86,10 @@ bool smtpserver_start(smtpserver *s, bool tls, char *err, size_t errlen)
         argv[n++] = SMTPSERVER_USER;
         argv[n++] = "--password";
         argv[n++] = SMTPSERVER_PASSWORD;
+    }
+    if (tls && only_auth != NULL) {
+        argv[n++] = "--only-auth";
+        argv[n++] = only_auth;
     }
     argv[n] = NULL;
     s->pid = testproc_start(argv, log);

@@ -25,8 +25,13 @@ typedef struct smtpserver {
     char url[64];  /* smtp://localhost:PORT */
 } smtpserver;
 
-/* Starts the server and waits (up to 30 s) until it listens; false with err on failure. */
-bool smtpserver_start(smtpserver *s, bool tls, char *err, size_t errlen);
+/*
+ * Starts the server and waits (up to 30 s) until it listens; false with err
+ * on failure. only_auth ("PLAIN" or "LOGIN", with tls) offers that AUTH
+ * mechanism alone; NULL offers both. SMTP_TEST_KEEP in the environment
+ * keeps its directory (and server.log) after smtpserver_stop.
+ */
+bool smtpserver_start(smtpserver *s, bool tls, const char *only_auth, char *err, size_t errlen);
 
 /* Stops it (SIGTERM, then SIGKILL) and removes its directory. */
 void smtpserver_stop(smtpserver *s);
