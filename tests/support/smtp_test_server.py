@@ -7,8 +7,9 @@ connections, and stores every message it accepts as OUT/N.eml (N counts
 from 1; the file's mtime is when it arrived). With --cert and --key it
 offers STARTTLS, requires it before MAIL, and offers AUTH PLAIN and LOGIN
 only over TLS (--only-auth: just one of them), accepting exactly --user
-and --password (anything else gets 535). It runs until SIGTERM or SIGINT;
-SMTP_TEST_LOG=INFO (or DEBUG) in the environment logs the sessions.
+and --password (anything else gets 535). It runs until SIGTERM or SIGINT,
+or until its parent exits. SMTP_TEST_LOG=INFO (or DEBUG) in the environment
+logs the sessions.
 """
 import argparse
 import logging
@@ -87,10 +88,13 @@ def main():
         f.write("%d\n" % port)
     os.rename(args.port_file + ".tmp", args.port_file)
 
+    # Stop on a signal, or when the test that started us is gone (a failed
+    # assertion ends its process before it can stop us).
+    parent = os.getppid()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    while not stop.wait(0.5):
+    while not stop.wait(0.5) and os.getppid() == parent:
         pass
     controller.stop()
 
