@@ -164,7 +164,8 @@ static usher_err use_credentials(const usher_smtp_opts *opts, parsed_url *u, cha
 
     if (opts->username[0] == '\0' || strlen(opts->username) >= sizeof u->user ||
         strlen(password) >= sizeof u->password)
-        return usher_errbuf(err, errlen, USHER_ERR_CONFIG, "SMTP username or password too long");
+        return usher_errbuf(err, errlen, USHER_ERR_CONFIG,
+                            "SMTP username empty, or username or password too long");
     snprintf(u->user, sizeof u->user, "%s", opts->username);
     snprintf(u->password, sizeof u->password, "%s", password);
     u->has_auth = 1;
@@ -301,6 +302,16 @@ static usher_err configure(smtp_session_t session, const usher_smtp_opts *opts, 
     return USHER_OK;
 }
 
+/* Why a session ended early: the watch's STARTTLS reason, else libesmtp's error. */
+static const char *failure_reason(const usher_mail_watch *w, char *buf, size_t len)
+{
+    if (w->tls_error[0] != '\0') {
+        snprintf(buf, len, "STARTTLS: %s", w->tls_error);
+        return buf;
+    }
+    return smtp_strerror(smtp_errno(), buf, len) != NULL ? buf : "?";
+}
+
 /* Runs the session with SIGPIPE blocked; consumes a SIGPIPE it raised. */
 static int run_session(smtp_session_t session)
 {
@@ -328,8 +339,8 @@ static usher_err send_with(smtp_session_t session, const usher_smtp_opts *opts, 
     auth_context_t auth = NULL;
     smtp_message_t message = NULL;
     smtp_recipient_t rcpt = NULL;
-    usher_mail_watch watch;
-    char text[256];
+    usher_mail_watch watch = { 0 };
+    char text[512];
     usher_err err;
 
     err = configure(session, opts, url, &auth, &watch, res);
@@ -345,11 +356,8 @@ static usher_err send_with(smtp_session_t session, const usher_smtp_opts *opts, 
                    "SMTP setup failed: %s",
                    smtp_strerror(smtp_errno(), text, sizeof text) != NULL ? text : "?");
     } else if (!run_session(session)) {
-        set_result(res, USHER_MAIL_TEMPORARY, 0, "SMTP session to %s failed: %s%s", url->hostport,
-                   watch.tls_error[0] != '\0' ? "STARTTLS: " : "",
-                   watch.tls_error[0] != '\0'                               ? watch.tls_error
-                   : smtp_strerror(smtp_errno(), text, sizeof text) != NULL ? text
-                                                                            : "?");
+        set_result(res, USHER_MAIL_TEMPORARY, 0, "SMTP session to %s failed: %s", url->hostport,
+                   failure_reason(&watch, text, sizeof text));
     } else {
         classify(message, rcpt, &watch, res);
     }

@@ -81,7 +81,8 @@ static void on_traffic(const char *buf, int len, int writing, void *arg)
     size_t n;
 
     if (writing == SMTP_CB_WRITING) {
-        w->in_auth = len >= 5 && strncmp(buf, "AUTH ", 5) == 0 ? 1 : w->in_auth;
+        if (len >= 5 && strncmp(buf, "AUTH ", 5) == 0)
+            w->in_auth = 1; /* the answers to a challenge keep it set */
         return;
     }
     if (writing != SMTP_CB_READING || !w->in_auth || len < 4)
