@@ -52,6 +52,7 @@ typedef struct api_loop {
     api_token_cache *tokens;
     api_wake *wake;     /* NOTIFYs for the jobs its statements enqueued */
     struct event *tick; /* publishes the gauges below once a second */
+    unsigned long ticks;
     pthread_t thread;
     atomic_int inflight;           /* requests accepted and not yet answered */
     atomic_int pg_up;              /* connections up, as of the last tick */

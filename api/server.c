@@ -78,6 +78,14 @@ static int listen_on(const char *listen_addr, int *port, char *errbuf, size_t er
     return fd;
 }
 
+static void pruned(PGresult *res, const char *errmsg, void *arg)
+{
+    (void)arg;
+    if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
+        usher_log(USHER_LOG_WARNING, "pruning idempotency keys failed: %s",
+                  errmsg != NULL ? errmsg : "connection lost");
+}
+
 static void tick(evutil_socket_t fd, short what, void *arg)
 {
     api_loop *loop = arg;
@@ -87,6 +95,14 @@ static void tick(evutil_socket_t fd, short what, void *arg)
     atomic_store(&loop->pg_up, api_pgpool_connected(loop->pg));
     atomic_store(&loop->pg_busy, api_pgpool_busy(loop->pg));
     atomic_store(&loop->alive_ns, api_now_ns());
+    /* Idempotency keys are kept a day. Loop 0 of every host prunes once a
+     * minute, a bounded batch at a time; hosts doing it twice is harmless. */
+    if (loop->index == 0 && ++loop->ticks % 60 == 0)
+        api_pgpool_query(loop->pg,
+                         "DELETE FROM api_idempotency WHERE ctid IN (SELECT ctid"
+                         " FROM api_idempotency WHERE created_at < now() - interval '24 hours'"
+                         " LIMIT 10000)",
+                         0, NULL, pruned, NULL);
 }
 
 static void loop_free(api_loop *loop)

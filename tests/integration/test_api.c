@@ -280,11 +280,18 @@ Test(api, check_in_answers_every_status_and_logs_every_scan, .init = start, .fin
     snprintf(body, sizeof(body), "{\"ticket_code\":\"%s\"}", forged);
     checkin(w.scanner, body, 422, "invalid_code");
     checkin(w.scanner, "{\"ticket_code\":\"not a code at all\"}", 422, "invalid_code");
+    /* A nonce is only ever the same scan of the same ticket: reused for the
+     * cancelled ticket, it does not borrow the first ticket's "ok". */
+    snprintf(body, sizeof(body), "{\"ticket_code\":\"%s\",\"nonce\":\"n1-%lld\"}", cancelled, reg);
+    checkin(w.scanner, body, 410, "cancelled");
     /* Another organizer's scanner is at another event's door. */
     snprintf(body, sizeof(body), "{\"ticket_code\":\"%s\"}", code);
     checkin(w.scanner_other, body, 403, "wrong_event");
+    /* ...and replaying the first scan's nonce does not let it in either. */
+    snprintf(body, sizeof(body), "{\"ticket_code\":\"%s\",\"nonce\":\"n1-%lld\"}", code, reg);
+    checkin(w.scanner_other, body, 403, "wrong_event");
     /* Every scan is logged except the repeated nonce, which returned the first answer. */
-    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM scans") - scans_before, 7);
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM scans") - scans_before, 9);
     cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM scans WHERE result = 'invalid_code'"
                                    " AND registration_id IS NULL") >= 2,
                  1);
