@@ -92,7 +92,7 @@ const usher_setting usher_settings[] = {
     { "api", "body_max_bytes", USHER_VAL_INT, CFG(api_body_max_bytes), NULL, 65536, 1024, 16777216,
       false, NULL },
     { "api", "upload_max_bytes", USHER_VAL_INT, CFG(api_upload_max_bytes), NULL, 20971520, 1024,
-      1073741824, false, NULL },
+      1073741824, false, "USHER_API_UPLOAD_MAX_BYTES" },
     { "api", "header_max_bytes", USHER_VAL_INT, CFG(api_header_max_bytes), NULL, 8192, 1024, 65536,
       false, NULL },
     { "api", "timeout_s", USHER_VAL_INT, CFG(api_timeout_s), NULL, 30, 1, 3600, false, NULL },

@@ -1,5 +1,5 @@
-# PDF tickets and badges (libharu + libqrencode) and the document store
-# (content-addressed by SHA-256 from libsodium). Included by workers/CMakeLists.txt.
+# PDF tickets and badges (libharu + libqrencode); their files go to the document
+# store of engine/docstore.c (shared with usher-api). Included by workers/CMakeLists.txt.
 # libharu ships no pkg-config file on Debian 12, so it is found by hand.
 find_path(HPDF_INCLUDE hpdf.h)
 find_library(HPDF_LIB hpdf)
@@ -12,8 +12,7 @@ pkg_check_modules(PDF_SODIUM REQUIRED IMPORTED_TARGET libsodium)
 
 target_sources(usher_handlers PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/handlers/pdf_doc.c
                                       ${CMAKE_CURRENT_SOURCE_DIR}/handlers/pdf_render.c
-                                      ${CMAKE_CURRENT_SOURCE_DIR}/handlers/pdf_table.c
-                                      ${CMAKE_CURRENT_SOURCE_DIR}/handlers/docstore.c)
+                                      ${CMAKE_CURRENT_SOURCE_DIR}/handlers/pdf_table.c)
 target_include_directories(usher_handlers PRIVATE ${HPDF_INCLUDE})
 target_link_libraries(usher_handlers PUBLIC ${HPDF_LIB} PkgConfig::PDF_QRENCODE
                                             PkgConfig::PDF_SODIUM)
