@@ -17,7 +17,7 @@
 TESTDB_SUITE(api_admin, "usher_test_api_admin");
 
 static testapi server;
-static char admin[USHER_TOKEN_MAX], organizer[USHER_TOKEN_MAX];
+static char admin[USHER_TOKEN_MAX], organizer[USHER_TOKEN_MAX], scanner[USHER_TOKEN_MAX];
 
 static void start(void)
 {
@@ -27,6 +27,7 @@ static void start(void)
     cr_assert_eq(usher_token_create(st, USHER_ROLE_ADMIN, 0, 0, "ops", admin, &id), USHER_OK);
     cr_assert_eq(usher_token_create(st, USHER_ROLE_ORGANIZER, org, 0, "o", organizer, &id),
                  USHER_OK);
+    cr_assert_eq(usher_token_create(st, USHER_ROLE_SCANNER, org, 0, "s", scanner, &id), USHER_OK);
     setenv("USHER_API_RATE_PER_MINUTE", "0", 1);
     testapi_start(&server, USHER_API_PATH, cfg.database_url, 2);
 }
@@ -95,6 +96,8 @@ Test(api_admin, only_admins_get_in, .init = start, .fini = stop)
         { "GET", "/v1/admin/pools" },
         { "GET", "/v1/admin/actions" },
         { "POST", "/v1/admin/dead/retry" },
+        { "POST", "/v1/admin/dead/discard" },
+        { "POST", "/v1/admin/queues/email/resume" },
     };
 
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
@@ -105,6 +108,9 @@ Test(api_admin, only_admins_get_in, .init = start, .fini = stop)
                      routes[i][0], routes[i][1]);
         testhttp_resp_free(&resp);
         cr_expect_eq(call(routes[i][0], routes[i][1], organizer, body, &resp), 403, "%s %s",
+                     routes[i][0], routes[i][1]);
+        testhttp_resp_free(&resp);
+        cr_expect_eq(call(routes[i][0], routes[i][1], scanner, body, &resp), 403, "%s %s",
                      routes[i][0], routes[i][1]);
         testhttp_resp_free(&resp);
     }
