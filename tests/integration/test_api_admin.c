@@ -98,6 +98,8 @@ Test(api_admin, only_admins_get_in, .init = start, .fini = stop)
         { "POST", "/v1/admin/dead/retry" },
         { "POST", "/v1/admin/dead/discard" },
         { "POST", "/v1/admin/queues/email/resume" },
+        { "GET", "/v1/admin/webhooks/deliveries" },
+        { "POST", "/v1/admin/webhooks/deliveries/1/replay" },
     };
 
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
@@ -270,5 +272,61 @@ Test(api_admin, pools_show_every_supervisor_and_which_are_stale, .init = start, 
     cr_assert(json_is_false(json_object_get(json_array_get(pools, 0), "stale")));
     cr_assert(json_is_true(json_object_get(json_array_get(pools, 1), "stale")));
     cr_assert_eq(json_integer_value(json_object_get(json_array_get(pools, 0), "desired")), 6);
+    testhttp_resp_free(&resp);
+}
+
+Test(api_admin, webhook_deliveries_are_listed_and_replayed_as_new_jobs, .init = start, .fini = stop)
+{
+    char sql[512], path[128];
+    long long org, endpoint, delivery, disabled_delivery;
+    testhttp_resp resp;
+
+    org = testdb_scalar(st, "INSERT INTO organizers (name) VALUES ('W') RETURNING id");
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO webhook_endpoints (organizer_id, url, events, secret)"
+             " VALUES (%lld, 'https://hooks.example.org/a', '{registration.created}', 's')"
+             " RETURNING id",
+             org);
+    endpoint = testdb_scalar(st, sql);
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO webhook_deliveries (endpoint_id, attempt, event, payload, status_code,"
+             " latency_ms, error) VALUES (%lld, 1, 'registration.created',"
+             " '{\"data\": {\"registration_id\": 7}}', 500, 12, 'HTTP 500')"
+             " RETURNING id",
+             endpoint);
+    delivery = testdb_scalar(st, sql);
+    snprintf(sql, sizeof(sql),
+             "WITH e AS (INSERT INTO webhook_endpoints (organizer_id, url, events, secret, enabled,"
+             " disabled_reason) VALUES (%lld, 'https://gone.example.org', '{}', 's', false,"
+             " 'HTTP 410') RETURNING id)"
+             " INSERT INTO webhook_deliveries (endpoint_id, attempt, event, payload)"
+             " SELECT id, 1, 'registration.created', '{}' FROM e RETURNING id",
+             org);
+    disabled_delivery = testdb_scalar(st, sql);
+
+    snprintf(path, sizeof(path), "/v1/admin/webhooks/deliveries?endpoint=%lld", endpoint);
+    cr_assert_eq(call("GET", path, admin, NULL, &resp), 200, "%s", resp.body);
+    cr_assert_eq(json_array_size(json_object_get(resp.json, "deliveries")), 1, "%s", resp.body);
+    testhttp_resp_free(&resp);
+    cr_assert_eq(call("GET", path, organizer, NULL, &resp), 403);
+    testhttp_resp_free(&resp);
+    cr_assert_eq(call("GET", "/v1/admin/webhooks/deliveries?limit=0", admin, NULL, &resp), 422);
+    testhttp_resp_free(&resp);
+
+    snprintf(path, sizeof(path), "/v1/admin/webhooks/deliveries/%lld/replay", delivery);
+    cr_assert_eq(call("POST", path, admin, NULL, &resp), 200, "%s", resp.body);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM usher_jobs WHERE id = %lld AND kind = 'notify.webhook'"
+             " AND (payload->>'endpoint_id')::bigint = %lld"
+             " AND payload->'data'->>'registration_id' = '7'",
+             (long long)json_integer_value(json_object_get(resp.json, "job_id")), endpoint);
+    testhttp_resp_free(&resp);
+    cr_assert_eq(testdb_scalar(st, sql), 1);
+    snprintf(path, sizeof(path), "/v1/admin/webhooks/deliveries/%lld/replay", disabled_delivery);
+    cr_assert_eq(call("POST", path, admin, NULL, &resp), 422, "%s", resp.body);
+    cr_assert(strstr(resp.body, "disabled") != NULL, "%s", resp.body);
+    testhttp_resp_free(&resp);
+    cr_assert_eq(call("POST", "/v1/admin/webhooks/deliveries/987654321/replay", admin, NULL, &resp),
+                 404);
     testhttp_resp_free(&resp);
 }
