@@ -42,18 +42,6 @@ static usher_err list(usher_store *st, void *arg, json_t **out)
     return *out != NULL ? USHER_OK : USHER_ERR_NOMEM;
 }
 
-/* A whole positive number of at most 18 digits, or 0. */
-static int64_t whole(const char *s)
-{
-    char *end = NULL;
-    long long v;
-
-    if (s == NULL || *s < '0' || *s > '9')
-        return 0;
-    v = strtoll(s, &end, 10);
-    return *end == '\0' && v > 0 ? v : 0;
-}
-
 void route_admin_webhook_deliveries(api_req *r)
 {
     struct evkeyvalq q;
@@ -67,12 +55,15 @@ void route_admin_webhook_deliveries(api_req *r)
     }
     endpoint = evhttp_find_header(&q, "endpoint");
     limit = evhttp_find_header(&q, "limit");
-    a->endpoint = endpoint != NULL ? whole(endpoint) : 0;
-    a->limit = limit != NULL ? (int)(whole(limit) <= 10000 ? whole(limit) : 0) : DELIVERIES_LIMIT;
+    int64_t n = DELIVERIES_LIMIT;
+    bool bad_endpoint = endpoint != NULL && !api_parse_whole(endpoint, 1, INT64_MAX, &a->endpoint);
+    bool bad_limit = limit != NULL && !api_parse_whole(limit, 1, 10000, &n);
+
     evhttp_clear_headers(&q);
-    if ((endpoint != NULL && a->endpoint == 0) || a->limit == 0) {
+    a->limit = (int)n;
+    if (bad_endpoint || bad_limit) {
         free(a);
-        api_reply_invalid(r, endpoint != NULL && a->endpoint == 0 ? "endpoint" : "limit",
+        api_reply_invalid(r, bad_endpoint ? "endpoint" : "limit",
                           "endpoint must be an endpoint id; limit 1 to 10000");
         return;
     }

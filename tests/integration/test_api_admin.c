@@ -241,6 +241,13 @@ Test(api_admin, bulk_dead_actions_have_a_dry_run_and_are_recorded, .init = start
     cr_assert_eq(call("POST", "/v1/admin/dead/retry", admin, "{\"since\":\"yesterday\"}", &resp),
                  422);
     testhttp_resp_free(&resp);
+    /* The epoch would read as "no bound" and widen the filter to every dead job. */
+    cr_assert_eq(call("POST", "/v1/admin/dead/discard", admin,
+                      "{\"until\":\"1970-01-01T00:00:00Z\"}", &resp),
+                 422);
+    testhttp_resp_free(&resp);
+    cr_assert_eq(call("GET", "/v1/admin/jobs?limit=5abc", admin, NULL, &resp), 422);
+    testhttp_resp_free(&resp);
     cr_assert_eq(call("POST", "/v1/admin/dead/retry", admin, "{\"dry_run\":\"yes\"}", &resp), 422);
     testhttp_resp_free(&resp);
     cr_assert_eq(call("GET", "/v1/admin/actions", admin, NULL, &resp), 200);
