@@ -22,18 +22,6 @@ typedef struct list_args {
     char state[16], queue[USHER_NAME_MAX], kind[USHER_NAME_MAX], q[256];
 } list_args;
 
-static void answer_json(api_req *r, usher_err err, const char *why, json_t *out, void *arg)
-{
-    free(arg);
-    if (err != USHER_OK) {
-        json_decref(out);
-        api_reply_engine_error(r, err, why);
-        return;
-    }
-    api_add_header(r, "Cache-Control", "no-store");
-    api_reply_json(r, 200, out);
-}
-
 static usher_err list_jobs(usher_store *st, void *arg, json_t **out)
 {
     list_args *a = arg;
@@ -107,7 +95,7 @@ void route_admin_jobs(api_req *r)
         free(a);
         return;
     }
-    api_blocking(r, list_jobs, answer_json, a);
+    api_blocking(r, list_jobs, api_blocking_reply, a);
 }
 
 typedef struct one_args {
@@ -149,7 +137,7 @@ static void on_job(api_req *r, api_blocking_fn fn, usher_err (*act)(usher_store 
         return;
     }
     *a = (one_args){ r->ids[0], act, done };
-    api_blocking(r, fn, answer_json, a);
+    api_blocking(r, fn, api_blocking_reply, a);
 }
 
 void route_admin_job(api_req *r)
@@ -213,7 +201,7 @@ static void bulk_done(api_req *r, usher_err err, const char *why, json_t *out, v
     bulk_args *a = arg;
 
     free(a->filter_text);
-    answer_json(r, err, why, out, a);
+    api_blocking_reply(r, err, why, out, a);
 }
 
 static bool read_time(api_req *r, const char *field, int64_t *us)

@@ -18,18 +18,6 @@ typedef struct list_args {
     int limit;
 } list_args;
 
-static void answer(api_req *r, usher_err err, const char *why, json_t *out, void *arg)
-{
-    free(arg);
-    if (err != USHER_OK) {
-        json_decref(out);
-        api_reply_engine_error(r, err, why);
-        return;
-    }
-    api_add_header(r, "Cache-Control", "no-store");
-    api_reply_json(r, 200, out);
-}
-
 static usher_err list(usher_store *st, void *arg, json_t **out)
 {
     list_args *a = arg;
@@ -67,7 +55,7 @@ void route_admin_webhook_deliveries(api_req *r)
                           "endpoint must be an endpoint id; limit 1 to 10000");
         return;
     }
-    api_blocking(r, list, answer, a);
+    api_blocking(r, list, api_blocking_reply, a);
 }
 
 static usher_err replay(usher_store *st, void *arg, json_t **out)
@@ -90,5 +78,5 @@ void route_admin_webhook_replay(api_req *r)
         return;
     }
     *delivery = r->ids[0];
-    api_blocking(r, replay, answer, delivery);
+    api_blocking(r, replay, api_blocking_reply, delivery);
 }
