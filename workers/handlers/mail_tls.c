@@ -27,11 +27,43 @@
  */
 #include "mail_tls.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+/*
+ * libesmtp writes a message in 2 KB pieces and never sets TCP_NODELAY, nor
+ * shows its socket: the last piece of a message then waits for the relay's
+ * delayed ACK (Nagle), about 40 ms per message with an attachment (21
+ * messages/s with a ticket PDF against 309 without the wait, measured).
+ * When it reports the connection, every TCP socket of this process gets
+ * TCP_NODELAY: the others are libpq's, which sets it anyway.
+ */
+static void nodelay_all(void)
+{
+    struct rlimit lim = { .rlim_cur = 1024 };
+    int one = 1;
+
+    getrlimit(RLIMIT_NOFILE, &lim);
+    for (int fd = 3; fd < (int)lim.rlim_cur && fd < 65536; fd++) {
+        int type = 0;
+        socklen_t len = sizeof(type);
+        struct sockaddr_storage addr;
+        socklen_t alen = sizeof(addr);
+
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM ||
+            getsockname(fd, (struct sockaddr *)&addr, &alen) != 0 ||
+            (addr.ss_family != AF_INET && addr.ss_family != AF_INET6))
+            continue;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+}
 
 static void on_event(smtp_session_t session, int event, void *arg, ...)
 {
@@ -42,6 +74,9 @@ static void on_event(smtp_session_t session, int event, void *arg, ...)
     (void)session;
     va_start(ap, arg);
     switch (event) {
+    case SMTP_EV_CONNECT:
+        nodelay_all();
+        break;
     case SMTP_EV_EXTNA_STARTTLS:
         snprintf(w->tls_error, sizeof w->tls_error,
                  "the relay does not offer STARTTLS, which [smtp] starttls requires");
