@@ -1,4 +1,5 @@
-# PDF tickets and badges (libharu + libqrencode) and the document store
+# PDF tickets (written directly with fonts subset here, zlib), badges and
+# report tables (libharu), QR codes (libqrencode) and the document store
 # (content-addressed by SHA-256 from libsodium). Included by workers/CMakeLists.txt.
 # libharu ships no pkg-config file on Debian 12, so it is found by hand.
 find_path(HPDF_INCLUDE hpdf.h)
@@ -9,12 +10,17 @@ if(NOT HPDF_INCLUDE OR NOT HPDF_LIB)
 endif()
 pkg_check_modules(PDF_QRENCODE REQUIRED IMPORTED_TARGET libqrencode)
 pkg_check_modules(PDF_SODIUM REQUIRED IMPORTED_TARGET libsodium)
+pkg_check_modules(PDF_ZLIB REQUIRED IMPORTED_TARGET zlib)
 
 target_sources(usher_handlers PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/handlers/pdf_doc.c
                                       ${CMAKE_CURRENT_SOURCE_DIR}/handlers/pdf_render.c
                                       ${CMAKE_CURRENT_SOURCE_DIR}/handlers/pdf_table.c
+                                      ${CMAKE_CURRENT_SOURCE_DIR}/handlers/pdf_ttf.c
+                                      ${CMAKE_CURRENT_SOURCE_DIR}/handlers/pdf_ttf_subset.c
+                                      ${CMAKE_CURRENT_SOURCE_DIR}/handlers/pdf_page.c
+                                      ${CMAKE_CURRENT_SOURCE_DIR}/handlers/pdf_ticket_page.c
                                       ${CMAKE_CURRENT_SOURCE_DIR}/handlers/docstore.c)
 target_include_directories(usher_handlers PRIVATE ${HPDF_INCLUDE})
 target_link_libraries(usher_handlers PUBLIC ${HPDF_LIB} PkgConfig::PDF_QRENCODE
-                                            PkgConfig::PDF_SODIUM)
+                                            PkgConfig::PDF_SODIUM PkgConfig::PDF_ZLIB)
 
