@@ -4,11 +4,12 @@
  *
  * The fonts are read and indexed once per process and kept (one regular,
  * one bold, re-read when usher_pdf_set_fonts names other files); a render
- * only looks up the glyphs its text uses and embeds those. Like
- * usher_pdf_set_fonts, this cache is not thread-safe: workers render in
- * single-threaded child processes.
+ * only looks up the glyphs its text uses and embeds those. Loaded fonts
+ * are immutable, so renders may run in parallel threads; the cache itself
+ * is behind a mutex.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <qrencode.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,9 +33,10 @@ static struct {
     usher_ttf *ttf;
     char *path;
 } fonts[2];
+static pthread_mutex_t fonts_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* The font for face (0 regular, 1 bold), loading it if its path changed. */
-static usher_err font(int face, const usher_ttf **out, char *errbuf, size_t errlen)
+static usher_err load_font(int face, const usher_ttf **out, char *errbuf, size_t errlen)
 {
     const char *path = pdf_font_path(face);
     usher_ttf *ttf;
@@ -57,6 +59,16 @@ static usher_err font(int face, const usher_ttf **out, char *errbuf, size_t errl
     }
     *out = fonts[face].ttf;
     return USHER_OK;
+}
+
+static usher_err font(int face, const usher_ttf **out, char *errbuf, size_t errlen)
+{
+    usher_err err;
+
+    pthread_mutex_lock(&fonts_lock);
+    err = load_font(face, out, errbuf, errlen);
+    pthread_mutex_unlock(&fonts_lock);
+    return err;
 }
 
 typedef struct face_of_page {

@@ -101,7 +101,7 @@ static int read_cmap(usher_ttf *f)
         uint16_t platform = u16(e), encoding = u16(e + 2);
         uint32_t off = u32(e + 4);
         int rank;
-        if (off + 2 > cmap.len)
+        if (off >= cmap.len || cmap.len - off < 2)
             continue;
         uint16_t format = u16(cmap.p + off);
         if (format == 12 && (platform == 0 || (platform == 3 && encoding == 10)))
