@@ -52,6 +52,7 @@ typedef struct api_loop {
     api_token_cache *tokens;
     api_wake *wake;     /* NOTIFYs for the jobs its statements enqueued */
     struct event *tick; /* publishes the gauges below once a second */
+    unsigned long ticks;
     pthread_t thread;
     atomic_int inflight;           /* requests accepted and not yet answered */
     atomic_int pg_up;              /* connections up, as of the last tick */
@@ -71,8 +72,9 @@ typedef struct api_req {
     struct evhttp_request *http; /* NULL once the client has gone */
     struct evhttp_connection *conn;
     const api_route *route;
-    int64_t ids[2]; /* the {id}s of the path, in order */
-    json_t *body;   /* the parsed JSON body of a route that takes one, else NULL */
+    int64_t ids[2];            /* the {id}s of the path, in order */
+    char name[USHER_NAME_MAX]; /* the {name} of the path (a queue), or "" */
+    json_t *body;              /* the parsed JSON body of a route that takes one, else NULL */
     api_auth auth;
     uint64_t start_ns;
     char client[64]; /* the peer address */

@@ -28,6 +28,27 @@ const api_route api_routes[] = {
     { EVHTTP_REQ_GET, "/v1/reports/{id}", API_ORG, false, false, route_report_get },
     { EVHTTP_REQ_GET, "/v1/jobs/{id}", API_ORG, false, false, route_job_get },
     { EVHTTP_REQ_GET, "/v1/me/notifications", API_PUBLIC, false, false, route_inbox },
+    { EVHTTP_REQ_GET, "/v1/search", API_PUBLIC, false, false, route_search },
+    /* The admins' dashboard page and API (issue 6). */
+    { EVHTTP_REQ_GET, "/dashboard", API_PUBLIC, false, false, route_dashboard },
+    { EVHTTP_REQ_GET, "/dashboard/{name}", API_PUBLIC, false, false, route_dashboard_file },
+    { EVHTTP_REQ_GET, "/v1/admin/queues", API_ADMIN, false, false, route_admin_queues },
+    { EVHTTP_REQ_POST, "/v1/admin/queues/{name}/pause", API_ADMIN, false, false,
+      route_admin_queue_pause },
+    { EVHTTP_REQ_POST, "/v1/admin/queues/{name}/resume", API_ADMIN, false, false,
+      route_admin_queue_resume },
+    { EVHTTP_REQ_GET, "/v1/admin/pools", API_ADMIN, false, false, route_admin_pools },
+    { EVHTTP_REQ_GET, "/v1/admin/actions", API_ADMIN, false, false, route_admin_actions },
+    { EVHTTP_REQ_GET, "/v1/admin/jobs", API_ADMIN, false, false, route_admin_jobs },
+    { EVHTTP_REQ_GET, "/v1/admin/jobs/{id}", API_ADMIN, false, false, route_admin_job },
+    { EVHTTP_REQ_POST, "/v1/admin/jobs/{id}/retry", API_ADMIN, false, false,
+      route_admin_job_retry },
+    { EVHTTP_REQ_POST, "/v1/admin/jobs/{id}/discard", API_ADMIN, false, false,
+      route_admin_job_discard },
+    { EVHTTP_REQ_POST, "/v1/admin/jobs/{id}/cancel", API_ADMIN, false, false,
+      route_admin_job_cancel },
+    { EVHTTP_REQ_POST, "/v1/admin/dead/retry", API_ADMIN, true, false, route_admin_dead_retry },
+    { EVHTTP_REQ_POST, "/v1/admin/dead/discard", API_ADMIN, true, false, route_admin_dead_discard },
     { EVHTTP_REQ_POST, "/v1/webhooks", API_ORG, true, false, route_webhook_create },
     { EVHTTP_REQ_GET, "/v1/webhooks", API_ORG, false, false, route_webhook_list },
     { EVHTTP_REQ_GET, "/v1/webhooks/{id}", API_ORG, false, false, route_webhook_get },
@@ -72,8 +93,8 @@ static int64_t path_id(const char *s, size_t len)
     return v;
 }
 
-/* Matches path against pattern segment by segment, capturing {id}s. */
-static bool match(const char *pattern, const char *path, int64_t ids[2])
+/* Matches path against pattern segment by segment, capturing {id}s and a {name}. */
+static bool match(const char *pattern, const char *path, int64_t ids[2], char name[USHER_NAME_MAX])
 {
     int nids = 0;
 
@@ -88,6 +109,15 @@ static bool match(const char *pattern, const char *path, int64_t ids[2])
             if (id == 0 || nids == 2)
                 return false;
             ids[nids++] = id;
+        } else if (strncmp(pattern, "/{name}", 7) == 0 && pe == pattern + 7) {
+            size_t len = (size_t)(se - path - 1);
+
+            if (len == 0 || len >= USHER_NAME_MAX)
+                return false;
+            memcpy(name, path + 1, len);
+            name[len] = '\0';
+            if (!usher_config_valid_name(name))
+                return false;
         } else if (pe - pattern != se - path ||
                    strncmp(pattern, path, (size_t)(pe - pattern)) != 0) {
             return false;
@@ -203,14 +233,18 @@ static void route_request(api_req *r)
     }
     for (size_t i = 0; i < api_nroutes; i++) {
         int64_t ids[2] = { 0, 0 };
+        char name[USHER_NAME_MAX] = "";
 
-        if (!match(api_routes[i].pattern, path, ids))
+        if (!match(api_routes[i].pattern, path, ids, name))
             continue;
         path_known = true;
-        if (api_routes[i].method != method)
+        /* HEAD is GET without the body (evhttp leaves it out). */
+        if (api_routes[i].method != method &&
+            !(method == EVHTTP_REQ_HEAD && api_routes[i].method == EVHTTP_REQ_GET))
             continue;
         r->route = &api_routes[i];
         memcpy(r->ids, ids, sizeof(ids));
+        memcpy(r->name, name, sizeof(name));
         break;
     }
     if (r->route == NULL) {
@@ -222,7 +256,12 @@ static void route_request(api_req *r)
     }
     if (r->route->json_body && !read_body(r))
         return;
-    api_authenticate(r, authorized);
+    /* Only /v1 routes read a token: probes, metrics and the dashboard's files
+     * answer whatever Authorization a client sends, and never ask the database. */
+    if (strncmp(r->route->pattern, "/v1/", 4) != 0)
+        authorized(r);
+    else
+        api_authenticate(r, authorized);
 }
 
 void api_dispatch(struct evhttp_request *req, void *arg)

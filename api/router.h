@@ -16,7 +16,8 @@
 
 struct api_route {
     enum evhttp_cmd_type method;
-    const char *pattern; /* "/v1/events/{id}": {id} is a positive integer */
+    const char *pattern; /* "/v1/events/{id}": {id} is a positive integer; {name} a
+                            queue name ([a-z0-9_.-], 1..63) */
     unsigned roles;      /* API_PUBLIC, or the roles allowed */
     bool json_body;      /* takes a JSON object body */
     bool rate_limited;   /* counted against api.rate_per_minute (api/ratelimit.h) */

@@ -13,10 +13,13 @@
 
 #include "auth.h"
 #include "log.h"
+#include "offload.h"
 #include "pgpool.h"
 #include "redis.h"
 #include "wake.h"
 #include "router.h"
+
+#define OFFLOAD_THREADS 2 /* disk writes of uploads; few, short, and the machine is small */
 
 struct api_threads {
     int n;
@@ -75,6 +78,14 @@ static int listen_on(const char *listen_addr, int *port, char *errbuf, size_t er
     return fd;
 }
 
+static void pruned(PGresult *res, const char *errmsg, void *arg)
+{
+    (void)arg;
+    if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
+        usher_log(USHER_LOG_WARNING, "pruning idempotency keys failed: %s",
+                  errmsg != NULL ? errmsg : "connection lost");
+}
+
 static void tick(evutil_socket_t fd, short what, void *arg)
 {
     api_loop *loop = arg;
@@ -84,6 +95,14 @@ static void tick(evutil_socket_t fd, short what, void *arg)
     atomic_store(&loop->pg_up, api_pgpool_connected(loop->pg));
     atomic_store(&loop->pg_busy, api_pgpool_busy(loop->pg));
     atomic_store(&loop->alive_ns, api_now_ns());
+    /* Idempotency keys are kept a day. Loop 0 of every host prunes once a
+     * minute, a bounded batch at a time; hosts doing it twice is harmless. */
+    if (loop->index == 0 && ++loop->ticks % 60 == 0)
+        api_pgpool_query(loop->pg,
+                         "DELETE FROM api_idempotency WHERE ctid IN (SELECT ctid"
+                         " FROM api_idempotency WHERE created_at < now() - interval '24 hours'"
+                         " LIMIT 10000)",
+                         0, NULL, pruned, NULL);
 }
 
 static void loop_free(api_loop *loop)
@@ -199,6 +218,11 @@ usher_err api_threads_start(api_server *srv, int nthreads, api_threads **out, ch
         t->n = i + 1;
     }
     srv->port = port;
+    if (api_offload_start(OFFLOAD_THREADS) != USHER_OK) {
+        snprintf(errbuf, errlen, "could not start the offload threads");
+        api_threads_stop(t, 0);
+        return USHER_ERR_NOMEM;
+    }
     for (int i = 0; i < nthreads; i++) {
         if (pthread_create(&t->loops[i]->thread, NULL, run, t->loops[i]) != 0) {
             snprintf(errbuf, errlen, "could not start loop thread %d", i);
@@ -207,6 +231,7 @@ usher_err api_threads_start(api_server *srv, int nthreads, api_threads **out, ch
                 event_base_loopexit(t->loops[j]->base, NULL);
                 pthread_join(t->loops[j]->thread, NULL);
             }
+            api_offload_stop();
             for (int j = 0; j < nthreads; j++)
                 loop_free(t->loops[j]);
             free(t->loops);
@@ -259,6 +284,8 @@ void api_threads_stop(api_threads *t, int grace_ms)
             pthread_join(t->loops[i]->thread, NULL);
         current = NULL;
     }
+    /* After the loops (no new work) and before their bases go (pending dones). */
+    api_offload_stop();
     for (int i = 0; i < t->n; i++)
         loop_free(t->loops[i]);
     free(t->loops);

@@ -65,6 +65,9 @@ static const char dead_discard_sql[] =
     "  RETURNING 1)"
     " SELECT count(*) FROM gone";
 
+static const char dead_count_sql[] =
+    "SELECT count(*) FROM (SELECT 1 FROM usher_jobs WHERE" FILTER_WHERE " LIMIT $8) d";
+
 static const char cancel_sql[] =
     "WITH c AS (UPDATE usher_jobs SET state = 'cancelled', finished_at = now()"
     "  WHERE id = $1 AND state = 'available' RETURNING id)"
@@ -195,6 +198,11 @@ usher_err usher_dead_retry(usher_store *st, const usher_job_filter *f, size_t *c
 usher_err usher_dead_discard(usher_store *st, const usher_job_filter *f, size_t *count)
 {
     return dead_bulk(st, dead_discard_sql, f, count);
+}
+
+usher_err usher_dead_count(usher_store *st, const usher_job_filter *f, size_t *count)
+{
+    return dead_bulk(st, dead_count_sql, f, count);
 }
 
 /* A by-id dead action: explains a miss as not found, not dead, or key taken. */

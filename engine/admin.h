@@ -56,4 +56,7 @@ usher_err usher_dead_retry(usher_store *st, const usher_job_filter *f, size_t *c
 usher_err usher_dead_discard_id(usher_store *st, int64_t id);
 usher_err usher_dead_discard(usher_store *st, const usher_job_filter *f, size_t *count);
 
+/* How many dead jobs the filter matches: what a retry or discard would touch (a dry run). */
+usher_err usher_dead_count(usher_store *st, const usher_job_filter *f, size_t *count);
+
 #endif

@@ -19,7 +19,29 @@ PACKAGES=(
     poppler-utils zbar-tools
     # scripts/run.sh waits for the API with curl; bench/api loads it with wrk
     curl wrk
+    # the dashboard's browser test: Debian's Chromium, driven by Playwright
+    chromium
 )
+
+# Playwright itself comes from the npm registry (tests/browser/package.json,
+# pinned by its package-lock.json), into tests/browser/node_modules. Node.js
+# is the machine's if it has one, else Debian's.
+browser_deps() {
+    local dir
+    dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/../tests/browser" && pwd -P)
+    if [[ -d "$dir/node_modules/playwright-core" ]]; then
+        return 0
+    fi
+    if ! command -v npm >/dev/null; then
+        if ((EUID != 0)); then
+            echo "install-deps: error: npm is missing; install nodejs and npm" >&2
+            return 1
+        fi
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs npm </dev/null
+    fi
+    echo "install-deps: npm ci in $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund)
+}
 
 missing_packages() {
     local pkg status
@@ -36,7 +58,8 @@ main() {
     mapfile -t missing < <(missing_packages)
     if ((${#missing[@]} == 0)); then
         echo "install-deps: all ${#PACKAGES[@]} packages present"
-        return 0
+        browser_deps
+        return
     fi
     echo "install-deps: missing: ${missing[*]}"
     if ((EUID != 0)); then
@@ -52,6 +75,7 @@ main() {
         echo "install-deps: error: still missing after install: ${missing[*]}" >&2
         return 1
     fi
+    browser_deps
     echo "install-deps: done"
 }
 

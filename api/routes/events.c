@@ -87,14 +87,17 @@ void api_event_cache_key(int64_t id, char key[64])
 static void send_event(api_req *r, const char *json, size_t len)
 {
     unsigned char h[16];
-    char etag[40], hex[33];
+    char etag[40], hex[33], cache_control[48];
     const char *match = api_header(r, "If-None-Match");
 
     crypto_generichash(h, sizeof(h), (const unsigned char *)json, len, NULL, 0);
     sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
     snprintf(etag, sizeof(etag), "\"%s\"", hex);
     api_add_header(r, "ETag", etag);
-    api_add_header(r, "Cache-Control", "public, max-age=5");
+    /* Browsers and CDNs keep it as long as the shared cache keeps it fresh. */
+    snprintf(cache_control, sizeof(cache_control), "public, max-age=%d",
+             r->loop->srv->cfg->api_cache_event_ttl_s);
+    api_add_header(r, "Cache-Control", cache_control);
     if (match != NULL && strstr(match, etag) != NULL) {
         api_reply_raw(r, 304, "application/json", "", 0);
         return;

@@ -34,8 +34,11 @@ static void requested(PGresult *res, const char *errmsg, void *arg)
 {
     api_req *r = arg;
 
-    if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
-        api_wake_kind(r->loop, "report.attendees"); /* both report kinds share a queue */
+    if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        /* Either kind: both wake (one window's NOTIFY for whichever queues they use). */
+        api_wake_kind(r->loop, "report.attendees");
+        api_wake_kind(r->loop, "report.checkins");
+    }
     api_reply_row(arg, res, errmsg, 202, "event");
 }
 

@@ -32,6 +32,29 @@ void route_job_get(api_req *r);
 /* inbox.c */
 void route_inbox(api_req *r);
 
+/* dashboard.c */
+void route_dashboard(api_req *r);
+void route_dashboard_file(api_req *r);
+
+/* admin_queues.c */
+void route_admin_queues(api_req *r);
+void route_admin_queue_pause(api_req *r);
+void route_admin_queue_resume(api_req *r);
+void route_admin_pools(api_req *r);
+void route_admin_actions(api_req *r);
+
+/* admin_jobs.c */
+void route_admin_jobs(api_req *r);
+void route_admin_job(api_req *r);
+void route_admin_job_retry(api_req *r);
+void route_admin_job_discard(api_req *r);
+void route_admin_job_cancel(api_req *r);
+void route_admin_dead_retry(api_req *r);
+void route_admin_dead_discard(api_req *r);
+
+/* search.c */
+void route_search(api_req *r);
+
 /* webhooks.c */
 void route_webhook_create(api_req *r);
 void route_webhook_list(api_req *r);

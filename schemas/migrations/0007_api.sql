@@ -194,7 +194,9 @@ BEGIN
 END $$;
 
 -- A door scan of a ticket whose signature the API has verified. Every scan
--- is recorded. A repeated nonce returns the first scan's answer. Of two
+-- is recorded. A repeated nonce for the same ticket (a scanner retrying)
+-- returns the first scan's answer; a nonce is never looked up across
+-- tickets, so reusing one cannot borrow another ticket's answer. Of two
 -- scanners racing on one ticket, the partial unique index admits one; the
 -- other reads 'already_checked_in'. p_scope_org / p_scope_event narrow which
 -- events the scanner may admit (NULL = any).
@@ -208,16 +210,8 @@ DECLARE
     v_org bigint;
     v_id bigint;
     v_first text;
+    v_nonce text := p_nonce;
 BEGIN
-    IF p_nonce IS NOT NULL THEN
-        SELECT s.result INTO result FROM scans s WHERE s.nonce = p_nonce;
-        IF FOUND THEN
-            SELECT s.scanned_at, s.gate INTO first_at, first_gate FROM scans s
-            WHERE s.registration_id = p_registration AND s.result = 'ok';
-            RETURN;
-        END IF;
-    END IF;
-
     SELECT * INTO v_reg FROM registrations r WHERE r.id = p_registration;
     SELECT e.organizer_id INTO v_org FROM events e WHERE e.id = p_event;
     IF v_reg.id IS NULL OR v_reg.event_id <> p_event THEN
@@ -231,28 +225,50 @@ BEGIN
         result := 'ok';
     END IF;
 
-    -- No conflict target: either unique index (admitted once, nonce) may
-    -- refuse the row, and both mean "someone else got there first".
-    INSERT INTO scans (event_id, registration_id, gate, nonce, result)
-    VALUES (p_event, p_registration, p_gate, p_nonce, result)
-    ON CONFLICT DO NOTHING RETURNING id INTO v_id;
-    IF v_id IS NULL THEN
-        v_first := NULL;
-        IF p_nonce IS NOT NULL THEN
-            SELECT s.result INTO v_first FROM scans s WHERE s.nonce = p_nonce;
+    IF p_nonce IS NOT NULL AND result IN ('ok', 'cancelled') THEN
+        SELECT s.result INTO v_first FROM scans s
+        WHERE s.nonce = p_nonce AND s.registration_id = p_registration;
+        IF FOUND THEN
+            result := v_first; -- the same scan again: its first answer
+        END IF;
+    END IF;
+    IF v_first IS NULL THEN
+        -- A nonce another ticket already used is not recorded a second time.
+        IF EXISTS (SELECT 1 FROM scans s WHERE s.nonce = p_nonce) THEN
+            v_nonce := NULL;
+        END IF;
+        -- No conflict target: either unique index (admitted once, nonce) may
+        -- refuse the row.
+        INSERT INTO scans (event_id, registration_id, gate, nonce, result)
+        VALUES (p_event, p_registration, p_gate, v_nonce, result)
+        ON CONFLICT DO NOTHING RETURNING id INTO v_id;
+        IF v_id IS NULL AND v_nonce IS NOT NULL THEN
+            -- The same scan, sent twice at once?
+            SELECT s.result INTO v_first FROM scans s
+            WHERE s.nonce = v_nonce AND s.registration_id = p_registration;
         END IF;
         IF v_first IS NOT NULL THEN
-            result := v_first; -- the same nonce, scanned a moment ago
-        ELSE
-            result := 'already_checked_in';
+            result := v_first;
+        ELSIF v_id IS NULL THEN
+            IF result = 'ok' AND EXISTS (SELECT 1 FROM scans s
+                    WHERE s.registration_id = p_registration AND s.result = 'ok') THEN
+                result := 'already_checked_in'; -- another scanner admitted it first
+            END IF;
             INSERT INTO scans (event_id, registration_id, gate, nonce, result)
-            VALUES (p_event, p_registration, p_gate, p_nonce, result) ON CONFLICT DO NOTHING;
+            VALUES (p_event, p_registration, p_gate, v_nonce, result)
+            ON CONFLICT DO NOTHING RETURNING id INTO v_id;
+            IF v_id IS NULL THEN
+                result := 'already_checked_in';
+                INSERT INTO scans (event_id, registration_id, gate, nonce, result)
+                VALUES (p_event, p_registration, p_gate, NULL, result);
+            END IF;
         END IF;
-    ELSIF result = 'ok' THEN
-        PERFORM usher_enqueue_templates(p_jobs, p_registration);
-        PERFORM usher_enqueue_webhooks(p_hook, p_event, 'checkin.created',
-            jsonb_build_object('registration_id', p_registration, 'event_id', p_event,
-                               'gate', p_gate));
+        IF v_id IS NOT NULL AND result = 'ok' THEN
+            PERFORM usher_enqueue_templates(p_jobs, p_registration);
+            PERFORM usher_enqueue_webhooks(p_hook, p_event, 'checkin.created',
+                jsonb_build_object('registration_id', p_registration, 'event_id', p_event,
+                                   'gate', p_gate));
+        END IF;
     END IF;
 
     IF result IN ('ok', 'already_checked_in') THEN

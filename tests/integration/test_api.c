@@ -15,6 +15,7 @@
 #include "testhttp.h"
 #include "ticket.h"
 #include "token.h"
+#include "xapian_wrap.h"
 
 TESTDB_SUITE(api, "usher_test_api");
 
@@ -279,11 +280,18 @@ Test(api, check_in_answers_every_status_and_logs_every_scan, .init = start, .fin
     snprintf(body, sizeof(body), "{\"ticket_code\":\"%s\"}", forged);
     checkin(w.scanner, body, 422, "invalid_code");
     checkin(w.scanner, "{\"ticket_code\":\"not a code at all\"}", 422, "invalid_code");
+    /* A nonce is only ever the same scan of the same ticket: reused for the
+     * cancelled ticket, it does not borrow the first ticket's "ok". */
+    snprintf(body, sizeof(body), "{\"ticket_code\":\"%s\",\"nonce\":\"n1-%lld\"}", cancelled, reg);
+    checkin(w.scanner, body, 410, "cancelled");
     /* Another organizer's scanner is at another event's door. */
     snprintf(body, sizeof(body), "{\"ticket_code\":\"%s\"}", code);
     checkin(w.scanner_other, body, 403, "wrong_event");
+    /* ...and replaying the first scan's nonce does not let it in either. */
+    snprintf(body, sizeof(body), "{\"ticket_code\":\"%s\",\"nonce\":\"n1-%lld\"}", code, reg);
+    checkin(w.scanner_other, body, 403, "wrong_event");
     /* Every scan is logged except the repeated nonce, which returned the first answer. */
-    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM scans") - scans_before, 7);
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM scans") - scans_before, 9);
     cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM scans WHERE result = 'invalid_code'"
                                    " AND registration_id IS NULL") >= 2,
                  1);
@@ -646,5 +654,101 @@ Test(api, webhook_secrets_are_shown_once_and_inboxes_open_with_the_ticket_code, 
     code[strlen(code) - 1] = code[strlen(code) - 1] == 'A' ? 'B' : 'A';
     snprintf(path, sizeof(path), "/v1/me/notifications?ticket_code=%s", code);
     cr_assert_eq(call("GET", path, NULL, NULL, &resp), 401, "%s", resp.body);
+    testhttp_resp_free(&resp);
+}
+
+static char search_dir[64];
+
+static void start_with_index(void)
+{
+    snprintf(search_dir, sizeof(search_dir), "/tmp/usher-api-search-XXXXXX");
+    cr_assert_not_null(mkdtemp(search_dir));
+    setenv("USHER_SEARCH_DIR", search_dir, 1);
+    start();
+}
+
+static void stop_with_index(void)
+{
+    char cmd[128];
+
+    stop();
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", search_dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static long search(const char *query, const char *tok, testhttp_resp *resp)
+{
+    char path[512];
+
+    snprintf(path, sizeof(path), "/v1/search?%s", query);
+    return call("GET", path, tok, NULL, resp);
+}
+
+Test(api, search_finds_sessions_by_a_stemmed_word_and_attendees_only_for_their_organizer,
+     .init = start_with_index, .fini = stop_with_index)
+{
+    char sql[512], errbuf[256], q[128];
+    usher_index *ix = NULL;
+    testhttp_resp resp;
+    long long session, reg;
+    world w;
+
+    make_world(&w, 10);
+    /* Nothing indexed yet: no hits, not an error. */
+    cr_assert_eq(search("q=queue", NULL, &resp), 200, "%s", resp.body);
+    cr_assert_eq(json_integer_value(json_object_get(resp.json, "total")), 0);
+    testhttp_resp_free(&resp);
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO sessions (event_id, title, abstract, speakers, starts_at, ends_at)"
+             " VALUES (%lld, 'Durable queues', 'Running workers that never lose a job.',"
+             " ARRAY['Grace Hopper'], now(), now()) RETURNING id",
+             w.event);
+    session = testdb_scalar(st, sql);
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO registrations (event_id, ticket_type_id, name, email)"
+             " VALUES (%lld, %lld, 'Zoë Ångström', 'zoe@example.org') RETURNING id",
+             w.event, w.ticket_type);
+    reg = testdb_scalar(st, sql);
+    cr_assert_eq(usher_index_open_writer(search_dir, "english", &ix, errbuf, sizeof(errbuf)),
+                 USHER_OK, "%s", errbuf);
+    cr_assert_eq(usher_index_put(ix,
+                                 &(usher_index_doc){ "session", session, w.event, "Durable queues",
+                                                     "Running workers that never lose a job.",
+                                                     "Grace Hopper", NULL, NULL },
+                                 errbuf, sizeof(errbuf)),
+                 USHER_OK, "%s", errbuf);
+    cr_assert_eq(usher_index_put(ix,
+                                 &(usher_index_doc){ "attendee", reg, w.event, NULL, NULL, NULL,
+                                                     "Zoë Ångström", "zoe@example.org" },
+                                 errbuf, sizeof(errbuf)),
+                 USHER_OK, "%s", errbuf);
+    cr_assert_eq(usher_index_close(ix, errbuf, sizeof(errbuf)), USHER_OK, "%s", errbuf);
+
+    /* "run" finds "Running" through the stemmer; the hit comes back with its title. */
+    cr_assert_eq(search("q=run&type=session", NULL, &resp), 200, "%s", resp.body);
+    cr_assert_eq(json_integer_value(json_object_get(resp.json, "total")), 1, "%s", resp.body);
+    cr_assert(strstr(resp.body, "Durable queues") != NULL, "%s", resp.body);
+    testhttp_resp_free(&resp);
+    /* Public searches never see attendees. */
+    cr_assert_eq(search("q=zoe", NULL, &resp), 200);
+    cr_assert_eq(json_integer_value(json_object_get(resp.json, "total")), 0, "%s", resp.body);
+    testhttp_resp_free(&resp);
+    snprintf(q, sizeof(q), "q=zoe&type=attendee&event_id=%lld", w.event);
+    cr_assert_eq(search(q, NULL, &resp), 401);
+    testhttp_resp_free(&resp);
+    cr_assert_eq(search(q, w.scanner, &resp), 403);
+    testhttp_resp_free(&resp);
+    cr_assert_eq(search(q, w.other, &resp), 404);
+    testhttp_resp_free(&resp);
+    cr_assert_eq(search(q, w.organizer, &resp), 200, "%s", resp.body);
+    cr_assert(strstr(resp.body, "zoe@example.org") != NULL, "%s", resp.body);
+    testhttp_resp_free(&resp);
+    cr_assert_eq(search("q=zoe&type=attendee", w.organizer, &resp), 422);
+    testhttp_resp_free(&resp);
+    cr_assert_eq(search("q=x&limit=1000", NULL, &resp), 422);
+    testhttp_resp_free(&resp);
+    cr_assert_eq(search("q=x&type=everything", NULL, &resp), 422);
+    testhttp_resp_free(&resp);
+    cr_assert_eq(search("type=session", NULL, &resp), 422);
     testhttp_resp_free(&resp);
 }

@@ -1,0 +1,102 @@
+#include "blocking.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "offload.h"
+
+typedef struct call {
+    api_req *r;
+    const usher_config *cfg;
+    api_blocking_fn fn;
+    api_blocking_done done;
+    void *arg;
+    usher_err err;
+    json_t *out;
+    char why[512];
+} call;
+
+/* One connection per worker thread, closed when the thread ends. */
+static pthread_key_t store_key;
+static pthread_once_t store_once = PTHREAD_ONCE_INIT;
+
+static void close_store(void *st)
+{
+    usher_store_free(st);
+}
+
+static void make_key(void)
+{
+    pthread_key_create(&store_key, close_store);
+}
+
+static void work(void *arg)
+{
+    call *c = arg;
+    usher_store *st;
+
+    pthread_once(&store_once, make_key);
+    st = pthread_getspecific(store_key);
+    if (st == NULL) {
+        c->err = usher_store_open(c->cfg, &st, c->why, sizeof(c->why));
+        if (c->err != USHER_OK)
+            return;
+        pthread_setspecific(store_key, st);
+    }
+    c->err = c->fn(st, c->arg, &c->out);
+    if (c->err != USHER_OK)
+        snprintf(c->why, sizeof(c->why), "%s", usher_store_errstr(st));
+    if (c->err == USHER_ERR_DB) {
+        /* The connection may be broken: the next call opens a fresh one. */
+        usher_store_free(st);
+        pthread_setspecific(store_key, NULL);
+    }
+}
+
+static void finished(void *arg)
+{
+    call *c = arg;
+
+    c->done(c->r, c->err, c->why, c->out, c->arg);
+    free(c);
+}
+
+void api_blocking(api_req *r, api_blocking_fn fn, api_blocking_done done, void *arg)
+{
+    call *c = calloc(1, sizeof(*c));
+
+    if (c == NULL) {
+        api_reply_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    *c = (call){ .r = r, .cfg = r->loop->srv->cfg, .fn = fn, .done = done, .arg = arg };
+    if (!api_offload(r->loop, work, finished, c)) {
+        free(c);
+        api_reply_error(r, 503, "unavailable", "the server is too busy; retry");
+    }
+}
+
+void api_reply_engine_error(api_req *r, usher_err err, const char *why)
+{
+    switch (err) {
+    case USHER_ERR_NOT_FOUND:
+    case USHER_ERR_UNKNOWN_QUEUE:
+        api_reply_error(r, 404, "not_found", "%s", why);
+        return;
+    case USHER_ERR_STATE:
+    case USHER_ERR_CONFLICT:
+        api_reply_error(r, 409, "conflict", "%s", why);
+        return;
+    case USHER_ERR_INVALID:
+    case USHER_ERR_PAYLOAD:
+    case USHER_ERR_TOO_LARGE:
+        api_reply_error(r, 422, "invalid", "%s", why);
+        return;
+    case USHER_ERR_DB:
+        api_reply_error(r, 503, "unavailable", "the database is not reachable: %s", why);
+        return;
+    default:
+        api_reply_error(r, 500, "internal", "%s", why);
+    }
+}

@@ -1,0 +1,30 @@
+/*
+ * The engine's blocking calls (engine/admin.h, engine/queues.h: libpq in
+ * blocking mode) for the admins' routes: each runs on the offload pool
+ * with that worker thread's own connection, never on a loop thread. Admin
+ * actions are rare, so this reuses the engine's statements (the same ones
+ * usherctl runs) instead of writing them again in callback form.
+ */
+#ifndef USHER_API_BLOCKING_H
+#define USHER_API_BLOCKING_H
+
+#include "api.h"
+#include "store.h"
+
+/* Runs on a worker thread; may set *out (handed to done). */
+typedef usher_err (*api_blocking_fn)(usher_store *st, void *arg, json_t **out);
+
+/*
+ * Back on the loop: err and the store's reason (why), out (done owns it),
+ * and arg. done must end the request.
+ */
+typedef void (*api_blocking_done)(api_req *r, usher_err err, const char *why, json_t *out,
+                                  void *arg);
+
+/* Runs fn(arg); if the pool cannot take it, answers 503 itself (done is not called). */
+void api_blocking(api_req *r, api_blocking_fn fn, api_blocking_done done, void *arg);
+
+/* Answers an engine error with its status: 404, 409, 422 or 503. */
+void api_reply_engine_error(api_req *r, usher_err err, const char *why);
+
+#endif
