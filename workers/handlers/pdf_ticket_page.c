@@ -1,24 +1,32 @@
 /*
- * The ticket page: usher_pdf_ticket (pdf_render.h), written with the
- * direct PDF writer of pdf_page.c and a QR code from libqrencode.
+ * The ticket page: usher_pdf_ticket (pdf_render.h), drawn with cairo on a
+ * PDF surface that writes into memory, in the fonts of pdf_ticket_fonts.c,
+ * with a QR code from libqrencode.
  *
- * The fonts are read and indexed once per process and kept (one regular,
- * one bold, re-read when usher_pdf_set_fonts names other files); a render
- * only looks up the glyphs its text uses and embeds those. Loaded fonts
- * are immutable, so renders may run in parallel threads; the cache itself
- * is behind a mutex.
+ * cairo embeds each font as a subset of the glyphs the page shows, with a
+ * ToUnicode map so the text can be extracted; a character the font lacks
+ * is drawn as the font's missing-glyph box but still extracts as itself.
+ * PDF surfaces measure text unhinted (no hinted metrics, no rounded glyph
+ * positions), so widths scale exactly with the size. No creation date is
+ * written (cairo 1.16 writes a malformed one when given a fixed date), and
+ * cairo 1.16 writes no /ID: the same ticket gives the same bytes.
+ *
+ * cairo's y axis points down; the layout below is in PDF's (up) and is
+ * flipped where it is drawn.
  */
+#include <cairo-pdf.h>
+#include <cairo.h>
 #include <errno.h>
-#include <pthread.h>
+#include <math.h>
 #include <qrencode.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "pdf_page.h"
+#include "buf.h"
 #include "pdf_render.h"
 #include "pdf_text.h"
-#include "pdf_ttf.h"
+#include "pdf_ticket_fonts.h"
 
 #define MM        2.834645669f
 #define A6_WIDTH  (105.0f * MM)
@@ -28,60 +36,32 @@
 
 typedef enum align { LEFT, CENTER } align;
 
-/* The loaded fonts and the paths they were loaded from. */
-static struct {
-    usher_ttf *ttf;
-    char *path;
-} fonts[2];
-static pthread_mutex_t fonts_lock = PTHREAD_MUTEX_INITIALIZER;
+typedef struct page {
+    cairo_t *cr;
+    cairo_font_face_t *faces[2];
+    float width, height;
+} page;
 
-/* The font for face (0 regular, 1 bold), loading it if its path changed. */
-static usher_err load_font(int face, const usher_ttf **out, char *errbuf, size_t errlen)
+/* A face at one size, for pdf_width_fn. */
+typedef struct measure {
+    cairo_scaled_font_t *font;
+    float size;
+} measure;
+
+/* pdf_width_fn: the advance of the first len bytes of text, scaled from m's size to size. */
+static float text_width(const void *ctx, const char *text, size_t len, float size)
 {
-    const char *path = pdf_font_path(face);
-    usher_ttf *ttf;
-    char *copy;
-    usher_err err;
+    const measure *m = ctx;
+    cairo_glyph_t *glyphs = NULL;
+    cairo_text_extents_t e;
+    int n = 0;
 
-    if (fonts[face].ttf == NULL || strcmp(fonts[face].path, path) != 0) {
-        err = usher_ttf_load(path, &ttf, errbuf, errlen);
-        if (err != USHER_OK)
-            return err;
-        if ((copy = strdup(path)) == NULL) {
-            usher_ttf_free(ttf);
-            snprintf(errbuf, errlen, "PDF: out of memory");
-            return USHER_ERR_NOMEM;
-        }
-        usher_ttf_free(fonts[face].ttf);
-        free(fonts[face].path);
-        fonts[face].ttf = ttf;
-        fonts[face].path = copy;
-    }
-    *out = fonts[face].ttf;
-    return USHER_OK;
-}
-
-static usher_err font(int face, const usher_ttf **out, char *errbuf, size_t errlen)
-{
-    usher_err err;
-
-    pthread_mutex_lock(&fonts_lock);
-    err = load_font(face, out, errbuf, errlen);
-    pthread_mutex_unlock(&fonts_lock);
-    return err;
-}
-
-typedef struct face_of_page {
-    const usher_pdf_page *page;
-    int face;
-} face_of_page;
-
-/* pdf_width_fn for a face of the page. */
-static float face_width(const void *ctx, const char *text, size_t len, float size)
-{
-    const face_of_page *f = ctx;
-
-    return usher_pdf_page_text_width(f->page, f->face, text, len, size);
+    if (cairo_scaled_font_text_to_glyphs(m->font, 0, 0, text, (int)len, &glyphs, &n, NULL, NULL,
+                                         NULL) != CAIRO_STATUS_SUCCESS)
+        return HUGE_VALF; /* out of memory: the error sticks to the font and fails the render */
+    cairo_scaled_font_glyph_extents(m->font, glyphs, n, &e);
+    cairo_glyph_free(glyphs);
+    return (float)e.x_advance * size / m->size;
 }
 
 /*
@@ -90,19 +70,23 @@ static float face_width(const void *ctx, const char *text, size_t len, float siz
  * PDF_MIN_FONT_SIZE; still too wide: the text is cut and ends with an
  * ellipsis.
  */
-static usher_err draw_line(usher_pdf_page *p, int face, float size, float x, float y,
-                           float max_width, align how, const char *text)
+static usher_err draw_line(page *p, int face, float size, float x, float y, float max_width,
+                           align how, const char *text)
 {
-    face_of_page f = { p, face };
-    float width = face_width(&f, text, strlen(text), size);
+    measure m = { NULL, size };
+    float width;
     char *cut = NULL;
 
+    cairo_set_font_face(p->cr, p->faces[face]);
+    cairo_set_font_size(p->cr, size);
+    m.font = cairo_get_scaled_font(p->cr);
+    width = text_width(&m, text, strlen(text), size);
     if (width > max_width) {
         size = size * max_width / width * 0.999f;
         if (size < PDF_MIN_FONT_SIZE) {
             size_t keep;
             size = PDF_MIN_FONT_SIZE;
-            keep = pdf_fitting_prefix(face_width, &f, text, size, max_width);
+            keep = pdf_fitting_prefix(text_width, &m, text, size, max_width);
             cut = malloc(keep + sizeof(PDF_ELLIPSIS));
             if (cut == NULL)
                 return USHER_ERR_NOMEM;
@@ -110,27 +94,28 @@ static usher_err draw_line(usher_pdf_page *p, int face, float size, float x, flo
             memcpy(cut + keep, PDF_ELLIPSIS, sizeof(PDF_ELLIPSIS));
             text = cut;
         }
-        width = face_width(&f, text, strlen(text), size);
+        width = text_width(&m, text, strlen(text), size);
+        cairo_set_font_size(p->cr, size);
     }
     if (how == CENTER)
         x += (max_width - width) / 2;
-    usher_pdf_page_text(p, face, size, x, y, text);
+    cairo_move_to(p->cr, x, p->height - y);
+    cairo_show_text(p->cr, text);
     free(cut);
     return USHER_OK;
 }
 
 /*
  * Fills the dark modules of the QR code of code into a box of side `side`
- * at (x, y), quiet zone included: one path in module units (the cm scales
- * them), one rectangle per horizontal run so no hairline seams show when
- * rasterised.
+ * whose lower-left corner is (x, y), quiet zone included: one path in
+ * module units, one rectangle per horizontal run so no hairline seams show
+ * when rasterised.
  */
-static usher_err draw_qr(usher_pdf_page *p, const char *code, float x, float y, float side,
-                         char *errbuf, size_t errlen)
+static usher_err draw_qr(page *p, const char *code, float x, float y, float side, char *errbuf,
+                         size_t errlen)
 {
     QRcode *qr = QRcode_encodeString(code, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
     int size;
-    char rect[64];
 
     if (qr == NULL) {
         int e = errno;
@@ -140,13 +125,9 @@ static usher_err draw_qr(usher_pdf_page *p, const char *code, float x, float y, 
                              : USHER_ERR_INVALID;
     }
     size = qr->width + 2 * QR_QUIET;
-    usher_pdf_page_ops(p, "q 0 g ");
-    usher_pdf_page_num(p, side / (float)size);
-    usher_pdf_page_ops(p, "0 0 ");
-    usher_pdf_page_num(p, side / (float)size);
-    usher_pdf_page_num(p, x);
-    usher_pdf_page_num(p, y);
-    usher_pdf_page_ops(p, "cm\n");
+    cairo_save(p->cr);
+    cairo_translate(p->cr, x, p->height - y - side);
+    cairo_scale(p->cr, side / (float)size, side / (float)size);
     for (int row = 0; row < qr->width; row++) {
         for (int col = 0; col < qr->width; col++) {
             int run = 0;
@@ -154,28 +135,23 @@ static usher_err draw_qr(usher_pdf_page *p, const char *code, float x, float y, 
                 run++;
             if (run == 0)
                 continue;
-            snprintf(rect, sizeof(rect), "%d %d %d 1 re\n", col + QR_QUIET,
-                     qr->width + QR_QUIET - 1 - row, run);
-            usher_pdf_page_ops(p, rect);
+            cairo_rectangle(p->cr, col + QR_QUIET, row + QR_QUIET, run, 1);
             col += run;
         }
     }
-    usher_pdf_page_ops(p, "f Q\n");
+    cairo_fill(p->cr);
+    cairo_restore(p->cr);
     QRcode_free(qr);
     return USHER_OK;
 }
 
 /* The rule under the venue: a line of width lw from (x0, y) to (x1, y). */
-static void draw_rule(usher_pdf_page *p, float lw, float x0, float x1, float y)
+static void draw_rule(page *p, float lw, float x0, float x1, float y)
 {
-    usher_pdf_page_num(p, lw);
-    usher_pdf_page_ops(p, "w ");
-    usher_pdf_page_num(p, x0);
-    usher_pdf_page_num(p, y);
-    usher_pdf_page_ops(p, "m ");
-    usher_pdf_page_num(p, x1);
-    usher_pdf_page_num(p, y);
-    usher_pdf_page_ops(p, "l S\n");
+    cairo_set_line_width(p->cr, lw);
+    cairo_move_to(p->cr, x0, p->height - y);
+    cairo_line_to(p->cr, x1, p->height - y);
+    cairo_stroke(p->cr);
 }
 
 /*
@@ -183,8 +159,7 @@ static void draw_rule(usher_pdf_page *p, float lw, float x0, float x1, float y)
  * event, date and venue at the top, a rule, attendee and ticket type,
  * then the QR code with the code printed under it.
  */
-static usher_err draw_ticket(usher_pdf_page *p, const usher_ticket *t, float s, char *errbuf,
-                             size_t errlen)
+static usher_err draw_ticket(page *p, const usher_ticket *t, float s, char *errbuf, size_t errlen)
 {
     float w = p->width, h = p->height;
     float m = 20 * s, text_w = w - 2 * m, qr = 180 * s;
@@ -235,13 +210,55 @@ static usher_err check_ticket(const usher_ticket *t, char *errbuf, size_t errlen
     return USHER_OK;
 }
 
+/* cairo_write_func_t into a usher_buf. */
+static cairo_status_t write_out(void *closure, const unsigned char *data, unsigned int len)
+{
+    usher_buf *out = closure;
+
+    usher_buf_append(out, (const char *)data, len);
+    return out->failed ? CAIRO_STATUS_WRITE_ERROR : CAIRO_STATUS_SUCCESS;
+}
+
+/* Turns the first cairo error of the render (or of writing it out) into a usher_err. */
+static usher_err cairo_failure(cairo_status_t st, const usher_buf *out, char *errbuf, size_t errlen)
+{
+    if (out->failed || st == CAIRO_STATUS_NO_MEMORY) {
+        snprintf(errbuf, errlen, "PDF: out of memory writing the ticket");
+        return USHER_ERR_NOMEM;
+    }
+    snprintf(errbuf, errlen, "PDF: cairo: %s", cairo_status_to_string(st));
+    return USHER_ERR_INVALID;
+}
+
+/* Draws the ticket on a PDF surface of width x height points writing into out. */
+static usher_err render(page *p, const usher_ticket *t, usher_buf *out, char *errbuf, size_t errlen)
+{
+    cairo_surface_t *surface =
+        cairo_pdf_surface_create_for_stream(write_out, out, p->width, p->height);
+    cairo_status_t st;
+    usher_err err;
+
+    cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_CREATE_DATE, "");
+    cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_CREATOR, "Usher");
+    p->cr = cairo_create(surface);
+    err = draw_ticket(p, t, p->width / A6_WIDTH, errbuf, errlen);
+    st = cairo_status(p->cr);
+    cairo_destroy(p->cr);
+    cairo_surface_finish(surface);
+    if (st == CAIRO_STATUS_SUCCESS)
+        st = cairo_surface_status(surface);
+    cairo_surface_destroy(surface);
+    if (err == USHER_OK && st != CAIRO_STATUS_SUCCESS)
+        err = cairo_failure(st, out, errbuf, errlen);
+    return err;
+}
+
 usher_err usher_pdf_ticket(const usher_ticket *t, usher_page_size size, unsigned char **pdf,
                            size_t *len, char *errbuf, size_t errlen)
 {
-    float width = (size == USHER_PAGE_A6 ? 105 : 210) * MM;
-    float height = (size == USHER_PAGE_A6 ? 148 : 297) * MM;
-    const usher_ttf *regular, *bold;
-    usher_pdf_page page;
+    page p = { .width = (size == USHER_PAGE_A6 ? 105 : 210) * MM,
+               .height = (size == USHER_PAGE_A6 ? 148 : 297) * MM };
+    usher_buf out = { 0 };
     usher_err err;
 
     if (t == NULL || pdf == NULL || len == NULL ||
@@ -251,18 +268,18 @@ usher_err usher_pdf_ticket(const usher_ticket *t, usher_page_size size, unsigned
     }
     err = check_ticket(t, errbuf, errlen);
     if (err == USHER_OK)
-        err = font(F_REGULAR, &regular, errbuf, errlen);
+        err = pdf_ticket_font(F_REGULAR, &p.faces[F_REGULAR], errbuf, errlen);
     if (err == USHER_OK)
-        err = font(F_BOLD, &bold, errbuf, errlen);
-    if (err != USHER_OK)
+        err = pdf_ticket_font(F_BOLD, &p.faces[F_BOLD], errbuf, errlen);
+    if (err == USHER_OK)
+        err = render(&p, t, &out, errbuf, errlen);
+    cairo_font_face_destroy(p.faces[F_REGULAR]);
+    cairo_font_face_destroy(p.faces[F_BOLD]);
+    if (err != USHER_OK) {
+        usher_buf_release(&out);
         return err;
-    if (usher_pdf_page_init(&page, width, height, regular, bold) != USHER_OK) {
-        snprintf(errbuf, errlen, "PDF: out of memory");
-        return USHER_ERR_NOMEM;
     }
-    err = draw_ticket(&page, t, width / A6_WIDTH, errbuf, errlen);
-    if (err == USHER_OK)
-        err = usher_pdf_page_finish(&page, pdf, len, errbuf, errlen);
-    usher_pdf_page_free(&page);
-    return err;
+    *pdf = (unsigned char *)out.data;
+    *len = out.len;
+    return USHER_OK;
 }
