@@ -7,24 +7,19 @@
 #include <string.h>
 
 #include "api.h"
+#include "prom.h"
 #include "router.h"
 
 static const int statuses[] = { 200, 201, 202, 204, 206, 304, 400, 401, 403, 404, 405, 409,
                                 410, 411, 413, 415, 416, 422, 429, 431, 500, 503, 0 };
 #define NSTATUS (sizeof(statuses) / sizeof(statuses[0])) /* the last one: any other */
 
-static const double buckets[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                  0.05,   0.1,   0.25,   0.5,   1,    2.5 };
-#define NBUCKET (sizeof(buckets) / sizeof(buckets[0]))
-
 static const char *const caches[] = { "event", "access" };
 #define NCACHE (sizeof(caches) / sizeof(caches[0]))
 
 typedef struct route_stats {
     atomic_uint_fast64_t by_status[NSTATUS];
-    atomic_uint_fast64_t le[NBUCKET]; /* non-cumulative; summed when rendered */
-    atomic_uint_fast64_t count;
-    atomic_uint_fast64_t sum_us;
+    usher_prom_histogram latency;
 } route_stats;
 
 struct api_metrics {
@@ -58,17 +53,12 @@ void api_metrics_free(api_metrics *m)
 void api_metrics_request(api_metrics *m, size_t route, int status, double seconds)
 {
     route_stats *rs = &m->routes[route < m->nroutes ? route : m->nroutes - 1];
-    size_t s = 0, b = 0;
+    size_t s = 0;
 
     while (s < NSTATUS - 1 && statuses[s] != status)
         s++;
-    while (b < NBUCKET && seconds > buckets[b])
-        b++;
     atomic_fetch_add_explicit(&rs->by_status[s], 1, memory_order_relaxed);
-    if (b < NBUCKET)
-        atomic_fetch_add_explicit(&rs->le[b], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&rs->count, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&rs->sum_us, (uint_fast64_t)(seconds * 1e6), memory_order_relaxed);
+    usher_prom_observe(&rs->latency, seconds);
 }
 
 void api_metrics_cache(api_metrics *m, const char *cache, int hit)
@@ -118,27 +108,14 @@ static int render_latency(api_metrics *m, struct evbuffer *out)
                                       "# TYPE usher_http_request_duration_seconds histogram\n");
 
     for (size_t r = 0; r < m->nroutes && rc >= 0; r++) {
-        uint64_t count = load(&m->routes[r].count), cumulative = 0;
-        char label[160];
+        char labels[160];
 
-        snprintf(label, sizeof(label), "%s\",method=\"%s", api_route_label(r), api_route_method(r));
-        if (count == 0)
+        if (load(&m->routes[r].latency.count) == 0)
             continue;
-        for (size_t b = 0; b < NBUCKET && rc >= 0; b++) {
-            cumulative += load(&m->routes[r].le[b]);
-            rc = evbuffer_add_printf(out,
-                                     "usher_http_request_duration_seconds_bucket{route=\"%s\","
-                                     "le=\"%g\"} %llu\n",
-                                     label, buckets[b], (unsigned long long)cumulative);
-        }
-        if (rc >= 0)
-            rc = evbuffer_add_printf(
-                out,
-                "usher_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n"
-                "usher_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n"
-                "usher_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
-                label, (unsigned long long)count, label, (double)load(&m->routes[r].sum_us) / 1e6,
-                label, (unsigned long long)count);
+        snprintf(labels, sizeof(labels), "route=\"%s\",method=\"%s\"", api_route_label(r),
+                 api_route_method(r));
+        rc = usher_prom_histogram_render(out, "usher_http_request_duration_seconds", labels,
+                                         &m->routes[r].latency);
     }
     return rc;
 }
@@ -146,7 +123,7 @@ static int render_latency(api_metrics *m, struct evbuffer *out)
 int api_metrics_render(api_metrics *m, struct api_loop *const *loops, int nloops,
                        struct evbuffer *out)
 {
-    int up = 0, busy = 0, size = 0, inflight = 0;
+    int up = 0, busy = 0, size = 0, inflight = 0, redis = 0;
     int rc = render_requests(m, out);
 
     if (rc >= 0)
@@ -165,6 +142,7 @@ int api_metrics_render(api_metrics *m, struct api_loop *const *loops, int nloops
         up += atomic_load(&loops[i]->pg_up);
         busy += atomic_load(&loops[i]->pg_busy);
         inflight += atomic_load(&loops[i]->inflight);
+        redis += atomic_load(&loops[i]->redis_up);
         size += loops[i]->srv->cfg->api_db_connections;
     }
     if (rc >= 0)
@@ -177,7 +155,11 @@ int api_metrics_render(api_metrics *m, struct api_loop *const *loops, int nloops
             "usher_db_connections{state=\"in_use\"} %d\n"
             "# HELP usher_http_requests_in_flight Requests accepted and not yet answered.\n"
             "# TYPE usher_http_requests_in_flight gauge\n"
-            "usher_http_requests_in_flight %d\n",
-            size, up, busy, inflight);
+            "usher_http_requests_in_flight %d\n"
+            "# HELP usher_redis_connections Redis connections of the API's loops, by state.\n"
+            "# TYPE usher_redis_connections gauge\n"
+            "usher_redis_connections{state=\"configured\"} %d\n"
+            "usher_redis_connections{state=\"up\"} %d\n",
+            size, up, busy, inflight, nloops, redis);
     return rc < 0 ? -1 : 0;
 }

@@ -38,6 +38,10 @@ const api_route api_routes[] = {
     { EVHTTP_REQ_POST, "/v1/admin/queues/{name}/resume", API_ADMIN, false, false,
       route_admin_queue_resume },
     { EVHTTP_REQ_GET, "/v1/admin/pools", API_ADMIN, false, false, route_admin_pools },
+    { EVHTTP_REQ_GET, "/v1/admin/webhooks/deliveries", API_ADMIN, false, false,
+      route_admin_webhook_deliveries },
+    { EVHTTP_REQ_POST, "/v1/admin/webhooks/deliveries/{id}/replay", API_ADMIN, false, false,
+      route_admin_webhook_replay },
     { EVHTTP_REQ_GET, "/v1/admin/actions", API_ADMIN, false, false, route_admin_actions },
     { EVHTTP_REQ_GET, "/v1/admin/jobs", API_ADMIN, false, false, route_admin_jobs },
     { EVHTTP_REQ_GET, "/v1/admin/jobs/{id}", API_ADMIN, false, false, route_admin_job },
@@ -52,6 +56,15 @@ const api_route api_routes[] = {
     { EVHTTP_REQ_POST, "/v1/webhooks", API_ORG, true, false, route_webhook_create },
     { EVHTTP_REQ_GET, "/v1/webhooks", API_ORG, false, false, route_webhook_list },
     { EVHTTP_REQ_GET, "/v1/webhooks/{id}", API_ORG, false, false, route_webhook_get },
+    /* Sessions and their content (sessions.c, session_access.c, content*.c). */
+    { EVHTTP_REQ_POST, "/v1/events/{id}/sessions", API_ORG, true, false, route_session_create },
+    { EVHTTP_REQ_GET, "/v1/events/{id}/sessions", API_PUBLIC, false, false, route_session_list },
+    { EVHTTP_REQ_GET, "/v1/sessions/{id}", API_PUBLIC, false, false, route_session_get },
+    { EVHTTP_REQ_PATCH, "/v1/sessions/{id}", API_ORG, true, false, route_session_update },
+    { EVHTTP_REQ_GET, "/v1/sessions/{id}/access", API_PUBLIC, false, true, route_session_access },
+    { EVHTTP_REQ_POST, "/v1/events/{id}/content", API_ORG, false, false, route_content_upload },
+    { EVHTTP_REQ_GET, "/v1/events/{id}/content", API_ORG, false, false, route_content_list },
+    { EVHTTP_REQ_GET, "/v1/content/{id}", API_PUBLIC, false, false, route_content_get },
 };
 const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);
 

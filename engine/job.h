@@ -46,8 +46,9 @@ typedef struct usher_job {
     int attempt; /* this attempt's number, from 1 */
     int max_attempts;
     int timeout_ms;
-    int64_t run_at_us; /* when it became runnable, µs since the epoch */
-    char *payload;     /* JSON text, owned by the job */
+    int64_t run_at_us;  /* when it became runnable, µs since the epoch */
+    char *payload;      /* JSON text, owned by the job */
+    int64_t started_us; /* the worker's bookkeeping: when a child got it (0 = not yet) */
 } usher_job;
 
 /* How an attempt of a claimed job ended, for usher_jobs_fail. */

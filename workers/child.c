@@ -18,6 +18,7 @@
 #include "child_batch.h"
 #include "child_io.h"
 #include "handler.h"
+#include "job_schemas.h"
 #include "wire.h"
 
 static void run_job(usher_handler_ctx *ctx, const usher_job *job, usher_handler_result *r)
@@ -36,7 +37,8 @@ static void run_job(usher_handler_ctx *ctx, const usher_job *job, usher_handler_
         usher_handler_fail(r, USHER_OUTCOME_PERMANENT, "payload is not JSON: %s", jerr.text);
         return;
     }
-    h->run(ctx, job, payload, r);
+    if (usher_job_payload_admitted(job->kind, payload, r))
+        h->run(ctx, job, payload, r);
     json_decref(payload);
 }
 

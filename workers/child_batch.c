@@ -4,13 +4,15 @@
  * and a lone job runs at once as a batch of one. The supervisor times
  * only the job at the head of the child's queue, so the whole batch runs
  * under the first job's timeout. A job whose payload is not JSON fails on
- * its own and stays out of the batch.
+ * its own and stays out of the batch, and so does one that its kind's
+ * schema refuses (job_schemas.h).
  */
 #include "child_batch.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "job_schemas.h"
 #include "wire.h"
 
 /* Static: a batch's results are 64 x 2 KB, too much for the stack. */
@@ -55,12 +57,18 @@ static size_t parse(size_t n)
     for (size_t i = 0; i < n; i++) {
         json_error_t jerr;
         json_t *payload = json_loads(jobs[i].payload, 0, &jerr);
+        usher_handler_result failed = { .delay_ms = -1 };
 
         if (payload == NULL) {
-            result_of[i] = --bad; /* filled from the end: k + failures = n */
-            results[bad] = (usher_handler_result){ .delay_ms = -1 };
-            usher_handler_fail(&results[bad], USHER_OUTCOME_PERMANENT, "payload is not JSON: %s",
+            usher_handler_fail(&failed, USHER_OUTCOME_PERMANENT, "payload is not JSON: %s",
                                jerr.text);
+        } else if (!usher_job_payload_admitted(jobs[i].kind, payload, &failed)) {
+            json_decref(payload);
+            payload = NULL;
+        }
+        if (payload == NULL) {
+            result_of[i] = --bad; /* filled from the end: k + failures = n */
+            results[bad] = failed;
             continue;
         }
         result_of[i] = k;

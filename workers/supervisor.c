@@ -34,10 +34,12 @@
 #include "claim.h"
 #include "config.h"
 #include "fate.h"
+#include "handler.h"
 #include "log.h"
 #include "maintenance.h"
 #include "outbox.h"
 #include "pgloop.h"
+#include "pool_metrics.h"
 #include "stmt.h"
 #include "wake.h"
 
@@ -62,8 +64,10 @@ typedef struct supervisor {
     usher_children *children;
     usher_maintenance *maint;
     usher_autoscale *autoscale;
-    int desired; /* what the autoscaling policy asks for */
-    int granted; /* the size usher_pools last granted (-1: not asked yet) */
+    usher_pool_metrics *metrics;
+    usher_gcra *smtp_limiter; /* shared with the children: [pool.NAME] smtp_rate */
+    int desired;              /* what the autoscaling policy asks for */
+    int granted;              /* the size usher_pools last granted (-1: not asked yet) */
 
     usher_outbox pending;  /* outcomes not yet sent */
     usher_outbox inflight; /* outcomes sent, not yet confirmed */
@@ -108,10 +112,19 @@ static bool result_ok(PGresult *res, const char *errmsg, const char *what)
 
 /* ------------------------------------------------------------------ outcomes */
 
+static int64_t wall_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static void job_finished(usher_job *job, const usher_handler_result *r, void *arg)
 {
     supervisor *s = arg;
 
+    usher_pool_metrics_finished(s->metrics, job, r, job->started_us, wall_us());
     if (r->outcome != USHER_OUTCOME_OK)
         usher_log(USHER_LOG_INFO, "job=%lld kind=%s attempt=%d outcome=%d error=%s",
                   (long long)job->id, job->kind, job->attempt, (int)r->outcome, r->error);
@@ -255,8 +268,13 @@ static void feed(supervisor *s)
     while (nready(s) > 0 && usher_children_idle(s->children) > 0) {
         usher_job *job = s->ready[s->ready_first++];
 
-        if (usher_children_dispatch(s->children, job) != USHER_OK)
+        job->started_us = wall_us();
+        if (usher_children_dispatch(s->children, job) != USHER_OK) {
+            job->started_us = 0;
             give_back(s, job, "no idle child");
+            continue;
+        }
+        usher_pool_metrics_started(s->metrics, job, job->started_us);
     }
 }
 
@@ -464,13 +482,22 @@ static void depth_read(PGresult *res, const char *errmsg, void *arg)
     if (!result_ok(res, errmsg, "queue depth"))
         return;
     s->depth = (int64_t)usher_stmt_count(res);
+    if (!s->draining) {
+        usher_autoscale_observe(s->autoscale, wall_ms(), s->depth,
+                                (int)usher_children_busy(s->children));
+        /* The downstream cap is applied by usher_pools' grant, across hosts. */
+        s->desired = usher_autoscale_desired(
+            s->autoscale, s->pool, (int)usher_children_target(s->children), -1, wall_ms());
+    }
+    usher_pool_metrics_gauges(
+        s->metrics, &(usher_pool_gauges){ .current = (int)usher_children_count(s->children),
+                                          .desired = s->desired,
+                                          .granted = s->granted,
+                                          .busy = (int)usher_children_busy(s->children),
+                                          .depth = s->depth,
+                                          .database_up = usher_pgloop_connected(s->pg) });
     if (s->draining)
         return;
-    usher_autoscale_observe(s->autoscale, wall_ms(), s->depth,
-                            (int)usher_children_busy(s->children));
-    /* The downstream cap is applied by usher_pools' grant, across hosts. */
-    s->desired = usher_autoscale_desired(s->autoscale, s->pool,
-                                         (int)usher_children_target(s->children), -1, wall_ms());
     register_pool(s);
 }
 
@@ -646,6 +673,7 @@ static void reload(supervisor *s)
     s->cfg = fresh;
     s->pool = usher_config_pool(&s->cfg, s->pool_name);
     usher_log_set_level((usher_log_level)s->cfg.log_level);
+    usher_gcra_set_rate(s->smtp_limiter, s->pool->smtp_rate);
     usher_log(USHER_LOG_NOTICE, "pool=%s configuration reloaded (queues and URLs need a restart)",
               s->pool_name);
     resize(s);
@@ -754,17 +782,29 @@ static int start(supervisor *s)
     s->prefetch = (size_t)s->pool->prefetch;
     if (s->base == NULL || start_signals(s) != 0 || start_timers(s) != 0 ||
         usher_autoscale_new(&s->autoscale) != USHER_OK ||
+        usher_gcra_shared_new(s->pool->smtp_rate, &s->smtp_limiter) != USHER_OK ||
         usher_children_new(s->base, &s->cfg, (size_t)s->pool->child_queue, &ch, &s->children) !=
             USHER_OK) {
         usher_log(USHER_LOG_ERR, "cannot set up the event loop");
         return -1;
     }
-    /* Children first: they fork before any connection or thread exists. */
+    /* Children first: they fork before any connection or thread exists (and inherit the limiter).
+     */
+    usher_handler_set_smtp_limiter(s->smtp_limiter);
     usher_children_set_target(s->children, desired_size(s));
     if (usher_maintenance_start(s->config_path, MAINT_INTERVAL_MS, &s->maint) != USHER_OK ||
         usher_pgloop_new(s->base, s->cfg.database_url, &pg, &s->pg) != USHER_OK ||
         usher_pgloop_new(s->base, s->cfg.database_url, &pgf, &s->pg_flush) != USHER_OK) {
         usher_log(USHER_LOG_ERR, "cannot start the database connection or maintenance");
+        return -1;
+    }
+    /* After the first children: they should not hold the metrics socket. */
+    char why[256];
+
+    s->metrics =
+        usher_pool_metrics_new(s->base, s->pool_name, s->pool->metrics_port, why, sizeof(why));
+    if (s->metrics == NULL) {
+        usher_log(USHER_LOG_ERR, "pool=%s %s", s->pool_name, why);
         return -1;
     }
     return 0;
@@ -783,6 +823,8 @@ static void stop(supervisor *s)
     usher_pgloop_free(s->pg_flush);
     usher_maintenance_stop(s->maint);
     usher_autoscale_free(s->autoscale);
+    usher_handler_set_smtp_limiter(NULL);
+    usher_gcra_shared_free(s->smtp_limiter);
     usher_outbox_release(&s->pending);
     usher_outbox_release(&s->inflight);
     for (size_t i = s->ready_first; i < s->ready_end; i++) {
@@ -790,6 +832,7 @@ static void stop(supervisor *s)
         free(s->ready[i]);
     }
     free(s->ready);
+    usher_pool_metrics_free(s->metrics); /* after the children's last reports */
     for (size_t i = 0; i < 4; i++) {
         if (s->signals[i] != NULL)
             event_free(s->signals[i]);

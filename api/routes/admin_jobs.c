@@ -88,16 +88,15 @@ void route_admin_jobs(api_req *r)
     cursor = ok ? evhttp_find_header(&q, "cursor") : NULL;
     limit = ok ? evhttp_find_header(&q, "limit") : NULL;
     if (ok && cursor != NULL) {
-        a->f.before_id = strtoll(cursor, NULL, 10);
-        if (a->f.before_id <= 0) {
+        if (!api_parse_whole(cursor, 1, INT64_MAX, &a->f.before_id)) {
             api_reply_invalid(r, "cursor", "cursor must be a job id from next_cursor");
             ok = false;
         }
     }
     if (ok && limit != NULL) {
-        long n = strtol(limit, NULL, 10);
+        int64_t n = 0;
 
-        if (n < 1 || n > 1000) {
+        if (!api_parse_whole(limit, 1, 1000, &n)) {
             api_reply_invalid(r, "limit", "limit must be 1 to 1000");
             ok = false;
         }
@@ -223,8 +222,10 @@ static bool read_time(api_req *r, const char *field, int64_t *us)
 
     if (!api_get_string(r, field, false, 1, 40, &text))
         return false;
-    if (text != NULL && usher_cli_parse_time(text, us) != 0) {
-        api_reply_invalid(r, field, "%s must be a time like 2026-11-27T18:00:00Z", field);
+    /* 0 means "no bound" to the engine: the epoch itself would widen the filter. */
+    if (text != NULL && (usher_cli_parse_time(text, us) != 0 || *us <= 0)) {
+        api_reply_invalid(r, field, "%s must be a time after 1970, like 2026-11-27T18:00:00Z",
+                          field);
         return false;
     }
     return true;

@@ -43,6 +43,10 @@ void route_admin_queue_resume(api_req *r);
 void route_admin_pools(api_req *r);
 void route_admin_actions(api_req *r);
 
+/* admin_webhooks.c */
+void route_admin_webhook_deliveries(api_req *r);
+void route_admin_webhook_replay(api_req *r);
+
 /* admin_jobs.c */
 void route_admin_jobs(api_req *r);
 void route_admin_job(api_req *r);
@@ -59,5 +63,23 @@ void route_search(api_req *r);
 void route_webhook_create(api_req *r);
 void route_webhook_list(api_req *r);
 void route_webhook_get(api_req *r);
+
+/* Sessions and their content (sessions.c, session_access.c, content*.c, params.c). */
+void route_session_create(api_req *r);
+void route_session_list(api_req *r);
+void route_session_get(api_req *r);
+void route_session_update(api_req *r);
+void route_session_access(api_req *r);
+void route_content_upload(api_req *r);
+void route_content_list(api_req *r);
+void route_content_get(api_req *r);
+/*
+ * Answers with a stored document's file (sendfile), its ETag and caching
+ * headers, honouring If-None-Match (304), Range (206, 416) and HEAD.
+ */
+void api_content_send(api_req *r, const char *sha256, const char *content_type,
+                      const char *filename, uint64_t size);
+/* A query-string parameter into out: 1 found, 0 absent, -1 malformed or longer than len - 1. */
+int api_query_param(const api_req *r, const char *name, char *out, size_t len);
 
 #endif

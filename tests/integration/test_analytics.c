@@ -288,12 +288,12 @@ Test(analytics, bad_jobs_go_dead_with_a_reason_and_the_rest_fold, .timeout = 300
         const char *rest;
         const char *reason;
     } bad[] = {
-        { 50, 0, "\"metric\":\"pageview\"", "payload.metric must be" },
+        { 50, 0, "\"metric\":\"pageview\"", "payload.metric: must be one of" },
         { 150, 999999999, "\"metric\":\"checkin\"", "event 999999999 does not exist" },
-        { 200, 0, "\"metric\":\"checkin\",\"count\":0", "payload.count must be" },
+        { 200, 0, "\"metric\":\"checkin\",\"count\":0", "payload.count: 0 is below minimum 1" },
         { 250, 0, "\"metric\":\"checkin\",\"at\":\"yesterday\"",
           "payload.at must be an RFC 3339 timestamp" },
-        { 260, -1, "\"metric\":\"checkin\"", "payload.event_id must be a positive integer" },
+        { 260, -1, "\"metric\":\"checkin\"", "payload: missing required property \"event_id\"" },
     };
     enum { BAD = sizeof(bad) / sizeof(bad[0]) };
     char *payloads[GOOD + BAD];

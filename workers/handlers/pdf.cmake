@@ -1,6 +1,6 @@
-# PDF tickets (cairo on FreeType: subset fonts, QR codes from libqrencode),
-# badges and report tables (libharu) and the document store (content-addressed
-# by SHA-256 from libsodium). Included by workers/CMakeLists.txt.
+# PDF tickets (cairo on FreeType: subset fonts; QR codes from libqrencode),
+# badges and report tables (libharu); their files go to the document store of
+# engine/docstore.c (shared with usher-api). Included by workers/CMakeLists.txt.
 # libharu ships no pkg-config file on Debian 12, so it is found by hand.
 find_path(HPDF_INCLUDE hpdf.h)
 find_library(HPDF_LIB hpdf)
@@ -18,8 +18,7 @@ target_sources(usher_handlers PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/handlers/pdf_d
                                       ${CMAKE_CURRENT_SOURCE_DIR}/handlers/pdf_render.c
                                       ${CMAKE_CURRENT_SOURCE_DIR}/handlers/pdf_table.c
                                       ${CMAKE_CURRENT_SOURCE_DIR}/handlers/pdf_ticket_fonts.c
-                                      ${CMAKE_CURRENT_SOURCE_DIR}/handlers/pdf_ticket_page.c
-                                      ${CMAKE_CURRENT_SOURCE_DIR}/handlers/docstore.c)
+                                      ${CMAKE_CURRENT_SOURCE_DIR}/handlers/pdf_ticket_page.c)
 target_include_directories(usher_handlers PRIVATE ${HPDF_INCLUDE})
 target_link_libraries(usher_handlers PUBLIC ${HPDF_LIB} PkgConfig::PDF_CAIRO PkgConfig::PDF_FREETYPE
                                             PkgConfig::PDF_QRENCODE PkgConfig::PDF_SODIUM)

@@ -1,0 +1,239 @@
+/*
+ * Sessions of an event: the organizer's create and update, the public list
+ * and details (with the session's uploaded materials, whose download is
+ * access-controlled by GET /v1/content/{id}). An organizer touching
+ * another organizer's event gets 404, as if it were absent. Every change
+ * enqueues a search-index update (index.document, type "session") in the
+ * same statement. The access check of a ticket holder lives in
+ * session_access.c.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../jobs.h"
+#include "../validate.h"
+#include "cli.h"
+#include "routes.h"
+
+#define ABSTRACT_MAX 5000
+
+/* The session as JSON with its materials (documents of kind 'content'). */
+#define SESSION_JSON                                                                              \
+    "json_build_object('id', s.id, 'event_id', s.event_id, 'title', s.title,"                     \
+    " 'abstract', s.abstract, 'speakers', to_json(s.speakers), 'starts_at', s.starts_at,"         \
+    " 'ends_at', s.ends_at, 'capacity', s.capacity, 'created_at', s.created_at,"                  \
+    " 'content', coalesce((SELECT json_agg(json_build_object('id', d.id, 'filename', d.filename," \
+    "   'content_type', d.content_type, 'size', d.size, 'sha256', d.sha256) ORDER BY d.id)"       \
+    "  FROM documents d WHERE d.session_id = s.id AND d.kind = 'content'), '[]'::json))"
+
+/* The speakers array (already checked) as a text[] literal's JSON source. */
+#define SPEAKERS_SQL(n) "ARRAY(SELECT jsonb_array_elements_text(" n "::jsonb))"
+
+static void created(PGresult *res, const char *errmsg, void *arg)
+{
+    api_reply_row(arg, res, errmsg, 201, "event");
+}
+
+static void updated(PGresult *res, const char *errmsg, void *arg)
+{
+    api_reply_row(arg, res, errmsg, 200, "session");
+}
+
+static void got_session(PGresult *res, const char *errmsg, void *arg)
+{
+    api_reply_row(arg, res, errmsg, 200, "session");
+}
+
+static void listed(PGresult *res, const char *errmsg, void *arg)
+{
+    api_reply_row(arg, res, errmsg, 200, "event");
+}
+
+/* Ends before it starts? Both are valid RFC 3339 times by now. */
+static bool ends_before_start(const char *starts, const char *ends)
+{
+    int64_t s, e;
+
+    return usher_cli_parse_time(starts, &s) == 0 && usher_cli_parse_time(ends, &e) == 0 && e < s;
+}
+
+/*
+ * The abstract: free text of at most ABSTRACT_MAX characters, where line
+ * breaks and tabs are welcome (api_get_string refuses every control).
+ */
+static bool get_abstract(api_req *r, const char **out)
+{
+    json_t *v = json_object_get(r->body, "abstract");
+    size_t chars, len;
+    char *plain;
+
+    if (v == NULL || json_is_null(v))
+        return true;
+    if (!json_is_string(v)) {
+        api_reply_invalid(r, "abstract", "abstract must be a string");
+        return false;
+    }
+    len = json_string_length(v);
+    plain = malloc(len + 1);
+    if (plain == NULL) {
+        api_reply_error(r, 500, "internal", "out of memory");
+        return false;
+    }
+    memcpy(plain, json_string_value(v), len + 1);
+    for (size_t i = 0; i < len; i++) {
+        if (plain[i] == '\n' || plain[i] == '\r' || plain[i] == '\t')
+            plain[i] = ' ';
+    }
+    chars = api_text_chars(plain, len); /* an embedded NUL counts as a control */
+    free(plain);
+    if (chars == (size_t)-1 || chars > ABSTRACT_MAX) {
+        api_reply_invalid(r, "abstract",
+                          "abstract must be at most %d characters, without control characters"
+                          " other than line breaks and tabs",
+                          ABSTRACT_MAX);
+        return false;
+    }
+    *out = json_string_value(v);
+    return true;
+}
+
+typedef struct fields {
+    const char *title, *abstract, *starts, *ends;
+    char *speakers; /* JSON array text, or NULL */
+    char capacity[24];
+    bool has_capacity;
+    char *jobs; /* the index.document template */
+} fields;
+
+static void fields_free(fields *f)
+{
+    free(f->speakers);
+    free(f->jobs);
+}
+
+/* Reads and checks the body; create needs title and times. Answers on failure. */
+static bool read_fields(api_req *r, bool create, fields *f)
+{
+    json_t *speakers = NULL, *jobs;
+    int64_t capacity = -1;
+
+    memset(f, 0, sizeof(*f));
+    if (!api_get_string(r, "title", create, 1, 300, &f->title) || !get_abstract(r, &f->abstract) ||
+        !api_get_strings(r, "speakers", false, 20, 200, &speakers) ||
+        !api_get_time(r, "starts_at", create, &f->starts) ||
+        !api_get_time(r, "ends_at", create, &f->ends) ||
+        !api_get_int(r, "capacity", false, 0, 2147483647, &capacity))
+        return false;
+    if (f->starts != NULL && f->ends != NULL && ends_before_start(f->starts, f->ends)) {
+        api_reply_invalid(r, "ends_at", "ends_at must not be before starts_at");
+        return false;
+    }
+    f->has_capacity = capacity >= 0;
+    snprintf(f->capacity, sizeof(f->capacity), "%lld", (long long)capacity);
+    jobs = json_array();
+    if (jobs != NULL && api_job_add(jobs, r->loop->srv->cfg, "index.document",
+                                    json_pack("{s:s}", "type", "session"), "id") == 0)
+        f->jobs = json_dumps(jobs, JSON_COMPACT);
+    json_decref(jobs);
+    if (speakers != NULL)
+        f->speakers = json_dumps(speakers, JSON_COMPACT);
+    if (f->jobs == NULL || (speakers != NULL && f->speakers == NULL)) {
+        fields_free(f);
+        api_reply_error(r, 500, "internal", "out of memory");
+        return false;
+    }
+    return true;
+}
+
+void route_session_create(api_req *r)
+{
+    char id[24], org[24];
+    fields f;
+
+    if (!read_fields(r, true, &f))
+        return;
+    const char *params[] = { api_id_text(r->ids[0], id),
+                             r->auth.role == USHER_ROLE_ADMIN
+                                 ? NULL
+                                 : api_id_text(r->auth.organizer_id, org),
+                             f.title,
+                             f.abstract != NULL ? f.abstract : "",
+                             f.speakers != NULL ? f.speakers : "[]",
+                             f.starts,
+                             f.ends,
+                             f.has_capacity ? f.capacity : NULL,
+                             f.jobs };
+
+    api_query(
+        r,
+        "WITH ins AS (INSERT INTO sessions (event_id, title, abstract, speakers, starts_at,"
+        "  ends_at, capacity)"
+        "  SELECT e.id, $3, $4, " SPEAKERS_SQL(
+            "$5") ", $6, $7, $8::int FROM events e"
+                  "  WHERE e.id = $1 AND ($2::bigint IS NULL OR e.organizer_id = $2) RETURNING *),"
+                  " idx AS (SELECT usher_enqueue_templates($9::jsonb, ins.id) FROM ins)"
+                  " SELECT " SESSION_JSON "::text FROM ins s WHERE (SELECT count(*) FROM idx) >= 0",
+        9, params, created);
+    fields_free(&f);
+}
+
+void route_session_update(api_req *r)
+{
+    char id[24], org[24];
+    fields f;
+
+    if (!read_fields(r, false, &f))
+        return;
+    const char *params[] = { api_id_text(r->ids[0], id),
+                             r->auth.role == USHER_ROLE_ADMIN
+                                 ? NULL
+                                 : api_id_text(r->auth.organizer_id, org),
+                             f.title,
+                             f.abstract,
+                             f.speakers,
+                             f.starts,
+                             f.ends,
+                             f.has_capacity ? f.capacity : NULL,
+                             f.jobs };
+
+    /* The event of a session never changes, so cached access answers
+     * (keyed by session and registration) stay right: nothing to drop. */
+    api_query(r,
+              "WITH upd AS (UPDATE sessions s SET title = coalesce($3, s.title),"
+              "  abstract = coalesce($4, s.abstract),"
+              "  speakers = CASE WHEN $5::text IS NULL THEN s.speakers"
+              "   ELSE " SPEAKERS_SQL(
+                  "$5") " END,"
+                        "  starts_at = coalesce($6::timestamptz, s.starts_at),"
+                        "  ends_at = coalesce($7::timestamptz, s.ends_at),"
+                        "  capacity = coalesce($8::int, s.capacity)"
+                        "  FROM events e WHERE s.id = $1 AND e.id = s.event_id"
+                        "  AND ($2::bigint IS NULL OR e.organizer_id = $2) RETURNING s.*),"
+                        " idx AS (SELECT usher_enqueue_templates($9::jsonb, upd.id) FROM upd)"
+                        " SELECT " SESSION_JSON
+                        "::text FROM upd s WHERE (SELECT count(*) FROM idx) >= 0",
+              9, params, updated);
+    fields_free(&f);
+}
+
+void route_session_get(api_req *r)
+{
+    char id[24];
+    const char *params[] = { api_id_text(r->ids[0], id) };
+
+    api_query(r, "SELECT " SESSION_JSON "::text FROM sessions s WHERE s.id = $1", 1, params,
+              got_session);
+}
+
+void route_session_list(api_req *r)
+{
+    char id[24];
+    const char *params[] = { api_id_text(r->ids[0], id) };
+
+    api_query(r,
+              "SELECT json_build_object('sessions', coalesce((SELECT json_agg(" SESSION_JSON
+              " ORDER BY s.starts_at, s.id) FROM sessions s WHERE s.event_id = e.id),"
+              " '[]'::json))::text FROM events e WHERE e.id = $1",
+              1, params, listed);
+}

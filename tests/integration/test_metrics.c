@@ -1,0 +1,210 @@
+/*
+ * Metrics over real HTTP, read with a strict Prometheus text parser
+ * (tests/support/promtext.h): a worker pool's endpoint counts jobs by
+ * queue, kind and outcome and exports its sizes, including the desired
+ * size; usher-api's /metrics moves with its requests.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "enqueue.h"
+#include "promtext.h"
+#include "testdb.h"
+#include "testhttp.h"
+#include "testproc.h"
+
+__attribute__((constructor)) static void use_metrics_config(void)
+{
+    setenv("USHER_CONFIG", METRICS_TEST_CONF, 1);
+}
+
+TESTDB_SUITE(metrics, "usher_test_metrics");
+
+#define WORKER_METRICS_PORT 58397
+
+static pid_t worker_pid;
+
+/* A failed assertion must not leave the worker holding the port. */
+static void kill_worker(void)
+{
+    if (worker_pid > 0)
+        testproc_kill(worker_pid);
+}
+
+/* Scrapes http://127.0.0.1:port/metrics and parses it strictly (fails the test otherwise). */
+static promtext *scrape(int port, const char *path)
+{
+    testapi where = { .port = port };
+    testhttp_resp resp;
+    char why[512];
+    promtext *p;
+
+    cr_assert_eq(testhttp(&where, &(testhttp_req){ "GET", path, NULL, NULL, NULL, NULL }, &resp),
+                 200, "GET %s on port %d: %ld", path, port, resp.status);
+    cr_assert(strstr(resp.headers, "text/plain; version=0.0.4") != NULL, "%s", resp.headers);
+    p = promtext_parse(resp.body, why, sizeof(why));
+    cr_assert_not_null(p, "not valid Prometheus text: %s\n%s", why, resp.body);
+    testhttp_resp_free(&resp);
+    return p;
+}
+
+static void enqueue(const char *kind, const char *payload)
+{
+    usher_enqueued out;
+
+    cr_assert_eq(
+        usher_enqueue(
+            st, &(usher_enqueue_opts){ .queue = "work", .kind = kind, .payload = payload }, &out),
+        USHER_OK, "%s", usher_store_errstr(st));
+}
+
+typedef struct expect {
+    double completed, dead, retried;
+} expect;
+
+static bool counters_reached(void *arg)
+{
+    expect *e = arg;
+    testapi where = { .port = WORKER_METRICS_PORT };
+    testhttp_resp resp;
+    char why[256];
+    bool done = false;
+
+    if (testhttp(&where, &(testhttp_req){ "GET", "/metrics", NULL, NULL, NULL, NULL }, &resp) ==
+        200) {
+        promtext *p = promtext_parse(resp.body, why, sizeof(why));
+
+        /* The sizes are published at the first tick after start. */
+        done =
+            p != NULL &&
+            promtext_value(p, "usher_pool_size", "pool=\"metered\",state=\"desired\"") >= 2 &&
+            promtext_sum(p, "usher_jobs_completed_total", "kind=\"test.noop\"") == e->completed &&
+            promtext_sum(p, "usher_jobs_dead_total", "") == e->dead &&
+            promtext_sum(p, "usher_jobs_retried_total", "") == e->retried;
+        promtext_free(p);
+    }
+    testhttp_resp_free(&resp);
+    return done;
+}
+
+Test(metrics, a_pool_counts_its_jobs_by_outcome_and_exports_its_sizes, .timeout = 300)
+{
+    char log[128];
+    const char *argv[] = { USHER_WORKER_PATH, "--config", METRICS_TEST_CONF,
+                           "--pool",          "metered",  NULL };
+    promtext *p;
+    pid_t pid;
+    int status;
+
+    snprintf(log, sizeof(log), "/tmp/usher-metrics-test-%d.log", (int)getpid());
+    setenv("USHER_DATABASE_URL", cfg.database_url, 1);
+    for (int i = 0; i < 10; i++)
+        enqueue("test.noop", "{}");
+    enqueue("test.fail", "{\"permanent\":true}");
+    enqueue("test.fail", "{\"permanent\":true}");
+    enqueue("test.fail", "{}"); /* two attempts: one retried, then dead */
+    pid = testproc_start(argv, log);
+    cr_assert_gt(pid, 0);
+    worker_pid = pid;
+    atexit(kill_worker);
+    cr_assert(testproc_wait_for(counters_reached, &(expect){ 10, 3, 1 }, 120000),
+              "the counters never reached 10 completed, 3 dead, 1 retried; see %s", log);
+    p = scrape(WORKER_METRICS_PORT, "/metrics");
+    cr_assert_eq(promtext_sum(p, "usher_jobs_failed_total", ""), 4);
+    cr_assert_eq(promtext_value(p, "usher_job_duration_seconds_count",
+                                "pool=\"metered\",queue=\"work\",kind=\"test.noop\""),
+                 10);
+    cr_assert_geq(promtext_value(p, "usher_job_start_latency_seconds_count",
+                                 "pool=\"metered\",queue=\"work\""),
+                  13);
+    cr_assert_geq(promtext_value(p, "usher_pool_size", "pool=\"metered\",state=\"desired\""), 2);
+    cr_assert_geq(promtext_value(p, "usher_pool_size", "pool=\"metered\",state=\"current\""), 2);
+    cr_assert_eq(promtext_value(p, "usher_database_up", "pool=\"metered\""), 1);
+    promtext_free(p);
+    kill(pid, SIGTERM);
+    cr_assert(testproc_wait(pid, 60000, &status), "the worker did not stop");
+    worker_pid = 0;
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "worker exit %d; see %s", status, log);
+}
+
+Test(metrics, the_apis_metrics_parse_and_move_with_requests, .timeout = 300)
+{
+    testapi server;
+    testhttp_resp resp;
+    promtext *before, *after;
+    const char *label = "route=\"/v1/events/{id}\",method=\"GET\",status=\"404\"";
+
+    usher_enqueued out;
+
+    enqueue("test.noop", "{}");
+    enqueue("test.noop", "{}");
+    cr_assert_eq(
+        usher_enqueue(
+            st, &(usher_enqueue_opts){ .queue = "work", .kind = "test.noop", .delay_ms = 3600000 },
+            &out),
+        USHER_OK);
+    setenv("USHER_API_RATE_PER_MINUTE", "0", 1);
+    testapi_start(&server, USHER_API_PATH, cfg.database_url, 1);
+    testhttp(&server, &(testhttp_req){ "GET", "/v1/events/987654321", NULL, NULL, NULL, NULL },
+             &resp);
+    testhttp_resp_free(&resp);
+    before = scrape(server.port, "/metrics");
+    for (int i = 0; i < 3; i++) {
+        testhttp(&server, &(testhttp_req){ "GET", "/v1/events/987654321", NULL, NULL, NULL, NULL },
+                 &resp);
+        testhttp_resp_free(&resp);
+    }
+    after = scrape(server.port, "/metrics");
+    cr_assert_eq(promtext_value(after, "usher_http_requests_total", label) -
+                     promtext_value(before, "usher_http_requests_total", label),
+                 3);
+    cr_assert_geq(promtext_samples(after), 10);
+    cr_assert_geq(promtext_value(after, "usher_db_connections", "state=\"configured\""), 1);
+    cr_assert_eq(promtext_value(after, "usher_database_up", ""), 1);
+    cr_assert_eq(promtext_value(after, "usher_redis_connections", "state=\"configured\""), 1);
+    cr_assert_eq(promtext_value(after, "usher_queue_jobs", "queue=\"work\",state=\"available\""),
+                 2);
+    cr_assert_eq(promtext_value(after, "usher_queue_jobs", "queue=\"work\",state=\"scheduled\""),
+                 1);
+    promtext_free(before);
+    promtext_free(after);
+    testapi_stop(&server);
+}
+
+/* The parser itself must refuse what Prometheus would. */
+Test(metrics, the_parser_refuses_malformed_text)
+{
+    const char *bad[] = {
+        "no_type 1\n",
+        "# TYPE a counter\na{x=\"1} 1\n",
+        "# TYPE a counter\na 1\na 2\n",
+        "# TYPE a counter\na{1x=\"y\"} 1\n",
+        "# TYPE a gauge\na one\n",
+        "# TYPE a counter\n# TYPE a counter\na 1\n",
+        "# TYPE a counter\n# TYPE b counter\na 1\nb 1\na{x=\"2\"} 1\n",
+        "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n",
+        "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 2\nh_sum 1\nh_count 3\n",
+        "# TYPE a counter\na 1",
+        "# TYPE a flavour\na 1\n",
+    };
+    char why[256];
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        promtext *p = promtext_parse(bad[i], why, sizeof(why));
+
+        cr_expect_null(p, "accepted malformed text #%zu:\n%s", i, bad[i]);
+        promtext_free(p);
+    }
+    promtext *ok = promtext_parse("# HELP a A counter.\n# TYPE a counter\na{x=\"q\\\"\"} 1\n"
+                                  "# TYPE h histogram\nh_bucket{le=\"1\"} 1\n"
+                                  "h_bucket{le=\"+Inf\"} 2\nh_sum 3.5\nh_count 2\n",
+                                  why, sizeof(why));
+    cr_assert_not_null(ok, "%s", why);
+    cr_assert_eq(promtext_value(ok, "h_count", ""), 2);
+    promtext_free(ok);
+}

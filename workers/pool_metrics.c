@@ -1,0 +1,255 @@
+#include "pool_metrics.h"
+
+#include <event2/buffer.h>
+#include <stddef.h>
+#include <event2/http.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "prom.h"
+
+#define SERIES_MAX 256 /* (queue, kind) pairs tracked; more are counted as kind "other" */
+
+typedef struct series {
+    char queue[USHER_NAME_MAX], kind[USHER_NAME_MAX];
+    uint64_t completed, failed, retried, dead, returned;
+    usher_prom_histogram duration;
+} series;
+
+typedef struct queue_latency {
+    char queue[USHER_NAME_MAX];
+    usher_prom_histogram latency;
+} queue_latency;
+
+struct usher_pool_metrics {
+    char pool[USHER_NAME_MAX];
+    struct evhttp *http;
+    series *series;
+    size_t nseries;
+    queue_latency *queues;
+    size_t nqueues;
+    usher_pool_gauges gauges;
+};
+
+static series *series_of(usher_pool_metrics *m, const char *queue, const char *kind)
+{
+    for (size_t i = 0; i < m->nseries; i++) {
+        if (strcmp(m->series[i].queue, queue) == 0 && strcmp(m->series[i].kind, kind) == 0)
+            return &m->series[i];
+    }
+    if (m->nseries == SERIES_MAX)
+        kind = "other";
+    if (m->nseries == SERIES_MAX) {
+        for (size_t i = 0; i < m->nseries; i++) {
+            if (strcmp(m->series[i].kind, "other") == 0)
+                return &m->series[i];
+        }
+        return &m->series[SERIES_MAX - 1];
+    }
+    series *s = &m->series[m->nseries++];
+
+    memset(s, 0, sizeof(*s));
+    snprintf(s->queue, sizeof(s->queue), "%s", queue);
+    snprintf(s->kind, sizeof(s->kind), "%s", kind);
+    return s;
+}
+
+static queue_latency *latency_of(usher_pool_metrics *m, const char *queue)
+{
+    for (size_t i = 0; i < m->nqueues; i++) {
+        if (strcmp(m->queues[i].queue, queue) == 0)
+            return &m->queues[i];
+    }
+    if (m->nqueues == SERIES_MAX)
+        return &m->queues[SERIES_MAX - 1];
+    queue_latency *q = &m->queues[m->nqueues++];
+
+    memset(q, 0, sizeof(*q));
+    snprintf(q->queue, sizeof(q->queue), "%s", queue);
+    return q;
+}
+
+void usher_pool_metrics_started(usher_pool_metrics *m, const usher_job *job, int64_t now_us)
+{
+    if (m == NULL || job->run_at_us <= 0)
+        return;
+    usher_prom_observe(&latency_of(m, job->queue)->latency,
+                       (double)(now_us - job->run_at_us) / 1e6);
+}
+
+void usher_pool_metrics_finished(usher_pool_metrics *m, const usher_job *job,
+                                 const usher_handler_result *r, int64_t started_us, int64_t now_us)
+{
+    series *s;
+
+    if (m == NULL)
+        return;
+    s = series_of(m, job->queue, job->kind);
+    switch (r->outcome) {
+    case USHER_OUTCOME_OK:
+        s->completed++;
+        break;
+    case USHER_OUTCOME_SNOOZE:
+        s->returned++; /* given back or snoozed: no attempt spent */
+        break;
+    default:
+        s->failed++;
+        /* The fail statement retries while attempts remain, unless permanent. */
+        if (r->outcome == USHER_OUTCOME_RETRY && job->attempt < job->max_attempts)
+            s->retried++;
+        else
+            s->dead++;
+    }
+    if (started_us > 0 && r->outcome != USHER_OUTCOME_SNOOZE)
+        usher_prom_observe(&s->duration, (double)(now_us - started_us) / 1e6);
+}
+
+void usher_pool_metrics_gauges(usher_pool_metrics *m, const usher_pool_gauges *g)
+{
+    if (m != NULL)
+        m->gauges = *g;
+}
+
+static int counter(struct evbuffer *out, usher_pool_metrics *m, const char *name, const char *help,
+                   size_t field)
+{
+    int rc = evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+
+    for (size_t i = 0; i < m->nseries && rc >= 0; i++) {
+        char q[160], k[160];
+
+        usher_prom_escape(m->series[i].queue, q, sizeof(q));
+        usher_prom_escape(m->series[i].kind, k, sizeof(k));
+        rc = evbuffer_add_printf(out, "%s{pool=\"%s\",queue=\"%s\",kind=\"%s\"} %llu\n", name,
+                                 m->pool, q, k,
+                                 (unsigned long long)*(uint64_t *)((char *)&m->series[i] + field));
+    }
+    return rc;
+}
+
+static int render(usher_pool_metrics *m, struct evbuffer *out)
+{
+    const usher_pool_gauges *g = &m->gauges;
+    int rc = 0;
+
+    rc = counter(out, m, "usher_jobs_completed_total", "Jobs that completed.",
+                 offsetof(series, completed));
+    if (rc >= 0)
+        rc = counter(out, m, "usher_jobs_failed_total",
+                     "Attempts that failed (then retried or dead).", offsetof(series, failed));
+    if (rc >= 0)
+        rc = counter(out, m, "usher_jobs_retried_total", "Failed attempts that will be retried.",
+                     offsetof(series, retried));
+    if (rc >= 0)
+        rc = counter(out, m, "usher_jobs_dead_total", "Jobs that went to the dead-letter queue.",
+                     offsetof(series, dead));
+    if (rc >= 0)
+        rc = counter(out, m, "usher_jobs_returned_total",
+                     "Jobs given back or snoozed without spending an attempt.",
+                     offsetof(series, returned));
+    if (rc >= 0)
+        rc = evbuffer_add_printf(out, "# HELP usher_job_duration_seconds From a job handed to a"
+                                      " child to its outcome.\n"
+                                      "# TYPE usher_job_duration_seconds histogram\n");
+    for (size_t i = 0; i < m->nseries && rc >= 0; i++) {
+        char labels[512], q[160], k[160];
+
+        if (atomic_load(&m->series[i].duration.count) == 0)
+            continue;
+        usher_prom_escape(m->series[i].queue, q, sizeof(q));
+        usher_prom_escape(m->series[i].kind, k, sizeof(k));
+        snprintf(labels, sizeof(labels), "pool=\"%s\",queue=\"%s\",kind=\"%s\"", m->pool, q, k);
+        rc = usher_prom_histogram_render(out, "usher_job_duration_seconds", labels,
+                                         &m->series[i].duration);
+    }
+    if (rc >= 0)
+        rc = evbuffer_add_printf(out, "# HELP usher_job_start_latency_seconds From a job becoming"
+                                      " runnable to a child getting it.\n"
+                                      "# TYPE usher_job_start_latency_seconds histogram\n");
+    for (size_t i = 0; i < m->nqueues && rc >= 0; i++) {
+        char labels[320], q[160];
+
+        usher_prom_escape(m->queues[i].queue, q, sizeof(q));
+        snprintf(labels, sizeof(labels), "pool=\"%s\",queue=\"%s\"", m->pool, q);
+        rc = usher_prom_histogram_render(out, "usher_job_start_latency_seconds", labels,
+                                         &m->queues[i].latency);
+    }
+    if (rc >= 0)
+        rc = evbuffer_add_printf(
+            out,
+            "# HELP usher_pool_size Children of the pool: running now, wanted by the"
+            " autoscaling rule, granted by the downstream cap, busy with a job.\n"
+            "# TYPE usher_pool_size gauge\n"
+            "usher_pool_size{pool=\"%s\",state=\"current\"} %d\n"
+            "usher_pool_size{pool=\"%s\",state=\"desired\"} %d\n"
+            "usher_pool_size{pool=\"%s\",state=\"granted\"} %d\n"
+            "usher_pool_size{pool=\"%s\",state=\"busy\"} %d\n"
+            "# HELP usher_pool_queue_depth Runnable jobs in the pool's queues.\n"
+            "# TYPE usher_pool_queue_depth gauge\n"
+            "usher_pool_queue_depth{pool=\"%s\"} %lld\n"
+            "# HELP usher_database_up 1 while the supervisor's PostgreSQL connection is up.\n"
+            "# TYPE usher_database_up gauge\n"
+            "usher_database_up{pool=\"%s\"} %d\n",
+            m->pool, g->current, m->pool, g->desired, m->pool, g->granted, m->pool, g->busy,
+            m->pool, (long long)g->depth, m->pool, g->database_up ? 1 : 0);
+    return rc < 0 ? -1 : 0;
+}
+
+static void serve(struct evhttp_request *req, void *arg)
+{
+    usher_pool_metrics *m = arg;
+    struct evbuffer *out = evbuffer_new();
+
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET ||
+        strcmp(evhttp_request_get_uri(req), "/metrics") != 0) {
+        evbuffer_free(out);
+        evhttp_send_error(req, 404, "only GET /metrics here");
+        return;
+    }
+    if (out == NULL || render(m, out) != 0) {
+        if (out != NULL)
+            evbuffer_free(out);
+        evhttp_send_error(req, 500, "could not render the metrics");
+        return;
+    }
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/plain; version=0.0.4; charset=utf-8");
+    evhttp_send_reply(req, 200, "OK", out);
+    evbuffer_free(out);
+}
+
+usher_pool_metrics *usher_pool_metrics_new(struct event_base *base, const char *pool, int port,
+                                           char *errbuf, size_t errlen)
+{
+    usher_pool_metrics *m = calloc(1, sizeof(*m));
+
+    if (m == NULL || (m->series = calloc(SERIES_MAX, sizeof(*m->series))) == NULL ||
+        (m->queues = calloc(SERIES_MAX, sizeof(*m->queues))) == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        usher_pool_metrics_free(m);
+        return NULL;
+    }
+    usher_prom_escape(pool, m->pool, sizeof(m->pool));
+    if (port == 0)
+        return m;
+    m->http = evhttp_new(base);
+    if (m->http == NULL || evhttp_bind_socket(m->http, "127.0.0.1", (ev_uint16_t)port) != 0) {
+        snprintf(errbuf, errlen, "metrics_port %d: cannot listen on 127.0.0.1:%d", port, port);
+        usher_pool_metrics_free(m);
+        return NULL;
+    }
+    evhttp_set_gencb(m->http, serve, m);
+    return m;
+}
+
+void usher_pool_metrics_free(usher_pool_metrics *m)
+{
+    if (m == NULL)
+        return;
+    if (m->http != NULL)
+        evhttp_free(m->http);
+    free(m->series);
+    free(m->queues);
+    free(m);
+}

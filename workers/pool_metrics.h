@@ -1,0 +1,46 @@
+/*
+ * A worker pool's Prometheus metrics, served on 127.0.0.1:[pool.NAME]
+ * metrics_port from the supervisor's own loop: jobs completed, failed,
+ * retried and dead by queue and kind, job duration (handed to a child →
+ * outcome, so with child_queue > 1 it includes the wait in the child's
+ * queue) and start latency (runnable → handed to a child) histograms, and
+ * the pool's current, desired (the autoscaling rule's answer, for an
+ * outside autoscaler to follow), granted and busy sizes, queue depth and
+ * database connection state.
+ */
+#ifndef USHER_POOL_METRICS_H
+#define USHER_POOL_METRICS_H
+
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "handler.h"
+#include "job.h"
+
+typedef struct usher_pool_metrics usher_pool_metrics;
+
+typedef struct usher_pool_gauges {
+    int current, desired, granted, busy;
+    int64_t depth;
+    bool database_up;
+} usher_pool_gauges;
+
+/*
+ * Starts serving on 127.0.0.1:port (0: counts but serves nothing). NULL
+ * when the port cannot be bound (errbuf says why) or out of memory.
+ */
+usher_pool_metrics *usher_pool_metrics_new(struct event_base *base, const char *pool, int port,
+                                           char *errbuf, size_t errlen);
+void usher_pool_metrics_free(usher_pool_metrics *m);
+
+/* A job was handed to a child at now_us (µs since the epoch). */
+void usher_pool_metrics_started(usher_pool_metrics *m, const usher_job *job, int64_t now_us);
+
+/* A job's attempt ended (started_us: when it was handed to a child; 0 = never). */
+void usher_pool_metrics_finished(usher_pool_metrics *m, const usher_job *job,
+                                 const usher_handler_result *r, int64_t started_us, int64_t now_us);
+
+void usher_pool_metrics_gauges(usher_pool_metrics *m, const usher_pool_gauges *g);
+
+#endif
