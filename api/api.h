@@ -57,6 +57,7 @@ typedef struct api_loop {
     atomic_int inflight;           /* requests accepted and not yet answered */
     atomic_int pg_up;              /* connections up, as of the last tick */
     atomic_int pg_busy;            /* connections with statements waiting, as of the last tick */
+    atomic_int redis_up;           /* 1 while its Redis connection is up, as of the last tick */
     atomic_uint_fast64_t alive_ns; /* the last tick: a loop that stops ticking is stuck */
 } api_loop;
 

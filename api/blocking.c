@@ -67,14 +67,26 @@ void api_blocking(api_req *r, api_blocking_fn fn, api_blocking_done done, void *
     call *c = calloc(1, sizeof(*c));
 
     if (c == NULL) {
-        api_reply_error(r, 500, "internal", "out of memory");
+        done(r, USHER_ERR_NOMEM, "out of memory", NULL, arg);
         return;
     }
     *c = (call){ .r = r, .cfg = r->loop->srv->cfg, .fn = fn, .done = done, .arg = arg };
     if (!api_offload(r->loop, work, finished, c)) {
         free(c);
-        api_reply_error(r, 503, "unavailable", "the server is too busy; retry");
+        done(r, USHER_ERR_TIMEOUT, "the server is too busy; retry", NULL, arg);
     }
+}
+
+void api_blocking_reply(api_req *r, usher_err err, const char *why, json_t *out, void *arg)
+{
+    free(arg);
+    if (err != USHER_OK) {
+        json_decref(out);
+        api_reply_engine_error(r, err, why);
+        return;
+    }
+    api_add_header(r, "Cache-Control", "no-store");
+    api_reply_json(r, 200, out);
 }
 
 void api_reply_engine_error(api_req *r, usher_err err, const char *why)
@@ -95,6 +107,9 @@ void api_reply_engine_error(api_req *r, usher_err err, const char *why)
         return;
     case USHER_ERR_DB:
         api_reply_error(r, 503, "unavailable", "the database is not reachable: %s", why);
+        return;
+    case USHER_ERR_TIMEOUT:
+        api_reply_error(r, 503, "unavailable", "%s", why);
         return;
     default:
         api_reply_error(r, 500, "internal", "%s", why);

@@ -21,8 +21,18 @@ typedef usher_err (*api_blocking_fn)(usher_store *st, void *arg, json_t **out);
 typedef void (*api_blocking_done)(api_req *r, usher_err err, const char *why, json_t *out,
                                   void *arg);
 
-/* Runs fn(arg); if the pool cannot take it, answers 503 itself (done is not called). */
+/*
+ * Runs fn(arg) on the pool, then done on the loop. When the pool cannot
+ * take it, done runs at once with USHER_ERR_TIMEOUT (busy: 503) or
+ * USHER_ERR_NOMEM, so done always runs exactly once and can free arg.
+ */
 void api_blocking(api_req *r, api_blocking_fn fn, api_blocking_done done, void *arg);
+
+/*
+ * The usual done: the engine error as api_reply_engine_error does, or out
+ * as 200 JSON (not cacheable). Frees arg (heap or NULL).
+ */
+void api_blocking_reply(api_req *r, usher_err err, const char *why, json_t *out, void *arg);
 
 /* Answers an engine error with its status: 404, 409, 422 or 503. */
 void api_reply_engine_error(api_req *r, usher_err err, const char *why);

@@ -123,7 +123,7 @@ static int render_latency(api_metrics *m, struct evbuffer *out)
 int api_metrics_render(api_metrics *m, struct api_loop *const *loops, int nloops,
                        struct evbuffer *out)
 {
-    int up = 0, busy = 0, size = 0, inflight = 0;
+    int up = 0, busy = 0, size = 0, inflight = 0, redis = 0;
     int rc = render_requests(m, out);
 
     if (rc >= 0)
@@ -142,6 +142,7 @@ int api_metrics_render(api_metrics *m, struct api_loop *const *loops, int nloops
         up += atomic_load(&loops[i]->pg_up);
         busy += atomic_load(&loops[i]->pg_busy);
         inflight += atomic_load(&loops[i]->inflight);
+        redis += atomic_load(&loops[i]->redis_up);
         size += loops[i]->srv->cfg->api_db_connections;
     }
     if (rc >= 0)
@@ -154,7 +155,11 @@ int api_metrics_render(api_metrics *m, struct api_loop *const *loops, int nloops
             "usher_db_connections{state=\"in_use\"} %d\n"
             "# HELP usher_http_requests_in_flight Requests accepted and not yet answered.\n"
             "# TYPE usher_http_requests_in_flight gauge\n"
-            "usher_http_requests_in_flight %d\n",
-            size, up, busy, inflight);
+            "usher_http_requests_in_flight %d\n"
+            "# HELP usher_redis_connections Redis connections of the API's loops, by state.\n"
+            "# TYPE usher_redis_connections gauge\n"
+            "usher_redis_connections{state=\"configured\"} %d\n"
+            "usher_redis_connections{state=\"up\"} %d\n",
+            size, up, busy, inflight, nloops, redis);
     return rc < 0 ? -1 : 0;
 }

@@ -94,6 +94,7 @@ static void tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     atomic_store(&loop->pg_up, api_pgpool_connected(loop->pg));
     atomic_store(&loop->pg_busy, api_pgpool_busy(loop->pg));
+    atomic_store(&loop->redis_up, api_redis_up(loop->redis) ? 1 : 0);
     atomic_store(&loop->alive_ns, api_now_ns());
     /* Idempotency keys are kept a day. Loop 0 of every host prunes once a
      * minute, a bounded batch at a time; hosts doing it twice is harmless. */

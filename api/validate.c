@@ -19,6 +19,24 @@ void api_reply_invalid(api_req *r, const char *field, const char *fmt, ...)
                              "message", message));
 }
 
+bool api_parse_whole(const char *text, int64_t min, int64_t max, int64_t *out)
+{
+    int64_t v = 0;
+    size_t len = text != NULL ? strlen(text) : 0;
+
+    if (len == 0 || len > 18)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] < '0' || text[i] > '9')
+            return false;
+        v = v * 10 + (text[i] - '0');
+    }
+    if (v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
 size_t api_text_chars(const char *s, size_t len)
 {
     size_t chars = 0;

@@ -35,6 +35,9 @@ bool api_get_time(api_req *r, const char *field, bool required, const char **out
 bool api_get_strings(api_req *r, const char *field, bool required, size_t max_items,
                      size_t max_chars, json_t **out);
 
+/* Reads a whole number in min..max written with digits only (a query parameter). */
+bool api_parse_whole(const char *text, int64_t min, int64_t max, int64_t *out);
+
 /* The number of code points of valid UTF-8 s, or (size_t)-1 if it holds a control character. */
 size_t api_text_chars(const char *s, size_t len);
 

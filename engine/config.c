@@ -5,7 +5,8 @@
  * backoff cap >= base, kinds and periodic jobs naming declared queues,
  * queues naming declared pools, pool defaults that follow the pool's
  * tiers, pool sizes in order, periodic payloads), then lets USHER_*_URL
- * override the URLs. The first problem refuses the whole file with
+ * and the other variables of the table (USHER_SMTP_PASSWORD...) override
+ * the file. The first problem refuses the whole file with
  * "FILE:LINE: reason"; nothing half-loaded escapes.
  *
  * Two tables drive the parser (config_values.c, which also parses the
@@ -242,7 +243,9 @@ static void set_fixed(parser *p, const char *key, const char *value)
         return;
     }
     if (first_setting(p, &p->key_line[i], key)) {
-        usher_value_spec spec = { .type = s->type, .min = s->min, .max = s->max };
+        usher_value_spec spec = {
+            .type = s->type, .min = s->min, .max = s->max, .words = s->words
+        };
 
         parse_value(p, key, &spec, (char *)p->cfg + s->offset, value);
     }
@@ -706,6 +709,8 @@ static void apply_defaults(parser *p)
         if (usher_settings[i].type == USHER_VAL_STRING) {
             char **slot = field;
 
+            if (usher_settings[i].str_default == NULL)
+                continue; /* unset unless the file or the environment sets it */
             *slot = strdup(usher_settings[i].str_default);
             if (*slot == NULL)
                 fail(p, USHER_ERR_NOMEM, 0, "out of memory");
@@ -723,7 +728,9 @@ static void apply_env(parser *p)
     for (size_t i = 0; i < USHER_NSETTINGS && p->err == USHER_OK; i++) {
         const usher_setting *s = &usher_settings[i];
         const char *value = s->env != NULL ? getenv(s->env) : NULL;
-        usher_value_spec spec = { .type = s->type, .min = s->min, .max = s->max };
+        usher_value_spec spec = {
+            .type = s->type, .min = s->min, .max = s->max, .words = s->words
+        };
         char why[256];
         usher_err err;
 

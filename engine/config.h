@@ -1,12 +1,12 @@
 /*
  * Usher's configuration: an INI file (conf/usher.conf) parsed with inih
  * through one table of {section, key, type, offset, default, reloadable},
- * then USHER_DATABASE_URL, USHER_REDIS_URL and USHER_SMTP_URL override the
- * file. A bad file is refused with "FILE:LINE: reason". The value parsers
- * are in config_values.c.
+ * then USHER_DATABASE_URL, USHER_REDIS_URL, USHER_SMTP_URL (and the other
+ * variables the table names, e.g. USHER_SMTP_PASSWORD) override the file. A bad file is refused
+ * with "FILE:LINE: reason". The value parsers are in config_values.c.
  *
  * Sections:
- *   [database] [redis] [smtp]  url
+ *   [database] [redis] [smtp]  url; [smtp] also the sender, STARTTLS and AUTH
  *   [log]        level
  *   [engine]     queue-engine settings (payload limit, wake-ups, leases, retention)
  *   [defaults]   the retry policy and priority of a kind not listed below
@@ -102,6 +102,7 @@ typedef struct usher_pool_conf {
     int child_queue;                 /* jobs handed to one child at once (1 = one at a time) */
     int metrics_port;                /* TCP port of the metrics endpoint; 0 = off */
     int heartbeat_ms;                /* lease heartbeat period */
+    int smtp_rate;                   /* messages per second to the relay, this host; 0 = no limit */
 } usher_pool_conf;
 
 /*
@@ -119,6 +120,13 @@ typedef struct usher_periodic_conf {
     int priority;               /* 0..2, or -1: the kind's (its [kind.NAME] or [defaults]) */
 } usher_periodic_conf;
 
+/* [smtp] starttls: indexes of its words. */
+enum usher_smtp_starttls {
+    USHER_STARTTLS_NO,           /* never */
+    USHER_STARTTLS_IF_AVAILABLE, /* when the relay offers it (then the certificate must verify) */
+    USHER_STARTTLS_REQUIRED,     /* no mail goes out without it */
+};
+
 typedef struct usher_config {
     char *path; /* the file it came from, or NULL for built-in defaults */
     char *database_url;
@@ -128,6 +136,10 @@ typedef struct usher_config {
     char *smtp_from_name;         /* From: display name */
     char *smtp_message_id_domain; /* right side of the Message-IDs we derive from job ids */
     int smtp_timeout_ms;          /* per SMTP protocol step */
+    int smtp_starttls;            /* enum usher_smtp_starttls */
+    char *smtp_username;          /* AUTH user; NULL = the URL's, if any */
+    char *smtp_password;          /* AUTH password; NULL = the URL's, if any */
+    char *smtp_ca_file;           /* PEM CAs that STARTTLS trusts; NULL = the system's */
     char *mail_template_dir;      /* NAME.subject, NAME.txt, NAME.html */
     char *document_dir;           /* the document store (tickets, badges, reports, uploads) */
     char *ticket_secret;          /* 64 hex digits: the master key of ticket codes */

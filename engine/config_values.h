@@ -20,7 +20,7 @@
 #define USHER_NAME_RULE "[a-z0-9_.-], 1 to 63 characters"
 
 typedef enum usher_value_type {
-    USHER_VAL_STRING,  /* char *, owned by the config; never empty */
+    USHER_VAL_STRING,  /* char *, owned by the config; never empty (NULL: unset, no default) */
     USHER_VAL_INT,     /* int within [min, max] */
     USHER_VAL_LEVEL,   /* int: a syslog level given by name (err .. debug) */
     USHER_VAL_NAME,    /* char[USHER_NAME_MAX] holding a valid name */
@@ -52,12 +52,13 @@ typedef struct usher_setting {
     const char *section;
     const char *key;
     usher_value_type type;
-    size_t offset;           /* of the field in usher_config */
-    const char *str_default; /* USHER_VAL_STRING */
-    int int_default;         /* USHER_VAL_INT, USHER_VAL_LEVEL */
-    int min, max;            /* USHER_VAL_INT */
-    bool reloadable;         /* SIGHUP may apply a new value without a restart */
-    const char *env;         /* a non-empty value of this variable beats the file */
+    size_t offset;            /* of the field in usher_config */
+    const char *str_default;  /* USHER_VAL_STRING */
+    int int_default;          /* USHER_VAL_INT, USHER_VAL_LEVEL */
+    int min, max;             /* USHER_VAL_INT */
+    bool reloadable;          /* SIGHUP may apply a new value without a restart */
+    const char *env;          /* a non-empty value of this variable beats the file (strings) */
+    const char *const *words; /* USHER_VAL_WORD: the accepted values, NULL-terminated */
 } usher_setting;
 
 /* A key of [kind.NAME], [queue.NAME], [pool.NAME] or [periodic.NAME]: a row of usher_keys. */
@@ -79,8 +80,8 @@ typedef struct usher_key {
  * same offset in cfg->defaults; unset pool keys take int_default, or a
  * value that follows the pool's tiers; the rest is in config.c's checks.
  */
-#define USHER_NSETTINGS 36
-#define USHER_NKEYS     31
+#define USHER_NSETTINGS 40
+#define USHER_NKEYS     32
 extern const usher_setting usher_settings[]; /* USHER_NSETTINGS rows */
 extern const usher_key usher_keys[];         /* USHER_NKEYS rows */
 

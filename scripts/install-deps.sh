@@ -13,8 +13,10 @@ PACKAGES=(
     libpq-dev libevent-dev libhiredis-dev libjansson-dev libinih-dev
     libsodium-dev libcriterion-dev libsystemd-dev libcurl4-openssl-dev
     systemd procps
-    # job handlers: PDF (libharu, QR codes, a TrueType font), mail, search index
-    libhpdf-dev libqrencode-dev fonts-dejavu-core libesmtp-dev libxapian-dev
+    # job handlers: PDF (tickets in cairo, badges and reports in libharu, QR codes,
+    # a TrueType font), mail, search index
+    libhpdf-dev libcairo2-dev libfreetype-dev libqrencode-dev fonts-dejavu-core
+    libesmtp-dev libxapian-dev
     # reading their output back in tests: pdftotext, zbarimg
     poppler-utils zbar-tools
     # scripts/run.sh waits for the API with curl; bench/api loads it with wrk

@@ -18,6 +18,9 @@ static const usher_handler *const handler_sets[] = {
     usher_test_handlers,
 };
 
+/* Process-wide: set in the supervisor before fork, inherited by each child. */
+static usher_gcra *smtp_limiter;
+
 struct usher_handler_ctx {
     const usher_config *cfg;
     usher_store *store;
@@ -69,6 +72,17 @@ void usher_handler_fail(usher_handler_result *result, usher_outcome outcome, con
     va_start(ap, fmt);
     vsnprintf(result->error, sizeof(result->error), fmt, ap);
     va_end(ap);
+}
+
+void usher_handler_set_smtp_limiter(usher_gcra *limiter)
+{
+    smtp_limiter = limiter;
+}
+
+usher_gcra *usher_handler_smtp_limiter(const usher_handler_ctx *ctx)
+{
+    (void)ctx;
+    return smtp_limiter;
 }
 
 const usher_handler *usher_handler_find(const char *kind)

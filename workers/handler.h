@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "job.h"
+#include "ratelimit_shared.h"
 #include "store.h"
 #include "retry.h"
 
@@ -78,6 +79,14 @@ void usher_handler_fail(usher_handler_result *result, usher_outcome outcome, con
 /* For the child process: a context over cfg (borrowed), and its end. */
 usher_handler_ctx *usher_handler_ctx_new(const usher_config *cfg);
 void usher_handler_ctx_free(usher_handler_ctx *ctx);
+
+/*
+ * The pool's SMTP rate limiter ([pool.NAME] smtp_rate), shared by all its
+ * children, or NULL outside a pool. The supervisor sets it before it forks,
+ * so every child inherits the same shared page.
+ */
+void usher_handler_set_smtp_limiter(usher_gcra *limiter);
+usher_gcra *usher_handler_smtp_limiter(const usher_handler_ctx *ctx);
 
 /* The handler registered for kind, or NULL. */
 const usher_handler *usher_handler_find(const char *kind);

@@ -34,6 +34,7 @@
 #include "claim.h"
 #include "config.h"
 #include "fate.h"
+#include "handler.h"
 #include "log.h"
 #include "maintenance.h"
 #include "outbox.h"
@@ -64,8 +65,9 @@ typedef struct supervisor {
     usher_maintenance *maint;
     usher_autoscale *autoscale;
     usher_pool_metrics *metrics;
-    int desired; /* what the autoscaling policy asks for */
-    int granted; /* the size usher_pools last granted (-1: not asked yet) */
+    usher_gcra *smtp_limiter; /* shared with the children: [pool.NAME] smtp_rate */
+    int desired;              /* what the autoscaling policy asks for */
+    int granted;              /* the size usher_pools last granted (-1: not asked yet) */
 
     usher_outbox pending;  /* outcomes not yet sent */
     usher_outbox inflight; /* outcomes sent, not yet confirmed */
@@ -671,6 +673,7 @@ static void reload(supervisor *s)
     s->cfg = fresh;
     s->pool = usher_config_pool(&s->cfg, s->pool_name);
     usher_log_set_level((usher_log_level)s->cfg.log_level);
+    usher_gcra_set_rate(s->smtp_limiter, s->pool->smtp_rate);
     usher_log(USHER_LOG_NOTICE, "pool=%s configuration reloaded (queues and URLs need a restart)",
               s->pool_name);
     resize(s);
@@ -779,12 +782,15 @@ static int start(supervisor *s)
     s->prefetch = (size_t)s->pool->prefetch;
     if (s->base == NULL || start_signals(s) != 0 || start_timers(s) != 0 ||
         usher_autoscale_new(&s->autoscale) != USHER_OK ||
+        usher_gcra_shared_new(s->pool->smtp_rate, &s->smtp_limiter) != USHER_OK ||
         usher_children_new(s->base, &s->cfg, (size_t)s->pool->child_queue, &ch, &s->children) !=
             USHER_OK) {
         usher_log(USHER_LOG_ERR, "cannot set up the event loop");
         return -1;
     }
-    /* Children first: they fork before any connection or thread exists. */
+    /* Children first: they fork before any connection or thread exists (and inherit the limiter).
+     */
+    usher_handler_set_smtp_limiter(s->smtp_limiter);
     usher_children_set_target(s->children, desired_size(s));
     if (usher_maintenance_start(s->config_path, MAINT_INTERVAL_MS, &s->maint) != USHER_OK ||
         usher_pgloop_new(s->base, s->cfg.database_url, &pg, &s->pg) != USHER_OK ||
@@ -817,6 +823,8 @@ static void stop(supervisor *s)
     usher_pgloop_free(s->pg_flush);
     usher_maintenance_stop(s->maint);
     usher_autoscale_free(s->autoscale);
+    usher_handler_set_smtp_limiter(NULL);
+    usher_gcra_shared_free(s->smtp_limiter);
     usher_outbox_release(&s->pending);
     usher_outbox_release(&s->inflight);
     for (size_t i = s->ready_first; i < s->ready_end; i++) {

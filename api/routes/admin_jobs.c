@@ -22,18 +22,6 @@ typedef struct list_args {
     char state[16], queue[USHER_NAME_MAX], kind[USHER_NAME_MAX], q[256];
 } list_args;
 
-static void answer_json(api_req *r, usher_err err, const char *why, json_t *out, void *arg)
-{
-    free(arg);
-    if (err != USHER_OK) {
-        json_decref(out);
-        api_reply_engine_error(r, err, why);
-        return;
-    }
-    api_add_header(r, "Cache-Control", "no-store");
-    api_reply_json(r, 200, out);
-}
-
 static usher_err list_jobs(usher_store *st, void *arg, json_t **out)
 {
     list_args *a = arg;
@@ -88,16 +76,15 @@ void route_admin_jobs(api_req *r)
     cursor = ok ? evhttp_find_header(&q, "cursor") : NULL;
     limit = ok ? evhttp_find_header(&q, "limit") : NULL;
     if (ok && cursor != NULL) {
-        a->f.before_id = strtoll(cursor, NULL, 10);
-        if (a->f.before_id <= 0) {
+        if (!api_parse_whole(cursor, 1, INT64_MAX, &a->f.before_id)) {
             api_reply_invalid(r, "cursor", "cursor must be a job id from next_cursor");
             ok = false;
         }
     }
     if (ok && limit != NULL) {
-        long n = strtol(limit, NULL, 10);
+        int64_t n = 0;
 
-        if (n < 1 || n > 1000) {
+        if (!api_parse_whole(limit, 1, 1000, &n)) {
             api_reply_invalid(r, "limit", "limit must be 1 to 1000");
             ok = false;
         }
@@ -108,7 +95,7 @@ void route_admin_jobs(api_req *r)
         free(a);
         return;
     }
-    api_blocking(r, list_jobs, answer_json, a);
+    api_blocking(r, list_jobs, api_blocking_reply, a);
 }
 
 typedef struct one_args {
@@ -150,7 +137,7 @@ static void on_job(api_req *r, api_blocking_fn fn, usher_err (*act)(usher_store 
         return;
     }
     *a = (one_args){ r->ids[0], act, done };
-    api_blocking(r, fn, answer_json, a);
+    api_blocking(r, fn, api_blocking_reply, a);
 }
 
 void route_admin_job(api_req *r)
@@ -214,7 +201,7 @@ static void bulk_done(api_req *r, usher_err err, const char *why, json_t *out, v
     bulk_args *a = arg;
 
     free(a->filter_text);
-    answer_json(r, err, why, out, a);
+    api_blocking_reply(r, err, why, out, a);
 }
 
 static bool read_time(api_req *r, const char *field, int64_t *us)
@@ -223,8 +210,10 @@ static bool read_time(api_req *r, const char *field, int64_t *us)
 
     if (!api_get_string(r, field, false, 1, 40, &text))
         return false;
-    if (text != NULL && usher_cli_parse_time(text, us) != 0) {
-        api_reply_invalid(r, field, "%s must be a time like 2026-11-27T18:00:00Z", field);
+    /* 0 means "no bound" to the engine: the epoch itself would widen the filter. */
+    if (text != NULL && (usher_cli_parse_time(text, us) != 0 || *us <= 0)) {
+        api_reply_invalid(r, field, "%s must be a time after 1970, like 2026-11-27T18:00:00Z",
+                          field);
         return false;
     }
     return true;

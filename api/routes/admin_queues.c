@@ -3,6 +3,7 @@
  * per-minute throughput over the last hour and error rate; pause and
  * resume; every supervisor's heartbeat; the record of bulk actions.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "../blocking.h"
@@ -50,21 +51,9 @@ static usher_err queues_with_series(usher_store *st, void *arg, json_t **out)
     return *out != NULL ? USHER_OK : USHER_ERR_NOMEM;
 }
 
-static void answer_json(api_req *r, usher_err err, const char *why, json_t *out, void *arg)
-{
-    (void)arg;
-    if (err != USHER_OK) {
-        json_decref(out);
-        api_reply_engine_error(r, err, why);
-        return;
-    }
-    api_add_header(r, "Cache-Control", "no-store");
-    api_reply_json(r, 200, out);
-}
-
 void route_admin_queues(api_req *r)
 {
-    api_blocking(r, queues_with_series, answer_json, NULL);
+    api_blocking(r, queues_with_series, api_blocking_reply, NULL);
 }
 
 static usher_err pause_queue(usher_store *st, void *arg, json_t **out)
@@ -85,14 +74,25 @@ static usher_err resume_queue(usher_store *st, void *arg, json_t **out)
     return err;
 }
 
+static void on_queue(api_req *r, api_blocking_fn fn)
+{
+    char *name = strdup(r->name);
+
+    if (name == NULL) {
+        api_reply_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    api_blocking(r, fn, api_blocking_reply, name);
+}
+
 void route_admin_queue_pause(api_req *r)
 {
-    api_blocking(r, pause_queue, answer_json, r->name);
+    on_queue(r, pause_queue);
 }
 
 void route_admin_queue_resume(api_req *r)
 {
-    api_blocking(r, resume_queue, answer_json, r->name);
+    on_queue(r, resume_queue);
 }
 
 static void rows(PGresult *res, const char *errmsg, void *arg)

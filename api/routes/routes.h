@@ -43,6 +43,10 @@ void route_admin_queue_resume(api_req *r);
 void route_admin_pools(api_req *r);
 void route_admin_actions(api_req *r);
 
+/* admin_webhooks.c */
+void route_admin_webhook_deliveries(api_req *r);
+void route_admin_webhook_replay(api_req *r);
+
 /* admin_jobs.c */
 void route_admin_jobs(api_req *r);
 void route_admin_job(api_req *r);

@@ -127,26 +127,11 @@ static void searched(void *arg)
     free(j); /* after the statement copied its parameters */
 }
 
-/* A whole number in min..max from text, or false. */
-static bool number(const char *text, long long min, long long max, long long *out)
-{
-    char *end = NULL;
-    long long v;
-
-    if (text == NULL || *text < '0' || *text > '9')
-        return false;
-    v = strtoll(text, &end, 10);
-    if (*end != '\0' || v < min || v > max)
-        return false;
-    *out = v;
-    return true;
-}
-
 /* Reads and checks the query parameters into j; false once answered. */
 static bool read_params(api_req *r, search_job *j, const char *query, const char *type,
                         const char *event, const char *offset, const char *limit, bool *attendees)
 {
-    long long v;
+    int64_t v;
     size_t len = query != NULL ? strlen(query) : 0;
 
     if (query == NULL || len == 0 || len > USHER_SEARCH_MAX_QUERY ||
@@ -164,21 +149,21 @@ static bool read_params(api_req *r, search_job *j, const char *query, const char
     }
     snprintf(j->types, sizeof(j->types), "%s", type);
     if (event != NULL) {
-        if (!number(event, 1, INT64_MAX, &v)) {
+        if (!api_parse_whole(event, 1, INT64_MAX, &v)) {
             api_reply_invalid(r, "event_id", "event_id must be a positive integer");
             return false;
         }
         j->event_id = v;
     }
     if (offset != NULL) {
-        if (!number(offset, 0, USHER_SEARCH_MAX_OFFSET, &v)) {
+        if (!api_parse_whole(offset, 0, USHER_SEARCH_MAX_OFFSET, &v)) {
             api_reply_invalid(r, "offset", "offset must be 0 to %d", USHER_SEARCH_MAX_OFFSET);
             return false;
         }
         j->offset = (size_t)v;
     }
     if (limit != NULL) {
-        if (!number(limit, 1, USHER_SEARCH_MAX_LIMIT, &v)) {
+        if (!api_parse_whole(limit, 1, USHER_SEARCH_MAX_LIMIT, &v)) {
             api_reply_invalid(r, "limit", "limit must be 1 to %d", USHER_SEARCH_MAX_LIMIT);
             return false;
         }

@@ -55,5 +55,6 @@ int ctl_maintain(usher_store *st, int argc, char **argv);
 int ctl_seed(usher_store *st, int argc, char **argv);
 int ctl_organizer(usher_store *st, int argc, char **argv);
 int ctl_token(usher_store *st, int argc, char **argv);
+int ctl_webhook(usher_store *st, int argc, char **argv);
 
 #endif

@@ -88,14 +88,15 @@ void ctl_print_json(json_t *value)
     json_decref(value);
 }
 
+/* 0 means "no bound" in a filter, so the epoch itself (and before) is refused. */
 int ctl_filter_times(const char *since, const char *until, usher_job_filter *f)
 {
-    if (since != NULL && usher_cli_parse_time(since, &f->since_us) != 0) {
-        fprintf(stderr, "usherctl: --since: cannot read time '%s'\n", since);
+    if (since != NULL && (usher_cli_parse_time(since, &f->since_us) != 0 || f->since_us <= 0)) {
+        fprintf(stderr, "usherctl: --since: cannot read time '%s' (after 1970)\n", since);
         return -1;
     }
-    if (until != NULL && usher_cli_parse_time(until, &f->until_us) != 0) {
-        fprintf(stderr, "usherctl: --until: cannot read time '%s'\n", until);
+    if (until != NULL && (usher_cli_parse_time(until, &f->until_us) != 0 || f->until_us <= 0)) {
+        fprintf(stderr, "usherctl: --until: cannot read time '%s' (after 1970)\n", until);
         return -1;
     }
     return 0;

@@ -35,6 +35,9 @@ static const ctl_command commands[] = {
       "token create --role admin|organizer|scanner [--organizer ID] [--event ID] [--name N]\n"
       "        prints the token (once) | token revoke ID" },
     { "maintain", ctl_maintain, "maintain  rescue expired leases and prune, if no one else leads" },
+    { "webhook", ctl_webhook,
+      "webhook deliveries [--endpoint ID] [--limit N]  the latest attempts, JSON lines\n"
+      "webhook replay ID  send delivery ID's event again (a new job; prints its id)" },
 };
 
 static void usage(FILE *out)

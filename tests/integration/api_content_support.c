@@ -14,35 +14,7 @@
 #include "docstore.h"
 #include "testdb.h"
 #include "testproc.h"
-
-static int redis_port;
-
-static int free_port(void)
-{
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-              getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
-static bool redis_answers(void *arg)
-{
-    struct sockaddr_in a = { .sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)redis_port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    bool up = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-
-    (void)arg;
-    if (fd >= 0)
-        close(fd);
-    return up;
-}
+#include "testredis.h"
 
 static long long event_of(usher_store *st, long long organizer, long long *ticket_type)
 {
@@ -65,24 +37,13 @@ static long long event_of(usher_store *st, long long organizer, long long *ticke
 void content_start(content_world *w, usher_store *st, const usher_config *cfg,
                    const char *upload_max, int threads)
 {
-    char port[16], url[64], log[128];
-    const char *argv[] = {
-        "/usr/bin/redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-        "--appendonly",          "no",     NULL
-    };
     long long org_a = testdb_scalar(st, "INSERT INTO organizers (name) VALUES ('A') RETURNING id");
     long long org_b = testdb_scalar(st, "INSERT INTO organizers (name) VALUES ('B') RETURNING id");
     int64_t id;
 
     memset(w, 0, sizeof(*w));
     w->cfg = cfg;
-    redis_port = free_port();
-    snprintf(port, sizeof(port), "%d", redis_port);
-    snprintf(log, sizeof(log), "/tmp/usher-redis-content-%d.log", (int)getpid());
-    w->redis_pid = testproc_start(argv, log);
-    cr_assert(testproc_wait_for(redis_answers, NULL, 30000), "redis did not start; see %s", log);
-    snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", redis_port);
-    setenv("USHER_REDIS_URL", url, 1);
+    w->redis_pid = testredis_start();
     setenv("USHER_API_RATE_PER_MINUTE", "0", 1);
     if (upload_max != NULL)
         setenv("USHER_API_UPLOAD_MAX_BYTES", upload_max, 1);

@@ -17,7 +17,7 @@
 TESTDB_SUITE(api_admin, "usher_test_api_admin");
 
 static testapi server;
-static char admin[USHER_TOKEN_MAX], organizer[USHER_TOKEN_MAX];
+static char admin[USHER_TOKEN_MAX], organizer[USHER_TOKEN_MAX], scanner[USHER_TOKEN_MAX];
 
 static void start(void)
 {
@@ -27,6 +27,7 @@ static void start(void)
     cr_assert_eq(usher_token_create(st, USHER_ROLE_ADMIN, 0, 0, "ops", admin, &id), USHER_OK);
     cr_assert_eq(usher_token_create(st, USHER_ROLE_ORGANIZER, org, 0, "o", organizer, &id),
                  USHER_OK);
+    cr_assert_eq(usher_token_create(st, USHER_ROLE_SCANNER, org, 0, "s", scanner, &id), USHER_OK);
     setenv("USHER_API_RATE_PER_MINUTE", "0", 1);
     testapi_start(&server, USHER_API_PATH, cfg.database_url, 2);
 }
@@ -95,6 +96,10 @@ Test(api_admin, only_admins_get_in, .init = start, .fini = stop)
         { "GET", "/v1/admin/pools" },
         { "GET", "/v1/admin/actions" },
         { "POST", "/v1/admin/dead/retry" },
+        { "POST", "/v1/admin/dead/discard" },
+        { "POST", "/v1/admin/queues/email/resume" },
+        { "GET", "/v1/admin/webhooks/deliveries" },
+        { "POST", "/v1/admin/webhooks/deliveries/1/replay" },
     };
 
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
@@ -105,6 +110,9 @@ Test(api_admin, only_admins_get_in, .init = start, .fini = stop)
                      routes[i][0], routes[i][1]);
         testhttp_resp_free(&resp);
         cr_expect_eq(call(routes[i][0], routes[i][1], organizer, body, &resp), 403, "%s %s",
+                     routes[i][0], routes[i][1]);
+        testhttp_resp_free(&resp);
+        cr_expect_eq(call(routes[i][0], routes[i][1], scanner, body, &resp), 403, "%s %s",
                      routes[i][0], routes[i][1]);
         testhttp_resp_free(&resp);
     }
@@ -233,6 +241,13 @@ Test(api_admin, bulk_dead_actions_have_a_dry_run_and_are_recorded, .init = start
     cr_assert_eq(call("POST", "/v1/admin/dead/retry", admin, "{\"since\":\"yesterday\"}", &resp),
                  422);
     testhttp_resp_free(&resp);
+    /* The epoch would read as "no bound" and widen the filter to every dead job. */
+    cr_assert_eq(call("POST", "/v1/admin/dead/discard", admin,
+                      "{\"until\":\"1970-01-01T00:00:00Z\"}", &resp),
+                 422);
+    testhttp_resp_free(&resp);
+    cr_assert_eq(call("GET", "/v1/admin/jobs?limit=5abc", admin, NULL, &resp), 422);
+    testhttp_resp_free(&resp);
     cr_assert_eq(call("POST", "/v1/admin/dead/retry", admin, "{\"dry_run\":\"yes\"}", &resp), 422);
     testhttp_resp_free(&resp);
     cr_assert_eq(call("GET", "/v1/admin/actions", admin, NULL, &resp), 200);
@@ -264,5 +279,61 @@ Test(api_admin, pools_show_every_supervisor_and_which_are_stale, .init = start, 
     cr_assert(json_is_false(json_object_get(json_array_get(pools, 0), "stale")));
     cr_assert(json_is_true(json_object_get(json_array_get(pools, 1), "stale")));
     cr_assert_eq(json_integer_value(json_object_get(json_array_get(pools, 0), "desired")), 6);
+    testhttp_resp_free(&resp);
+}
+
+Test(api_admin, webhook_deliveries_are_listed_and_replayed_as_new_jobs, .init = start, .fini = stop)
+{
+    char sql[512], path[128];
+    long long org, endpoint, delivery, disabled_delivery;
+    testhttp_resp resp;
+
+    org = testdb_scalar(st, "INSERT INTO organizers (name) VALUES ('W') RETURNING id");
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO webhook_endpoints (organizer_id, url, events, secret)"
+             " VALUES (%lld, 'https://hooks.example.org/a', '{registration.created}', 's')"
+             " RETURNING id",
+             org);
+    endpoint = testdb_scalar(st, sql);
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO webhook_deliveries (endpoint_id, attempt, event, payload, status_code,"
+             " latency_ms, error) VALUES (%lld, 1, 'registration.created',"
+             " '{\"data\": {\"registration_id\": 7}}', 500, 12, 'HTTP 500')"
+             " RETURNING id",
+             endpoint);
+    delivery = testdb_scalar(st, sql);
+    snprintf(sql, sizeof(sql),
+             "WITH e AS (INSERT INTO webhook_endpoints (organizer_id, url, events, secret, enabled,"
+             " disabled_reason) VALUES (%lld, 'https://gone.example.org', '{}', 's', false,"
+             " 'HTTP 410') RETURNING id)"
+             " INSERT INTO webhook_deliveries (endpoint_id, attempt, event, payload)"
+             " SELECT id, 1, 'registration.created', '{}' FROM e RETURNING id",
+             org);
+    disabled_delivery = testdb_scalar(st, sql);
+
+    snprintf(path, sizeof(path), "/v1/admin/webhooks/deliveries?endpoint=%lld", endpoint);
+    cr_assert_eq(call("GET", path, admin, NULL, &resp), 200, "%s", resp.body);
+    cr_assert_eq(json_array_size(json_object_get(resp.json, "deliveries")), 1, "%s", resp.body);
+    testhttp_resp_free(&resp);
+    cr_assert_eq(call("GET", path, organizer, NULL, &resp), 403);
+    testhttp_resp_free(&resp);
+    cr_assert_eq(call("GET", "/v1/admin/webhooks/deliveries?limit=0", admin, NULL, &resp), 422);
+    testhttp_resp_free(&resp);
+
+    snprintf(path, sizeof(path), "/v1/admin/webhooks/deliveries/%lld/replay", delivery);
+    cr_assert_eq(call("POST", path, admin, NULL, &resp), 200, "%s", resp.body);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM usher_jobs WHERE id = %lld AND kind = 'notify.webhook'"
+             " AND (payload->>'endpoint_id')::bigint = %lld"
+             " AND payload->'data'->>'registration_id' = '7'",
+             (long long)json_integer_value(json_object_get(resp.json, "job_id")), endpoint);
+    testhttp_resp_free(&resp);
+    cr_assert_eq(testdb_scalar(st, sql), 1);
+    snprintf(path, sizeof(path), "/v1/admin/webhooks/deliveries/%lld/replay", disabled_delivery);
+    cr_assert_eq(call("POST", path, admin, NULL, &resp), 422, "%s", resp.body);
+    cr_assert(strstr(resp.body, "disabled") != NULL, "%s", resp.body);
+    testhttp_resp_free(&resp);
+    cr_assert_eq(call("POST", "/v1/admin/webhooks/deliveries/987654321/replay", admin, NULL, &resp),
+                 404);
     testhttp_resp_free(&resp);
 }

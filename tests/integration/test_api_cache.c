@@ -18,59 +18,21 @@
 #include "testdb.h"
 #include "testhttp.h"
 #include "testproc.h"
+#include "testredis.h"
 #include "token.h"
 
 TESTDB_SUITE(api_cache, "usher_test_api_cache");
 
 static testapi server;
 static pid_t redis_pid;
-static int redis_port;
 static long long event_id, ticket_type_id;
 static char organizer[USHER_TOKEN_MAX];
 
-static int free_port(void)
-{
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-              getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
-static bool redis_answers(void *arg)
-{
-    struct sockaddr_in a = { .sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)redis_port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    bool up = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-
-    (void)arg;
-    if (fd >= 0)
-        close(fd);
-    return up;
-}
-
 static void start_with(const char *rate, const char *ttl)
 {
-    char port[16], url[64], log[128];
-    const char *argv[] = {
-        "/usr/bin/redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-        "--appendonly",          "no",     NULL
-    };
     int64_t id;
 
-    redis_port = free_port();
-    snprintf(port, sizeof(port), "%d", redis_port);
-    snprintf(log, sizeof(log), "/tmp/usher-redis-test-%d.log", (int)getpid());
-    redis_pid = testproc_start(argv, log);
-    cr_assert(testproc_wait_for(redis_answers, NULL, 30000), "redis did not start; see %s", log);
-    snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", redis_port);
-    setenv("USHER_REDIS_URL", url, 1);
+    redis_pid = testredis_start();
     setenv("USHER_API_RATE_PER_MINUTE", rate, 1);
     setenv("USHER_API_CACHE_EVENT_TTL_S", ttl, 1);
 

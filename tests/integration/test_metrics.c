@@ -139,6 +139,15 @@ Test(metrics, the_apis_metrics_parse_and_move_with_requests, .timeout = 300)
     promtext *before, *after;
     const char *label = "route=\"/v1/events/{id}\",method=\"GET\",status=\"404\"";
 
+    usher_enqueued out;
+
+    enqueue("test.noop", "{}");
+    enqueue("test.noop", "{}");
+    cr_assert_eq(
+        usher_enqueue(
+            st, &(usher_enqueue_opts){ .queue = "work", .kind = "test.noop", .delay_ms = 3600000 },
+            &out),
+        USHER_OK);
     setenv("USHER_API_RATE_PER_MINUTE", "0", 1);
     testapi_start(&server, USHER_API_PATH, cfg.database_url, 1);
     testhttp(&server, &(testhttp_req){ "GET", "/v1/events/987654321", NULL, NULL, NULL, NULL },
@@ -156,6 +165,12 @@ Test(metrics, the_apis_metrics_parse_and_move_with_requests, .timeout = 300)
                  3);
     cr_assert_geq(promtext_samples(after), 10);
     cr_assert_geq(promtext_value(after, "usher_db_connections", "state=\"configured\""), 1);
+    cr_assert_eq(promtext_value(after, "usher_database_up", ""), 1);
+    cr_assert_eq(promtext_value(after, "usher_redis_connections", "state=\"configured\""), 1);
+    cr_assert_eq(promtext_value(after, "usher_queue_jobs", "queue=\"work\",state=\"available\""),
+                 2);
+    cr_assert_eq(promtext_value(after, "usher_queue_jobs", "queue=\"work\",state=\"scheduled\""),
+                 1);
     promtext_free(before);
     promtext_free(after);
     testapi_stop(&server);

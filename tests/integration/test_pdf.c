@@ -6,6 +6,7 @@
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,6 +212,131 @@ Test(pdf, the_same_input_gives_identical_bytes)
     free(b);
 }
 
+/* A render every thread must reproduce. */
+typedef struct expected_pdf {
+    const unsigned char *pdf;
+    size_t len;
+} expected_pdf;
+
+/* Thread body: renders zoe 20 times; returns arg if every render matched it, else NULL. */
+static void *render_many(void *arg)
+{
+    const expected_pdf *want = arg;
+
+    for (int i = 0; i < 20; i++) {
+        unsigned char *pdf = NULL;
+        size_t len = 0;
+        char err[256] = "";
+        int same;
+        if (usher_pdf_ticket(&zoe, USHER_PAGE_A6, &pdf, &len, err, sizeof(err)) != USHER_OK)
+            return NULL;
+        same = len == want->len && memcmp(pdf, want->pdf, len) == 0;
+        free(pdf);
+        if (!same)
+            return NULL;
+    }
+    return arg;
+}
+
+/* Renders t on A6 into a malloc'd buffer, asserting success. */
+static unsigned char *ticket_bytes(const usher_ticket *t, size_t *len)
+{
+    unsigned char *pdf = NULL;
+    char err[256] = "";
+
+    cr_assert_eq(usher_pdf_ticket(t, USHER_PAGE_A6, &pdf, len, err, sizeof(err)), USHER_OK, "%s",
+                 err);
+    return pdf;
+}
+
+Test(pdf, a_ticket_is_the_same_after_other_tickets_and_in_parallel_threads)
+{
+    usher_ticket other = zoe;
+    unsigned char *a, *b;
+    size_t alen, blen;
+    pthread_t threads[4];
+    expected_pdf want;
+
+    a = ticket_bytes(&zoe, &alen);
+    other.attendee_name = "Пётр Чайковский";
+    other.event_name = "Another event, with glyphs the first one lacks: QXJ ÿ";
+    free(ticket_bytes(&other, &blen));
+    b = ticket_bytes(&zoe, &blen);
+    cr_assert_eq(alen, blen);
+    cr_assert_eq(memcmp(a, b, alen), 0, "a render after another ticket differs");
+    free(b);
+    want = (expected_pdf){ a, alen };
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(pthread_create(&threads[i], NULL, render_many, &want), 0);
+    for (int i = 0; i < 4; i++) {
+        void *same;
+        cr_assert_eq(pthread_join(threads[i], &same), 0);
+        cr_assert_not_null(same, "a render in thread %d differs", i);
+    }
+    free(a);
+}
+
+/*
+ * The fonts pdffonts lists for path: each must be embedded as a subset
+ * (columns emb and sub), and both DejaVu faces must be there.
+ */
+static void assert_subset_fonts(const char *path)
+{
+    char cmd[512], out[8192], *line, *lines = NULL, *words;
+    int fonts = 0, past_header = 0;
+
+    snprintf(cmd, sizeof(cmd), "pdffonts '%s' 2>&1", path);
+    cr_assert_eq(run(cmd, out, sizeof(out)), 0, "%s", out);
+    cr_assert(strstr(out, "+DejaVuSans ") != NULL, "%s", out);
+    cr_assert(strstr(out, "+DejaVuSans-Bold ") != NULL, "%s", out);
+    for (line = strtok_r(out, "\n", &lines); line != NULL; line = strtok_r(NULL, "\n", &lines)) {
+        char *tok[16];
+        int n = 0;
+        if (!past_header) {
+            past_header = strncmp(line, "----", 4) == 0;
+            continue;
+        }
+        for (char *t = strtok_r(line, " ", &words); t != NULL && n < 16;
+             t = strtok_r(NULL, " ", &words))
+            tok[n++] = t;
+        /* ... emb sub uni object-number generation */
+        cr_assert_geq(n, 7, "short pdffonts line");
+        cr_assert_str_eq(tok[n - 5], "yes", "%s is not embedded", tok[0]);
+        cr_assert_str_eq(tok[n - 4], "yes", "%s is not a subset", tok[0]);
+        cr_assert_str_eq(tok[n - 3], "yes", "%s has no ToUnicode map", tok[0]);
+        fonts++;
+    }
+    cr_assert_geq(fonts, 2);
+}
+
+Test(pdf, ticket_fonts_are_embedded_subsets_and_the_ticket_is_small)
+{
+    unsigned char *pdf;
+    size_t len;
+    char path[256];
+
+    pdf = ticket_bytes(&zoe, &len);
+    cr_assert_lt(len, 40 * 1024, "an A6 ticket of %zu bytes", len);
+    save("sub.pdf", pdf, len, path, sizeof(path));
+    free(pdf);
+    assert_subset_fonts(path);
+    render_ticket(&zoe, USHER_PAGE_A4, "sub4.pdf", path, sizeof(path));
+    assert_subset_fonts(path);
+}
+
+Test(pdf, a_character_the_font_lacks_still_extracts_as_itself)
+{
+    usher_ticket t = zoe;
+    char path[256], text[16384];
+
+    /* DejaVu Sans has no CJK: the glyphs are the font's missing-glyph box */
+    t.attendee_name = "山田 太郎 (Zoë)";
+    render_ticket(&t, USHER_PAGE_A6, "cjk.pdf", path, sizeof(path));
+    text_of(path, text, sizeof(text));
+    cr_assert(strstr(text, "山田 太郎 (Zoë)") != NULL, "%s", text);
+    cr_assert(strstr(text, zoe.ticket_code) != NULL, "%s", text);
+}
+
 Test(pdf, eleven_badges_fill_two_sheets_with_every_name)
 {
     static const char *names[11] = { "Zoë Ångström", "Łukasz Żółć",       "Σωκράτης",
@@ -331,6 +457,22 @@ Test(pdf, a_missing_font_is_an_io_error_naming_the_file)
     cr_assert_eq(usher_pdf_ticket(&zoe, USHER_PAGE_A6, &pdf, &len, err, sizeof(err)), USHER_OK,
                  "%s", err);
     free(pdf);
+}
+
+Test(pdf, a_file_that_is_no_font_is_invalid_naming_the_file)
+{
+    unsigned char *pdf = NULL;
+    size_t len = 0;
+    char err[512] = "", path[256];
+    usher_err rc;
+
+    save("not-a-font.ttf", (const unsigned char *)"%PDF-1.4 not a font", 19, path, sizeof(path));
+    cr_assert_eq(usher_pdf_set_fonts(NULL, path), USHER_OK);
+    rc = usher_pdf_ticket(&zoe, USHER_PAGE_A6, &pdf, &len, err, sizeof(err));
+    cr_assert_eq(usher_pdf_set_fonts(NULL, NULL), USHER_OK);
+    cr_assert_eq(rc, USHER_ERR_INVALID, "%s", err);
+    cr_assert(strstr(err, path) != NULL, "%s", err);
+    cr_assert_null(pdf);
 }
 
 static int count_entries(const char *path)

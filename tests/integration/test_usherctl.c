@@ -146,3 +146,46 @@ Test(usherctl, seed_demo_creates_an_event_with_registrations_and_sold_seats)
                  50);
     cr_assert_eq(ctl(out, sizeof(out), "seed"), 2, "seed without --demo ran: %s", out);
 }
+
+Test(usherctl, webhook_deliveries_are_listed_as_json_lines_and_replayed)
+{
+    char out[8192], args[64];
+    long long endpoint, delivery, job;
+
+    cr_assert_eq(ctl(out, sizeof(out), "seed --demo --registrations 1"), 0, "%s", out);
+    endpoint = testdb_scalar(st, "INSERT INTO webhook_endpoints (organizer_id, url, secret)"
+                                 " SELECT id, 'http://127.0.0.1:9/hooks', 'whsec_x'"
+                                 " FROM organizers ORDER BY id LIMIT 1 RETURNING id");
+    snprintf(out, sizeof(out),
+             "INSERT INTO webhook_deliveries (endpoint_id, job_id, attempt, event, payload,"
+             " status_code, latency_ms) VALUES"
+             " (%lld, 7, 1, 'registration.created', '{\"id\":7,\"data\":{\"n\":1}}', 503, 12),"
+             " (%lld, 7, 2, 'registration.created', '{\"id\":7,\"data\":{\"n\":1}}', 200, 9)",
+             endpoint, endpoint);
+    testdb_exec(st, out);
+    delivery = testdb_scalar(st, "SELECT max(id) FROM webhook_deliveries WHERE status_code = 503");
+    snprintf(args, sizeof(args), "webhook deliveries --endpoint %lld --limit 5", endpoint);
+    cr_assert_eq(ctl(out, sizeof(out), args), 0, "%s", out);
+    {
+        char *second = strchr(out, '\n');
+
+        cr_assert(out[0] == '{' && second != NULL && second[1] == '{', "%s", out);
+        cr_assert(strchr(second + 1, '\n') != NULL && strchr(second + 1, '\n')[1] == '\0', "%s",
+                  out);
+        cr_assert(strstr(out, "\"status_code\":503") != NULL, "%s", out);
+        cr_assert(strstr(out, "\"latency_ms\":9") != NULL, "%s", out);
+    }
+    cr_assert_eq(ctl(out, sizeof(out), "webhook deliveries --limit 1"), 0, "%s", out);
+    cr_assert_eq(strchr(out, '\n')[1], '\0', "--limit 1 printed more: %s", out);
+    snprintf(args, sizeof(args), "webhook replay %lld", delivery);
+    cr_assert_eq(ctl(out, sizeof(out), args), 0, "%s", out);
+    job = strtoll(out, NULL, 10);
+    cr_assert_gt(job, 0, "%s", out);
+    snprintf(args, sizeof(args), "jobs show %lld", job);
+    cr_assert_eq(ctl(out, sizeof(out), args), 0, "%s", out);
+    cr_assert(strstr(out, "notify.webhook") != NULL, "%s", out);
+    cr_assert(strstr(out, "registration.created") != NULL, "%s", out);
+    cr_assert_eq(ctl(out, sizeof(out), "webhook replay 987654321"), 1);
+    cr_assert(strstr(out, "no webhook delivery 987654321") != NULL, "%s", out);
+    cr_assert_eq(ctl(out, sizeof(out), "webhook replay"), 2);
+}

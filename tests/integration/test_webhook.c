@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "enqueue.h"
+#include "webhook_replay.h"
 #include "seed.h"
 #include "testdb.h"
 #include "testproc.h"
@@ -163,23 +164,13 @@ static void prepare(const char *reply)
     start_endpoint(reply);
 }
 
-Test(webhook, a_delivery_is_signed_logged_and_done_on_2xx, .timeout = 120)
+/* The last request's body is expected_body, signed with SECRET over "TIMESTAMP.BODY". */
+static void assert_signed(const char *expected_body)
 {
     char sigline[160], expected[2 * crypto_auth_hmacsha256_BYTES + 1], *ts, *sig, *body;
     crypto_auth_hmacsha256_state state;
     unsigned char mac[crypto_auth_hmacsha256_BYTES];
-    long long endpoint_id;
-    int64_t job;
-    pid_t pid;
 
-    prepare("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
-    endpoint_id = add_endpoint();
-    job = enqueue_hook(endpoint_id);
-    pid = start_worker();
-    cr_assert(testproc_wait_for(first_attempt_over, NULL, 60000), "no delivery");
-    stop_worker(pid);
-    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs"), 0, "the job is not done");
-    cr_assert_eq(testdb_scalar(st, "SELECT status_code FROM webhook_deliveries"), 204);
     pthread_mutex_lock(&ep.lock);
     ts = strcasestr(ep.request, "X-Usher-Timestamp: ");
     sig = strcasestr(ep.request, "X-Usher-Signature: v1=");
@@ -187,11 +178,7 @@ Test(webhook, a_delivery_is_signed_logged_and_done_on_2xx, .timeout = 120)
     cr_assert(ts != NULL && sig != NULL && body != NULL, "%s", ep.request);
     snprintf(sigline, sizeof(sigline), "%.*s", (int)strcspn(ts + 19, "\r"), ts + 19);
     body += 4;
-    snprintf(expected, sizeof(expected),
-             "{\"data\":{\"n\":1},\"event\":\"registration.created\","
-             "\"id\":%lld}",
-             (long long)job);
-    cr_assert_str_eq(body, expected);
+    cr_assert_str_eq(body, expected_body);
     crypto_auth_hmacsha256_init(&state, (const unsigned char *)SECRET, strlen(SECRET));
     crypto_auth_hmacsha256_update(&state, (const unsigned char *)sigline, strlen(sigline));
     crypto_auth_hmacsha256_update(&state, (const unsigned char *)".", 1);
@@ -200,6 +187,30 @@ Test(webhook, a_delivery_is_signed_logged_and_done_on_2xx, .timeout = 120)
     sodium_bin2hex(expected, sizeof(expected), mac, sizeof(mac));
     cr_assert_eq(strncmp(sig + 22, expected, strlen(expected)), 0, "signature mismatch");
     pthread_mutex_unlock(&ep.lock);
+}
+
+static void assert_body_of_job(int64_t job)
+{
+    char expected[160];
+
+    snprintf(expected, sizeof(expected),
+             "{\"data\":{\"n\":1},\"event\":\"registration.created\",\"id\":%lld}", (long long)job);
+    assert_signed(expected);
+}
+
+Test(webhook, a_delivery_is_signed_logged_and_done_on_2xx, .timeout = 120)
+{
+    int64_t job;
+    pid_t pid;
+
+    prepare("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+    job = enqueue_hook(add_endpoint());
+    pid = start_worker();
+    cr_assert(testproc_wait_for(first_attempt_over, NULL, 60000), "no delivery");
+    stop_worker(pid);
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs"), 0, "the job is not done");
+    cr_assert_eq(testdb_scalar(st, "SELECT status_code FROM webhook_deliveries"), 204);
+    assert_body_of_job(job);
 }
 
 Test(webhook, gone_disables_the_endpoint, .timeout = 120)
@@ -231,4 +242,63 @@ Test(webhook, too_many_requests_retries_after_retry_after, .timeout = 120)
                                    " AND attempt = 1 AND run_at > now() + interval '20 seconds'"),
                  1, "the retry does not wait for Retry-After");
     cr_assert_eq(testdb_scalar(st, "SELECT status_code FROM webhook_deliveries"), 429);
+}
+
+static bool replay_delivered(void *arg)
+{
+    (void)arg;
+    return testdb_scalar(st, "SELECT count(*) FROM webhook_deliveries") >= 2 &&
+           testdb_scalar(st, "SELECT count(*) FROM usher_jobs") == 0;
+}
+
+Test(webhook, a_replayed_delivery_arrives_again_signed, .timeout = 120)
+{
+    long long endpoint_id, delivery;
+    int64_t replay_job;
+    pid_t pid;
+
+    prepare("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    endpoint_id = add_endpoint();
+    enqueue_hook(endpoint_id);
+    pid = start_worker();
+    cr_assert(testproc_wait_for(first_attempt_over, NULL, 60000), "no delivery");
+    delivery = testdb_scalar(st, "SELECT id FROM webhook_deliveries");
+    cr_assert_eq(usher_webhook_replay(st, delivery, &replay_job), USHER_OK, "%s",
+                 usher_store_errstr(st));
+    cr_assert(testproc_wait_for(replay_delivered, NULL, 60000), "the replay was not delivered");
+    stop_worker(pid);
+    pthread_mutex_lock(&ep.lock);
+    cr_assert_eq(ep.requests, 2);
+    pthread_mutex_unlock(&ep.lock);
+    assert_body_of_job(replay_job);
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM webhook_deliveries WHERE status_code = 200"
+                                   " AND event = 'registration.created'"),
+                 2);
+}
+
+Test(webhook, replay_refuses_unknown_deliveries_and_disabled_endpoints, .timeout = 60)
+{
+    long long endpoint_id, delivery;
+    char sql[256];
+    int64_t job = -1;
+
+    prepare("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+    endpoint_id = add_endpoint();
+    cr_assert_eq(usher_webhook_replay(st, 987654321, &job), USHER_ERR_NOT_FOUND);
+    cr_assert_eq(job, 0);
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO webhook_deliveries (endpoint_id, attempt, event, payload, status_code)"
+             " VALUES (%lld, 1, 'registration.created', '{\"id\":1,\"data\":{}}', 500)"
+             " RETURNING id",
+             endpoint_id);
+    delivery = testdb_scalar(st, sql);
+    snprintf(sql, sizeof(sql),
+             "UPDATE webhook_endpoints SET enabled = false, disabled_reason = '410 Gone'"
+             " WHERE id = %lld",
+             endpoint_id);
+    testdb_exec(st, sql);
+    cr_assert_eq(usher_webhook_replay(st, delivery, &job), USHER_ERR_INVALID);
+    cr_assert_not_null(strstr(usher_store_errstr(st), "is disabled (410 Gone)"), "%s",
+                       usher_store_errstr(st));
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs"), 0, "a job was enqueued");
 }

@@ -1060,3 +1060,70 @@ Test(config, valid_name_refuses_empty_long_uppercase_and_slash)
     cr_assert_not(usher_config_valid_name("a b"));
     cr_assert_not(usher_config_valid_name("caf\xc3\xa9"));
 }
+
+/* ---- [smtp] STARTTLS and AUTH, [pool.NAME] smtp_rate --------------------- */
+
+static void clear_smtp_env(void)
+{
+    unsetenv("USHER_SMTP_USERNAME");
+    unsetenv("USHER_SMTP_PASSWORD");
+    unsetenv("USHER_SMTP_CA_FILE");
+}
+
+Test(config, smtp_tls_and_auth_default_to_off_and_unset_in_both_builtin_and_shipped)
+{
+    usher_config builtin, shipped;
+    char err[512];
+
+    clear_smtp_env();
+    cr_assert_eq(usher_config_load(&builtin, NULL, err, sizeof(err)), USHER_OK, "%s", err);
+    cr_assert_eq(usher_config_load(&shipped, SHIPPED_CONF, err, sizeof(err)), USHER_OK, "%s", err);
+    cr_assert_eq(builtin.smtp_starttls, USHER_STARTTLS_NO);
+    cr_assert_eq(shipped.smtp_starttls, builtin.smtp_starttls);
+    cr_assert_null(builtin.smtp_username);
+    cr_assert_null(builtin.smtp_password);
+    cr_assert_null(builtin.smtp_ca_file);
+    cr_assert_null(shipped.smtp_username);
+    cr_assert_null(shipped.smtp_password);
+    cr_assert_null(shipped.smtp_ca_file);
+    for (size_t i = 0; i < shipped.npools; i++)
+        cr_assert_eq(shipped.pools[i].smtp_rate, 0, "pool %s", shipped.pools[i].name);
+    usher_config_free(&builtin);
+    usher_config_free(&shipped);
+}
+
+Test(config, smtp_tls_auth_and_rate_are_read_and_the_environment_wins)
+{
+    usher_config cfg;
+
+    clear_smtp_env();
+    cr_assert_eq(setenv("USHER_SMTP_PASSWORD", "from-env", 1), 0);
+    load_ok(&cfg, "[smtp]\n"
+                  "starttls = required\n"
+                  "username = relay-user\n"
+                  "password = from-file\n"
+                  "ca_file = /etc/usher/ca.pem\n"
+                  "[pool.mail]\n"
+                  "smtp_rate = 25\n");
+    cr_assert_eq(cfg.smtp_starttls, USHER_STARTTLS_REQUIRED);
+    cr_assert_str_eq(cfg.smtp_username, "relay-user");
+    cr_assert_str_eq(cfg.smtp_password, "from-env");
+    cr_assert_str_eq(cfg.smtp_ca_file, "/etc/usher/ca.pem");
+    cr_assert_eq(usher_config_pool(&cfg, "mail")->smtp_rate, 25);
+    usher_config_free(&cfg);
+    clear_smtp_env();
+    load_ok(&cfg, "[smtp]\nstarttls = if_available\n[pool.mail]\n");
+    cr_assert_eq(cfg.smtp_starttls, USHER_STARTTLS_IF_AVAILABLE);
+    cr_assert_eq(usher_config_pool(&cfg, "mail")->smtp_rate, 0);
+    usher_config_free(&cfg);
+}
+
+Test(config, bad_smtp_tls_and_rate_values_are_refused)
+{
+    clear_smtp_env();
+    expect_refusal("[smtp]\nstarttls = yes\n", 2,
+                   "[smtp] starttls: 'yes' is not one of no, if_available, required");
+    expect_refusal("[smtp]\nusername =\n", 2, "[smtp] username: empty value");
+    expect_refusal("[pool.p]\nsmtp_rate = -1\n", 2,
+                   "[pool.p] smtp_rate: -1 is out of range (0..100000)");
+}

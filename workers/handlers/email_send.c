@@ -4,7 +4,8 @@
  * job id and, for a registration's mail, the Date from the registration, so
  * every retry sends the very same message and a relay or mailbox that saw
  * the first one can tell. 4xx and connection failures retry with backoff;
- * 5xx is permanent.
+ * 5xx is permanent. The pool's smtp_rate paces the sends of all its
+ * children (workers/ratelimit_shared.h).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,7 +20,8 @@
 #include "mail_template.h"
 #include "registration_facts.h"
 
-#define ATTACHMENT_MAX (20 * 1024 * 1024)
+#define ATTACHMENT_MAX   (20 * 1024 * 1024)
+#define RATE_WAIT_MAX_MS 10000
 
 typedef struct outgoing {
     json_t *vars; /* owned */
@@ -124,12 +126,52 @@ static bool from_payload(json_t *payload, outgoing *m, usher_handler_result *r)
     return true;
 }
 
+/*
+ * How long a child may sleep for its turn under the pool's smtp_rate: a
+ * turn further away puts the job back (a snooze spends no attempt) rather
+ * than holding a child and eating into the job's timeout.
+ */
+static int rate_wait_limit_ms(const usher_job *job)
+{
+    return job->timeout_ms / 2 < RATE_WAIT_MAX_MS ? job->timeout_ms / 2 : RATE_WAIT_MAX_MS;
+}
+
+static usher_smtp_tls starttls_of(const usher_config *cfg)
+{
+    switch (cfg->smtp_starttls) {
+    case USHER_STARTTLS_IF_AVAILABLE:
+        return USHER_SMTP_TLS_IF_OFFERED;
+    case USHER_STARTTLS_REQUIRED:
+        return USHER_SMTP_TLS_REQUIRED;
+    default:
+        return USHER_SMTP_TLS_OFF;
+    }
+}
+
+/* The job's outcome from building (err, errbuf) and sending (sent) the message. */
+static void report(usher_handler_result *r, usher_err err, const char *errbuf,
+                   const usher_mail_result *sent)
+{
+    if (err != USHER_OK)
+        usher_handler_fail(r, err == USHER_ERR_IO ? USHER_OUTCOME_RETRY : USHER_OUTCOME_PERMANENT,
+                           "email.send: %s", errbuf);
+    else if (sent->status == USHER_MAIL_TEMPORARY)
+        usher_handler_fail(r, USHER_OUTCOME_RETRY, "%s", sent->error);
+    else if (sent->status == USHER_MAIL_PERMANENT)
+        usher_handler_fail(r, USHER_OUTCOME_PERMANENT, "%s", sent->error);
+}
+
 static void deliver(usher_handler_ctx *ctx, const usher_job *job, const char *template, outgoing *m,
                     usher_handler_result *r)
 {
     const usher_config *cfg = usher_handler_config(ctx);
     usher_mail_rendered text = { 0 };
-    usher_smtp_opts opts = { .url = cfg->smtp_url, .timeout_ms = cfg->smtp_timeout_ms };
+    usher_smtp_opts opts = { .url = cfg->smtp_url,
+                             .starttls = starttls_of(cfg),
+                             .timeout_ms = cfg->smtp_timeout_ms,
+                             .username = cfg->smtp_username,
+                             .password = cfg->smtp_password,
+                             .ca_file = cfg->smtp_ca_file };
     usher_mail_message msg = { .from_name = cfg->smtp_from_name,
                                .from_addr = cfg->smtp_from_address,
                                .to_name = m->to_name[0] ? m->to_name : NULL,
@@ -139,6 +181,7 @@ static void deliver(usher_handler_ctx *ctx, const usher_job *job, const char *te
                                .attachment_count = m->attachment.data != NULL ? 1 : 0 };
     char message_id[256], errbuf[512];
     usher_mail_result sent;
+    int64_t snooze_ms;
     char *bytes = NULL;
     size_t len = 0;
     usher_err err;
@@ -154,15 +197,15 @@ static void deliver(usher_handler_ctx *ctx, const usher_job *job, const char *te
     msg.message_id = message_id;
     if (err == USHER_OK)
         err = usher_mail_message_build(&msg, &bytes, &len, errbuf, sizeof(errbuf));
-    if (err == USHER_OK)
-        err = usher_mail_send(&opts, cfg->smtp_from_address, m->to, bytes, len, &sent);
-    if (err != USHER_OK)
-        usher_handler_fail(r, err == USHER_ERR_IO ? USHER_OUTCOME_RETRY : USHER_OUTCOME_PERMANENT,
-                           "email.send: %s", errbuf);
-    else if (sent.status == USHER_MAIL_TEMPORARY)
-        usher_handler_fail(r, USHER_OUTCOME_RETRY, "%s", sent.error);
-    else if (sent.status == USHER_MAIL_PERMANENT)
-        usher_handler_fail(r, USHER_OUTCOME_PERMANENT, "%s", sent.error);
+    if (err == USHER_OK &&
+        !usher_gcra_wait(usher_handler_smtp_limiter(ctx), rate_wait_limit_ms(job), &snooze_ms)) {
+        usher_handler_fail(r, USHER_OUTCOME_SNOOZE, "email.send: over the pool's smtp_rate");
+        r->delay_ms = snooze_ms;
+    } else {
+        if (err == USHER_OK)
+            err = usher_mail_send(&opts, cfg->smtp_from_address, m->to, bytes, len, &sent);
+        report(r, err, errbuf, &sent);
+    }
     free(bytes);
     usher_mail_rendered_release(&text);
 }

@@ -9,12 +9,18 @@
  * recorded are read in protocol order (MAIL FROM, RCPT TO, DATA): the
  * first that is not 2xx decides, 5xx is permanent and 4xx temporary. No
  * reply at all (refused connection, timeout, dropped link) is temporary.
+ * Two reasons come first, from the session watch (mail_tls.h): a failed
+ * STARTTLS (temporary, with why) and a refused AUTH (its own reply: 535
+ * is permanent), since libesmtp goes on after either and the statuses
+ * would only show a later, vaguer refusal.
  *
  * SIGPIPE is blocked in this thread during the session, so a server that
  * closes its socket mid-transfer makes a write fail instead of killing the
  * process; a SIGPIPE left pending is consumed before unblocking.
  */
 #include "mail_send.h"
+
+#include "mail_tls.h"
 
 #include <auth-client.h>
 #include <ctype.h>
@@ -150,6 +156,22 @@ static usher_err parse_url(const char *url, parsed_url *u, char *err, size_t err
     return USHER_OK;
 }
 
+/* opts->username and password replace the URL's credentials. */
+static usher_err use_credentials(const usher_smtp_opts *opts, parsed_url *u, char *err,
+                                 size_t errlen)
+{
+    const char *password = opts->password != NULL ? opts->password : "";
+
+    if (opts->username[0] == '\0' || strlen(opts->username) >= sizeof u->user ||
+        strlen(password) >= sizeof u->password)
+        return usher_errbuf(err, errlen, USHER_ERR_CONFIG,
+                            "SMTP username empty, or username or password too long");
+    snprintf(u->user, sizeof u->user, "%s", opts->username);
+    snprintf(u->password, sizeof u->password, "%s", password);
+    u->has_auth = 1;
+    return USHER_OK;
+}
+
 /* libesmtp's message callback: NULL len means rewind; returns the next chunk. */
 static const char *read_message(void **ctx, int *len, void *arg)
 {
@@ -212,7 +234,8 @@ static void reply_text(const smtp_status_t *st, char *out, size_t cap)
 }
 
 /* The first non-2xx status in protocol order decides; see the file comment. */
-static void classify(smtp_message_t message, smtp_recipient_t rcpt, usher_mail_result *res)
+static void classify(smtp_message_t message, smtp_recipient_t rcpt, const usher_mail_watch *w,
+                     usher_mail_result *res)
 {
     const smtp_status_t *steps[3];
     static const char *const names[3] = { "MAIL FROM", "RCPT TO", "DATA" };
@@ -224,6 +247,16 @@ static void classify(smtp_message_t message, smtp_recipient_t rcpt, usher_mail_r
     steps[2] = smtp_message_transfer_status(message);
     if (steps[2] != NULL && steps[2]->code >= 200 && steps[2]->code < 300) {
         set_result(res, USHER_MAIL_DELIVERED, steps[2]->code, "%s", "");
+        return;
+    }
+    if (w->tls_error[0] != '\0') {
+        set_result(res, USHER_MAIL_TEMPORARY, 0, "SMTP STARTTLS failed: %s", w->tls_error);
+        return;
+    }
+    if (w->auth_code != 0) {
+        set_result(res, w->auth_code >= 500 ? USHER_MAIL_PERMANENT : USHER_MAIL_TEMPORARY,
+                   w->auth_code, "SMTP AUTH refused: %s (check [smtp] username and password)",
+                   w->auth_reply);
         return;
     }
     for (int i = 0; i < 3; i++) {
@@ -240,12 +273,20 @@ static void classify(smtp_message_t message, smtp_recipient_t rcpt, usher_mail_r
 }
 
 static usher_err configure(smtp_session_t session, const usher_smtp_opts *opts, parsed_url *url,
-                           auth_context_t *auth)
+                           auth_context_t *auth, usher_mail_watch *watch, usher_mail_result *res)
 {
+    usher_err err;
+
     if (!smtp_set_server(session, url->hostport) || !set_timeouts(session, opts->timeout_ms))
         return USHER_ERR_NOMEM;
     if (opts->helo_name != NULL && !smtp_set_hostname(session, opts->helo_name))
         return USHER_ERR_NOMEM;
+    if (opts->starttls == USHER_SMTP_TLS_OFF)
+        err = usher_mail_watch_install(session, watch);
+    else
+        err = usher_mail_tls_prepare(session, opts->ca_file, watch, res->error, sizeof res->error);
+    if (err != USHER_OK)
+        return err;
     if (opts->starttls != USHER_SMTP_TLS_OFF &&
         !smtp_starttls_enable(session, opts->starttls == USHER_SMTP_TLS_REQUIRED
                                            ? Starttls_REQUIRED
@@ -259,6 +300,16 @@ static usher_err configure(smtp_session_t session, const usher_smtp_opts *opts, 
         !auth_set_interact_cb(*auth, auth_interact, url) || !smtp_auth_set_context(session, *auth))
         return USHER_ERR_CONFIG;
     return USHER_OK;
+}
+
+/* Why a session ended early: the watch's STARTTLS reason, else libesmtp's error. */
+static const char *failure_reason(const usher_mail_watch *w, char *buf, size_t len)
+{
+    if (w->tls_error[0] != '\0') {
+        snprintf(buf, len, "STARTTLS: %s", w->tls_error);
+        return buf;
+    }
+    return smtp_strerror(smtp_errno(), buf, len) != NULL ? buf : "?";
 }
 
 /* Runs the session with SIGPIPE blocked; consumes a SIGPIPE it raised. */
@@ -288,24 +339,27 @@ static usher_err send_with(smtp_session_t session, const usher_smtp_opts *opts, 
     auth_context_t auth = NULL;
     smtp_message_t message = NULL;
     smtp_recipient_t rcpt = NULL;
-    char text[256];
+    usher_mail_watch watch = { 0 };
+    char text[512];
     usher_err err;
 
-    err = configure(session, opts, url, &auth);
+    err = configure(session, opts, url, &auth, &watch, res);
     if (err == USHER_OK && ((message = smtp_add_message(session)) == NULL ||
                             !smtp_set_reverse_path(message, from_addr) ||
                             !smtp_set_messagecb(message, read_message, src) ||
                             (rcpt = smtp_add_recipient(message, to_addr)) == NULL))
         err = USHER_ERR_NOMEM;
-    if (err != USHER_OK) {
+    if (err != USHER_OK && res->error[0] != '\0') {
+        res->status = err == USHER_ERR_NOMEM ? USHER_MAIL_TEMPORARY : USHER_MAIL_PERMANENT;
+    } else if (err != USHER_OK) {
         set_result(res, err == USHER_ERR_NOMEM ? USHER_MAIL_TEMPORARY : USHER_MAIL_PERMANENT, 0,
                    "SMTP setup failed: %s",
                    smtp_strerror(smtp_errno(), text, sizeof text) != NULL ? text : "?");
     } else if (!run_session(session)) {
         set_result(res, USHER_MAIL_TEMPORARY, 0, "SMTP session to %s failed: %s", url->hostport,
-                   smtp_strerror(smtp_errno(), text, sizeof text) != NULL ? text : "?");
+                   failure_reason(&watch, text, sizeof text));
     } else {
-        classify(message, rcpt, res);
+        classify(message, rcpt, &watch, res);
     }
     if (auth != NULL)
         auth_destroy_context(auth);
@@ -326,8 +380,12 @@ usher_err usher_mail_send(const usher_smtp_opts *opts, const char *from_addr, co
         set_result(res, USHER_MAIL_PERMANENT, 0, "invalid arguments to usher_mail_send");
         return USHER_ERR_INVALID;
     }
-    if ((err = parse_url(opts->url, &url, res->error, sizeof res->error)) != USHER_OK) {
+    if ((err = parse_url(opts->url, &url, res->error, sizeof res->error)) == USHER_OK &&
+        opts->username != NULL)
+        err = use_credentials(opts, &url, res->error, sizeof res->error);
+    if (err != USHER_OK) {
         res->status = USHER_MAIL_PERMANENT;
+        explicit_bzero(url.password, sizeof url.password);
         return err;
     }
     if (url.has_auth)

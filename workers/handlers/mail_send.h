@@ -1,8 +1,8 @@
 /*
  * Sending one message over SMTP with libesmtp, and saying what became of
  * it in the terms of the job queue: delivered, temporary (retry later) or
- * permanent (the server refused it for good). This is the only file that
- * includes libesmtp.
+ * permanent (the server refused it for good). Only this file and
+ * mail_tls.c include libesmtp.
  */
 #ifndef USHER_MAIL_SEND_H
 #define USHER_MAIL_SEND_H
@@ -23,15 +23,18 @@ typedef struct usher_smtp_opts {
      * password may be %-encoded. smtps:// is refused: libesmtp 1.1 has no
      * implicit TLS, use port 587 with starttls = USHER_SMTP_TLS_REQUIRED. */
     const char *url;
-    usher_smtp_tls starttls;
-    long timeout_ms;       /* each protocol step; 0 = 30000, at least 1000 */
-    const char *helo_name; /* the EHLO name; NULL = this host's name */
+    usher_smtp_tls starttls; /* with TLS the relay's certificate must verify and name the host */
+    long timeout_ms;         /* each protocol step; 0 = 30000, at least 1000 */
+    const char *helo_name;   /* the EHLO name; NULL = this host's name */
+    const char *username;    /* AUTH PLAIN/LOGIN as this user; NULL = the URL's user, if any */
+    const char *password;    /* with username */
+    const char *ca_file;     /* PEM CAs trusted for STARTTLS; NULL = the system's */
 } usher_smtp_opts;
 
 typedef enum usher_mail_status {
     USHER_MAIL_DELIVERED = 0, /* the server accepted the message (2xx after DATA) */
-    USHER_MAIL_TEMPORARY,     /* connection failure, timeout or 4xx: retry */
-    USHER_MAIL_PERMANENT,     /* 5xx for sender, recipient or message: do not retry */
+    USHER_MAIL_TEMPORARY,     /* connection failure, timeout, failed STARTTLS or 4xx: retry */
+    USHER_MAIL_PERMANENT,     /* 5xx for AUTH, sender, recipient or message: do not retry */
 } usher_mail_status;
 
 typedef struct usher_mail_result {

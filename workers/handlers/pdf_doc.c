@@ -21,8 +21,8 @@
 
 #include "pdf_render.h"
 
-#define MIN_FONT_SIZE 5.0f
-#define ELLIPSIS      "\xe2\x80\xa6"
+#define MIN_FONT_SIZE PDF_MIN_FONT_SIZE
+#define ELLIPSIS      PDF_ELLIPSIS
 
 static char font_regular[PATH_MAX] = USHER_PDF_FONT_REGULAR;
 static char font_bold[PATH_MAX] = USHER_PDF_FONT_BOLD;
@@ -37,6 +37,11 @@ usher_err usher_pdf_set_fonts(const char *regular_ttf, const char *bold_ttf)
     memcpy(font_regular, r, strlen(r) + 1);
     memcpy(font_bold, b, strlen(b) + 1);
     return USHER_OK;
+}
+
+const char *pdf_font_path(int bold)
+{
+    return bold ? font_bold : font_regular;
 }
 
 static void HPDF_STDCALL on_error(HPDF_STATUS error_no, HPDF_STATUS detail_no, void *user_data)
@@ -189,7 +194,6 @@ static int valid_utf8(const unsigned char *s)
     return 1;
 }
 
-/* Checks one text field; required fields must be non-empty. */
 usher_err pdf_check_field(const char *what, const char *s, int required, size_t max, char *errbuf,
                           size_t errlen)
 {
@@ -218,10 +222,10 @@ static float text_width(HPDF_Font font, const char *text, size_t len, float size
     return (float)tw.width * size / 1000.0f;
 }
 
-/* Longest prefix of text (on a UTF-8 boundary) that, followed by an ellipsis, fits max_width. */
-static size_t fitting_prefix(HPDF_Font font, const char *text, float size, float max_width)
+size_t pdf_fitting_prefix(pdf_width_fn width, const void *ctx, const char *text, float size,
+                          float max_width)
 {
-    float room = max_width - text_width(font, ELLIPSIS, strlen(ELLIPSIS), size);
+    float room = max_width - width(ctx, ELLIPSIS, strlen(ELLIPSIS), size);
     size_t lo = 0, hi = strlen(text);
 
     while (lo < hi) {
@@ -233,17 +237,23 @@ static size_t fitting_prefix(HPDF_Font font, const char *text, float size, float
             mid = lo + 1;
             while (mid < hi && ((unsigned char)text[mid] & 0xc0) == 0x80)
                 mid++;
-            if (mid > hi || text_width(font, text, mid, size) > room)
+            if (mid > hi || width(ctx, text, mid, size) > room)
                 break;
             lo = mid;
             continue;
         }
-        if (text_width(font, text, mid, size) <= room)
+        if (width(ctx, text, mid, size) <= room)
             lo = mid;
         else
             hi = mid - 1;
     }
     return lo;
+}
+
+/* pdf_width_fn for a libharu font. */
+static float font_width(const void *font, const char *text, size_t len, float size)
+{
+    return text_width((HPDF_Font)font, text, len, size);
 }
 
 static HPDF_STATUS show(HPDF_Page page, HPDF_Font font, float size, float x, float y,
@@ -277,7 +287,7 @@ usher_err pdf_draw_line(pdf_doc *d, HPDF_Page page, HPDF_Font font, float size, 
         if (size < MIN_FONT_SIZE) {
             size_t keep;
             size = MIN_FONT_SIZE;
-            keep = fitting_prefix(font, text, size, max_width);
+            keep = pdf_fitting_prefix(font_width, font, text, size, max_width);
             cut = malloc(keep + sizeof(ELLIPSIS));
             if (cut == NULL) {
                 d->out_of_memory = 1;

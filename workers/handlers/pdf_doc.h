@@ -1,10 +1,9 @@
 /*
- * The libharu adapter shared by the PDF renderers (pdf_render.c: tickets
- * and badges; pdf_table.c: report tables). Only these files include
- * hpdf.h. A pdf_doc is one document being built with UTF-8 text in the
- * embedded fonts set by usher_pdf_set_fonts; the first libharu error is
- * recorded in it and turned into a usher_err with a message by
- * pdf_doc_fail.
+ * The libharu adapter shared by the PDF renderers (pdf_render.c: badges;
+ * pdf_table.c: report tables; tickets are written without libharu by
+ * pdf_ticket_page.c). Only these files include hpdf.h. A pdf_doc is one document being built with
+ * UTF-8 text in the embedded fonts set by usher_pdf_set_fonts; the first libharu error is recorded
+ * in it and turned into a usher_err with a message by pdf_doc_fail.
  */
 #ifndef USHER_PDF_DOC_H
 #define USHER_PDF_DOC_H
@@ -13,6 +12,7 @@
 #include <stddef.h>
 
 #include "error.h"
+#include "pdf_text.h" /* pdf_check_field and the other libharu-free helpers */
 
 #define PDF_MM 2.834645669f /* points per millimetre */
 
@@ -39,13 +39,6 @@ usher_err pdf_doc_save(pdf_doc *d, unsigned char **pdf, size_t *len, char *errbu
 
 /* Adds a page of width x height mm; NULL on failure (then call pdf_doc_fail). */
 HPDF_Page pdf_doc_add_page(pdf_doc *d, float width_mm, float height_mm);
-
-/*
- * Checks one text field: valid UTF-8 of at most max bytes; required
- * fields must also be non-empty. USHER_ERR_INVALID with errbuf naming what.
- */
-usher_err pdf_check_field(const char *what, const char *s, int required, size_t max, char *errbuf,
-                          size_t errlen);
 
 /*
  * Draws one line of text at baseline y, starting at x (PDF_LEFT) or

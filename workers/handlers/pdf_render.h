@@ -3,7 +3,9 @@
  * with a QR code of the ticket code, and sheets of name badges. Output is
  * deterministic: the same input gives byte-identical PDF bytes. Text is
  * UTF-8 and set in an embedded TrueType font (DejaVu Sans by default), so
- * Latin, Greek and Cyrillic names render; DejaVu has no CJK glyphs.
+ * Latin, Greek and Cyrillic names render; DejaVu has no CJK glyphs (a
+ * ticket shows them as the font's missing-glyph box, and its text still
+ * extracts as written). Tickets are drawn with cairo, badges with libharu.
  */
 #ifndef USHER_PDF_RENDER_H
 #define USHER_PDF_RENDER_H

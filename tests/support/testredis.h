@@ -1,0 +1,13 @@
+/*
+ * A Redis of a test's own (so the test may stop it): redis-server on a
+ * free loopback port, no persistence, USHER_REDIS_URL pointed at it.
+ */
+#ifndef USHER_TESTREDIS_H
+#define USHER_TESTREDIS_H
+
+#include <sys/types.h>
+
+/* Starts it and waits (up to 30 s) until it accepts connections; fails the test otherwise. */
+pid_t testredis_start(void);
+
+#endif
