@@ -5,6 +5,7 @@
 #include <event2/thread.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,9 @@ static int listen_on(const char *listen_addr, int *port, char *errbuf, size_t er
     fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+        /* Accepted sockets inherit it: without it the last piece of a large
+         * answer (a 100 KB download) waits ~40 ms for the client's delayed ACK. */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 ||
         bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 4096) != 0 ||
         getsockname(fd, (struct sockaddr *)&bound, &bound_len) != 0) {
         snprintf(errbuf, errlen, "api.listen '%s': %s", listen_addr, strerror(errno));

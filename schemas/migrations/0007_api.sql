@@ -206,20 +206,22 @@ CREATE FUNCTION usher_checkin(p_event bigint, p_registration bigint, p_scope_org
                               OUT result text, OUT first_at timestamptz, OUT first_gate text)
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_reg registrations%ROWTYPE;
+    v_reg_id bigint;
+    v_reg_event bigint;
+    v_status usher_registration_status;
     v_org bigint;
     v_id bigint;
     v_first text;
     v_nonce text := p_nonce;
 BEGIN
-    SELECT * INTO v_reg FROM registrations r WHERE r.id = p_registration;
-    SELECT e.organizer_id INTO v_org FROM events e WHERE e.id = p_event;
-    IF v_reg.id IS NULL OR v_reg.event_id <> p_event THEN
+    SELECT r.id, r.event_id, r.status, e.organizer_id INTO v_reg_id, v_reg_event, v_status, v_org
+    FROM registrations r JOIN events e ON e.id = r.event_id WHERE r.id = p_registration;
+    IF v_reg_id IS NULL OR v_reg_event <> p_event THEN
         result := 'unknown_ticket';
     ELSIF (p_scope_org IS NOT NULL AND v_org <> p_scope_org)
           OR (p_scope_event IS NOT NULL AND p_event <> p_scope_event) THEN
         result := 'wrong_event';
-    ELSIF v_reg.status = 'cancelled' THEN
+    ELSIF v_status = 'cancelled' THEN
         result := 'cancelled';
     ELSE
         result := 'ok';
@@ -234,14 +236,14 @@ BEGIN
     END IF;
     IF v_first IS NULL THEN
         -- A nonce another ticket already used is not recorded a second time.
-        IF EXISTS (SELECT 1 FROM scans s WHERE s.nonce = p_nonce) THEN
+        IF p_nonce IS NOT NULL AND EXISTS (SELECT 1 FROM scans s WHERE s.nonce = p_nonce) THEN
             v_nonce := NULL;
         END IF;
         -- No conflict target: either unique index (admitted once, nonce) may
-        -- refuse the row.
+        -- refuse the row. An admission returns its own time and gate.
         INSERT INTO scans (event_id, registration_id, gate, nonce, result)
         VALUES (p_event, p_registration, p_gate, v_nonce, result)
-        ON CONFLICT DO NOTHING RETURNING id INTO v_id;
+        ON CONFLICT DO NOTHING RETURNING id, scanned_at, gate INTO v_id, first_at, first_gate;
         IF v_id IS NULL AND v_nonce IS NOT NULL THEN
             -- The same scan, sent twice at once?
             SELECT s.result INTO v_first FROM scans s
@@ -271,6 +273,11 @@ BEGIN
         END IF;
     END IF;
 
+    IF result = 'ok' AND v_id IS NOT NULL AND v_first IS NULL THEN
+        RETURN; -- this scan admitted it: first_at and first_gate are its own
+    END IF;
+    first_at := NULL;
+    first_gate := NULL;
     IF result IN ('ok', 'already_checked_in') THEN
         SELECT s.scanned_at, s.gate INTO first_at, first_gate FROM scans s
         WHERE s.registration_id = p_registration AND s.result = 'ok';
