@@ -136,9 +136,8 @@ bool api_result_ok(api_req *r, PGresult *res, const char *errmsg)
     }
     /* The database going away or backing off (a restart, a deadlock victim, out
      * of connections): nothing was written, and the client may simply retry. */
-    if (state != NULL &&
-        (strncmp(state, "08", 2) == 0 || strncmp(state, "40", 2) == 0 ||
-         strncmp(state, "53", 2) == 0 || strncmp(state, "57", 2) == 0)) {
+    if (state != NULL && (strncmp(state, "08", 2) == 0 || strncmp(state, "40", 2) == 0 ||
+                          strncmp(state, "53", 2) == 0 || strncmp(state, "57", 2) == 0)) {
         usher_log(USHER_LOG_WARNING, "route=%s database said %s: %s",
                   r->route ? r->route->pattern : "?", state, errmsg != NULL ? errmsg : "?");
         api_add_header(r, "Retry-After", "1");

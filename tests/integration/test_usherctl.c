@@ -140,9 +140,10 @@ Test(usherctl, seed_demo_creates_an_event_with_registrations_and_sold_seats)
     cr_assert_eq(ctl(out, sizeof(out), "seed --demo --registrations 50"), 0, "%s", out);
     cr_assert(strstr(out, "50 registrations, 6 sessions") != NULL, "%s", out);
     cr_assert_geq(testdb_scalar(st, "SELECT count(*) FROM registrations"), 50);
-    cr_assert_eq(testdb_scalar(st, "SELECT a.sold FROM ticket_availability a"
-                                   " JOIN ticket_types t ON t.id = a.ticket_type_id"
-                                   " WHERE t.name = 'General admission' ORDER BY t.id DESC LIMIT 1"),
+    cr_assert_eq(testdb_scalar(st,
+                               "SELECT a.sold FROM ticket_availability a"
+                               " JOIN ticket_types t ON t.id = a.ticket_type_id"
+                               " WHERE t.name = 'General admission' ORDER BY t.id DESC LIMIT 1"),
                  50);
     cr_assert_eq(ctl(out, sizeof(out), "seed"), 2, "seed without --demo ran: %s", out);
 }
