@@ -26,7 +26,7 @@ static usher_jsonschema *compile(const char *text)
 {
     json_t *schema = parse(text);
     usher_jsonschema *compiled = NULL;
-    char err[256];
+    char err[256] = "";
 
     cr_assert_eq(usher_jsonschema_compile(schema, &compiled, err, sizeof(err)), USHER_OK, "%s: %s",
                  text, err);
@@ -39,7 +39,7 @@ static void refused_schema(const char *text, const char *expected)
 {
     json_t *schema = parse(text);
     usher_jsonschema *compiled = NULL;
-    char err[256];
+    char err[256] = "";
 
     cr_assert_eq(usher_jsonschema_compile(schema, &compiled, err, sizeof(err)), USHER_ERR_INVALID,
                  "%s was accepted", text);
@@ -53,7 +53,7 @@ static void check(const char *schema_text, const char *value_text, const char *e
 {
     usher_jsonschema *schema = compile(schema_text);
     json_t *value = parse(value_text);
-    char err[512];
+    char err[512] = "";
     usher_err rc = usher_jsonschema_validate(schema, value, "payload", err, sizeof(err));
 
     cr_assert_eq(rc, expected[0] == '\0' ? USHER_OK : USHER_ERR_PAYLOAD, "%s against %s: %s",
@@ -192,7 +192,7 @@ Test(jsonschema, the_first_violation_is_reported_in_a_bounded_buffer)
 {
     usher_jsonschema *schema = compile("{\"enum\": [\"a long value\", \"another long value\"]}");
     json_t *value = json_string("x");
-    char err[16];
+    char err[16] = "";
 
     cr_assert_eq(usher_jsonschema_validate(schema, value, "payload", err, sizeof(err)),
                  USHER_ERR_PAYLOAD);
@@ -259,7 +259,7 @@ Test(jsonschema, schemas_nest_at_most_the_depth_bound)
     char expected[512] = "#";
     usher_jsonschema *schema = compile(deepest);
     json_t *value = json_integer(1);
-    char err[512];
+    char err[512] = "";
 
     for (int i = 1; i < USHER_JSONSCHEMA_MAX_DEPTH + 1; i++)
         strcat(expected, "/items");
@@ -319,7 +319,7 @@ static const struct broken_payload *broken_example(const char *kind)
 
 Test(job_schemas, every_handler_kind_has_a_schema)
 {
-    char err[512];
+    char err[512] = "";
 
     cr_assert_eq(usher_job_schemas_load(err, sizeof(err)), USHER_OK, "%s", err);
     for (size_t i = 0; usher_job_handlers[i].kind != NULL; i++)
@@ -344,7 +344,7 @@ Test(job_schemas, every_shipped_schema_accepts_its_examples)
         char kind[64];
         json_t *schema = parse((const char *)usher_job_schema_files[i].data);
         json_t *examples = json_object_get(schema, "examples"), *example;
-        char err[512];
+        char err[512] = "";
         size_t j;
 
         kind_of_file(i, kind);
@@ -380,7 +380,7 @@ Test(job_schemas, email_send_takes_one_shape_or_the_other_not_both)
 {
     json_t *both = parse("{\"registration_id\": 1, \"to\": \"a@example.org\", \"template\": \"t\","
                          " \"vars\": {}}");
-    char err[512];
+    char err[512] = "";
 
     cr_assert_eq(usher_job_schema_check("email.send", both, err, sizeof(err)), USHER_ERR_PAYLOAD);
     cr_assert(strstr(err, "property \"to\" is not allowed") != NULL, "%s", err);
@@ -391,7 +391,7 @@ Test(job_schemas, email_send_takes_one_shape_or_the_other_not_both)
 Test(job_schemas, kinds_without_a_schema_pass_unchecked)
 {
     json_t *payload = parse("{\"anything\": [1, \"two\"]}");
-    char err[512];
+    char err[512] = "";
 
     cr_assert_eq(usher_job_schema_check("test.noop", payload, err, sizeof(err)), USHER_OK, "%s",
                  err);
