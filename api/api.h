@@ -28,6 +28,7 @@ typedef struct api_metrics api_metrics;
 typedef struct api_pgpool api_pgpool;
 typedef struct api_redis api_redis;
 typedef struct api_wake api_wake;
+typedef struct api_checkin_batch api_checkin_batch;
 typedef struct api_token_cache api_token_cache;
 typedef struct api_route api_route;
 
@@ -50,8 +51,9 @@ typedef struct api_loop {
     api_pgpool *pg;
     api_redis *redis; /* the cache and the rate limiter; may be down */
     api_token_cache *tokens;
-    api_wake *wake;     /* NOTIFYs for the jobs its statements enqueued */
-    struct event *tick; /* publishes the gauges below once a second */
+    api_wake *wake;              /* NOTIFYs for the jobs its statements enqueued */
+    api_checkin_batch *checkins; /* scans gathered into one statement per turn */
+    struct event *tick;          /* publishes the gauges below once a second */
     unsigned long ticks;
     pthread_t thread;
     atomic_int inflight;           /* requests accepted and not yet answered */

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "checkin_batch.h"
+#include "routes/routes.h"
 #include "log.h"
 #include "offload.h"
 #include "pgpool.h"
@@ -119,6 +121,7 @@ static void loop_free(api_loop *loop)
     if (loop->http != NULL)
         evhttp_free(loop->http);
     api_redis_free(loop->redis);
+    api_checkin_batch_free(loop->checkins); /* before the pool: it answers what waits */
     api_pgpool_free(loop->pg);
     api_wake_free(loop->wake);
     if (loop->tick != NULL)
@@ -169,7 +172,8 @@ static api_loop *loop_new(api_server *srv, int index, int fd, char *errbuf, size
         USHER_OK)
         goto nomem;
     loop->wake = api_wake_new(loop);
-    if (loop->wake == NULL)
+    loop->checkins = api_checkin_batch_new(loop, route_checkin_answer);
+    if (loop->wake == NULL || loop->checkins == NULL)
         goto nomem;
     loop->redis = api_redis_new(loop->base, cfg->redis_url);
     if (loop->redis == NULL) {

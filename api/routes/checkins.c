@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../checkin_batch.h"
 #include "../jobs.h"
 #include "../validate.h"
 #include "../wake.h"
@@ -28,7 +29,7 @@ static const outcome outcomes[] = {
     { "invalid_code", 422, "the ticket code is not valid (mistyped or forged)" },
 };
 
-static void answer(api_req *r, const char *result, PGresult *res)
+static void answer(api_req *r, const char *result, const char *first_at, const char *first_gate)
 {
     const outcome *o = &outcomes[sizeof(outcomes) / sizeof(outcomes[0]) - 1];
     json_t *body;
@@ -38,9 +39,9 @@ static void answer(api_req *r, const char *result, PGresult *res)
             o = &outcomes[i];
     }
     body = json_pack("{s:s}", "result", o->result);
-    if (body != NULL && res != NULL && !PQgetisnull(res, 0, 1)) {
-        json_object_set_new(body, "checked_in_at", json_string(PQgetvalue(res, 0, 1)));
-        json_object_set_new(body, "gate", json_string(PQgetvalue(res, 0, 2)));
+    if (body != NULL && first_at != NULL) {
+        json_object_set_new(body, "checked_in_at", json_string(first_at));
+        json_object_set_new(body, "gate", json_string(first_gate != NULL ? first_gate : ""));
     }
     if (body != NULL && o->status != 200)
         json_object_set_new(body, "error",
@@ -49,17 +50,14 @@ static void answer(api_req *r, const char *result, PGresult *res)
     api_reply_json(r, o->status, body);
 }
 
-static void scanned(PGresult *res, const char *errmsg, void *arg)
+void route_checkin_answer(api_req *r, const char *result, const char *first_at,
+                          const char *first_gate)
 {
-    api_req *r = arg;
-
-    if (!api_result_ok(r, res, errmsg))
-        return;
-    if (strcmp(PQgetvalue(res, 0, 0), "ok") == 0) {
+    if (strcmp(result, "ok") == 0) {
         api_wake_kind(r->loop, "analytics.rollup");
         api_wake_kind(r->loop, "notify.webhook");
     }
-    answer(r, PQgetvalue(res, 0, 0), res);
+    answer(r, result, first_at, first_gate);
 }
 
 static void logged_invalid(PGresult *res, const char *errmsg, void *arg)
@@ -68,15 +66,14 @@ static void logged_invalid(PGresult *res, const char *errmsg, void *arg)
 
     if (!api_result_ok(r, res, errmsg))
         return;
-    answer(r, "invalid_code", NULL);
+    answer(r, "invalid_code", NULL, NULL);
 }
 
 void route_checkin(api_req *r)
 {
     const char *code = NULL, *gate = "", *nonce = NULL;
     int64_t scope_event = r->auth.event_id, event = 0, registration = 0;
-    char event_text[24], reg_text[24], org_text[24], scope_text[24], *jobs = NULL;
-    json_t *templates;
+    json_t *templates, *item = NULL;
 
     if (!api_get_string(r, "ticket_code", true, 1, 100, &code) ||
         !api_get_string(r, "gate", false, 0, 64, &gate) ||
@@ -106,27 +103,16 @@ void route_checkin(api_req *r)
         api_job_add(templates, r->loop->srv->cfg, "analytics.rollup",
                     json_pack("{s:I,s:s}", "event_id", (json_int_t)event, "metric", "checkin"),
                     NULL) == 0)
-        jobs = json_dumps(templates, JSON_COMPACT);
+        item = json_pack(
+            "{s:I,s:I,s:o,s:o,s:s,s:o,s:O}", "event", (json_int_t)event, "registration",
+            (json_int_t)registration, "scope_org",
+            r->auth.role == USHER_ROLE_SCANNER ? json_integer(r->auth.organizer_id) : json_null(),
+            "scope_event", scope_event != 0 ? json_integer(scope_event) : json_null(), "gate", gate,
+            "nonce", nonce != NULL ? json_string(nonce) : json_null(), "jobs", templates);
     json_decref(templates);
-    if (jobs == NULL) {
+    if (item == NULL) {
         api_reply_error(r, 500, "internal", "out of memory");
         return;
     }
-    const char *params[] = { api_id_text(event, event_text),
-                             api_id_text(registration, reg_text),
-                             r->auth.role == USHER_ROLE_SCANNER
-                                 ? api_id_text(r->auth.organizer_id, org_text)
-                                 : NULL,
-                             api_id_text(scope_event, scope_text),
-                             gate,
-                             nonce,
-                             jobs,
-                             r->loop->srv->webhook_template };
-
-    api_query(r,
-              "SELECT result, to_char(first_at AT TIME ZONE 'UTC',"
-              " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), first_gate"
-              " FROM usher_checkin($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb)",
-              8, params, scanned);
-    free(jobs);
+    api_checkin_batch_add(r->loop, r, item);
 }

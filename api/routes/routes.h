@@ -23,6 +23,9 @@ void route_register(api_req *r);
 
 /* checkins.c */
 void route_checkin(api_req *r);
+/* A scan's answer, from its batch (api/checkin_batch.h). */
+void route_checkin_answer(api_req *r, const char *result, const char *first_at,
+                          const char *first_gate);
 
 /* reports.c */
 void route_report_create(api_req *r);

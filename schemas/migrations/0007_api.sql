@@ -283,3 +283,29 @@ BEGIN
         WHERE s.registration_id = p_registration AND s.result = 'ok';
     END IF;
 END $$;
+
+-- Several door scans in one statement and one commit: usher-api gathers the
+-- check-ins a loop thread read in one turn (api/checkin_batch.c). Each item
+-- is {event, registration, scope_org, scope_event, gate, nonce, jobs}; they
+-- run in registration order, so two batches in flight never wait on each
+-- other's tickets in opposite orders. idx is the item's place in p_items.
+CREATE FUNCTION usher_checkin_batch(p_items jsonb, p_hook jsonb)
+RETURNS TABLE (idx integer, result text, first_at timestamptz, first_gate text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v record;
+BEGIN
+    FOR v IN
+        SELECT (i.ord - 1)::integer AS ord, i.item
+        FROM jsonb_array_elements(p_items) WITH ORDINALITY AS i(item, ord)
+        ORDER BY (i.item ->> 'registration')::bigint, i.ord
+    LOOP
+        idx := v.ord;
+        SELECT c.result, c.first_at, c.first_gate INTO result, first_at, first_gate
+        FROM usher_checkin((v.item ->> 'event')::bigint, (v.item ->> 'registration')::bigint,
+                           (v.item ->> 'scope_org')::bigint, (v.item ->> 'scope_event')::bigint,
+                           coalesce(v.item ->> 'gate', ''), v.item ->> 'nonce', v.item -> 'jobs',
+                           p_hook) c;
+        RETURN NEXT;
+    END LOOP;
+END $$;
