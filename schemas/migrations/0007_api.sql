@@ -115,8 +115,8 @@ LANGUAGE sql AS $$
 $$;
 
 -- A registration: takes a seat on a free stripe (another one when its stripe
--- is locked by a concurrent sale; waiting only when every stripe with seats
--- left is locked), writes the registration and enqueues its jobs, all in the
+-- is locked by a concurrent sale; looking again shortly when every stripe with
+-- seats left is locked), writes the registration and enqueues its jobs, all in the
 -- caller's one statement. status: 'confirmed', 'sold_out', 'unknown_event',
 -- 'unknown_ticket_type' or 'idempotency_key_reused'. With an idempotency key, a repeated key returns the
 -- first call's answer (replayed) and changes nothing.
@@ -156,19 +156,18 @@ BEGIN
             WHERE s.ticket_type_id = p_ticket_type AND s.sold < s.capacity
             ORDER BY random() LIMIT 1 FOR UPDATE SKIP LOCKED;
             EXIT WHEN FOUND;
-            -- Every stripe with seats is locked: wait for one. FOR UPDATE
-            -- re-checks sold < capacity once the lock is ours, and may then
-            -- return nothing, so go round until a seat or none is left.
-            SELECT s.stripe INTO v_stripe FROM ticket_stripes s
-            WHERE s.ticket_type_id = p_ticket_type AND s.sold < s.capacity
-            ORDER BY s.stripe LIMIT 1 FOR UPDATE;
-            EXIT WHEN FOUND;
+            -- Every stripe with seats left is locked by a sale in flight (or
+            -- none is left). Waiting on one of those locks could deadlock: a
+            -- FOR UPDATE whose row filled up meanwhile returns nothing but
+            -- keeps the lock. So look again after a moment instead; the
+            -- holders commit within milliseconds.
             PERFORM 1 FROM ticket_stripes s
             WHERE s.ticket_type_id = p_ticket_type AND s.sold < s.capacity;
             IF NOT FOUND THEN
                 v_stripe := NULL;
                 EXIT;
             END IF;
+            PERFORM pg_sleep(0.0005);
         END LOOP;
         IF v_stripe IS NULL THEN
             status := 'sold_out';

@@ -752,3 +752,42 @@ Test(api, search_finds_sessions_by_a_stemmed_word_and_attendees_only_for_their_o
     cr_assert_eq(search("type=session", NULL, &resp), 422);
     testhttp_resp_free(&resp);
 }
+
+/* Check-ins are gathered into batches: many at once, each ticket twice, still admit each once. */
+Test(api, a_crowd_at_the_door_admits_every_ticket_exactly_once, .init = start, .fini = stop,
+     .timeout = 300)
+{
+    enum { TICKETS = 100 };
+    static char codes[TICKETS][USHER_TICKET_CODE_MAX], bodies[2 * TICKETS][160];
+    static testhttp_req reqs[2 * TICKETS];
+    static testhttp_resp resps[2 * TICKETS];
+    long long regs[TICKETS];
+    int ok = 0, again = 0;
+    char sql[256];
+    world w;
+
+    make_world(&w, TICKETS);
+    for (int i = 0; i < TICKETS; i++)
+        registered_code(&w, codes[i], &regs[i]);
+    for (int i = 0; i < 2 * TICKETS; i++) {
+        snprintf(bodies[i], sizeof(bodies[i]), "{\"ticket_code\":\"%s\",\"gate\":\"g%d\"}",
+                 codes[i % TICKETS], i);
+        reqs[i] = (testhttp_req){ "POST", "/v1/checkins", w.scanner, bodies[i], NULL, NULL };
+    }
+    testhttp_many(&server, reqs, resps, 2 * TICKETS, 64);
+    for (int i = 0; i < 2 * TICKETS; i++) {
+        const char *result = json_string_value(json_object_get(resps[i].json, "result"));
+
+        cr_assert_not_null(result, "%ld %s", resps[i].status, resps[i].body);
+        ok += strcmp(result, "ok") == 0 && resps[i].status == 200;
+        again += strcmp(result, "already_checked_in") == 0 && resps[i].status == 409;
+        testhttp_resp_free(&resps[i]);
+    }
+    cr_assert_eq(ok, TICKETS);
+    cr_assert_eq(again, TICKETS);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM scans WHERE result = 'ok' AND registration_id BETWEEN %lld"
+             " AND %lld",
+             regs[0], regs[TICKETS - 1]);
+    cr_assert_eq(testdb_scalar(st, sql), TICKETS);
+}
