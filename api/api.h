@@ -124,6 +124,12 @@ bool api_result_ok(api_req *r, PGresult *res, const char *errmsg);
  */
 void api_reply_row(api_req *r, PGresult *res, const char *errmsg, int status, const char *what);
 
+/*
+ * The organizer a statement must stay within, as a parameter: the token's
+ * organizer, or NULL (any) for an admin.
+ */
+const char *api_scope_org(const api_req *r, char out[24]);
+
 /* True when the role may act on the organizer's data (admin: every organizer). */
 bool api_may_manage(const api_req *r, int64_t organizer_id);
 

@@ -162,6 +162,11 @@ void api_reply_row(api_req *r, PGresult *res, const char *errmsg, int status, co
                   (size_t)PQgetlength(res, 0, 0));
 }
 
+const char *api_scope_org(const api_req *r, char out[24])
+{
+    return r->auth.role == USHER_ROLE_ADMIN ? NULL : api_id_text(r->auth.organizer_id, out);
+}
+
 bool api_may_manage(const api_req *r, int64_t organizer_id)
 {
     if (r->auth.role == USHER_ROLE_ADMIN)

@@ -121,9 +121,7 @@ static void written(void *arg)
     }
     snprintf(size, sizeof(size), "%zu", up->ref.size);
     const char *params[] = { api_id_text(r->ids[0], id),
-                             r->auth.role == USHER_ROLE_ADMIN
-                                 ? NULL
-                                 : api_id_text(r->auth.organizer_id, org),
+                             api_scope_org(r, org),
                              up->session,
                              up->filename,
                              up->type,
@@ -243,11 +241,7 @@ void route_content_upload(api_req *r)
     up->r = r;
     up->root = r->loop->srv->cfg->document_dir;
     r->state = up;
-    const char *params[] = { api_id_text(r->ids[0], id),
-                             r->auth.role == USHER_ROLE_ADMIN
-                                 ? NULL
-                                 : api_id_text(r->auth.organizer_id, org),
-                             up->session };
+    const char *params[] = { api_id_text(r->ids[0], id), api_scope_org(r, org), up->session };
 
     if (!api_query(r,
                    "SELECT EXISTS (SELECT 1 FROM events e WHERE e.id = $1"
@@ -265,10 +259,7 @@ static void listed(PGresult *res, const char *errmsg, void *arg)
 void route_content_list(api_req *r)
 {
     char id[24], org[24];
-    const char *params[] = { api_id_text(r->ids[0], id),
-                             r->auth.role == USHER_ROLE_ADMIN
-                                 ? NULL
-                                 : api_id_text(r->auth.organizer_id, org) };
+    const char *params[] = { api_id_text(r->ids[0], id), api_scope_org(r, org) };
 
     api_query(
         r,

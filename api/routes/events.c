@@ -189,9 +189,7 @@ static void listed(PGresult *res, const char *errmsg, void *arg)
 void route_event_list(api_req *r)
 {
     char org[24];
-    const char *params[] = { r->auth.role == USHER_ROLE_ADMIN
-                                 ? NULL
-                                 : api_id_text(r->auth.organizer_id, org) };
+    const char *params[] = { api_scope_org(r, org) };
 
     api_query(r,
               "SELECT json_build_object('events', coalesce(json_agg(x.j ORDER BY x.id DESC),"
@@ -274,17 +272,9 @@ void route_event_update(api_req *r)
         api_reply_error(r, 500, "internal", "out of memory");
         return;
     }
-    const char *params[] = { api_id_text(r->ids[0], id),
-                             r->auth.role == USHER_ROLE_ADMIN
-                                 ? NULL
-                                 : api_id_text(r->auth.organizer_id, org),
-                             name,
-                             tz,
-                             venue,
-                             starts,
-                             ends,
-                             tier,
-                             jobs };
+    const char *params[] = {
+        api_id_text(r->ids[0], id), api_scope_org(r, org), name, tz, venue, starts, ends, tier, jobs
+    };
 
     api_query(r,
               "WITH upd AS (UPDATE events SET name = coalesce($3, name),"
@@ -321,10 +311,7 @@ void route_ticket_type_create(api_req *r)
         !api_get_int(r, "capacity", true, 0, 10000000, &capacity))
         return;
     snprintf(cap, sizeof(cap), "%lld", (long long)capacity);
-    const char *params[] = {
-        api_id_text(r->ids[0], id),
-        r->auth.role == USHER_ROLE_ADMIN ? NULL : api_id_text(r->auth.organizer_id, org), name, cap
-    };
+    const char *params[] = { api_id_text(r->ids[0], id), api_scope_org(r, org), name, cap };
 
     api_query(r,
               "INSERT INTO ticket_types (event_id, name, capacity)"

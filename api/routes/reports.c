@@ -57,9 +57,7 @@ void route_report_create(api_req *r)
     snprintf(attempts, sizeof(attempts), "%d", k->max_attempts);
     snprintf(timeout, sizeof(timeout), "%d", k->timeout_ms);
     const char *params[] = { api_id_text(r->ids[0], event),
-                             r->auth.role == USHER_ROLE_ADMIN
-                                 ? NULL
-                                 : api_id_text(r->auth.organizer_id, org),
+                             api_scope_org(r, org),
                              kind,
                              format,
                              usher_role_name(r->auth.role),
@@ -96,10 +94,7 @@ static void got_report(PGresult *res, const char *errmsg, void *arg)
 void route_report_get(api_req *r)
 {
     char id[24], org[24];
-    const char *params[] = { api_id_text(r->ids[0], id),
-                             r->auth.role == USHER_ROLE_ADMIN
-                                 ? NULL
-                                 : api_id_text(r->auth.organizer_id, org) };
+    const char *params[] = { api_id_text(r->ids[0], id), api_scope_org(r, org) };
 
     api_query(r,
               "SELECT " REPORT_JSON "::text FROM reports r"
@@ -117,10 +112,7 @@ static void got_job(PGresult *res, const char *errmsg, void *arg)
 void route_job_get(api_req *r)
 {
     char id[24], org[24];
-    const char *params[] = { api_id_text(r->ids[0], id),
-                             r->auth.role == USHER_ROLE_ADMIN
-                                 ? NULL
-                                 : api_id_text(r->auth.organizer_id, org) };
+    const char *params[] = { api_id_text(r->ids[0], id), api_scope_org(r, org) };
 
     /* A live job (with its report, if any); else the report of a finished one. */
     api_query(r,

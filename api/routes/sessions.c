@@ -154,9 +154,7 @@ void route_session_create(api_req *r)
     if (!read_fields(r, true, &f))
         return;
     const char *params[] = { api_id_text(r->ids[0], id),
-                             r->auth.role == USHER_ROLE_ADMIN
-                                 ? NULL
-                                 : api_id_text(r->auth.organizer_id, org),
+                             api_scope_org(r, org),
                              f.title,
                              f.abstract != NULL ? f.abstract : "",
                              f.speakers != NULL ? f.speakers : "[]",
@@ -186,9 +184,7 @@ void route_session_update(api_req *r)
     if (!read_fields(r, false, &f))
         return;
     const char *params[] = { api_id_text(r->ids[0], id),
-                             r->auth.role == USHER_ROLE_ADMIN
-                                 ? NULL
-                                 : api_id_text(r->auth.organizer_id, org),
+                             api_scope_org(r, org),
                              f.title,
                              f.abstract,
                              f.speakers,

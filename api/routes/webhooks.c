@@ -97,9 +97,7 @@ static void listed(PGresult *res, const char *errmsg, void *arg)
 void route_webhook_list(api_req *r)
 {
     char org[24];
-    const char *params[] = { r->auth.role == USHER_ROLE_ADMIN
-                                 ? NULL
-                                 : api_id_text(r->auth.organizer_id, org) };
+    const char *params[] = { api_scope_org(r, org) };
 
     api_query(r,
               "SELECT json_build_object('webhooks', coalesce(json_agg(" ENDPOINT_JSON
@@ -111,10 +109,7 @@ void route_webhook_list(api_req *r)
 void route_webhook_get(api_req *r)
 {
     char id[24], org[24];
-    const char *params[] = { api_id_text(r->ids[0], id),
-                             r->auth.role == USHER_ROLE_ADMIN
-                                 ? NULL
-                                 : api_id_text(r->auth.organizer_id, org) };
+    const char *params[] = { api_id_text(r->ids[0], id), api_scope_org(r, org) };
 
     api_query(r,
               "SELECT " ENDPOINT_JSON "::text FROM webhook_endpoints w"

@@ -41,32 +41,8 @@ static const char *maildir(void)
 
 static pid_t start_worker(void)
 {
-    const char *argv[] = {
-        USHER_WORKER_PATH, "--config", CHAIN_TEST_CONF, "--pool", "tests", NULL
-    };
-    char log[128], docs[128], search[128];
-    pid_t pid;
-
-    snprintf(workdir, sizeof(workdir), "/tmp/usher-chain-XXXXXX");
-    cr_assert_not_null(mkdtemp(workdir));
-    snprintf(docs, sizeof(docs), "%s/documents", workdir);
-    snprintf(log, sizeof(log), "%s/worker.log", workdir);
-    snprintf(search, sizeof(search), "%s/search", workdir);
-    cr_assert_eq(setenv("USHER_DOCUMENT_DIR", docs, 1), 0);
-    cr_assert_eq(setenv("USHER_SEARCH_DIR", search, 1), 0);
-    cr_assert_eq(setenv("USHER_DATABASE_URL", cfg.database_url, 1), 0);
-    pid = testproc_start(argv, log);
-    cr_assert_gt(pid, 0);
-    return pid;
-}
-
-static void stop_worker(pid_t pid)
-{
-    int status;
-
-    kill(pid, SIGTERM);
-    cr_assert(testproc_wait(pid, 60000, &status), "usher-worker did not stop");
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "usher-worker exit %d", status);
+    return testproc_start_worker(USHER_WORKER_PATH, CHAIN_TEST_CONF, "tests", cfg.database_url,
+                                 "chain", workdir);
 }
 
 /* Reads a whole file (NUL-terminated); NULL if it cannot. */
@@ -201,7 +177,7 @@ Test(chain, a_registration_gets_its_ticket_by_mail_with_a_scannable_signed_code,
     pid = start_worker();
     cr_assert(testproc_wait_for(jobs_done, NULL, 120000), "the chain did not finish (see %s)",
               workdir);
-    stop_worker(pid);
+    testproc_stop_cleanly(pid);
 
     /* The mail's Message-ID is that of the email job, which followed the ticket job. */
     snprintf(needle, sizeof(needle), "Message-ID: <usher-job-%lld@", (long long)out.id + 1);
@@ -257,7 +233,7 @@ Test(chain, an_inbox_notification_is_written_once, .timeout = 300)
                  USHER_OK);
     pid = start_worker();
     cr_assert(testproc_wait_for(jobs_done, NULL, 120000), "the notifications did not finish");
-    stop_worker(pid);
+    testproc_stop_cleanly(pid);
     cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM notifications"
                                    " WHERE title = 'Doors open at 8:30'"),
                  1);
@@ -322,7 +298,7 @@ Test(chain, index_jobs_make_sessions_and_attendees_searchable_and_unsearchable, 
                  "attendees leak into public search");
     enqueue_index("session", session, true);
     cr_assert(testproc_wait_for(jobs_done, NULL, 120000), "the delete did not finish");
-    stop_worker(pid);
+    testproc_stop_cleanly(pid);
     cr_assert_eq(search("queues", "session", &hit), 0, "the deleted session is still found");
 }
 
@@ -343,7 +319,7 @@ Test(chain, a_badge_job_stores_one_sheet_per_eight_attendees, .timeout = 300)
         USHER_OK, "%s", usher_store_errstr(st));
     pid = start_worker();
     cr_assert(testproc_wait_for(jobs_done, NULL, 120000), "the badge job did not finish");
-    stop_worker(pid);
+    testproc_stop_cleanly(pid);
     snprintf(sql, sizeof(sql),
              "SELECT sha256 FROM documents WHERE kind = 'badges' AND job_id = %lld",
              (long long)out.id);

@@ -29,32 +29,8 @@ static char workdir[64];
 
 static pid_t start_worker(void)
 {
-    const char *argv[] = {
-        USHER_WORKER_PATH, "--config", CHAIN_TEST_CONF, "--pool", "tests", NULL
-    };
-    char log[128], docs[128], search[128];
-    pid_t pid;
-
-    snprintf(workdir, sizeof(workdir), "/tmp/usher-schemas-XXXXXX");
-    cr_assert_not_null(mkdtemp(workdir));
-    snprintf(docs, sizeof(docs), "%s/documents", workdir);
-    snprintf(log, sizeof(log), "%s/worker.log", workdir);
-    snprintf(search, sizeof(search), "%s/search", workdir);
-    cr_assert_eq(setenv("USHER_DOCUMENT_DIR", docs, 1), 0);
-    cr_assert_eq(setenv("USHER_SEARCH_DIR", search, 1), 0);
-    cr_assert_eq(setenv("USHER_DATABASE_URL", cfg.database_url, 1), 0);
-    pid = testproc_start(argv, log);
-    cr_assert_gt(pid, 0);
-    return pid;
-}
-
-static void stop_worker(pid_t pid)
-{
-    int status;
-
-    kill(pid, SIGTERM);
-    cr_assert(testproc_wait(pid, 60000, &status), "usher-worker did not stop");
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "usher-worker exit %d", status);
+    return testproc_start_worker(USHER_WORKER_PATH, CHAIN_TEST_CONF, "tests", cfg.database_url,
+                                 "schemas", workdir);
 }
 
 static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -144,7 +120,7 @@ Test(schemas, invalid_payloads_are_dead_after_one_attempt_and_valid_ones_complet
     pid = start_worker();
     cr_assert(testproc_wait_for(jobs_done, NULL, 120000), "the jobs did not finish (see %s)",
               workdir);
-    stop_worker(pid);
+    testproc_stop_cleanly(pid);
 
     job_fate(bad_ticket, fate, sizeof(fate));
     cr_assert_str_eq(fate, "dead 1 [\"invalid payload: payload.registration_id:"

@@ -115,3 +115,32 @@ bool testproc_wait_for(bool (*cond)(void *arg), void *arg, int timeout_ms)
     } while (testdb_now_ms() < deadline);
     return cond(arg);
 }
+
+pid_t testproc_start_worker(const char *path, const char *config, const char *pool,
+                            const char *database_url, const char *name, char workdir[64])
+{
+    const char *argv[] = { path, "--config", config, "--pool", pool, NULL };
+    char log[128], docs[128], search[128];
+    pid_t pid;
+
+    snprintf(workdir, 64, "/tmp/usher-%s-XXXXXX", name);
+    cr_assert_not_null(mkdtemp(workdir));
+    snprintf(docs, sizeof(docs), "%s/documents", workdir);
+    snprintf(log, sizeof(log), "%s/worker.log", workdir);
+    snprintf(search, sizeof(search), "%s/search", workdir);
+    cr_assert_eq(setenv("USHER_DOCUMENT_DIR", docs, 1), 0);
+    cr_assert_eq(setenv("USHER_SEARCH_DIR", search, 1), 0);
+    cr_assert_eq(setenv("USHER_DATABASE_URL", database_url, 1), 0);
+    pid = testproc_start(argv, log);
+    cr_assert_gt(pid, 0);
+    return pid;
+}
+
+void testproc_stop_cleanly(pid_t pid)
+{
+    int status;
+
+    kill(pid, SIGTERM);
+    cr_assert(testproc_wait(pid, 60000, &status), "usher-worker did not stop");
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "usher-worker exit %d", status);
+}

@@ -21,6 +21,18 @@ void testproc_kill(pid_t pid);
 /* The pids whose parent is pid, at most max; returns how many. */
 size_t testproc_children(pid_t pid, pid_t *out, size_t max);
 
+/*
+ * Starts the usher-worker at path for pool with config on database_url,
+ * with its documents, search index and log (worker.log) in a new directory
+ * /tmp/usher-NAME-XXXXXX, whose path goes into workdir. Fails the test if
+ * it cannot.
+ */
+pid_t testproc_start_worker(const char *path, const char *config, const char *pool,
+                            const char *database_url, const char *name, char workdir[64]);
+
+/* SIGTERM, then a clean exit (status 0) within 60 s; fails the test otherwise. */
+void testproc_stop_cleanly(pid_t pid);
+
 /* Polls cond(arg) every 20 ms until it is true or timeout_ms passes. */
 bool testproc_wait_for(bool (*cond)(void *arg), void *arg, int timeout_ms);
 
