@@ -1,8 +1,10 @@
 /*
  * POST /v1/checkins: the door. The code's signature is checked first, so a
  * forged or mistyped code never reaches the database's registrations (its
- * scan is still logged); a good one runs usher_checkin() (0007_api.sql),
- * which admits a ticket once however many scanners race on it.
+ * scan is still logged); a good one joins its loop's batch for
+ * usher_checkin_batch() (0009_checkin_jobs.sql), which admits a ticket once
+ * however many scanners race on it. The analytics job is "counted": a batch
+ * writes one per event with the number of tickets it admitted.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,7 +110,7 @@ void route_checkin(api_req *r)
             (json_int_t)registration, "scope_org",
             r->auth.role == USHER_ROLE_SCANNER ? json_integer(r->auth.organizer_id) : json_null(),
             "scope_event", scope_event != 0 ? json_integer(scope_event) : json_null(), "gate", gate,
-            "nonce", nonce != NULL ? json_string(nonce) : json_null(), "jobs", templates);
+            "nonce", nonce != NULL ? json_string(nonce) : json_null(), "counted", templates);
     json_decref(templates);
     if (item == NULL) {
         api_reply_error(r, 500, "internal", "out of memory");

@@ -761,12 +761,19 @@ Test(api, a_crowd_at_the_door_admits_every_ticket_exactly_once, .init = start, .
     static char codes[TICKETS][USHER_TICKET_CODE_MAX], bodies[2 * TICKETS][160];
     static testhttp_req reqs[2 * TICKETS];
     static testhttp_resp resps[2 * TICKETS];
+    testhttp_resp hook;
     long long regs[TICKETS];
     int ok = 0, again = 0;
     char sql[256];
     world w;
 
     make_world(&w, TICKETS);
+    cr_assert_eq(call("POST", "/v1/webhooks", w.organizer,
+                      "{\"url\":\"https://hooks.example.org/door\","
+                      "\"events\":[\"checkin.created\"]}",
+                      &hook),
+                 201, "%s", hook.body);
+    testhttp_resp_free(&hook);
     for (int i = 0; i < TICKETS; i++)
         registered_code(&w, codes[i], &regs[i]);
     for (int i = 0; i < 2 * TICKETS; i++) {
@@ -790,4 +797,23 @@ Test(api, a_crowd_at_the_door_admits_every_ticket_exactly_once, .init = start, .
              " AND %lld",
              regs[0], regs[TICKETS - 1]);
     cr_assert_eq(testdb_scalar(st, sql), TICKETS);
+    /* What the admissions set off, written per batch: the analytics jobs'
+     * counts add up to the admissions, and each admission has one webhook. */
+    cr_assert_eq(testdb_scalar(st, "SELECT coalesce(sum((payload->>'count')::bigint), -1)"
+                                   " FROM usher_jobs WHERE kind = 'analytics.rollup'"
+                                   " AND payload->>'metric' = 'checkin'"),
+                 TICKETS);
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE kind = 'analytics.rollup'"
+                                   " AND payload->>'metric' = 'checkin'"
+                                   " AND NOT payload ? 'count'"),
+                 0);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(DISTINCT payload->'data'->>'registration_id') FROM usher_jobs"
+             " WHERE kind = 'notify.webhook' AND payload->>'event' = 'checkin.created'"
+             " AND (payload->'data'->>'registration_id')::bigint BETWEEN %lld AND %lld",
+             regs[0], regs[TICKETS - 1]);
+    cr_assert_eq(testdb_scalar(st, sql), TICKETS);
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE kind = 'notify.webhook'"
+                                   " AND payload->>'event' = 'checkin.created'"),
+                 TICKETS);
 }
