@@ -98,6 +98,11 @@ void api_cache_get(api_req *r, const char *name, const char *key, api_cache_fn d
     }
 }
 
+/* A held key (api_cache_hold) refuses puts until its hold expires. */
+static const char put_script[] = "if redis.call('GET', KEYS[1]) == '" API_CACHE_HELD "' then"
+                                 " return 0 end"
+                                 " redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1";
+
 void api_cache_put(api_loop *loop, const char *key, const char *value, size_t len, int ttl_s,
                    int stale_s)
 {
@@ -109,10 +114,12 @@ void api_cache_put(api_loop *loop, const char *key, const char *value, size_t le
     memcpy(entry, head, (size_t)head_len);
     memcpy(entry + head_len, value, len);
     snprintf(px, sizeof(px), "%lld", (ttl_s + stale_s) * 1000LL);
-    const char *argv[] = { "SET", key, entry, "PX", px };
-    size_t lens[] = { 3, strlen(key), (size_t)head_len + len, 2, strlen(px) };
+    const char *argv[] = { "EVAL", put_script, "1", key, entry, px };
+    size_t lens[] = {
+        4, sizeof(put_script) - 1, 1, strlen(key), (size_t)head_len + len, strlen(px)
+    };
 
-    api_redis_call(loop->redis, 0, NULL, NULL, 5, argv, lens);
+    api_redis_call(loop->redis, 0, NULL, NULL, 6, argv, lens);
     free(entry);
 }
 
@@ -121,4 +128,14 @@ void api_cache_drop(api_loop *loop, const char *key)
     const char *argv[] = { "DEL", key };
 
     api_redis_call(loop->redis, 0, NULL, NULL, 2, argv, NULL);
+}
+
+void api_cache_hold(api_loop *loop, const char *key)
+{
+    char px[16];
+
+    snprintf(px, sizeof(px), "%d", API_CACHE_HOLD_MS);
+    const char *argv[] = { "SET", key, API_CACHE_HELD, "PX", px };
+
+    api_redis_call(loop->redis, 0, NULL, NULL, 5, argv, NULL);
 }

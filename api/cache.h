@@ -36,4 +36,16 @@ void api_cache_put(api_loop *loop, const char *key, const char *value, size_t le
 /* Drops key (after a change). */
 void api_cache_drop(api_loop *loop, const char *key);
 
+/*
+ * Drops key and keeps it empty for API_CACHE_HOLD_MS: lookups miss and puts
+ * are refused meanwhile. For a change that must not be undone by a request
+ * that read the database just before the change committed and stores its
+ * answer just after (a cancelled registration's "yes" at a session door).
+ * Not for hot keys: every lookup during the hold goes to the database.
+ */
+void api_cache_hold(api_loop *loop, const char *key);
+
+#define API_CACHE_HOLD_MS 5000
+#define API_CACHE_HELD    "-" /* a held key's value: no "|", so a lookup misses */
+
 #endif

@@ -26,6 +26,7 @@ struct api_metrics {
     size_t nroutes; /* plus one for unmatched requests */
     route_stats *routes;
     atomic_uint_fast64_t cache[NCACHE][2]; /* [cache][hit] */
+    usher_prom_histogram db_queued, db_ran;
 };
 
 api_metrics *api_metrics_new(size_t nroutes)
@@ -67,6 +68,12 @@ void api_metrics_cache(api_metrics *m, const char *cache, int hit)
         if (strcmp(caches[i], cache) == 0)
             atomic_fetch_add_explicit(&m->cache[i][hit != 0], 1, memory_order_relaxed);
     }
+}
+
+void api_metrics_statement(api_metrics *m, double queued_s, double ran_s)
+{
+    usher_prom_observe(&m->db_queued, queued_s);
+    usher_prom_observe(&m->db_ran, ran_s);
 }
 
 static uint64_t load(atomic_uint_fast64_t *v)
@@ -138,6 +145,20 @@ int api_metrics_render(api_metrics *m, struct api_loop *const *loops, int nloops
                                  "usher_cache_requests_total{cache=\"%s\",result=\"miss\"} %llu\n",
                                  caches[c], (unsigned long long)load(&m->cache[c][1]), caches[c],
                                  (unsigned long long)load(&m->cache[c][0]));
+    if (rc >= 0)
+        rc = evbuffer_add_printf(out, "# HELP usher_db_statement_duration_seconds A database"
+                                      " statement of the API, from its send to its result.\n"
+                                      "# TYPE usher_db_statement_duration_seconds histogram\n");
+    if (rc >= 0)
+        rc =
+            usher_prom_histogram_render(out, "usher_db_statement_duration_seconds", "", &m->db_ran);
+    if (rc >= 0)
+        rc = evbuffer_add_printf(out, "# HELP usher_db_statement_queued_seconds How long a"
+                                      " statement waited for its connection before it was sent.\n"
+                                      "# TYPE usher_db_statement_queued_seconds histogram\n");
+    if (rc >= 0)
+        rc = usher_prom_histogram_render(out, "usher_db_statement_queued_seconds", "",
+                                         &m->db_queued);
     for (int i = 0; i < nloops; i++) {
         up += atomic_load(&loops[i]->pg_up);
         busy += atomic_load(&loops[i]->pg_busy);

@@ -1,7 +1,7 @@
 /*
  * usher-api's Prometheus metrics: requests by route, method and status,
- * latency histograms by route, cache hits and misses, and the database
- * connections of every loop. Counters are relaxed atomics shared by the
+ * latency histograms by route, cache hits and misses, the database
+ * connections of every loop and how long their statements take. Counters are relaxed atomics shared by the
  * loop threads; /metrics reads them without stopping anyone.
  */
 #ifndef USHER_API_METRICS_H
@@ -18,6 +18,8 @@ void api_metrics_free(api_metrics *m);
 
 void api_metrics_request(api_metrics *m, size_t route, int status, double seconds);
 void api_metrics_cache(api_metrics *m, const char *cache, int hit);
+/* A database statement: queued on its connection, then on the wire until answered. */
+void api_metrics_statement(api_metrics *m, double queued_s, double ran_s);
 
 /* Appends the exposition text; loops give the connection gauges. */
 int api_metrics_render(api_metrics *m, struct api_loop *const *loops, int nloops,

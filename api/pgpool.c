@@ -7,10 +7,11 @@ struct api_pgpool {
     usher_pgloop **conns;
 };
 
-usher_err api_pgpool_new(struct event_base *base, const char *conninfo, int size, api_pgpool **out)
+usher_err api_pgpool_new(struct event_base *base, const char *conninfo, int size,
+                         const usher_pgloop_hooks *hooks, api_pgpool **out)
 {
     api_pgpool *pool = calloc(1, sizeof(*pool));
-    usher_pgloop_hooks hooks = { 0 };
+    const usher_pgloop_hooks none = { 0 };
 
     *out = NULL;
     if (pool == NULL || (pool->conns = calloc((size_t)size, sizeof(*pool->conns))) == NULL) {
@@ -18,7 +19,8 @@ usher_err api_pgpool_new(struct event_base *base, const char *conninfo, int size
         return USHER_ERR_NOMEM;
     }
     for (int i = 0; i < size; i++) {
-        usher_err err = usher_pgloop_new(base, conninfo, &hooks, &pool->conns[i]);
+        usher_err err =
+            usher_pgloop_new(base, conninfo, hooks != NULL ? hooks : &none, &pool->conns[i]);
 
         if (err != USHER_OK) {
             pool->size = i;

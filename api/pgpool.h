@@ -14,7 +14,9 @@
 
 typedef struct api_pgpool api_pgpool;
 
-usher_err api_pgpool_new(struct event_base *base, const char *conninfo, int size, api_pgpool **out);
+/* hooks (copied; may be NULL) go to every connection, e.g. to time statements. */
+usher_err api_pgpool_new(struct event_base *base, const char *conninfo, int size,
+                         const usher_pgloop_hooks *hooks, api_pgpool **out);
 void api_pgpool_free(api_pgpool *pool);
 
 /*

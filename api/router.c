@@ -23,6 +23,8 @@ const api_route api_routes[] = {
     { EVHTTP_REQ_POST, "/v1/events/{id}/ticket-types", API_ORG, true, false,
       route_ticket_type_create },
     { EVHTTP_REQ_POST, "/v1/events/{id}/registrations", API_PUBLIC, true, true, route_register },
+    { EVHTTP_REQ_POST, "/v1/registrations/{id}/cancel", API_ORG, false, false,
+      route_registration_cancel },
     { EVHTTP_REQ_POST, "/v1/checkins", API_SCAN, true, true, route_checkin },
     { EVHTTP_REQ_POST, "/v1/events/{id}/reports", API_ORG, true, false, route_report_create },
     { EVHTTP_REQ_GET, "/v1/reports/{id}", API_ORG, false, false, route_report_get },

@@ -17,6 +17,7 @@
 #include "routes/routes.h"
 #include "log.h"
 #include "offload.h"
+#include "metrics.h"
 #include "pgpool.h"
 #include "redis.h"
 #include "wake.h"
@@ -132,6 +133,11 @@ static void loop_free(api_loop *loop)
     free(loop);
 }
 
+static void statement_timed(double queued_s, double ran_s, void *arg)
+{
+    api_metrics_statement(arg, queued_s, ran_s);
+}
+
 static api_loop *loop_new(api_server *srv, int index, int fd, char *errbuf, size_t errlen)
 {
     const usher_config *cfg = srv->cfg;
@@ -168,8 +174,9 @@ static api_loop *loop_new(api_server *srv, int index, int fd, char *errbuf, size
         loop_free(loop);
         return NULL;
     }
-    if (api_pgpool_new(loop->base, cfg->database_url, cfg->api_db_connections, &loop->pg) !=
-        USHER_OK)
+    if (api_pgpool_new(loop->base, cfg->database_url, cfg->api_db_connections,
+                       &(usher_pgloop_hooks){ .timed = statement_timed, .arg = srv->metrics },
+                       &loop->pg) != USHER_OK)
         goto nomem;
     loop->wake = api_wake_new(loop);
     loop->checkins = api_checkin_batch_new(loop, route_checkin_answer);

@@ -114,7 +114,7 @@ const usher_setting usher_settings[] = {
     { "api", "cache_event_ttl_s", USHER_VAL_INT, CFG(api_cache_event_ttl_s), NULL, 5, 0, 86400,
       false, "USHER_API_CACHE_EVENT_TTL_S", NULL },
     { "api", "cache_access_ttl_s", USHER_VAL_INT, CFG(api_cache_access_ttl_s), NULL, 60, 0, 86400,
-      false, NULL, NULL },
+      false, "USHER_API_CACHE_ACCESS_TTL_S", NULL },
     { "api", "cache_stale_s", USHER_VAL_INT, CFG(api_cache_stale_s), NULL, 30, 0, 86400, false,
       NULL, NULL },
     { "api", "rate_per_minute", USHER_VAL_INT, CFG(api_rate_per_minute), NULL, 600, 0, 100000000,

@@ -8,6 +8,7 @@
 #include "pgloop.h"
 
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 #include "log.h"
@@ -25,7 +26,8 @@ typedef struct pg_query {
     char **params;
     usher_pg_result_fn done;
     void *arg;
-    bool unprepared; /* preparing it failed: send it as it is */
+    bool unprepared;                    /* preparing it failed: send it as it is */
+    struct timespec queued_at, sent_at; /* CLOCK_MONOTONIC; sent_at zero until sent */
 } pg_query;
 
 struct usher_pgloop {
@@ -142,6 +144,11 @@ static void deliver_notifies(usher_pgloop *pg)
     }
 }
 
+static double seconds_between(const struct timespec *a, const struct timespec *b)
+{
+    return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
 /* The head statement finished: hand its result over and send the next one. */
 static void finish_head(usher_pgloop *pg)
 {
@@ -154,6 +161,13 @@ static void finish_head(usher_pgloop *pg)
 
     pg->result = NULL;
     pg->sent = false;
+    if (pg->hooks.timed != NULL) {
+        struct timespec now;
+
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        pg->hooks.timed(seconds_between(&q->queued_at, &q->sent_at),
+                        seconds_between(&q->sent_at, &now), pg->hooks.arg);
+    }
     q->done(res, msg, q->arg);
     PQclear(res);
     query_free(q);
@@ -258,6 +272,8 @@ static void send_next(usher_pgloop *pg)
 
     if (pg->state != PG_READY || pg->sent || q == NULL)
         return;
+    if (q->sent_at.tv_sec == 0 && q->sent_at.tv_nsec == 0)
+        clock_gettime(CLOCK_MONOTONIC, &q->sent_at); /* before its PREPARE, if any */
     if (!send_query(pg, q)) {
         connection_lost(pg, "send");
         return;
@@ -426,6 +442,7 @@ usher_err usher_pgloop_query(usher_pgloop *pg, const char *sql, int nparams,
         return USHER_ERR_NOMEM;
     q->done = done;
     q->arg = arg;
+    clock_gettime(CLOCK_MONOTONIC, &q->queued_at);
     if (pg->tail != NULL)
         pg->tail->next = q;
     else

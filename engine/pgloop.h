@@ -28,6 +28,10 @@ typedef struct usher_pgloop_hooks {
     void (*connected)(usher_pgloop *pg, void *arg);   /* after every (re)connect */
     void (*disconnected)(const char *why, void *arg); /* the connection was lost */
     void (*notified)(const char *channel, void *arg); /* a NOTIFY arrived */
+    /* A statement finished (any result): seconds queued here before it was
+     * sent, and from its send to its last result (the database's time plus
+     * the round trip, and its PREPARE on first use). */
+    void (*timed)(double queued_s, double ran_s, void *arg);
     void *arg;
 } usher_pgloop_hooks;
 

@@ -18,8 +18,9 @@ void route_ticket_type_create(api_req *r);
 /* The Redis key of an event's cached details (dropped when it changes). */
 void api_event_cache_key(int64_t id, char key[64]);
 
-/* registrations.c */
+/* registrations.c, registration_cancel.c */
 void route_register(api_req *r);
+void route_registration_cancel(api_req *r);
 
 /* checkins.c */
 void route_checkin(api_req *r);
@@ -73,6 +74,8 @@ void route_session_list(api_req *r);
 void route_session_get(api_req *r);
 void route_session_update(api_req *r);
 void route_session_access(api_req *r);
+/* The Redis key of a session door's cached answer for a registration. */
+void api_access_cache_key(int64_t session, int64_t registration, char key[64]);
 void route_content_upload(api_req *r);
 void route_content_list(api_req *r);
 void route_content_get(api_req *r);

@@ -8,17 +8,25 @@
  * session and registration, fresh for api.cache_access_ttl_s), else from
  * PostgreSQL: unknown_session is a 404 (not cached: the id may yet be
  * taken); unknown_ticket, wrong_event, cancelled or access true are 200s
- * and cached. A registration cancelled meanwhile keeps its cached "yes"
- * until the entry expires: that lag, at most the TTL, is accepted (no
- * stale serving here: a stale entry is reloaded before it answers).
+ * and cached, fresh for api.cache_access_ttl_s and then served stale for
+ * api.cache_stale_s while one request reloads it (api/cache.h). A
+ * cancellation through the API (registration_cancel.c) holds the
+ * registration's keys empty, so the "yes" ends at once; a registration
+ * changed in the database directly keeps its cached answer up to the TTL
+ * plus the stale window.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../cache.h"
+#include "../pgpool.h"
 #include "../validate.h"
 #include "routes.h"
+
+#define ACCESS_SQL                                            \
+    "SELECT s.event_id, g.event_id, g.status FROM sessions s" \
+    " LEFT JOIN registrations g ON g.id = $2 WHERE s.id = $1"
 
 typedef struct access_step {
     int64_t event, registration; /* from the code */
@@ -31,12 +39,47 @@ static void reply_access(api_req *r, const char *json, size_t len)
     api_reply_raw(r, 200, "application/json", json, len);
 }
 
+/*
+ * The answer for a row of ACCESS_SQL, as JSON text (malloc'd), or NULL: no
+ * row (the session is unknown: *unknown set) or out of memory.
+ */
+static char *access_answer(PGresult *res, int64_t session, int64_t event, bool *unknown)
+{
+    const char *reason = NULL;
+    json_t *body;
+    char *text;
+
+    *unknown = PQntuples(res) != 1;
+    if (*unknown)
+        return NULL;
+    /* Columns: session's event, registration's event, registration's status. */
+    if (PQgetisnull(res, 0, 1) || strtoll(PQgetvalue(res, 0, 1), NULL, 10) != event)
+        reason = "unknown_ticket";
+    else if (strtoll(PQgetvalue(res, 0, 0), NULL, 10) != event)
+        reason = "wrong_event";
+    else if (strcmp(PQgetvalue(res, 0, 2), "confirmed") != 0)
+        reason = "cancelled";
+    body = reason == NULL ? json_pack("{s:b,s:I}", "access", 1, "session_id", (json_int_t)session)
+                          : json_pack("{s:b,s:s,s:I}", "access", 0, "reason", reason, "session_id",
+                                      (json_int_t)session);
+    text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    return text;
+}
+
+static void store(api_loop *loop, const char *key, const char *text)
+{
+    const usher_config *cfg = loop->srv->cfg;
+
+    api_cache_put(loop, key, text, strlen(text), cfg->api_cache_access_ttl_s,
+                  cfg->api_cache_stale_s);
+}
+
 static void looked_up(PGresult *res, const char *errmsg, void *arg)
 {
     api_req *r = arg;
     access_step *step = r->state;
-    const char *reason = NULL;
-    json_t *body;
+    bool unknown;
     char *text;
 
     r->state = NULL;
@@ -44,33 +87,42 @@ static void looked_up(PGresult *res, const char *errmsg, void *arg)
         free(step);
         return;
     }
-    if (PQntuples(res) != 1) {
-        free(step);
+    text = access_answer(res, r->ids[0], step->event, &unknown);
+    if (unknown)
         api_reply_error(r, 404, "unknown_session", "no such session");
-        return;
-    }
-    /* Columns: session's event, registration's event, registration's status. */
-    if (PQgetisnull(res, 0, 1) || strtoll(PQgetvalue(res, 0, 1), NULL, 10) != step->event)
-        reason = "unknown_ticket";
-    else if (strtoll(PQgetvalue(res, 0, 0), NULL, 10) != step->event)
-        reason = "wrong_event";
-    else if (strcmp(PQgetvalue(res, 0, 2), "confirmed") != 0)
-        reason = "cancelled";
-    body = reason == NULL ? json_pack("{s:b,s:I}", "access", 1, "session_id", (json_int_t)r->ids[0])
-                          : json_pack("{s:b,s:s,s:I}", "access", 0, "reason", reason, "session_id",
-                                      (json_int_t)r->ids[0]);
-    text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
-    if (text == NULL) {
-        free(step);
+    else if (text == NULL)
         api_reply_error(r, 500, "internal", "out of memory");
-        return;
+    else {
+        store(r->loop, step->key, text);
+        reply_access(r, text, strlen(text));
     }
-    api_cache_put(r->loop, step->key, text, strlen(text), r->loop->srv->cfg->api_cache_access_ttl_s,
-                  0);
-    reply_access(r, text, strlen(text));
     free(text);
     free(step);
+}
+
+/* A stale entry's reload, behind the request that served it. */
+typedef struct refresh {
+    api_loop *loop;
+    int64_t session;
+    access_step step;
+} refresh;
+
+static void refreshed(PGresult *res, const char *errmsg, void *arg)
+{
+    refresh *rf = arg;
+    bool unknown;
+    char *text = NULL;
+
+    (void)errmsg;
+    if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK) {
+        text = access_answer(res, rf->session, rf->step.event, &unknown);
+        if (text != NULL)
+            store(rf->loop, rf->step.key, text);
+        else if (unknown)
+            api_cache_drop(rf->loop, rf->step.key); /* the session is gone */
+    }
+    free(text);
+    free(rf);
 }
 
 static void cached(api_req *r, api_cache_state state, const char *value, size_t len, bool reload)
@@ -80,18 +132,28 @@ static void cached(api_req *r, api_cache_state state, const char *value, size_t 
     const char *params[] = { api_id_text(r->ids[0], session),
                              api_id_text(step->registration, registration) };
 
-    (void)reload;
-    if (state == API_CACHE_FRESH) {
-        r->state = NULL;
-        free(step);
-        reply_access(r, value, len);
+    if (state == API_CACHE_MISS) {
+        if (!api_query(r, ACCESS_SQL, 2, params, looked_up))
+            free(step); /* r is answered and gone */
         return;
     }
-    if (!api_query(r,
-                   "SELECT s.event_id, g.event_id, g.status FROM sessions s"
-                   " LEFT JOIN registrations g ON g.id = $2 WHERE s.id = $1",
-                   2, params, looked_up))
-        free(step); /* r is answered and gone */
+    r->state = NULL;
+    if (reload) {
+        refresh *rf = malloc(sizeof(*rf));
+
+        if (rf != NULL) {
+            *rf = (refresh){ r->loop, r->ids[0], *step };
+            if (api_pgpool_query(r->loop->pg, ACCESS_SQL, 2, params, refreshed, rf) != USHER_OK)
+                free(rf);
+        }
+    }
+    free(step);
+    reply_access(r, value, len);
+}
+
+void api_access_cache_key(int64_t session, int64_t registration, char key[64])
+{
+    snprintf(key, 64, "usher:v1:access:%lld:%lld", (long long)session, (long long)registration);
 }
 
 void route_session_access(api_req *r)
@@ -120,8 +182,7 @@ void route_session_access(api_req *r)
     }
     step->event = event;
     step->registration = registration;
-    snprintf(step->key, sizeof(step->key), "usher:v1:access:%lld:%lld", (long long)r->ids[0],
-             (long long)registration);
+    api_access_cache_key(r->ids[0], registration, step->key);
     r->state = step;
     api_cache_get(r, "access", step->key, cached);
 }

@@ -12,8 +12,8 @@
 
 #define WEBHOOK_EVENTS_MAX 16
 
-static const char *const webhook_events[] = { "registration.created", "checkin.created",
-                                              "report.done", NULL };
+static const char *const webhook_events[] = { "registration.created", "registration.cancelled",
+                                              "checkin.created", "report.done", NULL };
 
 #define ENDPOINT_JSON                                                                  \
     "json_build_object('id', w.id, 'organizer_id', w.organizer_id, 'url', w.url,"      \
@@ -60,8 +60,8 @@ void route_webhook_create(api_req *r)
             known = known || strcmp(json_string_value(item), webhook_events[k]) == 0;
         if (!known) {
             api_reply_invalid(r, "events",
-                              "events[%zu] must be registration.created, checkin.created or"
-                              " report.done",
+                              "events[%zu] must be registration.created,"
+                              " registration.cancelled, checkin.created or report.done",
                               i);
             return;
         }

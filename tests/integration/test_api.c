@@ -342,6 +342,7 @@ Test(api, every_route_enforces_its_roles, .init = start, .fini = stop)
         { "POST", "/v1/webhooks", "{\"url\":\"https://h.example.org\",\"events\":[]}", 401, 422,
           201, 201, 403 },
         { "GET", "/v1/me/notifications", NULL, 401, 401, 401, 401, 401 },
+        { "POST", "/v1/registrations/987654321/cancel", NULL, 401, 404, 404, 404, 403 },
     };
     const char *tokens[] = { NULL, w.admin, w.organizer, w.other, w.scanner };
 

@@ -2,6 +2,7 @@
  * usher-api with a Redis of the test's own (so it can be stopped): the
  * cache serves repeated reads without asking PostgreSQL, a change through
  * the API invalidates it, a stale entry is served while one refresh runs,
+ * a cancellation closes the session doors at once and gives the seat back,
  * rate limits answer 429 with Retry-After, and with Redis gone the API
  * still answers correctly from the database.
  */
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "testdb.h"
@@ -180,6 +182,151 @@ Test(api_cache, a_stale_entry_is_served_while_one_refresh_reloads_it, .init = st
               "the stale entry was never refreshed");
     /* Only hits: the refresh ran behind requests, none of them missed. */
     cr_assert_eq(metric("usher_cache_requests_total{cache=\"event\",result=\"miss\"} "), 1);
+}
+
+/* A registration through the API and a session of its event: *reg, code, *session. */
+static void attendee(long long *reg, char *code, size_t len, long long *session)
+{
+    testhttp_resp resp;
+    char path[96], sql[256], body[160];
+
+    snprintf(path, sizeof(path), "/v1/events/%lld/registrations", event_id);
+    snprintf(body, sizeof(body),
+             "{\"ticket_type_id\":%lld,\"name\":\"Door\",\"email\":\"door@example.org\"}",
+             ticket_type_id);
+    cr_assert_eq(testhttp(&server, &(testhttp_req){ "POST", path, NULL, body, NULL, NULL }, &resp),
+                 201, "%s", resp.body);
+    *reg = json_integer_value(json_object_get(resp.json, "registration_id"));
+    snprintf(code, len, "%s", json_string_value(json_object_get(resp.json, "ticket_code")));
+    testhttp_resp_free(&resp);
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO sessions (event_id, title, starts_at, ends_at)"
+             " VALUES (%lld, 'Keynote', now(), now() + interval '1 hour') RETURNING id",
+             event_id);
+    *session = testdb_scalar(st, sql);
+}
+
+typedef struct door {
+    long long session;
+    const char *code;
+} door;
+
+static double wall_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static bool wall_past(void *arg)
+{
+    return wall_s() > *(double *)arg;
+}
+
+/* The session door's answer for the code: true for access. */
+static bool door_open(const door *d)
+{
+    testhttp_resp resp;
+    char path[256];
+    bool open;
+
+    snprintf(path, sizeof(path), "/v1/sessions/%lld/access?ticket_code=%s", d->session, d->code);
+    cr_assert_eq(testhttp(&server, &(testhttp_req){ "GET", path, NULL, NULL, NULL, NULL }, &resp),
+                 200, "%s", resp.body);
+    open = json_is_true(json_object_get(resp.json, "access"));
+    testhttp_resp_free(&resp);
+    return open;
+}
+
+static bool door_closed(void *arg)
+{
+    return !door_open(arg);
+}
+
+static long cancel(long long reg, const char *token, testhttp_resp *resp)
+{
+    char path[96];
+
+    snprintf(path, sizeof(path), "/v1/registrations/%lld/cancel", reg);
+    return testhttp(&server, &(testhttp_req){ "POST", path, token, NULL, NULL, NULL }, resp);
+}
+
+Test(api_cache, a_cancellation_closes_every_door_at_once_and_gives_the_seat_back, .init = start,
+     .fini = stop)
+{
+    char code[128], sql[256], other[USHER_TOKEN_MAX];
+    long long reg, session;
+    testhttp_resp resp;
+    int64_t id;
+
+    attendee(&reg, code, sizeof(code), &session);
+    door d = { session, code };
+    cr_assert(door_open(&d));
+    cr_assert(door_open(&d)); /* from the cache */
+    cr_assert_eq(metric("usher_cache_requests_total{cache=\"access\",result=\"hit\"} "), 1);
+    snprintf(sql, sizeof(sql), "SELECT sum(sold) FROM ticket_stripes WHERE ticket_type_id = %lld",
+             ticket_type_id);
+    cr_assert_eq(testdb_scalar(st, sql), 1);
+
+    long long org2 = testdb_scalar(st, "INSERT INTO organizers (name) VALUES ('O') RETURNING id");
+    cr_assert_eq(usher_token_create(st, USHER_ROLE_ORGANIZER, org2, 0, "o", other, &id), USHER_OK);
+    cr_assert_eq(cancel(reg, other, &resp), 404, "%s", resp.body); /* not theirs */
+    testhttp_resp_free(&resp);
+    cr_assert_eq(cancel(reg, NULL, &resp), 401, "%s", resp.body);
+    testhttp_resp_free(&resp);
+    cr_assert_eq(cancel(987654321, organizer, &resp), 404, "%s", resp.body);
+    testhttp_resp_free(&resp);
+    cr_assert(door_open(&d), "a refused cancellation changed something");
+
+    cr_assert_eq(cancel(reg, organizer, &resp), 200, "%s", resp.body);
+    cr_assert(json_is_true(json_object_get(resp.json, "changed")), "%s", resp.body);
+    testhttp_resp_free(&resp);
+    /* The cached "yes" is gone at once: the door asks the database. */
+    cr_assert_not(door_open(&d), "a cancelled ticket still opens the door");
+    cr_assert_eq(metric("usher_cache_requests_total{cache=\"access\",result=\"miss\"} "), 2);
+    cr_assert_eq(testdb_scalar(st, sql), 0, "the seat was not given back");
+    cr_assert_eq(cancel(reg, organizer, &resp), 200, "%s", resp.body);
+    cr_assert(json_is_false(json_object_get(resp.json, "changed")), "%s", resp.body);
+    testhttp_resp_free(&resp);
+    cr_assert_eq(testdb_scalar(st, sql), 0, "a second cancellation gave a seat back again");
+    /* The attendee leaves the search index: a second index job, after the registration's. */
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM usher_jobs WHERE kind = 'index.document'"
+             " AND payload->>'type' = 'attendee' AND (payload->>'id')::bigint = %lld",
+             reg);
+    cr_assert_eq(testdb_scalar(st, sql), 2);
+}
+
+static void start_short_access_ttl(void)
+{
+    setenv("USHER_API_CACHE_ACCESS_TTL_S", "1", 1);
+    start();
+    unsetenv("USHER_API_CACHE_ACCESS_TTL_S");
+}
+
+Test(api_cache, a_stale_door_answer_is_served_while_one_refresh_reloads_it,
+     .init = start_short_access_ttl, .fini = stop)
+{
+    char code[128], sql[256];
+    long long reg, session;
+
+    attendee(&reg, code, sizeof(code), &session);
+    door d = { session, code };
+    cr_assert(door_open(&d));
+    /* The entry was stored before that answer came: fresh for 1 s at most after it. */
+    double expired = wall_s() + 1.01;
+    /* Cancelled behind the API's back. Once the entry is past its TTL, the
+     * first request still gets the stale "yes" (and reloads it behind
+     * itself); the requests after it get "no". */
+    snprintf(sql, sizeof(sql), "UPDATE registrations SET status = 'cancelled' WHERE id = %lld",
+             reg);
+    testdb_exec(st, sql);
+    cr_assert(testproc_wait_for(wall_past, &expired, 30000));
+    cr_assert(door_open(&d), "the expired entry was reloaded before it answered, not served stale");
+    cr_assert(testproc_wait_for(door_closed, &d, 30000), "the stale answer was never refreshed");
+    /* Only the first lookup missed: the refresh ran behind a request. */
+    cr_assert_eq(metric("usher_cache_requests_total{cache=\"access\",result=\"miss\"} "), 1);
 }
 
 static void start_limited(void)

@@ -164,6 +164,14 @@ Test(metrics, the_apis_metrics_parse_and_move_with_requests, .timeout = 300)
                      promtext_value(before, "usher_http_requests_total", label),
                  3);
     cr_assert_geq(promtext_samples(after), 10);
+    /* Each lookup of the unknown event asked the database once at least. */
+    cr_assert_geq(promtext_value(after, "usher_db_statement_duration_seconds_count", "") -
+                      promtext_value(before, "usher_db_statement_duration_seconds_count", ""),
+                  3);
+    cr_assert_eq(promtext_value(after, "usher_db_statement_duration_seconds_bucket", "le=\"+Inf\""),
+                 promtext_value(after, "usher_db_statement_duration_seconds_count", ""));
+    cr_assert_eq(promtext_value(after, "usher_db_statement_queued_seconds_count", ""),
+                 promtext_value(after, "usher_db_statement_duration_seconds_count", ""));
     cr_assert_geq(promtext_value(after, "usher_db_connections", "state=\"configured\""), 1);
     cr_assert_eq(promtext_value(after, "usher_database_up", ""), 1);
     cr_assert_eq(promtext_value(after, "usher_redis_connections", "state=\"configured\""), 1);
