@@ -55,6 +55,8 @@ typedef struct api_loop {
     api_checkin_batch *checkins; /* scans gathered into one statement per turn */
     struct event *tick;          /* publishes the gauges below once a second */
     unsigned long ticks;
+    bool pruning;      /* loop 0: a prune of idempotency keys is in flight */
+    bool prune_behind; /* loop 0: the last prune was a full batch: go on next tick */
     pthread_t thread;
     atomic_int inflight;           /* requests accepted and not yet answered */
     atomic_int pg_up;              /* connections up, as of the last tick */

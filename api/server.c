@@ -85,12 +85,19 @@ static int listen_on(const char *listen_addr, int *port, char *errbuf, size_t er
     return fd;
 }
 
+#define PRUNE_BATCH "10000"
+
 static void pruned(PGresult *res, const char *errmsg, void *arg)
 {
-    (void)arg;
+    api_loop *loop = arg;
+
+    loop->pruning = false;
+    loop->prune_behind = false;
     if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
         usher_log(USHER_LOG_WARNING, "pruning idempotency keys failed: %s",
                   errmsg != NULL ? errmsg : "connection lost");
+    else
+        loop->prune_behind = strcmp(PQcmdTuples(res), PRUNE_BATCH) == 0;
 }
 
 static void tick(evutil_socket_t fd, short what, void *arg)
@@ -103,14 +110,17 @@ static void tick(evutil_socket_t fd, short what, void *arg)
     atomic_store(&loop->pg_busy, api_pgpool_busy(loop->pg));
     atomic_store(&loop->redis_up, api_redis_up(loop->redis) ? 1 : 0);
     atomic_store(&loop->alive_ns, api_now_ns());
-    /* Idempotency keys are kept a day. Loop 0 of every host prunes once a
-     * minute, a bounded batch at a time; hosts doing it twice is harmless. */
-    if (loop->index == 0 && ++loop->ticks % 60 == 0)
-        api_pgpool_query(loop->pg,
-                         "DELETE FROM api_idempotency WHERE ctid IN (SELECT ctid"
-                         " FROM api_idempotency WHERE created_at < now() - interval '24 hours'"
-                         " LIMIT 10000)",
-                         0, NULL, pruned, NULL);
+    /* Idempotency keys are kept a day. Loop 0 of every host prunes at its
+     * first tick and then once a minute, a bounded batch at a time, and every
+     * second while a batch comes back full (keyed registrations faster than
+     * 10,000 a minute); hosts doing it twice is harmless. */
+    if (loop->index == 0 && (loop->ticks++ % 60 == 0 || loop->prune_behind) && !loop->pruning)
+        loop->pruning = api_pgpool_query(loop->pg,
+                                         "DELETE FROM api_idempotency WHERE ctid IN (SELECT ctid"
+                                         " FROM api_idempotency"
+                                         " WHERE created_at < now() - interval '24 hours'"
+                                         " LIMIT " PRUNE_BATCH ")",
+                                         0, NULL, pruned, loop) == USHER_OK;
 }
 
 static void loop_free(api_loop *loop)

@@ -278,6 +278,14 @@ Test(api_cache, a_cancellation_closes_every_door_at_once_and_gives_the_seat_back
     cr_assert_eq(cancel(987654321, organizer, &resp), 404, "%s", resp.body);
     testhttp_resp_free(&resp);
     cr_assert(door_open(&d), "a refused cancellation changed something");
+    cr_assert_eq(testhttp(&server,
+                          &(testhttp_req){ "POST", "/v1/webhooks", organizer,
+                                           "{\"url\":\"https://hooks.example.org/c\","
+                                           "\"events\":[\"registration.cancelled\"]}",
+                                           NULL, NULL },
+                          &resp),
+                 201, "%s", resp.body);
+    testhttp_resp_free(&resp);
 
     cr_assert_eq(cancel(reg, organizer, &resp), 200, "%s", resp.body);
     cr_assert(json_is_true(json_object_get(resp.json, "changed")), "%s", resp.body);
@@ -296,6 +304,13 @@ Test(api_cache, a_cancellation_closes_every_door_at_once_and_gives_the_seat_back
              " AND payload->>'type' = 'attendee' AND (payload->>'id')::bigint = %lld",
              reg);
     cr_assert_eq(testdb_scalar(st, sql), 2);
+    /* One webhook delivery for the one cancellation that changed something. */
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM usher_jobs WHERE kind = 'notify.webhook'"
+             " AND payload->>'event' = 'registration.cancelled'"
+             " AND (payload->'data'->>'registration_id')::bigint = %lld",
+             reg);
+    cr_assert_eq(testdb_scalar(st, sql), 1);
 }
 
 static void start_short_access_ttl(void)
