@@ -8,8 +8,9 @@
  *           pdf.ticket handler (facts, render, document store with fsync,
  *           the documents row) over --handler-pdfs of them.
  *   email   messages built with usher_mail_message_build and sent with
- *           usher_mail_send to $USHER_SMTP_URL, without and with a ticket
- *           PDF attached, from 1 sender and from --senders threads. Every
+ *           usher_mail_send_many to $USHER_SMTP_URL, without and with a
+ *           ticket PDF attached, from 1 sender and from --senders threads,
+ *           one message per SMTP session and --per-session of them. Every
  *           message's subject carries --tag, and the phase waits until the
  *           Maildir (--maildir) holds each one, then removes those files
  *           (and only those).
@@ -48,7 +49,7 @@ const char bench_program[] = PROGRAM;
 
 typedef struct bench_opts {
     const char *phase, *maildir, *dir, *tag;
-    long long pdfs, handler_pdfs, emails, senders, docs, index_batch;
+    long long pdfs, handler_pdfs, emails, senders, per_session, docs, index_batch;
 } bench_opts;
 
 struct bench {
@@ -203,6 +204,7 @@ typedef struct mail_run {
     char label[32]; /* in every subject: "<tag>-<label> #<n>" */
     bool attach;
     long long senders;
+    long long per_session; /* messages a sender puts in one SMTP session */
 } mail_run;
 
 typedef struct sender {
@@ -219,13 +221,13 @@ static const char mail_html[] =
     "<p>Hello,</p><p>your registration is <b>confirmed</b>. Your ticket is attached: show its QR"
     " code at the entrance. See you there!</p><p>&mdash; The organisers</p>";
 
-/* Builds and sends message i of the run; 0 when the server accepted it. */
-static int send_one(sender *s, long long i)
+/* Builds message i of the run into *msg / *len; 0 on success. */
+static int build_one(sender *s, long long i, char **msg, size_t *len)
 {
     const bench *b = s->run->b;
     const usher_registration_facts *f = &b->facts[i % b->opts.pdfs];
     usher_mail_attachment pdf = { "ticket.pdf", "application/pdf", b->ticket, b->ticket_len };
-    char subject[128], message_id[256], errbuf[256], *msg = NULL;
+    char subject[128], message_id[256], errbuf[256];
     usher_mail_message m = { .from_name = "Usher Bench",
                              .from_addr = b->cfg.smtp_from_address,
                              .to_name = f->attendee_name,
@@ -237,9 +239,6 @@ static int send_one(sender *s, long long i)
                              .html = mail_html,
                              .attachments = s->run->attach ? &pdf : NULL,
                              .attachment_count = s->run->attach ? 1 : 0 };
-    usher_smtp_opts o = { .url = b->cfg.smtp_url, .timeout_ms = b->cfg.smtp_timeout_ms };
-    usher_mail_result res;
-    size_t len;
     int64_t t0 = bench_now_ns();
     usher_err err;
 
@@ -247,27 +246,59 @@ static int send_one(sender *s, long long i)
     err = usher_mail_message_id(message_id, sizeof(message_id), 1000000 + i,
                                 b->cfg.smtp_message_id_domain);
     if (err == USHER_OK)
-        err = usher_mail_message_build(&m, &msg, &len, errbuf, sizeof(errbuf));
+        err = usher_mail_message_build(&m, msg, len, errbuf, sizeof(errbuf));
     s->build_ns += bench_now_ns() - t0;
     if (err != USHER_OK) {
         fprintf(stderr, "%s: message %lld: %s\n", PROGRAM, i, errbuf);
         return 1;
     }
-    err = usher_mail_send(&o, b->cfg.smtp_from_address, f->email, msg, len, &res);
-    free(msg);
-    if (err != USHER_OK || res.status != USHER_MAIL_DELIVERED) {
-        fprintf(stderr, "%s: message %lld: %s\n", PROGRAM, i, res.error);
-        return 1;
-    }
     return 0;
+}
+
+/* Builds and sends messages first, first + step, ... (n of them) over one session. */
+static int send_session(sender *s, long long first, long long step, size_t n)
+{
+    const bench *b = s->run->b;
+    usher_smtp_opts o = { .url = b->cfg.smtp_url, .timeout_ms = b->cfg.smtp_timeout_ms };
+    usher_mail_envelope mails[USHER_MAIL_SESSION_MAX] = { 0 };
+    usher_mail_result res[USHER_MAIL_SESSION_MAX];
+    char *msgs[USHER_MAIL_SESSION_MAX] = { 0 };
+    int rc = 0;
+
+    for (size_t k = 0; k < n && rc == 0; k++) {
+        long long i = first + (long long)k * step;
+
+        rc = build_one(s, i, &msgs[k], &mails[k].len);
+        mails[k].from_addr = b->cfg.smtp_from_address;
+        mails[k].to_addr = b->facts[i % b->opts.pdfs].email;
+        mails[k].msg = msgs[k];
+    }
+    if (rc == 0 && usher_mail_send_many(&o, mails, n, res) != USHER_OK)
+        rc = 1;
+    for (size_t k = 0; k < n && rc == 0; k++) {
+        if (res[k].status != USHER_MAIL_DELIVERED) {
+            fprintf(stderr, "%s: message %lld: %s\n", PROGRAM, first + (long long)k * step,
+                    res[k].error);
+            rc = 1;
+        }
+    }
+    for (size_t k = 0; k < n; k++)
+        free(msgs[k]);
+    return rc;
 }
 
 static void *sender_main(void *arg)
 {
     sender *s = arg;
+    long long step = s->run->senders, total = s->run->b->opts.emails;
 
-    for (long long i = s->first; i < s->run->b->opts.emails && s->rc == 0; i += s->run->senders)
-        s->rc = send_one(s, i);
+    for (long long i = s->first; i < total && s->rc == 0;) {
+        long long left = (total - i + step - 1) / step;
+        size_t n = (size_t)(left < s->run->per_session ? left : s->run->per_session);
+
+        s->rc = send_session(s, i, step, n);
+        i += (long long)n * step;
+    }
     return NULL;
 }
 
@@ -315,9 +346,9 @@ static long long wait_delivered(const mail_run *run)
     return found;
 }
 
-static int mail_phase(bench *b, bool attach, long long senders)
+static int mail_phase(bench *b, bool attach, long long senders, long long per_session)
 {
-    mail_run run = { .b = b, .attach = attach, .senders = senders };
+    mail_run run = { .b = b, .attach = attach, .senders = senders, .per_session = per_session };
     sender s[MAX_SENDERS];
     pthread_t threads[MAX_SENDERS];
     int64_t t0, build_ns = 0;
@@ -325,7 +356,8 @@ static int mail_phase(bench *b, bool attach, long long senders)
     double secs;
     int rc = 0;
 
-    snprintf(run.label, sizeof(run.label), "%s%lld", attach ? "pdf" : "txt", senders);
+    snprintf(run.label, sizeof(run.label), "%s%lldx%lld", attach ? "pdf" : "txt", senders,
+             per_session);
     t0 = bench_now_ns();
     for (long long i = 0; i < senders; i++) {
         s[i] = (sender){ .run = &run, .first = i };
@@ -347,10 +379,11 @@ static int mail_phase(bench *b, bool attach, long long senders)
         rc = 1;
     }
     if (rc == 0)
-        printf("{\"bench\":\"email\",\"attachment\":%s,\"senders\":%lld,\"messages\":%lld,"
+        printf("{\"bench\":\"email\",\"attachment\":%s,\"senders\":%lld,"
+               "\"per_session\":%lld,\"messages\":%lld,"
                "\"seconds\":%.3f,\"messages_per_s\":%.0f,\"build_us_per_message\":%.1f,"
                "\"avg_attachment_bytes\":%zu,\"verified\":true}\n",
-               attach ? "true" : "false", senders, b->opts.emails, secs,
+               attach ? "true" : "false", senders, per_session, b->opts.emails, secs,
                (double)b->opts.emails / secs, (double)build_ns / 1000.0 / (double)b->opts.emails,
                attach ? b->ticket_len : 0);
     return rc;
@@ -370,9 +403,13 @@ static int phase_email(bench *b)
         }
     }
     for (int attach = 0; attach < 2 && rc == 0; attach++) {
-        rc = mail_phase(b, attach, 1);
+        rc = mail_phase(b, attach, 1, 1);
         if (rc == 0 && b->opts.senders > 1)
-            rc = mail_phase(b, attach, b->opts.senders);
+            rc = mail_phase(b, attach, b->opts.senders, 1);
+        if (rc == 0 && b->opts.per_session > 1)
+            rc = mail_phase(b, attach, 1, b->opts.per_session);
+        if (rc == 0 && b->opts.per_session > 1 && b->opts.senders > 1)
+            rc = mail_phase(b, attach, b->opts.senders, b->opts.per_session);
     }
     return rc;
 }
@@ -432,7 +469,8 @@ static int usage(void)
 {
     fprintf(stderr,
             "usage: %s [--config FILE] --dir DIR [--phase pdf|email|index|all] [--pdfs N]\n"
-            "    [--handler-pdfs N] [--emails N] [--senders N] [--maildir DIR] [--tag TAG]\n"
+            "    [--handler-pdfs N] [--emails N] [--senders N] [--per-session N] [--maildir DIR]\n"
+            "    [--tag TAG]\n"
             "    [--docs N] [--index-batch N]\n",
             PROGRAM);
     return 2;
@@ -445,6 +483,7 @@ int main(int argc, char **argv)
                           .handler_pdfs = 300,
                           .emails = 500,
                           .senders = 4,
+                          .per_session = 32,
                           .docs = 20000,
                           .index_batch = 1000,
                           .tag = "run" } };
@@ -453,6 +492,7 @@ int main(int argc, char **argv)
         { "--handler-pdfs", &b.opts.handler_pdfs, 0, 1000000 },
         { "--emails", &b.opts.emails, 1, 1000000 },
         { "--senders", &b.opts.senders, 1, MAX_SENDERS },
+        { "--per-session", &b.opts.per_session, 1, USHER_MAIL_SESSION_MAX },
         { "--docs", &b.opts.docs, 1, 100000000 },
         { "--index-batch", &b.opts.index_batch, 1, 1000000 },
     };

@@ -8,7 +8,9 @@
  * Only a lower bound is asserted; a loaded machine may take longer. A
  * second pool at 1 message per second runs jobs with a 2 s timeout, so a
  * child may wait 1 s at most: some jobs must be put back (snoozed), and
- * still every message arrives exactly once, at the rate.
+ * still every message arrives exactly once, at the rate. A third pool's
+ * children hold up to 16 jobs each and send those over one SMTP session:
+ * 60 messages arrive exactly once, over fewer sessions than messages.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -78,9 +80,10 @@ static long long arrival_ms(int n)
  * Sends n messages through `usher-worker --pool pool` (queue queue, jobs
  * with timeout_ms) to a fresh TLS relay; returns the ms between the first
  * and the last arrival. The worker's output goes to log (emptied first).
+ * The relay keeps running (send_through_pool stops it).
  */
-static long long send_through_pool(const char *pool, const char *queue, int n, int timeout_ms,
-                                   const char *log)
+static long long send_through_pool_keep(const char *pool, const char *queue, int n, int timeout_ms,
+                                        const char *log)
 {
     const char *argv[] = {
         USHER_WORKER_PATH, "--config", SMTP_RATE_TEST_CONF, "--pool", pool, NULL
@@ -108,6 +111,14 @@ static long long send_through_pool(const char *pool, const char *queue, int n, i
     span = arrival_ms(n) - arrival_ms(1);
     cr_assert_eq(smtpserver_count(&server), n, "a message was sent twice");
     cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs"), 0, "jobs left undone");
+    return span;
+}
+
+static long long send_through_pool(const char *pool, const char *queue, int n, int timeout_ms,
+                                   const char *log)
+{
+    long long span = send_through_pool_keep(pool, queue, n, timeout_ms, log);
+
     smtpserver_stop(&server);
     return span;
 }
@@ -145,4 +156,17 @@ Test(smtp_rate, a_turn_too_far_away_puts_the_job_back_and_nothing_is_lost, .time
     fprintf(stderr, "smtp_rate=1: 8 messages arrived over %lld ms, %d snoozes\n", span, snoozes);
     cr_assert_geq(span, 7 * 1000 - JITTER_MARGIN_MS, "8 messages at 1/s within %lld ms", span);
     cr_assert_gt(snoozes, 0, "no job was put back: see %s", log);
+}
+
+Test(smtp_rate, a_child_sends_the_jobs_it_holds_over_one_session, .timeout = 180)
+{
+    const char *log = "/tmp/usher-test-smtp-batched-worker.log";
+    int sessions;
+
+    /* Asserts that all 60 arrive exactly once and no job is left; then counts sessions. */
+    send_through_pool_keep("batched", "email_batched", 60, 0, log);
+    sessions = smtpserver_sessions(&server);
+    fprintf(stderr, "60 messages over %d sessions\n", sessions);
+    cr_assert(sessions >= 1 && sessions < 60, "%d sessions for 60 messages", sessions);
+    smtpserver_stop(&server);
 }

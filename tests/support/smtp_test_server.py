@@ -4,7 +4,8 @@
 Run with /usr/bin/python3 (Debian's python3-aiosmtpd). It listens on
 127.0.0.1 on a free port, writes that port to --port-file once it accepts
 connections, and stores every message it accepts as OUT/N.eml (N counts
-from 1; the file's mtime is when it arrived). With --cert and --key it
+from 1; the file's mtime is when it arrived), with OUT/N.session naming the
+session (client address and port) that carried it. With --cert and --key it
 offers STARTTLS, requires it before MAIL, and offers AUTH PLAIN and LOGIN
 only over TLS (--only-auth: just one of them), accepting exactly --user
 and --password (anything else gets 535). It runs until SIGTERM or SIGINT,
@@ -35,6 +36,10 @@ class Store:
         with self.lock:
             self.count += 1
             path = os.path.join(self.out, "%d.eml" % self.count)
+        # Which session carried it (the client's address and port), written
+        # before the message appears.
+        with open(path[:-len(".eml")] + ".session", "w") as f:
+            f.write("%s:%s\n" % tuple(session.peer[:2]))
         with open(path + ".tmp", "wb") as f:
             f.write(envelope.original_content or envelope.content)
         os.rename(path + ".tmp", path)

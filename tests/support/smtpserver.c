@@ -7,6 +7,7 @@
 
 #include <dirent.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +135,35 @@ int smtpserver_count(const smtpserver *s)
     }
     closedir(d);
     return n;
+}
+
+int smtpserver_sessions(const smtpserver *s)
+{
+    int total = smtpserver_count(s), distinct = 0;
+    char(*peers)[64] = calloc((size_t)(total > 0 ? total : 1), sizeof(*peers));
+
+    if (peers == NULL)
+        return -1;
+    for (int n = 1; n <= total; n++) {
+        char path[160], peer[64] = "";
+        FILE *f;
+        bool seen = false;
+
+        snprintf(path, sizeof path, "%s/%d.session", s->out, n);
+        if ((f = fopen(path, "r")) == NULL || fgets(peer, sizeof peer, f) == NULL) {
+            if (f != NULL)
+                fclose(f);
+            free(peers);
+            return -1;
+        }
+        fclose(f);
+        for (int i = 0; i < distinct && !seen; i++)
+            seen = strcmp(peers[i], peer) == 0;
+        if (!seen)
+            memcpy(peers[distinct++], peer, sizeof peer);
+    }
+    free(peers);
+    return distinct;
 }
 
 char *smtpserver_message(const smtpserver *s, int n)

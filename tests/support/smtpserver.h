@@ -39,6 +39,9 @@ void smtpserver_stop(smtpserver *s);
 /* How many messages it has stored. */
 int smtpserver_count(const smtpserver *s);
 
+/* How many SMTP sessions carried the stored messages (distinct client ports). */
+int smtpserver_sessions(const smtpserver *s);
+
 /* The stored message n (from 1), malloc'd, NUL-terminated; NULL if there is none. */
 char *smtpserver_message(const smtpserver *s, int n);
 

@@ -5,7 +5,8 @@
  * every retry sends the very same message and a relay or mailbox that saw
  * the first one can tell. 4xx and connection failures retry with backoff;
  * 5xx is permanent. The pool's smtp_rate paces the sends of all its
- * children (workers/ratelimit_shared.h).
+ * children (workers/ratelimit_shared.h). A child holding several email jobs
+ * (child_queue > 1) sends them over one SMTP session.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -148,30 +149,19 @@ static usher_smtp_tls starttls_of(const usher_config *cfg)
     }
 }
 
-/* The job's outcome from building (err, errbuf) and sending (sent) the message. */
-static void report(usher_handler_result *r, usher_err err, const char *errbuf,
-                   const usher_mail_result *sent)
-{
-    if (err != USHER_OK)
-        usher_handler_fail(r, err == USHER_ERR_IO ? USHER_OUTCOME_RETRY : USHER_OUTCOME_PERMANENT,
-                           "email.send: %s", errbuf);
-    else if (sent->status == USHER_MAIL_TEMPORARY)
-        usher_handler_fail(r, USHER_OUTCOME_RETRY, "%s", sent->error);
-    else if (sent->status == USHER_MAIL_PERMANENT)
-        usher_handler_fail(r, USHER_OUTCOME_PERMANENT, "%s", sent->error);
-}
+/* A job's message, built and waiting for its turn in the session. */
+typedef struct prepared {
+    char to[336];
+    char *bytes; /* NULL: the job failed already (its result says why) */
+    size_t len;
+} prepared;
 
-static void deliver(usher_handler_ctx *ctx, const usher_job *job, const char *template, outgoing *m,
-                    usher_handler_result *r)
+/* Renders and builds m's message for job into p; false (r set) on failure. */
+static bool build(usher_handler_ctx *ctx, const usher_job *job, const char *template,
+                  const outgoing *m, prepared *p, usher_handler_result *r)
 {
     const usher_config *cfg = usher_handler_config(ctx);
     usher_mail_rendered text = { 0 };
-    usher_smtp_opts opts = { .url = cfg->smtp_url,
-                             .starttls = starttls_of(cfg),
-                             .timeout_ms = cfg->smtp_timeout_ms,
-                             .username = cfg->smtp_username,
-                             .password = cfg->smtp_password,
-                             .ca_file = cfg->smtp_ca_file };
     usher_mail_message msg = { .from_name = cfg->smtp_from_name,
                                .from_addr = cfg->smtp_from_address,
                                .to_name = m->to_name[0] ? m->to_name : NULL,
@@ -180,10 +170,6 @@ static void deliver(usher_handler_ctx *ctx, const usher_job *job, const char *te
                                .attachments = &m->attachment,
                                .attachment_count = m->attachment.data != NULL ? 1 : 0 };
     char message_id[256], errbuf[512];
-    usher_mail_result sent;
-    int64_t snooze_ms;
-    char *bytes = NULL;
-    size_t len = 0;
     usher_err err;
 
     err = usher_mail_template_render(cfg->mail_template_dir, template, m->vars, &text, errbuf,
@@ -196,22 +182,22 @@ static void deliver(usher_handler_ctx *ctx, const usher_job *job, const char *te
     msg.html = text.html;
     msg.message_id = message_id;
     if (err == USHER_OK)
-        err = usher_mail_message_build(&msg, &bytes, &len, errbuf, sizeof(errbuf));
-    if (err == USHER_OK &&
-        !usher_gcra_wait(usher_handler_smtp_limiter(ctx), rate_wait_limit_ms(job), &snooze_ms)) {
-        usher_handler_fail(r, USHER_OUTCOME_SNOOZE, "email.send: over the pool's smtp_rate");
-        r->delay_ms = snooze_ms;
-    } else {
-        if (err == USHER_OK)
-            err = usher_mail_send(&opts, cfg->smtp_from_address, m->to, bytes, len, &sent);
-        report(r, err, errbuf, &sent);
-    }
-    free(bytes);
+        err = usher_mail_message_build(&msg, &p->bytes, &p->len, errbuf, sizeof(errbuf));
     usher_mail_rendered_release(&text);
+    if (err != USHER_OK) {
+        usher_handler_fail(r, err == USHER_ERR_IO ? USHER_OUTCOME_RETRY : USHER_OUTCOME_PERMANENT,
+                           "email.send: %s", errbuf);
+        free(p->bytes);
+        p->bytes = NULL;
+        return false;
+    }
+    snprintf(p->to, sizeof(p->to), "%s", m->to);
+    return true;
 }
 
-void usher_run_email_send(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
-                          usher_handler_result *r)
+/* Everything up to the SMTP session: the job's message into p, or its failure into r. */
+static void prepare(usher_handler_ctx *ctx, const usher_job *job, json_t *payload, prepared *p,
+                    usher_handler_result *r)
 {
     const char *template = json_string_value(json_object_get(payload, "template"));
     json_t *registration = json_object_get(payload, "registration_id");
@@ -234,7 +220,89 @@ void usher_run_email_send(usher_handler_ctx *ctx, const usher_job *job, json_t *
         ok = id != 0 && load_attachment(ctx, st, id, &m, r);
     }
     if (ok)
-        deliver(ctx, job, template, &m, r);
+        build(ctx, job, template, &m, p, r);
     json_decref(m.vars);
     free(m.attachment_data);
+}
+
+static void report(usher_handler_result *r, const usher_mail_result *sent)
+{
+    if (sent->status == USHER_MAIL_TEMPORARY)
+        usher_handler_fail(r, USHER_OUTCOME_RETRY, "%s", sent->error);
+    else if (sent->status == USHER_MAIL_PERMANENT)
+        usher_handler_fail(r, USHER_OUTCOME_PERMANENT, "%s", sent->error);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Sends the built messages of jobs[0..n) over one SMTP session. Each takes
+ * its turn under the pool's smtp_rate first; the turns of a batch share one
+ * wait budget (the first job's rate_wait_limit_ms), and the messages whose
+ * turn lies beyond it are put back (snoozed) rather than sent late.
+ */
+static void send_prepared(usher_handler_ctx *ctx, const usher_job *jobs, prepared *p, size_t n,
+                          usher_handler_result *results)
+{
+    const usher_config *cfg = usher_handler_config(ctx);
+    usher_smtp_opts opts = { .url = cfg->smtp_url,
+                             .starttls = starttls_of(cfg),
+                             .timeout_ms = cfg->smtp_timeout_ms,
+                             .username = cfg->smtp_username,
+                             .password = cfg->smtp_password,
+                             .ca_file = cfg->smtp_ca_file };
+    usher_mail_envelope mails[USHER_MAIL_SESSION_MAX];
+    usher_mail_result sent[USHER_MAIL_SESSION_MAX];
+    size_t at[USHER_MAIL_SESSION_MAX], nmails = 0;
+    int64_t deadline = now_ms() + rate_wait_limit_ms(&jobs[0]), snooze_ms = 0;
+    bool over = false;
+
+    for (size_t i = 0; i < n && nmails < USHER_MAIL_SESSION_MAX; i++) {
+        int64_t left = deadline - now_ms();
+
+        if (p[i].bytes == NULL)
+            continue;
+        over = over || left < 0 ||
+               !usher_gcra_wait(usher_handler_smtp_limiter(ctx), (int)left, &snooze_ms);
+        if (over) {
+            usher_handler_fail(&results[i], USHER_OUTCOME_SNOOZE,
+                               "email.send: over the pool's smtp_rate");
+            results[i].delay_ms = snooze_ms > 0 ? snooze_ms : 1000;
+            continue;
+        }
+        mails[nmails] =
+            (usher_mail_envelope){ cfg->smtp_from_address, p[i].to, p[i].bytes, p[i].len };
+        at[nmails++] = i;
+    }
+    if (nmails == 0)
+        return;
+    usher_mail_send_many(&opts, mails, nmails, sent);
+    for (size_t k = 0; k < nmails; k++)
+        report(&results[at[k]], &sent[k]);
+}
+
+void usher_batch_email_send(usher_handler_ctx *ctx, const usher_job *jobs, json_t *const *payloads,
+                            size_t n, usher_handler_result *results)
+{
+    prepared p[USHER_MAIL_SESSION_MAX] = { 0 };
+
+    if (n > USHER_MAIL_SESSION_MAX)
+        n = USHER_MAIL_SESSION_MAX; /* batch_max keeps it there; never overrun p */
+    for (size_t i = 0; i < n; i++)
+        prepare(ctx, &jobs[i], payloads[i], &p[i], &results[i]);
+    send_prepared(ctx, jobs, p, n, results);
+    for (size_t i = 0; i < n; i++)
+        free(p[i].bytes);
+}
+
+void usher_run_email_send(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
+                          usher_handler_result *r)
+{
+    usher_batch_email_send(ctx, job, &payload, 1, r);
 }

@@ -4,10 +4,15 @@
  */
 #include "job_handlers.h"
 
+#include "mail_send.h"
+
 const usher_handler usher_job_handlers[] = {
     { .kind = "pdf.ticket", .run = usher_run_pdf_ticket },
     { .kind = "pdf.badge", .run = usher_run_pdf_badge },
-    { .kind = "email.send", .run = usher_run_email_send },
+    { .kind = "email.send",
+      .run = usher_run_email_send,
+      .run_batch = usher_batch_email_send,
+      .batch_max = USHER_MAIL_SESSION_MAX },
     { .kind = "notify.inbox", .run = usher_run_notify_inbox },
     { .kind = "notify.webhook", .run = usher_run_notify_webhook },
     { .kind = "index.document",

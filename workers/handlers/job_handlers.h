@@ -12,8 +12,9 @@
  *   analytics.rollup {event_id, metric: "registration"|"checkin"|"session_access",
  *                 at?: RFC 3339 timestamp (default: when the job became
  *                 runnable, else now), count?: 1..10^9 (default 1)}
- * index.document and analytics.rollup also run in batches (usher_batch_fn):
- * one index commit, or one statement, for the jobs a child holds.
+ * index.document, analytics.rollup and email.send also run in batches
+ * (usher_batch_fn): one index commit, one statement, or one SMTP session for
+ * the jobs a child holds.
  */
 #ifndef USHER_JOB_HANDLERS_H
 #define USHER_JOB_HANDLERS_H
@@ -26,6 +27,8 @@ void usher_run_pdf_badge(usher_handler_ctx *ctx, const usher_job *job, json_t *p
                          usher_handler_result *r);
 void usher_run_email_send(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
                           usher_handler_result *r);
+void usher_batch_email_send(usher_handler_ctx *ctx, const usher_job *jobs, json_t *const *payloads,
+                            size_t n, usher_handler_result *results);
 void usher_run_index_document(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
                               usher_handler_result *r);
 void usher_batch_index_document(usher_handler_ctx *ctx, const usher_job *jobs,

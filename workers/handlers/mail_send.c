@@ -1,13 +1,13 @@
 /*
- * Sending one message with libesmtp (1.1).
+ * Sending messages with libesmtp (1.1), one or several per session.
  *
  * The URL is parsed into host:port and optional credentials, a session
- * with one message and one recipient is set up, the protocol timeouts are
+ * with the messages (one recipient each) is set up, the protocol timeouts are
  * shortened (libesmtp defaults to RFC 5321's minutes), and the session
- * runs to completion in smtp_start_session(). The message is fed from
+ * runs to completion in smtp_start_session(). Each message is fed from
  * memory through a message callback. Afterwards the statuses libesmtp
- * recorded are read in protocol order (MAIL FROM, RCPT TO, DATA): the
- * first that is not 2xx decides, 5xx is permanent and 4xx temporary. No
+ * recorded for each message are read in protocol order (MAIL FROM, RCPT
+ * TO, DATA): the first that is not 2xx decides, 5xx is permanent and 4xx temporary. No
  * reply at all (refused connection, timeout, dropped link) is temporary.
  * Two reasons come first, from the session watch (mail_tls.h): a failed
  * STARTTLS (temporary, with why) and a refused AUTH (its own reply: 535
@@ -26,6 +26,7 @@
 #include <ctype.h>
 #include <libesmtp.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -245,7 +246,10 @@ static void classify(smtp_message_t message, smtp_recipient_t rcpt, const usher_
     steps[0] = smtp_reverse_path_status(message);
     steps[1] = smtp_recipient_status(rcpt);
     steps[2] = smtp_message_transfer_status(message);
-    if (steps[2] != NULL && steps[2]->code >= 200 && steps[2]->code < 300) {
+    /* Delivered: the recipient and the message both taken (a server may take
+     * DATA after refusing the only recipient; nobody gets the message then). */
+    if (steps[1] != NULL && steps[1]->code >= 200 && steps[1]->code < 300 && steps[2] != NULL &&
+        steps[2]->code >= 200 && steps[2]->code < 300) {
         set_result(res, USHER_MAIL_DELIVERED, steps[2]->code, "%s", "");
         return;
     }
@@ -332,73 +336,125 @@ static int run_session(smtp_session_t session)
     return ok;
 }
 
+static bool envelope_ok(const usher_mail_envelope *m)
+{
+    return m->from_addr != NULL && m->to_addr != NULL && m->msg != NULL && m->len <= INT32_MAX &&
+           strpbrk(m->from_addr, "\r\n<> ") == NULL && strpbrk(m->to_addr, "\r\n<> ") == NULL;
+}
+
+/* Every result of the session that is not decided yet (error empty) gets status and why. */
+static void set_undecided(usher_mail_result *results, size_t n, usher_mail_status status,
+                          const char *why)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (results[i].error[0] == '\0' && results[i].status == USHER_MAIL_DELIVERED)
+            set_result(&results[i], status, 0, "%s", why);
+    }
+}
+
+typedef struct queued {
+    source src;
+    smtp_message_t message;
+    smtp_recipient_t rcpt;
+} queued;
+
 static usher_err send_with(smtp_session_t session, const usher_smtp_opts *opts, parsed_url *url,
-                           const char *from_addr, const char *to_addr, source *src,
-                           usher_mail_result *res)
+                           const usher_mail_envelope *mails, size_t n, queued *q,
+                           usher_mail_result *results)
 {
     auth_context_t auth = NULL;
-    smtp_message_t message = NULL;
-    smtp_recipient_t rcpt = NULL;
     usher_mail_watch watch = { 0 };
+    usher_mail_result setup = { 0 };
     char text[512];
     usher_err err;
 
-    err = configure(session, opts, url, &auth, &watch, res);
-    if (err == USHER_OK && ((message = smtp_add_message(session)) == NULL ||
-                            !smtp_set_reverse_path(message, from_addr) ||
-                            !smtp_set_messagecb(message, read_message, src) ||
-                            (rcpt = smtp_add_recipient(message, to_addr)) == NULL))
-        err = USHER_ERR_NOMEM;
-    if (err != USHER_OK && res->error[0] != '\0') {
-        res->status = err == USHER_ERR_NOMEM ? USHER_MAIL_TEMPORARY : USHER_MAIL_PERMANENT;
-    } else if (err != USHER_OK) {
-        set_result(res, err == USHER_ERR_NOMEM ? USHER_MAIL_TEMPORARY : USHER_MAIL_PERMANENT, 0,
-                   "SMTP setup failed: %s",
-                   smtp_strerror(smtp_errno(), text, sizeof text) != NULL ? text : "?");
+    err = configure(session, opts, url, &auth, &watch, &setup);
+    for (size_t i = 0; err == USHER_OK && i < n; i++) {
+        if (results[i].status == USHER_MAIL_PERMANENT)
+            continue; /* refused envelope */
+        q[i].src = (source){ mails[i].msg, mails[i].len, 0 };
+        if ((q[i].message = smtp_add_message(session)) == NULL ||
+            !smtp_set_reverse_path(q[i].message, mails[i].from_addr) ||
+            !smtp_set_messagecb(q[i].message, read_message, &q[i].src) ||
+            (q[i].rcpt = smtp_add_recipient(q[i].message, mails[i].to_addr)) == NULL)
+            err = USHER_ERR_NOMEM;
+    }
+    if (err != USHER_OK) {
+        usher_mail_status status =
+            err == USHER_ERR_NOMEM ? USHER_MAIL_TEMPORARY : USHER_MAIL_PERMANENT;
+
+        if (setup.error[0] == '\0')
+            set_result(&setup, status, 0, "SMTP setup failed: %s",
+                       smtp_strerror(smtp_errno(), text, sizeof text) != NULL ? text : "?");
+        set_undecided(results, n, status, setup.error);
     } else if (!run_session(session)) {
-        set_result(res, USHER_MAIL_TEMPORARY, 0, "SMTP session to %s failed: %s", url->hostport,
+        set_result(&setup, USHER_MAIL_TEMPORARY, 0, "SMTP session to %s failed: %s", url->hostport,
                    failure_reason(&watch, text, sizeof text));
+        set_undecided(results, n, USHER_MAIL_TEMPORARY, setup.error);
     } else {
-        classify(message, rcpt, &watch, res);
+        for (size_t i = 0; i < n; i++) {
+            if (q[i].message != NULL)
+                classify(q[i].message, q[i].rcpt, &watch, &results[i]);
+        }
     }
     if (auth != NULL)
         auth_destroy_context(auth);
     return err;
 }
 
-usher_err usher_mail_send(const usher_smtp_opts *opts, const char *from_addr, const char *to_addr,
-                          const char *msg, size_t len, usher_mail_result *res)
+usher_err usher_mail_send_many(const usher_smtp_opts *opts, const usher_mail_envelope *mails,
+                               size_t n, usher_mail_result *results)
 {
     parsed_url url;
-    source src = { msg, len, 0 };
+    queued q[USHER_MAIL_SESSION_MAX] = { 0 };
     smtp_session_t session;
+    size_t valid = 0;
     usher_err err;
 
-    memset(res, 0, sizeof *res);
-    if (opts == NULL || from_addr == NULL || to_addr == NULL || msg == NULL || len > INT32_MAX ||
-        strpbrk(from_addr, "\r\n<> ") != NULL || strpbrk(to_addr, "\r\n<> ") != NULL) {
-        set_result(res, USHER_MAIL_PERMANENT, 0, "invalid arguments to usher_mail_send");
+    if (n == 0 || n > USHER_MAIL_SESSION_MAX || mails == NULL || results == NULL)
+        return USHER_ERR_INVALID;
+    memset(results, 0, n * sizeof *results);
+    for (size_t i = 0; i < n; i++) {
+        if (envelope_ok(&mails[i]))
+            valid++;
+        else
+            set_result(&results[i], USHER_MAIL_PERMANENT, 0,
+                       "invalid arguments to usher_mail_send");
+    }
+    if (valid == 0)
+        return USHER_ERR_INVALID;
+    if (opts == NULL) {
+        set_undecided(results, n, USHER_MAIL_PERMANENT, "no SMTP options");
         return USHER_ERR_INVALID;
     }
-    if ((err = parse_url(opts->url, &url, res->error, sizeof res->error)) == USHER_OK &&
-        opts->username != NULL)
-        err = use_credentials(opts, &url, res->error, sizeof res->error);
+    char why[sizeof results[0].error] = "";
+
+    if ((err = parse_url(opts->url, &url, why, sizeof why)) == USHER_OK && opts->username != NULL)
+        err = use_credentials(opts, &url, why, sizeof why);
     if (err != USHER_OK) {
-        res->status = USHER_MAIL_PERMANENT;
+        set_undecided(results, n, USHER_MAIL_PERMANENT, why);
         explicit_bzero(url.password, sizeof url.password);
         return err;
     }
     if (url.has_auth)
         auth_client_init();
     if ((session = smtp_create_session()) == NULL) {
-        set_result(res, USHER_MAIL_TEMPORARY, 0, "out of memory creating the SMTP session");
+        set_undecided(results, n, USHER_MAIL_TEMPORARY, "out of memory creating the SMTP session");
         err = USHER_ERR_NOMEM;
     } else {
-        err = send_with(session, opts, &url, from_addr, to_addr, &src, res);
+        err = send_with(session, opts, &url, mails, n, q, results);
         smtp_destroy_session(session);
     }
     if (url.has_auth)
         auth_client_exit();
     explicit_bzero(url.password, sizeof url.password);
     return err;
+}
+
+usher_err usher_mail_send(const usher_smtp_opts *opts, const char *from_addr, const char *to_addr,
+                          const char *msg, size_t len, usher_mail_result *res)
+{
+    usher_mail_envelope mail = { from_addr, to_addr, msg, len };
+
+    return usher_mail_send_many(opts, &mail, 1, res);
 }

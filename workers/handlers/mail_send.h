@@ -55,6 +55,29 @@ typedef struct usher_mail_result {
 usher_err usher_mail_send(const usher_smtp_opts *opts, const char *from_addr, const char *to_addr,
                           const char *msg, size_t len, usher_mail_result *res);
 
+/* One message of a session: envelope addresses and the built message. */
+typedef struct usher_mail_envelope {
+    const char *from_addr;
+    const char *to_addr;
+    const char *msg; /* CRLF line endings, as built by usher_mail_message_build */
+    size_t len;
+} usher_mail_envelope;
+
+#define USHER_MAIL_SESSION_MAX 64 /* messages one session carries at most */
+
+/*
+ * Sends mails[0..n) (1 <= n <= USHER_MAIL_SESSION_MAX) over one SMTP
+ * session, in order, saving a connection, EHLO, STARTTLS and AUTH per
+ * message; results[i] says what became of mails[i], as usher_mail_send's
+ * res. An envelope with bad arguments is PERMANENT alone and not sent.
+ * When the session breaks midway, the messages the server had accepted
+ * are DELIVERED and the rest TEMPORARY. Returns USHER_OK when an attempt
+ * was made; USHER_ERR_CONFIG (all PERMANENT) or USHER_ERR_NOMEM (all
+ * TEMPORARY) otherwise, USHER_ERR_INVALID for n out of range.
+ */
+usher_err usher_mail_send_many(const usher_smtp_opts *opts, const usher_mail_envelope *mails,
+                               size_t n, usher_mail_result *results);
+
 /* "delivered", "temporary" or "permanent". */
 const char *usher_mail_status_name(usher_mail_status status);
 
