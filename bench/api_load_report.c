@@ -86,8 +86,8 @@ int load_report(const load_opts *o, load_stats stats[LOAD_NTYPES], double second
         all.unfinished += stats[t].unfinished;
         all.scheduled += stats[t].scheduled;
         if (stats[t].errors > 0 && all.errors == 0)
-            snprintf(all.first_error, sizeof(all.first_error), "%s: %s", load_type_name[t],
-                     stats[t].first_error);
+            snprintf(all.first_error, sizeof(all.first_error), "%s: %.*s", load_type_name[t],
+                     (int)(sizeof(all.first_error) / 2), stats[t].first_error); /* shortened */
         all.errors += stats[t].errors;
         print_line(o, load_type_name[t], &stats[t], seconds);
         free(stats[t].lat_ns);
