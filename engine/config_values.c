@@ -8,6 +8,8 @@
  */
 #include "config_values.h"
 
+#include "autoscale.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -18,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "autoscale.h"
 #include "config.h"
 #include "cron.h"
 #include "log.h"
@@ -32,8 +35,8 @@
 
 /* Ranges of [pool.NAME]. */
 #define SIZE_RANGE  0, 1000
-#define DEPTH_RANGE 0, 1000000000
-#define WAIT_RANGE  0, 3600000 /* an hour, in ms */
+#define DEPTH_RANGE 0, USHER_AUTOSCALE_DEPTH_CAP / 2 /* depth is counted up to the cap */
+#define WAIT_RANGE  0, 3600000                       /* an hour, in ms */
 
 #define CFG(field) offsetof(usher_config, field)
 

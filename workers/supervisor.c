@@ -514,9 +514,10 @@ static void tick_due(evutil_socket_t fd, short what, void *arg)
         return;
     for (size_t i = 0; i < s->nqueues; i++)
         usher_buf_array_text(names, s->queues[i]);
-    st.sql = "SELECT count(*) FROM usher_jobs WHERE queue = ANY($1::text[])"
-             " AND state = 'available' AND run_at <= now()";
-    send_stmt(s, &st, usher_stmt_finish(&st, 1), depth_read);
+    usher_stmt_int(&st, 1, USHER_AUTOSCALE_DEPTH_CAP);
+    st.sql = "SELECT count(*) FROM (SELECT 1 FROM usher_jobs WHERE queue = ANY($1::text[])"
+             " AND state = 'available' AND run_at <= now() LIMIT $2) d";
+    send_stmt(s, &st, usher_stmt_finish(&st, 2), depth_read);
 }
 
 static void poll_due(evutil_socket_t fd, short what, void *arg)

@@ -822,6 +822,10 @@ Test(config, rejects_a_scale_in_depth_not_below_the_scale_out_depth)
     unlink(conf_path);
     expect_refusal("[pool.p]\nscale_out_depth = 7\nscale_in_depth = 7\n", 1,
                    "[pool.p] scale_in_depth (7) is not less than scale_out_depth (7)");
+    unlink(conf_path);
+    /* Depth is counted up to 100,000: a threshold must stay well below that. */
+    expect_refusal("[pool.p]\nscale_out_depth = 50001\n", 2,
+                   "[pool.p] scale_out_depth: 50001 is out of range (0..50000)");
 }
 
 Test(config, rejects_a_downstream_limit_without_a_downstream_at_the_limit_key)
