@@ -18,7 +18,7 @@
 #include "child_batch.h"
 #include "child_io.h"
 #include "handler.h"
-#include "job_schemas.h"
+#include "payload_gate.h"
 #include "wire.h"
 
 static void run_job(usher_handler_ctx *ctx, const usher_job *job, usher_handler_result *r)

@@ -5,14 +5,14 @@
  * only the job at the head of the child's queue, so the whole batch runs
  * under the first job's timeout. A job whose payload is not JSON fails on
  * its own and stays out of the batch, and so does one that its kind's
- * schema refuses (job_schemas.h).
+ * schema refuses (payload_gate.h).
  */
 #include "child_batch.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "job_schemas.h"
+#include "payload_gate.h"
 #include "wire.h"
 
 /* Static: a batch's results are 64 x 2 KB, too much for the stack. */

@@ -1,6 +1,7 @@
 /*
  * usherctl enqueue and jobs (list, show, cancel). Lists print a table for
- * people and, with --json, the engine's JSON for scripts.
+ * people and, with --json, the engine's JSON for scripts. A payload is
+ * checked against its kind's schema before it is enqueued.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -10,6 +11,34 @@
 #include "cli.h"
 #include "ctl.h"
 #include "enqueue.h"
+#include "job_schemas.h"
+
+/*
+ * Refuses a payload its kind's schema (schemas/jobs/) refuses, before
+ * anything is written: the worker would only send it to the dead-letter
+ * queue after one attempt. Text that is not JSON at all is left to
+ * usher_enqueue, which says so.
+ */
+static int payload_fits(const char *kind, const char *text)
+{
+    json_t *payload = json_loads(text, JSON_DECODE_ANY, NULL);
+    char why[1024] = "";
+    usher_err err;
+
+    if (payload == NULL)
+        return 0;
+    err = usher_job_schema_check(kind, payload, why, sizeof(why));
+    json_decref(payload);
+    if (err == USHER_ERR_PAYLOAD) {
+        fprintf(stderr, "usherctl: enqueue: the payload does not fit %s's schema: %s\n", kind, why);
+        return -1;
+    }
+    if (err != USHER_OK) {
+        fprintf(stderr, "usherctl: enqueue: cannot load the payload schemas: %s\n", why);
+        return -1;
+    }
+    return 0;
+}
 
 typedef struct enqueue_args {
     const char *priority, *delay, *run_at, *unique_key, *max_attempts, *timeout_ms;
@@ -78,6 +107,8 @@ int ctl_enqueue(usher_store *st, int argc, char **argv)
     o.queue = pos[0];
     o.kind = pos[1];
     o.payload = pos[2];
+    if (payload_fits(o.kind, o.payload) != 0)
+        return 1;
     err = usher_enqueue(st, &o, &result);
     if (err != USHER_OK)
         return ctl_fail(st, err, "enqueue");

@@ -39,7 +39,8 @@ Test(usherctl, enqueue_prints_the_id_and_jobs_show_finds_it)
     long long id;
 
     cr_assert_eq(ctl(out, sizeof(out),
-                     "enqueue email email.send '{\"to\":\"x@example.org\"}'"
+                     "enqueue email email.send '{\"to\":\"x@example.org\","
+                     "\"template\":\"registration_confirmation\",\"vars\":{}}'"
                      " --priority 0 --max-attempts 3"),
                  0, "%s", out);
     id = strtoll(out, NULL, 10);
@@ -55,8 +56,13 @@ Test(usherctl, errors_go_to_stderr_with_a_nonzero_status)
 {
     char out[8192];
 
-    cr_assert_eq(ctl(out, sizeof(out), "enqueue nosuch email.send '{}'"), 1);
+    cr_assert_eq(ctl(out, sizeof(out), "enqueue nosuch test.noop '{}'"), 1);
     cr_assert(strstr(out, "unknown queue") != NULL, "%s", out);
+    /* A payload its kind's schema refuses is never written. */
+    cr_assert_eq(ctl(out, sizeof(out), "enqueue email email.send '{\"template\":5}'"), 1);
+    cr_assert(strstr(out, "does not fit email.send's schema") != NULL, "%s", out);
+    cr_assert_eq(ctl(out, sizeof(out), "enqueue pdf pdf.ticket '{\"registration_id\":\"7\"}'"), 1);
+    cr_assert(strstr(out, "payload.registration_id: expected integer") != NULL, "%s", out);
     cr_assert_eq(ctl(out, sizeof(out), "enqueue email email.send '{oops'"), 1);
     cr_assert(strstr(out, "not valid JSON") != NULL, "%s", out);
     cr_assert_eq(ctl(out, sizeof(out), "enqueue email email.send '{}' --priority 7"), 2);
@@ -90,10 +96,14 @@ Test(usherctl, scheduled_unique_and_queue_listing)
     char out[8192];
     long long first;
 
-    cr_assert_eq(ctl(out, sizeof(out), "enqueue pdf pdf.ticket '{}' --delay 600 --unique-key t1"),
-                 0, "%s", out);
+    cr_assert_eq(
+        ctl(out, sizeof(out),
+            "enqueue pdf pdf.ticket '{\"registration_id\":1}' --delay 600 --unique-key t1"),
+        0, "%s", out);
     first = strtoll(out, NULL, 10);
-    cr_assert_eq(ctl(out, sizeof(out), "enqueue pdf pdf.ticket '{}' --unique-key t1"), 0);
+    cr_assert_eq(
+        ctl(out, sizeof(out), "enqueue pdf pdf.ticket '{\"registration_id\":1}' --unique-key t1"),
+        0);
     cr_assert_eq(strtoll(out, NULL, 10), first, "%s vs %lld", out, first);
     cr_assert_eq(ctl(out, sizeof(out), "queues --json"), 0);
     cr_assert(strstr(out, "\"scheduled\": 1") != NULL, "%s", out);

@@ -1,9 +1,10 @@
 /*
  * The payload schemas of the job kinds: schemas/jobs/KIND.schema.json,
  * embedded in the binary at build time (cmake/embed_files.cmake) and
- * compiled with engine/jsonschema.h on first use. The child checks a job's
- * payload against its kind's schema before the handler runs, so handlers
- * see only payloads of the documented shape.
+ * compiled with engine/jsonschema.h on first use. The worker's child checks
+ * a job's payload against its kind's schema before the handler runs
+ * (workers/payload_gate.h), so handlers see only payloads of the documented
+ * shape; `usherctl enqueue` checks it before anything is written.
  */
 #ifndef USHER_JOB_SCHEMAS_H
 #define USHER_JOB_SCHEMAS_H
@@ -14,7 +15,6 @@
 
 #include "embedded.h"
 #include "error.h"
-#include "handler.h"
 #include "jsonschema.h"
 
 #define USHER_JOB_SCHEMA_SUFFIX ".schema.json"
@@ -41,13 +41,5 @@ const usher_jsonschema *usher_job_schema_find(const char *kind);
  * usher_job_schemas_load if the schemas cannot be loaded.
  */
 usher_err usher_job_schema_check(const char *kind, json_t *payload, char *err, size_t errlen);
-
-/*
- * The child's gate before a handler: true when the payload may run.
- * Otherwise r is set: PERMANENT "invalid payload: payload.x: ..." (a payload
- * never gets better: straight to the dead-letter queue), or RETRY when the
- * schemas could not be loaded (out of memory may heal).
- */
-bool usher_job_payload_admitted(const char *kind, json_t *payload, usher_handler_result *r);
 
 #endif
