@@ -35,3 +35,15 @@ int api_job_add(json_t *templates, const usher_config *cfg, const char *kind, js
     }
     return json_array_append_new(templates, job);
 }
+
+char *api_index_job(const usher_config *cfg, const char *type)
+{
+    json_t *jobs = json_array();
+    char *text = NULL;
+
+    if (jobs != NULL &&
+        api_job_add(jobs, cfg, "index.document", json_pack("{s:s}", "type", type), "id") == 0)
+        text = json_dumps(jobs, JSON_COMPACT);
+    json_decref(jobs);
+    return text;
+}

@@ -20,6 +20,13 @@ int api_job_add(json_t *templates, const usher_config *cfg, const char *kind, js
                 const char *id_field);
 
 /*
+ * The index.document job of one row of type ("event", "session" or
+ * "attendee"), its id filled from the statement's row, as a one-element
+ * template list in JSON text (the caller frees it); NULL out of memory.
+ */
+char *api_index_job(const usher_config *cfg, const char *type);
+
+/*
  * The notify.webhook template for usher_enqueue_webhooks() as JSON text
  * (the caller frees it), or NULL out of memory.
  */

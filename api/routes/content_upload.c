@@ -4,10 +4,11 @@
  * Content-Type (an allow-list; others 415) and at most api.upload_max_bytes
  * (413). It goes into the document store (engine/docstore.c: named by its
  * SHA-256, written atomically) and is recorded in documents (kind
- * 'content'). Writing and fsyncing the file is disk I/O, so it runs on the
- * offload pool (api/offload.h), not on the loop thread; the two
- * statements around it (may this caller upload to this session? record
- * it) are queued like any other.
+ * 'content'), and the session is indexed again (its materials' file names
+ * are part of its search document). Writing and fsyncing the file is disk
+ * I/O, so it runs on the offload pool (api/offload.h), not on the loop
+ * thread; the two statements around it (may this caller upload to this
+ * session? record it) are queued like any other.
  *
  * GET /v1/events/{id}/content lists an event's materials for its
  * organizer; the files themselves are served by GET /v1/content/{id}.
@@ -18,8 +19,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../jobs.h"
 #include "../offload.h"
 #include "../validate.h"
+#include "../wake.h"
 #include "docstore.h"
 #include "log.h"
 #include "routes.h"
@@ -87,7 +90,11 @@ static bool filename_ok(const char *name)
 
 static void recorded(PGresult *res, const char *errmsg, void *arg)
 {
-    api_reply_row(arg, res, errmsg, 201, "event");
+    api_req *r = arg;
+
+    if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        api_wake_kind(r->loop, "index.document");
+    api_reply_row(r, res, errmsg, 201, "event");
 }
 
 /* On a pool thread: hash and store the bytes. */
@@ -120,26 +127,36 @@ static void written(void *arg)
         return;
     }
     snprintf(size, sizeof(size), "%zu", up->ref.size);
+    char *index = api_index_job(r->loop->srv->cfg, "session");
     const char *params[] = { api_id_text(r->ids[0], id),
                              api_scope_org(r, org),
                              up->session,
                              up->filename,
                              up->type,
                              up->ref.sha256,
-                             size };
+                             size,
+                             index };
 
+    if (index == NULL) {
+        upload_free(up);
+        api_reply_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    /* The session is indexed again: its materials' names join its document. */
     api_query(r,
-              "INSERT INTO documents (kind, event_id, session_id, filename, content_type, sha256,"
-              "  size)"
+              "WITH ins AS (INSERT INTO documents (kind, event_id, session_id, filename,"
+              "  content_type, sha256, size)"
               " SELECT 'content', e.id, s.id, $4, $5, $6, $7::bigint FROM events e"
               " JOIN sessions s ON s.event_id = e.id AND s.id = $3"
-              " WHERE e.id = $1 AND ($2::bigint IS NULL OR e.organizer_id = $2)"
-              " RETURNING json_build_object('id', id, 'kind', kind, 'event_id', event_id,"
+              " WHERE e.id = $1 AND ($2::bigint IS NULL OR e.organizer_id = $2) RETURNING *),"
+              " idx AS (SELECT usher_enqueue_templates($8::jsonb, ins.session_id) FROM ins)"
+              " SELECT json_build_object('id', id, 'kind', kind, 'event_id', event_id,"
               "  'session_id', session_id, 'filename', filename, 'content_type', content_type,"
               "  'sha256', sha256, 'size', size, 'created_at', created_at,"
-              "  'url', '/v1/content/' || id)::text",
-              7, params, recorded);
+              "  'url', '/v1/content/' || id)::text FROM ins WHERE (SELECT count(*) FROM idx) >= 0",
+              8, params, recorded); /* the parameters are copied */
     upload_free(up);
+    free(index);
 }
 
 /* Rows of (event may be changed by the caller, session is the event's). */

@@ -198,19 +198,6 @@ void route_event_list(api_req *r)
               1, params, listed);
 }
 
-/* The index.document job of an event, as a one-element template list. */
-static char *index_job(api_req *r)
-{
-    json_t *jobs = json_array();
-    char *text = NULL;
-
-    if (jobs != NULL && api_job_add(jobs, r->loop->srv->cfg, "index.document",
-                                    json_pack("{s:s}", "type", "event"), "id") == 0)
-        text = json_dumps(jobs, JSON_COMPACT);
-    json_decref(jobs);
-    return text;
-}
-
 void route_event_create(api_req *r)
 {
     const char *name = NULL, *venue = "", *tz = "UTC", *starts = NULL, *ends = NULL,
@@ -231,7 +218,7 @@ void route_event_create(api_req *r)
     if (r->auth.role == USHER_ROLE_ADMIN &&
         !api_get_int(r, "organizer_id", true, 1, INT64_MAX, &organizer))
         return;
-    jobs = index_job(r);
+    jobs = api_index_job(r->loop->srv->cfg, "event");
     if (jobs == NULL) {
         api_reply_error(r, 500, "internal", "out of memory");
         return;
@@ -267,7 +254,7 @@ void route_event_update(api_req *r)
         api_reply_invalid(r, "ends_at", "ends_at must not be before starts_at");
         return;
     }
-    jobs = index_job(r);
+    jobs = api_index_job(r->loop->srv->cfg, "event");
     if (jobs == NULL) {
         api_reply_error(r, 500, "internal", "out of memory");
         return;

@@ -67,13 +67,8 @@ static void cancelled(PGresult *res, const char *errmsg, void *arg)
 
 void route_registration_cancel(api_req *r)
 {
-    json_t *jobs = json_array();
-    char id[24], org[24], *text = NULL;
+    char id[24], org[24], *text = api_index_job(r->loop->srv->cfg, "attendee");
 
-    if (jobs != NULL && api_job_add(jobs, r->loop->srv->cfg, "index.document",
-                                    json_pack("{s:s}", "type", "attendee"), "id") == 0)
-        text = json_dumps(jobs, JSON_COMPACT);
-    json_decref(jobs);
     if (text == NULL) {
         api_reply_error(r, 500, "internal", "out of memory");
         return;

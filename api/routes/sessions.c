@@ -115,7 +115,7 @@ static void fields_free(fields *f)
 /* Reads and checks the body; create needs title and times. Answers on failure. */
 static bool read_fields(api_req *r, bool create, fields *f)
 {
-    json_t *speakers = NULL, *jobs;
+    json_t *speakers = NULL;
     int64_t capacity = -1;
 
     memset(f, 0, sizeof(*f));
@@ -131,11 +131,7 @@ static bool read_fields(api_req *r, bool create, fields *f)
     }
     f->has_capacity = capacity >= 0;
     snprintf(f->capacity, sizeof(f->capacity), "%lld", (long long)capacity);
-    jobs = json_array();
-    if (jobs != NULL && api_job_add(jobs, r->loop->srv->cfg, "index.document",
-                                    json_pack("{s:s}", "type", "session"), "id") == 0)
-        f->jobs = json_dumps(jobs, JSON_COMPACT);
-    json_decref(jobs);
+    f->jobs = api_index_job(r->loop->srv->cfg, "session");
     if (speakers != NULL)
         f->speakers = json_dumps(speakers, JSON_COMPACT);
     if (f->jobs == NULL || (speakers != NULL && f->speakers == NULL)) {

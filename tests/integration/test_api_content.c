@@ -291,6 +291,9 @@ Test(api_content, uploads_are_refused_by_type_owner_and_name, .init = start, .fi
     content_upload(&w, w.event_a, s_a, "slides.pptx",
                    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
                    data, 2000, w.admin, 201);
+    /* Each stored upload, and only those, indexes its session again. */
+    cr_assert_eq(jobs_for_session(s_a), 2);
+    cr_assert_eq(jobs_for_session(s_b), 0);
     free(data);
 }
 

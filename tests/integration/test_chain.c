@@ -285,6 +285,18 @@ Test(chain, index_jobs_make_sessions_and_attendees_searchable_and_unsearchable, 
     cr_assert_eq(usher_seed_demo(st, 1, &seed), USHER_OK, "%s", usher_store_errstr(st));
     session = testdb_scalar(st, "SELECT max(id) FROM sessions WHERE title LIKE 'Queues%'");
     attendee = testdb_scalar(st, "SELECT max(id) FROM registrations");
+    /* The session's uploaded material: its file name joins the session's document. */
+    {
+        char sql[512];
+
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO documents (kind, event_id, session_id, filename, content_type,"
+                 " sha256, size) SELECT 'content', event_id, id, 'zeppelin-handout.pdf',"
+                 " 'application/pdf', repeat('a', 64), 1 FROM sessions WHERE id = %lld"
+                 " RETURNING id",
+                 session);
+        cr_assert_gt(testdb_scalar(st, sql), 0);
+    }
     enqueue_index("session", session, false);
     enqueue_index("attendee", attendee, false);
     pid = start_worker();
@@ -292,6 +304,8 @@ Test(chain, index_jobs_make_sessions_and_attendees_searchable_and_unsearchable, 
     cr_assert_eq(search("queues", "session", &hit), 1);
     cr_assert_eq(hit, session);
     cr_assert_eq(search("speaker:hopper", NULL, &hit), 1, "speakers are not indexed");
+    cr_assert_eq(search("zeppelin", "session", &hit), 1, "the material's name is not indexed");
+    cr_assert_eq(hit, session);
     cr_assert_eq(search("attendee1", "attendee", &hit), 1, "the attendee's email is not indexed");
     cr_assert_eq(hit, attendee);
     cr_assert_eq(search("attendee1", "session,event", &hit), 0,

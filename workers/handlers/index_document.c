@@ -26,8 +26,11 @@ typedef struct source {
 
 static const source sources[] = {
     { "event", "SELECT id, id, name, venue, '', '', '' FROM events WHERE id = $1" },
-    { "session", "SELECT id, event_id, title, abstract, array_to_string(speakers, ', '), '', ''"
-                 " FROM sessions WHERE id = $1" },
+    /* A session's body: its abstract, then the file names of its materials. */
+    { "session", "SELECT id, event_id, title,"
+                 " concat_ws(' ', abstract, (SELECT string_agg(d.filename, ' ' ORDER BY d.id)"
+                 "  FROM documents d WHERE d.session_id = sessions.id AND d.kind = 'content')),"
+                 " array_to_string(speakers, ', '), '', '' FROM sessions WHERE id = $1" },
     { "attendee", "SELECT id, event_id, '', '', '', name, email FROM registrations"
                   " WHERE id = $1 AND status = 'confirmed'" },
 };
