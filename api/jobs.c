@@ -47,3 +47,12 @@ char *api_index_job(const usher_config *cfg, const char *type)
     json_decref(jobs);
     return text;
 }
+
+int api_job_stamp(json_t *templates, const char *at_field)
+{
+    size_t n = json_array_size(templates);
+
+    return n == 0 ? -1
+                  : json_object_set_new(json_array_get(templates, n - 1), "at_field",
+                                        json_string(at_field));
+}

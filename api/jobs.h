@@ -20,6 +20,13 @@ int api_job_add(json_t *templates, const usher_config *cfg, const char *kind, js
                 const char *id_field);
 
 /*
+ * Marks the template added last: the statement sets its payload's field
+ * at_field to the transaction's time (RFC 3339 UTC), so the job carries
+ * when its event happened. Returns 0, or -1 out of memory or when empty.
+ */
+int api_job_stamp(json_t *templates, const char *at_field);
+
+/*
  * The index.document job of one row of type ("event", "session" or
  * "attendee"), its id filled from the statement's row, as a one-element
  * template list in JSON text (the caller frees it); NULL out of memory.

@@ -104,7 +104,8 @@ void route_checkin(api_req *r)
     if (templates != NULL &&
         api_job_add(templates, r->loop->srv->cfg, "analytics.rollup",
                     json_pack("{s:I,s:s}", "event_id", (json_int_t)event, "metric", "checkin"),
-                    NULL) == 0)
+                    NULL) == 0 &&
+        api_job_stamp(templates, "at") == 0)
         item = json_pack(
             "{s:I,s:I,s:o,s:o,s:s,s:o,s:O}", "event", (json_int_t)event, "registration",
             (json_int_t)registration, "scope_org",

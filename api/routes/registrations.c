@@ -82,6 +82,7 @@ static char *registration_jobs(api_req *r, int64_t event)
         api_job_add(jobs, cfg, "analytics.rollup",
                     json_pack("{s:I,s:s}", "event_id", (json_int_t)event, "metric", "registration"),
                     NULL) == 0 &&
+        api_job_stamp(jobs, "at") == 0 &&
         api_job_add(jobs, cfg, "index.document", json_pack("{s:s}", "type", "attendee"), "id") == 0)
         text = json_dumps(jobs, JSON_COMPACT);
     json_decref(jobs);

@@ -9,14 +9,27 @@
 -- (with its count) instead of one per admitted ticket, and one webhook insert
 -- for all its admissions.
 
+-- A template's payload as enqueued: id_field (if any) set to p_id, and
+-- at_field (if any) to the transaction's time in RFC 3339 UTC, so a job
+-- that counts an event (analytics) dates it when it happened, not when a
+-- worker got to it.
+CREATE FUNCTION usher_template_payload(j jsonb, p_id bigint) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(j -> 'payload', '{}')
+           || CASE WHEN j ? 'id_field' THEN jsonb_build_object(j ->> 'id_field', p_id)
+                   ELSE '{}' END
+           || CASE WHEN j ? 'at_field'
+                   THEN jsonb_build_object(j ->> 'at_field',
+                            to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
+                   ELSE '{}' END
+$$;
+
 CREATE OR REPLACE FUNCTION usher_enqueue_templates(p_jobs jsonb, p_id bigint) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO usher_jobs (queue, kind, priority, payload, max_attempts, timeout_ms)
     SELECT j ->> 'queue', j ->> 'kind', (j ->> 'priority')::smallint,
-           coalesce(j -> 'payload', '{}') ||
-               CASE WHEN j ? 'id_field' THEN jsonb_build_object(j ->> 'id_field', p_id)
-                    ELSE '{}' END,
+           usher_template_payload(j, p_id),
            (j ->> 'max_attempts')::integer, (j ->> 'timeout_ms')::integer
     FROM jsonb_array_elements(p_jobs) j;
 END $$;
@@ -134,7 +147,8 @@ END $$;
 -- an item's "jobs" becomes one job per admission (id_field set to the
 -- registration, as usher_enqueue_templates does); the templates of "counted"
 -- become one job per distinct template, its payload's "count" the number of
--- admissions that carried it (analytics: one job per event and batch); and
+-- admissions that carried it (analytics: one job per event and batch; their
+-- at_field is the batch's time); and
 -- p_hook (NULL: none) one checkin.created notify.webhook job per admission
 -- and subscribed endpoint.
 CREATE FUNCTION usher_checkin_batch(p_items jsonb, p_hook jsonb)
@@ -169,16 +183,13 @@ BEGIN
 
     INSERT INTO usher_jobs (queue, kind, priority, payload, max_attempts, timeout_ms)
     SELECT j ->> 'queue', j ->> 'kind', (j ->> 'priority')::smallint,
-           coalesce(j -> 'payload', '{}') ||
-               CASE WHEN j ? 'id_field'
-                    THEN jsonb_build_object(j ->> 'id_field', (a ->> 'registration')::bigint)
-                    ELSE '{}' END,
+           usher_template_payload(j, (a ->> 'registration')::bigint),
            (j ->> 'max_attempts')::integer, (j ->> 'timeout_ms')::integer
     FROM unnest(v_admitted) a, jsonb_array_elements(coalesce(a -> 'jobs', '[]')) j;
 
     INSERT INTO usher_jobs (queue, kind, priority, payload, max_attempts, timeout_ms)
     SELECT j ->> 'queue', j ->> 'kind', (j ->> 'priority')::smallint,
-           coalesce(j -> 'payload', '{}') || jsonb_build_object('count', count(*)),
+           usher_template_payload(j, NULL) || jsonb_build_object('count', count(*)),
            (j ->> 'max_attempts')::integer, (j ->> 'timeout_ms')::integer
     FROM unnest(v_admitted) a, jsonb_array_elements(coalesce(a -> 'counted', '[]')) j
     GROUP BY j;
