@@ -34,6 +34,11 @@ void api_token_cache_free(api_token_cache *cache)
     free(cache);
 }
 
+void api_token_cache_clear(api_token_cache *cache)
+{
+    memset(cache, 0, sizeof(*cache));
+}
+
 static cached_token *slot_of(api_token_cache *cache, const unsigned char *hash)
 {
     uint32_t i;

@@ -2,7 +2,10 @@
  * Bearer tokens: "Authorization: Bearer usher_..." is hashed, looked up in
  * a small per-thread cache, else in api_tokens (one statement), and the
  * stored hash compared in constant time. A verified token is cached for
- * api.token_cache_ms, so a revocation takes effect within that.
+ * api.token_cache_ms; a revocation (usherctl token revoke) also NOTIFYs
+ * USHER_TOKENS_CHANNEL (engine/token.h), on which every loop empties its cache, so it takes
+ * effect at once (within token_cache_ms if the notification is missed, e.g.
+ * while the loop's database connections are down).
  */
 #ifndef USHER_API_AUTH_H
 #define USHER_API_AUTH_H
@@ -11,6 +14,8 @@
 
 api_token_cache *api_token_cache_new(void);
 void api_token_cache_free(api_token_cache *cache);
+/* Forgets every cached token (a token was revoked). */
+void api_token_cache_clear(api_token_cache *cache);
 
 /*
  * Fills r->auth from the request's token, then calls next(r). No token:

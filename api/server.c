@@ -20,6 +20,7 @@
 #include "metrics.h"
 #include "pgpool.h"
 #include "redis.h"
+#include "token.h"
 #include "wake.h"
 #include "router.h"
 
@@ -145,7 +146,30 @@ static void loop_free(api_loop *loop)
 
 static void statement_timed(double queued_s, double ran_s, void *arg)
 {
-    api_metrics_statement(arg, queued_s, ran_s);
+    api_metrics_statement(((api_loop *)arg)->srv->metrics, queued_s, ran_s);
+}
+
+static void listening(PGresult *res, const char *errmsg, void *arg)
+{
+    (void)arg;
+    if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
+        usher_log(USHER_LOG_WARNING, "LISTEN " USHER_TOKENS_CHANNEL " failed: %s",
+                  errmsg != NULL ? errmsg : "connection lost");
+}
+
+/* Each (re)connected connection listens for token revocations (api/auth.h). */
+static void db_connected(usher_pgloop *pg, void *arg)
+{
+    if (usher_pgloop_query(pg, "LISTEN " USHER_TOKENS_CHANNEL, 0, NULL, listening, arg) != USHER_OK)
+        usher_log(USHER_LOG_WARNING, "cannot LISTEN " USHER_TOKENS_CHANNEL);
+}
+
+static void db_notified(const char *channel, void *arg)
+{
+    api_loop *loop = arg;
+
+    if (strcmp(channel, USHER_TOKENS_CHANNEL) == 0)
+        api_token_cache_clear(loop->tokens);
 }
 
 static api_loop *loop_new(api_server *srv, int index, int fd, char *errbuf, size_t errlen)
@@ -185,7 +209,10 @@ static api_loop *loop_new(api_server *srv, int index, int fd, char *errbuf, size
         return NULL;
     }
     if (api_pgpool_new(loop->base, cfg->database_url, cfg->api_db_connections,
-                       &(usher_pgloop_hooks){ .timed = statement_timed, .arg = srv->metrics },
+                       &(usher_pgloop_hooks){ .connected = db_connected,
+                                              .notified = db_notified,
+                                              .timed = statement_timed,
+                                              .arg = loop },
                        &loop->pg) != USHER_OK)
         goto nomem;
     loop->wake = api_wake_new(loop);

@@ -113,7 +113,7 @@ const usher_setting usher_settings[] = {
       false, NULL, NULL },
     { "api", "timeout_s", USHER_VAL_INT, CFG(api_timeout_s), NULL, 30, 1, 3600, false, NULL, NULL },
     { "api", "token_cache_ms", USHER_VAL_INT, CFG(api_token_cache_ms), NULL, 10000, 0, 3600000,
-      false, NULL, NULL },
+      false, "USHER_API_TOKEN_CACHE_MS", NULL },
     { "api", "cache_event_ttl_s", USHER_VAL_INT, CFG(api_cache_event_ttl_s), NULL, 5, 0, 86400,
       false, "USHER_API_CACHE_EVENT_TTL_S", NULL },
     { "api", "cache_access_ttl_s", USHER_VAL_INT, CFG(api_cache_access_ttl_s), NULL, 60, 0, 86400,

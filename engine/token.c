@@ -100,9 +100,12 @@ usher_err usher_token_revoke(usher_store *st, int64_t id)
     int n;
 
     id_text(id, text);
+    /* The NOTIFY (at commit) empties usher-api's token caches at once (api/auth.h). */
     err = usher_store_exec(st,
-                           "UPDATE api_tokens SET revoked_at = now()"
-                           " WHERE id = $1 AND revoked_at IS NULL RETURNING id",
+                           "WITH r AS (UPDATE api_tokens SET revoked_at = now()"
+                           "  WHERE id = $1 AND revoked_at IS NULL RETURNING id),"
+                           " n AS (SELECT pg_notify('" USHER_TOKENS_CHANNEL "', r.id::text) FROM r)"
+                           " SELECT id FROM r WHERE (SELECT count(*) FROM n) >= 0",
                            1, params, &res);
     if (err != USHER_OK)
         return err;

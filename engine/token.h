@@ -42,6 +42,9 @@ usher_err usher_token_create(usher_store *st, usher_role role, int64_t organizer
                              int64_t event_id, const char *name, char token[USHER_TOKEN_MAX],
                              int64_t *id);
 
+/* The channel a revocation NOTIFYs at commit (usher-api empties its token caches). */
+#define USHER_TOKENS_CHANNEL "usher_tokens"
+
 /* Revokes token id; USHER_ERR_NOT_FOUND if there is no such live token. */
 usher_err usher_token_revoke(usher_store *st, int64_t id);
 

@@ -1,7 +1,8 @@
 /*
  * usher-api's own housekeeping against the real database: idempotency keys
  * older than a day are pruned in bounded batches, back to back while a
- * batch comes back full, and the keys of the last day stay.
+ * batch comes back full, and the keys of the last day stay; a revoked token
+ * is refused at once although the API caches verified tokens for an hour.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include "testdb.h"
 #include "testhttp.h"
 #include "testproc.h"
+#include "token.h"
 
 TESTDB_SUITE(api_housekeeping, "usher_test_api_housekeeping");
 
@@ -37,5 +39,42 @@ Test(api_housekeeping, old_idempotency_keys_are_pruned_in_batches_until_none_is_
               testdb_scalar(st, "SELECT count(*) FROM api_idempotency"));
     cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM api_idempotency WHERE key LIKE 'new-%'"),
                  5);
+    testapi_stop(&server);
+}
+
+typedef struct caller {
+    const char *token;
+    long want;
+} caller;
+
+static bool answers(void *arg)
+{
+    caller *c = arg;
+    testhttp_resp resp;
+    long status = testhttp(
+        &server, &(testhttp_req){ "GET", "/v1/events", c->token, NULL, NULL, NULL }, &resp);
+
+    testhttp_resp_free(&resp);
+    return status == c->want;
+}
+
+Test(api_housekeeping, a_revoked_token_is_refused_at_once_by_every_loop, .timeout = 300)
+{
+    char token[USHER_TOKEN_MAX];
+    long long org = testdb_scalar(st, "INSERT INTO organizers (name) VALUES ('T') RETURNING id");
+    int64_t id;
+
+    cr_assert_eq(usher_token_create(st, USHER_ROLE_ORGANIZER, org, 0, "t", token, &id), USHER_OK);
+    setenv("USHER_API_TOKEN_CACHE_MS", "3600000", 1); /* only the notification can end it */
+    testapi_start(&server, USHER_API_PATH, cfg.database_url, 2);
+    /* Used often enough that both loops have verified and cached it. */
+    for (int i = 0; i < 20; i++)
+        cr_assert(answers(&(caller){ token, 200 }));
+    cr_assert_eq(usher_token_revoke(st, id), USHER_OK, "%s", usher_store_errstr(st));
+    /* Every request after the notification lands is refused: wait for the first, then 20 more. */
+    cr_assert(testproc_wait_for(answers, &(caller){ token, 401 }, 30000),
+              "the revoked token still works");
+    for (int i = 0; i < 20; i++)
+        cr_assert(answers(&(caller){ token, 401 }), "a loop still trusts the revoked token");
     testapi_stop(&server);
 }
