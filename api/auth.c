@@ -17,11 +17,13 @@ typedef struct cached_token {
 
 struct api_token_cache {
     cached_token slots[CACHE_SLOTS];
+    uint64_t generation; /* bumped by every clear */
 };
 
 typedef struct auth_step {
     void (*next)(api_req *r);
     unsigned char hash[USHER_TOKEN_HASH_BYTES];
+    uint64_t generation; /* of the cache when the lookup was sent */
 } auth_step;
 
 api_token_cache *api_token_cache_new(void)
@@ -36,7 +38,8 @@ void api_token_cache_free(api_token_cache *cache)
 
 void api_token_cache_clear(api_token_cache *cache)
 {
-    memset(cache, 0, sizeof(*cache));
+    memset(cache->slots, 0, sizeof(cache->slots));
+    cache->generation++;
 }
 
 static cached_token *slot_of(api_token_cache *cache, const unsigned char *hash)
@@ -93,10 +96,14 @@ static void looked_up(PGresult *res, const char *errmsg, void *arg)
     r->auth.role = usher_role_parse(PQgetvalue(res, 0, 2));
     r->auth.organizer_id = PQgetisnull(res, 0, 3) ? 0 : strtoll(PQgetvalue(res, 0, 3), NULL, 10);
     r->auth.event_id = PQgetisnull(res, 0, 4) ? 0 : strtoll(PQgetvalue(res, 0, 4), NULL, 10);
-    slot = slot_of(r->loop->tokens, step->hash);
-    memcpy(slot->hash, step->hash, sizeof(slot->hash));
-    slot->auth = r->auth;
-    slot->expires_ns = api_now_ns() + (uint64_t)srv->cfg->api_token_cache_ms * 1000000u;
+    /* A revocation cleared the cache while this lookup was out: its answer
+     * may predate the revocation, so it serves this request only. */
+    if (step->generation == r->loop->tokens->generation) {
+        slot = slot_of(r->loop->tokens, step->hash);
+        memcpy(slot->hash, step->hash, sizeof(slot->hash));
+        slot->auth = r->auth;
+        slot->expires_ns = api_now_ns() + (uint64_t)srv->cfg->api_token_cache_ms * 1000000u;
+    }
     free(step);
     next(r);
 }
@@ -136,6 +143,7 @@ void api_authenticate(api_req *r, void (*next)(api_req *r))
         return;
     }
     step->next = next;
+    step->generation = r->loop->tokens->generation;
     r->state = step;
     usher_token_hash_param(step->hash, param);
     if (!api_query(r, sql, 1, params, looked_up))

@@ -115,13 +115,18 @@ static void tick(evutil_socket_t fd, short what, void *arg)
      * first tick and then once a minute, a bounded batch at a time, and every
      * second while a batch comes back full (keyed registrations faster than
      * 10,000 a minute); hosts doing it twice is harmless. */
-    if (loop->index == 0 && (loop->ticks++ % 60 == 0 || loop->prune_behind) && !loop->pruning)
-        loop->pruning = api_pgpool_query(loop->pg,
-                                         "DELETE FROM api_idempotency WHERE ctid IN (SELECT ctid"
-                                         " FROM api_idempotency"
-                                         " WHERE created_at < now() - interval '24 hours'"
-                                         " LIMIT " PRUNE_BATCH ")",
-                                         0, NULL, pruned, loop) == USHER_OK;
+    if (loop->index == 0 && (loop->ticks++ % 60 == 0 || loop->prune_behind) && !loop->pruning) {
+        /* Set first: pruned() may run within the call (a send that fails at once). */
+        loop->pruning = true;
+        if (api_pgpool_query(loop->pg,
+                             "DELETE FROM api_idempotency WHERE ctid IN (SELECT ctid"
+                             " FROM api_idempotency WHERE created_at < now() - interval '24 hours'"
+                             " LIMIT " PRUNE_BATCH ")",
+                             0, NULL, pruned, loop) != USHER_OK) {
+            loop->pruning = false;
+            loop->prune_behind = true; /* not sent (no connection): try again next tick */
+        }
+    }
 }
 
 static void loop_free(api_loop *loop)

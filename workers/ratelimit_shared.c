@@ -21,6 +21,11 @@ void usher_gcra_set_rate(usher_gcra *g, int per_second)
     atomic_store(&g->interval_ns, per_second > 0 ? NS_PER_S / (uint64_t)per_second : 0);
 }
 
+bool usher_gcra_limited(usher_gcra *g)
+{
+    return g != NULL && atomic_load(&g->interval_ns) > 0;
+}
+
 bool usher_gcra_take(usher_gcra *g, uint64_t now_ns, uint64_t max_wait_ns, uint64_t *wait_ns)
 {
     uint64_t interval = atomic_load(&g->interval_ns);

@@ -33,6 +33,9 @@ typedef struct usher_gcra {
 /* Sets the rate (messages per second; 0 = no limit). Safe while others take slots. */
 void usher_gcra_set_rate(usher_gcra *g, int per_second);
 
+/* True when g limits the rate (not NULL, and a rate was set). */
+bool usher_gcra_limited(usher_gcra *g);
+
 /*
  * Takes the next slot at time now_ns unless it lies more than max_wait_ns
  * ahead. Returns true with *wait_ns = how long to wait for the slot taken

@@ -22,7 +22,7 @@ BEGIN
     SELECT r.status, r.event_id, r.ticket_type_id INTO v_status, event_id, v_ticket_type
     FROM registrations r JOIN events e ON e.id = r.event_id
     WHERE r.id = p_registration AND (p_scope_org IS NULL OR e.organizer_id = p_scope_org)
-    FOR UPDATE OF r;
+    FOR NO KEY UPDATE OF r; -- check-ins' KEY SHARE on the row goes on meanwhile
     IF NOT FOUND THEN
         status := 'not_found';
         event_id := NULL;

@@ -28,11 +28,12 @@ typedef struct one_session {
     int connections;
 } one_session;
 
+/* No cr_assert here (this runs in the server's thread): a lost reply fails the client instead. */
 static void reply(int fd, const char *line)
 {
-    size_t n = strlen(line);
+    ssize_t sent = write(fd, line, strlen(line));
 
-    cr_assert_eq(write(fd, line, n), (ssize_t)n);
+    (void)sent;
 }
 
 /* Answers one command line; false when the session is over. */

@@ -9,8 +9,9 @@
  * second pool at 1 message per second runs jobs with a 2 s timeout, so a
  * child may wait 1 s at most: some jobs must be put back (snoozed), and
  * still every message arrives exactly once, at the rate. A third pool's
- * children hold up to 16 jobs each and send those over one SMTP session:
- * 60 messages arrive exactly once, over fewer sessions than messages.
+ * children hold up to 16 jobs each and send those over shared SMTP sessions
+ * (at most 9 messages each, what their worst case allows here): 60 messages
+ * arrive exactly once, over 7 to 30 sessions.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -158,7 +159,7 @@ Test(smtp_rate, a_turn_too_far_away_puts_the_job_back_and_nothing_is_lost, .time
     cr_assert_gt(snoozes, 0, "no job was put back: see %s", log);
 }
 
-Test(smtp_rate, a_child_sends_the_jobs_it_holds_over_one_session, .timeout = 180)
+Test(smtp_rate, a_child_sends_the_jobs_it_holds_over_shared_sessions, .timeout = 180)
 {
     const char *log = "/tmp/usher-test-smtp-batched-worker.log";
     int sessions;
@@ -167,6 +168,7 @@ Test(smtp_rate, a_child_sends_the_jobs_it_holds_over_one_session, .timeout = 180
     send_through_pool_keep("batched", "email_batched", 60, 0, log);
     sessions = smtpserver_sessions(&server);
     fprintf(stderr, "60 messages over %d sessions\n", sessions);
-    cr_assert(sessions >= 1 && sessions < 60, "%d sessions for 60 messages", sessions);
+    /* Up to 9 messages fit a session here (10 s steps, 450 s of the job's 600 s timeout). */
+    cr_assert(sessions >= 7 && sessions <= 30, "%d sessions for 60 messages", sessions);
     smtpserver_stop(&server);
 }

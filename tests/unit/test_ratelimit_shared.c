@@ -144,3 +144,15 @@ Test(gcra, senders_sharing_one_page_are_paced_together, .timeout = 60)
                   (unsigned long long)((now_ns() - start) / MS));
     usher_gcra_shared_free(g);
 }
+
+Test(gcra, only_a_set_rate_limits)
+{
+    usher_gcra g = limiter_at(0);
+
+    cr_assert_not(usher_gcra_limited(NULL));
+    cr_assert_not(usher_gcra_limited(&g));
+    usher_gcra_set_rate(&g, 5);
+    cr_assert(usher_gcra_limited(&g));
+    usher_gcra_set_rate(&g, 0);
+    cr_assert_not(usher_gcra_limited(&g));
+}

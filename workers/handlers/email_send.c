@@ -6,7 +6,7 @@
  * the first one can tell. 4xx and connection failures retry with backoff;
  * 5xx is permanent. The pool's smtp_rate paces the sends of all its
  * children (workers/ratelimit_shared.h). A child holding several email jobs
- * (child_queue > 1) sends them over one SMTP session.
+ * (child_queue > 1) sends them over shared SMTP sessions (see send_prepared).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,6 +23,8 @@
 
 #define ATTACHMENT_MAX   (20 * 1024 * 1024)
 #define RATE_WAIT_MAX_MS 10000
+#define SESSION_CHUNK    16 /* messages per SMTP session at most */
+#define BATCH_SHARE_PCT  75 /* of the first job's timeout that a batch may use */
 
 typedef struct outgoing {
     json_t *vars; /* owned */
@@ -241,16 +243,46 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Puts a job back without spending an attempt (its turn is later). */
+static void snooze(usher_handler_result *r, int64_t delay_ms, const char *why)
+{
+    usher_handler_fail(r, USHER_OUTCOME_SNOOZE, "email.send: %s", why);
+    r->delay_ms = delay_ms > 0 ? delay_ms : 1000;
+}
+
 /*
- * Sends the built messages of jobs[0..n) over one SMTP session. Each takes
- * its turn under the pool's smtp_rate first; the turns of a batch share one
- * wait budget (the first job's rate_wait_limit_ms), and the messages whose
- * turn lies beyond it are put back (snoozed) rather than sent late.
+ * How many messages a session may carry when left_ms remain and each
+ * protocol step may take step_ms: its worst case, 6 steps (connect and
+ * greeting, EHLO, STARTTLS, EHLO, AUTH, QUIT) and 4 per message (MAIL,
+ * RCPT, DATA, end of data), must fit. 0 when not even one fits.
+ */
+static size_t session_fits(int64_t left_ms, long step_ms)
+{
+    int64_t steps = left_ms / step_ms;
+
+    return steps < 10 ? 0 : (size_t)((steps - 6) / 4);
+}
+
+/*
+ * Sends the built messages of jobs[0..n) over shared SMTP sessions. The
+ * child's supervisor times the whole batch by its first job's timeout, and
+ * a child killed mid-session would have the messages of that session sent
+ * again although the relay took some of them. So a session carries only as
+ * many messages as its worst case (every step taking [smtp] timeout_ms)
+ * allows within what is left of BATCH_SHARE_PCT of that timeout, at most
+ * SESSION_CHUNK, and at least one (what a job alone risks); once that share
+ * is spent the rest is put back (snoozed) for a later batch. With the
+ * defaults (60 s jobs, 30 s steps) that is one message per session: shorter
+ * SMTP timeouts or longer email.send timeouts let sessions carry more
+ * (conf/usher.conf). With the pool's smtp_rate each
+ * message goes alone at its own turn (no burst); turns beyond the first
+ * job's rate_wait_limit_ms are put back too.
  */
 static void send_prepared(usher_handler_ctx *ctx, const usher_job *jobs, prepared *p, size_t n,
                           usher_handler_result *results)
 {
     const usher_config *cfg = usher_handler_config(ctx);
+    usher_gcra *limiter = usher_handler_smtp_limiter(ctx);
     usher_smtp_opts opts = { .url = cfg->smtp_url,
                              .starttls = starttls_of(cfg),
                              .timeout_ms = cfg->smtp_timeout_ms,
@@ -259,32 +291,45 @@ static void send_prepared(usher_handler_ctx *ctx, const usher_job *jobs, prepare
                              .ca_file = cfg->smtp_ca_file };
     usher_mail_envelope mails[USHER_MAIL_SESSION_MAX];
     usher_mail_result sent[USHER_MAIL_SESSION_MAX];
-    size_t at[USHER_MAIL_SESSION_MAX], nmails = 0;
-    int64_t deadline = now_ms() + rate_wait_limit_ms(&jobs[0]), snooze_ms = 0;
-    bool over = false;
+    size_t at[USHER_MAIL_SESSION_MAX], nmails = 0, done = 0;
+    long step = cfg->smtp_timeout_ms > 0 ? cfg->smtp_timeout_ms : 30000;
+    int64_t start = now_ms();
+    int64_t rate_deadline = start + rate_wait_limit_ms(&jobs[0]);
+    int64_t batch_deadline = start + (int64_t)jobs[0].timeout_ms * BATCH_SHARE_PCT / 100;
 
-    for (size_t i = 0; i < n && nmails < USHER_MAIL_SESSION_MAX; i++) {
-        int64_t left = deadline - now_ms();
-
+    for (size_t i = 0; i < n; i++) {
         if (p[i].bytes == NULL)
             continue;
-        over = over || left < 0 ||
-               !usher_gcra_wait(usher_handler_smtp_limiter(ctx), (int)left, &snooze_ms);
-        if (over) {
-            usher_handler_fail(&results[i], USHER_OUTCOME_SNOOZE,
-                               "email.send: over the pool's smtp_rate");
-            results[i].delay_ms = snooze_ms > 0 ? snooze_ms : 1000;
-            continue;
-        }
         mails[nmails] =
             (usher_mail_envelope){ cfg->smtp_from_address, p[i].to, p[i].bytes, p[i].len };
         at[nmails++] = i;
     }
-    if (nmails == 0)
-        return;
-    usher_mail_send_many(&opts, mails, nmails, sent);
-    for (size_t k = 0; k < nmails; k++)
-        report(&results[at[k]], &sent[k]);
+    while (done < nmails) {
+        int64_t snooze_ms = 0, left = batch_deadline - now_ms();
+        size_t k = session_fits(left, step);
+
+        if (left <= 0 && done > 0) {
+            for (size_t j = done; j < nmails; j++)
+                snooze(&results[at[j]], 0, "no time left in this batch; sent later");
+            return;
+        }
+        k = k < 1 ? 1 : k > SESSION_CHUNK ? SESSION_CHUNK : k;
+        if (k > nmails - done)
+            k = nmails - done;
+        if (usher_gcra_limited(limiter)) {
+            k = 1;
+            left = rate_deadline - now_ms();
+            if (left < 0 || !usher_gcra_wait(limiter, (int)left, &snooze_ms)) {
+                for (size_t j = done; j < nmails; j++)
+                    snooze(&results[at[j]], snooze_ms, "over the pool's smtp_rate");
+                return;
+            }
+        }
+        usher_mail_send_many(&opts, &mails[done], k, &sent[done]);
+        for (size_t j = done; j < done + k; j++)
+            report(&results[at[j]], &sent[j]);
+        done += k;
+    }
 }
 
 void usher_batch_email_send(usher_handler_ctx *ctx, const usher_job *jobs, json_t *const *payloads,
