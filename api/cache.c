@@ -130,12 +130,48 @@ void api_cache_drop(api_loop *loop, const char *key)
     api_redis_call(loop->redis, 0, NULL, NULL, 2, argv, NULL);
 }
 
-void api_cache_hold(api_loop *loop, const char *key)
+typedef struct hold {
+    void (*done)(void *arg, bool held);
+    void *arg;
+} hold;
+
+static void held(redisReply *reply, void *arg)
 {
-    char px[16];
+    hold *h = arg;
 
+    h->done(h->arg, reply != NULL && reply->type == REDIS_REPLY_INTEGER);
+    free(h);
+}
+
+static const char hold_script[] = "for _, k in ipairs(KEYS) do"
+                                  " redis.call('SET', k, '" API_CACHE_HELD "', 'PX', ARGV[1]) end"
+                                  " return #KEYS";
+
+void api_cache_hold(api_loop *loop, const char *const *keys, size_t n,
+                    void (*done)(void *arg, bool held), void *arg)
+{
+    const char **argv = calloc(n + 4, sizeof(*argv));
+    hold *h = malloc(sizeof(*h));
+    char count[24], px[16];
+
+    if (argv == NULL || h == NULL || n == 0) {
+        free(argv);
+        free(h);
+        done(arg, n == 0);
+        return;
+    }
+    snprintf(count, sizeof(count), "%zu", n);
     snprintf(px, sizeof(px), "%d", API_CACHE_HOLD_MS);
-    const char *argv[] = { "SET", key, API_CACHE_HELD, "PX", px };
-
-    api_redis_call(loop->redis, 0, NULL, NULL, 5, argv, NULL);
+    argv[0] = "EVAL";
+    argv[1] = hold_script;
+    argv[2] = count;
+    for (size_t i = 0; i < n; i++)
+        argv[3 + i] = keys[i];
+    argv[3 + n] = px;
+    *h = (hold){ done, arg };
+    if (!api_redis_call(loop->redis, API_CACHE_TIMEOUT_MS, held, h, (int)(n + 4), argv, NULL)) {
+        free(h);
+        done(arg, false);
+    }
+    free(argv);
 }

@@ -37,13 +37,16 @@ void api_cache_put(api_loop *loop, const char *key, const char *value, size_t le
 void api_cache_drop(api_loop *loop, const char *key);
 
 /*
- * Drops key and keeps it empty for API_CACHE_HOLD_MS: lookups miss and puts
- * are refused meanwhile. For a change that must not be undone by a request
- * that read the database just before the change committed and stores its
- * answer just after (a cancelled registration's "yes" at a session door).
+ * Drops keys[0..n) and keeps them empty for API_CACHE_HOLD_MS: lookups miss
+ * and puts are refused meanwhile. For a change that must not be undone by a
+ * request that read the database just before the change committed and
+ * stores its answer just after (a cancelled registration's "yes" at a
+ * session door). One round trip; done(arg, held) runs once on the loop,
+ * held false when Redis is down or slow (the keys then expire by their TTL).
  * Not for hot keys: every lookup during the hold goes to the database.
  */
-void api_cache_hold(api_loop *loop, const char *key);
+void api_cache_hold(api_loop *loop, const char *const *keys, size_t n,
+                    void (*done)(void *arg, bool held), void *arg);
 
 #define API_CACHE_HOLD_MS 5000
 #define API_CACHE_HELD    "-" /* a held key's value: no "|", so a lookup misses */

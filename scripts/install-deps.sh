@@ -9,7 +9,7 @@ set -euo pipefail
 # which systemd-analyze verify insists exists.
 PACKAGES=(
     build-essential cmake pkg-config git clang-format valgrind
-    postgresql-15 postgresql-client-15 redis-server python3-aiosmtpd
+    postgresql-15 postgresql-client-15 redis-server redis-tools python3-aiosmtpd
     libpq-dev libevent-dev libhiredis-dev libjansson-dev libinih-dev
     libsodium-dev libcriterion-dev libsystemd-dev libcurl4-openssl-dev
     systemd procps

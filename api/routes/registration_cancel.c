@@ -4,9 +4,10 @@
  * cancels it, gives its seat back, and enqueues its removal from the search
  * index and the registration.cancelled webhooks. Then the caches: the
  * event's availability is dropped, and the registration's answer at every
- * session door of the event is held empty (api_cache_hold), so a door
- * request that read "confirmed" just before the commit cannot store its
- * "yes" again. Cancelling twice answers 200 with "changed": false; another
+ * session door of the event is held empty (api_cache_hold, one round trip
+ * that the answer waits for), so a door request that read "confirmed" just
+ * before the commit cannot store its "yes" again, and no door says "yes"
+ * once the caller has the 200. Cancelling twice answers 200 with "changed": false; another
  * organizer's registration is a 404, as an unknown one.
  */
 #include <stdio.h>
@@ -16,53 +17,97 @@
 #include "../cache.h"
 #include "../jobs.h"
 #include "../wake.h"
+#include "log.h"
 #include "routes.h"
 
-/* Holds the door answers of registration for each session id in the array text "{1,2,3}". */
-static void hold_door_answers(api_loop *loop, int64_t registration, const char *sessions)
-{
-    const char *p = sessions;
+typedef struct closing {
+    api_req *r;
+    bool changed;
+    size_t n;
+    char (*keys)[64];    /* the registration's door answer at each session */
+    const char **key_at; /* key_at[i] = keys[i] */
+} closing;
 
-    while (*p != '\0') {
-        char *end, key[64];
+/* The door keys of registration for each session id in the array text "{1,2,3}". */
+static bool door_keys(closing *c, int64_t registration, const char *sessions)
+{
+    size_t max = 1;
+
+    for (const char *p = sessions; *p != '\0'; p++)
+        max += *p == ',';
+    if ((c->keys = calloc(max, sizeof(*c->keys))) == NULL ||
+        (c->key_at = calloc(max, sizeof(*c->key_at))) == NULL)
+        return false;
+    for (const char *p = sessions; *p != '\0';) {
+        char *end;
         long long session = strtoll(p, &end, 10);
 
         if (end == p) {
             p++; /* '{', ',' or '}' */
             continue;
         }
-        api_access_cache_key(session, registration, key);
-        api_cache_hold(loop, key);
+        if (c->n < max) {
+            api_access_cache_key(session, registration, c->keys[c->n]);
+            c->key_at[c->n] = c->keys[c->n];
+            c->n++;
+        }
         p = end;
     }
+    return true;
+}
+
+/* The doors are closed (or Redis could not be told): now the caller hears. */
+static void doors_held(void *arg, bool held)
+{
+    closing *c = arg;
+    api_req *r = c->r;
+
+    if (!held)
+        usher_log(USHER_LOG_WARNING,
+                  "registration %lld cancelled, but its cached door answers could not be held"
+                  " (Redis down or slow): they expire by their TTL",
+                  (long long)r->ids[0]);
+    api_add_header(r, "Cache-Control", "no-store");
+    api_reply_json(r, 200,
+                   json_pack("{s:I,s:s,s:b}", "registration_id", (json_int_t)r->ids[0], "status",
+                             "cancelled", "changed", c->changed));
+    free(c->keys);
+    free(c->key_at);
+    free(c);
 }
 
 static void cancelled(PGresult *res, const char *errmsg, void *arg)
 {
     api_req *r = arg;
-    const char *status;
+    closing *c;
     char key[64];
-    bool changed;
 
     if (!api_result_ok(r, res, errmsg))
         return;
-    status = PQgetvalue(res, 0, 0);
-    if (strcmp(status, "not_found") == 0) {
+    if (strcmp(PQgetvalue(res, 0, 0), "not_found") == 0) {
         api_reply_error(r, 404, "not_found", "no such registration");
         return;
     }
-    changed = strcmp(status, "cancelled") == 0;
-    hold_door_answers(r->loop, r->ids[0], PQgetvalue(res, 0, 2));
-    if (changed) {
+    c = calloc(1, sizeof(*c));
+    if (c == NULL || !door_keys(c, r->ids[0], PQgetvalue(res, 0, 2))) {
+        if (c != NULL) {
+            free(c->keys);
+            free(c->key_at);
+        }
+        free(c);
+        api_reply_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    c->r = r;
+    c->changed = strcmp(PQgetvalue(res, 0, 0), "cancelled") == 0;
+    if (c->changed) {
         api_event_cache_key(strtoll(PQgetvalue(res, 0, 1), NULL, 10), key);
         api_cache_drop(r->loop, key); /* a seat is free again */
         api_wake_kind(r->loop, "index.document");
         api_wake_kind(r->loop, "notify.webhook");
     }
-    api_add_header(r, "Cache-Control", "no-store");
-    api_reply_json(r, 200,
-                   json_pack("{s:I,s:s,s:b}", "registration_id", (json_int_t)r->ids[0], "status",
-                             "cancelled", "changed", changed));
+    /* Answered once the holds are in: after the 200 no door says "yes". */
+    api_cache_hold(r->loop, c->key_at, c->n, doors_held, c);
 }
 
 void route_registration_cancel(api_req *r)

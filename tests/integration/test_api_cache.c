@@ -244,6 +244,31 @@ static bool door_closed(void *arg)
     return !door_open(arg);
 }
 
+/* The value of key in the test's Redis (redis-cli), "" when there is none; malloc'd. */
+static char *redis_get(const char *key)
+{
+    char cmd[512], *out = calloc(1, 256);
+    FILE *p;
+
+    cr_assert_not_null(out);
+    snprintf(cmd, sizeof(cmd), "redis-cli -u '%s' --raw GET '%s'", getenv("USHER_REDIS_URL"), key);
+    p = popen(cmd, "r");
+    cr_assert_not_null(p, "%s", cmd);
+    if (fgets(out, 256, p) == NULL)
+        out[0] = '\0';
+    cr_assert_eq(pclose(p), 0, "%s", cmd);
+    out[strcspn(out, "\r\n")] = '\0';
+    return out;
+}
+
+static const char *door_key(long long session, long long reg)
+{
+    static char key[64];
+
+    snprintf(key, sizeof(key), "usher:v1:access:%lld:%lld", session, reg);
+    return key;
+}
+
 static long cancel(long long reg, const char *token, testhttp_resp *resp)
 {
     char path[96];
@@ -290,6 +315,15 @@ Test(api_cache, a_cancellation_closes_every_door_at_once_and_gives_the_seat_back
     cr_assert_eq(cancel(reg, organizer, &resp), 200, "%s", resp.body);
     cr_assert(json_is_true(json_object_get(resp.json, "changed")), "%s", resp.body);
     testhttp_resp_free(&resp);
+    /* By the 200 the door's key is held (refusing puts), unless 4 s went by already. */
+    {
+        double answered = wall_s();
+        char *value = redis_get(door_key(session, reg));
+
+        cr_assert(strcmp(value, "-") == 0 || wall_s() - answered > 4.0,
+                  "the door's key is not held: '%s'", value);
+        free(value);
+    }
     /* The cached "yes" is gone at once: the door asks the database. */
     cr_assert_not(door_open(&d), "a cancelled ticket still opens the door");
     cr_assert_eq(metric("usher_cache_requests_total{cache=\"access\",result=\"miss\"} "), 2);
@@ -400,6 +434,18 @@ Test(api_cache, with_redis_gone_the_api_still_answers_correctly, .init = start_l
                  ticket_type_id, i, i);
         testhttp(&server, &(testhttp_req){ "POST", path, NULL, body, NULL, NULL }, &c);
         cr_assert_eq(c.status, 201, "%s", c.body);
+        testhttp_resp_free(&c);
+    }
+    /* A cancellation still answers: the door keys cannot be held, they expire by their TTL. */
+    {
+        long long reg = testdb_scalar(st, "SELECT max(id) FROM registrations");
+
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO sessions (event_id, title, starts_at, ends_at)"
+                 " VALUES (%lld, 'Late', now(), now() + interval '1 hour')",
+                 event_id);
+        testdb_exec(st, sql);
+        cr_assert_eq(cancel(reg, organizer, &c), 200, "%s", c.body);
         testhttp_resp_free(&c);
     }
     testhttp(&server, &(testhttp_req){ "GET", "/readyz", NULL, NULL, NULL, NULL }, &c);
