@@ -1,8 +1,9 @@
 /*
  * usher-api's Prometheus metrics: requests by route, method and status,
  * latency histograms by route, cache hits and misses, the database
- * connections of every loop and how long their statements take. Counters are relaxed atomics shared by the
- * loop threads; /metrics reads them without stopping anyone.
+ * connections of every loop and how long their statements take. Counters
+ * are relaxed atomics shared by the loop threads; /metrics reads them
+ * without stopping anyone.
  */
 #ifndef USHER_API_METRICS_H
 #define USHER_API_METRICS_H
