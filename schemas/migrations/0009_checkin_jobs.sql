@@ -50,8 +50,8 @@ BEGIN
     WHERE e.id = p_event AND w.enabled AND p_name = ANY (w.events);
 END $$;
 
-DROP FUNCTION usher_checkin_batch(jsonb, jsonb);
-DROP FUNCTION usher_checkin(bigint, bigint, bigint, bigint, text, text, jsonb, jsonb);
+DROP FUNCTION IF EXISTS usher_checkin_batch(jsonb, jsonb);
+DROP FUNCTION IF EXISTS usher_checkin(bigint, bigint, bigint, bigint, text, text, jsonb, jsonb);
 
 -- One door scan, as in 0007 but without its jobs: admitted is true when this
 -- very scan admitted the ticket (not a replay of its nonce), and the caller
