@@ -17,6 +17,12 @@ TESTDB_SUITE(api_housekeeping, "usher_test_api_housekeeping");
 
 static testapi server;
 
+/* Also after a failed assertion: no usher-api outlives its test. */
+static void stop_server(void)
+{
+    testapi_stop(&server);
+}
+
 static bool only_recent_keys_left(void *arg)
 {
     (void)arg;
@@ -24,7 +30,7 @@ static bool only_recent_keys_left(void *arg)
 }
 
 Test(api_housekeeping, old_idempotency_keys_are_pruned_in_batches_until_none_is_left,
-     .timeout = 300)
+     .fini = stop_server, .timeout = 300)
 {
     /* 25,000 keys two days old: three batches of at most 10,000. */
     testdb_exec(st, "INSERT INTO api_idempotency (scope, key, request_hash, created_at)"
@@ -58,7 +64,8 @@ static bool answers(void *arg)
     return status == c->want;
 }
 
-Test(api_housekeeping, a_revoked_token_is_refused_at_once_by_every_loop, .timeout = 300)
+Test(api_housekeeping, a_revoked_token_is_refused_at_once_by_every_loop, .fini = stop_server,
+     .timeout = 300)
 {
     char token[USHER_TOKEN_MAX];
     long long org = testdb_scalar(st, "INSERT INTO organizers (name) VALUES ('T') RETURNING id");

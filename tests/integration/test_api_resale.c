@@ -19,7 +19,13 @@ enum { SEATS = 60, CANCELS = 30, BUYERS = 120 };
 
 static testapi server;
 
-Test(api_resale, cancellations_racing_sales_never_oversell, .timeout = 300)
+/* Also after a failed assertion: no usher-api outlives its test. */
+static void stop_server(void)
+{
+    testapi_stop(&server);
+}
+
+Test(api_resale, cancellations_racing_sales_never_oversell, .fini = stop_server, .timeout = 300)
 {
     static char bodies[SEATS + BUYERS][200], paths[CANCELS][96];
     static testhttp_req reqs[CANCELS + BUYERS];

@@ -23,6 +23,12 @@ TESTDB_SUITE(api_restart, "usher_test_api_restart");
 #define KEYS_MAX 5000
 
 static testapi server;
+
+/* Also after a failed assertion: no usher-api outlives its test. */
+static void stop_server(void)
+{
+    testapi_stop(&server);
+}
 static atomic_bool restarted;
 
 static void *restart_postgres(void *arg)
@@ -75,7 +81,7 @@ static bool ready(void *arg)
 }
 
 Test(api_restart, registrations_through_a_database_restart_are_neither_lost_nor_doubled,
-     .timeout = 600)
+     .fini = stop_server, .timeout = 600)
 {
     static long long ids[KEYS_MAX];
     const char *restart = getenv("USHER_PG_RESTART");
