@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -21,7 +22,8 @@
 #include "router.h"
 #include "server.h"
 
-#define DRAIN_GRACE_MS 10000
+#define DRAIN_GRACE_MS     10000
+#define STARTUP_DB_WAIT_MS 10000
 
 static const char usage[] = "usage: usher-api [--config FILE] [--threads N]\n"
                             "Serves the HTTP API of schemas/openapi.yaml on api.listen.\n";
@@ -51,6 +53,28 @@ static bool loops_alive(const api_threads *threads, uint64_t max_age_ns)
             return false;
     }
     return true;
+}
+
+/*
+ * Ready means every loop has a live database connection (see /readyz):
+ * waits up to STARTUP_DB_WAIT_MS for that before saying READY, so that a
+ * balancer or a test sees the process ready only when it can serve.
+ * Without the database by then it starts anyway, says why, and /readyz
+ * answers 503 until the connections come up.
+ */
+static void wait_for_database(const api_threads *threads)
+{
+    uint64_t deadline = api_now_ns() + (uint64_t)STARTUP_DB_WAIT_MS * 1000000u;
+    struct timespec ms5 = { 0, 5000000 };
+    int missing;
+
+    while ((missing = api_threads_without_db(threads)) > 0 && api_now_ns() < deadline)
+        nanosleep(&ms5, NULL);
+    if (missing > 0)
+        usher_log(USHER_LOG_WARNING,
+                  "%d loops have no database connection after %d ms; /readyz says not ready"
+                  " until they do",
+                  missing, STARTUP_DB_WAIT_MS);
 }
 
 /*
@@ -135,6 +159,7 @@ int main(int argc, char **argv)
         usher_config_free(&cfg);
         return 1;
     }
+    wait_for_database(threads);
     usher_log(USHER_LOG_NOTICE, "listening on %.*s:%d with %d loop threads",
               (int)(strrchr(cfg.api_listen, ':') - cfg.api_listen), cfg.api_listen, srv.port,
               nthreads);

@@ -2,7 +2,8 @@
  * A loop thread's PostgreSQL connections: a few non-blocking libpq
  * connections (engine/pgloop.h) on the thread's event base. A statement
  * goes to the connected connection with the fewest statements waiting, so
- * one slow query holds up only the requests queued behind it there.
+ * one slow query holds up only the requests queued behind it there. While
+ * none is up, statements wait in the pool for a bounded time.
  */
 #ifndef USHER_API_PGPOOL_H
 #define USHER_API_PGPOOL_H
@@ -14,20 +15,27 @@
 
 typedef struct api_pgpool api_pgpool;
 
-/* hooks (copied; may be NULL) go to every connection, e.g. to time statements. */
-usher_err api_pgpool_new(struct event_base *base, const char *conninfo, int size,
+/*
+ * hooks (copied; may be NULL) go to every connection, e.g. to time
+ * statements. wait_ms: how long a statement waits for a connection when
+ * none is up (0: it fails at once).
+ */
+usher_err api_pgpool_new(struct event_base *base, const char *conninfo, int size, int wait_ms,
                          const usher_pgloop_hooks *hooks, api_pgpool **out);
 void api_pgpool_free(api_pgpool *pool);
 
 /*
- * Queues a statement (see usher_pgloop_query). USHER_ERR_DB, with nothing
- * queued and done never called, when no connection is up.
+ * Queues a statement (see usher_pgloop_query). With no connection up it
+ * waits for one, up to wait_ms; then done gets res NULL. USHER_ERR_DB, with
+ * nothing queued and done never called, when wait_ms is 0 and no
+ * connection is up.
  */
 usher_err api_pgpool_query(api_pgpool *pool, const char *sql, int nparams,
                            const char *const *params, usher_pg_result_fn done, void *arg);
 
 int api_pgpool_connected(const api_pgpool *pool); /* connections up */
 int api_pgpool_busy(const api_pgpool *pool);      /* connections with statements waiting */
+int api_pgpool_waiting(const api_pgpool *pool);   /* statements waiting for a connection */
 int api_pgpool_size(const api_pgpool *pool);
 
 #endif

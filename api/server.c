@@ -14,6 +14,7 @@
 
 #include "auth.h"
 #include "checkin_batch.h"
+#include "flight.h"
 #include "routes/routes.h"
 #include "log.h"
 #include "offload.h"
@@ -162,11 +163,27 @@ static void listening(PGresult *res, const char *errmsg, void *arg)
                   errmsg != NULL ? errmsg : "connection lost");
 }
 
-/* Each (re)connected connection listens for token revocations (api/auth.h). */
+/*
+ * Each (re)connected connection listens for token revocations (api/auth.h).
+ * pg_up follows every change at once: readiness (/readyz and READY=1) reads it.
+ */
 static void db_connected(usher_pgloop *pg, void *arg)
 {
+    api_loop *loop = arg;
+
     if (usher_pgloop_query(pg, "LISTEN " USHER_TOKENS_CHANNEL, 0, NULL, listening, arg) != USHER_OK)
         usher_log(USHER_LOG_WARNING, "cannot LISTEN " USHER_TOKENS_CHANNEL);
+    if (loop->pg != NULL) /* NULL while the pool is still being made */
+        atomic_store(&loop->pg_up, api_pgpool_connected(loop->pg));
+}
+
+static void db_disconnected(const char *why, void *arg)
+{
+    api_loop *loop = arg;
+
+    (void)why;
+    if (loop->pg != NULL)
+        atomic_store(&loop->pg_up, api_pgpool_connected(loop->pg));
 }
 
 static void db_notified(const char *channel, void *arg)
@@ -213,8 +230,9 @@ static api_loop *loop_new(api_server *srv, int index, int fd, char *errbuf, size
         loop_free(loop);
         return NULL;
     }
-    if (api_pgpool_new(loop->base, cfg->database_url, cfg->api_db_connections,
+    if (api_pgpool_new(loop->base, cfg->database_url, cfg->api_db_connections, cfg->api_db_wait_ms,
                        &(usher_pgloop_hooks){ .connected = db_connected,
+                                              .disconnected = db_disconnected,
                                               .notified = db_notified,
                                               .timed = statement_timed,
                                               .arg = loop },
@@ -244,6 +262,17 @@ static void *run(void *arg)
 
     event_base_loop(loop->base, 0);
     return NULL;
+}
+
+int api_threads_without_db(const api_threads *t)
+{
+    int n = 0;
+
+    if (t == NULL)
+        t = current;
+    for (int i = 0; t != NULL && i < t->n; i++)
+        n += atomic_load(&t->loops[i]->pg_up) == 0;
+    return n;
 }
 
 usher_err api_threads_start(api_server *srv, int nthreads, api_threads **out, char *errbuf,
@@ -341,6 +370,7 @@ void api_threads_stop(api_threads *t, int grace_ms)
         for (int i = 0; i < t->n; i++)
             pthread_join(t->loops[i]->thread, NULL);
         current = NULL;
+        api_flight_stop(); /* requests still waiting for another loop's read */
     }
     /* After the loops (no new work) and before their bases go (pending dones). */
     api_offload_stop();

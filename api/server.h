@@ -20,7 +20,10 @@ usher_err api_threads_start(api_server *srv, int nthreads, api_threads **out, ch
  */
 void api_threads_stop(api_threads *t, int grace_ms);
 
-/* For /metrics: the loops, read-only. */
+/* For /metrics: the loops, read-only (t NULL: the running ones). */
 api_loop *const *api_threads_loops(const api_threads *t, int *n);
+
+/* Loops with no live database connection right now (t NULL: the running ones). */
+int api_threads_without_db(const api_threads *t);
 
 #endif

@@ -8,6 +8,7 @@
  * Sections:
  *   [database] [redis] [smtp]  url; [smtp] also the sender, STARTTLS and AUTH
  *   [log]        level
+ *   [webhooks]   allow_private_targets (engine/netguard.h's classes refused or not)
  *   [engine]     queue-engine settings (payload limit, wake-ups, leases, retention)
  *   [defaults]   the retry policy and priority of a kind not listed below
  *   [queue.NAME] one per queue: pool (a declared [pool.NAME])
@@ -155,11 +156,15 @@ typedef struct usher_config {
     int api_upload_max_bytes;   /* session content uploads, at most */
     int api_header_max_bytes;   /* request line + headers, at most */
     int api_timeout_s;          /* a client silent this long is dropped */
+    int api_db_wait_ms;         /* a statement waits this long for a connection to come up */
     int api_token_cache_ms;     /* a verified token is trusted this long per thread */
     int api_cache_event_ttl_s;  /* Redis cache of event details: fresh this long... */
     int api_cache_access_ttl_s; /* ...and of session access checks */
     int api_cache_stale_s;      /* then served stale this long while one refresh runs */
     int api_rate_per_minute;    /* registrations + check-ins per client address / token */
+
+    /* [webhooks]: POST /v1/webhooks and the notify.webhook deliveries */
+    int webhooks_allow_private_targets; /* 1: endpoints may be loopback, private, link-local... */
 
     /* [engine] */
     int payload_max_bytes;     /* enqueue refuses larger payloads */

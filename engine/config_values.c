@@ -42,6 +42,8 @@
 
 /* Indexed by enum usher_smtp_starttls. */
 static const char *const starttls_words[] = { "no", "if_available", "required", NULL };
+/* A yes-or-no key: false is 0, true is 1. */
+static const char *const bool_words[] = { "false", "true", NULL };
 
 const usher_setting usher_settings[] = {
     { "database", "url", USHER_VAL_STRING, CFG(database_url),
@@ -112,6 +114,8 @@ const usher_setting usher_settings[] = {
     { "api", "header_max_bytes", USHER_VAL_INT, CFG(api_header_max_bytes), NULL, 8192, 1024, 65536,
       false, NULL, NULL },
     { "api", "timeout_s", USHER_VAL_INT, CFG(api_timeout_s), NULL, 30, 1, 3600, false, NULL, NULL },
+    { "api", "db_wait_ms", USHER_VAL_INT, CFG(api_db_wait_ms), NULL, 5000, 0, 60000, false, NULL,
+      NULL },
     { "api", "token_cache_ms", USHER_VAL_INT, CFG(api_token_cache_ms), NULL, 10000, 0, 3600000,
       false, "USHER_API_TOKEN_CACHE_MS", NULL },
     { "api", "cache_event_ttl_s", USHER_VAL_INT, CFG(api_cache_event_ttl_s), NULL, 5, 0, 86400,
@@ -122,6 +126,8 @@ const usher_setting usher_settings[] = {
       NULL, NULL },
     { "api", "rate_per_minute", USHER_VAL_INT, CFG(api_rate_per_minute), NULL, 600, 0, 100000000,
       false, "USHER_API_RATE_PER_MINUTE", NULL },
+    { "webhooks", "allow_private_targets", USHER_VAL_WORD, CFG(webhooks_allow_private_targets),
+      NULL, 0, 0, 0, false, "USHER_WEBHOOKS_ALLOW_PRIVATE_TARGETS", bool_words },
 };
 
 static_assert(sizeof(usher_settings) / sizeof(usher_settings[0]) == USHER_NSETTINGS,

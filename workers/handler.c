@@ -5,11 +5,13 @@
  */
 #include "handler.h"
 
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "claim.h"
 #include "handlers/job_handlers.h"
 #include "handlers/test_handlers.h"
 
@@ -20,6 +22,7 @@ static const usher_handler *const handler_sets[] = {
 
 /* Process-wide: set in the supervisor before fork, inherited by each child. */
 static usher_gcra *smtp_limiter;
+static char worker[320];
 
 struct usher_handler_ctx {
     const usher_config *cfg;
@@ -48,11 +51,28 @@ const usher_config *usher_handler_config(const usher_handler_ctx *ctx)
     return ctx->cfg;
 }
 
+/*
+ * An idle connection of a child has nothing to read: it LISTENs to nothing
+ * and no statement is running. Anything readable means the server has
+ * spoken out of turn, which in practice is its FATAL "terminating
+ * connection" or the close after it (a restart): the connection is not
+ * worth a job's attempt, so it is replaced before the job runs.
+ */
+static bool spoke_out_of_turn(PGconn *conn)
+{
+    struct pollfd p = { .fd = PQsocket(conn), .events = POLLIN };
+
+    if (p.fd < 0)
+        return true;
+    return poll(&p, 1, 0) != 0;
+}
+
 usher_store *usher_handler_store(usher_handler_ctx *ctx, usher_handler_result *result)
 {
     char errbuf[256];
 
-    if (ctx->store != NULL && PQstatus(usher_store_conn(ctx->store)) == CONNECTION_BAD) {
+    if (ctx->store != NULL && (PQstatus(usher_store_conn(ctx->store)) == CONNECTION_BAD ||
+                               spoke_out_of_turn(usher_store_conn(ctx->store)))) {
         usher_store_free(ctx->store); /* a restart or a cut: open a new one */
         ctx->store = NULL;
     }
@@ -83,6 +103,35 @@ usher_gcra *usher_handler_smtp_limiter(const usher_handler_ctx *ctx)
 {
     (void)ctx;
     return smtp_limiter;
+}
+
+void usher_handler_set_worker(const char *worker_id)
+{
+    snprintf(worker, sizeof(worker), "%s", worker_id);
+}
+
+usher_err usher_handler_commit(usher_handler_ctx *ctx, usher_store *st, const usher_job *job,
+                               usher_handler_result *result)
+{
+    size_t completed = 0;
+    usher_err err = USHER_OK;
+
+    (void)ctx;
+    if (worker[0] != '\0')
+        err = usher_complete(st, worker, &job->id, 1, &completed);
+    if (err == USHER_OK && worker[0] != '\0' && completed == 0) {
+        (void)usher_store_command(st, "ROLLBACK");
+        usher_handler_fail(result, USHER_OUTCOME_RETRY,
+                           "job %lld is no longer held by %s (lease lost): its writes were"
+                           " rolled back",
+                           (long long)job->id, worker);
+        return USHER_ERR_STATE;
+    }
+    if (err == USHER_OK)
+        return usher_store_command(st, "COMMIT");
+    if (PQtransactionStatus(usher_store_conn(st)) != PQTRANS_IDLE)
+        (void)usher_store_command(st, "ROLLBACK");
+    return err;
 }
 
 const usher_handler *usher_handler_find(const char *kind)

@@ -88,6 +88,27 @@ void usher_handler_ctx_free(usher_handler_ctx *ctx);
 void usher_handler_set_smtp_limiter(usher_gcra *limiter);
 usher_gcra *usher_handler_smtp_limiter(const usher_handler_ctx *ctx);
 
+/*
+ * The supervisor's worker id (the lease holder's name in usher_jobs), set
+ * before it forks so that every child inherits it; "" outside a pool.
+ */
+void usher_handler_set_worker(const char *worker_id);
+
+/*
+ * Ends the transaction the handler opened on st, with job's completion in
+ * it: the job leaves the queue in the same commit as the handler's writes,
+ * so a handler whose reply is lost with the connection (a database restart)
+ * is never run again after its writes committed. Returns USHER_OK when it
+ * committed. When the job is no longer this worker's (its lease expired and
+ * it was rescued), rolls back and returns USHER_ERR_STATE with result set
+ * to a retry. On a database error (the commit's outcome may be unknown)
+ * returns it; the caller reports it as usual, and if the commit did happen
+ * the supervisor's retry of a job that is gone changes nothing. Outside a
+ * pool (no worker id) it only commits.
+ */
+usher_err usher_handler_commit(usher_handler_ctx *ctx, usher_store *st, const usher_job *job,
+                               usher_handler_result *result);
+
 /* The handler registered for kind, or NULL. */
 const usher_handler *usher_handler_find(const char *kind);
 

@@ -505,13 +505,15 @@ static void tick_due(evutil_socket_t fd, short what, void *arg)
 {
     supervisor *s = arg;
     usher_stmt st = { 0 };
-    usher_buf *names = usher_stmt_array(&st, 0);
+    usher_buf *names;
 
     (void)fd;
     (void)what;
     status_notify(s);
     if (!usher_pgloop_connected(s->pg))
         return;
+    /* Only now: the array's buffer is allocated at once and send_stmt frees it. */
+    names = usher_stmt_array(&st, 0);
     for (size_t i = 0; i < s->nqueues; i++)
         usher_buf_array_text(names, s->queues[i]);
     usher_stmt_int(&st, 1, USHER_AUTOSCALE_DEPTH_CAP);
@@ -777,6 +779,8 @@ static int start(supervisor *s)
     if (gethostname(s->host, sizeof(s->host)) != 0)
         snprintf(s->host, sizeof(s->host), "unknown");
     snprintf(s->worker_id, sizeof(s->worker_id), "%s:%d", s->host, (int)getpid());
+    usher_handler_set_worker(
+        s->worker_id); /* before any fork: children complete in their commits */
     s->base = event_base_new();
     s->desired = s->pool->initial;
     s->recheck_ms = 2 * s->cfg.notify_debounce_ms + 1;

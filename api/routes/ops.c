@@ -28,8 +28,20 @@ static void ready_checked(PGresult *res, const char *errmsg, void *arg)
     api_reply_json(r, 200, json_pack("{s:s,s:b}", "status", "ready", "database", 1));
 }
 
+/*
+ * Ready means every loop can reach the database: a balancer sends requests
+ * to any loop, so one loop still connecting makes the whole process not ready.
+ */
 void route_readyz(api_req *r)
 {
+    int nloops = 0, waiting = api_threads_without_db(NULL);
+
+    (void)api_threads_loops(NULL, &nloops);
+    if (waiting > 0) {
+        api_reply_error(r, 503, "unavailable", "%d of %d loops have no database connection",
+                        waiting, nloops);
+        return;
+    }
     api_query(r, "SELECT 1", 0, NULL, ready_checked);
 }
 

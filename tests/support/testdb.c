@@ -128,7 +128,7 @@ void testdb_exec(usher_store *st, const char *sql)
 
 void testdb_reset(usher_store *st)
 {
-    testdb_exec(st, "TRUNCATE usher_jobs, usher_queue_stats");
+    testdb_exec(st, "TRUNCATE usher_jobs, usher_queue_stats, usher_effects");
     testdb_exec(st, "UPDATE usher_queues SET paused = false, paused_at = NULL");
 }
 

@@ -2,14 +2,17 @@
  * pdf.ticket: renders a registration's ticket, stores it by content hash,
  * records it in documents and, when asked (a registration's confirmation
  * chain), enqueues the email that attaches it, in the same transaction as
- * the record. The email's unique key makes a retried ticket job enqueue at
- * most one live email.
+ * the record and the job's own completion (usher_handler_commit). The
+ * email is enqueued only by the transaction that first records the key
+ * "confirmation:REGISTRATION" in the effects ledger, so no rerun of the
+ * ticket job, however late, mails the attendee twice.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "docstore.h"
+#include "effects.h"
 #include "enqueue.h"
 #include "job_handlers.h"
 #include "pdf_render.h"
@@ -52,8 +55,8 @@ static bool render_and_store(usher_handler_ctx *ctx, const usher_registration_fa
     return err == USHER_OK;
 }
 
-static usher_err enqueue_email(usher_store *st, const usher_config *cfg, int64_t registration,
-                               int64_t document)
+static usher_err enqueue_email(usher_store *st, const usher_config *cfg, const usher_job *job,
+                               int64_t registration, int64_t document)
 {
     const usher_kind_conf *kind = usher_config_kind(cfg, "email.send");
     char payload[160], key[64];
@@ -62,19 +65,24 @@ static usher_err enqueue_email(usher_store *st, const usher_config *cfg, int64_t
                              .payload = payload,
                              .unique_key = key };
     usher_enqueued out;
+    bool first = false;
+    usher_err err;
 
     snprintf(payload, sizeof(payload),
              "{\"registration_id\":%lld,\"template\":\"registration_confirmation\","
              "\"document_id\":%lld}",
              (long long)registration, (long long)document);
     snprintf(key, sizeof(key), "confirmation:%lld", (long long)registration);
+    err = usher_effect_once(st, key, job->id, &first);
+    if (err != USHER_OK || !first)
+        return err;
     return usher_enqueue(st, &o, &out);
 }
 
-/* Records the document (and enqueues the email) in one transaction. */
-static usher_err record(usher_store *st, const usher_config *cfg, const usher_job *job,
+/* Records the document (and enqueues the email) in one transaction with the completion. */
+static usher_err record(usher_handler_ctx *ctx, usher_store *st, const usher_job *job,
                         const usher_registration_facts *f, const usher_docstore_ref *ref,
-                        bool then_email)
+                        bool then_email, usher_handler_result *r)
 {
     char event[24], reg[24], jobid[24], filename[64], size[24];
     const char *params[] = { event, reg, jobid, filename, ref->sha256, size };
@@ -90,10 +98,11 @@ static usher_err record(usher_store *st, const usher_config *cfg, const usher_jo
     if (err == USHER_OK)
         err = usher_store_exec(st, record_sql, 6, params, &res);
     if (err == USHER_OK && then_email)
-        err = enqueue_email(st, cfg, f->registration_id, strtoll(PQgetvalue(res, 0, 0), NULL, 10));
+        err = enqueue_email(st, usher_handler_config(ctx), job, f->registration_id,
+                            strtoll(PQgetvalue(res, 0, 0), NULL, 10));
     PQclear(res);
     if (err == USHER_OK)
-        return usher_store_command(st, "COMMIT");
+        return usher_handler_commit(ctx, st, job, r);
     if (PQtransactionStatus(usher_store_conn(st)) != PQTRANS_IDLE)
         (void)usher_store_command(st, "ROLLBACK");
     return err;
@@ -132,7 +141,8 @@ void usher_run_pdf_ticket(usher_handler_ctx *ctx, const usher_job *job, json_t *
                           page != NULL && strcmp(page, "A4") == 0 ? USHER_PAGE_A4 : USHER_PAGE_A6,
                           &ref, r))
         return;
-    err = record(st, cfg, job, &facts, &ref, json_is_true(json_object_get(payload, "then_email")));
-    if (err != USHER_OK)
+    err =
+        record(ctx, st, job, &facts, &ref, json_is_true(json_object_get(payload, "then_email")), r);
+    if (err != USHER_OK && err != USHER_ERR_STATE) /* STATE: r says the lease was lost */
         usher_handler_store_failed(r, st, err, "pdf.ticket");
 }
