@@ -365,13 +365,17 @@ cmd_clean() {
 }
 
 # Restarts PostgreSQL alone (the worker tests' "database restart").
+# restart-pg [fast|immediate]: immediate is a crash (no checkpoint, clients
+# cut at once, recovery from the WAL at start).
 cmd_restart_pg() {
+    local mode=${1:-fast}
+    [[ "$mode" == fast || "$mode" == immediate ]] || die "restart-pg takes fast or immediate"
     state_init
     pg_paths
     pg_running || die "postgresql is not running"
-    as_pg "$PG_BIN/pg_ctl" restart -D "$PGDATA" -m fast -w -t "$DEADLINE" >/dev/null
+    as_pg "$PG_BIN/pg_ctl" restart -D "$PGDATA" -m "$mode" -w -t "$DEADLINE" >/dev/null
     wait_for "postgresql" pg_ready
-    log "postgresql restarted"
+    log "postgresql restarted ($mode)"
 }
 
 main() {
@@ -382,9 +386,9 @@ main() {
     status) cmd_status ;;
     env) print_env ;;
     clean) cmd_clean ;;
-    restart-pg) cmd_restart_pg ;;
+    restart-pg) cmd_restart_pg "${2:-fast}" ;;
     *)
-        echo "usage: $0 start|stop|status|env|clean|restart-pg" >&2
+        echo "usage: $0 start|stop|status|env|clean|restart-pg [fast|immediate]" >&2
         exit 2
         ;;
     esac
