@@ -4,6 +4,8 @@
  * connection's close callback, which forgets the evhttp request (libevent
  * frees it); the route still finishes and its answer is dropped.
  */
+#include <ctype.h>
+#include <sys/queue.h>
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
 #include <stdarg.h>
@@ -47,11 +49,29 @@ void api_add_header(api_req *r, const char *name, const char *value)
         evhttp_add_header(evhttp_request_get_output_headers(r->http), name, value);
 }
 
+/*
+ * True when every '%' of a query string starts an escape of two hex
+ * digits. libevent decodes a broken escape ("%zz") as itself, so a query
+ * like q=%zz% would otherwise pass as if it had been written that way.
+ */
+static bool escapes_valid(const char *query)
+{
+    for (const char *p = strchr(query, '%'); p != NULL; p = strchr(p + 1, '%')) {
+        if (!isxdigit((unsigned char)p[1]) || !isxdigit((unsigned char)p[2]))
+            return false;
+    }
+    return true;
+}
+
 int api_query_params(const api_req *r, struct evkeyvalq *q)
 {
     const struct evhttp_uri *uri = r->http != NULL ? evhttp_request_get_evhttp_uri(r->http) : NULL;
     const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
 
+    if (query != NULL && !escapes_valid(query)) {
+        TAILQ_INIT(q); /* empty, as evhttp leaves it on its own failures */
+        return -1;
+    }
     return evhttp_parse_query_str(query != NULL ? query : "", q);
 }
 

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -235,6 +236,35 @@ static void client_gone(struct evhttp_connection *conn, void *arg)
     r->http = NULL; /* libevent frees it; the route finishes without an audience */
 }
 
+/* Appends name to the comma-separated list allow (of size len) unless it is there. */
+static void allow_add(char *allow, size_t len, const char *name)
+{
+    size_t used = strlen(allow);
+
+    if (strstr(allow, name) != NULL)
+        return;
+    snprintf(allow + used, len - used, "%s%s", used > 0 ? ", " : "", name);
+}
+
+/* A 405 names the methods the path takes (RFC 9110 15.5.6); HEAD goes with GET. */
+static void reply_method_not_allowed(api_req *r, const char *path)
+{
+    char allow[128] = "";
+
+    for (size_t i = 0; i < api_nroutes; i++) {
+        int64_t ids[2];
+        char name[USHER_NAME_MAX];
+
+        if (!match(api_routes[i].pattern, path, ids, name))
+            continue;
+        allow_add(allow, sizeof(allow), api_route_method(i));
+        if (api_routes[i].method == EVHTTP_REQ_GET)
+            allow_add(allow, sizeof(allow), "HEAD");
+    }
+    api_add_header(r, "Allow", allow);
+    api_reply_error(r, 405, "method_not_allowed", "this path takes %s", allow);
+}
+
 static void route_request(api_req *r)
 {
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->http);
@@ -264,7 +294,7 @@ static void route_request(api_req *r)
     }
     if (r->route == NULL) {
         if (path_known)
-            api_reply_error(r, 405, "method_not_allowed", "this path does not take that method");
+            reply_method_not_allowed(r, path);
         else
             api_reply_error(r, 404, "not_found", "no such route");
         return;
