@@ -1,0 +1,148 @@
+/*
+ * A handler's writes and its job's completion in one commit
+ * (usher_handler_commit), and chained effects keyed for good
+ * (usher_effect_once), shown on the real pdf.ticket handler run in this
+ * process against the real database: the job leaves the table in the
+ * handler's own commit; a job whose lease another worker took writes
+ * nothing; and a ticket job run again after its email was sent and pruned
+ * (what a reply lost in a restart used to cause) chains no second email.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "claim.h"
+#include "enqueue.h"
+#include "handler.h"
+#include "seed.h"
+#include "testdb.h"
+
+#define WORKER "commit-test:1"
+
+static char docs[64];
+
+__attribute__((constructor)) static void use_chain_config(void)
+{
+    setenv("USHER_CONFIG", CHAIN_TEST_CONF, 1);
+    snprintf(docs, sizeof(docs), "/tmp/usher-commit-XXXXXX");
+    if (mkdtemp(docs) != NULL)
+        setenv("USHER_DOCUMENT_DIR", docs, 1);
+}
+
+TESTDB_SUITE(handler_commit, "usher_test_handler_commit");
+
+/* A confirmed registration's id. */
+static long long registration(void)
+{
+    usher_seed_result seed;
+
+    cr_assert_eq(usher_seed_demo(st, 2, &seed), USHER_OK, "%s", usher_store_errstr(st));
+    return testdb_scalar(st, "SELECT max(id) FROM registrations WHERE status = 'confirmed'");
+}
+
+/* Enqueues pdf.ticket for reg with then_email; its job id. */
+static long long enqueue_ticket(long long reg)
+{
+    char payload[96];
+    usher_enqueued out;
+
+    snprintf(payload, sizeof(payload), "{\"registration_id\":%lld,\"then_email\":true}", reg);
+    cr_assert_eq(
+        usher_enqueue(
+            st, &(usher_enqueue_opts){ .queue = "pdf", .kind = "pdf.ticket", .payload = payload },
+            &out),
+        USHER_OK, "%s", usher_store_errstr(st));
+    return (long long)out.id;
+}
+
+/* Claims the one pdf job as WORKER and runs the real handler on it. */
+static usher_handler_result claim_and_run(const char *sql_between)
+{
+    const char *queues[] = { "pdf" };
+    usher_handler_result r = { .outcome = USHER_OUTCOME_OK, .delay_ms = -1 };
+    usher_handler_ctx *ctx = usher_handler_ctx_new(&cfg);
+    usher_job *jobs = NULL;
+    json_t *payload;
+    size_t n = 0;
+
+    cr_assert_not_null(ctx);
+    cr_assert_eq(usher_claim(st, queues, 1, WORKER, 1, &jobs, &n), USHER_OK, "%s",
+                 usher_store_errstr(st));
+    cr_assert_eq(n, 1, "no ticket job to claim");
+    if (sql_between != NULL)
+        testdb_exec(st, sql_between);
+    payload = json_loads(jobs[0].payload, 0, NULL);
+    cr_assert_not_null(payload);
+    usher_handler_set_worker(WORKER);
+    usher_handler_find("pdf.ticket")->run(ctx, &jobs[0], payload, &r);
+    usher_handler_set_worker("");
+    json_decref(payload);
+    usher_jobs_free(jobs, n);
+    usher_handler_ctx_free(ctx);
+    return r;
+}
+
+/* A count over one id: sql_prefix ends in "= " and the id follows. */
+static long long count_for(const char *sql_prefix, long long id, const char *sql_suffix)
+{
+    char sql[256];
+
+    snprintf(sql, sizeof(sql), "%s%lld%s", sql_prefix, id, sql_suffix);
+    return testdb_scalar(st, sql);
+}
+
+Test(handler_commit, a_ticket_job_leaves_the_queue_in_the_commit_of_its_writes)
+{
+    long long reg = registration(), job = enqueue_ticket(reg);
+    usher_handler_result r = claim_and_run(NULL);
+
+    cr_assert_eq(r.outcome, USHER_OUTCOME_OK, "%s", r.error);
+    /* Gone before any supervisor completed it: the handler's commit did. */
+    cr_assert_eq(count_for("SELECT count(*) FROM usher_jobs WHERE id = ", job, ""), 0);
+    cr_assert_eq(count_for("SELECT count(*) FROM documents WHERE registration_id = ", reg,
+                           " AND kind = 'ticket'"),
+                 1);
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE kind = 'email.send'"), 1);
+    cr_assert_eq(testdb_scalar(st, "SELECT coalesce(sum(completed), 0) FROM usher_queue_stats"
+                                   " WHERE queue = 'pdf'"),
+                 1, "the completion is counted once");
+}
+
+Test(handler_commit, a_ticket_job_whose_lease_another_worker_took_writes_nothing)
+{
+    long long reg = registration(), job = enqueue_ticket(reg);
+    usher_handler_result r =
+        claim_and_run("UPDATE usher_jobs SET locked_by = 'elsewhere:2' WHERE kind = 'pdf.ticket'");
+
+    cr_assert_eq(r.outcome, USHER_OUTCOME_RETRY);
+    cr_assert_not_null(strstr(r.error, "lease lost"), "%s", r.error);
+    cr_assert_eq(count_for("SELECT count(*) FROM usher_jobs WHERE id = ", job, ""), 1,
+                 "the other worker's job must stay");
+    cr_assert_eq(count_for("SELECT count(*) FROM documents WHERE registration_id = ", reg, ""), 0,
+                 "the document must be rolled back");
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE kind = 'email.send'"), 0,
+                 "no email may be chained");
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_effects"), 0);
+}
+
+Test(handler_commit, a_ticket_job_run_again_after_its_email_left_chains_no_second_email)
+{
+    long long reg = registration();
+    usher_handler_result r;
+
+    enqueue_ticket(reg);
+    r = claim_and_run(NULL);
+    cr_assert_eq(r.outcome, USHER_OUTCOME_OK, "%s", r.error);
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE kind = 'email.send'"), 1);
+    /* The email was sent and its job completed and left: its unique key guards no more. */
+    testdb_exec(st, "DELETE FROM usher_jobs WHERE kind = 'email.send'");
+    enqueue_ticket(reg); /* the same ticket work again, as a lost reply's retry would run it */
+    r = claim_and_run(NULL);
+    cr_assert_eq(r.outcome, USHER_OUTCOME_OK, "%s", r.error);
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE kind = 'email.send'"), 0,
+                 "a second confirmation email was chained");
+    cr_assert_eq(
+        count_for("SELECT count(*) FROM usher_effects WHERE key = 'confirmation:", reg, "'"), 1);
+}
