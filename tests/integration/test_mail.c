@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <jansson.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -521,7 +522,39 @@ typedef struct fake_smtp {
     int listen_fd;
     const char *rcpt_reply;
     int saw_data;
+    struct sockaddr_in client; /* the client's end of the connection */
+    int client_nodelay;        /* TCP_NODELAY on that end at MAIL FROM; -1: not found */
 } fake_smtp;
+
+/*
+ * The client is this process: finds the descriptor whose local end is
+ * f->client (listing /proc/self/fd) and reads its TCP_NODELAY. No
+ * assertions: it runs on the server's thread.
+ */
+static int client_nodelay(const fake_smtp *f)
+{
+    DIR *dir = opendir("/proc/self/fd");
+    struct dirent *ent;
+    int found = -1;
+
+    while (dir != NULL && found < 0 && (ent = readdir(dir)) != NULL) {
+        struct sockaddr_in local;
+        socklen_t len = sizeof local;
+        int fd = atoi(ent->d_name), on = 0;
+        socklen_t onlen = sizeof on;
+
+        if (ent->d_name[0] == '.' || fd == dirfd(dir) ||
+            getsockname(fd, (struct sockaddr *)&local, &len) != 0 || local.sin_family != AF_INET ||
+            local.sin_port != f->client.sin_port ||
+            local.sin_addr.s_addr != f->client.sin_addr.s_addr)
+            continue;
+        if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &onlen) == 0)
+            found = on != 0;
+    }
+    if (dir != NULL)
+        closedir(dir);
+    return found;
+}
 
 static void reply(int fd, const char *line)
 {
@@ -537,7 +570,8 @@ static void *fake_smtp_run(void *arg)
     char line[1024];
     size_t used = 0;
     ssize_t n;
-    int fd = accept(f->listen_fd, NULL, NULL);
+    socklen_t len = sizeof f->client;
+    int fd = accept(f->listen_fd, (struct sockaddr *)&f->client, &len);
 
     if (fd < 0)
         return NULL;
@@ -551,9 +585,10 @@ static void *fake_smtp_run(void *arg)
             *eol = '\0';
             if (strncasecmp(line, "EHLO", 4) == 0 || strncasecmp(line, "HELO", 4) == 0)
                 reply(fd, "250 fake.test\r\n");
-            else if (strncasecmp(line, "MAIL FROM:", 10) == 0)
+            else if (strncasecmp(line, "MAIL FROM:", 10) == 0) {
+                f->client_nodelay = client_nodelay(f);
                 reply(fd, "250 2.1.0 ok\r\n");
-            else if (strncasecmp(line, "RCPT TO:", 8) == 0)
+            } else if (strncasecmp(line, "RCPT TO:", 8) == 0)
                 reply(fd, f->rcpt_reply);
             else if (strncasecmp(line, "DATA", 4) == 0 && (f->saw_data = 1))
                 reply(fd, "503 5.5.1 no valid recipients\r\n");
@@ -584,6 +619,7 @@ static usher_mail_result send_to_fake(const char *rcpt_reply, fake_smtp *f)
     f->listen_fd = listen_local(&port);
     f->rcpt_reply = rcpt_reply;
     f->saw_data = 0;
+    f->client_nodelay = -1;
     cr_assert_eq(listen(f->listen_fd, 1), 0);
     cr_assert_eq(pthread_create(&thread, NULL, fake_smtp_run, f), 0);
     snprintf(url, sizeof url, "smtp://127.0.0.1:%d", port);
@@ -617,6 +653,45 @@ Test(mail_send, rcpt_451_is_temporary)
     cr_assert_str_eq(res.error, "SMTP 451 4.3.0 try again later (RCPT TO)");
 }
 
+/* A connected TCP pair of this process's own, neither end touched. */
+static void tcp_pair(int *listen_fd, int *client_fd)
+{
+    struct sockaddr_in sa = { 0 };
+    int port;
+
+    *listen_fd = listen_local(&port);
+    cr_assert_eq(listen(*listen_fd, 1), 0);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = htons((uint16_t)port);
+    *client_fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(*client_fd, 0);
+    cr_assert_eq(connect(*client_fd, (struct sockaddr *)&sa, sizeof sa), 0);
+}
+
+/*
+ * libesmtp never sets TCP_NODELAY: the session sets it on its socket to the
+ * relay, and on no other socket of the process (once it set it on every
+ * socket it found, asking each descriptor number up to RLIMIT_NOFILE).
+ */
+Test(mail_send, only_the_relays_socket_gets_tcp_nodelay)
+{
+    fake_smtp f;
+    usher_mail_result res;
+    int listen_fd, other_fd, on = -1;
+    socklen_t len = sizeof on;
+
+    tcp_pair(&listen_fd, &other_fd);
+    res = send_to_fake("550 5.1.1 no such user\r\n", &f);
+    cr_assert_eq(res.smtp_code, 550, "%s", res.error);
+    cr_assert_eq(f.client_nodelay, 1, "the socket to the relay: TCP_NODELAY %d (-1: not found)",
+                 f.client_nodelay);
+    cr_assert_eq(getsockopt(other_fd, IPPROTO_TCP, TCP_NODELAY, &on, &len), 0);
+    cr_assert_eq(on, 0, "a socket to somewhere else got TCP_NODELAY");
+    cr_assert_eq(close(other_fd), 0);
+    cr_assert_eq(close(listen_fd), 0);
+}
+
 Test(mail_send, smtps_and_bad_urls_are_refused_as_config_errors)
 {
     usher_smtp_opts opts = { 0 };
@@ -629,6 +704,11 @@ Test(mail_send, smtps_and_bad_urls_are_refused_as_config_errors)
     opts.url = "http://127.0.0.1:25";
     cr_assert_eq(usher_mail_send(&opts, FROM_ADDR, TO_ADDR, "x", 1, &res), USHER_ERR_CONFIG);
     opts.url = "smtp://user:%zz@127.0.0.1:25";
+    cr_assert_eq(usher_mail_send(&opts, FROM_ADDR, TO_ADDR, "x", 1, &res), USHER_ERR_CONFIG);
+    opts.url = "smtp://127.0.0.1:submission";
+    cr_assert_eq(usher_mail_send(&opts, FROM_ADDR, TO_ADDR, "x", 1, &res), USHER_ERR_CONFIG);
+    cr_assert_str_eq(res.error, "SMTP URL's port is not a number from 1 to 65535");
+    opts.url = "smtp://127.0.0.1:65536";
     cr_assert_eq(usher_mail_send(&opts, FROM_ADDR, TO_ADDR, "x", 1, &res), USHER_ERR_CONFIG);
     opts.url = "smtp://127.0.0.1:25";
     cr_assert_eq(usher_mail_send(&opts, FROM_ADDR, "a@b\r\nRCPT TO:<c@d>", "x", 1, &res),

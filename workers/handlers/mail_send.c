@@ -38,6 +38,7 @@
 
 typedef struct parsed_url {
     char hostport[300];
+    int port; /* the number after hostport's colon */
     char user[256];
     char password[256];
     int has_auth;
@@ -120,6 +121,18 @@ static int parse_userinfo(const char *s, size_t n, parsed_url *u)
     return pct_decode(colon + 1, n - ulen - 1, u->password, sizeof u->password);
 }
 
+/* "587" -> 587; -1 unless it is all digits, 1 to 65535 (no service names). */
+static int port_number(const char *text)
+{
+    char *end;
+    long port;
+
+    if (!isdigit((unsigned char)text[0]))
+        return -1;
+    port = strtol(text, &end, 10);
+    return *end == '\0' && port >= 1 && port <= 65535 ? (int)port : -1;
+}
+
 static usher_err parse_url(const char *url, parsed_url *u, char *err, size_t errlen)
 {
     const char *rest, *at, *end;
@@ -154,6 +167,10 @@ static usher_err parse_url(const char *url, parsed_url *u, char *err, size_t err
     u->hostport[hlen] = '\0';
     if (strchr(u->hostport, ':') == NULL)
         strcat(u->hostport, ":25");
+    if ((u->port = port_number(strchr(u->hostport, ':') + 1)) < 0) {
+        snprintf(err, errlen, "SMTP URL's port is not a number from 1 to 65535");
+        return USHER_ERR_CONFIG;
+    }
     return USHER_OK;
 }
 
@@ -286,9 +303,10 @@ static usher_err configure(smtp_session_t session, const usher_smtp_opts *opts, 
     if (opts->helo_name != NULL && !smtp_set_hostname(session, opts->helo_name))
         return USHER_ERR_NOMEM;
     if (opts->starttls == USHER_SMTP_TLS_OFF)
-        err = usher_mail_watch_install(session, watch);
+        err = usher_mail_watch_install(session, url->port, watch);
     else
-        err = usher_mail_tls_prepare(session, opts->ca_file, watch, res->error, sizeof res->error);
+        err = usher_mail_tls_prepare(session, url->port, opts->ca_file, watch, res->error,
+                                     sizeof res->error);
     if (err != USHER_OK)
         return err;
     if (opts->starttls != USHER_SMTP_TLS_OFF &&

@@ -24,6 +24,7 @@ typedef struct usher_mail_watch {
     int auth_code;        /* the last AUTH reply that refused us (4xx/5xx); 0 = none */
     char auth_reply[256]; /* its text, without CRLF */
     int in_auth;          /* an AUTH exchange is under way */
+    int relay_port;       /* the relay's TCP port: its socket gets TCP_NODELAY at connect */
 } usher_mail_watch;
 
 /*
@@ -32,10 +33,14 @@ typedef struct usher_mail_watch {
  * (which must outlive the session). USHER_ERR_CONFIG with the reason in
  * err when the CA file cannot be read; USHER_ERR_NOMEM.
  */
-usher_err usher_mail_tls_prepare(smtp_session_t session, const char *ca_file,
+usher_err usher_mail_tls_prepare(smtp_session_t session, int relay_port, const char *ca_file,
                                  usher_mail_watch *watch, char *err, size_t errlen);
 
-/* Installs only the watch (a session without STARTTLS). */
-usher_err usher_mail_watch_install(smtp_session_t session, usher_mail_watch *watch);
+/*
+ * Installs only the watch (a session without STARTTLS). relay_port is the
+ * port of the session's server: when libesmtp connects, the socket to it
+ * gets TCP_NODELAY (libesmtp's own writes would wait for delayed ACKs).
+ */
+usher_err usher_mail_watch_install(smtp_session_t session, int relay_port, usher_mail_watch *watch);
 
 #endif
