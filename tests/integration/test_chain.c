@@ -243,6 +243,55 @@ Test(chain, an_inbox_notification_is_written_once, .timeout = 300)
                  1);
 }
 
+static void enqueue_inbox(int n)
+{
+    long long reg = testdb_scalar(st, "SELECT max(id) FROM registrations");
+
+    for (int i = 0; i < n; i++) {
+        char payload[160];
+        usher_enqueued out;
+
+        snprintf(payload, sizeof(payload), "{\"registration_id\":%lld,\"title\":\"Notice %d\"}",
+                 reg, i);
+        cr_assert_eq(usher_enqueue(st,
+                                   &(usher_enqueue_opts){ .queue = "notifications",
+                                                          .kind = "notify.inbox",
+                                                          .payload = payload },
+                                   &out),
+                     USHER_OK, "%s", usher_store_errstr(st));
+    }
+}
+
+/*
+ * After PostgreSQL restarts, a child's connection is dead but looks alive
+ * until used. The child must notice before it runs a job, not spend that
+ * job's attempt on "server closed the connection unexpectedly".
+ */
+Test(chain, after_a_restart_children_spend_no_attempt_on_their_dead_connections, .timeout = 300)
+{
+    const char *restart = getenv("USHER_PG_RESTART");
+    usher_seed_result seed;
+    pid_t pid;
+
+    if (restart == NULL || restart[0] == '\0')
+        cr_skip_test("USHER_PG_RESTART is not set");
+    cr_assert_eq(usher_seed_demo(st, 1, &seed), USHER_OK, "%s", usher_store_errstr(st));
+    enqueue_inbox(40); /* enough that every child opens its connection */
+    pid = start_worker();
+    cr_assert(testproc_wait_for(jobs_done, NULL, 120000), "the first notifications did not finish");
+    usher_store_free(st);
+    cr_assert_eq(system(restart), 0, "%s failed", restart);
+    st = testdb_store(&cfg);
+    enqueue_inbox(40);
+    cr_assert(testproc_wait_for(jobs_done, NULL, 120000), "the notifications did not finish");
+    testproc_stop_cleanly(pid);
+    cr_assert_eq(
+        testdb_scalar(st, "SELECT count(*) FROM notifications WHERE title LIKE 'Notice %'"), 80);
+    cr_assert_eq(testdb_scalar(st, "SELECT coalesce(sum(failed), 0) FROM usher_queue_stats"
+                                   " WHERE queue = 'notifications'"),
+                 0, "an attempt failed after the restart (see %s)", workdir);
+}
+
 static void enqueue_index(const char *type, long long id, bool remove)
 {
     char payload[128];
