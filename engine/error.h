@@ -21,6 +21,7 @@ typedef enum usher_err {
     USHER_ERR_IO,            /* a file could not be read or written */
     USHER_ERR_NOT_LEADER,    /* another process holds the maintenance lock */
     USHER_ERR_TIMEOUT,       /* a wait ran out */
+    USHER_ERR_CHANGED,       /* a file differs from what was recorded of it (a migration) */
 } usher_err;
 
 #include <stddef.h>

@@ -1,15 +1,25 @@
 /*
  * The migration runner. It lists dir, keeps the files named NNNN_*.sql,
- * sorts them by number, and under pg_advisory_lock applies each whose
- * number is not in usher_migrations: BEGIN, the file's statements (sent as
- * one simple-protocol query, so a file may hold many), the bookkeeping
- * row, COMMIT.
+ * sorts them by number, and under pg_advisory_lock first checks every file
+ * already applied against the SHA-256 recorded with it, then applies each
+ * whose number is not in usher_migrations: BEGIN, the file's statements
+ * (sent as one simple-protocol query, so a file may hold many), the
+ * bookkeeping row with the file's SHA-256, COMMIT.
+ *
+ * A file that changed after it was applied stops the run before anything
+ * is applied: what the database holds is no longer what the file says
+ * (0007_api.sql was once edited after 0008 existed, so databases migrated
+ * before and after the edit differed without anyone knowing). Rows written
+ * before checksums were kept have none: the first run records the file as
+ * it is then (trust on first use), so an edit made before that run goes
+ * unnoticed, and every later one is refused.
  */
 #include "migrate.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,14 +28,21 @@
 #define MIGRATIONS_MAX      1000
 #define MIGRATION_MAX_BYTES (4 * 1024 * 1024)
 
+#define CHECKSUM_HEX (crypto_hash_sha256_BYTES * 2 + 1)
+
 typedef struct migration {
     int version;
     char name[256];
+    bool applied; /* its number is in usher_migrations */
 } migration;
 
-static const char bookkeeping_sql[] = "CREATE TABLE IF NOT EXISTS usher_migrations ("
-                                      " version integer PRIMARY KEY, name text NOT NULL,"
-                                      " applied_at timestamptz NOT NULL DEFAULT now())";
+/* checksum: the file's SHA-256 in hex; NULL on rows from before it was kept. */
+static const char *const bookkeeping_sql[] = {
+    "CREATE TABLE IF NOT EXISTS usher_migrations ("
+    " version integer PRIMARY KEY, name text NOT NULL,"
+    " applied_at timestamptz NOT NULL DEFAULT now(), checksum text)",
+    "ALTER TABLE usher_migrations ADD COLUMN IF NOT EXISTS checksum text",
+};
 
 const char *usher_migrate_default_dir(void)
 {
@@ -108,18 +125,71 @@ static usher_err read_file(usher_store *st, const char *path, char **text)
     return USHER_OK;
 }
 
-static usher_err is_applied(usher_store *st, int version, bool *applied)
+static void checksum_of(const char *text, char hex[CHECKSUM_HEX])
+{
+    unsigned char hash[crypto_hash_sha256_BYTES];
+
+    crypto_hash_sha256(hash, (const unsigned char *)text, strlen(text));
+    sodium_bin2hex(hex, CHECKSUM_HEX, hash, sizeof(hash));
+}
+
+/*
+ * Whether m is applied (m->applied) and, if so, the checksum recorded with
+ * it in recorded ("" when the row predates checksums).
+ */
+static usher_err read_row(usher_store *st, migration *m, char recorded[CHECKSUM_HEX])
 {
     char v[16];
     const char *params[] = { v };
     PGresult *res;
     usher_err err;
 
-    snprintf(v, sizeof(v), "%d", version);
-    err =
-        usher_store_exec(st, "SELECT 1 FROM usher_migrations WHERE version = $1", 1, params, &res);
-    *applied = err == USHER_OK && PQntuples(res) == 1;
+    snprintf(v, sizeof(v), "%d", m->version);
+    err = usher_store_exec(st,
+                           "SELECT coalesce(checksum, '') FROM usher_migrations"
+                           " WHERE version = $1",
+                           1, params, &res);
+    m->applied = err == USHER_OK && PQntuples(res) == 1;
+    snprintf(recorded, CHECKSUM_HEX, "%s", m->applied ? PQgetvalue(res, 0, 0) : "");
     PQclear(res);
+    return err;
+}
+
+/*
+ * Checks an applied file against its row: refuses a file that changed, and
+ * records the checksum of a row that has none (*trusted counts those).
+ */
+static usher_err check_applied(usher_store *st, const char *dir, migration *m, size_t *trusted)
+{
+    char path[4096], v[16], recorded[CHECKSUM_HEX], now[CHECKSUM_HEX];
+    const char *params[] = { v, now };
+    PGresult *res = NULL;
+    char *sql;
+    usher_err err = read_row(st, m, recorded);
+
+    if (err != USHER_OK || !m->applied)
+        return err;
+    snprintf(path, sizeof(path), "%s/%s", dir, m->name);
+    if ((err = read_file(st, path, &sql)) != USHER_OK)
+        return err;
+    checksum_of(sql, now);
+    free(sql);
+    if (recorded[0] != '\0' && strcmp(recorded, now) != 0)
+        return usher_store_fail(st, USHER_ERR_CHANGED,
+                                "%s was applied with SHA-256 %.12s... and is now %.12s...: an"
+                                " applied migration is never edited (put the change in a new"
+                                " file); nothing was applied",
+                                path, recorded, now);
+    if (recorded[0] != '\0')
+        return USHER_OK;
+    snprintf(v, sizeof(v), "%d", m->version);
+    err = usher_store_exec(st,
+                           "UPDATE usher_migrations SET checksum = $2"
+                           " WHERE version = $1 AND checksum IS NULL",
+                           2, params, &res);
+    PQclear(res);
+    if (err == USHER_OK)
+        (*trusted)++;
     return err;
 }
 
@@ -139,8 +209,8 @@ static usher_err run_script(usher_store *st, const char *name, const char *sql)
 
 static usher_err apply_one(usher_store *st, const char *dir, const migration *m)
 {
-    char path[4096], v[16];
-    const char *params[] = { v, m->name };
+    char path[4096], v[16], checksum[CHECKSUM_HEX];
+    const char *params[] = { v, m->name, checksum };
     char *sql;
     PGresult *res = NULL;
     usher_err err;
@@ -150,12 +220,15 @@ static usher_err apply_one(usher_store *st, const char *dir, const migration *m)
     err = read_file(st, path, &sql);
     if (err != USHER_OK)
         return err;
+    checksum_of(sql, checksum);
     err = usher_store_command(st, "BEGIN");
     if (err == USHER_OK)
         err = run_script(st, m->name, sql);
     if (err == USHER_OK)
-        err = usher_store_exec(st, "INSERT INTO usher_migrations (version, name) VALUES ($1, $2)",
-                               2, params, &res);
+        err = usher_store_exec(st,
+                               "INSERT INTO usher_migrations (version, name, checksum)"
+                               " VALUES ($1, $2, $3)",
+                               3, params, &res);
     PQclear(res);
     if (err == USHER_OK)
         err = usher_store_command(st, "COMMIT");
@@ -165,41 +238,56 @@ static usher_err apply_one(usher_store *st, const char *dir, const migration *m)
     return err;
 }
 
-static usher_err apply_pending(usher_store *st, const char *dir, size_t *applied)
+static usher_err prepare_bookkeeping(usher_store *st)
+{
+    usher_err err = USHER_OK;
+
+    for (size_t i = 0; i < sizeof(bookkeeping_sql) / sizeof(bookkeeping_sql[0]); i++) {
+        if (err == USHER_OK)
+            err = usher_store_command(st, bookkeeping_sql[i]);
+    }
+    return err;
+}
+
+/* Checks every applied file first: a changed one stops the run before anything is applied. */
+static usher_err apply_pending(usher_store *st, const char *dir, usher_migrate_counts *counts)
 {
     migration *list = calloc(MIGRATIONS_MAX, sizeof(*list));
     size_t n = 0;
-    usher_err err = list == NULL ? USHER_ERR_NOMEM : usher_store_command(st, bookkeeping_sql);
+    usher_err err = list == NULL ? USHER_ERR_NOMEM : prepare_bookkeeping(st);
 
     if (err == USHER_OK)
         err = list_migrations(st, dir, list, &n);
+    for (size_t i = 0; i < n && err == USHER_OK; i++)
+        err = check_applied(st, dir, &list[i], &counts->trusted);
     for (size_t i = 0; i < n && err == USHER_OK; i++) {
-        bool done;
-
-        err = is_applied(st, list[i].version, &done);
-        if (err == USHER_OK && !done) {
-            err = apply_one(st, dir, &list[i]);
-            if (err == USHER_OK && applied != NULL)
-                (*applied)++;
-        }
+        if (list[i].applied)
+            continue;
+        err = apply_one(st, dir, &list[i]);
+        if (err == USHER_OK)
+            counts->applied++;
     }
     free(list);
     return err;
 }
 
-usher_err usher_migrate(usher_store *st, const char *dir, size_t *applied)
+usher_err usher_migrate(usher_store *st, const char *dir, usher_migrate_counts *counts)
 {
     char lock_sql[64], unlock_sql[64];
+    usher_migrate_counts ignored;
     usher_err err, unlock_err;
 
-    if (applied != NULL)
-        *applied = 0;
+    if (counts == NULL)
+        counts = &ignored;
+    *counts = (usher_migrate_counts){ 0 };
+    if (sodium_init() < 0)
+        return usher_store_fail(st, USHER_ERR_NOMEM, "libsodium failed to initialise");
     snprintf(lock_sql, sizeof(lock_sql), "SELECT pg_advisory_lock(%d)", MIGRATE_LOCK_KEY);
     snprintf(unlock_sql, sizeof(unlock_sql), "SELECT pg_advisory_unlock(%d)", MIGRATE_LOCK_KEY);
     err = usher_store_command(st, lock_sql);
     if (err != USHER_OK)
         return err;
-    err = apply_pending(st, dir, applied);
+    err = apply_pending(st, dir, counts);
     unlock_err = usher_store_command(st, unlock_sql);
     return err != USHER_OK ? err : unlock_err;
 }

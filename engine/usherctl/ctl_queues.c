@@ -90,17 +90,21 @@ int ctl_migrate(usher_store *st, int argc, char **argv)
 {
     const char *dir = usher_migrate_default_dir();
     const ctl_option opts[] = { { "--dir", &dir, NULL }, { NULL, NULL, NULL } };
-    size_t applied;
+    usher_migrate_counts counts;
     usher_err err;
 
     if (ctl_parse(argc, argv, opts, NULL, 0) != 0)
         return 2;
-    err = usher_migrate(st, dir, &applied);
+    err = usher_migrate(st, dir, &counts);
     if (err == USHER_OK)
         err = usher_queues_sync(st);
     if (err != USHER_OK)
         return ctl_fail(st, err, "migrate");
-    printf("applied %zu migration(s); %zu queue(s) declared\n", applied,
+    if (counts.trusted > 0)
+        printf("recorded the SHA-256 of %zu migration(s) applied before checksums were kept,"
+               " trusting the files as they are now\n",
+               counts.trusted);
+    printf("applied %zu migration(s); %zu queue(s) declared\n", counts.applied,
            usher_store_config(st)->nqueues);
     return 0;
 }

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "migrate.h"
 #include "testdb.h"
 
 TESTDB_SUITE(usherctl, "usher_test_usherctl");
@@ -199,4 +200,74 @@ Test(usherctl, webhook_deliveries_are_listed_as_json_lines_and_replayed)
     cr_assert_eq(ctl(out, sizeof(out), "webhook replay 987654321"), 1);
     cr_assert(strstr(out, "no webhook delivery 987654321") != NULL, "%s", out);
     cr_assert_eq(ctl(out, sizeof(out), "webhook replay"), 2);
+}
+
+/* Copies the migrations into a fresh directory (dir: "/tmp/usherctl-migrations-XXXXXX"). */
+static void copy_migrations(char *dir)
+{
+    char cmd[1024];
+
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(cmd, sizeof(cmd), "cp %s/*.sql %s/", usher_migrate_default_dir(), dir);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+static void remove_dir(const char *dir)
+{
+    char cmd[1024];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+Test(usherctl, migrate_refuses_to_run_when_an_applied_file_has_changed)
+{
+    char out[8192], args[256], path[512];
+    char dir[] = "/tmp/usherctl-migrations-XXXXXX";
+    FILE *f;
+
+    copy_migrations(dir);
+    snprintf(args, sizeof(args), "migrate --dir %s", dir);
+    cr_assert_eq(ctl(out, sizeof(out), args), 0, "%s", out);
+    cr_assert(strstr(out, "applied 0 migration(s)") != NULL, "%s", out);
+    snprintf(path, sizeof(path), "%s/0007_api.sql", dir);
+    f = fopen(path, "a");
+    cr_assert_not_null(f);
+    cr_assert_gt(fputs("-- edited after it was applied\n", f), 0);
+    cr_assert_eq(fclose(f), 0);
+    cr_assert_eq(ctl(out, sizeof(out), args), 1, "%s", out);
+    cr_assert(strstr(out, "usherctl: migrate: changed since it was recorded: ") != NULL, "%s", out);
+    cr_assert(strstr(out, path) != NULL, "the message does not name %s: %s", path, out);
+    cr_assert(strstr(out, "an applied migration is never edited") != NULL, "%s", out);
+    remove_dir(dir);
+}
+
+Test(usherctl, migrate_trusts_on_first_use_the_files_applied_before_checksums_were_kept)
+{
+    char out[8192], sha[80] = "", cmd[1024];
+    long long rows = testdb_scalar(st, "SELECT count(*) FROM usher_migrations");
+    char expect[128];
+    FILE *p;
+
+    /* A database migrated before checksums were kept has no such column. */
+    testdb_exec(st, "ALTER TABLE usher_migrations DROP COLUMN checksum");
+    cr_assert_eq(ctl(out, sizeof(out), "migrate"), 0, "%s", out);
+    snprintf(expect, sizeof(expect), "recorded the SHA-256 of %lld migration(s) applied before",
+             rows);
+    cr_assert(strstr(out, expect) != NULL, "%s", out);
+    cr_assert(strstr(out, "applied 0 migration(s)") != NULL, "%s", out);
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_migrations WHERE checksum IS NULL"),
+                 0);
+    /* What it recorded is the file's SHA-256 (as sha256sum sees it). */
+    snprintf(cmd, sizeof(cmd), "sha256sum %s/0001_queue.sql", usher_migrate_default_dir());
+    p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    cr_assert_eq(fscanf(p, "%64s", sha), 1);
+    cr_assert_eq(pclose(p), 0);
+    snprintf(cmd, sizeof(cmd),
+             "SELECT count(*) FROM usher_migrations WHERE version = 1 AND checksum = '%s'", sha);
+    cr_assert_eq(testdb_scalar(st, cmd), 1, "0001_queue.sql's SHA-256 is %s", sha);
+    /* The second run has nothing to record. */
+    cr_assert_eq(ctl(out, sizeof(out), "migrate"), 0, "%s", out);
+    cr_assert(strstr(out, "recorded") == NULL, "%s", out);
 }
