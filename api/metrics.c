@@ -26,6 +26,7 @@ struct api_metrics {
     size_t nroutes; /* plus one for unmatched requests */
     route_stats *routes;
     atomic_uint_fast64_t cache[NCACHE][2]; /* [cache][hit] */
+    atomic_uint_fast64_t loads[NCACHE][2]; /* [cache][shared] */
     usher_prom_histogram db_queued, db_ran;
 };
 
@@ -67,6 +68,14 @@ void api_metrics_cache(api_metrics *m, const char *cache, int hit)
     for (size_t i = 0; i < NCACHE; i++) {
         if (strcmp(caches[i], cache) == 0)
             atomic_fetch_add_explicit(&m->cache[i][hit != 0], 1, memory_order_relaxed);
+    }
+}
+
+void api_metrics_cache_load(api_metrics *m, const char *cache, int shared)
+{
+    for (size_t i = 0; i < NCACHE; i++) {
+        if (strcmp(caches[i], cache) == 0)
+            atomic_fetch_add_explicit(&m->loads[i][shared != 0], 1, memory_order_relaxed);
     }
 }
 
@@ -145,6 +154,17 @@ int api_metrics_render(api_metrics *m, struct api_loop *const *loops, int nloops
                                  "usher_cache_requests_total{cache=\"%s\",result=\"miss\"} %llu\n",
                                  caches[c], (unsigned long long)load(&m->cache[c][1]), caches[c],
                                  (unsigned long long)load(&m->cache[c][0]));
+    if (rc >= 0)
+        rc = evbuffer_add_printf(out, "# HELP usher_cache_loads_total Cache misses and refreshes"
+                                      " by what answered them: a database read (one per key at a"
+                                      " time in a process) or another request's read (shared).\n"
+                                      "# TYPE usher_cache_loads_total counter\n");
+    for (size_t c = 0; c < NCACHE && rc >= 0; c++)
+        rc = evbuffer_add_printf(out,
+                                 "usher_cache_loads_total{cache=\"%s\",by=\"read\"} %llu\n"
+                                 "usher_cache_loads_total{cache=\"%s\",by=\"shared\"} %llu\n",
+                                 caches[c], (unsigned long long)load(&m->loads[c][0]), caches[c],
+                                 (unsigned long long)load(&m->loads[c][1]));
     if (rc >= 0)
         rc = evbuffer_add_printf(out, "# HELP usher_db_statement_duration_seconds A database"
                                       " statement of the API, from its send to its result.\n"

@@ -1,7 +1,8 @@
 /*
  * usher-api's Prometheus metrics: requests by route, method and status,
- * latency histograms by route, cache hits and misses, the database
- * connections of every loop and how long their statements take. Counters
+ * latency histograms by route, cache hits and misses and the database
+ * reads behind them, the database connections of every loop and how long
+ * their statements take. Counters
  * are relaxed atomics shared by the loop threads; /metrics reads them
  * without stopping anyone.
  */
@@ -19,6 +20,8 @@ void api_metrics_free(api_metrics *m);
 
 void api_metrics_request(api_metrics *m, size_t route, int status, double seconds);
 void api_metrics_cache(api_metrics *m, const char *cache, int hit);
+/* A miss or refresh answered by a database read (shared 0) or by another request's read (1). */
+void api_metrics_cache_load(api_metrics *m, const char *cache, int shared);
 /* A database statement: queued on its connection, then on the wire until answered. */
 void api_metrics_statement(api_metrics *m, double queued_s, double ran_s);
 
