@@ -2,7 +2,7 @@
 """An SMTP server for the mail tests, built on Debian's aiosmtpd.
 
 Run with /usr/bin/python3 (Debian's python3-aiosmtpd). It listens on
-127.0.0.1 on a free port, writes that port to --port-file once it accepts
+127.0.0.1 on a free port (or --port), writes that port to --port-file once it accepts
 connections, and stores every message it accepts as OUT/N.eml (N counts
 from 1; the file's mtime is when it arrived), with OUT/N.session naming the
 session (client address and port) that carried it. With --cert and --key it
@@ -29,7 +29,8 @@ class Store:
 
     def __init__(self, out):
         self.out = out
-        self.count = 0
+        # A restarted server numbers on after the messages already stored.
+        self.count = len([n for n in os.listdir(out) if n.endswith(".eml")])
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope):
@@ -69,6 +70,8 @@ def main():
     ap.add_argument("--key")
     ap.add_argument("--user", required=False)
     ap.add_argument("--password", required=False)
+    ap.add_argument("--port", type=int, default=0,
+                    help="listen here (a restart keeps its port); 0: a free one")
     ap.add_argument("--only-auth", choices=["PLAIN", "LOGIN"],
                     help="offer this AUTH mechanism alone")
     args = ap.parse_args()
@@ -86,7 +89,7 @@ def main():
         if args.only_auth:
             other = "LOGIN" if args.only_auth == "PLAIN" else "PLAIN"
             kwargs["auth_exclude_mechanism"] = [other]
-    port = free_port()
+    port = args.port or free_port()
     controller = Controller(Store(args.out), hostname="127.0.0.1", port=port, **kwargs)
     controller.start()
     with open(args.port_file + ".tmp", "w") as f:

@@ -50,34 +50,28 @@ static bool port_written(void *arg)
     return s->port > 0;
 }
 
-bool smtpserver_start(smtpserver *s, bool tls, const char *only_auth, char *err, size_t errlen)
+/* Runs the server in s->dir (set up), on port (0: a free one); waits for its port. */
+static bool launch(smtpserver *s, bool tls, const char *only_auth, int port, char *err,
+                   size_t errlen)
 {
-    char portfile[128], key[128], log[128];
-    const char *argv[20];
+    char portfile[128], key[128], log[128], port_text[16];
+    const char *argv[22];
     int n = 0;
 
-    memset(s, 0, sizeof *s);
-    snprintf(s->dir, sizeof s->dir, "/tmp/usher-smtpserver-XXXXXX");
-    if (mkdtemp(s->dir) == NULL) {
-        snprintf(err, errlen, "mkdtemp failed");
-        return false;
-    }
-    snprintf(s->out, sizeof s->out, "%s/out", s->dir);
-    snprintf(s->cert, sizeof s->cert, "%s/cert.pem", s->dir);
     snprintf(portfile, sizeof portfile, "%s/port", s->dir);
     snprintf(key, sizeof key, "%s/key.pem", s->dir);
     snprintf(log, sizeof log, "%s/server.log", s->dir);
-    if (mkdir(s->out, 0700) != 0 || (tls && !make_cert(s, err, errlen))) {
-        if (err[0] == '\0')
-            snprintf(err, errlen, "cannot create %s", s->out);
-        return false;
-    }
+    snprintf(port_text, sizeof port_text, "%d", port);
+    unlink(portfile);
+    s->port = 0;
     argv[n++] = PYTHON;
     argv[n++] = SMTP_TEST_SERVER;
     argv[n++] = "--out";
     argv[n++] = s->out;
     argv[n++] = "--port-file";
     argv[n++] = portfile;
+    argv[n++] = "--port";
+    argv[n++] = port_text;
     if (tls) {
         argv[n++] = "--cert";
         argv[n++] = s->cert;
@@ -102,9 +96,27 @@ bool smtpserver_start(smtpserver *s, bool tls, const char *only_auth, char *err,
     return true;
 }
 
-void smtpserver_stop(smtpserver *s)
+bool smtpserver_start(smtpserver *s, bool tls, const char *only_auth, char *err, size_t errlen)
 {
-    char cmd[128];
+    memset(s, 0, sizeof *s);
+    snprintf(s->dir, sizeof s->dir, "/tmp/usher-smtpserver-XXXXXX");
+    if (mkdtemp(s->dir) == NULL) {
+        snprintf(err, errlen, "mkdtemp failed");
+        return false;
+    }
+    snprintf(s->out, sizeof s->out, "%s/out", s->dir);
+    snprintf(s->cert, sizeof s->cert, "%s/cert.pem", s->dir);
+    if (mkdir(s->out, 0700) != 0 || (tls && !make_cert(s, err, errlen))) {
+        if (err[0] == '\0')
+            snprintf(err, errlen, "cannot create %s", s->out);
+        return false;
+    }
+    return launch(s, tls, only_auth, 0, err, errlen);
+}
+
+/* Stops the server process; the port is closed but kept, and so are the messages. */
+static void halt(smtpserver *s)
+{
     int status;
 
     if (s->pid > 0) {
@@ -113,6 +125,26 @@ void smtpserver_stop(smtpserver *s)
             testproc_kill(s->pid);
         s->pid = 0;
     }
+}
+
+void smtpserver_pause(smtpserver *s)
+{
+    int port = s->port;
+
+    halt(s);
+    s->port = port;
+}
+
+bool smtpserver_resume(smtpserver *s, char *err, size_t errlen)
+{
+    return launch(s, false, NULL, s->port, err, errlen);
+}
+
+void smtpserver_stop(smtpserver *s)
+{
+    char cmd[128];
+
+    halt(s);
     if (strncmp(s->dir, "/tmp/usher-smtpserver-", 22) == 0 && getenv("SMTP_TEST_KEEP") == NULL) {
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
         if (system(cmd) != 0)

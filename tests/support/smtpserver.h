@@ -36,6 +36,14 @@ bool smtpserver_start(smtpserver *s, bool tls, const char *only_auth, char *err,
 /* Stops it (SIGTERM, then SIGKILL) and removes its directory. */
 void smtpserver_stop(smtpserver *s);
 
+/*
+ * An outage of a plain (no TLS) server: pause stops it, so its port
+ * refuses connections; resume starts it again on the same port, numbering
+ * its messages on after those it already stored.
+ */
+void smtpserver_pause(smtpserver *s);
+bool smtpserver_resume(smtpserver *s, char *err, size_t errlen);
+
 /* How many messages it has stored. */
 int smtpserver_count(const smtpserver *s);
 
