@@ -166,6 +166,9 @@ typedef struct usher_config {
     /* [webhooks]: POST /v1/webhooks and the notify.webhook deliveries */
     int webhooks_allow_private_targets; /* 1: endpoints may be loopback, private, link-local... */
 
+    /* [worker]: usher-worker */
+    int worker_test_handlers; /* 1: the test.* kinds run (tests and benchmarks only) */
+
     /* [engine] */
     int payload_max_bytes;     /* enqueue refuses larger payloads */
     int notify_debounce_ms;    /* at most one NOTIFY per queue per process per window */

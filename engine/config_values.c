@@ -128,6 +128,8 @@ const usher_setting usher_settings[] = {
       false, "USHER_API_RATE_PER_MINUTE", NULL },
     { "webhooks", "allow_private_targets", USHER_VAL_WORD, CFG(webhooks_allow_private_targets),
       NULL, 0, 0, 0, false, "USHER_WEBHOOKS_ALLOW_PRIVATE_TARGETS", bool_words },
+    { "worker", "test_handlers", USHER_VAL_WORD, CFG(worker_test_handlers), NULL, 0, 0, 0, false,
+      NULL, bool_words },
 };
 
 static_assert(sizeof(usher_settings) / sizeof(usher_settings[0]) == USHER_NSETTINGS,

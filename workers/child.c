@@ -23,13 +23,13 @@
 
 static void run_job(usher_handler_ctx *ctx, const usher_job *job, usher_handler_result *r)
 {
-    const usher_handler *h = usher_handler_find(job->kind);
+    const usher_handler *h = usher_handler_find(ctx, job->kind);
     json_error_t jerr;
     json_t *payload;
 
     *r = (usher_handler_result){ .outcome = USHER_OUTCOME_OK, .delay_ms = -1 };
     if (h == NULL) {
-        usher_handler_fail(r, USHER_OUTCOME_PERMANENT, "no handler for kind '%s'", job->kind);
+        usher_handler_missing(r, job->kind);
         return;
     }
     payload = json_loads(job->payload, 0, &jerr);
@@ -72,7 +72,7 @@ void usher_child_main(int fd, pid_t parent, const usher_config *cfg)
 
         if (r <= 0)
             _exit(r == 0 ? 0 : 1);
-        h = usher_handler_find(job.kind);
+        h = usher_handler_find(ctx, job.kind);
         if (h != NULL && h->run_batch != NULL) {
             if (usher_child_run_batch(ctx, &rd, h, &job) != 0)
                 _exit(1);

@@ -1,7 +1,11 @@
 /*
  * The handler registry: one table of every job kind this binary can run.
  * Each handlers/ file exports its entries; the table lists them. Adding a
- * kind is one line here and one file there.
+ * kind is one line here and one file there. The test kinds are in the
+ * binary but found only when the configuration asks for them ([worker]
+ * test_handlers): they crash or hang a child on request and append to any
+ * file a payload names, nothing a production pool should do for whoever
+ * can enqueue a job.
  */
 #include "handler.h"
 
@@ -15,9 +19,12 @@
 #include "handlers/job_handlers.h"
 #include "handlers/test_handlers.h"
 
-static const usher_handler *const handler_sets[] = {
-    usher_job_handlers,
-    usher_test_handlers,
+static const struct {
+    const usher_handler *handlers;
+    bool test_only; /* found only with [worker] test_handlers = true */
+} handler_sets[] = {
+    { usher_job_handlers, false },
+    { usher_test_handlers, true },
 };
 
 /* Process-wide: set in the supervisor before fork, inherited by each child. */
@@ -134,13 +141,37 @@ usher_err usher_handler_commit(usher_handler_ctx *ctx, usher_store *st, const us
     return err;
 }
 
-const usher_handler *usher_handler_find(const char *kind)
+/* The handler of kind among every set, enabled or not; NULL for an unknown kind. */
+static const usher_handler *find_in_sets(const char *kind, bool *test_only)
 {
     for (size_t s = 0; s < sizeof(handler_sets) / sizeof(handler_sets[0]); s++) {
-        for (const usher_handler *h = handler_sets[s]; h->kind != NULL; h++) {
-            if (strcmp(h->kind, kind) == 0)
+        for (const usher_handler *h = handler_sets[s].handlers; h->kind != NULL; h++) {
+            if (strcmp(h->kind, kind) == 0) {
+                *test_only = handler_sets[s].test_only;
                 return h;
+            }
         }
     }
     return NULL;
+}
+
+const usher_handler *usher_handler_find(const usher_handler_ctx *ctx, const char *kind)
+{
+    bool test_only = false;
+    const usher_handler *h = find_in_sets(kind, &test_only);
+
+    return h != NULL && (!test_only || ctx->cfg->worker_test_handlers) ? h : NULL;
+}
+
+void usher_handler_missing(usher_handler_result *result, const char *kind)
+{
+    bool test_only = false;
+
+    if (find_in_sets(kind, &test_only) != NULL && test_only)
+        usher_handler_fail(result, USHER_OUTCOME_PERMANENT,
+                           "no handler for kind '%s' (test kinds run only with [worker]"
+                           " test_handlers = true)",
+                           kind);
+    else
+        usher_handler_fail(result, USHER_OUTCOME_PERMANENT, "no handler for kind '%s'", kind);
 }

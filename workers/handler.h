@@ -109,7 +109,13 @@ void usher_handler_set_worker(const char *worker_id);
 usher_err usher_handler_commit(usher_handler_ctx *ctx, usher_store *st, const usher_job *job,
                                usher_handler_result *result);
 
-/* The handler registered for kind, or NULL. */
-const usher_handler *usher_handler_find(const char *kind);
+/*
+ * The handler registered for kind, or NULL. The test.* kinds are found only
+ * when ctx's configuration sets [worker] test_handlers.
+ */
+const usher_handler *usher_handler_find(const usher_handler_ctx *ctx, const char *kind);
+
+/* Fails result for good: no handler for kind here (and why, for a test kind). */
+void usher_handler_missing(usher_handler_result *result, const char *kind);
 
 #endif

@@ -76,7 +76,7 @@ static usher_handler_result claim_and_run(const char *sql_between)
     payload = json_loads(jobs[0].payload, 0, NULL);
     cr_assert_not_null(payload);
     usher_handler_set_worker(WORKER);
-    usher_handler_find("pdf.ticket")->run(ctx, &jobs[0], payload, &r);
+    usher_handler_find(ctx, "pdf.ticket")->run(ctx, &jobs[0], payload, &r);
     usher_handler_set_worker("");
     json_decref(payload);
     usher_jobs_free(jobs, n);

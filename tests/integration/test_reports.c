@@ -189,7 +189,7 @@ static usher_handler_result run_next(void)
     cr_assert_eq(n, 1, "no report job to claim");
     payload = json_loads(jobs[0].payload, 0, NULL);
     cr_assert_not_null(payload);
-    usher_handler_find(jobs[0].kind)->run(ctx, &jobs[0], payload, &r);
+    usher_handler_find(ctx, jobs[0].kind)->run(ctx, &jobs[0], payload, &r);
     json_decref(payload);
     usher_jobs_free(jobs, n);
     usher_handler_ctx_free(ctx);
@@ -490,7 +490,7 @@ Test(reports, an_unreachable_database_is_retried)
     down.database_url = nowhere;
     ctx = usher_handler_ctx_new(&down);
     cr_assert_not_null(ctx);
-    usher_handler_find("report.attendees")->run(ctx, &job, payload, &r);
+    usher_handler_find(ctx, "report.attendees")->run(ctx, &job, payload, &r);
     cr_assert_eq(r.outcome, USHER_OUTCOME_RETRY, "%s", r.error);
     usher_handler_ctx_free(ctx);
     json_decref(payload);

@@ -444,6 +444,61 @@ static void write_sized_config(const char *path, int size)
     cr_assert_eq(fclose(out), 0);
 }
 
+/* Writes the test config without its [worker] test_handlers line: what production runs. */
+static void write_production_config(const char *path)
+{
+    FILE *in = fopen(WORKER_TEST_CONF, "r"), *out = fopen(path, "w");
+    char line[256];
+    int dropped = 0;
+
+    cr_assert(in != NULL && out != NULL);
+    while (fgets(line, sizeof(line), in) != NULL) {
+        if (strncmp(line, "test_handlers = true", 20) == 0 && ++dropped)
+            continue;
+        fputs(line, out);
+    }
+    fclose(in);
+    cr_assert_eq(fclose(out), 0);
+    cr_assert_eq(dropped, 1, "%s has no 'test_handlers = true' line", WORKER_TEST_CONF);
+}
+
+/*
+ * The test kinds ship in usher-worker but run only where the configuration
+ * asks for them: elsewhere test.sleep is an unknown kind, dead at its first
+ * attempt, and its "log" file is never created.
+ */
+Test(worker, test_kinds_run_only_where_the_configuration_enables_them, .timeout = 300)
+{
+    char path[] = "/tmp/usher-production-XXXXXX";
+    int fd = mkstemp(path);
+    pid_t pid;
+
+    cr_assert_geq(fd, 0);
+    close(fd);
+    write_production_config(path);
+    new_run_log();
+    enqueue_jobs("test.sleep", "\"ms\":1", 1, 3, 10000);
+    pid = start_pool(path, "tests");
+    cr_assert(testproc_wait_for(queue_empty, NULL, 120000), "the job never left the queue");
+    cr_assert_eq(stop_worker(pid), 0);
+    unlink(path);
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE state = 'dead'"
+                                   " AND jsonb_array_length(errors) = 1 AND errors->0->>'error' ="
+                                   " 'no handler for kind ''test.sleep'' (test kinds run only with"
+                                   " [worker] test_handlers = true)'"),
+                 1);
+    cr_assert_eq(access(runs.path, F_OK), -1, "%s was created", runs.path);
+    cr_assert_eq(completed_total(), 0);
+
+    enqueue_jobs("test.sleep", "\"ms\":1", 1, 3, 10000);
+    pid = start_worker();
+    cr_assert(testproc_wait_for(queue_empty, NULL, 120000), "%lld jobs left", jobs_left());
+    cr_assert_eq(stop_worker(pid), 0);
+    read_run_log();
+    cr_assert_eq(runs.n, 1, "%zu runs logged", runs.n);
+    cr_assert_eq(completed_total(), 1);
+}
+
 Test(worker, sighup_reloads_the_pool_size, .timeout = 300)
 {
     char path[] = "/tmp/usher-reload-XXXXXX";

@@ -279,6 +279,25 @@ Test(config, shipped_file_repeats_the_builtin_defaults)
     usher_config_free(&builtin);
 }
 
+/* The test.* kinds crash and hang children on request: a worker runs them only when told to. */
+Test(config, test_handlers_are_off_unless_a_test_configuration_turns_them_on)
+{
+    usher_config builtin, shipped, cfg;
+    char err[512];
+
+    cr_assert_eq(usher_config_load(&builtin, NULL, err, sizeof(err)), USHER_OK, "%s", err);
+    cr_assert_eq(usher_config_load(&shipped, SHIPPED_CONF, err, sizeof(err)), USHER_OK, "%s", err);
+    cr_assert_eq(builtin.worker_test_handlers, 0);
+    cr_assert_eq(shipped.worker_test_handlers, 0);
+    usher_config_free(&builtin);
+    usher_config_free(&shipped);
+    load_ok(&cfg, "[worker]\ntest_handlers = true\n");
+    cr_assert_eq(cfg.worker_test_handlers, 1);
+    usher_config_free(&cfg);
+    expect_refusal("[worker]\ntest_handlers = 1\n", 2,
+                   "[worker] test_handlers: '1' is not one of false, true");
+}
+
 /* ---- values from a file ---------------------------------------------------- */
 
 Test(config, file_values_replace_the_defaults)
