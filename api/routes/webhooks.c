@@ -2,12 +2,23 @@
  * Organizers' webhook endpoints: POST /v1/webhooks registers one and
  * answers its signing secret, once; GET lists and reads them without it.
  * Deliveries are signed with the secret (workers/handlers/webhook.c).
+ *
+ * The URL is parsed with libcurl's URL API, the parser the worker's
+ * libcurl uses. Unless [webhooks] allow_private_targets is true, a host
+ * that is a forbidden address (engine/netguard.h: loopback, private,
+ * link-local..., in any spelling the resolver accepts) or a localhost name
+ * is refused with 422. Other names are not resolved here: a DNS lookup has
+ * no place on a loop thread, and its answer would prove nothing, as DNS may
+ * answer differently at delivery time; the worker checks every address it
+ * actually connects to.
  */
+#include <curl/curl.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../validate.h"
+#include "netguard.h"
 #include "routes.h"
 
 #define WEBHOOK_EVENTS_MAX 16
@@ -36,6 +47,31 @@ static bool valid_url(const char *url)
            strpbrk(url, " \t\"<>\\^`{|}") == NULL;
 }
 
+/*
+ * Checks url with libcurl's parser and, when guard, its host against
+ * netguard. False when the request was answered (422, or 500).
+ */
+static bool allowed_target(api_req *r, const char *url, bool guard)
+{
+    CURLU *u = curl_url();
+    CURLUcode rc = u != NULL ? curl_url_set(u, CURLUPART_URL, url, 0) : CURLUE_OUT_OF_MEMORY;
+    char *host = NULL;
+    usher_net_class cls = USHER_NET_PUBLIC;
+
+    if (rc == CURLUE_OK)
+        rc = curl_url_get(u, CURLUPART_HOST, &host, 0);
+    if (rc == CURLUE_OUT_OF_MEMORY)
+        api_reply_error(r, 500, "internal", "out of memory");
+    else if (rc != CURLUE_OK)
+        api_reply_invalid(r, "url", "url is not a valid URL: %s", curl_url_strerror(rc));
+    else if (guard && usher_netguard_host(host, &cls) && cls != USHER_NET_PUBLIC)
+        api_reply_invalid(r, "url", "url's host %s is not allowed (%s)", host,
+                          usher_netguard_class_name(cls));
+    curl_free(host);
+    curl_url_cleanup(u);
+    return rc == CURLUE_OK && cls == USHER_NET_PUBLIC;
+}
+
 void route_webhook_create(api_req *r)
 {
     const char *url = NULL;
@@ -52,6 +88,8 @@ void route_webhook_create(api_req *r)
         api_reply_invalid(r, "url", "url must be an http:// or https:// URL");
         return;
     }
+    if (!allowed_target(r, url, !r->loop->srv->cfg->webhooks_allow_private_targets))
+        return;
     json_array_foreach(events, i, item)
     {
         bool known = false;

@@ -1150,3 +1150,33 @@ Test(config, bad_smtp_tls_and_rate_values_are_refused)
     expect_refusal("[pool.p]\nsmtp_rate = -1\n", 2,
                    "[pool.p] smtp_rate: -1 is out of range (0..100000)");
 }
+
+/* ---- [webhooks] ------------------------------------------------------------ */
+
+Test(config, private_webhook_targets_are_refused_unless_the_file_or_the_environment_allows_them)
+{
+    usher_config builtin, shipped, cfg;
+    char err[512];
+
+    unsetenv("USHER_WEBHOOKS_ALLOW_PRIVATE_TARGETS");
+    cr_assert_eq(usher_config_load(&builtin, NULL, err, sizeof(err)), USHER_OK, "%s", err);
+    cr_assert_eq(usher_config_load(&shipped, SHIPPED_CONF, err, sizeof(err)), USHER_OK, "%s", err);
+    cr_assert_eq(builtin.webhooks_allow_private_targets, 0);
+    cr_assert_eq(shipped.webhooks_allow_private_targets, 0);
+    usher_config_free(&builtin);
+    usher_config_free(&shipped);
+    load_ok(&cfg, "[webhooks]\nallow_private_targets = true\n");
+    cr_assert_eq(cfg.webhooks_allow_private_targets, 1);
+    usher_config_free(&cfg);
+    cr_assert_eq(setenv("USHER_WEBHOOKS_ALLOW_PRIVATE_TARGETS", "false", 1), 0);
+    load_ok(&cfg, "[webhooks]\nallow_private_targets = true\n");
+    cr_assert_eq(cfg.webhooks_allow_private_targets, 0, "the environment wins");
+    usher_config_free(&cfg);
+    cr_assert_eq(setenv("USHER_WEBHOOKS_ALLOW_PRIVATE_TARGETS", "true", 1), 0);
+    cr_assert_eq(usher_config_load(&cfg, NULL, err, sizeof(err)), USHER_OK, "%s", err);
+    cr_assert_eq(cfg.webhooks_allow_private_targets, 1);
+    usher_config_free(&cfg);
+    unsetenv("USHER_WEBHOOKS_ALLOW_PRIVATE_TARGETS");
+    expect_refusal("[webhooks]\nallow_private_targets = yes\n", 2,
+                   "[webhooks] allow_private_targets: 'yes' is not one of false, true");
+}

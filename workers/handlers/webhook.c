@@ -6,7 +6,17 @@
  * disables the endpoint; 429 retries after its Retry-After; anything else
  * retries with the kind's backoff. Redirects are not followed and only
  * http(s) is spoken, so an endpoint cannot point the worker elsewhere.
+ *
+ * Unless [webhooks] allow_private_targets is true, every address libcurl
+ * is about to connect to passes engine/netguard.h first (its
+ * CURLOPT_OPENSOCKETFUNCTION, after DNS): a loopback, private, link-local
+ * ... address gets no socket, so neither a URL naming one nor a name that
+ * resolves (or re-resolves, DNS rebinding) to one reaches our network.
+ * When every address was refused the delivery fails for good: "target
+ * address 127.0.0.1 is not allowed (loopback)". Proxies from the
+ * environment are ignored then, as the guard must see the real target.
  */
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -16,6 +26,7 @@
 #include <time.h>
 
 #include "job_handlers.h"
+#include "netguard.h"
 
 #define RETRY_AFTER_MAX_S 3600
 #define RESPONSE_KEEP     512 /* bytes of the response body kept in the error */
@@ -29,9 +40,14 @@ static const char disable_sql[] =
     "UPDATE webhook_endpoints SET enabled = false, disabled_reason = $2 WHERE id = $1";
 
 typedef struct delivery {
+    bool guard; /* refuse what netguard forbids (allow_private_targets is off) */
     long status;
     long retry_after_s; /* -1: none given */
     int latency_ms;
+    int sockets;                    /* opened to allowed addresses */
+    char refused[INET6_ADDRSTRLEN]; /* the last address refused... */
+    usher_net_class refused_class;  /* ...and why */
+    bool forbidden;                 /* every address was refused: a permanent failure */
     char error[512];
     char response[RESPONSE_KEEP + 1];
     size_t response_len;
@@ -56,6 +72,48 @@ static size_t read_header(char *line, size_t size, size_t n, void *arg)
     if (len > 12 && strncasecmp(line, "Retry-After:", 12) == 0)
         d->retry_after_s = strtol(line + 12, NULL, 10);
     return len;
+}
+
+/*
+ * libcurl's CURLOPT_OPENSOCKETFUNCTION: the address it is about to connect
+ * to, resolved. A forbidden one gets no socket; curl tries the next one
+ * (another A or AAAA record) or fails the transfer with COULDNT_CONNECT.
+ */
+static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *address)
+{
+    delivery *d = arg;
+    usher_net_class cls = usher_netguard_sockaddr(&address->addr, address->addrlen);
+    curl_socket_t fd;
+
+    (void)purpose; /* http(s) only ever opens connections (CURLSOCKTYPE_IPCXN) */
+    if (cls != USHER_NET_PUBLIC) {
+        usher_netguard_format(&address->addr, address->addrlen, d->refused, sizeof(d->refused));
+        d->refused_class = cls;
+        return CURL_SOCKET_BAD;
+    }
+    fd = socket(address->family, address->socktype, address->protocol);
+    if (fd != CURL_SOCKET_BAD)
+        d->sockets++;
+    return fd;
+}
+
+/* What curl may reach: http(s), no redirect, and with d->guard no forbidden address. */
+static CURLcode restrict_targets(CURL *curl, delivery *d)
+{
+    CURLcode rc = curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+    if (rc != CURLE_OK || !d->guard)
+        return rc;
+    rc = curl_easy_setopt(curl, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(curl, CURLOPT_OPENSOCKETDATA, d);
+    if (rc == CURLE_OK) /* not $http_proxy: the guard must see the target itself */
+        rc = curl_easy_setopt(curl, CURLOPT_PROXY, "");
+    return rc;
 }
 
 /* hex(HMAC-SHA256(secret, "timestamp.body")) into sig (65 bytes). */
@@ -93,9 +151,8 @@ static void post(const char *url, const char *secret, const char *body, long tim
     headers = curl_slist_append(headers, header);
     snprintf(header, sizeof(header), "X-Usher-Signature: v1=%s", sig);
     headers = curl_slist_append(headers, header);
+    rc = restrict_targets(curl, d);
     curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
@@ -106,10 +163,15 @@ static void post(const char *url, const char *secret, const char *body, long tim
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, d);
     curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, read_header);
     curl_easy_setopt(curl, CURLOPT_HEADERDATA, d);
-    rc = curl_easy_perform(curl);
+    if (rc == CURLE_OK)
+        rc = curl_easy_perform(curl);
     curl_easy_getinfo(curl, CURLINFO_TOTAL_TIME, &seconds);
     d->latency_ms = (int)(seconds * 1000);
-    if (rc != CURLE_OK)
+    d->forbidden = rc != CURLE_OK && d->refused[0] != '\0' && d->sockets == 0;
+    if (d->forbidden)
+        snprintf(d->error, sizeof(d->error), "target address %s is not allowed (%s)", d->refused,
+                 usher_netguard_class_name(d->refused_class));
+    else if (rc != CURLE_OK)
         snprintf(d->error, sizeof(d->error), "%s", curl_easy_strerror(rc));
     else
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &d->status);
@@ -145,6 +207,10 @@ static void decide(usher_store *st, int64_t endpoint, const delivery *d, usher_h
 
     if (d->status >= 200 && d->status < 300)
         return;
+    if (d->forbidden) {
+        usher_handler_fail(r, USHER_OUTCOME_PERMANENT, "%s", d->error);
+        return;
+    }
     if (d->status == 410) {
         snprintf(ep, sizeof(ep), "%lld", (long long)endpoint);
         if (usher_store_exec(st, disable_sql, 2, params, &res) == USHER_OK)
@@ -197,7 +263,7 @@ void usher_run_notify_webhook(usher_handler_ctx *ctx, const usher_job *job, json
     const char *event = json_string_value(json_object_get(payload, "event"));
     json_t *data = json_object_get(payload, "data");
     char url[2048], secret[256];
-    delivery d = { 0 };
+    delivery d = { .guard = !usher_handler_config(ctx)->webhooks_allow_private_targets };
     usher_store *st;
     json_t *envelope;
     char *body;
