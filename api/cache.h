@@ -4,7 +4,8 @@
  * TTL plus the stale window: a fresh hit is served; a stale hit is served
  * too while the first request to see it (holding a short lock) refreshes
  * it, so a hot key's expiry never sends every request to the database;
- * a miss, or Redis down or slow, falls through to PostgreSQL.
+ * a miss, or Redis down or slow, falls through to PostgreSQL (a route may
+ * collapse concurrent misses of one key into one read: flight.h).
  */
 #ifndef USHER_API_CACHE_H
 #define USHER_API_CACHE_H

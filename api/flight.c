@@ -21,6 +21,7 @@
 
 #include <event2/event.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -53,6 +54,7 @@ struct flight {
     char key[KEY_MAX], cache[16];
     int ttl_s, stale_s;
     waiter *waiters;
+    atomic_bool forgotten; /* the key changed while it was read: joined by no one more */
 };
 
 /* All below, and every waiter's links, under the mutex. */
@@ -85,6 +87,26 @@ static void unlink_waiter(waiter *w)
         w->next->pprev = w->pprev;
 }
 
+/* The flight that misses of key join, or NULL. Under the mutex. */
+static flight *find(const char *key)
+{
+    flight *f = *bucket_of(key);
+
+    while (f != NULL && (strcmp(f->key, key) != 0 || atomic_load(&f->forgotten)))
+        f = f->next;
+    return f;
+}
+
+static void unlink_flight(flight *f)
+{
+    for (flight **at = bucket_of(f->key); *at != NULL; at = &(*at)->next) {
+        if (*at == f) {
+            *at = f->next;
+            return;
+        }
+    }
+}
+
 /* Runs on the waiter's loop: hands it its answer, or ends its wait. */
 static void woken(evutil_socket_t fd, short what, void *arg)
 {
@@ -103,7 +125,7 @@ static void woken(evutil_socket_t fd, short what, void *arg)
     }
     pthread_mutex_unlock(&lock);
     if (gave_up)
-        api_metrics_cache_load(w->r->loop->srv->metrics, cache, 0);
+        api_metrics_cache_load(w->r->loop->srv->metrics, cache, API_CACHE_WAITED);
     event_free(w->wake);
     w->done(w->r, w->answer, w->value, w->len);
     free(w->value);
@@ -116,12 +138,7 @@ static void land(flight *f, api_flight_answer answer, const char *value, size_t 
     api_metrics *m = f->loop->srv->metrics;
 
     pthread_mutex_lock(&lock);
-    for (flight **at = bucket_of(f->key); *at != NULL; at = &(*at)->next) {
-        if (*at == f) {
-            *at = f->next;
-            break;
-        }
-    }
+    unlink_flight(f);
     while (f->waiters != NULL) {
         waiter *w = f->waiters;
 
@@ -137,7 +154,8 @@ static void land(flight *f, api_flight_answer answer, const char *value, size_t 
             w->answer = API_FLIGHT_OWN; /* out of memory: let it read */
         }
         if (w->answer == API_FLIGHT_OWN || !w->leads)
-            api_metrics_cache_load(m, f->cache, w->answer != API_FLIGHT_OWN);
+            api_metrics_cache_load(m, f->cache,
+                                   w->answer == API_FLIGHT_OWN ? API_CACHE_READ : API_CACHE_SHARED);
         event_active(w->wake, EV_TIMEOUT, 1);
     }
     pthread_mutex_unlock(&lock);
@@ -156,7 +174,8 @@ static void landed(PGresult *res, const char *errmsg, void *arg)
         const char *value = PQgetvalue(res, 0, 0);
         size_t len = (size_t)PQgetlength(res, 0, 0);
 
-        api_cache_put(f->loop, f->key, value, len, f->ttl_s, f->stale_s);
+        if (!atomic_load(&f->forgotten))
+            api_cache_put(f->loop, f->key, value, len, f->ttl_s, f->stale_s);
         land(f, API_FLIGHT_ROW, value, len);
     } else {
         land(f, API_FLIGHT_OWN, NULL, 0);
@@ -172,6 +191,7 @@ static flight *flight_new(api_loop *loop, const api_flight_read *read)
     if (f == NULL)
         return NULL;
     f->loop = loop;
+    atomic_init(&f->forgotten, false);
     memcpy(f->key, read->key, strlen(read->key) + 1);
     strncpy(f->cache, read->cache, sizeof(f->cache) - 1);
     f->ttl_s = read->ttl_s;
@@ -193,8 +213,7 @@ static bool enlist(waiter *w, const api_flight_read *read, flight **started)
 
     *started = NULL;
     pthread_mutex_lock(&lock);
-    for (f = *bucket_of(read->key); f != NULL && strcmp(f->key, read->key) != 0; f = f->next)
-        ;
+    f = find(read->key);
     if (f == NULL)
         f = *started = flight_new(w->r->loop, read);
     /* The one that leads waits for its own read: no end to its wait. */
@@ -232,7 +251,7 @@ void api_flight_join(api_req *r, const api_flight_read *read, api_flight_fn done
         if (w != NULL)
             event_free(w->wake);
         free(w);
-        api_metrics_cache_load(m, read->cache, 0);
+        api_metrics_cache_load(m, read->cache, API_CACHE_READ);
         done(r, API_FLIGHT_OWN, NULL, 0);
         return;
     }
@@ -240,9 +259,19 @@ void api_flight_join(api_req *r, const api_flight_read *read, api_flight_fn done
         return; /* woken() answers it */
     if (api_pgpool_query(r->loop->pg, read->sql, read->nparams, read->params, landed, started) ==
         USHER_OK)
-        api_metrics_cache_load(m, read->cache, 0);
+        api_metrics_cache_load(m, read->cache, API_CACHE_READ);
     else
         land(started, API_FLIGHT_OWN, NULL, 0); /* no connection: each one answers it */
+}
+
+void api_flight_forget(const char *key)
+{
+    flight *f;
+
+    pthread_mutex_lock(&lock);
+    if ((f = find(key)) != NULL)
+        atomic_store(&f->forgotten, true);
+    pthread_mutex_unlock(&lock);
 }
 
 /* Ends w's request with a 503 (the loops are stopped) and frees w. */

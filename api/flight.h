@@ -40,6 +40,14 @@ typedef struct api_flight_read {
 void api_flight_join(api_req *r, const api_flight_read *read, api_flight_fn done);
 
 /*
+ * After a change to what key caches (the change has committed): the read
+ * in flight for key, if any, started before it, so misses from now on start
+ * a new one, and its answer, still handed to those already waiting, is not
+ * stored in the cache.
+ */
+void api_flight_forget(const char *key);
+
+/*
  * After the loop threads have stopped, before their bases are freed: ends
  * every request still waiting (503, unsent) and frees its waiter. The reads
  * still queued land later, with no one to answer, when the pools are freed.

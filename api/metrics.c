@@ -16,6 +16,8 @@ static const int statuses[] = { 200, 201, 202, 204, 206, 304, 400, 401, 403, 404
 
 static const char *const caches[] = { "event", "access" };
 #define NCACHE (sizeof(caches) / sizeof(caches[0]))
+static const char *const results[] = { "miss", "hit" };            /* [hit] */
+static const char *const loads[] = { "read", "shared", "waited" }; /* [how] */
 
 typedef struct route_stats {
     atomic_uint_fast64_t by_status[NSTATUS];
@@ -25,8 +27,8 @@ typedef struct route_stats {
 struct api_metrics {
     size_t nroutes; /* plus one for unmatched requests */
     route_stats *routes;
-    atomic_uint_fast64_t cache[NCACHE][2]; /* [cache][hit] */
-    atomic_uint_fast64_t loads[NCACHE][2]; /* [cache][shared] */
+    atomic_uint_fast64_t cache[NCACHE][2];                /* [cache][hit] */
+    atomic_uint_fast64_t loads[NCACHE][API_CACHE_NLOADS]; /* [cache][how] */
     usher_prom_histogram db_queued, db_ran;
 };
 
@@ -71,11 +73,11 @@ void api_metrics_cache(api_metrics *m, const char *cache, int hit)
     }
 }
 
-void api_metrics_cache_load(api_metrics *m, const char *cache, int shared)
+void api_metrics_cache_load(api_metrics *m, const char *cache, int how)
 {
-    for (size_t i = 0; i < NCACHE; i++) {
+    for (size_t i = 0; i < NCACHE && how >= 0 && how < API_CACHE_NLOADS; i++) {
         if (strcmp(caches[i], cache) == 0)
-            atomic_fetch_add_explicit(&m->loads[i][shared != 0], 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&m->loads[i][how], 1, memory_order_relaxed);
     }
 }
 
@@ -88,6 +90,20 @@ void api_metrics_statement(api_metrics *m, double queued_s, double ran_s)
 static uint64_t load(atomic_uint_fast64_t *v)
 {
     return (uint64_t)atomic_load_explicit(v, memory_order_relaxed);
+}
+
+/* NAME{cache="C",KEY="LABELS[i]"} COUNTERS[c * n + i] for every cache c and i < n. */
+static int render_per_cache(struct evbuffer *out, const char *name, const char *key,
+                            const char *const *labels, size_t n, atomic_uint_fast64_t *counters)
+{
+    int rc = 0;
+
+    for (size_t c = 0; c < NCACHE && rc >= 0; c++) {
+        for (size_t i = 0; i < n && rc >= 0; i++)
+            rc = evbuffer_add_printf(out, "%s{cache=\"%s\",%s=\"%s\"} %llu\n", name, caches[c], key,
+                                     labels[i], (unsigned long long)load(&counters[c * n + i]));
+    }
+    return rc;
 }
 
 static int render_requests(api_metrics *m, struct evbuffer *out)
@@ -148,23 +164,19 @@ int api_metrics_render(api_metrics *m, struct api_loop *const *loops, int nloops
         rc = evbuffer_add_printf(out, "# HELP usher_cache_requests_total Cache lookups by cache"
                                       " and result.\n"
                                       "# TYPE usher_cache_requests_total counter\n");
-    for (size_t c = 0; c < NCACHE && rc >= 0; c++)
-        rc = evbuffer_add_printf(out,
-                                 "usher_cache_requests_total{cache=\"%s\",result=\"hit\"} %llu\n"
-                                 "usher_cache_requests_total{cache=\"%s\",result=\"miss\"} %llu\n",
-                                 caches[c], (unsigned long long)load(&m->cache[c][1]), caches[c],
-                                 (unsigned long long)load(&m->cache[c][0]));
+    if (rc >= 0)
+        rc = render_per_cache(out, "usher_cache_requests_total", "result", results, 2,
+                              &m->cache[0][0]);
     if (rc >= 0)
         rc = evbuffer_add_printf(out, "# HELP usher_cache_loads_total Cache misses and refreshes"
-                                      " by what answered them: a database read (one per key at a"
-                                      " time in a process) or another request's read (shared).\n"
+                                      " by what answered them: a database read of their own (one"
+                                      " per key at a time in a process), another request's read"
+                                      " (shared), or a read of their own after waiting too long"
+                                      " for another's (waited).\n"
                                       "# TYPE usher_cache_loads_total counter\n");
-    for (size_t c = 0; c < NCACHE && rc >= 0; c++)
-        rc = evbuffer_add_printf(out,
-                                 "usher_cache_loads_total{cache=\"%s\",by=\"read\"} %llu\n"
-                                 "usher_cache_loads_total{cache=\"%s\",by=\"shared\"} %llu\n",
-                                 caches[c], (unsigned long long)load(&m->loads[c][0]), caches[c],
-                                 (unsigned long long)load(&m->loads[c][1]));
+    if (rc >= 0)
+        rc = render_per_cache(out, "usher_cache_loads_total", "by", loads, API_CACHE_NLOADS,
+                              &m->loads[0][0]);
     if (rc >= 0)
         rc = evbuffer_add_printf(out, "# HELP usher_db_statement_duration_seconds A database"
                                       " statement of the API, from its send to its result.\n"

@@ -20,8 +20,13 @@ void api_metrics_free(api_metrics *m);
 
 void api_metrics_request(api_metrics *m, size_t route, int status, double seconds);
 void api_metrics_cache(api_metrics *m, const char *cache, int hit);
-/* A miss or refresh answered by a database read (shared 0) or by another request's read (1). */
-void api_metrics_cache_load(api_metrics *m, const char *cache, int shared);
+/*
+ * A cache miss or refresh, by what answered it: a database read of its own
+ * (API_CACHE_READ), another request's read of the same key (SHARED), or a
+ * read of its own after waiting too long for another's (WAITED).
+ */
+enum { API_CACHE_READ, API_CACHE_SHARED, API_CACHE_WAITED, API_CACHE_NLOADS };
+void api_metrics_cache_load(api_metrics *m, const char *cache, int how);
 /* A database statement: queued on its connection, then on the wire until answered. */
 void api_metrics_statement(api_metrics *m, double queued_s, double ran_s);
 

@@ -4,6 +4,13 @@
  * changes only its own events (another's answers 404, as if absent);
  * admins act on every organizer's. Every change enqueues a search-index
  * update in the same statement.
+ *
+ * Public details are cached in Redis (api/cache.h, fresh for
+ * api.cache_event_ttl_s, then served stale while one request reloads them);
+ * concurrent misses of one event share one read (api/flight.h). A change
+ * through the API drops the entry. A sale does not: availability may lag
+ * sales by the TTL, except that a refused sale (sold out) drops an entry
+ * that still shows seats for its ticket type, once per sell-out.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,8 +19,11 @@
 #include <sodium.h>
 
 #include "../cache.h"
+#include "../flight.h"
+#include "../metrics.h"
 #include "../jobs.h"
 #include "../pgpool.h"
+#include "../redis.h"
 #include "cli.h"
 #include "../validate.h"
 #include "../wake.h"
@@ -59,10 +69,8 @@ static void created_event(PGresult *res, const char *errmsg, void *arg)
 static void updated_event(PGresult *res, const char *errmsg, void *arg)
 {
     api_req *r = arg;
-    char key[64];
 
-    api_event_cache_key(r->ids[0], key);
-    api_cache_drop(r->loop, key);
+    api_event_cache_changed(r->loop, r->ids[0]);
     changed_event(res, errmsg, arg, 200);
 }
 
@@ -81,6 +89,15 @@ static bool ends_before_start(const char *starts, const char *ends)
 void api_event_cache_key(int64_t id, char key[64])
 {
     snprintf(key, 64, "usher:v1:event:%lld", (long long)id);
+}
+
+void api_event_cache_changed(api_loop *loop, int64_t id)
+{
+    char key[64];
+
+    api_event_cache_key(id, key);
+    api_flight_forget(key);
+    api_cache_drop(loop, key);
 }
 
 /* Sends event JSON with a validator, or 304 when the client has this version. */
@@ -156,21 +173,75 @@ static void refresh_event(api_loop *loop, int64_t id)
     *rf = (refresh){ loop, id };
     if (api_pgpool_query(loop->pg, EVENT_SQL, 1, params, refreshed, rf) != USHER_OK)
         free(rf);
+    else
+        api_metrics_cache_load(loop->srv->metrics, "event", API_CACHE_READ);
+}
+
+/* A miss's answer: the read this request shared (or led), or a read of its own. */
+static void event_loaded(api_req *r, api_flight_answer answer, const char *value, size_t len)
+{
+    char id[24];
+    const char *params[] = { api_id_text(r->ids[0], id) };
+
+    if (answer == API_FLIGHT_ROW)
+        send_event(r, value, len);
+    else if (answer == API_FLIGHT_NO_ROW)
+        api_reply_error(r, 404, "not_found", "no such event");
+    else
+        api_query(r, EVENT_SQL, 1, params, got_event);
 }
 
 static void event_cached(api_req *r, api_cache_state state, const char *value, size_t len,
                          bool reload)
 {
-    char id[24];
+    const usher_config *cfg = r->loop->srv->cfg;
+    char id[24], key[64];
     const char *params[] = { api_id_text(r->ids[0], id) };
 
     if (state == API_CACHE_MISS) {
-        api_query(r, EVENT_SQL, 1, params, got_event);
+        api_event_cache_key(r->ids[0], key);
+        api_flight_join(r,
+                        &(api_flight_read){ "event", key, EVENT_SQL, 1, params,
+                                            cfg->api_cache_event_ttl_s, cfg->api_cache_stale_s },
+                        event_loaded);
         return;
     }
     if (reload)
         refresh_event(r->loop, r->ids[0]);
     send_event(r, value, len);
+}
+
+/*
+ * Drops the entry only while it still shows seats for the ticket type (or
+ * does not list it, or cannot be read): the first refusal after a sell-out
+ * drops it, and the reload then shows 0, so the refusals after it leave it
+ * alone. An entry stored by a read that raced the last sale is dropped by
+ * the next refusal. Redis decodes the JSON with its built-in cjson.
+ */
+static const char sold_out_script[] =
+    "local v = redis.call('GET', KEYS[1])"
+    " if not v then return 0 end"
+    " local bar = string.find(v, '|', 1, true)"
+    " if not bar then return 0 end"
+    " local ok, e = pcall(cjson.decode, string.sub(v, bar + 1))"
+    " if ok and type(e) == 'table' and type(e.ticket_types) == 'table' then"
+    "  for _, t in ipairs(e.ticket_types) do"
+    "   if type(t) == 'table' and t.id == tonumber(ARGV[1]) then"
+    "    if (tonumber(t.available) or 0) <= 0 then return 0 end"
+    "    break"
+    "   end"
+    "  end"
+    " end"
+    " redis.call('DEL', KEYS[1]) return 1";
+
+void api_event_cache_sold_out(api_loop *loop, int64_t event, int64_t ticket_type)
+{
+    char key[64], tt[24];
+    const char *argv[] = { "EVAL", sold_out_script, "1", key, tt };
+
+    api_event_cache_key(event, key);
+    snprintf(tt, sizeof(tt), "%lld", (long long)ticket_type);
+    api_redis_call(loop->redis, 0, NULL, NULL, 5, argv, NULL);
 }
 
 void route_event_get(api_req *r)
@@ -281,10 +352,8 @@ void route_event_update(api_req *r)
 static void created_ticket_type(PGresult *res, const char *errmsg, void *arg)
 {
     api_req *r = arg;
-    char key[64];
 
-    api_event_cache_key(r->ids[0], key);
-    api_cache_drop(r->loop, key);
+    api_event_cache_changed(r->loop, r->ids[0]);
     api_reply_row(r, res, errmsg, 201, "event");
 }
 

@@ -80,7 +80,6 @@ static void cancelled(PGresult *res, const char *errmsg, void *arg)
 {
     api_req *r = arg;
     closing *c;
-    char key[64];
 
     if (!api_result_ok(r, res, errmsg))
         return;
@@ -101,8 +100,8 @@ static void cancelled(PGresult *res, const char *errmsg, void *arg)
     c->r = r;
     c->changed = strcmp(PQgetvalue(res, 0, 0), "cancelled") == 0;
     if (c->changed) {
-        api_event_cache_key(strtoll(PQgetvalue(res, 0, 1), NULL, 10), key);
-        api_cache_drop(r->loop, key); /* a seat is free again */
+        /* A seat is free again. */
+        api_event_cache_changed(r->loop, strtoll(PQgetvalue(res, 0, 1), NULL, 10));
         api_wake_kind(r->loop, "index.document");
         api_wake_kind(r->loop, "notify.webhook");
     }

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../cache.h"
 #include "../jobs.h"
 #include "../validate.h"
 #include "../wake.h"
@@ -104,11 +103,8 @@ static void registered(PGresult *res, const char *errmsg, void *arg)
         return;
     status = PQgetvalue(res, 0, 0);
     if (strcmp(status, "sold_out") == 0) {
-        char key[64];
-
-        /* Availability just reached zero: show it now, not after the TTL. */
-        api_event_cache_key(ids.event_id, key);
-        api_cache_drop(r->loop, key);
+        /* Availability reached zero: show it now, not after the TTL (once, not per refusal). */
+        api_event_cache_sold_out(r->loop, ids.event_id, ids.ticket_type_id);
         api_reply_error(r, 409, "sold_out", "no seats are left for this ticket type");
         return;
     }

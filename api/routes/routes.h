@@ -18,6 +18,19 @@ void route_ticket_type_create(api_req *r);
 /* The Redis key of an event's cached details (dropped when it changes). */
 void api_event_cache_key(int64_t id, char key[64]);
 
+/*
+ * The event changed (committed): drops its cached details, and a read of
+ * them in flight from before the change is shared with no later miss.
+ */
+void api_event_cache_changed(api_loop *loop, int64_t id);
+
+/*
+ * A registration into ticket_type was refused as sold out: drops the
+ * event's cached details if they still show seats for it (once per
+ * sell-out, not once per refusal). Fire and forget.
+ */
+void api_event_cache_sold_out(api_loop *loop, int64_t event, int64_t ticket_type);
+
 /* registrations.c, registration_cancel.c */
 void route_register(api_req *r);
 void route_registration_cancel(api_req *r);

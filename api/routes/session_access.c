@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "../cache.h"
+#include "../metrics.h"
 #include "../pgpool.h"
 #include "../validate.h"
 #include "routes.h"
@@ -133,6 +134,7 @@ static void cached(api_req *r, api_cache_state state, const char *value, size_t 
                              api_id_text(step->registration, registration) };
 
     if (state == API_CACHE_MISS) {
+        api_metrics_cache_load(r->loop->srv->metrics, "access", API_CACHE_READ);
         if (!api_query(r, ACCESS_SQL, 2, params, looked_up))
             free(step); /* r is answered and gone */
         return;
@@ -145,6 +147,8 @@ static void cached(api_req *r, api_cache_state state, const char *value, size_t 
             *rf = (refresh){ r->loop, r->ids[0], *step };
             if (api_pgpool_query(r->loop->pg, ACCESS_SQL, 2, params, refreshed, rf) != USHER_OK)
                 free(rf);
+            else
+                api_metrics_cache_load(r->loop->srv->metrics, "access", API_CACHE_READ);
         }
     }
     free(step);

@@ -4,11 +4,15 @@
  * the API invalidates it, a stale entry is served while one refresh runs,
  * a cancellation closes the session doors at once and gives the seat back,
  * rate limits answer 429 with Retry-After, and with Redis gone the API
- * still answers correctly from the database.
+ * still answers correctly from the database. A sell-out drops the cached
+ * event once, not on every refused registration, and concurrent misses of
+ * one key (on every loop) make one database read.
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <libpq-fe.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +33,7 @@ static testapi server;
 static pid_t redis_pid;
 static long long event_id, ticket_type_id;
 static char organizer[USHER_TOKEN_MAX];
+static int loops = 1; /* usher-api's loop threads */
 
 static void start_with(const char *rate, const char *ttl)
 {
@@ -53,7 +58,7 @@ static void start_with(const char *rate, const char *ttl)
     ticket_type_id = testdb_scalar(st, sql);
     cr_assert_eq(usher_token_create(st, USHER_ROLE_ORGANIZER, org, 0, "t", organizer, &id),
                  USHER_OK);
-    testapi_start(&server, USHER_API_PATH, cfg.database_url, 1);
+    testapi_start(&server, USHER_API_PATH, cfg.database_url, loops);
 }
 
 static void start(void)
@@ -453,4 +458,292 @@ Test(api_cache, with_redis_gone_the_api_still_answers_correctly, .init = start_l
     testhttp_resp_free(&a);
     testhttp_resp_free(&b);
     testhttp_resp_free(&c);
+}
+
+#define EVENT_MISSES "usher_cache_requests_total{cache=\"event\",result=\"miss\"} "
+#define EVENT_READS  "usher_cache_loads_total{cache=\"event\",by=\"read\"} "
+#define EVENT_SHARED "usher_cache_loads_total{cache=\"event\",by=\"shared\"} "
+#define EVENT_WAITED "usher_cache_loads_total{cache=\"event\",by=\"waited\"} "
+
+/* The event cache's database reads so far (its own and after waiting). */
+static long long event_db_reads(void)
+{
+    return metric(EVENT_READS) + metric(EVENT_WAITED);
+}
+
+/* The test's ticket type in a read of the event: its seats available. */
+static long long seats_shown(testhttp_resp *resp)
+{
+    json_t *types = json_object_get(resp->json, "ticket_types");
+
+    cr_assert_eq(json_array_size(types), 1, "%s", resp->body);
+    return json_integer_value(json_object_get(json_array_get(types, 0), "available"));
+}
+
+static long long seats_read(void)
+{
+    testhttp_resp resp;
+    long long n;
+
+    get_event(200, &resp);
+    n = seats_shown(&resp);
+    testhttp_resp_free(&resp);
+    return n;
+}
+
+static long register_as(const char *email)
+{
+    testhttp_resp resp;
+    char path[96], body[200];
+    long status;
+
+    snprintf(path, sizeof(path), "/v1/events/%lld/registrations", event_id);
+    snprintf(body, sizeof(body), "{\"ticket_type_id\":%lld,\"name\":\"Fan\",\"email\":\"%s\"}",
+             ticket_type_id, email);
+    status = testhttp(&server, &(testhttp_req){ "POST", path, NULL, body, NULL, NULL }, &resp);
+    testhttp_resp_free(&resp);
+    return status;
+}
+
+Test(api_cache, a_sell_out_drops_the_cached_event_once_not_on_every_refusal, .init = start,
+     .fini = stop)
+{
+    enum { N = 100 };
+    testhttp_req reqs[2 * N];
+    testhttp_resp resps[2 * N];
+    char sql[160], path[96], event_path[64], bodies[N][160];
+    long long misses, reads;
+
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM usher_ticket_stripes_set(%lld, 100, 99)",
+             ticket_type_id);
+    cr_assert_eq(testdb_scalar(st, sql), 1);
+    cr_assert_eq(seats_read(), 1); /* now cached */
+    cr_assert_eq(register_as("last@example.org"), 201);
+    /* The first refusal drops the entry that still shows the seat. */
+    cr_assert_eq(register_as("late@example.org"), 409);
+    cr_assert_eq(seats_read(), 0, "after a refusal a read still shows the sold seat");
+    misses = metric(EVENT_MISSES);
+    reads = event_db_reads();
+    cr_assert_eq(misses, 2);
+    cr_assert_eq(reads, 2);
+
+    /* The storm: N refusals and N reads at once. */
+    snprintf(path, sizeof(path), "/v1/events/%lld/registrations", event_id);
+    snprintf(event_path, sizeof(event_path), "/v1/events/%lld", event_id);
+    for (int i = 0; i < N; i++) {
+        snprintf(bodies[i], sizeof(bodies[i]),
+                 "{\"ticket_type_id\":%lld,\"name\":\"Fan\",\"email\":\"fan%d@example.org\"}",
+                 ticket_type_id, i);
+        reqs[2 * i] = (testhttp_req){ "POST", path, NULL, bodies[i], NULL, NULL };
+        reqs[2 * i + 1] = (testhttp_req){ "GET", event_path, NULL, NULL, NULL, NULL };
+    }
+    testhttp_many(&server, reqs, resps, 2 * N, 8);
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(resps[2 * i].status, 409, "%s", resps[2 * i].body);
+        cr_assert_str_eq(testhttp_error_code(&resps[2 * i]), "sold_out");
+        cr_assert_eq(resps[2 * i + 1].status, 200, "%s", resps[2 * i + 1].body);
+        cr_assert_eq(seats_shown(&resps[2 * i + 1]), 0, "%s", resps[2 * i + 1].body);
+        testhttp_resp_free(&resps[2 * i]);
+        testhttp_resp_free(&resps[2 * i + 1]);
+    }
+    cr_assert_leq(metric(EVENT_MISSES) - misses, 2, "%d refusals dropped the entry %lld times", N,
+                  metric(EVENT_MISSES) - misses);
+    cr_assert_leq(event_db_reads() - reads, 2);
+}
+
+static void start_two_loops(void)
+{
+    loops = 2;
+    start();
+}
+
+/* A connection that holds a table locked, so reads of it wait. */
+static PGconn *lock_table(const char *table)
+{
+    PGconn *c = PQconnectdb(cfg.database_url);
+    PGresult *res;
+    char sql[128];
+
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+    snprintf(sql, sizeof(sql), "BEGIN; LOCK TABLE %s IN ACCESS EXCLUSIVE MODE", table);
+    res = PQexec(c, sql);
+    cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
+    PQclear(res);
+    return c;
+}
+
+/* GET commands the test's Redis has run (each a cache lookup here). */
+static long long redis_gets(void)
+{
+    char cmd[512], line[512];
+    long long calls = -1;
+    FILE *p;
+
+    snprintf(cmd, sizeof(cmd), "redis-cli -u '%s' INFO commandstats", getenv("USHER_REDIS_URL"));
+    p = popen(cmd, "r");
+    if (p == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), p) != NULL) {
+        if (strncmp(line, "cmdstat_get:calls=", 18) == 0)
+            calls = atoll(line + 18);
+    }
+    return pclose(p) == 0 ? calls : -1;
+}
+
+/* Statements waiting for a lock on the events or ticket_types table. */
+static long long lock_waiters(PGconn *c)
+{
+    PGresult *res = PQexec(c, "SELECT count(*) FROM pg_locks WHERE NOT granted"
+                              " AND relation IN ('events'::regclass, 'ticket_types'::regclass)");
+    long long n = -1;
+
+    if (PQresultStatus(res) == PGRES_TUPLES_OK)
+        n = atoll(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return n;
+}
+
+/*
+ * Holds the lock until the reads are where the test wants them (or 30 s),
+ * judged from Redis or PostgreSQL, not from /metrics: its own statement
+ * would queue behind the blocked reads of an API without single flight.
+ */
+typedef struct releaser {
+    PGconn *lock;
+    long long redis_gets; /* release at this many Redis GETs (all have missed), or */
+    long long waiters;    /* at this many statements waiting for the lock */
+    bool reached;
+} releaser;
+
+static bool reads_in_place(void *arg)
+{
+    releaser *rl = arg;
+
+    if (rl->redis_gets > 0)
+        return redis_gets() >= rl->redis_gets;
+    return lock_waiters(rl->lock) >= rl->waiters;
+}
+
+static void *release_when(void *arg)
+{
+    releaser *rl = arg;
+
+    rl->reached = testproc_wait_for(reads_in_place, rl, 30000);
+    PQclear(PQexec(rl->lock, "ROLLBACK"));
+    return NULL;
+}
+
+/* k reads of the (uncached) event at once, the lock held until rl's metric is reached. */
+static void reads_at_once(releaser *rl, testhttp_resp *resps, size_t k)
+{
+    testhttp_req reqs[32];
+    char path[64];
+    pthread_t thread;
+
+    cr_assert_leq(k, 32);
+    snprintf(path, sizeof(path), "/v1/events/%lld", event_id);
+    for (size_t i = 0; i < k; i++)
+        reqs[i] = (testhttp_req){ "GET", path, NULL, NULL, NULL, NULL };
+    cr_assert_eq(pthread_create(&thread, NULL, release_when, rl), 0);
+    testhttp_many(&server, reqs, resps, k, (long)k);
+    cr_assert_eq(pthread_join(thread, NULL), 0);
+    PQfinish(rl->lock);
+    for (size_t i = 0; i < k; i++) {
+        cr_assert_eq(resps[i].status, 200, "%s", resps[i].body);
+        cr_assert_str_eq(resps[i].body, resps[0].body);
+    }
+    cr_assert_str_eq(name_of(&resps[0]), "Cached");
+}
+
+Test(api_cache, concurrent_misses_of_a_cold_key_make_one_database_read, .init = start_two_loops,
+     .fini = stop)
+{
+    enum { K = 16 };
+    testhttp_resp resps[K];
+    /* Every read has missed (and waits) before the lock goes. */
+    releaser rl = { lock_table("events"), redis_gets() + K, 0, false };
+
+    reads_at_once(&rl, resps, K);
+    cr_assert(rl.reached, "the %d reads never all missed", K);
+    cr_assert_eq(metric(EVENT_MISSES), K);
+    cr_assert_eq(metric(EVENT_READS), 1, "%d concurrent misses made %lld database reads", K,
+                 metric(EVENT_READS));
+    cr_assert_eq(metric(EVENT_SHARED), K - 1);
+    cr_assert_eq(metric(EVENT_WAITED), 0);
+    for (int i = 0; i < K; i++)
+        testhttp_resp_free(&resps[i]);
+    /* Stored once: the next read is a hit. */
+    cr_assert_eq(seats_read(), 100);
+    cr_assert_eq(metric(EVENT_MISSES), K);
+}
+
+Test(api_cache, misses_that_wait_too_long_for_a_shared_read_read_on_their_own,
+     .init = start_two_loops, .fini = stop)
+{
+    enum { K = 4 };
+    testhttp_resp resps[K];
+    /* The lock goes once the waiting misses have given up and sent reads of their own. */
+    releaser rl = { lock_table("events"), 0, K, false };
+
+    reads_at_once(&rl, resps, K);
+    cr_assert(rl.reached, "the waiting misses never gave up");
+    cr_assert_eq(metric(EVENT_READS), 1);
+    cr_assert_eq(metric(EVENT_SHARED), 0);
+    cr_assert_eq(metric(EVENT_WAITED), K - 1);
+    for (int i = 0; i < K; i++)
+        testhttp_resp_free(&resps[i]);
+}
+
+static void *read_event(void *arg)
+{
+    char path[64];
+
+    snprintf(path, sizeof(path), "/v1/events/%lld", event_id);
+    testhttp(&server, &(testhttp_req){ "GET", path, NULL, NULL, NULL, NULL }, arg);
+    return NULL;
+}
+
+static bool waiters_reached(void *arg)
+{
+    releaser *rl = arg;
+
+    return lock_waiters(rl->lock) >= rl->waiters;
+}
+
+Test(api_cache, a_miss_after_a_change_does_not_share_a_read_from_before_it, .init = start_two_loops,
+     .fini = stop)
+{
+    char code[128];
+    long long reg, session;
+    testhttp_resp before, after, resp;
+    pthread_t first, second;
+    releaser rl = { NULL, 0, 1, false };
+
+    attendee(&reg, code, sizeof(code), &session);
+    /* A read of the event waits on ticket_types; a cancellation does not read it. */
+    rl.lock = lock_table("ticket_types");
+    cr_assert_eq(pthread_create(&first, NULL, read_event, &before), 0);
+    cr_assert(testproc_wait_for(waiters_reached, &rl, 30000), "the first read never waited");
+    cr_assert_eq(cancel(reg, organizer, &resp), 200, "%s", resp.body);
+    testhttp_resp_free(&resp);
+    /* A miss after the change starts its own read (a second statement waits). */
+    rl.waiters = 2;
+    cr_assert_eq(pthread_create(&second, NULL, read_event, &after), 0);
+    rl.reached = testproc_wait_for(waiters_reached, &rl, 10000);
+    PQclear(PQexec(rl.lock, "ROLLBACK"));
+    PQfinish(rl.lock);
+    cr_assert_eq(pthread_join(first, NULL), 0);
+    cr_assert_eq(pthread_join(second, NULL), 0);
+    cr_assert(rl.reached, "the miss after the cancellation joined the read from before it");
+    cr_assert_eq(before.status, 200, "%s", before.body);
+    cr_assert_eq(after.status, 200, "%s", after.body);
+    cr_assert_eq(seats_shown(&after), 100, "%s", after.body);
+    cr_assert_eq(metric(EVENT_READS), 2);
+    cr_assert_eq(metric(EVENT_SHARED), 0);
+    cr_assert_eq(metric(EVENT_WAITED), 0, "the miss after the change waited for the read");
+    /* Stored: the next read is a hit. */
+    cr_assert_eq(seats_read(), 100);
+    cr_assert_eq(metric(EVENT_MISSES), 2);
+    testhttp_resp_free(&before);
+    testhttp_resp_free(&after);
 }
