@@ -4,8 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
-
 void api_reply_invalid(api_req *r, const char *field, const char *fmt, ...)
 {
     char message[512];
@@ -54,15 +52,117 @@ size_t api_text_chars(const char *s, size_t len)
     return chars;
 }
 
+/* A calendar date's days since 1970-01-01 (proleptic Gregorian; H. Hinnant's days_from_civil). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    int64_t era, yoe, doy;
+
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = y - era * 400;
+    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    return era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+}
+
+/* n digits at s into *out; false if any is not a digit. */
+static bool digits(const char *s, int n, int *out)
+{
+    *out = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        *out = *out * 10 + (s[i] - '0');
+    }
+    return true;
+}
+
+/* YYYY-MM-DD at s (10 characters), a day that exists, year 1 to 9999, into days since 1970. */
+static bool parse_date(const char *s, int64_t *days)
+{
+    static const int month_days[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    int y, m, d;
+
+    if (!digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &m) || s[7] != '-' ||
+        !digits(s + 8, 2, &d) || y < 1 || m < 1 || m > 12 || d < 1 || d > month_days[m - 1])
+        return false;
+    if (m == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
+        return false;
+    *days = days_from_civil(y, m, d);
+    return true;
+}
+
+/* "Z" or "+HH:MM"/"-HH:MM" (HH to 23, MM to 59) as seconds east of UTC. */
+static bool parse_offset(const char *s, int64_t *seconds)
+{
+    int hh, mm;
+
+    if (strcmp(s, "Z") == 0) {
+        *seconds = 0;
+        return true;
+    }
+    if ((s[0] != '+' && s[0] != '-') || strlen(s) != 6 || !digits(s + 1, 2, &hh) || s[3] != ':' ||
+        !digits(s + 4, 2, &mm) || hh > 23 || mm > 59)
+        return false;
+    *seconds = (s[0] == '-' ? -1 : 1) * (hh * 3600 + mm * 60);
+    return true;
+}
+
+bool api_parse_time(const char *text, bool date_alone, int64_t *us)
+{
+    /* 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z, in microseconds since 1970. */
+    const int64_t first = -62135596800LL * 1000000, last = 253402300800LL * 1000000 - 1;
+    int64_t days, offset, frac = 0, scale = 100000;
+    int hh, mm, ss;
+    const char *p = text + 19;
+
+    if (strlen(text) < 10 || !parse_date(text, &days))
+        return false;
+    if (date_alone && text[10] == '\0') {
+        *us = days * 86400 * 1000000;
+        return true;
+    }
+    if (strlen(text) < 20 || text[10] != 'T' || !digits(text + 11, 2, &hh) || text[13] != ':' ||
+        !digits(text + 14, 2, &mm) || text[16] != ':' || !digits(text + 17, 2, &ss) || hh > 23 ||
+        mm > 59 || ss > 59)
+        return false;
+    if (*p == '.') {
+        int n = 0;
+
+        while (p[1 + n] >= '0' && p[1 + n] <= '9' && n < 10) {
+            frac += scale * (p[1 + n] - '0');
+            scale /= 10;
+            n++;
+        }
+        if (n < 1 || n > 9)
+            return false;
+        p += 1 + n;
+    }
+    if (!parse_offset(p, &offset))
+        return false;
+    *us = ((days * 86400 + hh * 3600 + mm * 60 + ss) - offset) * 1000000 + frac;
+    return *us >= first && *us <= last;
+}
+
+bool api_ends_before_start(const char *starts, const char *ends)
+{
+    int64_t s, e;
+
+    return api_parse_time(starts, false, &s) && api_parse_time(ends, false, &e) && e < s;
+}
+
 static json_t *field_of(api_req *r, const char *field, bool required, bool *done)
 {
     json_t *v = json_object_get(r->body, field);
 
     *done = false;
-    if (v == NULL || json_is_null(v)) {
+    if (v == NULL) {
         if (required)
             api_reply_invalid(r, field, "%s is required", field);
         *done = !required; /* absent and optional: nothing to read, no error */
+        return NULL;
+    }
+    if (json_is_null(v)) {
+        api_reply_invalid(r, field, "%s must not be null (leave it out instead)", field);
         return NULL;
     }
     return v;
@@ -111,6 +211,17 @@ bool api_get_int(api_req *r, const char *field, bool required, int64_t min, int6
     return true;
 }
 
+bool api_get_owner(api_req *r, int64_t *organizer)
+{
+    bool admin = r->auth.role == USHER_ROLE_ADMIN;
+    int64_t named = 0;
+
+    if (!api_get_int(r, "organizer_id", admin, 1, INT64_MAX, &named))
+        return false;
+    *organizer = admin ? named : r->auth.organizer_id;
+    return true;
+}
+
 bool api_get_enum(api_req *r, const char *field, bool required, const char *const *words,
                   const char **out)
 {
@@ -139,8 +250,10 @@ bool api_get_time(api_req *r, const char *field, bool required, const char **out
         return false;
     if (text == NULL)
         return true;
-    if (strchr(text, 'T') == NULL || usher_cli_parse_time(text, &us) != 0) {
-        api_reply_invalid(r, field, "%s must be an RFC 3339 time, e.g. 2026-11-27T18:00:00Z",
+    if (!api_parse_time(text, false, &us)) {
+        api_reply_invalid(r, field,
+                          "%s must be an RFC 3339 time in years 1 to 9999, e.g."
+                          " 2026-11-27T18:00:00Z or 2026-11-27T19:00:00.250+01:00",
                           field);
         return false;
     }

@@ -2,7 +2,9 @@
  * Reading fields of a JSON body. Each getter checks type and range; on a
  * bad or missing required field it answers 422 with
  * {"error": {"code": "invalid", "field": NAME, "message": ...}} and returns
- * false (the request is then over). An absent optional field leaves *out.
+ * false (the request is then over). An absent optional field leaves *out;
+ * null is refused like any other wrong type (a route where null means
+ * something reads it before the getter).
  */
 #ifndef USHER_API_VALIDATE_H
 #define USHER_API_VALIDATE_H
@@ -24,16 +26,36 @@ bool api_get_string(api_req *r, const char *field, bool required, size_t min, si
 bool api_get_int(api_req *r, const char *field, bool required, int64_t min, int64_t max,
                  int64_t *out);
 
+/*
+ * The organizer a new event or webhook belongs to: an admin names it in
+ * organizer_id (required); for anyone else it is the token's, and an
+ * organizer_id sent is checked like any integer field, then ignored.
+ */
+bool api_get_owner(api_req *r, int64_t *organizer);
+
 /* One of words (NULL-terminated). */
 bool api_get_enum(api_req *r, const char *field, bool required, const char *const *words,
                   const char **out);
 
-/* An RFC 3339 timestamp ("2026-11-27T18:00:00Z", "...+01:00"). */
+/*
+ * An RFC 3339 timestamp: YYYY-MM-DDTHH:MM:SS, an optional fraction of 1 to 9
+ * digits, then Z or +HH:MM/-HH:MM ("2026-11-27T18:00:00Z", "...+01:00"), a
+ * day that exists, between 0001-01-01 and 9999-12-31 in UTC.
+ */
 bool api_get_time(api_req *r, const char *field, bool required, const char **out);
 
 /* An array of at most max_items strings of 1..max_chars characters; *out is borrowed. */
 bool api_get_strings(api_req *r, const char *field, bool required, size_t max_items,
                      size_t max_chars, json_t **out);
+
+/*
+ * Parses an api_get_time timestamp into microseconds since 1970 (UTC); with
+ * date_alone, YYYY-MM-DD by itself too (midnight UTC). False if malformed.
+ */
+bool api_parse_time(const char *text, bool date_alone, int64_t *us);
+
+/* Does ends come before starts (two api_get_time timestamps)? */
+bool api_ends_before_start(const char *starts, const char *ends);
 
 /* Reads a whole number in min..max written with digits only (a query parameter). */
 bool api_parse_whole(const char *text, int64_t min, int64_t max, int64_t *out);

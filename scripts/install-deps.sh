@@ -23,6 +23,9 @@ PACKAGES=(
     curl wrk
     # the dashboard's browser test: Debian's Chromium, driven by Playwright
     chromium
+    # tests/integration/openapi_conformance.py (run by Debian's /usr/bin/python3)
+    # and psql, with which it makes its database
+    python3-yaml python3-jsonschema
 )
 
 # Playwright itself comes from the npm registry (tests/browser/package.json,

@@ -12,7 +12,6 @@
 #include "../blocking.h"
 #include "../validate.h"
 #include "admin.h"
-#include "cli.h"
 #include "routes.h"
 
 #define LIST_LIMIT 100
@@ -204,19 +203,55 @@ static void bulk_done(api_req *r, usher_err err, const char *why, json_t *out, v
     api_blocking_reply(r, err, why, out, a);
 }
 
+/* A filter's time: RFC 3339, YYYY-MM-DD (midnight UTC) or @UNIXSECONDS, after 1970. */
 static bool read_time(api_req *r, const char *field, int64_t *us)
 {
     const char *text = NULL;
+    int64_t secs = 0;
+    bool ok;
 
     if (!api_get_string(r, field, false, 1, 40, &text))
         return false;
+    if (text == NULL)
+        return true;
+    if (text[0] == '@') {
+        ok = api_parse_whole(text + 1, 0, INT64_MAX / 1000000, &secs);
+        *us = secs * 1000000;
+    } else {
+        ok = api_parse_time(text, true, us);
+    }
     /* 0 means "no bound" to the engine: the epoch itself would widen the filter. */
-    if (text != NULL && (usher_cli_parse_time(text, us) != 0 || *us <= 0)) {
+    if (!ok || *us <= 0) {
         api_reply_invalid(r, field, "%s must be a time after 1970, like 2026-11-27T18:00:00Z",
                           field);
         return false;
     }
     return true;
+}
+
+static const char *const filter_fields[] = { "queue", "kind", "error", "since", "until", NULL };
+
+/*
+ * A null filter field does not filter, like an absent one: it is dropped
+ * before the fields are read. The record keeps the filter as applied: the
+ * fields given (not null) and dry_run, nothing else the body held.
+ */
+static char *filter_as_applied(api_req *r)
+{
+    json_t *applied = json_object(), *v;
+    char *text;
+
+    for (size_t i = 0; filter_fields[i] != NULL; i++) {
+        v = json_object_get(r->body, filter_fields[i]);
+        if (v != NULL && applied != NULL)
+            json_object_set(applied, filter_fields[i], v);
+    }
+    v = json_object_get(r->body, "dry_run");
+    if (v != NULL && applied != NULL)
+        json_object_set(applied, "dry_run", v);
+    text = applied != NULL ? json_dumps(applied, JSON_COMPACT) : NULL;
+    json_decref(applied);
+    return text;
 }
 
 static void dead_bulk(api_req *r, const char *action,
@@ -228,6 +263,10 @@ static void dead_bulk(api_req *r, const char *action,
     if (a == NULL) {
         api_reply_error(r, 500, "internal", "out of memory");
         return;
+    }
+    for (size_t i = 0; filter_fields[i] != NULL; i++) {
+        if (json_is_null(json_object_get(r->body, filter_fields[i])))
+            json_object_del(r->body, filter_fields[i]);
     }
     if (!api_get_string(r, "queue", false, 1, USHER_NAME_MAX - 1, &a->f.queue) ||
         !api_get_string(r, "kind", false, 1, USHER_NAME_MAX - 1, &a->f.kind) ||
@@ -245,7 +284,7 @@ static void dead_bulk(api_req *r, const char *action,
     a->action = action;
     a->run = run;
     snprintf(a->actor, sizeof(a->actor), "token:%lld", (long long)r->auth.token_id);
-    a->filter_text = json_dumps(r->body, JSON_COMPACT);
+    a->filter_text = filter_as_applied(r);
     if (a->filter_text == NULL) {
         free(a);
         api_reply_error(r, 500, "internal", "out of memory");

@@ -116,11 +116,13 @@ void route_admin_pools(api_req *r)
               0, NULL, rows);
 }
 
+/* Older records kept a null filter field as given; it never filtered, so it is not shown. */
 void route_admin_actions(api_req *r)
 {
     api_query(r,
               "SELECT json_build_object('actions', coalesce(json_agg(json_build_object("
-              " 'id', id, 'at', at, 'actor', actor, 'action', action, 'filter', filter,"
+              " 'id', id, 'at', at, 'actor', actor, 'action', action,"
+              " 'filter', jsonb_strip_nulls(filter),"
               " 'dry_run', dry_run, 'count', count) ORDER BY id DESC), '[]'::json))::text"
               " FROM (SELECT * FROM usher_admin_actions ORDER BY id DESC LIMIT 200) a",
               0, NULL, rows);

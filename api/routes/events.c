@@ -24,7 +24,6 @@
 #include "../jobs.h"
 #include "../pgpool.h"
 #include "../redis.h"
-#include "cli.h"
 #include "../validate.h"
 #include "../wake.h"
 #include "routes.h"
@@ -72,14 +71,6 @@ static void updated_event(PGresult *res, const char *errmsg, void *arg)
 
     api_event_cache_changed(r->loop, r->ids[0]);
     changed_event(res, errmsg, arg, 200);
-}
-
-/* Ends before it starts? Both are valid RFC 3339 times by now. */
-static bool ends_before_start(const char *starts, const char *ends)
-{
-    int64_t s, e;
-
-    return usher_cli_parse_time(starts, &s) == 0 && usher_cli_parse_time(ends, &e) == 0 && e < s;
 }
 
 #define TZ_KNOWN "($4::text IS NULL OR EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $4))"
@@ -282,12 +273,11 @@ void route_event_create(api_req *r)
         !api_get_time(r, "starts_at", true, &starts) || !api_get_time(r, "ends_at", true, &ends) ||
         !api_get_enum(r, "tier", false, tiers, &tier))
         return;
-    if (ends_before_start(starts, ends)) {
+    if (api_ends_before_start(starts, ends)) {
         api_reply_invalid(r, "ends_at", "ends_at must not be before starts_at");
         return;
     }
-    if (r->auth.role == USHER_ROLE_ADMIN &&
-        !api_get_int(r, "organizer_id", true, 1, INT64_MAX, &organizer))
+    if (!api_get_owner(r, &organizer))
         return;
     jobs = api_index_job(r->loop->srv->cfg, "event");
     if (jobs == NULL) {
@@ -321,7 +311,7 @@ void route_event_update(api_req *r)
         !api_get_time(r, "starts_at", false, &starts) ||
         !api_get_time(r, "ends_at", false, &ends) || !api_get_enum(r, "tier", false, tiers, &tier))
         return;
-    if (starts != NULL && ends != NULL && ends_before_start(starts, ends)) {
+    if (starts != NULL && ends != NULL && api_ends_before_start(starts, ends)) {
         api_reply_invalid(r, "ends_at", "ends_at must not be before starts_at");
         return;
     }

@@ -13,7 +13,6 @@
 
 #include "../jobs.h"
 #include "../validate.h"
-#include "cli.h"
 #include "routes.h"
 
 #define ABSTRACT_MAX 5000
@@ -50,14 +49,6 @@ static void listed(PGresult *res, const char *errmsg, void *arg)
     api_reply_row(arg, res, errmsg, 200, "event");
 }
 
-/* Ends before it starts? Both are valid RFC 3339 times by now. */
-static bool ends_before_start(const char *starts, const char *ends)
-{
-    int64_t s, e;
-
-    return usher_cli_parse_time(starts, &s) == 0 && usher_cli_parse_time(ends, &e) == 0 && e < s;
-}
-
 /*
  * The abstract: free text of at most ABSTRACT_MAX characters, where line
  * breaks and tabs are welcome (api_get_string refuses every control).
@@ -68,7 +59,7 @@ static bool get_abstract(api_req *r, const char **out)
     size_t chars, len;
     char *plain;
 
-    if (v == NULL || json_is_null(v))
+    if (v == NULL)
         return true;
     if (!json_is_string(v)) {
         api_reply_invalid(r, "abstract", "abstract must be a string");
@@ -125,7 +116,7 @@ static bool read_fields(api_req *r, bool create, fields *f)
         !api_get_time(r, "ends_at", create, &f->ends) ||
         !api_get_int(r, "capacity", false, 0, 2147483647, &capacity))
         return false;
-    if (f->starts != NULL && f->ends != NULL && ends_before_start(f->starts, f->ends)) {
+    if (f->starts != NULL && f->ends != NULL && api_ends_before_start(f->starts, f->ends)) {
         api_reply_invalid(r, "ends_at", "ends_at must not be before starts_at");
         return false;
     }

@@ -104,8 +104,7 @@ void route_webhook_create(api_req *r)
             return;
         }
     }
-    if (r->auth.role == USHER_ROLE_ADMIN &&
-        !api_get_int(r, "organizer_id", true, 1, INT64_MAX, &organizer))
+    if (!api_get_owner(r, &organizer))
         return;
     randombytes_buf(key, sizeof(key));
     sodium_bin2hex(secret, sizeof(secret), key, sizeof(key));
