@@ -34,8 +34,7 @@ typedef struct api_route api_route;
 
 typedef struct api_server {
     const usher_config *cfg;
-    unsigned char ticket_key[USHER_TICKET_KEY_BYTES];
-    bool ticket_key_set; /* false: registration and check-in answer 503 */
+    unsigned char ticket_key[USHER_TICKET_KEY_BYTES]; /* usher-api does not start without it */
     api_metrics *metrics;
     atomic_bool draining;   /* SIGTERM: finish what is in flight, take nothing new */
     int port;               /* the port bound (useful when listen asked for port 0) */

@@ -133,10 +133,15 @@ int main(int argc, char **argv)
         return 1;
     nthreads = thread_count(&cfg, argc, argv);
     srv.cfg = &cfg;
-    srv.ticket_key_set = usher_ticket_key_from_hex(cfg.ticket_secret, srv.ticket_key) == USHER_OK;
-    if (!srv.ticket_key_set)
-        usher_log(USHER_LOG_WARNING, "tickets.secret is not 64 hex digits: registration and"
-                                     " check-in answer 503 until it is set");
+    /* Registration, check-in and session access all sign or verify ticket codes:
+     * without the key the API would look ready and answer them all 503. */
+    if (usher_ticket_key_from_hex(cfg.ticket_secret, srv.ticket_key) != USHER_OK) {
+        fprintf(stderr, "usher-api: [tickets] secret (or $USHER_TICKET_SECRET) is not 64 hex"
+                        " digits: ticket codes cannot be signed or checked without it; set it"
+                        " (e.g. openssl rand -hex 32) and start again\n");
+        usher_config_free(&cfg);
+        return 1;
+    }
     srv.metrics = api_metrics_new(api_nroutes);
     srv.webhook_template = api_webhook_template(&cfg);
     if (srv.metrics == NULL || srv.webhook_template == NULL) {

@@ -158,10 +158,6 @@ void route_register(api_req *r)
         api_reply_invalid(r, "email", "email must be an address like name@example.org");
         return;
     }
-    if (!r->loop->srv->ticket_key_set) {
-        api_reply_error(r, 503, "unavailable", "ticket signing is not configured");
-        return;
-    }
     reg = malloc(sizeof(*reg));
     jobs = reg != NULL ? registration_jobs(r, r->ids[0]) : NULL;
     if (jobs == NULL) {

@@ -2,11 +2,15 @@
  * usher-api's own housekeeping against the real database: idempotency keys
  * older than a day are pruned in bounded batches, back to back while a
  * batch comes back full, and the keys of the last day stay; a revoked token
- * is refused at once although the API caches verified tokens for an hour.
+ * is refused at once although the API caches verified tokens for an hour;
+ * without a ticket secret it does not start at all.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "testdb.h"
 #include "testhttp.h"
@@ -84,4 +88,55 @@ Test(api_housekeeping, a_revoked_token_is_refused_at_once_by_every_loop, .fini =
     for (int i = 0; i < 20; i++)
         cr_assert(answers(&(caller){ token, 401 }), "a loop still trusts the revoked token");
     testapi_stop(&server);
+}
+
+/* Starts usher-api with secret as $USHER_TICKET_SECRET (NULL: unset); its exit status. */
+static int start_with_secret(const char *secret, char *log, size_t loglen)
+{
+    const char *argv[] = { USHER_API_PATH, "--threads", "1", NULL };
+    char path[128];
+    FILE *f;
+    size_t got;
+    int status;
+    pid_t pid;
+
+    snprintf(path, sizeof(path), "/tmp/usher-api-secret-%d.log", (int)getpid());
+    unlink(path);
+    cr_assert_eq(secret != NULL ? setenv("USHER_TICKET_SECRET", secret, 1)
+                                : unsetenv("USHER_TICKET_SECRET"),
+                 0);
+    cr_assert_eq(setenv("USHER_DATABASE_URL", cfg.database_url, 1), 0);
+    cr_assert_eq(setenv("USHER_API_LISTEN", "127.0.0.1:0", 1), 0);
+    pid = testproc_start(argv, path);
+    cr_assert_gt(pid, 0);
+    if (!testproc_wait(pid, 30000, &status)) {
+        testproc_kill(pid);
+        cr_assert_fail("usher-api started without a ticket secret; see %s", path);
+    }
+    f = fopen(path, "r");
+    cr_assert_not_null(f);
+    got = fread(log, 1, loglen - 1, f);
+    log[got] = '\0';
+    fclose(f);
+    unlink(path);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/*
+ * Registration, check-in and session access need the ticket key: without it
+ * usher-api once started, said ready, and answered each of them 503.
+ */
+Test(api_housekeeping, without_a_ticket_secret_usher_api_refuses_to_start, .timeout = 120)
+{
+    const char *why = "usher-api: [tickets] secret (or $USHER_TICKET_SECRET) is not 64 hex digits";
+    const char *bad[] = { NULL, "", "abc123", "zz" };
+    char log[4096];
+
+    /* Unset or empty: conf/usher.conf's placeholder "set-me" is no key either. */
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cr_assert_eq(start_with_secret(bad[i], log, sizeof(log)), 1, "secret '%s': %s",
+                     bad[i] != NULL ? bad[i] : "(unset)", log);
+        cr_assert(strstr(log, why) != NULL, "secret '%s': %s", bad[i] != NULL ? bad[i] : "(unset)",
+                  log);
+    }
 }

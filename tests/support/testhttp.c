@@ -48,6 +48,18 @@ static int port_in_log(const char *path)
     return port;
 }
 
+/* The start of the log at path (what a process said before it exited), into out. */
+static const char *log_head(const char *path, char *out, size_t len)
+{
+    FILE *f = fopen(path, "r");
+    size_t got = f != NULL ? fread(out, 1, len - 1, f) : 0;
+
+    out[got] = '\0';
+    if (f != NULL)
+        fclose(f);
+    return out;
+}
+
 void testapi_start(testapi *api, const char *path, const char *database_url, int threads)
 {
     char nthreads[16];
@@ -64,9 +76,12 @@ void testapi_start(testapi *api, const char *path, const char *database_url, int
     api->pid = testproc_start(argv, api->log);
     cr_assert_gt(api->pid, 0);
     while (api->port == 0 && testdb_now_ms() < deadline) {
+        char said[1024];
         int status;
 
-        cr_assert_eq(waitpid(api->pid, &status, WNOHANG), 0, "usher-api exited; see %s", api->log);
+        /* E.g. without USHER_TICKET_SECRET (the stack's env exports it): the log says so. */
+        cr_assert_eq(waitpid(api->pid, &status, WNOHANG), 0, "usher-api exited (%s): %s", api->log,
+                     log_head(api->log, said, sizeof(said)));
         api->port = port_in_log(api->log);
         if (api->port == 0)
             usleep(20000);
