@@ -38,6 +38,7 @@ typedef struct api_server {
     api_metrics *metrics;
     atomic_bool draining;   /* SIGTERM: finish what is in flight, take nothing new */
     int port;               /* the port bound (useful when listen asked for port 0) */
+    int metrics_port;       /* the port of the /metrics listener (api.metrics_listen) */
     char *webhook_template; /* notify.webhook's queue and policy, as JSON (api/jobs.h) */
 } api_server;
 

@@ -165,6 +165,10 @@ int main(int argc, char **argv)
         return 1;
     }
     wait_for_database(threads);
+    /* Before the "listening on" line, which tells tests (testhttp.c) that both ports are known. */
+    usher_log(USHER_LOG_NOTICE, "serving /metrics at %.*s:%d",
+              (int)(strrchr(cfg.api_metrics_listen, ':') - cfg.api_metrics_listen),
+              cfg.api_metrics_listen, srv.metrics_port);
     usher_log(USHER_LOG_NOTICE, "listening on %.*s:%d with %d loop threads",
               (int)(strrchr(cfg.api_listen, ':') - cfg.api_listen), cfg.api_listen, srv.port,
               nthreads);

@@ -16,7 +16,6 @@
 const api_route api_routes[] = {
     { EVHTTP_REQ_GET, "/healthz", API_PUBLIC, false, false, route_healthz },
     { EVHTTP_REQ_GET, "/readyz", API_PUBLIC, false, false, route_readyz },
-    { EVHTTP_REQ_GET, "/metrics", API_PUBLIC, false, false, route_metrics },
     { EVHTTP_REQ_GET, "/v1/events", API_ORG, false, false, route_event_list },
     { EVHTTP_REQ_POST, "/v1/events", API_ORG, true, false, route_event_create },
     { EVHTTP_REQ_GET, "/v1/events/{id}", API_PUBLIC, false, false, route_event_get },
@@ -301,7 +300,7 @@ static void route_request(api_req *r)
     }
     if (r->route->json_body && !read_body(r))
         return;
-    /* Only /v1 routes read a token: probes, metrics and the dashboard's files
+    /* Only /v1 routes read a token: probes and the dashboard's files
      * answer whatever Authorization a client sends, and never ask the database. */
     if (strncmp(r->route->pattern, "/v1/", 4) != 0)
         authorized(r);

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "offload.h"
 #include "metrics.h"
+#include "metrics_http.h"
 #include "pgpool.h"
 #include "redis.h"
 #include "token.h"
@@ -30,6 +31,7 @@
 struct api_threads {
     int n;
     api_loop **loops;
+    api_metrics_http *metrics; /* /metrics, on loop 0's base */
 };
 
 static api_threads *current; /* for /metrics, set once the threads run */
@@ -305,6 +307,12 @@ usher_err api_threads_start(api_server *srv, int nthreads, api_threads **out, ch
         t->n = i + 1;
     }
     srv->port = port;
+    t->metrics = api_metrics_http_start(t->loops[0], srv->cfg->api_metrics_listen,
+                                        &srv->metrics_port, errbuf, errlen);
+    if (t->metrics == NULL) {
+        api_threads_stop(t, 0);
+        return USHER_ERR_CONFIG;
+    }
     if (api_offload_start(OFFLOAD_THREADS) != USHER_OK) {
         snprintf(errbuf, errlen, "could not start the offload threads");
         api_threads_stop(t, 0);
@@ -374,6 +382,7 @@ void api_threads_stop(api_threads *t, int grace_ms)
     }
     /* After the loops (no new work) and before their bases go (pending dones). */
     api_offload_stop();
+    api_metrics_http_free(t->metrics);
     for (int i = 0; i < t->n; i++)
         loop_free(t->loops[i]);
     free(t->loops);

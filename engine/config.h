@@ -150,6 +150,7 @@ typedef struct usher_config {
 
     /* [api]: usher-api */
     char *api_listen;           /* HOST:PORT; port 0 picks a free one (tests) */
+    char *api_metrics_listen;   /* HOST:PORT of /metrics, a listener of its own */
     int api_threads;            /* loop threads; 0 = one per core */
     int api_db_connections;     /* PostgreSQL connections per loop thread */
     int api_body_max_bytes;     /* JSON request bodies, at most */

@@ -104,6 +104,8 @@ const usher_setting usher_settings[] = {
       BACKOFF_RANGE, true, NULL, NULL },
     { "api", "listen", USHER_VAL_STRING, CFG(api_listen), "127.0.0.1:58080", 0, 0, 0, false,
       "USHER_API_LISTEN", NULL },
+    { "api", "metrics_listen", USHER_VAL_STRING, CFG(api_metrics_listen), "127.0.0.1:58081", 0, 0,
+      0, false, "USHER_API_METRICS_LISTEN", NULL },
     { "api", "threads", USHER_VAL_INT, CFG(api_threads), NULL, 0, 0, 256, false, NULL, NULL },
     { "api", "db_connections", USHER_VAL_INT, CFG(api_db_connections), NULL, 4, 1, 64, false, NULL,
       NULL },

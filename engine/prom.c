@@ -1,5 +1,7 @@
 #include "prom.h"
 
+#include <event2/buffer.h>
+#include <event2/http.h>
 #include <string.h>
 
 const double usher_prom_buckets[USHER_PROM_NBUCKETS] = { 0.0005, 0.001, 0.0025, 0.005, 0.01,
@@ -64,4 +66,17 @@ void usher_prom_escape(const char *v, char *out, size_t len)
         }
     }
     out[o] = '\0';
+}
+
+void usher_prom_reply(struct evhttp_request *req, struct evbuffer *out, bool rendered)
+{
+    if (out != NULL && rendered) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                          "text/plain; version=0.0.4; charset=utf-8");
+        evhttp_send_reply(req, 200, "OK", out);
+    } else {
+        evhttp_send_error(req, 500, "could not render the metrics");
+    }
+    if (out != NULL)
+        evbuffer_free(out);
 }

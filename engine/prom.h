@@ -2,13 +2,15 @@
  * Prometheus text exposition pieces shared by usher-api's /metrics and the
  * worker pools' metrics endpoint: a latency histogram with fixed buckets
  * (relaxed atomics, so any thread may observe while another renders) and
- * its rendering with a label set.
+ * its rendering with a label set; and the answer to a scrape.
  */
 #ifndef USHER_PROM_H
 #define USHER_PROM_H
 
 #include <event2/buffer.h>
+#include <event2/http.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #define USHER_PROM_NBUCKETS 14
@@ -34,5 +36,11 @@ int usher_prom_histogram_render(struct evbuffer *out, const char *name, const ch
 
 /* Writes v into out with \, " and newline escaped, as a label value needs. */
 void usher_prom_escape(const char *v, char *out, size_t len);
+
+/*
+ * Answers a scrape: 200 with the text in out (the exposition format's
+ * content type) when rendered, else 500. Frees out, which may be NULL.
+ */
+void usher_prom_reply(struct evhttp_request *req, struct evbuffer *out, bool rendered);
 
 #endif

@@ -200,24 +200,15 @@ static int render(usher_pool_metrics *m, struct evbuffer *out)
 static void serve(struct evhttp_request *req, void *arg)
 {
     usher_pool_metrics *m = arg;
-    struct evbuffer *out = evbuffer_new();
+    struct evbuffer *out;
 
     if (evhttp_request_get_command(req) != EVHTTP_REQ_GET ||
         strcmp(evhttp_request_get_uri(req), "/metrics") != 0) {
-        evbuffer_free(out);
         evhttp_send_error(req, 404, "only GET /metrics here");
         return;
     }
-    if (out == NULL || render(m, out) != 0) {
-        if (out != NULL)
-            evbuffer_free(out);
-        evhttp_send_error(req, 500, "could not render the metrics");
-        return;
-    }
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "text/plain; version=0.0.4; charset=utf-8");
-    evhttp_send_reply(req, 200, "OK", out);
-    evbuffer_free(out);
+    out = evbuffer_new();
+    usher_prom_reply(req, out, out != NULL && render(m, out) == 0);
 }
 
 usher_pool_metrics *usher_pool_metrics_new(struct event_base *base, const char *pool, int port,

@@ -7,7 +7,6 @@
 /* ops.c */
 void route_healthz(api_req *r);
 void route_readyz(api_req *r);
-void route_metrics(api_req *r);
 
 /* events.c */
 void route_event_get(api_req *r);

@@ -253,7 +253,7 @@ long long content_metric(content_world *w, const char *prefix)
     const char *at;
     long long v = -1;
 
-    content_call(w, "GET", "/metrics", NULL, NULL, NULL, &resp);
+    testapi_scrape(&w->api, &resp);
     at = strstr(resp.body, prefix);
     if (at != NULL)
         v = atoll(at + strlen(prefix));

@@ -239,7 +239,8 @@ class Stack:
         self.api_path, self.ctl_path, self.config = api_path, ctl_path, config
         self.dir = tempfile.mkdtemp(prefix="usher-openapi-")
         self.env = dict(os.environ, USHER_DATABASE_URL=self.url, USHER_CONFIG=config,
-                        USHER_API_LISTEN="127.0.0.1:0", USHER_API_RATE_PER_MINUTE="0",
+                        USHER_API_LISTEN="127.0.0.1:0", USHER_API_METRICS_LISTEN="127.0.0.1:0",
+                        USHER_API_RATE_PER_MINUTE="0",
                         USHER_DOCUMENT_DIR=os.path.join(self.dir, "documents"),
                         USHER_SEARCH_DIR=os.path.join(self.dir, "search"))
         if not self.env.get("USHER_TICKET_SECRET"):

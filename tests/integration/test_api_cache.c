@@ -94,7 +94,7 @@ static long long metric(const char *line_prefix)
     const char *at;
     long long v = -1;
 
-    testhttp(&server, &(testhttp_req){ "GET", "/metrics", NULL, NULL, NULL, NULL }, &resp);
+    testapi_scrape(&server, &resp);
     at = strstr(resp.body, line_prefix);
     if (at != NULL)
         v = atoll(at + strlen(line_prefix));

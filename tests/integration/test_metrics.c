@@ -2,7 +2,8 @@
  * Metrics over real HTTP, read with a strict Prometheus text parser
  * (tests/support/promtext.h): a worker pool's endpoint counts jobs by
  * queue, kind and outcome and exports its sizes, including the desired
- * size; usher-api's /metrics moves with its requests.
+ * size; usher-api's /metrics, on a listener of its own, moves with its
+ * requests and shows the depths the pools' supervisors counted.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -67,28 +68,34 @@ typedef struct expect {
     double completed, dead, retried;
 } expect;
 
+/* One scrape of port's /metrics while waiting; NULL when it does not answer 200 or parse. */
+static promtext *try_scrape(int port)
+{
+    testapi where = { .port = port };
+    testhttp_resp resp;
+    char why[256];
+    promtext *p = NULL;
+
+    if (testhttp(&where, &(testhttp_req){ "GET", "/metrics", NULL, NULL, NULL, NULL }, &resp) ==
+        200)
+        p = promtext_parse(resp.body, why, sizeof(why));
+    testhttp_resp_free(&resp);
+    return p;
+}
+
 static bool counters_reached(void *arg)
 {
     expect *e = arg;
-    testapi where = { .port = WORKER_METRICS_PORT };
-    testhttp_resp resp;
-    char why[256];
-    bool done = false;
+    promtext *p = try_scrape(WORKER_METRICS_PORT);
+    /* The sizes are published at the first tick after start. */
+    bool done =
+        p != NULL &&
+        promtext_value(p, "usher_pool_size", "pool=\"metered\",state=\"desired\"") >= 2 &&
+        promtext_sum(p, "usher_jobs_completed_total", "kind=\"test.noop\"") == e->completed &&
+        promtext_sum(p, "usher_jobs_dead_total", "") == e->dead &&
+        promtext_sum(p, "usher_jobs_retried_total", "") == e->retried;
 
-    if (testhttp(&where, &(testhttp_req){ "GET", "/metrics", NULL, NULL, NULL, NULL }, &resp) ==
-        200) {
-        promtext *p = promtext_parse(resp.body, why, sizeof(why));
-
-        /* The sizes are published at the first tick after start. */
-        done =
-            p != NULL &&
-            promtext_value(p, "usher_pool_size", "pool=\"metered\",state=\"desired\"") >= 2 &&
-            promtext_sum(p, "usher_jobs_completed_total", "kind=\"test.noop\"") == e->completed &&
-            promtext_sum(p, "usher_jobs_dead_total", "") == e->dead &&
-            promtext_sum(p, "usher_jobs_retried_total", "") == e->retried;
-        promtext_free(p);
-    }
-    testhttp_resp_free(&resp);
+    promtext_free(p);
     return done;
 }
 
@@ -132,34 +139,38 @@ Test(metrics, a_pool_counts_its_jobs_by_outcome_and_exports_its_sizes, .timeout 
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "worker exit %d; see %s", status, log);
 }
 
-Test(metrics, the_apis_metrics_parse_and_move_with_requests, .timeout = 300)
+/* The API's /metrics is on its own listener: the public one answers 404 there. */
+Test(metrics, the_apis_metrics_parse_and_move_with_requests_on_a_listener_of_their_own,
+     .timeout = 300)
 {
-    testapi server;
+    testapi server, metrics_only;
     testhttp_resp resp;
     promtext *before, *after;
     const char *label = "route=\"/v1/events/{id}\",method=\"GET\",status=\"404\"";
 
-    usher_enqueued out;
-
-    enqueue("test.noop", "{}");
-    enqueue("test.noop", "{}");
-    cr_assert_eq(
-        usher_enqueue(
-            st, &(usher_enqueue_opts){ .queue = "work", .kind = "test.noop", .delay_ms = 3600000 },
-            &out),
-        USHER_OK);
     setenv("USHER_API_RATE_PER_MINUTE", "0", 1);
     testapi_start(&server, USHER_API_PATH, cfg.database_url, 1);
+    metrics_only = (testapi){ .port = server.metrics_port };
+    cr_assert_neq(server.metrics_port, server.port);
+    cr_assert_eq(
+        testhttp(&server, &(testhttp_req){ "GET", "/metrics", NULL, NULL, NULL, NULL }, &resp),
+        404);
+    testhttp_resp_free(&resp);
+    cr_assert_eq(testhttp(&metrics_only,
+                          &(testhttp_req){ "GET", "/v1/events/987654321", NULL, NULL, NULL, NULL },
+                          &resp),
+                 404, "the metrics listener serves only /metrics");
+    testhttp_resp_free(&resp);
     testhttp(&server, &(testhttp_req){ "GET", "/v1/events/987654321", NULL, NULL, NULL, NULL },
              &resp);
     testhttp_resp_free(&resp);
-    before = scrape(server.port, "/metrics");
+    before = scrape(server.metrics_port, "/metrics");
     for (int i = 0; i < 3; i++) {
         testhttp(&server, &(testhttp_req){ "GET", "/v1/events/987654321", NULL, NULL, NULL, NULL },
                  &resp);
         testhttp_resp_free(&resp);
     }
-    after = scrape(server.port, "/metrics");
+    after = scrape(server.metrics_port, "/metrics");
     cr_assert_eq(promtext_value(after, "usher_http_requests_total", label) -
                      promtext_value(before, "usher_http_requests_total", label),
                  3);
@@ -173,15 +184,75 @@ Test(metrics, the_apis_metrics_parse_and_move_with_requests, .timeout = 300)
     cr_assert_eq(promtext_value(after, "usher_db_statement_queued_seconds_count", ""),
                  promtext_value(after, "usher_db_statement_duration_seconds_count", ""));
     cr_assert_geq(promtext_value(after, "usher_db_connections", "state=\"configured\""), 1);
-    cr_assert_eq(promtext_value(after, "usher_database_up", ""), 1);
     cr_assert_eq(promtext_value(after, "usher_redis_connections", "state=\"configured\""), 1);
-    cr_assert_eq(promtext_value(after, "usher_queue_jobs", "queue=\"work\",state=\"available\""),
-                 2);
-    cr_assert_eq(promtext_value(after, "usher_queue_jobs", "queue=\"work\",state=\"scheduled\""),
-                 1);
     promtext_free(before);
     promtext_free(after);
     testapi_stop(&server);
+}
+
+typedef struct depth_seen {
+    int port;
+    double want;
+} depth_seen;
+
+static bool metered_depth_is(void *arg)
+{
+    depth_seen *d = arg;
+    promtext *p = try_scrape(d->port);
+    bool seen =
+        p != NULL && promtext_value(p, "usher_pool_queue_depth", "pool=\"metered\"") == d->want;
+
+    promtext_free(p);
+    return seen;
+}
+
+/* What a supervisor's heartbeat writes: its pool's depth among the rest. */
+static void heartbeat(const char *worker, const char *pool, long long depth)
+{
+    char sql[512];
+
+    snprintf(sql, sizeof(sql),
+             "SELECT usher_pool_heartbeat('%s', '%s', 'host', 1, 2, 2, 2, 4, 0, %lld, false, '',"
+             " 0)",
+             worker, pool, depth);
+    testdb_exec(st, sql);
+}
+
+/*
+ * A scrape never counts jobs: the depths are the supervisors' own counts
+ * in usher_pools (the largest of a pool's live supervisors), read every few
+ * seconds. With no job in usher_jobs at all, they can only come from there.
+ */
+Test(metrics, the_apis_queue_depths_are_the_pools_own_counts, .timeout = 300)
+{
+    testapi server;
+    promtext *p;
+
+    testdb_exec(st, "DELETE FROM usher_pools");
+    heartbeat("host-a:1", "metered", 4242);
+    heartbeat("host-b:1", "metered", 4240);
+    heartbeat("host-a:2", "quiet", 0);
+    heartbeat("host-a:3", "gone", 77);
+    testdb_exec(st, "UPDATE usher_pools SET heartbeat_at = now() - interval '1 minute'"
+                    " WHERE pool = 'gone'");
+    testapi_start(&server, USHER_API_PATH, cfg.database_url, 1);
+    cr_assert(
+        testproc_wait_for(metered_depth_is, &(depth_seen){ server.metrics_port, 4242 }, 30000),
+        "usher_pool_queue_depth{pool=\"metered\"} never showed 4242");
+    heartbeat("host-a:1", "metered", 17);
+    heartbeat("host-b:1", "metered", 19);
+    cr_assert(testproc_wait_for(metered_depth_is, &(depth_seen){ server.metrics_port, 19 }, 30000),
+              "the next read never showed the new depth 19");
+    p = scrape(server.metrics_port, "/metrics");
+    cr_assert_eq(promtext_value(p, "usher_pool_queue_depth", "pool=\"quiet\""), 0);
+    cr_assert_eq(promtext_value(p, "usher_pool_queue_depth", "pool=\"gone\""), -1,
+                 "a pool whose supervisors are silent has no sample");
+    cr_assert_eq(promtext_sum(p, "usher_queue_jobs", ""), 0, "the per-scrape job count is back");
+    cr_assert_eq(promtext_value(p, "usher_database_up", ""), 1);
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs"), 0);
+    promtext_free(p);
+    testapi_stop(&server);
+    testdb_exec(st, "DELETE FROM usher_pools");
 }
 
 /* The parser itself must refuse what Prometheus would. */

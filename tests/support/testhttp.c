@@ -30,15 +30,16 @@ static size_t append(char *p, size_t size, size_t n, void *arg)
     return size * n;
 }
 
-static int port_in_log(const char *path)
+/* The port of the last line of the log at path that says "<what>HOST:PORT", or 0. */
+static int port_in_log(const char *path, const char *what)
 {
     FILE *f = fopen(path, "r");
     char line[512];
     int port = 0;
 
     while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
-        const char *at = strstr(line, "listening on ");
-        const char *colon = at != NULL ? strchr(at + 13, ':') : NULL;
+        const char *at = strstr(line, what);
+        const char *colon = at != NULL ? strchr(at + strlen(what), ':') : NULL;
 
         if (colon != NULL)
             port = atoi(colon + 1);
@@ -71,6 +72,7 @@ void testapi_start(testapi *api, const char *path, const char *database_url, int
     unlink(api->log);
     setenv("USHER_DATABASE_URL", database_url, 1);
     setenv("USHER_API_LISTEN", "127.0.0.1:0", 1);
+    setenv("USHER_API_METRICS_LISTEN", "127.0.0.1:0", 1);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     api->port = 0;
     api->pid = testproc_start(argv, api->log);
@@ -82,11 +84,14 @@ void testapi_start(testapi *api, const char *path, const char *database_url, int
         /* E.g. without USHER_TICKET_SECRET (the stack's env exports it): the log says so. */
         cr_assert_eq(waitpid(api->pid, &status, WNOHANG), 0, "usher-api exited (%s): %s", api->log,
                      log_head(api->log, said, sizeof(said)));
-        api->port = port_in_log(api->log);
+        api->port = port_in_log(api->log, "listening on ");
         if (api->port == 0)
             usleep(20000);
     }
     cr_assert_gt(api->port, 0, "usher-api did not start listening; see %s", api->log);
+    /* Logged before "listening on". */
+    api->metrics_port = port_in_log(api->log, "serving /metrics at ");
+    cr_assert_gt(api->metrics_port, 0, "usher-api did not say where /metrics is; see %s", api->log);
     /* Ready once the database connections answer. */
     for (;;) {
         testhttp_resp resp;
@@ -178,6 +183,13 @@ long testhttp(const testapi *api, const testhttp_req *req, testhttp_resp *out)
     curl_easy_perform(e.curl);
     finish(&e, out);
     return out->status;
+}
+
+long testapi_scrape(const testapi *api, testhttp_resp *out)
+{
+    testapi metrics = { .pid = api->pid, .port = api->metrics_port };
+
+    return testhttp(&metrics, &(testhttp_req){ "GET", "/metrics", NULL, NULL, NULL, NULL }, out);
 }
 
 void testhttp_many(const testapi *api, const testhttp_req *reqs, testhttp_resp *out, size_t n,

@@ -13,13 +13,14 @@
 typedef struct testapi {
     pid_t pid;
     int port;
+    int metrics_port; /* api.metrics_listen's: GET /metrics is served there only */
     char log[256];
 } testapi;
 
 /*
  * Starts the usher-api binary at path on database_url, listening on a free
- * loopback port, and waits (up to 60 s) until it says where. Fails the
- * test if it does not come up.
+ * loopback port (and its /metrics on another), and waits (up to 60 s) until
+ * it says where. Fails the test if it does not come up.
  */
 void testapi_start(testapi *api, const char *path, const char *database_url, int threads);
 
@@ -45,6 +46,9 @@ typedef struct testhttp_resp {
 
 /* One request; returns the status. */
 long testhttp(const testapi *api, const testhttp_req *req, testhttp_resp *out);
+
+/* GET /metrics on the API's metrics listener; returns the status. */
+long testapi_scrape(const testapi *api, testhttp_resp *out);
 
 /* n requests at once over at most conns connections; out[i] answers req[i]. */
 void testhttp_many(const testapi *api, const testhttp_req *reqs, testhttp_resp *out, size_t n,
