@@ -16,9 +16,14 @@
  *       [--access-codes FILE]                    attendees' codes, cycled by the two GETs:
  *       [--session ID]                           session access, GET ?ticket_code=
  *       [--content ID]                           content download, GET ?ticket_code=
+ *       [--sold-out-event ID --sold-out-ticket-type ID]
+ *                                                a sold-out event: its details, GET, and
+ *                                                registrations into it, POST (each a 409)
  *
  * A type runs when its options are given, at the seed's peak rate (100, 50,
- * 200 and 500 a second) x --scale x the profile's factor: steady 0.5, peak
+ * 200 and 500 a second; a sold-out event's reads and refused registrations
+ * 200 each, twice the registrations: buyers trying again) x --scale x the profile's
+ * factor: steady 0.5, peak
  * 1, endurance 0.7, spike 1 with 4 in the middle third of the run. Defaults:
  * 30 s (spike 45 s, endurance 60 s), scale 1, 512 connections. After the
  * run, answers still due get --drain-s (default 10) seconds; those that do
@@ -81,7 +86,7 @@ struct load {
     bool failed; /* an allocation failed: the figures are not usable */
 };
 
-static const int expected_status[LOAD_NTYPES] = { 201, 200, 200, 200 };
+static const int expected_status[LOAD_NTYPES] = { 201, 200, 200, 200, 200, 409 };
 
 static int64_t now_ns(void)
 {
@@ -131,6 +136,21 @@ static void body_chunk(struct evhttp_request *req, void *arg)
     (void)arg;
 }
 
+/* A registration into event's ticket_type, a fresh email each (WHO-TAG-SEQ); 0 or -1. */
+static int registration(struct evkeyvalq *h, struct evbuffer *body, char *path, size_t len,
+                        long long event, long long ticket_type, const char *who, const char *tag,
+                        long long seq)
+{
+    snprintf(path, len, "/v1/events/%lld/registrations", event);
+    if (evhttp_add_header(h, "Content-Type", "application/json") != 0 ||
+        evbuffer_add_printf(body,
+                            "{\"ticket_type_id\":%lld,\"name\":\"Load Bench\","
+                            "\"email\":\"%s-%s-%lld@bench.example.org\"}",
+                            ticket_type, who, tag, seq) < 0)
+        return -1;
+    return 0;
+}
+
 /* Writes p's request into req; 0, or -1 when a header or the body could not be added. */
 static int build(load *l, pending *p, struct evhttp_request *req, char *path, size_t len)
 {
@@ -142,12 +162,7 @@ static int build(load *l, pending *p, struct evhttp_request *req, char *path, si
 
     switch (p->type) {
     case LOAD_REGISTRATION:
-        snprintf(path, len, "/v1/events/%lld/registrations", o->event);
-        rc |= evhttp_add_header(h, "Content-Type", "application/json");
-        rc |= evbuffer_add_printf(body,
-                                  "{\"ticket_type_id\":%lld,\"name\":\"Load Bench\","
-                                  "\"email\":\"load-%s-%lld@bench.example.org\"}",
-                                  o->ticket_type, o->tag, seq) < 0;
+        rc |= registration(h, body, path, len, o->event, o->ticket_type, "load", o->tag, seq);
         break;
     case LOAD_CHECKIN:
         snprintf(path, len, "/v1/checkins");
@@ -160,9 +175,16 @@ static int build(load *l, pending *p, struct evhttp_request *req, char *path, si
         snprintf(path, len, "/v1/sessions/%lld/access?ticket_code=%s", o->session,
                  o->access_codes.lines[seq % o->access_codes.n]);
         break;
-    default:
+    case LOAD_CONTENT:
         snprintf(path, len, "/v1/content/%lld?ticket_code=%s", o->content,
                  o->access_codes.lines[seq % o->access_codes.n]);
+        break;
+    case LOAD_EVENT:
+        snprintf(path, len, "/v1/events/%lld", o->sold_out_event);
+        break;
+    default:
+        rc |= registration(h, body, path, len, o->sold_out_event, o->sold_out_ticket_type, "late",
+                           o->tag, seq);
         break;
     }
     return rc != 0 ? -1 : 0;
@@ -174,7 +196,9 @@ static bool send_on(load *l, pending *p)
     struct evhttp_request *req = evhttp_request_new(request_done, p);
     char path[256];
     enum evhttp_cmd_type method =
-        p->type == LOAD_REGISTRATION || p->type == LOAD_CHECKIN ? EVHTTP_REQ_POST : EVHTTP_REQ_GET;
+        p->type == LOAD_REGISTRATION || p->type == LOAD_CHECKIN || p->type == LOAD_SOLD_OUT
+            ? EVHTTP_REQ_POST
+            : EVHTTP_REQ_GET;
 
     if (req == NULL)
         return false;

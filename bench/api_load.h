@@ -10,7 +10,15 @@
 
 #define LOAD_CONNECTIONS_MAX 4096
 
-enum { LOAD_REGISTRATION, LOAD_CHECKIN, LOAD_ACCESS, LOAD_CONTENT, LOAD_NTYPES };
+enum {
+    LOAD_REGISTRATION,
+    LOAD_CHECKIN,
+    LOAD_ACCESS,
+    LOAD_CONTENT,
+    LOAD_EVENT,    /* the sold-out event's details, GET */
+    LOAD_SOLD_OUT, /* registrations into it, each refused (409) */
+    LOAD_NTYPES
+};
 
 typedef enum load_profile { LOAD_STEADY, LOAD_PEAK, LOAD_SPIKE, LOAD_ENDURANCE } load_profile;
 
@@ -34,6 +42,7 @@ typedef struct load_opts {
     long long seconds, scale, connections, drain_s;
     const char *tag; /* makes the registrations' emails fresh across runs */
     long long event, ticket_type, session, content;
+    long long sold_out_event, sold_out_ticket_type;
     char scanner_auth[300]; /* "Bearer TOKEN" */
     load_lines codes, access_codes;
     int enabled[LOAD_NTYPES];

@@ -15,7 +15,8 @@ static const char usage[] =
     "usage: usher-bench-api-load --url http://HOST:PORT --profile steady|peak|spike|endurance\n"
     "    [--seconds N] [--scale N] [--connections N] [--drain-s N] [--tag TEXT]\n"
     "    [--event ID --ticket-type ID] [--scanner TOKEN --codes FILE]\n"
-    "    [--access-codes FILE [--session ID] [--content ID]]\n";
+    "    [--access-codes FILE [--session ID] [--content ID]]\n"
+    "    [--sold-out-event ID --sold-out-ticket-type ID]\n";
 
 typedef struct int_opt {
     const char *name;
@@ -108,6 +109,8 @@ static int parse_one(const char *name, const char *value, load_opts *o, const ch
         { "--ticket-type", &o->ticket_type, 1, INT64_MAX },
         { "--session", &o->session, 1, INT64_MAX },
         { "--content", &o->content, 1, INT64_MAX },
+        { "--sold-out-event", &o->sold_out_event, 1, INT64_MAX },
+        { "--sold-out-ticket-type", &o->sold_out_ticket_type, 1, INT64_MAX },
     };
     static const char *const text_names[] = { "--url",     "--profile", "--tag",
                                               "--scanner", "--codes",   "--access-codes" };
@@ -164,15 +167,18 @@ int load_parse_options(int argc, char **argv, load_opts *o)
     o->enabled[LOAD_CHECKIN] = texts[3] != NULL && texts[4] != NULL;
     o->enabled[LOAD_ACCESS] = o->session != 0 && texts[5] != NULL;
     o->enabled[LOAD_CONTENT] = o->content != 0 && texts[5] != NULL;
+    o->enabled[LOAD_EVENT] = o->sold_out_event != 0 && o->sold_out_ticket_type != 0;
+    o->enabled[LOAD_SOLD_OUT] = o->enabled[LOAD_EVENT];
     if ((o->enabled[LOAD_CHECKIN] &&
          (bearer(o->scanner_auth, sizeof(o->scanner_auth), texts[3]) != 0 ||
           read_lines(texts[4], &o->codes) != 0)) ||
         ((o->enabled[LOAD_ACCESS] || o->enabled[LOAD_CONTENT]) &&
          read_lines(texts[5], &o->access_codes) != 0))
         return 1;
-    if (!o->enabled[0] && !o->enabled[1] && !o->enabled[2] && !o->enabled[3]) {
-        fprintf(stderr, "usher-bench-api-load: no request type has its options\n");
-        return 2;
+    for (int t = 0; t < LOAD_NTYPES; t++) {
+        if (o->enabled[t])
+            return 0;
     }
-    return 0;
+    fprintf(stderr, "usher-bench-api-load: no request type has its options\n");
+    return 2;
 }

@@ -9,9 +9,10 @@
 
 #include "api_load.h"
 
-const double load_peak_rate[LOAD_NTYPES] = { 100, 50, 200, 500 };
-const char *const load_type_name[LOAD_NTYPES] = { "registration", "checkin", "session_access",
-                                                  "content_download" };
+const double load_peak_rate[LOAD_NTYPES] = { 100, 50, 200, 500, 200, 200 };
+const char *const load_type_name[LOAD_NTYPES] = { "registration",   "checkin",
+                                                  "session_access", "content_download",
+                                                  "event_details",  "sold_out_registration" };
 const char *const load_profile_name[4] = { "steady", "peak", "spike", "endurance" };
 
 int load_stats_add(load_stats *s, int64_t ns)
