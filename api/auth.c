@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "ratelimit.h"
 #include "router.h"
 
 #define CACHE_SLOTS 1024 /* direct-mapped by hash: a collision just costs a lookup */
@@ -50,10 +51,8 @@ static cached_token *slot_of(api_token_cache *cache, const unsigned char *hash)
     return &cache->slots[i % CACHE_SLOTS];
 }
 
-static const char *bearer(const api_req *r, size_t *len)
+const char *api_bearer_token(const char *h, size_t *len)
 {
-    const char *h = api_header(r, "Authorization");
-
     if (h == NULL)
         return NULL;
     if (strncasecmp(h, "Bearer ", 7) != 0) {
@@ -89,6 +88,7 @@ static void looked_up(PGresult *res, const char *errmsg, void *arg)
                        strlen(PQgetvalue(res, 0, 1) + 2), NULL, &stored_len, NULL) != 0 ||
         stored_len != sizeof(stored) || sodium_memcmp(stored, step->hash, sizeof(stored)) != 0) {
         free(step);
+        api_rate_charge(r, API_RATE_AUTH);
         api_reply_error(r, 401, "unauthorized", "the token is unknown or revoked");
         return;
     }
@@ -108,17 +108,27 @@ static void looked_up(PGresult *res, const char *errmsg, void *arg)
     next(r);
 }
 
-void api_authenticate(api_req *r, void (*next)(api_req *r))
+/* A token the loop has not cached: one query, once the auth rate limit allows it. */
+static void look_up(api_req *r)
 {
     static const char sql[] = "SELECT id, token_hash, role, organizer_id, event_id"
                               " FROM api_tokens WHERE token_hash = $1::bytea"
                               " AND revoked_at IS NULL";
-    size_t len = 0;
-    const char *token = bearer(r, &len);
-    auth_step *step;
-    cached_token *slot;
+    auth_step *step = r->state;
     char param[67];
     const char *params[] = { param };
+
+    usher_token_hash_param(step->hash, param);
+    if (!api_query(r, sql, 1, params, looked_up))
+        free(step); /* r is answered and gone */
+}
+
+void api_authenticate(api_req *r, void (*next)(api_req *r))
+{
+    size_t len = 0;
+    const char *token = api_bearer_token(api_header(r, "Authorization"), &len);
+    auth_step *step;
+    cached_token *slot;
 
     if (token == NULL) {
         next(r);
@@ -145,7 +155,5 @@ void api_authenticate(api_req *r, void (*next)(api_req *r))
     step->next = next;
     step->generation = r->loop->tokens->generation;
     r->state = step;
-    usher_token_hash_param(step->hash, param);
-    if (!api_query(r, sql, 1, params, looked_up))
-        free(step); /* r is answered and gone */
+    api_rate_limit(r, API_RATE_AUTH, look_up);
 }

@@ -10,6 +10,8 @@
 #ifndef USHER_API_AUTH_H
 #define USHER_API_AUTH_H
 
+#include <stddef.h>
+
 #include "api.h"
 
 api_token_cache *api_token_cache_new(void);
@@ -24,5 +26,13 @@ void api_token_cache_clear(api_token_cache *cache);
  * database that cannot be asked (503).
  */
 void api_authenticate(api_req *r, void (*next)(api_req *r));
+
+/*
+ * The token of an Authorization header h ("Bearer TOKEN", the scheme in any
+ * case, spaces around the token ignored): a pointer into h, its length in
+ * *len. NULL when h is NULL (no token); a length of 0 for any other scheme
+ * or an empty token (a 401).
+ */
+const char *api_bearer_token(const char *h, size_t *len);
 
 #endif

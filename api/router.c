@@ -11,8 +11,6 @@
 #include "ratelimit.h"
 #include "routes/routes.h"
 
-#define JSON_DEPTH_MAX 32
-
 const api_route api_routes[] = {
     { EVHTTP_REQ_GET, "/healthz", API_PUBLIC, false, false, route_healthz },
     { EVHTTP_REQ_GET, "/readyz", API_PUBLIC, false, false, route_readyz },
@@ -108,13 +106,21 @@ static int64_t path_id(const char *s, size_t len)
     return v;
 }
 
+/* The end of the segment that starts at s: the next '/' or the string's end. */
+static const char *segment_end(const char *s)
+{
+    const char *slash = strchr(s, '/');
+
+    return slash != NULL ? slash : s + strlen(s);
+}
+
 /* Matches path against pattern segment by segment, capturing {id}s and a {name}. */
 static bool match(const char *pattern, const char *path, int64_t ids[2], char name[USHER_NAME_MAX])
 {
     int nids = 0;
 
     while (*pattern != '\0' && *path != '\0') {
-        const char *pe = strchrnul(pattern + 1, '/'), *se = strchrnul(path + 1, '/');
+        const char *pe = segment_end(pattern + 1), *se = segment_end(path + 1);
 
         if (*pattern != '/' || *path != '/')
             return false;
@@ -170,13 +176,39 @@ static int depth_of(const json_t *v, int limit)
     return deepest + 1;
 }
 
+json_t *api_body_parse(const char *data, size_t len, char *why, size_t whylen)
+{
+    json_error_t jerr;
+    json_t *body;
+
+    if (data == NULL || len == 0) {
+        snprintf(why, whylen, "the request needs a JSON object body");
+        return NULL;
+    }
+    body = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (body == NULL) {
+        snprintf(why, whylen, "the body is not valid JSON: %s (at byte %d)", jerr.text,
+                 jerr.position);
+        return NULL;
+    }
+    if (!json_is_object(body)) {
+        snprintf(why, whylen, "the body must be a JSON object");
+    } else if (depth_of(body, API_JSON_DEPTH_MAX + 1) > API_JSON_DEPTH_MAX) {
+        snprintf(why, whylen, "the body nests deeper than %d levels", API_JSON_DEPTH_MAX);
+    } else {
+        return body;
+    }
+    json_decref(body);
+    return NULL;
+}
+
 /* Parses the body of a JSON route; answers and returns false when it is not usable. */
 static bool read_body(api_req *r)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(r->http);
     size_t len = evbuffer_get_length(in);
     const char *type = api_header(r, "Content-Type");
-    json_error_t jerr;
+    char why[256];
 
     if (type != NULL && strncasecmp(type, "application/json", 16) != 0) {
         api_reply_error(r, 415, "unsupported_media_type", "send the body as application/json");
@@ -187,26 +219,27 @@ static bool read_body(api_req *r)
                         r->loop->srv->cfg->api_body_max_bytes);
         return false;
     }
-    if (len == 0) {
-        api_reply_error(r, 400, "malformed_json", "the request needs a JSON object body");
-        return false;
-    }
-    r->body = json_loadb((const char *)evbuffer_pullup(in, -1), len, JSON_REJECT_DUPLICATES, &jerr);
+    r->body = api_body_parse(len > 0 ? (const char *)evbuffer_pullup(in, -1) : NULL, len, why,
+                             sizeof(why));
     if (r->body == NULL) {
-        api_reply_error(r, 400, "malformed_json", "the body is not valid JSON: %s (at byte %d)",
-                        jerr.text, jerr.position);
-        return false;
-    }
-    if (!json_is_object(r->body)) {
-        api_reply_error(r, 400, "malformed_json", "the body must be a JSON object");
-        return false;
-    }
-    if (depth_of(r->body, JSON_DEPTH_MAX + 1) > JSON_DEPTH_MAX) {
-        api_reply_error(r, 400, "malformed_json", "the body nests deeper than %d levels",
-                        JSON_DEPTH_MAX);
+        api_reply_error(r, 400, "malformed_json", "%s", why);
         return false;
     }
     return true;
+}
+
+/*
+ * The rate limit class of a route: registration and check-in are writes;
+ * the other /v1 routes are public reads or management; probes, /metrics
+ * and the dashboard's files are not limited.
+ */
+static api_rate_class rate_class(const api_route *route)
+{
+    if (route->rate_limited)
+        return API_RATE_WRITE;
+    if (strncmp(route->pattern, "/v1/", 4) != 0)
+        return API_RATE_NONE;
+    return route->roles == API_PUBLIC ? API_RATE_READ : API_RATE_MANAGE;
 }
 
 static void authorized(api_req *r)
@@ -221,10 +254,7 @@ static void authorized(api_req *r)
                             usher_role_name(r->auth.role));
         return;
     }
-    if (r->route->rate_limited)
-        api_rate_limit(r, r->route->run);
-    else
-        r->route->run(r);
+    api_rate_limit(r, rate_class(r->route), r->route->run);
 }
 
 static void client_gone(struct evhttp_connection *conn, void *arg)
@@ -264,40 +294,48 @@ static void reply_method_not_allowed(api_req *r, const char *path)
     api_reply_error(r, 405, "method_not_allowed", "this path takes %s", allow);
 }
 
+size_t api_route_find(enum evhttp_cmd_type method, const char *path, int64_t ids[2],
+                      char name[USHER_NAME_MAX], bool *path_known)
+{
+    *path_known = false;
+    for (size_t i = 0; i < api_nroutes; i++) {
+        int64_t found_ids[2] = { 0, 0 };
+        char found_name[USHER_NAME_MAX] = "";
+
+        if (!match(api_routes[i].pattern, path, found_ids, found_name))
+            continue;
+        *path_known = true;
+        /* HEAD is GET without the body (evhttp leaves it out). */
+        if (api_routes[i].method != method &&
+            !(method == EVHTTP_REQ_HEAD && api_routes[i].method == EVHTTP_REQ_GET))
+            continue;
+        memcpy(ids, found_ids, sizeof(found_ids));
+        memcpy(name, found_name, sizeof(found_name));
+        return i;
+    }
+    return api_nroutes;
+}
+
 static void route_request(api_req *r)
 {
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->http);
     const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
-    enum evhttp_cmd_type method = evhttp_request_get_command(r->http);
     bool path_known = false;
+    size_t i;
 
     if (path == NULL) {
         api_reply_error(r, 400, "bad_request", "the request has no path");
         return;
     }
-    for (size_t i = 0; i < api_nroutes; i++) {
-        int64_t ids[2] = { 0, 0 };
-        char name[USHER_NAME_MAX] = "";
-
-        if (!match(api_routes[i].pattern, path, ids, name))
-            continue;
-        path_known = true;
-        /* HEAD is GET without the body (evhttp leaves it out). */
-        if (api_routes[i].method != method &&
-            !(method == EVHTTP_REQ_HEAD && api_routes[i].method == EVHTTP_REQ_GET))
-            continue;
-        r->route = &api_routes[i];
-        memcpy(r->ids, ids, sizeof(ids));
-        memcpy(r->name, name, sizeof(name));
-        break;
-    }
-    if (r->route == NULL) {
+    i = api_route_find(evhttp_request_get_command(r->http), path, r->ids, r->name, &path_known);
+    if (i == api_nroutes) {
         if (path_known)
             reply_method_not_allowed(r, path);
         else
             api_reply_error(r, 404, "not_found", "no such route");
         return;
     }
+    r->route = &api_routes[i];
     if (r->route->json_body && !read_body(r))
         return;
     /* Only /v1 routes read a token: probes and the dashboard's files

@@ -162,7 +162,11 @@ typedef struct usher_config {
     int api_cache_event_ttl_s;  /* Redis cache of event details: fresh this long... */
     int api_cache_access_ttl_s; /* ...and of session access checks */
     int api_cache_stale_s;      /* then served stale this long while one refresh runs */
-    int api_rate_per_minute;    /* registrations + check-ins per client address / token */
+    int api_rate_per_minute; /* registrations + check-ins per client address / token; 0: no limits
+                              */
+    int api_rate_read_per_minute;     /* other public reads per client address */
+    int api_rate_manage_per_minute;   /* organizer and admin routes per token */
+    int api_auth_failures_per_minute; /* unknown bearer tokens per address */
 
     /* [webhooks]: POST /v1/webhooks and the notify.webhook deliveries */
     int webhooks_allow_private_targets; /* 1: endpoints may be loopback, private, link-local... */
