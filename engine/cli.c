@@ -73,20 +73,23 @@ int usher_cli_stub(const char *program, const char *usage, int argc, char **argv
     return status;
 }
 
-/* Seconds east of UTC from "Z", "+HH:MM" or "-HH:MM"; -1 on anything else. */
+/* Seconds east of UTC from "Z", "+HH:MM" or "-HH:MM" (two digits each); -1 on anything else. */
 static int parse_offset(const char *s, long *seconds)
 {
-    int hh, mm;
-    char end;
+    long hh, mm;
 
     if (strcmp(s, "Z") == 0 || s[0] == '\0') {
         *seconds = 0;
         return 0;
     }
-    if ((s[0] != '+' && s[0] != '-') || sscanf(s + 1, "%2d:%2d%c", &hh, &mm, &end) != 2 ||
-        hh > 23 || mm > 59)
+    if ((s[0] != '+' && s[0] != '-') || strlen(s) != 6 || s[3] != ':' ||
+        strspn(s + 1, "0123456789") != 2 || strspn(s + 4, "0123456789") != 2)
         return -1;
-    *seconds = (s[0] == '-' ? -1 : 1) * (hh * 3600L + mm * 60L);
+    hh = (s[1] - '0') * 10 + (s[2] - '0');
+    mm = (s[4] - '0') * 10 + (s[5] - '0');
+    if (hh > 23 || mm > 59)
+        return -1;
+    *seconds = (s[0] == '-' ? -1 : 1) * (hh * 3600 + mm * 60);
     return 0;
 }
 
@@ -100,8 +103,8 @@ int usher_cli_parse_time(const char *text, int64_t *us)
     if (text[0] == '@') {
         long long secs = strtoll(text + 1, &end, 10);
 
-        if (end == text + 1 || *end != '\0' || secs < 0)
-            return -1;
+        if (end == text + 1 || *end != '\0' || secs < 0 || secs > INT64_MAX / 1000000)
+            return -1; /* beyond INT64_MAX µs (the year 294247) */
         *us = (int64_t)secs * 1000000;
         return 0;
     }

@@ -87,7 +87,8 @@ static bool read_name(const field *f, const char **s, int *out)
 {
     const char *t = *s;
 
-    if (f->names == NULL || isalpha((unsigned char)t[3]))
+    /* Three characters before the one after them: t may end sooner, at the end of its buffer. */
+    if (f->names == NULL || strnlen(t, 3) < 3 || isalpha((unsigned char)t[3]))
         return false;
     for (int i = 0; f->names[i] != NULL; i++) {
         if (strncasecmp(t, f->names[i], 3) == 0) {

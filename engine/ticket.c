@@ -37,14 +37,21 @@ static size_t put_varint(unsigned char *p, uint64_t v)
     return n;
 }
 
-/* Bytes used, or 0 when the varint is malformed or runs past len. */
+/*
+ * Bytes used, or 0 when the varint is malformed or runs past len. Only what
+ * put_varint writes is well-formed: no trailing zero groups (0x81 0x00 is
+ * not a second spelling of 1) and nothing past 64 bits, so each id has one
+ * encoding and a ticket one code.
+ */
 static size_t get_varint(const unsigned char *p, size_t len, uint64_t *v)
 {
     *v = 0;
     for (size_t i = 0; i < len && i < 10; i++) {
+        if (i == 9 && p[i] > 1)
+            return 0; /* the 10th group holds bit 63 only */
         *v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
         if ((p[i] & 0x80) == 0)
-            return i + 1;
+            return i > 0 && p[i] == 0 ? 0 : i + 1;
     }
     return 0;
 }

@@ -85,4 +85,20 @@ Test(cli, refuses_unreadable_times)
     cr_assert_neq(usher_cli_parse_time("2026-11-27T10:00:00+25:00", &us), 0);
     cr_assert_neq(usher_cli_parse_time("@", &us), 0);
     cr_assert_neq(usher_cli_parse_time("2026-11-27T10:00:00 junk", &us), 0);
+    /* Found by tests/fuzz/fuzz_body.c: µs past INT64_MAX, and offsets sscanf let through. */
+    cr_assert_neq(usher_cli_parse_time("@9223372036854775807", &us), 0);
+    cr_assert_neq(usher_cli_parse_time("@9223372036855", &us), 0);
+    cr_assert_neq(usher_cli_parse_time("2026-11-27T10:00:00+-1:-5", &us), 0);
+    cr_assert_neq(usher_cli_parse_time("2026-11-27T10:00:00+ 1:00", &us), 0);
+    cr_assert_neq(usher_cli_parse_time("2026-11-27T10:00:00+01:00x", &us), 0);
+}
+
+Test(cli, takes_the_largest_epoch_time_that_fits)
+{
+    int64_t us;
+
+    cr_assert_eq(usher_cli_parse_time("@9223372036854", &us), 0);
+    cr_assert_eq(us, 9223372036854LL * 1000000);
+    cr_assert_eq(usher_cli_parse_time("2026-11-27T10:00:00-05:30", &us), 0);
+    cr_assert_eq(us, (1795773600LL + 5 * 3600 + 30 * 60) * 1000000);
 }
