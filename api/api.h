@@ -101,6 +101,8 @@ void api_add_header(api_req *r, const char *name, const char *value);
 
 /* Parses the query string into q (evhttp_clear_headers it after); -1 if malformed. */
 int api_query_params(const api_req *r, struct evkeyvalq *q);
+/* The same for a query string (NULL: none), as a client sent it. */
+int api_query_parse(const char *query, struct evkeyvalq *q);
 
 /* A request header, or NULL. */
 const char *api_header(const api_req *r, const char *name);

@@ -63,16 +63,20 @@ static bool escapes_valid(const char *query)
     return true;
 }
 
-int api_query_params(const api_req *r, struct evkeyvalq *q)
+int api_query_parse(const char *query, struct evkeyvalq *q)
 {
-    const struct evhttp_uri *uri = r->http != NULL ? evhttp_request_get_evhttp_uri(r->http) : NULL;
-    const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
-
     if (query != NULL && !escapes_valid(query)) {
         TAILQ_INIT(q); /* empty, as evhttp leaves it on its own failures */
         return -1;
     }
     return evhttp_parse_query_str(query != NULL ? query : "", q);
+}
+
+int api_query_params(const api_req *r, struct evkeyvalq *q)
+{
+    const struct evhttp_uri *uri = r->http != NULL ? evhttp_request_get_evhttp_uri(r->http) : NULL;
+
+    return api_query_parse(uri != NULL ? evhttp_uri_get_query(uri) : NULL, q);
 }
 
 const char *api_header(const api_req *r, const char *name)

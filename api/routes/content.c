@@ -24,61 +24,8 @@
 
 #include "docstore.h"
 #include "log.h"
+#include "range.h"
 #include "routes.h"
-
-typedef enum range_kind { RANGE_NONE, RANGE_ONE, RANGE_UNSATISFIABLE } range_kind;
-
-/* Reads digits at *s into *v (no sign, no overflow); false when there are none. */
-static bool read_number(const char **s, uint64_t *v)
-{
-    const char *p = *s;
-
-    *v = 0;
-    while (*p >= '0' && *p <= '9') {
-        if (*v > (UINT64_MAX - 9) / 10)
-            return false;
-        *v = *v * 10 + (uint64_t)(*p++ - '0');
-    }
-    if (p == *s)
-        return false;
-    *s = p;
-    return true;
-}
-
-/*
- * The one range of a Range header over size bytes (RFC 9110 14.1.2). A
- * header that is absent, malformed, not in bytes, or asks for several
- * ranges is RANGE_NONE: the whole file is sent.
- */
-static range_kind parse_range(const char *h, uint64_t size, uint64_t *first, uint64_t *last)
-{
-    uint64_t a = 0, b = 0;
-    bool suffix, has_end;
-
-    if (h == NULL || strncmp(h, "bytes=", 6) != 0 || strchr(h, ',') != NULL)
-        return RANGE_NONE;
-    h += 6;
-    suffix = *h == '-';
-    if (!suffix && !read_number(&h, &a))
-        return RANGE_NONE;
-    if (*h++ != '-')
-        return RANGE_NONE;
-    has_end = read_number(&h, &b);
-    if (*h != '\0' || (suffix && !has_end) || (has_end && !suffix && b < a))
-        return RANGE_NONE; /* malformed, or "A-B" with B before A: ignored */
-    if (suffix) {          /* "-N": the last N bytes */
-        if (b == 0 || size == 0)
-            return RANGE_UNSATISFIABLE;
-        *first = b >= size ? 0 : size - b;
-        *last = size - 1;
-        return RANGE_ONE;
-    }
-    if (a >= size)
-        return RANGE_UNSATISFIABLE;
-    *first = a;
-    *last = !has_end || b >= size ? size - 1 : b;
-    return RANGE_ONE;
-}
 
 /*
  * Content-Disposition with the name both as a quoted ASCII fallback and as
@@ -148,7 +95,7 @@ void api_content_send(api_req *r, const char *sha256, const char *content_type,
 {
     char path[PATH_MAX], etag[80], header[128], *cd;
     uint64_t first = 0, last = size > 0 ? size - 1 : 0;
-    range_kind range = RANGE_NONE;
+    api_range range = API_RANGE_NONE;
     const char *if_range = api_header(r, "If-Range");
     bool head = r->http != NULL && evhttp_request_get_command(r->http) == EVHTTP_REQ_HEAD;
     struct stat st;
@@ -176,8 +123,8 @@ void api_content_send(api_req *r, const char *sha256, const char *content_type,
         return;
     }
     if (if_range == NULL || strcmp(if_range, etag) == 0)
-        range = parse_range(api_header(r, "Range"), size, &first, &last);
-    if (range == RANGE_UNSATISFIABLE) {
+        range = api_range_parse(api_header(r, "Range"), size, &first, &last);
+    if (range == API_RANGE_UNSATISFIABLE) {
         close(fd);
         snprintf(header, sizeof(header), "bytes */%llu", (unsigned long long)size);
         api_add_header(r, "Content-Range", header);
@@ -189,7 +136,7 @@ void api_content_send(api_req *r, const char *sha256, const char *content_type,
     if (cd != NULL)
         api_add_header(r, "Content-Disposition", cd);
     free(cd);
-    if (range == RANGE_ONE) {
+    if (range == API_RANGE_ONE) {
         snprintf(header, sizeof(header), "bytes %llu-%llu/%llu", (unsigned long long)first,
                  (unsigned long long)last, (unsigned long long)size);
         api_add_header(r, "Content-Range", header);
@@ -207,5 +154,5 @@ void api_content_send(api_req *r, const char *sha256, const char *content_type,
         api_reply_error(r, 500, "internal", "out of memory");
         return;
     }
-    api_reply_raw(r, range == RANGE_ONE ? 206 : 200, content_type, "", 0);
+    api_reply_raw(r, range == API_RANGE_ONE ? 206 : 200, content_type, "", 0);
 }
