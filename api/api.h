@@ -31,6 +31,7 @@ typedef struct api_wake api_wake;
 typedef struct api_checkin_batch api_checkin_batch;
 typedef struct api_token_cache api_token_cache;
 typedef struct api_route api_route;
+typedef struct api_guard api_guard;
 
 typedef struct api_server {
     const usher_config *cfg;
@@ -53,6 +54,7 @@ typedef struct api_loop {
     api_token_cache *tokens;
     api_wake *wake;              /* NOTIFYs for the jobs its statements enqueued */
     api_checkin_batch *checkins; /* scans gathered into one statement per turn */
+    api_guard *guard;            /* refuses what would exhaust us before evhttp reads it */
     struct event *tick;          /* publishes the gauges below once a second */
     unsigned long ticks;
     bool pruning;      /* loop 0: a prune of idempotency keys is in flight */

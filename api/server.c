@@ -15,6 +15,7 @@
 #include "auth.h"
 #include "checkin_batch.h"
 #include "flight.h"
+#include "http_guard.h"
 #include "routes/routes.h"
 #include "log.h"
 #include "offload.h"
@@ -149,6 +150,7 @@ static void loop_free(api_loop *loop)
     api_token_cache_free(loop->tokens);
     if (loop->base != NULL)
         event_base_free(loop->base);
+    api_guard_free(loop->guard); /* after the base: its last connections end there */
     free(loop);
 }
 
@@ -216,14 +218,22 @@ static api_loop *loop_new(api_server *srv, int index, int fd, char *errbuf, size
         goto nomem;
     loop->http = evhttp_new(loop->base);
     loop->tick = event_new(loop->base, -1, EV_PERSIST, tick, loop);
-    if (loop->http == NULL || loop->tick == NULL || event_add(loop->tick, &second) != 0)
+    loop->guard = api_guard_new(cfg);
+    if (loop->http == NULL || loop->tick == NULL || loop->guard == NULL ||
+        event_add(loop->tick, &second) != 0)
         goto nomem;
+    /* Every connection through the guard, which holds each route to its own body limit,
+     * and heads and bodies to deadlines, before evhttp reads them: the limits below are
+     * only a backstop. */
+    evhttp_set_bevcb(loop->http, api_guard_bevcb, loop->guard);
     evhttp_set_max_body_size(loop->http, (ev_ssize_t)body_max);
     evhttp_set_max_headers_size(loop->http, (ev_ssize_t)cfg->api_header_max_bytes);
     evhttp_set_timeout(loop->http, cfg->api_timeout_s);
+    /* All it knows, so that the router answers 405 (the guard answers 501 to others). */
     evhttp_set_allowed_methods(loop->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PATCH |
                                                EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
-                                               EVHTTP_REQ_PUT | EVHTTP_REQ_OPTIONS);
+                                               EVHTTP_REQ_PUT | EVHTTP_REQ_OPTIONS |
+                                               EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT);
     evhttp_set_gencb(loop->http, api_dispatch, loop);
     loop->bound = evhttp_accept_socket_with_handle(loop->http, fd);
     if (loop->bound == NULL) {

@@ -157,6 +157,11 @@ typedef struct usher_config {
     int api_upload_max_bytes;   /* session content uploads, at most */
     int api_header_max_bytes;   /* request line + headers, at most */
     int api_timeout_s;          /* a client silent this long is dropped */
+    int api_header_timeout_s;        /* a request's head must be in this long after its first byte */
+    int api_body_timeout_s;          /* a body must be in this long after its head... */
+    int api_body_rate_bytes;         /* ...plus a second per this many of its bytes */
+    int api_inflight_body_max_bytes; /* bodies being received at once, the whole process */
+    int api_connections_per_address; /* open connections from one client address; 0: any */
     int api_db_wait_ms;         /* a statement waits this long for a connection to come up */
     int api_token_cache_ms;     /* a verified token is trusted this long per thread */
     int api_cache_event_ttl_s;  /* Redis cache of event details: fresh this long... */

@@ -80,7 +80,7 @@ typedef struct usher_key {
  * same offset in cfg->defaults; unset pool keys take int_default, or a
  * value that follows the pool's tiers; the rest is in config.c's checks.
  */
-#define USHER_NSETTINGS 47
+#define USHER_NSETTINGS 52
 #define USHER_NKEYS     32
 extern const usher_setting usher_settings[]; /* USHER_NSETTINGS rows */
 extern const usher_key usher_keys[];         /* USHER_NKEYS rows */
