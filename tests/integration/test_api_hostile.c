@@ -130,13 +130,23 @@ static bool answer_at(const wire *w, int which, answer *a)
     return true;
 }
 
+/* True when the first `want` answers are in whole (each parse freed again). */
+static bool have_answers(const wire *w, int want)
+{
+    answer a;
+
+    if (!answer_at(w, want - 1, &a))
+        return false;
+    json_decref(a.json);
+    return true;
+}
+
 /* Reads until `want` answers are in, the server closes, or ms pass. */
 static void read_wire(int fd, wire *w, int want, long long ms)
 {
     long long deadline = testdb_now_ms() + ms;
-    answer a;
 
-    while (!w->eof && !answer_at(w, want - 1, &a) && testdb_now_ms() < deadline) {
+    while (!w->eof && !have_answers(w, want) && testdb_now_ms() < deadline) {
         struct pollfd p = { .fd = fd, .events = POLLIN };
         ssize_t n;
 
@@ -149,8 +159,6 @@ static void read_wire(int fd, wire *w, int want, long long ms)
             w->len += (size_t)n;
         cr_assert_lt(w->len, sizeof(w->data), "more answer than expected");
     }
-    if (answer_at(w, want - 1, &a))
-        json_decref(a.json);
 }
 
 /* Waits (up to ms) for the server to close fd; true when it did. */
