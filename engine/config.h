@@ -149,27 +149,26 @@ typedef struct usher_config {
     int log_level;                /* syslog level 3 (err) .. 7 (debug) */
 
     /* [api]: usher-api */
-    char *api_listen;           /* HOST:PORT; port 0 picks a free one (tests) */
-    char *api_metrics_listen;   /* HOST:PORT of /metrics, a listener of its own */
-    int api_threads;            /* loop threads; 0 = one per core */
-    int api_db_connections;     /* PostgreSQL connections per loop thread */
-    int api_body_max_bytes;     /* JSON request bodies, at most */
-    int api_upload_max_bytes;   /* session content uploads, at most */
-    int api_header_max_bytes;   /* request line + headers, at most */
-    int api_timeout_s;          /* a client silent this long is dropped */
-    int api_header_timeout_s;        /* a request's head must be in this long after its first byte */
-    int api_body_timeout_s;          /* a body must be in this long after its head... */
-    int api_body_rate_bytes;         /* ...plus a second per this many of its bytes */
+    char *api_listen;         /* HOST:PORT; port 0 picks a free one (tests) */
+    char *api_metrics_listen; /* HOST:PORT of /metrics, a listener of its own */
+    int api_threads;          /* loop threads; 0 = one per core */
+    int api_db_connections;   /* PostgreSQL connections per loop thread */
+    int api_body_max_bytes;   /* JSON request bodies, at most */
+    int api_upload_max_bytes; /* session content uploads, at most */
+    int api_header_max_bytes; /* request line + headers, at most */
+    int api_timeout_s;        /* a client silent this long is dropped */
+    int api_header_timeout_s; /* a request's head must be in this long after its first byte */
+    int api_body_timeout_s;   /* a body must be in this long after its head... */
+    int api_body_rate_bytes;  /* ...plus a second per this many of its bytes */
     int api_inflight_body_max_bytes; /* bodies being received at once, the whole process */
     int api_connections_per_address; /* open connections from one client address; 0: any */
-    int api_db_wait_ms;         /* a statement waits this long for a connection to come up */
-    int api_token_cache_ms;     /* a verified token is trusted this long per thread */
-    int api_cache_event_ttl_s;  /* Redis cache of event details: fresh this long... */
-    int api_cache_access_ttl_s; /* ...and of session access checks */
-    int api_cache_stale_s;      /* then served stale this long while one refresh runs */
-    int api_rate_per_minute; /* registrations + check-ins per client address / token; 0: no limits
-                              */
-    int api_rate_read_per_minute;     /* other public reads per client address */
+    int api_db_wait_ms;              /* a statement waits this long for a connection to come up */
+    int api_token_cache_ms;          /* a verified token is trusted this long per thread */
+    int api_cache_event_ttl_s;       /* Redis cache of event details: fresh this long... */
+    int api_cache_access_ttl_s;      /* ...and of session access checks */
+    int api_cache_stale_s;           /* then served stale this long while one refresh runs */
+    int api_rate_per_minute;      /* registrations + check-ins per address / token; 0: no limits */
+    int api_rate_read_per_minute; /* other public reads per client address */
     int api_rate_manage_per_minute;   /* organizer and admin routes per token */
     int api_auth_failures_per_minute; /* unknown bearer tokens per address */
 
