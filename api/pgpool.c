@@ -281,15 +281,6 @@ int api_pgpool_busy(const api_pgpool *pool)
     return n;
 }
 
-int api_pgpool_waiting(const api_pgpool *pool)
-{
-    int n = 0;
-
-    for (const waiter *w = pool->head; w != NULL; w = w->next)
-        n++;
-    return n;
-}
-
 int api_pgpool_size(const api_pgpool *pool)
 {
     return pool->size;

@@ -35,7 +35,6 @@ usher_err api_pgpool_query(api_pgpool *pool, const char *sql, int nparams,
 
 int api_pgpool_connected(const api_pgpool *pool); /* connections up */
 int api_pgpool_busy(const api_pgpool *pool);      /* connections with statements waiting */
-int api_pgpool_waiting(const api_pgpool *pool);   /* statements waiting for a connection */
 int api_pgpool_size(const api_pgpool *pool);
 
 #endif
