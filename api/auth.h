@@ -3,7 +3,7 @@
  * a small per-thread cache, else in api_tokens (one statement), and the
  * stored hash compared in constant time. A verified token is cached for
  * api.token_cache_ms; a revocation (usherctl token revoke) also NOTIFYs
- * USHER_TOKENS_CHANNEL (engine/token.h), on which every loop empties its cache, so it takes
+ * USHER_TOKENS_CHANNEL (platform/token.h), on which every loop empties its cache, so it takes
  * effect at once (within token_cache_ms if the notification is missed, e.g.
  * while the loop's database connections are down).
  */

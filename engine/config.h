@@ -8,7 +8,7 @@
  * Sections:
  *   [database] [redis] [smtp]  url; [smtp] also the sender, STARTTLS and AUTH
  *   [log]        level
- *   [webhooks]   allow_private_targets (engine/netguard.h's classes refused or not)
+ *   [webhooks]   allow_private_targets (platform/netguard.h's classes refused or not)
  *   [engine]     queue-engine settings (payload limit, wake-ups, leases, retention)
  *   [defaults]   the retry policy and priority of a kind not listed below
  *   [queue.NAME] one per queue: pool (a declared [pool.NAME])

@@ -2,7 +2,7 @@
  * POST /v1/events/{id}/content?session_id=N&filename=NAME: an organizer
  * (or admin) uploads a session's material as the raw body, typed by its
  * Content-Type (an allow-list; others 415) and at most api.upload_max_bytes
- * (413). It goes into the document store (engine/docstore.c: named by its
+ * (413). It goes into the document store (platform/docstore.c: named by its
  * SHA-256, written atomically) and is recorded in documents (kind
  * 'content'), and the session is indexed again (its materials' file names
  * are part of its search document). Writing and fsyncing the file is disk

@@ -1,6 +1,6 @@
 /*
  * GET /v1/search?q=&type=&event_id=&offset=&limit=: the Xapian index
- * (workers/handlers/xapian_wrap.h), read on the offload pool because a
+ * (search/xapian_wrap.h), read on the offload pool because a
  * search reads the disk. Events and sessions are public; attendees are
  * personal data: only an organizer of the event (or an admin) may search
  * them, and only within one event. Hits are completed from PostgreSQL

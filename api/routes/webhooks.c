@@ -5,7 +5,7 @@
  *
  * The URL is parsed with libcurl's URL API, the parser the worker's
  * libcurl uses. Unless [webhooks] allow_private_targets is true, a host
- * that is a forbidden address (engine/netguard.h: loopback, private,
+ * that is a forbidden address (platform/netguard.h: loopback, private,
  * link-local..., in any spelling the resolver accepts) or a localhost name
  * is refused with 422. Other names are not resolved here: a DNS lookup has
  * no place on a loop thread, and its answer would prove nothing, as DNS may

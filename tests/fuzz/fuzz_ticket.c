@@ -1,5 +1,5 @@
 /*
- * Fuzz target: signed ticket codes (engine/ticket.c), as a scanner, a
+ * Fuzz target: signed ticket codes (platform/ticket.c), as a scanner, a
  * download link (?ticket_code=) or the inbox hands them to usher-api. The
  * input is the code text; the key is fixed, the one tests/fuzz/corpus/ticket/
  * was signed with (000102...1f, as in tests/unit/test_ticket.c), so the

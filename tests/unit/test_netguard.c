@@ -1,5 +1,5 @@
 /*
- * Tests of engine/netguard.c: every forbidden class of IPv4 and IPv6, at
+ * Tests of platform/netguard.c: every forbidden class of IPv4 and IPv6, at
  * its first and last address and at the addresses just outside it; the
  * IPv6 forms that carry an IPv4 address; the host texts a URL may hold
  * (lenient IPv4 forms, brackets, zones, localhost names) and the names

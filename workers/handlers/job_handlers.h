@@ -7,7 +7,7 @@
  *   notify.inbox  {registration_id, title, body?}
  *   notify.webhook {endpoint_id, event, data}
  *   index.document {type: "event"|"session"|"attendee", id, delete?: bool}
- *   report.attendees, report.checkins {report_id}: a row of reports (engine/report.h),
+ *   report.attendees, report.checkins {report_id}: a row of reports (platform/report.h),
  *                 or {scope: "all"}: one CSV report per current event
  *   analytics.rollup {event_id, metric: "registration"|"checkin"|"session_access",
  *                 at?: RFC 3339 timestamp (default: when the job became

@@ -1,6 +1,6 @@
 # PDF tickets (cairo on FreeType: subset fonts; QR codes from libqrencode),
 # badges and report tables (libharu); their files go to the document store of
-# engine/docstore.c (shared with usher-api). Included by workers/CMakeLists.txt.
+# platform/docstore.c (shared with usher-api). Included by workers/CMakeLists.txt.
 # libharu ships no pkg-config file on Debian 12, so it is found by hand.
 find_path(HPDF_INCLUDE hpdf.h)
 find_library(HPDF_LIB hpdf)

@@ -8,7 +8,7 @@
  * http(s) is spoken, so an endpoint cannot point the worker elsewhere.
  *
  * Unless [webhooks] allow_private_targets is true, every address libcurl
- * is about to connect to passes engine/netguard.h first (its
+ * is about to connect to passes platform/netguard.h first (its
  * CURLOPT_OPENSOCKETFUNCTION, after DNS): a loopback, private, link-local
  * ... address gets no socket, so neither a URL naming one nor a name that
  * resolves (or re-resolves, DNS rebinding) to one reaches our network.
