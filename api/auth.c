@@ -6,7 +6,9 @@
 #include <strings.h>
 
 #include "ratelimit.h"
-#include "router.h"
+#include "route.h"
+#include "reply.h"
+#include "query.h"
 
 #define CACHE_SLOTS 1024 /* direct-mapped by hash: a collision just costs a lookup */
 

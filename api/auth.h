@@ -12,7 +12,7 @@
 
 #include <stddef.h>
 
-#include "api.h"
+#include "request.h"
 
 api_token_cache *api_token_cache_new(void);
 void api_token_cache_free(api_token_cache *cache);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "offload.h"
+#include "reply.h"
 
 typedef struct call {
     api_req *r;

@@ -8,7 +8,7 @@
 #ifndef USHER_API_BLOCKING_H
 #define USHER_API_BLOCKING_H
 
-#include "api.h"
+#include "request.h"
 #include "store.h"
 
 /* Runs on a worker thread; may set *out (handed to done). */

@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "api.h"
+#include "request.h"
 
 #define API_CACHE_TIMEOUT_MS 50 /* a cache slower than this is treated as a miss */
 

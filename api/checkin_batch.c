@@ -4,6 +4,8 @@
 #include <stdlib.h>
 
 #include "pgpool.h"
+#include "reply.h"
+#include "query.h"
 
 #define BATCH_MAX 64
 

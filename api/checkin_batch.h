@@ -11,7 +11,7 @@
 
 #include <jansson.h>
 
-#include "api.h"
+#include "request.h"
 
 typedef struct api_checkin_batch api_checkin_batch;
 

@@ -30,6 +30,7 @@
 #include "cache.h"
 #include "metrics.h"
 #include "pgpool.h"
+#include "reply.h"
 
 #define BUCKETS 64
 #define KEY_MAX 128

@@ -14,7 +14,7 @@
 
 #include <stddef.h>
 
-#include "api.h"
+#include "request.h"
 
 #define API_FLIGHT_WAIT_MS 2000
 

@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "api.h"
+#include "request.h"
 #include "cli.h"
 #include "jobs.h"
 #include "log.h"
@@ -42,10 +42,10 @@ static int thread_count(const usher_config *cfg, int argc, char **argv)
 }
 
 /* True when every loop ticked within max_age_ns (none is stuck). */
-static bool loops_alive(const api_threads *threads, uint64_t max_age_ns)
+static bool loops_alive(api_server *srv, uint64_t max_age_ns)
 {
     int n = 0;
-    api_loop *const *loops = api_threads_loops(threads, &n);
+    api_loop *const *loops = api_server_loops(srv, &n);
     uint64_t now = api_now_ns();
 
     for (int i = 0; i < n; i++) {
@@ -62,13 +62,13 @@ static bool loops_alive(const api_threads *threads, uint64_t max_age_ns)
  * Without the database by then it starts anyway, says why, and /readyz
  * answers 503 until the connections come up.
  */
-static void wait_for_database(const api_threads *threads)
+static void wait_for_database(api_server *srv)
 {
     uint64_t deadline = api_now_ns() + (uint64_t)STARTUP_DB_WAIT_MS * 1000000u;
     struct timespec ms5 = { 0, 5000000 };
     int missing;
 
-    while ((missing = api_threads_without_db(threads)) > 0 && api_now_ns() < deadline)
+    while ((missing = api_server_loops_without_db(srv)) > 0 && api_now_ns() < deadline)
         nanosleep(&ms5, NULL);
     if (missing > 0)
         usher_log(USHER_LOG_WARNING,
@@ -82,7 +82,7 @@ static void wait_for_database(const api_threads *threads)
  * half its interval, but only while every loop thread keeps ticking: a
  * stuck loop lets the watchdog fire and systemd restart the service.
  */
-static void wait_for_stop(const api_threads *threads)
+static void wait_for_stop(api_server *srv)
 {
     uint64_t watchdog_us = 0;
     sigset_t set;
@@ -103,7 +103,7 @@ static void wait_for_stop(const api_threads *threads)
         }
         sig = sigtimedwait(&set, NULL, &wait);
         if (sig < 0 && (errno == EAGAIN || errno == EINTR)) {
-            if (watchdog_us > 0 && loops_alive(threads, watchdog_us * 1000 / 2 + 2000000000u))
+            if (watchdog_us > 0 && loops_alive(srv, watchdog_us * 1000 / 2 + 2000000000u))
                 sd_notify(0, "WATCHDOG=1");
             continue;
         }
@@ -142,7 +142,7 @@ int main(int argc, char **argv)
         usher_config_free(&cfg);
         return 1;
     }
-    srv.metrics = api_metrics_new(api_nroutes);
+    srv.metrics = api_metrics_new(api_routes, api_nroutes);
     srv.webhook_template = api_webhook_template(&cfg);
     if (srv.metrics == NULL || srv.webhook_template == NULL) {
         fprintf(stderr, "usher-api: out of memory\n");
@@ -164,7 +164,7 @@ int main(int argc, char **argv)
         usher_config_free(&cfg);
         return 1;
     }
-    wait_for_database(threads);
+    wait_for_database(&srv);
     /* Before the "listening on" line, which tells tests (testhttp.c) that both ports are known. */
     usher_log(USHER_LOG_NOTICE, "serving /metrics at %.*s:%d",
               (int)(strrchr(cfg.api_metrics_listen, ':') - cfg.api_metrics_listen),
@@ -173,7 +173,7 @@ int main(int argc, char **argv)
               (int)(strrchr(cfg.api_listen, ':') - cfg.api_listen), cfg.api_listen, srv.port,
               nthreads);
     sd_notifyf(0, "READY=1\nSTATUS=listening on port %d", srv.port);
-    wait_for_stop(threads);
+    wait_for_stop(&srv);
     sd_notify(0, "STOPPING=1");
     atomic_store(&srv.draining, true);
     api_threads_stop(threads, DRAIN_GRACE_MS);

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
 #include "prom.h"
-#include "router.h"
+#include "request.h"
+#include "route.h"
 
 static const int statuses[] = { 200, 201, 202, 204, 206, 304, 400, 401, 403, 404, 405, 409,
                                 410, 411, 413, 415, 416, 422, 429, 431, 500, 503, 0 };
@@ -25,19 +25,21 @@ typedef struct route_stats {
 } route_stats;
 
 struct api_metrics {
-    size_t nroutes; /* plus one for unmatched requests */
+    const api_route *table; /* the route table, for the labels */
+    size_t nroutes;         /* plus one for unmatched requests */
     route_stats *routes;
     atomic_uint_fast64_t cache[NCACHE][2];                /* [cache][hit] */
     atomic_uint_fast64_t loads[NCACHE][API_CACHE_NLOADS]; /* [cache][how] */
     usher_prom_histogram db_queued, db_ran;
 };
 
-api_metrics *api_metrics_new(size_t nroutes)
+api_metrics *api_metrics_new(const api_route *routes, size_t nroutes)
 {
     api_metrics *m = calloc(1, sizeof(*m));
 
     if (m == NULL)
         return NULL;
+    m->table = routes;
     m->nroutes = nroutes + 1;
     m->routes = calloc(m->nroutes, sizeof(*m->routes));
     if (m->routes == NULL) {
@@ -54,9 +56,27 @@ void api_metrics_free(api_metrics *m)
     free(m);
 }
 
-void api_metrics_request(api_metrics *m, size_t route, int status, double seconds)
+/* The row of a route of the table; the last one counts unmatched requests. */
+static size_t route_row(const api_metrics *m, const api_route *route)
 {
-    route_stats *rs = &m->routes[route < m->nroutes ? route : m->nroutes - 1];
+    if (route == NULL || route < m->table || route >= m->table + (m->nroutes - 1))
+        return m->nroutes - 1;
+    return (size_t)(route - m->table);
+}
+
+static const char *route_label(const api_metrics *m, size_t row)
+{
+    return row < m->nroutes - 1 ? m->table[row].pattern : "unmatched";
+}
+
+static const char *route_method(const api_metrics *m, size_t row)
+{
+    return row < m->nroutes - 1 ? api_method_name(m->table[row].method) : "any";
+}
+
+void api_metrics_request(api_metrics *m, const api_route *route, int status, double seconds)
+{
+    route_stats *rs = &m->routes[route_row(m, route)];
     size_t s = 0;
 
     while (s < NSTATUS - 1 && statuses[s] != status)
@@ -126,7 +146,7 @@ static int render_requests(api_metrics *m, struct evbuffer *out)
             rc = evbuffer_add_printf(out,
                                      "usher_http_requests_total{route=\"%s\",method=\"%s\","
                                      "status=\"%s\"} %llu\n",
-                                     api_route_label(r), api_route_method(r), code,
+                                     route_label(m, r), route_method(m, r), code,
                                      (unsigned long long)n);
         }
     }
@@ -144,8 +164,8 @@ static int render_latency(api_metrics *m, struct evbuffer *out)
 
         if (load(&m->routes[r].latency.count) == 0)
             continue;
-        snprintf(labels, sizeof(labels), "route=\"%s\",method=\"%s\"", api_route_label(r),
-                 api_route_method(r));
+        snprintf(labels, sizeof(labels), "route=\"%s\",method=\"%s\"", route_label(m, r),
+                 route_method(m, r));
         rc = usher_prom_histogram_render(out, "usher_http_request_duration_seconds", labels,
                                          &m->routes[r].latency);
     }

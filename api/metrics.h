@@ -14,11 +14,12 @@
 
 typedef struct api_metrics api_metrics;
 struct api_loop;
+struct api_route;
 
-api_metrics *api_metrics_new(size_t nroutes);
+api_metrics *api_metrics_new(const struct api_route *routes, size_t nroutes);
 void api_metrics_free(api_metrics *m);
 
-void api_metrics_request(api_metrics *m, size_t route, int status, double seconds);
+void api_metrics_request(api_metrics *m, const struct api_route *route, int status, double seconds);
 void api_metrics_cache(api_metrics *m, const char *cache, int hit);
 /*
  * A cache miss or refresh, by what answered it: a database read of its own

@@ -26,7 +26,7 @@
 #include "metrics.h"
 #include "pgpool.h"
 #include "prom.h"
-#include "server.h"
+#include "request.h"
 
 #define DEPTH_READ_S 5
 #define POOLS_MAX    256
@@ -115,7 +115,7 @@ static void serve(struct evhttp_request *req, void *arg)
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
     enum evhttp_cmd_type method = evhttp_request_get_command(req);
     int nloops = 0;
-    api_loop *const *loops = api_threads_loops(NULL, &nloops);
+    api_loop *const *loops = api_server_loops(m->loop->srv, &nloops);
     struct evbuffer *out;
 
     if (path == NULL || strcmp(path, "/metrics") != 0) {

@@ -15,7 +15,7 @@
 
 #include <stddef.h>
 
-#include "api.h"
+#include "request.h"
 
 typedef struct api_metrics_http api_metrics_http;
 

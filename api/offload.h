@@ -14,7 +14,7 @@
 
 #include <stdbool.h>
 
-#include "api.h"
+#include "request.h"
 
 typedef void (*api_offload_fn)(void *arg);
 

@@ -6,6 +6,7 @@
 
 #include "cache.h"
 #include "redis.h"
+#include "reply.h"
 
 /*
  * KEYS: the buckets. ARGV: refill per ms, capacity, cost. Takes cost tokens

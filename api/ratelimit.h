@@ -19,7 +19,7 @@
 #ifndef USHER_API_RATELIMIT_H
 #define USHER_API_RATELIMIT_H
 
-#include "api.h"
+#include "request.h"
 
 typedef enum api_rate_class {
     API_RATE_NONE,

@@ -10,6 +10,8 @@
 #include "auth.h"
 #include "ratelimit.h"
 #include "routes/routes.h"
+#include "reply.h"
+#include "route.h"
 
 const api_route api_routes[] = {
     { EVHTTP_REQ_GET, "/healthz", API_PUBLIC, false, false, route_healthz },
@@ -75,20 +77,7 @@ const char *api_route_label(size_t index)
 
 const char *api_route_method(size_t index)
 {
-    switch (index < api_nroutes ? api_routes[index].method : 0) {
-    case EVHTTP_REQ_GET:
-        return "GET";
-    case EVHTTP_REQ_POST:
-        return "POST";
-    case EVHTTP_REQ_PATCH:
-        return "PATCH";
-    case EVHTTP_REQ_DELETE:
-        return "DELETE";
-    case EVHTTP_REQ_PUT:
-        return "PUT";
-    default:
-        return "any";
-    }
+    return index < api_nroutes ? api_method_name(api_routes[index].method) : "any";
 }
 
 /* A positive integer of at most 18 digits (fits int64), or 0. */

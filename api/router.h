@@ -9,22 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "api.h"
-
-#define API_PUBLIC 0u /* roles mask of a route anyone may call */
-#define API_ADMIN  ((unsigned)USHER_ROLE_ADMIN)
-#define API_ORG    ((unsigned)(USHER_ROLE_ADMIN | USHER_ROLE_ORGANIZER))
-#define API_SCAN   ((unsigned)(USHER_ROLE_ADMIN | USHER_ROLE_SCANNER))
-
-struct api_route {
-    enum evhttp_cmd_type method;
-    const char *pattern; /* "/v1/events/{id}": {id} is a positive integer; {name} a
-                            queue name ([a-z0-9_.-], 1..63) */
-    unsigned roles;      /* API_PUBLIC, or the roles allowed */
-    bool json_body;      /* takes a JSON object body */
-    bool rate_limited;   /* a write: api.rate_per_minute; else read or manage (api/ratelimit.h) */
-    void (*run)(api_req *r);
-};
+#include "request.h"
+#include "route.h"
 
 extern const api_route api_routes[];
 extern const size_t api_nroutes;

@@ -24,7 +24,7 @@
 #include "pgpool.h"
 #include "redis.h"
 #include "token.h"
-#include "wake.h"
+#include "wake_after_commit.h"
 #include "router.h"
 
 #define OFFLOAD_THREADS 2 /* disk writes of uploads; few, short, and the machine is small */
@@ -34,16 +34,6 @@ struct api_threads {
     api_loop **loops;
     api_metrics_http *metrics; /* /metrics, on loop 0's base */
 };
-
-static api_threads *current; /* for /metrics, set once the threads run */
-
-api_loop *const *api_threads_loops(const api_threads *t, int *n)
-{
-    if (t == NULL)
-        t = current;
-    *n = t != NULL ? t->n : 0;
-    return t != NULL ? t->loops : NULL;
-}
 
 /* HOST:PORT -> a listening SO_REUSEPORT socket; *port gets the bound port. */
 static int listen_on(const char *listen_addr, int *port, char *errbuf, size_t errlen)
@@ -276,17 +266,6 @@ static void *run(void *arg)
     return NULL;
 }
 
-int api_threads_without_db(const api_threads *t)
-{
-    int n = 0;
-
-    if (t == NULL)
-        t = current;
-    for (int i = 0; t != NULL && i < t->n; i++)
-        n += atomic_load(&t->loops[i]->pg_up) == 0;
-    return n;
-}
-
 usher_err api_threads_start(api_server *srv, int nthreads, api_threads **out, char *errbuf,
                             size_t errlen)
 {
@@ -344,7 +323,8 @@ usher_err api_threads_start(api_server *srv, int nthreads, api_threads **out, ch
             return USHER_ERR_NOMEM;
         }
     }
-    current = t;
+    srv->loops = t->loops;
+    atomic_store(&srv->nloops, t->n); /* /metrics and /readyz read them from now on */
     *out = t;
     return USHER_OK;
 }
@@ -364,11 +344,9 @@ static void stop_accepting(evutil_socket_t fd, short what, void *arg)
 
 void api_threads_stop(api_threads *t, int grace_ms)
 {
-    bool started = t == current;
-
     if (t == NULL)
         return;
-    if (started) {
+    {
         uint64_t deadline = api_now_ns() + (uint64_t)grace_ms * 1000000u;
         bool idle = false;
 
@@ -387,7 +365,7 @@ void api_threads_stop(api_threads *t, int grace_ms)
             event_base_loopexit(t->loops[i]->base, NULL);
         for (int i = 0; i < t->n; i++)
             pthread_join(t->loops[i]->thread, NULL);
-        current = NULL;
+        atomic_store(&t->loops[0]->srv->nloops, 0);
         api_flight_stop(); /* requests still waiting for another loop's read */
     }
     /* After the loops (no new work) and before their bases go (pending dones). */

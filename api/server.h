@@ -6,7 +6,7 @@
 #ifndef USHER_API_SERVER_H
 #define USHER_API_SERVER_H
 
-#include "api.h"
+#include "request.h"
 
 typedef struct api_threads api_threads;
 
@@ -19,11 +19,5 @@ usher_err api_threads_start(api_server *srv, int nthreads, api_threads **out, ch
  * grace_ms), then stops and joins the threads and frees them.
  */
 void api_threads_stop(api_threads *t, int grace_ms);
-
-/* For /metrics: the loops, read-only (t NULL: the running ones). */
-api_loop *const *api_threads_loops(const api_threads *t, int *n);
-
-/* Loops with no live database connection right now (t NULL: the running ones). */
-int api_threads_without_db(const api_threads *t);
 
 #endif

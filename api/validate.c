@@ -1,4 +1,5 @@
 #include "validate.h"
+#include "reply.h"
 
 #include <stdarg.h>
 #include <stdio.h>

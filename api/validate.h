@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "api.h"
+#include "request.h"
 
 void api_reply_invalid(api_req *r, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -13,6 +13,7 @@
 #include "../validate.h"
 #include "admin.h"
 #include "routes.h"
+#include "reply.h"
 
 #define LIST_LIMIT 100
 

@@ -9,6 +9,8 @@
 #include "../blocking.h"
 #include "queues.h"
 #include "routes.h"
+#include "reply.h"
+#include "query.h"
 
 /* Completed and failed per minute over the last hour, per queue: [[epoch, done, failed], ...]. */
 static const char series_sql[] =

@@ -10,6 +10,7 @@
 #include "../validate.h"
 #include "routes.h"
 #include "webhook_replay.h"
+#include "reply.h"
 
 #define DELIVERIES_LIMIT 100
 

@@ -13,8 +13,10 @@
 #include "../checkin_batch.h"
 #include "../jobs.h"
 #include "../validate.h"
-#include "../wake.h"
+#include "../wake_after_commit.h"
 #include "routes.h"
+#include "reply.h"
+#include "query.h"
 
 typedef struct outcome {
     const char *result;

@@ -26,6 +26,7 @@
 #include "log.h"
 #include "range.h"
 #include "routes.h"
+#include "reply.h"
 
 /*
  * Content-Disposition with the name both as a quoted ASCII fallback and as

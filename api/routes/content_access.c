@@ -16,6 +16,8 @@
 #include <string.h>
 
 #include "routes.h"
+#include "reply.h"
+#include "query.h"
 
 typedef struct code_claim {
     int64_t event, registration; /* 0, 0: no code presented */

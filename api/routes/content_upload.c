@@ -22,10 +22,12 @@
 #include "../jobs.h"
 #include "../offload.h"
 #include "../validate.h"
-#include "../wake.h"
+#include "../wake_after_commit.h"
 #include "docstore.h"
 #include "log.h"
 #include "routes.h"
+#include "reply.h"
+#include "query.h"
 
 #define FILENAME_MAX_CHARS 255
 

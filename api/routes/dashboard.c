@@ -8,6 +8,7 @@
 
 #include "embedded.h"
 #include "routes.h"
+#include "reply.h"
 
 extern const usher_embedded_file api_dashboard_files[];
 

@@ -25,8 +25,10 @@
 #include "../pgpool.h"
 #include "../redis.h"
 #include "../validate.h"
-#include "../wake.h"
+#include "../wake_after_commit.h"
 #include "routes.h"
+#include "reply.h"
+#include "query.h"
 
 /* The event as JSON, with availability summed over each ticket type's stripes. */
 #define EVENT_JSON                                                                             \

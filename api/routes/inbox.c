@@ -9,6 +9,8 @@
 #include <stdlib.h>
 
 #include "routes.h"
+#include "reply.h"
+#include "query.h"
 
 static void listed(PGresult *res, const char *errmsg, void *arg)
 {

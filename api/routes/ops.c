@@ -3,8 +3,10 @@
  * Redis is optional: without it the API answers from the database).
  * /metrics has a listener of its own (api/metrics_http.h).
  */
-#include "../server.h"
+#include "request.h"
 #include "routes.h"
+#include "reply.h"
+#include "query.h"
 
 void route_healthz(api_req *r)
 {
@@ -29,9 +31,9 @@ static void ready_checked(PGresult *res, const char *errmsg, void *arg)
  */
 void route_readyz(api_req *r)
 {
-    int nloops = 0, waiting = api_threads_without_db(NULL);
+    int nloops = 0, waiting = api_server_loops_without_db(r->loop->srv);
 
-    (void)api_threads_loops(NULL, &nloops);
+    (void)api_server_loops(r->loop->srv, &nloops);
     if (waiting > 0) {
         api_reply_error(r, 503, "unavailable", "%d of %d loops have no database connection",
                         waiting, nloops);

@@ -16,9 +16,11 @@
 
 #include "../cache.h"
 #include "../jobs.h"
-#include "../wake.h"
+#include "../wake_after_commit.h"
 #include "log.h"
 #include "routes.h"
+#include "reply.h"
+#include "query.h"
 
 typedef struct closing {
     api_req *r;

@@ -12,8 +12,10 @@
 
 #include "../jobs.h"
 #include "../validate.h"
-#include "../wake.h"
+#include "../wake_after_commit.h"
 #include "routes.h"
+#include "reply.h"
+#include "query.h"
 
 #define IDEMPOTENCY_KEY_MAX 200
 

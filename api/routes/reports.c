@@ -10,8 +10,9 @@
 #include <string.h>
 
 #include "../validate.h"
-#include "../wake.h"
+#include "../wake_after_commit.h"
 #include "routes.h"
+#include "query.h"
 
 /* A report as JSON; while its job lives, the job's state and progress show through. */
 #define REPORT_JSON                                                                             \

@@ -2,7 +2,7 @@
 #ifndef USHER_API_ROUTES_H
 #define USHER_API_ROUTES_H
 
-#include "api.h"
+#include "request.h"
 
 /* ops.c */
 void route_healthz(api_req *r);

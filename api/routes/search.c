@@ -16,6 +16,8 @@
 #include "../validate.h"
 #include "routes.h"
 #include "xapian_wrap.h"
+#include "reply.h"
+#include "query.h"
 
 #define DEFAULT_LIMIT 20
 

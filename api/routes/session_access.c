@@ -24,6 +24,8 @@
 #include "../pgpool.h"
 #include "../validate.h"
 #include "routes.h"
+#include "reply.h"
+#include "query.h"
 
 #define ACCESS_SQL                                            \
     "SELECT s.event_id, g.event_id, g.status FROM sessions s" \

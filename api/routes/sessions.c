@@ -14,6 +14,8 @@
 #include "../jobs.h"
 #include "../validate.h"
 #include "routes.h"
+#include "reply.h"
+#include "query.h"
 
 #define ABSTRACT_MAX 5000
 

@@ -20,6 +20,8 @@
 #include "../validate.h"
 #include "netguard.h"
 #include "routes.h"
+#include "reply.h"
+#include "query.h"
 
 #define WEBHOOK_EVENTS_MAX 16
 

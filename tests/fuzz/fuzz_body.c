@@ -22,6 +22,7 @@
 #include "metrics.h"
 #include "router.h"
 #include "validate.h"
+#include "reply.h"
 
 #define FIELDS_MAX 32 /* fields of one body put through the getters */
 
@@ -173,7 +174,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int fields = 0;
 
     if (server.metrics == NULL) {
-        server.metrics = api_metrics_new(api_nroutes);
+        server.metrics = api_metrics_new(api_routes, api_nroutes);
         FUZZ_CHECK(server.metrics != NULL, "out of memory");
     }
     body = api_body_parse((const char *)data, size, why, sizeof(why));

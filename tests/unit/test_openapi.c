@@ -16,6 +16,7 @@
 
 #include "openapi_doc.h"
 #include "router.h"
+#include "route.h"
 
 #ifndef OPENAPI_PATH
 #define OPENAPI_PATH USHER_SOURCE_DIR "/schemas/openapi.yaml"

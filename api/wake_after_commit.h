@@ -6,10 +6,10 @@
  * short NOTIFY statement for all marked queues every notify_debounce_ms,
  * after the commits it announces.
  */
-#ifndef USHER_API_WAKE_H
-#define USHER_API_WAKE_H
+#ifndef USHER_API_WAKE_AFTER_COMMIT_H
+#define USHER_API_WAKE_AFTER_COMMIT_H
 
-#include "api.h"
+#include "request.h"
 
 typedef struct api_wake api_wake;
 

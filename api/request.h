@@ -1,15 +1,17 @@
 /*
- * usher-api's shared types: the server (one per process), its loop
- * threads (each with its own event base, HTTP server, database connections
- * and token cache), and a request as the routes see it.
+ * A request as usher-api's routes see it, and where it lives: the server
+ * (one per process) and its loop threads (each with its own event base,
+ * HTTP server, database connections and token cache). Types, and the
+ * small readers of a request (its headers, query string, scope).
  *
  * A request lives on the loop thread that accepted it. Routes never block:
- * they queue one statement at a time (api_query) and answer from its
- * callback. Every request ends in exactly one api_reply_* call, which
- * sends the answer (unless the client has gone), counts it, and frees it.
+ * they queue one statement at a time (query.h) and answer from its
+ * callback. Every request ends in exactly one api_reply_* call (reply.h),
+ * which sends the answer (unless the client has gone), counts it, and
+ * frees it.
  */
-#ifndef USHER_API_H
-#define USHER_API_H
+#ifndef USHER_API_REQUEST_H
+#define USHER_API_REQUEST_H
 
 #include <event2/http.h>
 #include <jansson.h>
@@ -20,7 +22,6 @@
 #include <stdint.h>
 
 #include "config.h"
-#include "pgloop.h"
 #include "ticket.h"
 #include "token.h"
 
@@ -32,6 +33,7 @@ typedef struct api_checkin_batch api_checkin_batch;
 typedef struct api_token_cache api_token_cache;
 typedef struct api_route api_route;
 typedef struct api_guard api_guard;
+typedef struct api_loop api_loop;
 
 typedef struct api_server {
     const usher_config *cfg;
@@ -41,9 +43,11 @@ typedef struct api_server {
     int port;               /* the port bound (useful when listen asked for port 0) */
     int metrics_port;       /* the port of the /metrics listener (api.metrics_listen) */
     char *webhook_template; /* notify.webhook's queue and policy, as JSON (api/jobs.h) */
+    api_loop **loops;       /* set by api_threads_start (server.h) before nloops */
+    atomic_int nloops;      /* loops running: 0 before the threads start and after they stop */
 } api_server;
 
-typedef struct api_loop {
+struct api_loop {
     api_server *srv;
     int index;
     struct event_base *base;
@@ -65,7 +69,7 @@ typedef struct api_loop {
     atomic_int pg_busy;            /* connections with statements waiting, as of the last tick */
     atomic_int redis_up;           /* 1 while its Redis connection is up, as of the last tick */
     atomic_uint_fast64_t alive_ns; /* the last tick: a loop that stops ticking is stuck */
-} api_loop;
+};
 
 typedef struct api_auth {
     usher_role role; /* USHER_ROLE_NONE: no token */
@@ -88,19 +92,6 @@ typedef struct api_req {
     void *state;     /* a route's own state between its steps (freed by the route) */
 } api_req;
 
-/* Answers with JSON (takes body's reference) and ends the request. */
-void api_reply_json(api_req *r, int status, json_t *body);
-
-/* Answers {"error": {"code", "message"}} and ends the request. */
-void api_reply_error(api_req *r, int status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* Answers with raw bytes of a content type and ends the request. */
-void api_reply_raw(api_req *r, int status, const char *content_type, const char *data, size_t len);
-
-/* Adds a response header before the reply (no-op when the client has gone). */
-void api_add_header(api_req *r, const char *name, const char *value);
-
 /* Parses the query string into q (evhttp_clear_headers it after); -1 if malformed. */
 int api_query_params(const api_req *r, struct evkeyvalq *q);
 /* The same for a query string (NULL: none), as a client sent it. */
@@ -108,27 +99,6 @@ int api_query_parse(const char *query, struct evkeyvalq *q);
 
 /* A request header, or NULL. */
 const char *api_header(const api_req *r, const char *name);
-
-/*
- * Queues a statement on the loop's connections; done runs on the loop with
- * the result. When the database is unreachable this answers 503 itself and
- * returns false (done is not called).
- */
-bool api_query(api_req *r, const char *sql, int nparams, const char *const *params,
-               usher_pg_result_fn done);
-
-/*
- * For a callback: true when res is a good result; otherwise answers 503
- * (connection lost) or 500 (statement failed, logged) and returns false.
- */
-bool api_result_ok(api_req *r, PGresult *res, const char *errmsg);
-
-/*
- * Answers the JSON text in the first column of res's first row with
- * status; no row, or NULL, answers 404 "no such WHAT". A failed statement
- * is answered as api_result_ok does.
- */
-void api_reply_row(api_req *r, PGresult *res, const char *errmsg, int status, const char *what);
 
 /*
  * The organizer a statement must stay within, as a parameter: the token's
@@ -141,6 +111,12 @@ bool api_may_manage(const api_req *r, int64_t organizer_id);
 
 /* id as decimal text for a statement parameter; NULL (SQL NULL) for 0. */
 const char *api_id_text(int64_t id, char out[24]);
+
+/* The server's running loops, read-only (none before they start or after they stop). */
+api_loop *const *api_server_loops(api_server *srv, int *n);
+
+/* The running loops with no live database connection right now. */
+int api_server_loops_without_db(api_server *srv);
 
 /* Monotonic nanoseconds. */
 uint64_t api_now_ns(void);

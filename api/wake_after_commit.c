@@ -1,4 +1,4 @@
-#include "wake.h"
+#include "wake_after_commit.h"
 
 #include <event2/event.h>
 #include <stdlib.h>
