@@ -1,6 +1,8 @@
 /*
- * The libharu adapter of the PDF renderers: document set-up, fonts, text
- * fitting and error translation.
+ * The libharu adapter of the PDF renderers (badges and report tables):
+ * document set-up, fonts, drawing a line of text and error translation.
+ * The fitting of text and the checks of fields are pdf_text.c's, shared
+ * with the cairo tickets; this file only measures and draws with libharu.
  *
  * libharu reports errors through the handler given to HPDF_New. The handler
  * below only records the first error and returns; libharu then returns the
@@ -14,35 +16,9 @@
  */
 #include "pdf_doc.h"
 
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "pdf_render.h"
-
-#define MIN_FONT_SIZE PDF_MIN_FONT_SIZE
-#define ELLIPSIS      PDF_ELLIPSIS
-
-static char font_regular[PATH_MAX] = USHER_PDF_FONT_REGULAR;
-static char font_bold[PATH_MAX] = USHER_PDF_FONT_BOLD;
-
-usher_err usher_pdf_set_fonts(const char *regular_ttf, const char *bold_ttf)
-{
-    const char *r = regular_ttf ? regular_ttf : USHER_PDF_FONT_REGULAR;
-    const char *b = bold_ttf ? bold_ttf : USHER_PDF_FONT_BOLD;
-
-    if (strlen(r) >= sizeof(font_regular) || strlen(b) >= sizeof(font_bold))
-        return USHER_ERR_INVALID;
-    memcpy(font_regular, r, strlen(r) + 1);
-    memcpy(font_bold, b, strlen(b) + 1);
-    return USHER_OK;
-}
-
-const char *pdf_font_path(int bold)
-{
-    return bold ? font_bold : font_regular;
-}
 
 static void HPDF_STDCALL on_error(HPDF_STATUS error_no, HPDF_STATUS detail_no, void *user_data)
 {
@@ -124,12 +100,12 @@ usher_err pdf_doc_open(pdf_doc *d, char *errbuf, size_t errlen)
         HPDF_SetCurrentEncoder(d->pdf, "UTF-8") != HPDF_OK ||
         HPDF_SetInfoAttr(d->pdf, HPDF_INFO_CREATOR, "Usher") != HPDF_OK)
         return pdf_doc_fail(d, "setting up the document", errbuf, errlen);
-    d->regular = load_font(d, font_regular);
+    d->regular = load_font(d, pdf_font_path(0));
     if (d->regular == NULL)
-        return pdf_doc_fail(d, font_regular, errbuf, errlen);
-    d->bold = load_font(d, font_bold);
+        return pdf_doc_fail(d, pdf_font_path(0), errbuf, errlen);
+    d->bold = load_font(d, pdf_font_path(1));
     if (d->bold == NULL)
-        return pdf_doc_fail(d, font_bold, errbuf, errlen);
+        return pdf_doc_fail(d, pdf_font_path(1), errbuf, errlen);
     return USHER_OK;
 }
 
@@ -164,96 +140,13 @@ usher_err pdf_doc_save(pdf_doc *d, unsigned char **pdf, size_t *len, char *errbu
     return USHER_OK;
 }
 
-/* Checks that s is well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF). */
-static int valid_utf8(const unsigned char *s)
-{
-    while (*s) {
-        unsigned c = *s, n, cp, i;
-        if (c < 0x80) {
-            s++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf)
-            n = 1, cp = c & 0x1f;
-        else if (c >= 0xe0 && c <= 0xef)
-            n = 2, cp = c & 0x0f;
-        else if (c >= 0xf0 && c <= 0xf4)
-            n = 3, cp = c & 0x07;
-        else
-            return 0;
-        for (i = 1; i <= n; i++) {
-            if ((s[i] & 0xc0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (s[i] & 0x3f);
-        }
-        if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-            (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-            return 0;
-        s += n + 1;
-    }
-    return 1;
-}
-
-usher_err pdf_check_field(const char *what, const char *s, int required, size_t max, char *errbuf,
-                          size_t errlen)
-{
-    if (s == NULL || s[0] == '\0') {
-        if (!required)
-            return USHER_OK;
-        snprintf(errbuf, errlen, "%s is missing or empty", what);
-        return USHER_ERR_INVALID;
-    }
-    if (strlen(s) > max) {
-        snprintf(errbuf, errlen, "%s is longer than %zu bytes", what, max);
-        return USHER_ERR_INVALID;
-    }
-    if (!valid_utf8((const unsigned char *)s)) {
-        snprintf(errbuf, errlen, "%s is not valid UTF-8", what);
-        return USHER_ERR_INVALID;
-    }
-    return USHER_OK;
-}
-
-/* Width in points of the first len bytes of text at size. */
-static float text_width(HPDF_Font font, const char *text, size_t len, float size)
-{
-    HPDF_TextWidth tw = HPDF_Font_TextWidth(font, (const HPDF_BYTE *)text, (HPDF_UINT)len);
-
-    return (float)tw.width * size / 1000.0f;
-}
-
-size_t pdf_fitting_prefix(pdf_width_fn width, const void *ctx, const char *text, float size,
-                          float max_width)
-{
-    float room = max_width - width(ctx, ELLIPSIS, strlen(ELLIPSIS), size);
-    size_t lo = 0, hi = strlen(text);
-
-    while (lo < hi) {
-        size_t mid = (lo + hi + 1) / 2;
-        while (mid > lo && ((unsigned char)text[mid] & 0xc0) == 0x80)
-            mid--;
-        if (mid == lo) {
-            /* no boundary between lo and the old mid: step to the next one */
-            mid = lo + 1;
-            while (mid < hi && ((unsigned char)text[mid] & 0xc0) == 0x80)
-                mid++;
-            if (mid > hi || width(ctx, text, mid, size) > room)
-                break;
-            lo = mid;
-            continue;
-        }
-        if (width(ctx, text, mid, size) <= room)
-            lo = mid;
-        else
-            hi = mid - 1;
-    }
-    return lo;
-}
-
-/* pdf_width_fn for a libharu font. */
+/* pdf_width_fn for a libharu font: the width in points of the first len bytes of text at size. */
 static float font_width(const void *font, const char *text, size_t len, float size)
 {
-    return text_width((HPDF_Font)font, text, len, size);
+    HPDF_TextWidth tw =
+        HPDF_Font_TextWidth((HPDF_Font)font, (const HPDF_BYTE *)text, (HPDF_UINT)len);
+
+    return (float)tw.width * size / 1000.0f;
 }
 
 static HPDF_STATUS show(HPDF_Page page, HPDF_Font font, float size, float x, float y,
@@ -272,37 +165,22 @@ static HPDF_STATUS show(HPDF_Page page, HPDF_Font font, float size, float x, flo
 
 /*
  * Draws one line of text at baseline y, starting at x (PDF_LEFT) or centred on
- * x + max_width / 2 (PDF_CENTER). Too wide: the size shrinks to fit, down to
- * MIN_FONT_SIZE; still too wide: the text is cut and ends with an ellipsis.
+ * x + max_width / 2 (PDF_CENTER), shrunk or cut to fit by pdf_fit_line.
  */
 usher_err pdf_draw_line(pdf_doc *d, HPDF_Page page, HPDF_Font font, float size, float x, float y,
                         float max_width, pdf_align how, const char *text)
 {
-    float width = text_width(font, text, strlen(text), size);
-    char *cut = NULL;
+    pdf_line line;
     HPDF_STATUS st;
 
-    if (width > max_width) {
-        size = size * max_width / width * 0.999f;
-        if (size < MIN_FONT_SIZE) {
-            size_t keep;
-            size = MIN_FONT_SIZE;
-            keep = pdf_fitting_prefix(font_width, font, text, size, max_width);
-            cut = malloc(keep + sizeof(ELLIPSIS));
-            if (cut == NULL) {
-                d->out_of_memory = 1;
-                return USHER_ERR_NOMEM;
-            }
-            memcpy(cut, text, keep);
-            memcpy(cut + keep, ELLIPSIS, sizeof(ELLIPSIS));
-            text = cut;
-        }
-        width = text_width(font, text, strlen(text), size);
+    if (pdf_fit_line(font_width, font, text, size, max_width, &line) != USHER_OK) {
+        d->out_of_memory = 1;
+        return USHER_ERR_NOMEM;
     }
     if (how == PDF_CENTER)
-        x += (max_width - width) / 2;
-    st = d->error_no == HPDF_OK ? show(page, font, size, x, y, text) : d->error_no;
-    free(cut);
+        x += (max_width - line.width) / 2;
+    st = d->error_no == HPDF_OK ? show(page, font, line.size, x, y, line.text) : d->error_no;
+    pdf_line_release(&line);
     return st == HPDF_OK ? USHER_OK : USHER_ERR_INVALID;
 }
 

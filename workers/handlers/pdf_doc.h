@@ -1,9 +1,11 @@
 /*
- * The libharu adapter shared by the PDF renderers (pdf_render.c: badges;
- * pdf_table.c: report tables; tickets are written without libharu by
- * pdf_ticket_page.c). Only these files include hpdf.h. A pdf_doc is one document being built with
- * UTF-8 text in the embedded fonts set by usher_pdf_set_fonts; the first libharu error is recorded
- * in it and turned into a usher_err with a message by pdf_doc_fail.
+ * The libharu adapter shared by the libharu renderers (pdf_render.c:
+ * badges; pdf_table.c: report tables). Only these files include hpdf.h;
+ * tickets are drawn with cairo (pdf_ticket_page.c) and share only
+ * pdf_text.h with them. A pdf_doc is one document being built with UTF-8
+ * text in the embedded fonts set by usher_pdf_set_fonts; the first libharu
+ * error is recorded in it and turned into a usher_err with a message by
+ * pdf_doc_fail.
  */
 #ifndef USHER_PDF_DOC_H
 #define USHER_PDF_DOC_H
@@ -12,9 +14,7 @@
 #include <stddef.h>
 
 #include "error.h"
-#include "pdf_text.h" /* pdf_check_field and the other libharu-free helpers */
-
-#define PDF_MM 2.834645669f /* points per millimetre */
+#include "pdf_text.h" /* PDF_MM, pdf_check_field, pdf_fit_line: shared with the tickets */
 
 typedef struct pdf_doc {
     HPDF_Doc pdf;
@@ -42,9 +42,9 @@ HPDF_Page pdf_doc_add_page(pdf_doc *d, float width_mm, float height_mm);
 
 /*
  * Draws one line of text at baseline y, starting at x (PDF_LEFT) or
- * centred on x + max_width / 2 (PDF_CENTER). Too wide: the size shrinks
- * to fit, down to a minimum; still too wide: the text is cut and ends with
- * an ellipsis.
+ * centred on x + max_width / 2 (PDF_CENTER), fitted by pdf_fit_line: too
+ * wide, the size shrinks to fit, down to a minimum; still too wide, the
+ * text is cut and ends with an ellipsis.
  */
 usher_err pdf_draw_line(pdf_doc *d, HPDF_Page page, HPDF_Font font, float size, float x, float y,
                         float max_width, pdf_align how, const char *text);

@@ -1,7 +1,7 @@
 /*
  * Badge sheets with libharu 2.3, drawn with the document helpers of
- * pdf_doc.c (fonts, UTF-8 text that shrinks or is cut to fit, error
- * translation). Every libharu call is checked: the render stops at the
+ * pdf_doc.c (fonts, UTF-8 text that shrinks or is cut to fit by
+ * pdf_text.c's rules, error translation). Every libharu call is checked: the render stops at the
  * first failure and the document is freed on every path. Sizes are in PDF
  * points (1/72 inch). Tickets are written without libharu, in
  * pdf_ticket_page.c.

@@ -5,7 +5,9 @@
  * UTF-8 and set in an embedded TrueType font (DejaVu Sans by default), so
  * Latin, Greek and Cyrillic names render; DejaVu has no CJK glyphs (a
  * ticket shows them as the font's missing-glyph box, and its text still
- * extracts as written). Tickets are drawn with cairo, badges with libharu.
+ * extracts as written). Tickets are drawn with cairo (pdf_ticket_page.c),
+ * badges with libharu (pdf_render.c); the fonts set here and the text
+ * fitting are pdf_text.c's, shared by both.
  */
 #ifndef USHER_PDF_RENDER_H
 #define USHER_PDF_RENDER_H

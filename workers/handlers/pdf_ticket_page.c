@@ -28,8 +28,7 @@
 #include "pdf_text.h"
 #include "pdf_ticket_fonts.h"
 
-#define MM        2.834645669f
-#define A6_WIDTH  (105.0f * MM)
+#define A6_WIDTH  (105.0f * PDF_MM)
 #define QR_QUIET  4 /* modules of white around the symbol */
 #define F_REGULAR 0
 #define F_BOLD    1
@@ -66,42 +65,26 @@ static float text_width(const void *ctx, const char *text, size_t len, float siz
 
 /*
  * Draws one line of text at baseline y, starting at x (LEFT) or centred on
- * x + max_width / 2 (CENTER). Too wide: the size shrinks to fit, down to
- * PDF_MIN_FONT_SIZE; still too wide: the text is cut and ends with an
- * ellipsis.
+ * x + max_width / 2 (CENTER), shrunk or cut to fit by pdf_fit_line.
  */
 static usher_err draw_line(page *p, int face, float size, float x, float y, float max_width,
                            align how, const char *text)
 {
     measure m = { NULL, size };
-    float width;
-    char *cut = NULL;
+    pdf_line line;
 
     cairo_set_font_face(p->cr, p->faces[face]);
     cairo_set_font_size(p->cr, size);
     m.font = cairo_get_scaled_font(p->cr);
-    width = text_width(&m, text, strlen(text), size);
-    if (width > max_width) {
-        size = size * max_width / width * 0.999f;
-        if (size < PDF_MIN_FONT_SIZE) {
-            size_t keep;
-            size = PDF_MIN_FONT_SIZE;
-            keep = pdf_fitting_prefix(text_width, &m, text, size, max_width);
-            cut = malloc(keep + sizeof(PDF_ELLIPSIS));
-            if (cut == NULL)
-                return USHER_ERR_NOMEM;
-            memcpy(cut, text, keep);
-            memcpy(cut + keep, PDF_ELLIPSIS, sizeof(PDF_ELLIPSIS));
-            text = cut;
-        }
-        width = text_width(&m, text, strlen(text), size);
-        cairo_set_font_size(p->cr, size);
-    }
+    if (pdf_fit_line(text_width, &m, text, size, max_width, &line) != USHER_OK)
+        return USHER_ERR_NOMEM;
+    if (line.size != size)
+        cairo_set_font_size(p->cr, line.size);
     if (how == CENTER)
-        x += (max_width - width) / 2;
+        x += (max_width - line.width) / 2;
     cairo_move_to(p->cr, x, p->height - y);
-    cairo_show_text(p->cr, text);
-    free(cut);
+    cairo_show_text(p->cr, line.text);
+    pdf_line_release(&line);
     return USHER_OK;
 }
 
@@ -256,8 +239,8 @@ static usher_err render(page *p, const usher_ticket *t, usher_buf *out, char *er
 usher_err usher_pdf_ticket(const usher_ticket *t, usher_page_size size, unsigned char **pdf,
                            size_t *len, char *errbuf, size_t errlen)
 {
-    page p = { .width = (size == USHER_PAGE_A6 ? 105 : 210) * MM,
-               .height = (size == USHER_PAGE_A6 ? 148 : 297) * MM };
+    page p = { .width = (size == USHER_PAGE_A6 ? 105 : 210) * PDF_MM,
+               .height = (size == USHER_PAGE_A6 ? 148 : 297) * PDF_MM };
     usher_buf out = { 0 };
     usher_err err;
 
