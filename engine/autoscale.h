@@ -68,15 +68,7 @@
 
 #define USHER_AUTOSCALE_SAMPLES 4096 /* about 96 KiB per pool */
 
-/*
- * The supervisor counts a pool's depth up to this many jobs, once a second,
- * on the connection it claims with: an uncapped count(*) over a backlog of a
- * million jobs took ~70 ms (and both cores) every second. Thresholds stay
- * below half of it ([pool] scale_out_depth), so every rule still sees them
- * crossed, and a backlog at the cap still asks for cap / scale_out_depth
- * more children (more than any max allows at the default thresholds).
- */
-#define USHER_AUTOSCALE_DEPTH_CAP 100000
+/* USHER_AUTOSCALE_DEPTH_CAP (config.h): how far the supervisor counts a depth. */
 
 typedef struct usher_autoscale usher_autoscale;
 

@@ -77,6 +77,16 @@ typedef struct usher_windows {
 } usher_windows;
 
 /*
+ * The supervisor counts a pool's depth up to this many jobs, once a second,
+ * on the connection it claims with: an uncapped count(*) over a backlog of a
+ * million jobs took ~70 ms (and both cores) every second. Thresholds stay
+ * below half of it ([pool] scale_out_depth), so every rule still sees them
+ * crossed, and a backlog at the cap still asks for cap / scale_out_depth
+ * more children (more than any max allows at the default thresholds).
+ */
+#define USHER_AUTOSCALE_DEPTH_CAP 100000
+
+/*
  * [pool.NAME]: one worker pool (usher-worker --pool NAME). Every key is
  * reloadable; conf/usher.conf documents units and ranges. After loading,
  * min <= initial <= max, max >= 1 and scale_in_depth < scale_out_depth.

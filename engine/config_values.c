@@ -8,8 +8,6 @@
  */
 #include "config_values.h"
 
-#include "autoscale.h"
-
 #include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -20,7 +18,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "autoscale.h"
 #include "config.h"
 #include "cron.h"
 #include "log.h"
