@@ -2,8 +2,9 @@
  * usher-api: loads the configuration, starts the loop threads, and waits
  * for signals on the main thread (the loops have them blocked). SIGTERM
  * and SIGINT drain: new requests get 503, those in flight finish (up to
- * the grace period), then the process exits. systemd hears READY, STOPPING
- * and, when the unit asks for it, WATCHDOG.
+ * the grace period), then the process exits. SIGHUP reloads the reloadable
+ * keys (api/reload.c). systemd hears READY, RELOADING, STOPPING and, when
+ * the unit asks for it, WATCHDOG.
  */
 #include <errno.h>
 #include <signal.h>
@@ -19,6 +20,7 @@
 #include "jobs.h"
 #include "log.h"
 #include "metrics.h"
+#include "reload.h"
 #include "router.h"
 #include "server.h"
 
@@ -78,11 +80,12 @@ static void wait_for_database(api_server *srv)
 }
 
 /*
- * Waits for a stop signal. When systemd asked for a watchdog, pets it at
- * half its interval, but only while every loop thread keeps ticking: a
- * stuck loop lets the watchdog fire and systemd restart the service.
+ * Waits for a stop signal, reloading on SIGHUP. When systemd asked for a
+ * watchdog, pets it at half its interval, but only while every loop thread
+ * keeps ticking: a stuck loop lets the watchdog fire and systemd restart
+ * the service.
  */
-static void wait_for_stop(api_server *srv)
+static void wait_for_stop(api_server *srv, api_reloaded **published)
 {
     uint64_t watchdog_us = 0;
     sigset_t set;
@@ -108,7 +111,7 @@ static void wait_for_stop(api_server *srv)
             continue;
         }
         if (sig == SIGHUP) {
-            usher_log(USHER_LOG_NOTICE, "SIGHUP: usher-api keys need a restart; ignored");
+            api_reload(srv, published);
             continue;
         }
         usher_log(USHER_LOG_NOTICE, "signal %d: draining", sig);
@@ -121,6 +124,8 @@ int main(int argc, char **argv)
     usher_config cfg = { 0 };
     api_server srv = { 0 };
     api_threads *threads = NULL;
+    api_reloaded *published = NULL; /* what reloads made of cfg and webhook_template */
+    char *webhook_template;
     char errbuf[512];
     sigset_t set;
     int nthreads;
@@ -143,11 +148,12 @@ int main(int argc, char **argv)
         return 1;
     }
     srv.metrics = api_metrics_new(api_routes, api_nroutes);
-    srv.webhook_template = api_webhook_template(&cfg);
-    if (srv.metrics == NULL || srv.webhook_template == NULL) {
+    webhook_template = api_webhook_template(&cfg);
+    srv.webhook_template = webhook_template;
+    if (srv.metrics == NULL || webhook_template == NULL) {
         fprintf(stderr, "usher-api: out of memory\n");
         api_metrics_free(srv.metrics);
-        free(srv.webhook_template);
+        free(webhook_template);
         usher_config_free(&cfg);
         return 1;
     }
@@ -160,7 +166,7 @@ int main(int argc, char **argv)
     if (api_threads_start(&srv, nthreads, &threads, errbuf, sizeof(errbuf)) != USHER_OK) {
         fprintf(stderr, "usher-api: %s\n", errbuf);
         api_metrics_free(srv.metrics);
-        free(srv.webhook_template);
+        free(webhook_template);
         usher_config_free(&cfg);
         return 1;
     }
@@ -173,12 +179,13 @@ int main(int argc, char **argv)
               (int)(strrchr(cfg.api_listen, ':') - cfg.api_listen), cfg.api_listen, srv.port,
               nthreads);
     sd_notifyf(0, "READY=1\nSTATUS=listening on port %d", srv.port);
-    wait_for_stop(&srv);
+    wait_for_stop(&srv, &published);
     sd_notify(0, "STOPPING=1");
     atomic_store(&srv.draining, true);
     api_threads_stop(threads, DRAIN_GRACE_MS);
     api_metrics_free(srv.metrics);
-    free(srv.webhook_template);
+    free(webhook_template);
+    api_reloaded_free(published);
     usher_config_free(&cfg);
     return 0;
 }

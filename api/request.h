@@ -36,15 +36,23 @@ typedef struct api_guard api_guard;
 typedef struct api_loop api_loop;
 
 typedef struct api_server {
-    const usher_config *cfg;
+    /*
+     * The configuration. A reload (api/reload.c) publishes a new one whole;
+     * each is immutable and lives until exit, so a pointer read from here
+     * stays valid however long a request or an offload keeps it. The field
+     * is _Atomic: every read of it is an atomic load, and it never races the
+     * main thread's swap.
+     */
+    const usher_config *_Atomic cfg;
     unsigned char ticket_key[USHER_TICKET_KEY_BYTES]; /* usher-api does not start without it */
     api_metrics *metrics;
-    atomic_bool draining;   /* SIGTERM: finish what is in flight, take nothing new */
-    int port;               /* the port bound (useful when listen asked for port 0) */
-    int metrics_port;       /* the port of the /metrics listener (api.metrics_listen) */
-    char *webhook_template; /* notify.webhook's queue and policy, as JSON (api/jobs.h) */
-    api_loop **loops;       /* set by api_threads_start (server.h) before nloops */
-    atomic_int nloops;      /* loops running: 0 before the threads start and after they stop */
+    atomic_bool draining;           /* SIGTERM: finish what is in flight, take nothing new */
+    int port;                       /* the port bound (useful when listen asked for port 0) */
+    int metrics_port;               /* the port of the /metrics listener (api.metrics_listen) */
+    char *_Atomic webhook_template; /* notify.webhook's queue and policy, as JSON (api/jobs.h);
+                                       a reload swaps it with cfg */
+    api_loop **loops;               /* set by api_threads_start (server.h) before nloops */
+    atomic_int nloops; /* loops running: 0 before the threads start and after they stop */
 } api_server;
 
 struct api_loop {

@@ -4,7 +4,10 @@
  * and the job itself. A child's death is noticed twice, as EOF on the
  * socket and as SIGCHLD; only the reap acts on it, because only waitpid
  * tells how it died. Children above the target are closed when idle:
- * closing the socket is how a child is told to exit.
+ * closing the socket is how a child is told to exit. A reload renews the
+ * children: each one forked before it is stale, takes no new job, and is
+ * closed once idle, while a new one (forked with the new configuration)
+ * takes its place.
  */
 #define _GNU_SOURCE /* close_range */
 #include "children.h"
@@ -34,6 +37,7 @@ typedef struct child {
     struct event *deadline;     /* of jobs[0] */
     usher_job *jobs[DEPTH_MAX]; /* jobs[0] runs; the rest wait in the child's socket */
     size_t njobs;               /* 0 when idle */
+    bool stale;                 /* forked before a reload: no new job, closed once idle */
     const char *kill_reason;    /* why the supervisor killed it, if it did */
     usher_outcome kill_outcome;
 } child;
@@ -46,10 +50,11 @@ struct usher_children {
     usher_children_hooks hooks;
     struct child_list list;
     size_t target;
-    size_t count; /* children alive (including retiring ones) */
-    size_t open;  /* children with an open socket (not retiring) */
-    size_t busy;  /* jobs held by children */
-    size_t depth; /* jobs a child may hold at once */
+    size_t count;      /* children alive (including retiring ones) */
+    size_t open;       /* children with an open socket (not retiring, not stale) */
+    size_t busy;       /* jobs held by children */
+    size_t stale_busy; /* of which by stale children */
+    size_t depth;      /* jobs a child may hold at once */
 };
 
 static void child_read(struct bufferevent *bev, void *arg);
@@ -117,7 +122,8 @@ static void retire(usher_children *c, child *ch)
         return;
     bufferevent_free(ch->bev);
     ch->bev = NULL;
-    c->open--;
+    if (!ch->stale)
+        c->open--;
 }
 
 /* Brings the open children to the target: fork, or retire idle ones. */
@@ -134,11 +140,25 @@ static void converge(usher_children *c)
             break;
         }
     }
-    for (ch = TAILQ_FIRST(&c->list); ch != NULL && c->open > c->target; ch = next) {
+    for (ch = TAILQ_FIRST(&c->list); ch != NULL; ch = next) {
         next = TAILQ_NEXT(ch, link);
-        if (ch->njobs == 0)
+        if (ch->njobs == 0 && (ch->stale || c->open > c->target))
             retire(c, ch);
     }
+}
+
+void usher_children_renew(usher_children *c)
+{
+    child *ch;
+
+    TAILQ_FOREACH(ch, &c->list, link) {
+        if (ch->bev == NULL || ch->stale)
+            continue;
+        ch->stale = true;
+        c->open--;
+        c->stale_busy += ch->njobs;
+    }
+    converge(c);
 }
 
 usher_err usher_children_new(struct event_base *base, const usher_config *cfg, size_t depth,
@@ -183,7 +203,9 @@ size_t usher_children_busy(const usher_children *c)
 
 size_t usher_children_idle(const usher_children *c)
 {
-    return c->open * c->depth > c->busy ? c->open * c->depth - c->busy : 0;
+    size_t held = c->busy - c->stale_busy; /* by the open children */
+
+    return c->open * c->depth > held ? c->open * c->depth - held : 0;
 }
 
 /* Starts the deadline of the child's first job. */
@@ -203,6 +225,8 @@ static void job_done(usher_children *c, child *ch, const usher_handler_result *r
     memmove(ch->jobs, ch->jobs + 1, (ch->njobs - 1) * sizeof(ch->jobs[0]));
     ch->njobs--;
     c->busy--;
+    if (ch->stale)
+        c->stale_busy--;
     evtimer_del(ch->deadline);
     if (ch->njobs > 0)
         arm(ch);
@@ -216,7 +240,8 @@ usher_err usher_children_dispatch(usher_children *c, usher_job *job)
 
     /* The open child holding the fewest jobs. */
     TAILQ_FOREACH(ch, &c->list, link) {
-        if (ch->bev != NULL && ch->njobs < c->depth && (best == NULL || ch->njobs < best->njobs))
+        if (ch->bev != NULL && !ch->stale && ch->njobs < c->depth &&
+            (best == NULL || ch->njobs < best->njobs))
             best = ch;
         if (best != NULL && best->njobs == 0)
             break;

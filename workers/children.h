@@ -66,6 +66,13 @@ size_t usher_children_running_ids(const usher_children *c, int64_t *ids, size_t 
  */
 void usher_children_kill_busy(usher_children *c, const char *reason);
 
+/*
+ * After a reload: every child forked so far takes no new job and exits
+ * once its jobs are done, and new children, forked from the configuration
+ * cfg points to now, take their places (the target is unchanged).
+ */
+void usher_children_renew(usher_children *c);
+
 /* Collects children that exited (call on SIGCHLD). */
 void usher_children_reap(usher_children *c);
 

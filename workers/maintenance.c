@@ -2,7 +2,9 @@
  * The maintenance thread sleeps on a condition variable between rounds so
  * that stop() wakes it at once. A broken connection is dropped and
  * reopened on the next round; losing it also loses the lock, which is
- * right: another supervisor may take over meanwhile.
+ * right: another supervisor may take over meanwhile. A reload hands the
+ * thread a copy of the new configuration, which it takes between rounds,
+ * so only the thread ever reads its own.
  */
 #include "maintenance.h"
 
@@ -12,13 +14,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "config_reload.h"
 #include "log.h"
 #include "maint.h"
 #include "periodic.h"
 #include "store.h"
 
 struct usher_maintenance {
-    usher_config cfg;
+    usher_config cfg;      /* the thread's own: the store reads it */
+    usher_config *pending; /* a reload's, under lock until the thread takes it */
     int interval_ms;
     pthread_t thread;
     pthread_mutex_t lock;
@@ -67,6 +71,17 @@ static void round_once(usher_maintenance *m, usher_store **st)
     m->leader = leader;
 }
 
+/* With m->lock held: the reload's configuration replaces the thread's (same address). */
+static void take_reload(usher_maintenance *m)
+{
+    if (m->pending == NULL)
+        return;
+    usher_config_free(&m->cfg);
+    m->cfg = *m->pending;
+    free(m->pending);
+    m->pending = NULL;
+}
+
 static void *maintenance_main(void *arg)
 {
     usher_maintenance *m = arg;
@@ -76,6 +91,7 @@ static void *maintenance_main(void *arg)
     while (!m->stopping) {
         struct timespec until;
 
+        take_reload(m);
         pthread_mutex_unlock(&m->lock);
         round_once(m, &st);
         pthread_mutex_lock(&m->lock);
@@ -120,6 +136,23 @@ usher_err usher_maintenance_start(const char *config_path, int interval_ms, ushe
     return USHER_OK;
 }
 
+usher_err usher_maintenance_reload(usher_maintenance *m, const usher_config *cfg)
+{
+    usher_config *copy = malloc(sizeof(*copy));
+
+    if (copy == NULL || usher_config_copy(cfg, copy) != USHER_OK) {
+        free(copy);
+        return USHER_ERR_NOMEM;
+    }
+    pthread_mutex_lock(&m->lock);
+    if (m->pending != NULL)
+        usher_config_free(m->pending);
+    free(m->pending);
+    m->pending = copy;
+    pthread_mutex_unlock(&m->lock);
+    return USHER_OK;
+}
+
 bool usher_maintenance_is_leader(const usher_maintenance *m)
 {
     return m != NULL && m->leader;
@@ -136,6 +169,8 @@ void usher_maintenance_stop(usher_maintenance *m)
     pthread_join(m->thread, NULL);
     pthread_cond_destroy(&m->wake);
     pthread_mutex_destroy(&m->lock);
+    usher_config_free(m->pending);
+    free(m->pending);
     usher_config_free(&m->cfg);
     free(m);
 }

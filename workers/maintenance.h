@@ -24,6 +24,12 @@ typedef struct usher_maintenance usher_maintenance;
 usher_err usher_maintenance_start(const char *config_path, int interval_ms,
                                   usher_maintenance **out);
 
+/*
+ * Hands the thread a copy of cfg (a reload's merged configuration); it
+ * takes it before its next round. USHER_ERR_NOMEM leaves it as it was.
+ */
+usher_err usher_maintenance_reload(usher_maintenance *m, const usher_config *cfg);
+
 /* True while this process holds the leader lock. */
 bool usher_maintenance_is_leader(const usher_maintenance *m);
 

@@ -33,6 +33,7 @@
 #include "children.h"
 #include "claim.h"
 #include "config.h"
+#include "config_reload.h"
 #include "fate.h"
 #include "handler.h"
 #include "log.h"
@@ -93,6 +94,7 @@ typedef struct supervisor {
 static void maybe_claim(supervisor *s);
 static void flush(supervisor *s);
 static void check_drained(supervisor *s);
+static void children_idle(void *arg);
 
 static void ms_to_tv(int ms, struct timeval *tv)
 {
@@ -655,31 +657,58 @@ static void begin_drain(supervisor *s)
     check_drained(s);
 }
 
+/* systemd 253+ pairs the reload with its request by the clock (Type=notify-reload). */
+static void notify_reloading(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+               (unsigned long long)now.tv_sec * 1000000u + (unsigned long long)now.tv_nsec / 1000u);
+}
+
+/* Timers whose period is a reloadable key start a new period when it changed. */
+static void rearm(struct event *timer, int old_ms, int new_ms)
+{
+    struct timeval tv;
+
+    if (old_ms == new_ms)
+        return;
+    ms_to_tv(new_ms, &tv);
+    evtimer_add(timer, &tv);
+}
+
+/*
+ * SIGHUP: the reloadable keys of the file take effect here, in the
+ * maintenance thread and in new children, which replace the old ones as
+ * they finish their jobs; the others are logged as needing a restart.
+ */
 static void reload(supervisor *s)
 {
-    usher_config fresh = { 0 };
-    char errbuf[512];
-    const usher_pool_conf *pool;
+    usher_config merged;
+    int poll_ms = s->cfg.poll_interval_ms, heartbeat_ms = s->pool->heartbeat_ms;
+    size_t napplied;
 
-    if (usher_config_load(&fresh, s->config_path, errbuf, sizeof(errbuf)) != USHER_OK) {
-        usher_log(USHER_LOG_ERR, "reload refused, keeping the running configuration: %s", errbuf);
-        return;
+    notify_reloading();
+    if (usher_config_reread(&s->cfg, &merged, &napplied) == USHER_OK && napplied > 0) {
+        usher_config_free(&s->cfg);
+        s->cfg = merged; /* the pool and every key a restart needs are as they were */
+        s->pool = usher_config_pool(&s->cfg, s->pool_name);
+        usher_log_set_level((usher_log_level)s->cfg.log_level);
+        usher_gcra_set_rate(s->smtp_limiter, s->pool->smtp_rate);
+        rearm(s->poll_timer, poll_ms, s->cfg.poll_interval_ms);
+        rearm(s->heartbeat_timer, heartbeat_ms, s->pool->heartbeat_ms);
+        if (usher_maintenance_reload(s->maint, &s->cfg) != USHER_OK)
+            usher_log(USHER_LOG_ERR, "maintenance: out of memory: it keeps the old configuration");
+        usher_children_renew(s->children);
+        resize(s);
+        children_idle(s);
+        usher_log(USHER_LOG_NOTICE, "pool=%s reload done: %zu key(s) applied, children renewed",
+                  s->pool_name, napplied);
+    } else {
+        usher_config_free(&merged);
     }
-    pool = usher_config_pool(&fresh, s->pool_name);
-    if (pool == NULL) {
-        usher_log(USHER_LOG_ERR, "reload refused: pool '%s' is gone from %s", s->pool_name,
-                  s->config_path);
-        usher_config_free(&fresh);
-        return;
-    }
-    usher_config_free(&s->cfg);
-    s->cfg = fresh;
-    s->pool = usher_config_pool(&s->cfg, s->pool_name);
-    usher_log_set_level((usher_log_level)s->cfg.log_level);
-    usher_gcra_set_rate(s->smtp_limiter, s->pool->smtp_rate);
-    usher_log(USHER_LOG_NOTICE, "pool=%s configuration reloaded (queues and URLs need a restart)",
-              s->pool_name);
-    resize(s);
+    sd_notify(0, "READY=1");
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
