@@ -5,7 +5,8 @@
  * (fixed keys, queues, pools and periodic jobs added, removed or changed
  * where they do not reload), kinds compared by their effective values, and
  * a kind that names a queue only a restart would declare. Each test loads
- * two files written side by side, as SIGHUP does.
+ * two files written side by side, as SIGHUP does. And conf/usher.conf says
+ * "Reload: yes" or "Reload: no" above each fixed key as the table does.
  */
 #include <criterion/criterion.h>
 
@@ -16,6 +17,7 @@
 
 #include "config.h"
 #include "config_reload.h"
+#include "config_values.h"
 
 static usher_config running, fresh, merged;
 static usher_config_diff diff;
@@ -277,4 +279,57 @@ Test(config_reload, a_copy_is_deep_and_whole)
     cr_assert_str_eq(copy.smtp_url, running.smtp_url);
     cr_assert_null(copy.smtp_password);
     usher_config_free(&copy);
+}
+
+/* The comment block (up to a blank line) above the line that sets key in [section] of text. */
+static bool comment_of(const char *text, const char *section, const char *key, char *out,
+                       size_t len)
+{
+    char header[96], setting[96], commented[96];
+    const char *at = NULL, *line, *start;
+
+    snprintf(header, sizeof(header), "\n[%s]\n", section);
+    snprintf(setting, sizeof(setting), "\n%s = ", key);
+    snprintf(commented, sizeof(commented), "\n# %s = ", key);
+    line = strstr(text, header);
+    if (line == NULL)
+        return false;
+    for (const char *p = line + 1; *p != '\0' && at == NULL; p = strchr(p, '\n') + 1) {
+        if (p != line + 1 && *p == '[')
+            break; /* the next section */
+        if (strncmp(p - 1, setting, strlen(setting)) == 0 ||
+            strncmp(p - 1, commented, strlen(commented)) == 0)
+            at = p;
+        if (strchr(p, '\n') == NULL)
+            break;
+    }
+    if (at == NULL)
+        return false;
+    for (start = at; start > text + 1 && !(start[-1] == '\n' && start[-2] == '\n'); start--)
+        ;
+    snprintf(out, len, "%.*s", (int)(at - start), start);
+    return true;
+}
+
+Test(config_reload, the_shipped_file_says_which_keys_reload_as_the_table_does)
+{
+    FILE *f = fopen(USHER_SOURCE_DIR "/conf/usher.conf", "r");
+    static char text[200000];
+    size_t n;
+
+    cr_assert_not_null(f);
+    n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    for (size_t i = 0; i < USHER_NSETTINGS; i++) {
+        const usher_setting *s = &usher_settings[i];
+        char block[4096];
+        const char *says;
+
+        cr_assert(comment_of(text, s->section, s->key, block, sizeof(block)),
+                  "[%s] %s is not in conf/usher.conf", s->section, s->key);
+        says = s->reloadable ? "Reload: yes" : "Reload: no";
+        cr_assert_not_null(strstr(block, says), "[%s] %s: the table says \"%s\", the file:\n%s",
+                           s->section, s->key, says, block);
+    }
 }
