@@ -117,7 +117,7 @@ static void look_up(api_req *r)
                               " FROM api_tokens WHERE token_hash = $1::bytea"
                               " AND revoked_at IS NULL";
     auth_step *step = r->state;
-    char param[67];
+    char param[USHER_TOKEN_HASH_PARAM_MAX];
     const char *params[] = { param };
 
     usher_token_hash_param(step->hash, param);

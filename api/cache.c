@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "inttext.h"
 #include "metrics.h"
 #include "redis.h"
 
@@ -113,7 +114,7 @@ void api_cache_put(api_loop *loop, const char *key, const char *value, size_t le
         return;
     memcpy(entry, head, (size_t)head_len);
     memcpy(entry + head_len, value, len);
-    snprintf(px, sizeof(px), "%lld", (ttl_s + stale_s) * 1000LL);
+    usher_int_text((ttl_s + stale_s) * 1000LL, px);
     const char *argv[] = { "EVAL", put_script, "1", key, entry, px };
     size_t lens[] = {
         4, sizeof(put_script) - 1, 1, strlen(key), (size_t)head_len + len, strlen(px)
@@ -152,7 +153,7 @@ void api_cache_hold(api_loop *loop, const char *const *keys, size_t n,
 {
     const char **argv = calloc(n + 4, sizeof(*argv));
     hold *h = malloc(sizeof(*h));
-    char count[24], px[16];
+    char count[USHER_INT_TEXT_MAX], px[USHER_INT_TEXT_MAX];
 
     if (argv == NULL || h == NULL || n == 0) {
         free(argv);
@@ -160,8 +161,8 @@ void api_cache_hold(api_loop *loop, const char *const *keys, size_t n,
         done(arg, n == 0);
         return;
     }
-    snprintf(count, sizeof(count), "%zu", n);
-    snprintf(px, sizeof(px), "%d", API_CACHE_HOLD_MS);
+    usher_int_text(n, count);
+    usher_int_text(API_CACHE_HOLD_MS, px);
     argv[0] = "EVAL";
     argv[1] = hold_script;
     argv[2] = count;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "cache.h"
+#include "inttext.h"
 #include "redis.h"
 #include "reply.h"
 
@@ -50,9 +51,9 @@ static void answered(redisReply *reply, void *arg)
     free(c);
     if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
         reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[0]->integer == 0) {
-        char seconds[24];
+        char seconds[USHER_INT_TEXT_MAX];
 
-        snprintf(seconds, sizeof(seconds), "%lld", (reply->element[1]->integer + 999) / 1000);
+        usher_int_text((reply->element[1]->integer + 999) / 1000, seconds);
         free(r->state); /* a plain step its caller parked there (api_rate_limit) */
         r->state = NULL;
         api_add_header(r, "Retry-After", seconds);
@@ -90,7 +91,7 @@ static const char *const class_names[] = {
 
 /* The EVAL of one check or charge: up to two keys, then rate, capacity and cost. */
 typedef struct rate_call {
-    char ip_key[128], token_key[64], rate[32], cap[32];
+    char ip_key[128], token_key[64], rate[32], cap[USHER_INT_TEXT_MAX];
     const char *argv[8];
     int argc;
 } rate_call;
@@ -109,7 +110,7 @@ static bool build(rate_call *c, api_req *r, api_rate_class cls, const char *cost
     snprintf(c->token_key, sizeof(c->token_key), "usher:v1:rate:%s:token:%lld", class_names[cls],
              (long long)r->auth.token_id);
     snprintf(c->rate, sizeof(c->rate), "%.9f", per_minute / 60000.0);
-    snprintf(c->cap, sizeof(c->cap), "%d", per_minute / 6 > 10 ? per_minute / 6 : 10);
+    usher_int_text(per_minute / 6 > 10 ? per_minute / 6 : 10, c->cap);
     c->argv[n++] = "EVAL";
     c->argv[n++] = script;
     c->argv[n++] = by_ip && by_token ? "2" : "1";

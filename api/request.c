@@ -8,7 +8,6 @@
 #include <sys/queue.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -57,7 +56,7 @@ const char *api_header(const api_req *r, const char *name)
     return evhttp_find_header(evhttp_request_get_input_headers(r->http), name);
 }
 
-const char *api_scope_org(const api_req *r, char out[24])
+const char *api_scope_org(const api_req *r, char out[USHER_INT_TEXT_MAX])
 {
     return r->auth.role == USHER_ROLE_ADMIN ? NULL : api_id_text(r->auth.organizer_id, out);
 }
@@ -69,12 +68,9 @@ bool api_may_manage(const api_req *r, int64_t organizer_id)
     return r->auth.role == USHER_ROLE_ORGANIZER && r->auth.organizer_id == organizer_id;
 }
 
-const char *api_id_text(int64_t id, char out[24])
+const char *api_id_text(int64_t id, char out[USHER_INT_TEXT_MAX])
 {
-    if (id == 0)
-        return NULL;
-    snprintf(out, 24, "%lld", (long long)id);
-    return out;
+    return id == 0 ? NULL : usher_int_text(id, out);
 }
 
 api_loop *const *api_server_loops(api_server *srv, int *n)

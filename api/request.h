@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "inttext.h"
 #include "ticket.h"
 #include "token.h"
 
@@ -112,13 +113,13 @@ const char *api_header(const api_req *r, const char *name);
  * The organizer a statement must stay within, as a parameter: the token's
  * organizer, or NULL (any) for an admin.
  */
-const char *api_scope_org(const api_req *r, char out[24]);
+const char *api_scope_org(const api_req *r, char out[USHER_INT_TEXT_MAX]);
 
 /* True when the role may act on the organizer's data (admin: every organizer). */
 bool api_may_manage(const api_req *r, int64_t organizer_id);
 
 /* id as decimal text for a statement parameter; NULL (SQL NULL) for 0. */
-const char *api_id_text(int64_t id, char out[24]);
+const char *api_id_text(int64_t id, char out[USHER_INT_TEXT_MAX]);
 
 /* The server's running loops, read-only (none before they start or after they stop). */
 api_loop *const *api_server_loops(api_server *srv, int *n);

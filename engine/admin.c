@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "inttext.h"
+
 #define LIST_DEFAULT 100
 #define LIST_MAX     1000
 
@@ -74,7 +76,8 @@ static const char cancel_sql[] =
     " SELECT (SELECT count(*) FROM c), (SELECT state FROM usher_jobs WHERE id = $1)";
 
 typedef struct filter_params {
-    char since[24], until[24], before[24], limit[24], id[24];
+    char since[USHER_INT_TEXT_MAX], until[USHER_INT_TEXT_MAX], before[USHER_INT_TEXT_MAX],
+        limit[USHER_INT_TEXT_MAX], id[USHER_INT_TEXT_MAX];
     const char *values[9];
 } filter_params;
 
@@ -89,12 +92,9 @@ static bool valid_state(const char *state)
     return false;
 }
 
-static const char *int_or_null(char *buf, size_t len, int64_t v)
+static const char *int_or_null(char buf[USHER_INT_TEXT_MAX], int64_t v)
 {
-    if (v == 0)
-        return NULL;
-    snprintf(buf, len, "%" PRId64, v);
-    return buf;
+    return v == 0 ? NULL : usher_int_text(v, buf);
 }
 
 static usher_err bind_filter(usher_store *st, const usher_job_filter *f, const char *state,
@@ -107,16 +107,16 @@ static usher_err bind_filter(usher_store *st, const usher_job_filter *f, const c
                                 "unknown state '%s' (available, running, dead, cancelled)", state);
     if (limit > max_limit)
         limit = max_limit;
-    snprintf(p->limit, sizeof(p->limit), "%zu", limit);
+    usher_int_text(limit, p->limit);
     p->values[0] = state;
     p->values[1] = f->queue;
     p->values[2] = f->kind;
     p->values[3] = f->error_text;
-    p->values[4] = int_or_null(p->since, sizeof(p->since), f->since_us);
-    p->values[5] = int_or_null(p->until, sizeof(p->until), f->until_us);
-    p->values[6] = int_or_null(p->before, sizeof(p->before), f->before_id);
+    p->values[4] = int_or_null(p->since, f->since_us);
+    p->values[5] = int_or_null(p->until, f->until_us);
+    p->values[6] = int_or_null(p->before, f->before_id);
     p->values[7] = p->limit;
-    p->values[8] = int_or_null(p->id, sizeof(p->id), f->id);
+    p->values[8] = int_or_null(p->id, f->id);
     return USHER_OK;
 }
 
@@ -133,11 +133,11 @@ usher_err usher_admin_list(usher_store *st, const usher_job_filter *f, json_t **
 
 usher_err usher_admin_show(usher_store *st, int64_t id, json_t **out)
 {
-    char idtext[24];
+    char idtext[USHER_INT_TEXT_MAX];
     const char *params[] = { idtext };
     usher_err err;
 
-    snprintf(idtext, sizeof(idtext), "%" PRId64, id);
+    usher_int_text(id, idtext);
     err = usher_store_query_json(st, show_sql, 1, params, out);
     if (err == USHER_OK && json_is_null(*out)) {
         json_decref(*out);
@@ -149,12 +149,12 @@ usher_err usher_admin_show(usher_store *st, int64_t id, json_t **out)
 
 usher_err usher_admin_cancel(usher_store *st, int64_t id)
 {
-    char idtext[24];
+    char idtext[USHER_INT_TEXT_MAX];
     const char *params[] = { idtext };
     PGresult *res;
     usher_err err;
 
-    snprintf(idtext, sizeof(idtext), "%" PRId64, id);
+    usher_int_text(id, idtext);
     err = usher_store_exec(st, cancel_sql, 1, params, &res);
     if (err != USHER_OK)
         return err;

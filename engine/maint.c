@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "claim.h"
+#include "inttext.h"
 #include "job.h"
 
 #define RESCUE_BATCH 500
@@ -145,14 +146,14 @@ usher_err usher_maint_rescue(usher_store *st, size_t *rescued)
 usher_err usher_maint_prune(usher_store *st, size_t *jobs_pruned)
 {
     const usher_config *cfg = usher_store_config(st);
-    char hours[16];
+    char hours[USHER_INT_TEXT_MAX];
     const char *params[] = { hours };
     PGresult *res;
     usher_err err = require_leader(st);
     size_t n = PRUNE_BATCH;
 
     *jobs_pruned = 0;
-    snprintf(hours, sizeof(hours), "%d", cfg->dead_retention_hours);
+    usher_int_text(cfg->dead_retention_hours, hours);
     while (err == USHER_OK && n == PRUNE_BATCH) {
         err = usher_store_exec(st, prune_jobs_sql, 1, params, &res);
         if (err == USHER_OK) {
@@ -163,7 +164,7 @@ usher_err usher_maint_prune(usher_store *st, size_t *jobs_pruned)
     }
     if (err != USHER_OK)
         return err;
-    snprintf(hours, sizeof(hours), "%d", cfg->stats_retention_hours);
+    usher_int_text(cfg->stats_retention_hours, hours);
     err = usher_store_exec(st, prune_stats_sql, 1, params, &res);
     PQclear(res);
     return err;

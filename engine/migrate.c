@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "inttext.h"
+
 #define MIGRATE_LOCK_KEY    1431521363
 #define MIGRATIONS_MAX      1000
 #define MIGRATION_MAX_BYTES (4 * 1024 * 1024)
@@ -139,12 +141,12 @@ static void checksum_of(const char *text, char hex[CHECKSUM_HEX])
  */
 static usher_err read_row(usher_store *st, migration *m, char recorded[CHECKSUM_HEX])
 {
-    char v[16];
+    char v[USHER_INT_TEXT_MAX];
     const char *params[] = { v };
     PGresult *res;
     usher_err err;
 
-    snprintf(v, sizeof(v), "%d", m->version);
+    usher_int_text(m->version, v);
     err = usher_store_exec(st,
                            "SELECT coalesce(checksum, '') FROM usher_migrations"
                            " WHERE version = $1",
@@ -161,7 +163,7 @@ static usher_err read_row(usher_store *st, migration *m, char recorded[CHECKSUM_
  */
 static usher_err check_applied(usher_store *st, const char *dir, migration *m, size_t *trusted)
 {
-    char path[4096], v[16], recorded[CHECKSUM_HEX], now[CHECKSUM_HEX];
+    char path[4096], v[USHER_INT_TEXT_MAX], recorded[CHECKSUM_HEX], now[CHECKSUM_HEX];
     const char *params[] = { v, now };
     PGresult *res = NULL;
     char *sql;
@@ -182,7 +184,7 @@ static usher_err check_applied(usher_store *st, const char *dir, migration *m, s
                                 path, recorded, now);
     if (recorded[0] != '\0')
         return USHER_OK;
-    snprintf(v, sizeof(v), "%d", m->version);
+    usher_int_text(m->version, v);
     err = usher_store_exec(st,
                            "UPDATE usher_migrations SET checksum = $2"
                            " WHERE version = $1 AND checksum IS NULL",
@@ -209,14 +211,14 @@ static usher_err run_script(usher_store *st, const char *name, const char *sql)
 
 static usher_err apply_one(usher_store *st, const char *dir, const migration *m)
 {
-    char path[4096], v[16], checksum[CHECKSUM_HEX];
+    char path[4096], v[USHER_INT_TEXT_MAX], checksum[CHECKSUM_HEX];
     const char *params[] = { v, m->name, checksum };
     char *sql;
     PGresult *res = NULL;
     usher_err err;
 
     snprintf(path, sizeof(path), "%s/%s", dir, m->name);
-    snprintf(v, sizeof(v), "%d", m->version);
+    usher_int_text(m->version, v);
     err = read_file(st, path, &sql);
     if (err != USHER_OK)
         return err;

@@ -21,6 +21,7 @@
 #include "config.h"
 #include "cron.h"
 #include "enqueue.h"
+#include "inttext.h"
 #include "log.h"
 
 static const char last_slot_sql[] =
@@ -69,14 +70,14 @@ static usher_err read_last_slot(usher_store *st, const char *name, bool *found, 
 static usher_err record_first(usher_store *st, const usher_periodic_conf *per, int64_t now_s)
 {
     int64_t slot = usher_cron_latest(&per->cron, now_s, INT64_MIN);
-    char slot_text[24], when[32];
+    char slot_text[USHER_INT_TEXT_MAX], when[32];
     const char *params[] = { per->name, slot_text };
     PGresult *res;
     usher_err err;
 
     if (slot < 0)
         slot = now_s - ((now_s % 60) + 60) % 60;
-    snprintf(slot_text, sizeof(slot_text), "%" PRId64, slot);
+    usher_int_text(slot, slot_text);
     err = usher_store_exec(st, record_sql, 2, params, &res);
     if (err == USHER_OK && PQntuples(res) == 1 && usher_log_get_level() >= USHER_LOG_INFO) {
         format_utc(slot, when, sizeof(when));
@@ -93,7 +94,7 @@ static usher_err record_first(usher_store *st, const usher_periodic_conf *per, i
 static usher_err enqueue_slot(usher_store *st, const usher_periodic_conf *per, int64_t slot,
                               usher_enqueued *out)
 {
-    char key[USHER_NAME_MAX + 48], id_text[24];
+    char key[USHER_NAME_MAX + 48], id_text[USHER_INT_TEXT_MAX];
     const char *params[] = { per->name, id_text };
     usher_enqueue_opts job = { .queue = per->queue,
                                .kind = per->kind,
@@ -108,7 +109,7 @@ static usher_err enqueue_slot(usher_store *st, const usher_periodic_conf *per, i
     err = usher_enqueue(st, &job, out);
     if (err != USHER_OK)
         return err;
-    snprintf(id_text, sizeof(id_text), "%" PRId64, out->id);
+    usher_int_text(out->id, id_text);
     err = usher_store_exec(st, fired_sql, 2, params, &res);
     PQclear(res);
     return err;
@@ -132,14 +133,14 @@ static void log_fired(const usher_periodic_conf *per, int64_t slot, int64_t now_
 static usher_err fire_slot(usher_store *st, const usher_periodic_conf *per, int64_t slot,
                            int64_t now_s, bool *fired)
 {
-    char slot_text[24];
+    char slot_text[USHER_INT_TEXT_MAX];
     const char *params[] = { per->name, slot_text };
     PGresult *res = NULL;
     usher_enqueued out = { 0 };
     bool claimed = false;
     usher_err err = usher_store_command(st, "BEGIN");
 
-    snprintf(slot_text, sizeof(slot_text), "%" PRId64, slot);
+    usher_int_text(slot, slot_text);
     if (err == USHER_OK)
         err = usher_store_exec(st, claim_sql, 2, params, &res);
     if (err == USHER_OK)

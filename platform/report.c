@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "enqueue.h"
+#include "inttext.h"
 
 #define DEFAULT_QUEUE "reports"
 
@@ -59,7 +60,8 @@ static usher_err check_request(usher_store *st, const usher_report_request *req)
 static usher_err create_in_transaction(usher_store *st, const usher_report_request *req,
                                        int64_t *report_id, int64_t *job_id)
 {
-    char event[24], id[24], job[24], kind[32], payload[64];
+    char event[USHER_INT_TEXT_MAX], id[USHER_INT_TEXT_MAX], job[USHER_INT_TEXT_MAX], kind[32],
+        payload[64];
     const char *insert_params[] = { event, req->kind, req->format,
                                     req->requested_by != NULL ? req->requested_by : "" };
     const char *link_params[] = { id, job };
@@ -69,7 +71,7 @@ static usher_err create_in_transaction(usher_store *st, const usher_report_reque
     PGresult *res;
     usher_err err;
 
-    snprintf(event, sizeof(event), "%" PRId64, req->event_id);
+    usher_int_text(req->event_id, event);
     err = usher_store_exec(st, insert_sql, 4, insert_params, &res);
     if (err != USHER_OK)
         return err;
@@ -86,7 +88,7 @@ static usher_err create_in_transaction(usher_store *st, const usher_report_reque
     err = usher_enqueue(st, &o, &out);
     if (err != USHER_OK)
         return err;
-    snprintf(job, sizeof(job), "%" PRId64, out.id);
+    usher_int_text(out.id, job);
     err = usher_store_exec(st, link_sql, 2, link_params, &res);
     if (err != USHER_OK)
         return err;
@@ -117,11 +119,11 @@ usher_err usher_report_create(usher_store *st, const usher_report_request *req, 
 
 usher_err usher_report_get(usher_store *st, int64_t report_id, json_t **out)
 {
-    char id[24];
+    char id[USHER_INT_TEXT_MAX];
     const char *params[] = { id };
     usher_err err;
 
-    snprintf(id, sizeof(id), "%" PRId64, report_id);
+    usher_int_text(report_id, id);
     err = usher_store_query_json(st, get_sql, 1, params, out);
     if (err == USHER_OK && json_is_null(*out)) {
         json_decref(*out);

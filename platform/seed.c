@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "inttext.h"
+
 static const char seed_sql[] =
     "WITH org AS (INSERT INTO organizers (name) VALUES ('Demo Events') RETURNING id),"
     " ev AS (INSERT INTO events (organizer_id, name, venue, timezone, starts_at, ends_at, tier)"
@@ -65,7 +67,7 @@ static const char sold_sql[] =
 
 usher_err usher_seed_demo(usher_store *st, int registrations, usher_seed_result *out)
 {
-    char count[16], event[24];
+    char count[USHER_INT_TEXT_MAX], event[USHER_INT_TEXT_MAX];
     const char *params[] = { count };
     const char *sold_params[] = { count, event };
     PGresult *res;
@@ -74,7 +76,7 @@ usher_err usher_seed_demo(usher_store *st, int registrations, usher_seed_result 
     if (registrations < 1 || registrations > 100000)
         return usher_store_fail(st, USHER_ERR_INVALID, "registrations must be 1..100000");
 
-    snprintf(count, sizeof(count), "%d", registrations);
+    usher_int_text(registrations, count);
     err = usher_store_command(st, "BEGIN");
     if (err == USHER_OK)
         err = usher_store_exec(st, seed_sql, 1, params, &res);
@@ -87,7 +89,7 @@ usher_err usher_seed_demo(usher_store *st, int registrations, usher_seed_result 
     out->registrations = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
     out->sessions = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
     PQclear(res);
-    snprintf(event, sizeof(event), "%lld", (long long)out->event_id);
+    usher_int_text(out->event_id, event);
     err = usher_store_exec(st, sold_sql, 2, sold_params, &res);
     if (err == USHER_OK) {
         PQclear(res);

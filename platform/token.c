@@ -6,9 +6,10 @@
 #include "token.h"
 
 #include <sodium.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "inttext.h"
 
 #define TOKEN_PREFIX "usher_"
 #define TOKEN_RANDOM 32
@@ -39,16 +40,12 @@ void usher_token_hash(const char *token, size_t len, unsigned char hash[USHER_TO
     crypto_generichash(hash, USHER_TOKEN_HASH_BYTES, (const unsigned char *)token, len, NULL, 0);
 }
 
-void usher_token_hash_param(const unsigned char hash[USHER_TOKEN_HASH_BYTES], char out[67])
+void usher_token_hash_param(const unsigned char hash[USHER_TOKEN_HASH_BYTES],
+                            char out[USHER_TOKEN_HASH_PARAM_MAX])
 {
     out[0] = '\\';
     out[1] = 'x';
-    sodium_bin2hex(out + 2, 65, hash, USHER_TOKEN_HASH_BYTES);
-}
-
-static void id_text(int64_t id, char out[24])
-{
-    snprintf(out, 24, "%lld", (long long)id);
+    sodium_bin2hex(out + 2, USHER_TOKEN_HASH_PARAM_MAX - 2, hash, USHER_TOKEN_HASH_BYTES);
 }
 
 usher_err usher_token_create(usher_store *st, usher_role role, int64_t organizer_id,
@@ -56,7 +53,7 @@ usher_err usher_token_create(usher_store *st, usher_role role, int64_t organizer
                              int64_t *id)
 {
     unsigned char random[TOKEN_RANDOM], hash[USHER_TOKEN_HASH_BYTES];
-    char hash_hex[67], org[24], event[24];
+    char hash_hex[USHER_TOKEN_HASH_PARAM_MAX], org[USHER_INT_TEXT_MAX], event[USHER_INT_TEXT_MAX];
     const char *params[] = { hash_hex, usher_role_name(role), organizer_id > 0 ? org : NULL,
                              event_id > 0 ? event : NULL, name != NULL ? name : "" };
     PGresult *res;
@@ -75,8 +72,8 @@ usher_err usher_token_create(usher_store *st, usher_role role, int64_t organizer
                       sizeof(random), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     usher_token_hash(token, strlen(token), hash);
     usher_token_hash_param(hash, hash_hex);
-    id_text(organizer_id, org);
-    id_text(event_id, event);
+    usher_int_text(organizer_id, org);
+    usher_int_text(event_id, event);
     err = usher_store_exec(st,
                            "INSERT INTO api_tokens (token_hash, role, organizer_id, event_id, name)"
                            " VALUES ($1::bytea, $2::usher_role, $3, $4, $5) RETURNING id",
@@ -93,13 +90,13 @@ usher_err usher_token_create(usher_store *st, usher_role role, int64_t organizer
 
 usher_err usher_token_revoke(usher_store *st, int64_t id)
 {
-    char text[24];
+    char text[USHER_INT_TEXT_MAX];
     const char *params[] = { text };
     PGresult *res;
     usher_err err;
     int n;
 
-    id_text(id, text);
+    usher_int_text(id, text);
     /* The NOTIFY (at commit) empties usher-api's token caches at once (api/auth.h). */
     err = usher_store_exec(st,
                            "WITH r AS (UPDATE api_tokens SET revoked_at = now()"

@@ -30,8 +30,10 @@ const char *usher_role_name(usher_role role);
 /* The stored hash of a token's text (any length; a wrong token hashes to no row). */
 void usher_token_hash(const char *token, size_t len, unsigned char hash[USHER_TOKEN_HASH_BYTES]);
 
-/* The hash as \x-prefixed hex, the text form of a bytea parameter (67 bytes with the NUL). */
-void usher_token_hash_param(const unsigned char hash[USHER_TOKEN_HASH_BYTES], char out[67]);
+/* The hash as \x-prefixed hex, the text form of a bytea parameter. */
+#define USHER_TOKEN_HASH_PARAM_MAX (2 + 2 * USHER_TOKEN_HASH_BYTES + 1)
+void usher_token_hash_param(const unsigned char hash[USHER_TOKEN_HASH_BYTES],
+                            char out[USHER_TOKEN_HASH_PARAM_MAX]);
 
 /*
  * Creates a token of role; organizer_id is required (> 0) unless role is

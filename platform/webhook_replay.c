@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "enqueue.h"
+#include "inttext.h"
 
 #define REPLAY_KIND "notify.webhook"
 
@@ -53,7 +54,7 @@ static char *replay_payload(usher_store *st, PGresult *res)
 usher_err usher_webhook_replay(usher_store *st, int64_t delivery_id, int64_t *job_id)
 {
     const usher_kind_conf *kind = usher_config_kind(usher_store_config(st), REPLAY_KIND);
-    char idtext[24], *payload = NULL;
+    char idtext[USHER_INT_TEXT_MAX], *payload = NULL;
     const char *params[] = { idtext };
     usher_enqueued out;
     PGresult *res = NULL;
@@ -62,7 +63,7 @@ usher_err usher_webhook_replay(usher_store *st, int64_t delivery_id, int64_t *jo
     *job_id = 0;
     if (kind->queue[0] == '\0')
         return usher_store_fail(st, USHER_ERR_CONFIG, "[kind.%s] names no queue", REPLAY_KIND);
-    snprintf(idtext, sizeof(idtext), "%lld", (long long)delivery_id);
+    usher_int_text(delivery_id, idtext);
     err = usher_store_exec(st, delivery_sql, 1, params, &res);
     if (err == USHER_OK && PQntuples(res) != 1)
         err = usher_store_fail(st, USHER_ERR_NOT_FOUND, "no webhook delivery %lld",
@@ -87,13 +88,13 @@ usher_err usher_webhook_replay(usher_store *st, int64_t delivery_id, int64_t *jo
 
 usher_err usher_webhook_deliveries(usher_store *st, int64_t endpoint_id, int limit, json_t **out)
 {
-    char endpoint[24], limittext[16];
+    char endpoint[USHER_INT_TEXT_MAX], limittext[USHER_INT_TEXT_MAX];
     const char *params[] = { endpoint, limittext };
 
     *out = NULL;
     if (endpoint_id < 0 || limit < 1 || limit > 10000)
         return usher_store_fail(st, USHER_ERR_INVALID, "endpoint must be >= 0, limit 1..10000");
-    snprintf(endpoint, sizeof(endpoint), "%lld", (long long)endpoint_id);
-    snprintf(limittext, sizeof(limittext), "%d", limit);
+    usher_int_text(endpoint_id, endpoint);
+    usher_int_text(limit, limittext);
     return usher_store_query_json(st, list_sql, 2, params, out);
 }

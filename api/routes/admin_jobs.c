@@ -12,6 +12,7 @@
 #include "../blocking.h"
 #include "../validate.h"
 #include "admin.h"
+#include "inttext.h"
 #include "routes.h"
 #include "reply.h"
 
@@ -173,13 +174,13 @@ static usher_err bulk(usher_store *st, void *arg, json_t **out)
 {
     bulk_args *a = arg;
     size_t count = 0;
-    char count_text[24];
+    char count_text[USHER_INT_TEXT_MAX];
     usher_err err = a->dry_run ? usher_dead_count(st, &a->f, &count) : a->run(st, &a->f, &count);
     PGresult *res;
 
     if (err != USHER_OK)
         return err;
-    snprintf(count_text, sizeof(count_text), "%zu", count);
+    usher_int_text(count, count_text);
     const char *params[] = { a->actor, a->action, a->filter_text, a->dry_run ? "t" : "f",
                              count_text };
 

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "inttext.h"
 #include "routes.h"
 #include "reply.h"
 #include "query.h"
@@ -89,7 +90,8 @@ static void looked_up(PGresult *res, const char *errmsg, void *arg)
 
 void route_content_get(api_req *r)
 {
-    char code_text[USHER_TICKET_CODE_MAX + 16], id[24], event[24], registration[24];
+    char code_text[USHER_TICKET_CODE_MAX + 16], id[USHER_INT_TEXT_MAX], event[USHER_INT_TEXT_MAX],
+        registration[USHER_INT_TEXT_MAX];
     const char *header = api_header(r, "X-Ticket-Code");
     int got = api_query_param(r, "ticket_code", code_text, sizeof(code_text));
     code_claim *code = calloc(1, sizeof(*code));

@@ -24,6 +24,7 @@
 #include "../validate.h"
 #include "../wake_after_commit.h"
 #include "docstore.h"
+#include "inttext.h"
 #include "log.h"
 #include "routes.h"
 #include "reply.h"
@@ -46,7 +47,7 @@ typedef struct upload {
     api_req *r;
     struct evbuffer *data; /* the body, moved out of the request (whose client may go) */
     const char *root;
-    char session[24];
+    char session[USHER_INT_TEXT_MAX];
     char filename[4 * FILENAME_MAX_CHARS + 1];
     char type[96];
     usher_docstore_ref ref;
@@ -119,7 +120,7 @@ static void written(void *arg)
 {
     upload *up = arg;
     api_req *r = up->r;
-    char id[24], org[24], size[24];
+    char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX], size[USHER_INT_TEXT_MAX];
 
     r->state = NULL;
     if (up->err != USHER_OK) {
@@ -128,7 +129,7 @@ static void written(void *arg)
         api_reply_error(r, 500, "internal", "the file could not be stored; it has been logged");
         return;
     }
-    snprintf(size, sizeof(size), "%zu", up->ref.size);
+    usher_int_text(up->ref.size, size);
     char *index = api_index_job(r->loop->srv->cfg, "session");
     const char *params[] = { api_id_text(r->ids[0], id),
                              api_scope_org(r, org),
@@ -193,7 +194,7 @@ static void checked(PGresult *res, const char *errmsg, void *arg)
 /* Reads the query and headers into up; answers and returns false when they are refused. */
 static bool read_request(api_req *r, upload *up)
 {
-    char session[24];
+    char session[USHER_INT_TEXT_MAX];
     size_t len = evbuffer_get_length(evhttp_request_get_input_buffer(r->http));
     int max = r->loop->srv->cfg->api_upload_max_bytes;
     int64_t id = 0;
@@ -206,7 +207,7 @@ static bool read_request(api_req *r, upload *up)
                           " sessions");
         return false;
     }
-    snprintf(up->session, sizeof(up->session), "%lld", (long long)id);
+    usher_int_text(id, up->session);
     if (api_query_param(r, "filename", up->filename, sizeof(up->filename)) != 1 ||
         !filename_ok(up->filename)) {
         api_reply_invalid(r, "filename",
@@ -235,7 +236,7 @@ static bool read_request(api_req *r, upload *up)
 void route_content_upload(api_req *r)
 {
     upload *up = calloc(1, sizeof(*up));
-    char id[24], org[24];
+    char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX];
 
     if (up == NULL || (up->data = evbuffer_new()) == NULL) {
         free(up);
@@ -277,7 +278,7 @@ static void listed(PGresult *res, const char *errmsg, void *arg)
 
 void route_content_list(api_req *r)
 {
-    char id[24], org[24];
+    char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX];
     const char *params[] = { api_id_text(r->ids[0], id), api_scope_org(r, org) };
 
     api_query(

@@ -26,6 +26,7 @@
 #include "../redis.h"
 #include "../validate.h"
 #include "../wake_after_commit.h"
+#include "inttext.h"
 #include "routes.h"
 #include "reply.h"
 #include "query.h"
@@ -79,14 +80,14 @@ static void updated_event(PGresult *res, const char *errmsg, void *arg)
 
 #define EVENT_SQL "SELECT " EVENT_JSON " FROM events e WHERE e.id = $1"
 
-void api_event_cache_key(int64_t id, char key[64])
+void api_event_cache_key(int64_t id, char key[API_CACHE_KEY_MAX])
 {
-    snprintf(key, 64, "usher:v1:event:%lld", (long long)id);
+    snprintf(key, API_CACHE_KEY_MAX, "usher:v1:event:%lld", (long long)id);
 }
 
 void api_event_cache_changed(api_loop *loop, int64_t id)
 {
-    char key[64];
+    char key[API_CACHE_KEY_MAX];
 
     api_event_cache_key(id, key);
     api_flight_forget(key);
@@ -97,7 +98,7 @@ void api_event_cache_changed(api_loop *loop, int64_t id)
 static void send_event(api_req *r, const char *json, size_t len)
 {
     unsigned char h[16];
-    char etag[40], hex[33], cache_control[48];
+    char hex[2 * sizeof(h) + 1], etag[sizeof(hex) + 2], cache_control[48];
     const char *match = api_header(r, "If-None-Match");
 
     crypto_generichash(h, sizeof(h), (const unsigned char *)json, len, NULL, 0);
@@ -119,7 +120,7 @@ static void got_event(PGresult *res, const char *errmsg, void *arg)
 {
     api_req *r = arg;
     const usher_config *cfg = r->loop->srv->cfg;
-    char key[64];
+    char key[API_CACHE_KEY_MAX];
 
     if (!api_result_ok(r, res, errmsg))
         return;
@@ -142,7 +143,7 @@ static void refreshed(PGresult *res, const char *errmsg, void *arg)
 {
     refresh *rf = arg;
     const usher_config *cfg = rf->loop->srv->cfg;
-    char key[64];
+    char key[API_CACHE_KEY_MAX];
 
     (void)errmsg;
     api_event_cache_key(rf->id, key);
@@ -158,7 +159,7 @@ static void refreshed(PGresult *res, const char *errmsg, void *arg)
 static void refresh_event(api_loop *loop, int64_t id)
 {
     refresh *rf = malloc(sizeof(*rf));
-    char text[24];
+    char text[USHER_INT_TEXT_MAX];
     const char *params[] = { api_id_text(id, text) };
 
     if (rf == NULL)
@@ -173,7 +174,7 @@ static void refresh_event(api_loop *loop, int64_t id)
 /* A miss's answer: the read this request shared (or led), or a read of its own. */
 static void event_loaded(api_req *r, api_flight_answer answer, const char *value, size_t len)
 {
-    char id[24];
+    char id[USHER_INT_TEXT_MAX];
     const char *params[] = { api_id_text(r->ids[0], id) };
 
     if (answer == API_FLIGHT_ROW)
@@ -188,7 +189,7 @@ static void event_cached(api_req *r, api_cache_state state, const char *value, s
                          bool reload)
 {
     const usher_config *cfg = r->loop->srv->cfg;
-    char id[24], key[64];
+    char id[USHER_INT_TEXT_MAX], key[API_CACHE_KEY_MAX];
     const char *params[] = { api_id_text(r->ids[0], id) };
 
     if (state == API_CACHE_MISS) {
@@ -229,17 +230,17 @@ static const char sold_out_script[] =
 
 void api_event_cache_sold_out(api_loop *loop, int64_t event, int64_t ticket_type)
 {
-    char key[64], tt[24];
+    char key[API_CACHE_KEY_MAX], tt[USHER_INT_TEXT_MAX];
     const char *argv[] = { "EVAL", sold_out_script, "1", key, tt };
 
     api_event_cache_key(event, key);
-    snprintf(tt, sizeof(tt), "%lld", (long long)ticket_type);
+    usher_int_text(ticket_type, tt);
     api_redis_call(loop->redis, 0, NULL, NULL, 5, argv, NULL);
 }
 
 void route_event_get(api_req *r)
 {
-    char key[64];
+    char key[API_CACHE_KEY_MAX];
 
     api_event_cache_key(r->ids[0], key);
     api_cache_get(r, "event", key, event_cached);
@@ -252,7 +253,7 @@ static void listed(PGresult *res, const char *errmsg, void *arg)
 
 void route_event_list(api_req *r)
 {
-    char org[24];
+    char org[USHER_INT_TEXT_MAX];
     const char *params[] = { api_scope_org(r, org) };
 
     api_query(r,
@@ -267,7 +268,7 @@ void route_event_create(api_req *r)
     const char *name = NULL, *venue = "", *tz = "UTC", *starts = NULL, *ends = NULL,
                *tier = "small";
     int64_t organizer = r->auth.organizer_id;
-    char org[24], *jobs;
+    char org[USHER_INT_TEXT_MAX], *jobs;
 
     if (!api_get_string(r, "name", true, 1, 300, &name) ||
         !api_get_string(r, "venue", false, 0, 300, &venue) ||
@@ -305,7 +306,7 @@ void route_event_create(api_req *r)
 void route_event_update(api_req *r)
 {
     const char *name = NULL, *venue = NULL, *tz = NULL, *starts = NULL, *ends = NULL, *tier = NULL;
-    char id[24], org[24], *jobs;
+    char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX], *jobs;
 
     if (!api_get_string(r, "name", false, 1, 300, &name) ||
         !api_get_string(r, "venue", false, 0, 300, &venue) ||
@@ -353,12 +354,12 @@ void route_ticket_type_create(api_req *r)
 {
     const char *name = NULL;
     int64_t capacity = 0;
-    char id[24], org[24], cap[24];
+    char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX], cap[USHER_INT_TEXT_MAX];
 
     if (!api_get_string(r, "name", true, 1, 200, &name) ||
         !api_get_int(r, "capacity", true, 0, 10000000, &capacity))
         return;
-    snprintf(cap, sizeof(cap), "%lld", (long long)capacity);
+    usher_int_text(capacity, cap);
     const char *params[] = { api_id_text(r->ids[0], id), api_scope_org(r, org), name, cap };
 
     api_query(r,

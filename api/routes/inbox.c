@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "inttext.h"
 #include "routes.h"
 #include "reply.h"
 #include "query.h"
@@ -25,7 +26,7 @@ void route_inbox(api_req *r)
     struct evkeyvalq query;
     const char *code;
     int64_t event = 0, registration = 0;
-    char reg[24];
+    char reg[USHER_INT_TEXT_MAX];
 
     if (api_query_params(r, &query) != 0) {
         api_reply_error(r, 400, "bad_request", "the query string is malformed");

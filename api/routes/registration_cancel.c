@@ -17,6 +17,7 @@
 #include "../cache.h"
 #include "../jobs.h"
 #include "../wake_after_commit.h"
+#include "inttext.h"
 #include "log.h"
 #include "routes.h"
 #include "reply.h"
@@ -26,8 +27,8 @@ typedef struct closing {
     api_req *r;
     bool changed;
     size_t n;
-    char (*keys)[64];    /* the registration's door answer at each session */
-    const char **key_at; /* key_at[i] = keys[i] */
+    char (*keys)[API_CACHE_KEY_MAX]; /* the registration's door answer at each session */
+    const char **key_at;             /* key_at[i] = keys[i] */
 } closing;
 
 /* The door keys of registration for each session id in the array text "{1,2,3}". */
@@ -113,7 +114,8 @@ static void cancelled(PGresult *res, const char *errmsg, void *arg)
 
 void route_registration_cancel(api_req *r)
 {
-    char id[24], org[24], *text = api_index_job(r->loop->srv->cfg, "attendee");
+    char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX],
+        *text = api_index_job(r->loop->srv->cfg, "attendee");
 
     if (text == NULL) {
         api_reply_error(r, 500, "internal", "out of memory");

@@ -13,11 +13,14 @@
 #include "../jobs.h"
 #include "../validate.h"
 #include "../wake_after_commit.h"
+#include "inttext.h"
 #include "routes.h"
 #include "reply.h"
 #include "query.h"
 
 #define IDEMPOTENCY_KEY_MAX 200
+#define REQUEST_HASH_BYTES  16
+#define REQUEST_HASH_HEX    (2 * REQUEST_HASH_BYTES + 1)
 
 typedef struct registration {
     int64_t event_id, ticket_type_id;
@@ -56,11 +59,11 @@ static bool idempotency_key(api_req *r, const char **key)
 
 /* What the request asks for, hashed: a reused key must come with the same request. */
 static void request_hash(int64_t event, int64_t ticket_type, const char *name, const char *email,
-                         char hex[33])
+                         char hex[REQUEST_HASH_HEX])
 {
     crypto_generichash_state st;
-    unsigned char h[16];
-    char ids[48];
+    unsigned char h[REQUEST_HASH_BYTES];
+    char ids[2 * USHER_INT_TEXT_MAX + 2];
 
     snprintf(ids, sizeof(ids), "%lld/%lld/", (long long)event, (long long)ticket_type);
     crypto_generichash_init(&st, NULL, 0, sizeof(h));
@@ -68,7 +71,7 @@ static void request_hash(int64_t event, int64_t ticket_type, const char *name, c
     crypto_generichash_update(&st, (const unsigned char *)name, strlen(name) + 1);
     crypto_generichash_update(&st, (const unsigned char *)email, strlen(email));
     crypto_generichash_final(&st, h, sizeof(h));
-    sodium_bin2hex(hex, 33, h, sizeof(h));
+    sodium_bin2hex(hex, REQUEST_HASH_HEX, h, sizeof(h));
 }
 
 static char *registration_jobs(api_req *r, int64_t event)
@@ -150,7 +153,8 @@ void route_register(api_req *r)
     const char *name = NULL, *email = NULL, *key = NULL;
     int64_t ticket_type = 0;
     registration *reg;
-    char event_text[24], tt_text[24], hash[33], scope[32], *jobs;
+    char event_text[USHER_INT_TEXT_MAX], tt_text[USHER_INT_TEXT_MAX], hash[REQUEST_HASH_HEX],
+        scope[sizeof("token:") + USHER_INT_TEXT_MAX], *jobs;
 
     if (!api_get_int(r, "ticket_type_id", true, 1, INT64_MAX, &ticket_type) ||
         !api_get_string(r, "name", true, 1, 200, &name) ||

@@ -11,6 +11,7 @@
 
 #include "../validate.h"
 #include "../wake_after_commit.h"
+#include "inttext.h"
 #include "routes.h"
 #include "query.h"
 
@@ -46,7 +47,8 @@ static void requested(PGresult *res, const char *errmsg, void *arg)
 void route_report_create(api_req *r)
 {
     const char *kind = NULL, *format = "csv";
-    char event[24], org[24], job_kind[32], priority[8], attempts[16], timeout[16];
+    char event[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX], job_kind[32],
+        priority[USHER_INT_TEXT_MAX], attempts[USHER_INT_TEXT_MAX], timeout[USHER_INT_TEXT_MAX];
     const usher_kind_conf *k;
 
     if (!api_get_enum(r, "kind", true, report_kinds, &kind) ||
@@ -54,9 +56,9 @@ void route_report_create(api_req *r)
         return;
     snprintf(job_kind, sizeof(job_kind), "report.%s", kind);
     k = usher_config_kind(r->loop->srv->cfg, job_kind);
-    snprintf(priority, sizeof(priority), "%d", k->priority);
-    snprintf(attempts, sizeof(attempts), "%d", k->max_attempts);
-    snprintf(timeout, sizeof(timeout), "%d", k->timeout_ms);
+    usher_int_text(k->priority, priority);
+    usher_int_text(k->max_attempts, attempts);
+    usher_int_text(k->timeout_ms, timeout);
     const char *params[] = { api_id_text(r->ids[0], event),
                              api_scope_org(r, org),
                              kind,
@@ -94,7 +96,7 @@ static void got_report(PGresult *res, const char *errmsg, void *arg)
 
 void route_report_get(api_req *r)
 {
-    char id[24], org[24];
+    char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX];
     const char *params[] = { api_id_text(r->ids[0], id), api_scope_org(r, org) };
 
     api_query(r,
@@ -112,7 +114,7 @@ static void got_job(PGresult *res, const char *errmsg, void *arg)
 
 void route_job_get(api_req *r)
 {
-    char id[24], org[24];
+    char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX];
     const char *params[] = { api_id_text(r->ids[0], id), api_scope_org(r, org) };
 
     /* A live job (with its report, if any); else the report of a finished one. */

@@ -14,8 +14,14 @@ void route_event_list(api_req *r);
 void route_event_create(api_req *r);
 void route_event_update(api_req *r);
 void route_ticket_type_create(api_req *r);
+/*
+ * Room for a cache key of the routes: the longest, "usher:v1:access:" and
+ * two ids, takes 58 bytes with its NUL.
+ */
+#define API_CACHE_KEY_MAX 64
+
 /* The Redis key of an event's cached details (dropped when it changes). */
-void api_event_cache_key(int64_t id, char key[64]);
+void api_event_cache_key(int64_t id, char key[API_CACHE_KEY_MAX]);
 
 /*
  * The event changed (committed): drops its cached details, and a read of
@@ -87,7 +93,7 @@ void route_session_get(api_req *r);
 void route_session_update(api_req *r);
 void route_session_access(api_req *r);
 /* The Redis key of a session door's cached answer for a registration. */
-void api_access_cache_key(int64_t session, int64_t registration, char key[64]);
+void api_access_cache_key(int64_t session, int64_t registration, char key[API_CACHE_KEY_MAX]);
 void route_content_upload(api_req *r);
 void route_content_list(api_req *r);
 void route_content_get(api_req *r);

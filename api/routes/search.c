@@ -14,6 +14,7 @@
 
 #include "../offload.h"
 #include "../validate.h"
+#include "inttext.h"
 #include "routes.h"
 #include "xapian_wrap.h"
 #include "reply.h"
@@ -78,7 +79,8 @@ static void searched(void *arg)
     search_job *j = arg;
     api_req *r = j->r;
     json_t *hits = json_array();
-    char *hits_text = NULL, total[24], offset[24], limit[24];
+    char *hits_text = NULL, total[USHER_INT_TEXT_MAX], offset[USHER_INT_TEXT_MAX],
+         limit[USHER_INT_TEXT_MAX];
 
     if (j->err != USHER_OK && j->err != USHER_ERR_NOT_FOUND) {
         if (j->err == USHER_ERR_INVALID || j->err == USHER_ERR_TOO_LARGE)
@@ -104,9 +106,9 @@ static void searched(void *arg)
         api_reply_error(r, 500, "internal", "out of memory");
         return;
     }
-    snprintf(total, sizeof(total), "%zu", j->err == USHER_OK ? j->total : 0);
-    snprintf(offset, sizeof(offset), "%zu", j->offset);
-    snprintf(limit, sizeof(limit), "%zu", j->limit);
+    usher_int_text(j->err == USHER_OK ? j->total : 0, total);
+    usher_int_text(j->offset, offset);
+    usher_int_text(j->limit, limit);
     const char *params[] = { hits_text, j->query, total, offset, limit };
 
     api_query(r,
@@ -256,7 +258,7 @@ void route_search(api_req *r)
         return;
     }
     /* An organizer searches the attendees of its own event only. */
-    char event_text[24], org_text[24];
+    char event_text[USHER_INT_TEXT_MAX], org_text[USHER_INT_TEXT_MAX];
     const char *params[] = { api_id_text(j->event_id, event_text),
                              api_id_text(r->auth.organizer_id, org_text) };
 

@@ -23,6 +23,7 @@
 #include "../metrics.h"
 #include "../pgpool.h"
 #include "../validate.h"
+#include "inttext.h"
 #include "routes.h"
 #include "reply.h"
 #include "query.h"
@@ -33,7 +34,7 @@
 
 typedef struct access_step {
     int64_t event, registration; /* from the code */
-    char key[64];
+    char key[API_CACHE_KEY_MAX];
 } access_step;
 
 static void reply_access(api_req *r, const char *json, size_t len)
@@ -131,7 +132,7 @@ static void refreshed(PGresult *res, const char *errmsg, void *arg)
 static void cached(api_req *r, api_cache_state state, const char *value, size_t len, bool reload)
 {
     access_step *step = r->state;
-    char session[24], registration[24];
+    char session[USHER_INT_TEXT_MAX], registration[USHER_INT_TEXT_MAX];
     const char *params[] = { api_id_text(r->ids[0], session),
                              api_id_text(step->registration, registration) };
 
@@ -157,9 +158,10 @@ static void cached(api_req *r, api_cache_state state, const char *value, size_t 
     reply_access(r, value, len);
 }
 
-void api_access_cache_key(int64_t session, int64_t registration, char key[64])
+void api_access_cache_key(int64_t session, int64_t registration, char key[API_CACHE_KEY_MAX])
 {
-    snprintf(key, 64, "usher:v1:access:%lld:%lld", (long long)session, (long long)registration);
+    snprintf(key, API_CACHE_KEY_MAX, "usher:v1:access:%lld:%lld", (long long)session,
+             (long long)registration);
 }
 
 void route_session_access(api_req *r)

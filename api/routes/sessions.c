@@ -7,12 +7,12 @@
  * same statement. The access check of a ticket holder lives in
  * session_access.c.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../jobs.h"
 #include "../validate.h"
+#include "inttext.h"
 #include "routes.h"
 #include "reply.h"
 #include "query.h"
@@ -94,7 +94,7 @@ static bool get_abstract(api_req *r, const char **out)
 typedef struct fields {
     const char *title, *abstract, *starts, *ends;
     char *speakers; /* JSON array text, or NULL */
-    char capacity[24];
+    char capacity[USHER_INT_TEXT_MAX];
     bool has_capacity;
     char *jobs; /* the index.document template */
 } fields;
@@ -123,7 +123,7 @@ static bool read_fields(api_req *r, bool create, fields *f)
         return false;
     }
     f->has_capacity = capacity >= 0;
-    snprintf(f->capacity, sizeof(f->capacity), "%lld", (long long)capacity);
+    usher_int_text(capacity, f->capacity);
     f->jobs = api_index_job(r->loop->srv->cfg, "session");
     if (speakers != NULL)
         f->speakers = json_dumps(speakers, JSON_COMPACT);
@@ -137,7 +137,7 @@ static bool read_fields(api_req *r, bool create, fields *f)
 
 void route_session_create(api_req *r)
 {
-    char id[24], org[24];
+    char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX];
     fields f;
 
     if (!read_fields(r, true, &f))
@@ -167,7 +167,7 @@ void route_session_create(api_req *r)
 
 void route_session_update(api_req *r)
 {
-    char id[24], org[24];
+    char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX];
     fields f;
 
     if (!read_fields(r, false, &f))
@@ -204,7 +204,7 @@ void route_session_update(api_req *r)
 
 void route_session_get(api_req *r)
 {
-    char id[24];
+    char id[USHER_INT_TEXT_MAX];
     const char *params[] = { api_id_text(r->ids[0], id) };
 
     api_query(r, "SELECT " SESSION_JSON "::text FROM sessions s WHERE s.id = $1", 1, params,
@@ -213,7 +213,7 @@ void route_session_get(api_req *r)
 
 void route_session_list(api_req *r)
 {
-    char id[24];
+    char id[USHER_INT_TEXT_MAX];
     const char *params[] = { api_id_text(r->ids[0], id) };
 
     api_query(r,

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "../validate.h"
+#include "inttext.h"
 #include "netguard.h"
 #include "routes.h"
 #include "reply.h"
@@ -80,7 +81,7 @@ void route_webhook_create(api_req *r)
     int64_t organizer = r->auth.organizer_id;
     json_t *events = NULL, *item;
     unsigned char key[32];
-    char secret[65], org[24], *events_text;
+    char secret[65], org[USHER_INT_TEXT_MAX], *events_text;
     size_t i;
 
     if (!api_get_string(r, "url", true, 8, 2000, &url) ||
@@ -135,7 +136,7 @@ static void listed(PGresult *res, const char *errmsg, void *arg)
 
 void route_webhook_list(api_req *r)
 {
-    char org[24];
+    char org[USHER_INT_TEXT_MAX];
     const char *params[] = { api_scope_org(r, org) };
 
     api_query(r,
@@ -147,7 +148,7 @@ void route_webhook_list(api_req *r)
 
 void route_webhook_get(api_req *r)
 {
-    char id[24], org[24];
+    char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX];
     const char *params[] = { api_id_text(r->ids[0], id), api_scope_org(r, org) };
 
     api_query(r,

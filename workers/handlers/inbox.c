@@ -2,8 +2,7 @@
  * notify.inbox: one row in the attendee's inbox. The job id is unique on
  * the row, so a retried job (its result lost, say) never writes twice.
  */
-#include <stdio.h>
-
+#include "inttext.h"
 #include "job_handlers.h"
 
 static const char insert_sql[] =
@@ -16,7 +15,7 @@ void usher_run_notify_inbox(usher_handler_ctx *ctx, const usher_job *job, json_t
     const char *title = json_string_value(json_object_get(payload, "title"));
     const char *body = json_string_value(json_object_get(payload, "body"));
     int64_t registration = usher_payload_id(payload, "registration_id", r);
-    char reg[24], jobid[24];
+    char reg[USHER_INT_TEXT_MAX], jobid[USHER_INT_TEXT_MAX];
     const char *params[] = { reg, title, body != NULL ? body : "", jobid };
     usher_store *st;
     PGresult *res;
@@ -31,8 +30,8 @@ void usher_run_notify_inbox(usher_handler_ctx *ctx, const usher_job *job, json_t
     st = usher_handler_store(ctx, r);
     if (st == NULL)
         return;
-    snprintf(reg, sizeof(reg), "%lld", (long long)registration);
-    snprintf(jobid, sizeof(jobid), "%lld", (long long)job->id);
+    usher_int_text(registration, reg);
+    usher_int_text(job->id, jobid);
     err = usher_store_exec(st, insert_sql, 4, params, &res);
     if (err != USHER_OK) {
         usher_handler_store_failed(r, st, err, "notify.inbox");

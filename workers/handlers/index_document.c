@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "inttext.h"
 #include "job_handlers.h"
 #include "xapian_wrap.h"
 
@@ -71,14 +72,14 @@ static bool parse(json_t *payload, change *c, usher_handler_result *r)
 /* Reads c's row: a put when it is there (and not a delete), else a delete. */
 static bool load(usher_store *st, change *c, usher_handler_result *r)
 {
-    char idtext[24];
+    char idtext[USHER_INT_TEXT_MAX];
     const char *params[] = { idtext };
     usher_err err;
 
     c->doc = (usher_index_doc){ .type = c->src->type, .id = c->id };
     if (c->remove)
         return true;
-    snprintf(idtext, sizeof(idtext), "%lld", (long long)c->id);
+    usher_int_text(c->id, idtext);
     err = usher_store_exec(st, c->src->sql, 1, params, &c->res);
     if (err != USHER_OK) {
         usher_handler_store_failed(r, st, err, "index.document");

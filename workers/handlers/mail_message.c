@@ -320,7 +320,7 @@ static usher_err validate(const usher_mail_message *m, char *errbuf, size_t errl
 static usher_err derive_boundary(const char *message_id, char out[64])
 {
     unsigned char hash[16];
-    char hex[33];
+    char hex[2 * sizeof(hash) + 1];
 
     if (crypto_generichash(hash, sizeof hash, (const unsigned char *)message_id, strlen(message_id),
                            NULL, 0) != 0)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "docstore.h"
+#include "inttext.h"
 #include "job_handlers.h"
 #include "pdf_render.h"
 
@@ -55,7 +56,8 @@ void usher_run_pdf_badge(usher_handler_ctx *ctx, const usher_job *job, json_t *p
                          usher_handler_result *r)
 {
     int64_t event = usher_payload_id(payload, "event_id", r);
-    char eventtext[24], limit[16], jobid[24], filename[64], size[24];
+    char eventtext[USHER_INT_TEXT_MAX], limit[USHER_INT_TEXT_MAX], jobid[USHER_INT_TEXT_MAX],
+        filename[64], size[USHER_INT_TEXT_MAX];
     const char *query[] = { eventtext, limit };
     usher_docstore_ref ref;
     usher_store *st;
@@ -64,8 +66,8 @@ void usher_run_pdf_badge(usher_handler_ctx *ctx, const usher_job *job, json_t *p
 
     if (event == 0 || (st = usher_handler_store(ctx, r)) == NULL)
         return;
-    snprintf(eventtext, sizeof(eventtext), "%lld", (long long)event);
-    snprintf(limit, sizeof(limit), "%d", BADGES_MAX);
+    usher_int_text(event, eventtext);
+    usher_int_text(BADGES_MAX, limit);
     err = usher_store_exec(st, people_sql, 2, query, &res);
     if (err != USHER_OK) {
         usher_handler_store_failed(r, st, err, "pdf.badge");
@@ -82,9 +84,9 @@ void usher_run_pdf_badge(usher_handler_ctx *ctx, const usher_job *job, json_t *p
         return;
     }
     PQclear(res);
-    snprintf(jobid, sizeof(jobid), "%lld", (long long)job->id);
+    usher_int_text(job->id, jobid);
     snprintf(filename, sizeof(filename), "badges-%lld.pdf", (long long)event);
-    snprintf(size, sizeof(size), "%zu", ref.size);
+    usher_int_text(ref.size, size);
     {
         const char *params[] = { eventtext, jobid, filename, ref.sha256, size };
 

@@ -14,6 +14,7 @@
 #include "docstore.h"
 #include "effects.h"
 #include "enqueue.h"
+#include "inttext.h"
 #include "job_handlers.h"
 #include "pdf_render.h"
 #include "registration_facts.h"
@@ -84,16 +85,17 @@ static usher_err record(usher_handler_ctx *ctx, usher_store *st, const usher_job
                         const usher_registration_facts *f, const usher_docstore_ref *ref,
                         bool then_email, usher_handler_result *r)
 {
-    char event[24], reg[24], jobid[24], filename[64], size[24];
+    char event[USHER_INT_TEXT_MAX], reg[USHER_INT_TEXT_MAX], jobid[USHER_INT_TEXT_MAX],
+        filename[64], size[USHER_INT_TEXT_MAX];
     const char *params[] = { event, reg, jobid, filename, ref->sha256, size };
     PGresult *res = NULL;
     usher_err err;
 
-    snprintf(event, sizeof(event), "%lld", (long long)f->event_id);
-    snprintf(reg, sizeof(reg), "%lld", (long long)f->registration_id);
-    snprintf(jobid, sizeof(jobid), "%lld", (long long)job->id);
+    usher_int_text(f->event_id, event);
+    usher_int_text(f->registration_id, reg);
+    usher_int_text(job->id, jobid);
     snprintf(filename, sizeof(filename), "ticket-%lld.pdf", (long long)f->registration_id);
-    snprintf(size, sizeof(size), "%zu", ref->size);
+    usher_int_text(ref->size, size);
     err = usher_store_command(st, "BEGIN");
     if (err == USHER_OK)
         err = usher_store_exec(st, record_sql, 6, params, &res);

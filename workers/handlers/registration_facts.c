@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "inttext.h"
+
 static const char facts_sql[] =
     "SELECT r.id, r.event_id, extract(epoch FROM r.created_at)::int8, r.status, r.name, r.email,"
     " e.name, e.venue,"
@@ -27,12 +29,12 @@ usher_err usher_registration_facts_load(usher_store *st, const usher_config *cfg
                                         usher_registration_facts *out)
 {
     unsigned char key[USHER_TICKET_KEY_BYTES];
-    char idtext[24];
+    char idtext[USHER_INT_TEXT_MAX];
     const char *params[] = { idtext };
     PGresult *res;
     usher_err err;
 
-    snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+    usher_int_text(id, idtext);
     err = usher_store_exec(st, facts_sql, 1, params, &res);
     if (err != USHER_OK)
         return err;

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "docstore.h"
+#include "inttext.h"
 #include "job_handlers.h"
 #include "job_progress.h"
 #include "report_all.h"
@@ -115,9 +116,9 @@ typedef struct run {
     usher_store *st;
     const usher_job *job;
     const report_spec *spec;
-    char id[24], event[24], format[8], event_name[EVENT_NAME_MAX];
+    char id[USHER_INT_TEXT_MAX], event[USHER_INT_TEXT_MAX], format[8], event_name[EVENT_NAME_MAX];
     int64_t total, rows;
-    char bound[24], last_id[24], last_time[64];
+    char bound[USHER_INT_TEXT_MAX], last_id[USHER_INT_TEXT_MAX], last_time[64];
     usher_report_output *out;
 } run;
 
@@ -176,11 +177,11 @@ static usher_err command(usher_store *st, const char *sql, int n, const char *co
 /* Records percent on the report and on the job. */
 static usher_err progress(run *w, int percent)
 {
-    char pct[8];
+    char pct[USHER_INT_TEXT_MAX];
     const char *params[] = { w->id, pct };
     usher_err err;
 
-    snprintf(pct, sizeof(pct), "%d", percent);
+    usher_int_text(percent, pct);
     err = command(w->st, progress_sql, 2, params);
     if (err == USHER_OK)
         err = usher_job_progress(w->st, w->job->id, percent);
@@ -190,13 +191,13 @@ static usher_err progress(run *w, int percent)
 /* Marks the report running and counts the rows it will hold. */
 static usher_err start(run *w)
 {
-    char job[24];
+    char job[USHER_INT_TEXT_MAX];
     const char *start_params[] = { w->id, job };
     const char *count_params[] = { w->event };
     PGresult *res;
     usher_err err;
 
-    snprintf(job, sizeof(job), "%" PRId64, w->job->id);
+    usher_int_text(w->job->id, job);
     err = command(w->st, start_sql, 2, start_params);
     if (err == USHER_OK)
         err = usher_job_progress(w->st, w->job->id, 0);
@@ -215,7 +216,7 @@ static usher_err start(run *w)
 /* Reads the next page into the output; *got receives its row count (0: the end). */
 static usher_err read_page(run *w, int *got, char *errbuf, size_t errlen)
 {
-    char limit[16];
+    char limit[USHER_INT_TEXT_MAX];
     const char *params[] = { w->event, w->bound, w->last_id, limit, w->last_time };
     const char *cells[USHER_PDF_TABLE_MAX_COLUMNS];
     size_t nc = w->spec->ncols;
@@ -223,7 +224,7 @@ static usher_err read_page(run *w, int *got, char *errbuf, size_t errlen)
     usher_err err;
     int n;
 
-    snprintf(limit, sizeof(limit), "%d", PAGE_ROWS);
+    usher_int_text(PAGE_ROWS, limit);
     err = usher_store_exec(w->st, w->spec->page_sql, w->spec->page_params, params, &res);
     if (err != USHER_OK)
         return usher_errbuf(errbuf, errlen, err, "%s", usher_store_errstr(w->st));
@@ -264,7 +265,8 @@ static usher_err read_all(run *w, char *errbuf, size_t errlen)
 /* Stores the file and records it on the report (once, however often this runs). */
 static usher_err finish(run *w, const unsigned char *data, size_t len, char *errbuf, size_t errlen)
 {
-    char jobid[24], filename[96], size[24], rows[24];
+    char jobid[USHER_INT_TEXT_MAX], filename[96], size[USHER_INT_TEXT_MAX],
+        rows[USHER_INT_TEXT_MAX];
     const char *content_type = strcmp(w->format, "pdf") == 0 ? "application/pdf" : "text/csv";
     const char *params[] = { w->id, jobid, filename, content_type, NULL, size, rows };
     usher_docstore_ref ref;
@@ -273,10 +275,10 @@ static usher_err finish(run *w, const unsigned char *data, size_t len, char *err
 
     if (err != USHER_OK)
         return err;
-    snprintf(jobid, sizeof(jobid), "%" PRId64, w->job->id);
+    usher_int_text(w->job->id, jobid);
     snprintf(filename, sizeof(filename), "%s-event-%s.%s", w->spec->kind, w->event, w->format);
-    snprintf(size, sizeof(size), "%zu", ref.size);
-    snprintf(rows, sizeof(rows), "%" PRId64, w->rows);
+    usher_int_text(ref.size, size);
+    usher_int_text(w->rows, rows);
     params[4] = ref.sha256;
     err = command(w->st, finish_sql, 7, params);
     if (err == USHER_OK)
@@ -359,7 +361,7 @@ void usher_run_report(usher_handler_ctx *ctx, const usher_job *job, json_t *payl
     id = usher_payload_id(payload, "report_id", r);
     if (id == 0 || (w.st = usher_handler_store(ctx, r)) == NULL)
         return;
-    snprintf(w.id, sizeof(w.id), "%" PRId64, id);
+    usher_int_text(id, w.id);
     if (!load(&w, r, &done))
         return;
     if (done) {

@@ -25,6 +25,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "inttext.h"
 #include "job_handlers.h"
 #include "netguard.h"
 
@@ -133,7 +134,7 @@ static void sign(const char *secret, const char *timestamp, const char *body, ch
 static void post(const char *url, const char *secret, const char *body, long timeout_ms,
                  delivery *d)
 {
-    char timestamp[24], sig[2 * crypto_auth_hmacsha256_BYTES + 1], header[160];
+    char timestamp[USHER_INT_TEXT_MAX], sig[2 * crypto_auth_hmacsha256_BYTES + 1], header[160];
     struct curl_slist *headers = NULL;
     CURL *curl = curl_easy_init();
     CURLcode rc;
@@ -144,7 +145,7 @@ static void post(const char *url, const char *secret, const char *body, long tim
         snprintf(d->error, sizeof(d->error), "cannot start libcurl");
         return;
     }
-    snprintf(timestamp, sizeof(timestamp), "%lld", (long long)time(NULL));
+    usher_int_text(time(NULL), timestamp);
     sign(secret, timestamp, body, sig);
     headers = curl_slist_append(headers, "Content-Type: application/json");
     snprintf(header, sizeof(header), "X-Usher-Timestamp: %s", timestamp);
@@ -183,25 +184,26 @@ static void post(const char *url, const char *secret, const char *body, long tim
 static void log_delivery(usher_store *st, int64_t endpoint, const usher_job *job, const char *event,
                          const char *body, const delivery *d)
 {
-    char ep[24], jobid[24], attempt[16], status[16], latency[16];
+    char ep[USHER_INT_TEXT_MAX], jobid[USHER_INT_TEXT_MAX], attempt[USHER_INT_TEXT_MAX],
+        status[USHER_INT_TEXT_MAX], latency[USHER_INT_TEXT_MAX];
     const char *params[] = { ep,      jobid,
                              attempt, event,
                              body,    d->status ? status : NULL,
                              latency, d->error[0] ? d->error : NULL };
     PGresult *res;
 
-    snprintf(ep, sizeof(ep), "%lld", (long long)endpoint);
-    snprintf(jobid, sizeof(jobid), "%lld", (long long)job->id);
-    snprintf(attempt, sizeof(attempt), "%d", job->attempt);
-    snprintf(status, sizeof(status), "%ld", d->status);
-    snprintf(latency, sizeof(latency), "%d", d->latency_ms);
+    usher_int_text(endpoint, ep);
+    usher_int_text(job->id, jobid);
+    usher_int_text(job->attempt, attempt);
+    usher_int_text(d->status, status);
+    usher_int_text(d->latency_ms, latency);
     if (usher_store_exec(st, log_sql, 8, params, &res) == USHER_OK)
         PQclear(res);
 }
 
 static void decide(usher_store *st, int64_t endpoint, const delivery *d, usher_handler_result *r)
 {
-    char ep[24];
+    char ep[USHER_INT_TEXT_MAX];
     const char *params[] = { ep, "410 Gone from the endpoint" };
     PGresult *res;
 
@@ -212,7 +214,7 @@ static void decide(usher_store *st, int64_t endpoint, const delivery *d, usher_h
         return;
     }
     if (d->status == 410) {
-        snprintf(ep, sizeof(ep), "%lld", (long long)endpoint);
+        usher_int_text(endpoint, ep);
         if (usher_store_exec(st, disable_sql, 2, params, &res) == USHER_OK)
             PQclear(res);
         usher_handler_fail(r, USHER_OUTCOME_PERMANENT, "410 Gone: endpoint %lld disabled",
@@ -232,13 +234,13 @@ static void decide(usher_store *st, int64_t endpoint, const delivery *d, usher_h
 static bool load_endpoint(usher_store *st, int64_t id, char *url, size_t urllen, char *secret,
                           size_t secretlen, usher_handler_result *r)
 {
-    char idtext[24];
+    char idtext[USHER_INT_TEXT_MAX];
     const char *params[] = { idtext };
     PGresult *res;
     usher_err err;
     bool enabled;
 
-    snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+    usher_int_text(id, idtext);
     err = usher_store_exec(st, endpoint_sql, 1, params, &res);
     if (err == USHER_OK && PQntuples(res) != 1)
         err = usher_store_fail(st, USHER_ERR_NOT_FOUND, "no webhook endpoint %lld", (long long)id);
