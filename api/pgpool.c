@@ -18,9 +18,7 @@
 
 typedef struct waiter {
     struct waiter *next;
-    char *sql;
-    char **params;
-    int nparams;
+    usher_pg_stmt stmt;
     usher_pg_result_fn done;
     void *arg;
     uint64_t deadline_ms; /* CLOCK_MONOTONIC */
@@ -45,10 +43,7 @@ static uint64_t now_ms(void)
 
 static void waiter_free(waiter *w)
 {
-    for (int i = 0; i < w->nparams; i++)
-        free(w->params[i]);
-    free(w->params);
-    free(w->sql);
+    usher_pg_stmt_release(&w->stmt);
     free(w);
 }
 
@@ -56,20 +51,9 @@ static waiter *waiter_new(const char *sql, int nparams, const char *const *param
 {
     waiter *w = calloc(1, sizeof(*w));
 
-    if (w == NULL)
+    if (w != NULL && !usher_pg_stmt_copy(&w->stmt, sql, nparams, params)) {
+        free(w);
         return NULL;
-    w->sql = strdup(sql);
-    w->params = calloc((size_t)(nparams > 0 ? nparams : 1), sizeof(*w->params));
-    if (w->sql == NULL || w->params == NULL) {
-        waiter_free(w);
-        return NULL;
-    }
-    w->nparams = nparams;
-    for (int i = 0; i < nparams; i++) {
-        if (params[i] != NULL && (w->params[i] = strdup(params[i])) == NULL) {
-            waiter_free(w);
-            return NULL;
-        }
     }
     return w;
 }
@@ -125,8 +109,8 @@ static void flush_waiters(api_pgpool *pool, usher_pgloop *pg)
     waiter *w;
 
     while ((w = pop(pool)) != NULL) {
-        usher_err err = usher_pgloop_query(pg, w->sql, w->nparams, (const char *const *)w->params,
-                                           w->done, w->arg);
+        usher_err err = usher_pgloop_query(pg, w->stmt.sql, w->stmt.nparams,
+                                           (const char *const *)w->stmt.params, w->done, w->arg);
 
         if (err != USHER_OK)
             w->done(NULL, usher_strerror(err), w->arg);

@@ -29,6 +29,7 @@
 #define MIGRATE_LOCK_KEY    1431521363
 #define MIGRATIONS_MAX      1000
 #define MIGRATION_MAX_BYTES (4 * 1024 * 1024)
+#define MIGRATION_PATH_MAX  4096
 
 #define CHECKSUM_HEX (crypto_hash_sha256_BYTES * 2 + 1)
 
@@ -136,21 +137,45 @@ static void checksum_of(const char *text, char hex[CHECKSUM_HEX])
 }
 
 /*
+ * Runs sql on m's row of usher_migrations with $1 = its version, $2 = hex
+ * (a checksum, or NULL) and $3 = its name, of which sql uses the first
+ * nparams. *res as usher_store_exec.
+ */
+static usher_err exec_on_row(usher_store *st, const migration *m, const char *hex, int nparams,
+                             const char *sql, PGresult **res)
+{
+    char v[USHER_INT_TEXT_MAX];
+    const char *params[] = { v, hex, m->name };
+
+    usher_int_text(m->version, v);
+    return usher_store_exec(st, sql, nparams, params, res);
+}
+
+/* Reads m's file (path: where it is) into *sql, malloc'd, and its SHA-256 into hex. */
+static usher_err load_file(usher_store *st, const char *dir, const migration *m,
+                           char path[MIGRATION_PATH_MAX], char **sql, char hex[CHECKSUM_HEX])
+{
+    usher_err err;
+
+    snprintf(path, MIGRATION_PATH_MAX, "%s/%s", dir, m->name);
+    err = read_file(st, path, sql);
+    if (err == USHER_OK)
+        checksum_of(*sql, hex);
+    return err;
+}
+
+/*
  * Whether m is applied (m->applied) and, if so, the checksum recorded with
  * it in recorded ("" when the row predates checksums).
  */
 static usher_err read_row(usher_store *st, migration *m, char recorded[CHECKSUM_HEX])
 {
-    char v[USHER_INT_TEXT_MAX];
-    const char *params[] = { v };
     PGresult *res;
-    usher_err err;
+    usher_err err = exec_on_row(st, m, NULL, 1,
+                                "SELECT coalesce(checksum, '') FROM usher_migrations"
+                                " WHERE version = $1",
+                                &res);
 
-    usher_int_text(m->version, v);
-    err = usher_store_exec(st,
-                           "SELECT coalesce(checksum, '') FROM usher_migrations"
-                           " WHERE version = $1",
-                           1, params, &res);
     m->applied = err == USHER_OK && PQntuples(res) == 1;
     snprintf(recorded, CHECKSUM_HEX, "%s", m->applied ? PQgetvalue(res, 0, 0) : "");
     PQclear(res);
@@ -163,18 +188,15 @@ static usher_err read_row(usher_store *st, migration *m, char recorded[CHECKSUM_
  */
 static usher_err check_applied(usher_store *st, const char *dir, migration *m, size_t *trusted)
 {
-    char path[4096], v[USHER_INT_TEXT_MAX], recorded[CHECKSUM_HEX], now[CHECKSUM_HEX];
-    const char *params[] = { v, now };
+    char path[MIGRATION_PATH_MAX], recorded[CHECKSUM_HEX], now[CHECKSUM_HEX];
     PGresult *res = NULL;
     char *sql;
     usher_err err = read_row(st, m, recorded);
 
     if (err != USHER_OK || !m->applied)
         return err;
-    snprintf(path, sizeof(path), "%s/%s", dir, m->name);
-    if ((err = read_file(st, path, &sql)) != USHER_OK)
+    if ((err = load_file(st, dir, m, path, &sql, now)) != USHER_OK)
         return err;
-    checksum_of(sql, now);
     free(sql);
     if (recorded[0] != '\0' && strcmp(recorded, now) != 0)
         return usher_store_fail(st, USHER_ERR_CHANGED,
@@ -184,11 +206,10 @@ static usher_err check_applied(usher_store *st, const char *dir, migration *m, s
                                 path, recorded, now);
     if (recorded[0] != '\0')
         return USHER_OK;
-    usher_int_text(m->version, v);
-    err = usher_store_exec(st,
-                           "UPDATE usher_migrations SET checksum = $2"
-                           " WHERE version = $1 AND checksum IS NULL",
-                           2, params, &res);
+    err = exec_on_row(st, m, now, 2,
+                      "UPDATE usher_migrations SET checksum = $2"
+                      " WHERE version = $1 AND checksum IS NULL",
+                      &res);
     PQclear(res);
     if (err == USHER_OK)
         (*trusted)++;
@@ -211,26 +232,21 @@ static usher_err run_script(usher_store *st, const char *name, const char *sql)
 
 static usher_err apply_one(usher_store *st, const char *dir, const migration *m)
 {
-    char path[4096], v[USHER_INT_TEXT_MAX], checksum[CHECKSUM_HEX];
-    const char *params[] = { v, m->name, checksum };
+    char path[MIGRATION_PATH_MAX], checksum[CHECKSUM_HEX];
     char *sql;
     PGresult *res = NULL;
-    usher_err err;
+    usher_err err = load_file(st, dir, m, path, &sql, checksum);
 
-    snprintf(path, sizeof(path), "%s/%s", dir, m->name);
-    usher_int_text(m->version, v);
-    err = read_file(st, path, &sql);
     if (err != USHER_OK)
         return err;
-    checksum_of(sql, checksum);
     err = usher_store_command(st, "BEGIN");
     if (err == USHER_OK)
         err = run_script(st, m->name, sql);
     if (err == USHER_OK)
-        err = usher_store_exec(st,
-                               "INSERT INTO usher_migrations (version, name, checksum)"
-                               " VALUES ($1, $2, $3)",
-                               3, params, &res);
+        err = exec_on_row(st, m, checksum, 3,
+                          "INSERT INTO usher_migrations (version, checksum, name)"
+                          " VALUES ($1, $2, $3)",
+                          &res);
     PQclear(res);
     if (err == USHER_OK)
         err = usher_store_command(st, "COMMIT");

@@ -21,9 +21,7 @@ typedef enum pg_state { PG_CONNECTING, PG_READY, PG_DOWN } pg_state;
 
 typedef struct pg_query {
     struct pg_query *next;
-    char *sql;
-    int nparams;
-    char **params;
+    usher_pg_stmt stmt;
     usher_pg_result_fn done;
     void *arg;
     bool unprepared;                    /* preparing it failed: send it as it is */
@@ -52,12 +50,35 @@ static void start_connect(usher_pgloop *pg);
 static void send_next(usher_pgloop *pg);
 static void prepared(usher_pgloop *pg);
 
+void usher_pg_stmt_release(usher_pg_stmt *s)
+{
+    for (int i = 0; s->params != NULL && i < s->nparams; i++)
+        free(s->params[i]);
+    free(s->params);
+    free(s->sql);
+    *s = (usher_pg_stmt){ 0 };
+}
+
+bool usher_pg_stmt_copy(usher_pg_stmt *s, const char *sql, int nparams, const char *const *params)
+{
+    bool ok;
+
+    *s = (usher_pg_stmt){ .sql = strdup(sql),
+                          .params = calloc((size_t)(nparams > 0 ? nparams : 1), sizeof(char *)),
+                          .nparams = nparams };
+    ok = s->sql != NULL && s->params != NULL;
+    for (int i = 0; ok && i < nparams; i++) {
+        if (params[i] != NULL)
+            ok = (s->params[i] = strdup(params[i])) != NULL;
+    }
+    if (!ok)
+        usher_pg_stmt_release(s);
+    return ok;
+}
+
 static void query_free(pg_query *q)
 {
-    for (int i = 0; i < q->nparams; i++)
-        free(q->params[i]);
-    free(q->params);
-    free(q->sql);
+    usher_pg_stmt_release(&q->stmt);
     free(q);
 }
 
@@ -223,7 +244,7 @@ static void flush_out(usher_pgloop *pg)
 static void prepared(usher_pgloop *pg)
 {
     ExecStatusType status = pg->result != NULL ? PQresultStatus(pg->result) : PGRES_FATAL_ERROR;
-    char *sql = status == PGRES_COMMAND_OK ? strdup(pg->head->sql) : NULL;
+    char *sql = status == PGRES_COMMAND_OK ? strdup(pg->head->stmt.sql) : NULL;
 
     PQclear(pg->result);
     pg->result = NULL;
@@ -251,19 +272,20 @@ static int find_prepared(const usher_pgloop *pg, const char *sql)
  */
 static int send_query(usher_pgloop *pg, pg_query *q)
 {
-    const char *const *params = (const char *const *)q->params;
-    int at = q->nparams > 0 && !q->unprepared ? find_prepared(pg, q->sql) : -1;
+    const usher_pg_stmt *st = &q->stmt;
+    const char *const *params = (const char *const *)st->params;
+    int at = st->nparams > 0 && !q->unprepared ? find_prepared(pg, st->sql) : -1;
     char name[32];
 
-    if (at < 0 && q->nparams > 0 && !q->unprepared && pg->nprepared < PREPARED_MAX) {
+    if (at < 0 && st->nparams > 0 && !q->unprepared && pg->nprepared < PREPARED_MAX) {
         snprintf(name, sizeof(name), "usher_p%zu", pg->nprepared);
         pg->preparing = true;
-        return PQsendPrepare(pg->conn, name, q->sql, q->nparams, NULL);
+        return PQsendPrepare(pg->conn, name, st->sql, st->nparams, NULL);
     }
     if (at < 0)
-        return PQsendQueryParams(pg->conn, q->sql, q->nparams, NULL, params, NULL, NULL, 0);
+        return PQsendQueryParams(pg->conn, st->sql, st->nparams, NULL, params, NULL, NULL, 0);
     snprintf(name, sizeof(name), "usher_p%d", at);
-    return PQsendQueryPrepared(pg->conn, name, q->nparams, params, NULL, NULL, 0);
+    return PQsendQueryPrepared(pg->conn, name, st->nparams, params, NULL, NULL, 0);
 }
 
 static void send_next(usher_pgloop *pg)
@@ -409,22 +431,9 @@ int usher_pgloop_pending(const usher_pgloop *pg)
 static pg_query *query_new(const char *sql, int nparams, const char *const *params)
 {
     pg_query *q = calloc(1, sizeof(*q));
-    bool ok = q != NULL;
 
-    if (ok) {
-        q->sql = strdup(sql);
-        q->params = calloc((size_t)(nparams > 0 ? nparams : 1), sizeof(char *));
-        q->nparams = nparams;
-        ok = q->sql != NULL && q->params != NULL;
-    }
-    for (int i = 0; ok && i < nparams; i++) {
-        if (params[i] != NULL)
-            ok = (q->params[i] = strdup(params[i])) != NULL;
-    }
-    if (!ok && q != NULL) {
-        if (q->params == NULL)
-            q->nparams = 0;
-        query_free(q);
+    if (q != NULL && !usher_pg_stmt_copy(&q->stmt, sql, nparams, params)) {
+        free(q);
         return NULL;
     }
     return q;

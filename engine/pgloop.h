@@ -35,6 +35,23 @@ typedef struct usher_pgloop_hooks {
     void *arg;
 } usher_pgloop_hooks;
 
+/*
+ * A statement with copies of its text parameters (a NULL parameter stays
+ * NULL), for whoever holds statements before they run: pgloop's queue and
+ * usher-api's pool while no connection is up.
+ */
+typedef struct usher_pg_stmt {
+    char *sql;
+    char **params;
+    int nparams;
+} usher_pg_stmt;
+
+/* Copies sql and its nparams params into s; false (s left empty) when out of memory. */
+bool usher_pg_stmt_copy(usher_pg_stmt *s, const char *sql, int nparams, const char *const *params);
+
+/* Frees what usher_pg_stmt_copy allocated and empties s; an empty s is accepted. */
+void usher_pg_stmt_release(usher_pg_stmt *s);
+
 /* Starts connecting at once; hooks are copied. */
 usher_err usher_pgloop_new(struct event_base *base, const char *conninfo,
                            const usher_pgloop_hooks *hooks, usher_pgloop **out);
