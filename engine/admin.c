@@ -133,18 +133,7 @@ usher_err usher_admin_list(usher_store *st, const usher_job_filter *f, json_t **
 
 usher_err usher_admin_show(usher_store *st, int64_t id, json_t **out)
 {
-    char idtext[USHER_INT_TEXT_MAX];
-    const char *params[] = { idtext };
-    usher_err err;
-
-    usher_int_text(id, idtext);
-    err = usher_store_query_json(st, show_sql, 1, params, out);
-    if (err == USHER_OK && json_is_null(*out)) {
-        json_decref(*out);
-        *out = NULL;
-        return usher_store_fail(st, USHER_ERR_NOT_FOUND, "no job %" PRId64, id);
-    }
-    return err;
+    return usher_store_json_one(st, show_sql, id, "job", out);
 }
 
 usher_err usher_admin_cancel(usher_store *st, int64_t id)

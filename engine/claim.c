@@ -197,14 +197,20 @@ static usher_err run_count(usher_store *st, usher_stmt *s, usher_err built, size
     return err;
 }
 
+/* Zeroes *count (may be NULL); true when there is nothing to run (n == 0). */
+static bool nothing_to_run(size_t n, size_t *count)
+{
+    if (count != NULL)
+        *count = 0;
+    return n == 0;
+}
+
 usher_err usher_heartbeat(usher_store *st, const char *worker, const int64_t *ids, size_t n,
                           int lease_ms, size_t *extended)
 {
     usher_stmt s = { 0 };
 
-    if (extended != NULL)
-        *extended = 0;
-    if (n == 0)
+    if (nothing_to_run(n, extended))
         return USHER_OK;
     return run_count(st, &s, usher_heartbeat_stmt(&s, worker, ids, n, lease_ms), extended);
 }
@@ -214,9 +220,7 @@ usher_err usher_complete(usher_store *st, const char *worker, const int64_t *ids
 {
     usher_stmt s = { 0 };
 
-    if (completed != NULL)
-        *completed = 0;
-    if (n == 0)
+    if (nothing_to_run(n, completed))
         return USHER_OK;
     return run_count(st, &s, usher_complete_stmt(&s, worker, ids, n), completed);
 }
@@ -226,9 +230,7 @@ usher_err usher_fail(usher_store *st, const char *worker, const usher_job_result
 {
     usher_stmt s = { 0 };
 
-    if (updated != NULL)
-        *updated = 0;
-    if (n == 0)
+    if (nothing_to_run(n, updated))
         return USHER_OK;
     return run_count(st, &s, usher_fate_stmt(&s, usher_store_config(st), worker, results, n),
                      updated);

@@ -6,11 +6,13 @@
  */
 #include "store.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "inttext.h"
 #include "log.h"
 
 /* Hot statements are prepared once per owned connection (see usher_store_exec_hot). */
@@ -240,4 +242,36 @@ usher_err usher_store_query_json(usher_store *st, const char *sql, int nparams,
         return usher_store_fail(st, USHER_ERR_DB, "the database returned invalid JSON: %s",
                                 jerr.text);
     return USHER_OK;
+}
+
+usher_err usher_store_exec_one(usher_store *st, const char *sql, int64_t id, const char *what,
+                               PGresult **out)
+{
+    char idtext[USHER_INT_TEXT_MAX];
+    const char *params[] = { usher_int_text(id, idtext) };
+    usher_err err;
+
+    err = usher_store_exec(st, sql, 1, params, out);
+    if (err == USHER_OK && PQntuples(*out) != 1) {
+        PQclear(*out);
+        *out = NULL;
+        return usher_store_fail(st, USHER_ERR_NOT_FOUND, "no %s %" PRId64, what, id);
+    }
+    return err;
+}
+
+usher_err usher_store_json_one(usher_store *st, const char *sql, int64_t id, const char *what,
+                               json_t **out)
+{
+    char idtext[USHER_INT_TEXT_MAX];
+    const char *params[] = { usher_int_text(id, idtext) };
+    usher_err err;
+
+    err = usher_store_query_json(st, sql, 1, params, out);
+    if (err == USHER_OK && json_is_null(*out)) {
+        json_decref(*out);
+        *out = NULL;
+        return usher_store_fail(st, USHER_ERR_NOT_FOUND, "no %s %" PRId64, what, id);
+    }
+    return err;
 }

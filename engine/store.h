@@ -12,6 +12,7 @@
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "error.h"
@@ -58,6 +59,18 @@ usher_err usher_store_exec_hot(usher_store *st, const char *sql, int nparams,
  */
 usher_err usher_store_query_json(usher_store *st, const char *sql, int nparams,
                                  const char *const *params, json_t **out);
+
+/*
+ * For statements about one thing named by id: run with $1 = id, they must
+ * yield exactly one row (exec_one) or a JSON value other than null
+ * (json_one); anything else is USHER_ERR_NOT_FOUND with the message
+ * "no WHAT ID" and *out NULL. Otherwise as usher_store_exec and
+ * usher_store_query_json.
+ */
+usher_err usher_store_exec_one(usher_store *st, const char *sql, int64_t id, const char *what,
+                               PGresult **out);
+usher_err usher_store_json_one(usher_store *st, const char *sql, int64_t id, const char *what,
+                               json_t **out);
 
 /* The SQLSTATE of the last failed statement ("" if none), e.g. "23505". */
 const char *usher_store_sqlstate(const usher_store *st);

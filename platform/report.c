@@ -119,16 +119,5 @@ usher_err usher_report_create(usher_store *st, const usher_report_request *req, 
 
 usher_err usher_report_get(usher_store *st, int64_t report_id, json_t **out)
 {
-    char id[USHER_INT_TEXT_MAX];
-    const char *params[] = { id };
-    usher_err err;
-
-    usher_int_text(report_id, id);
-    err = usher_store_query_json(st, get_sql, 1, params, out);
-    if (err == USHER_OK && json_is_null(*out)) {
-        json_decref(*out);
-        *out = NULL;
-        return usher_store_fail(st, USHER_ERR_NOT_FOUND, "no report %" PRId64, report_id);
-    }
-    return err;
+    return usher_store_json_one(st, get_sql, report_id, "report", out);
 }

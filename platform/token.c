@@ -88,28 +88,20 @@ usher_err usher_token_create(usher_store *st, usher_role role, int64_t organizer
     return USHER_OK;
 }
 
+/* The NOTIFY (at commit) empties usher-api's token caches at once (api/auth.h). */
+static const char revoke_sql[] =
+    "WITH r AS (UPDATE api_tokens SET revoked_at = now()"
+    "  WHERE id = $1 AND revoked_at IS NULL RETURNING id),"
+    " n AS (SELECT pg_notify('" USHER_TOKENS_CHANNEL "', r.id::text) FROM r)"
+    " SELECT id FROM r WHERE (SELECT count(*) FROM n) >= 0";
+
 usher_err usher_token_revoke(usher_store *st, int64_t id)
 {
-    char text[USHER_INT_TEXT_MAX];
-    const char *params[] = { text };
     PGresult *res;
-    usher_err err;
-    int n;
+    usher_err err = usher_store_exec_one(st, revoke_sql, id, "live token", &res);
 
-    usher_int_text(id, text);
-    /* The NOTIFY (at commit) empties usher-api's token caches at once (api/auth.h). */
-    err = usher_store_exec(st,
-                           "WITH r AS (UPDATE api_tokens SET revoked_at = now()"
-                           "  WHERE id = $1 AND revoked_at IS NULL RETURNING id),"
-                           " n AS (SELECT pg_notify('" USHER_TOKENS_CHANNEL "', r.id::text) FROM r)"
-                           " SELECT id FROM r WHERE (SELECT count(*) FROM n) >= 0",
-                           1, params, &res);
-    if (err != USHER_OK)
-        return err;
-    n = PQntuples(res);
     PQclear(res);
-    return n == 1 ? USHER_OK
-                  : usher_store_fail(st, USHER_ERR_NOT_FOUND, "no live token %lld", (long long)id);
+    return err;
 }
 
 usher_err usher_organizer_create(usher_store *st, const char *name, int64_t *id)

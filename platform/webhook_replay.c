@@ -54,8 +54,7 @@ static char *replay_payload(usher_store *st, PGresult *res)
 usher_err usher_webhook_replay(usher_store *st, int64_t delivery_id, int64_t *job_id)
 {
     const usher_kind_conf *kind = usher_config_kind(usher_store_config(st), REPLAY_KIND);
-    char idtext[USHER_INT_TEXT_MAX], *payload = NULL;
-    const char *params[] = { idtext };
+    char *payload = NULL;
     usher_enqueued out;
     PGresult *res = NULL;
     usher_err err;
@@ -63,11 +62,7 @@ usher_err usher_webhook_replay(usher_store *st, int64_t delivery_id, int64_t *jo
     *job_id = 0;
     if (kind->queue[0] == '\0')
         return usher_store_fail(st, USHER_ERR_CONFIG, "[kind.%s] names no queue", REPLAY_KIND);
-    usher_int_text(delivery_id, idtext);
-    err = usher_store_exec(st, delivery_sql, 1, params, &res);
-    if (err == USHER_OK && PQntuples(res) != 1)
-        err = usher_store_fail(st, USHER_ERR_NOT_FOUND, "no webhook delivery %lld",
-                               (long long)delivery_id);
+    err = usher_store_exec_one(st, delivery_sql, delivery_id, "webhook delivery", &res);
     if (err == USHER_OK && strcmp(PQgetvalue(res, 0, 3), "t") != 0)
         err = usher_store_fail(st, USHER_ERR_INVALID, "webhook endpoint %s is disabled (%s)",
                                PQgetvalue(res, 0, 0),

@@ -105,17 +105,12 @@ typedef struct one_args {
     const char *done;
 } one_args;
 
+/* usher_admin_show answers USHER_ERR_NOT_FOUND ("no job ID") for an unknown id. */
 static usher_err show_job(usher_store *st, void *arg, json_t **out)
 {
     one_args *a = arg;
-    usher_err err = usher_admin_show(st, a->id, out);
 
-    if (err == USHER_OK && json_is_null(*out)) {
-        json_decref(*out);
-        *out = NULL;
-        return usher_store_fail(st, USHER_ERR_NOT_FOUND, "no job %lld", (long long)a->id);
-    }
-    return err;
+    return usher_admin_show(st, a->id, out);
 }
 
 static usher_err act_on_job(usher_store *st, void *arg, json_t **out)

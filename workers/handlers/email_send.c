@@ -15,7 +15,6 @@
 #include <time.h>
 
 #include "docstore.h"
-#include "inttext.h"
 #include "job_handlers.h"
 #include "mail_message.h"
 #include "mail_send.h"
@@ -45,19 +44,13 @@ static const char document_sql[] =
 static bool load_attachment(usher_handler_ctx *ctx, usher_store *st, int64_t id, outgoing *m,
                             usher_handler_result *r)
 {
-    char idtext[USHER_INT_TEXT_MAX], path[4096];
-    const char *params[] = { idtext };
+    char path[4096];
     PGresult *res;
     FILE *f;
     size_t size, got;
-    usher_err err;
+    usher_err err = usher_store_exec_one(st, document_sql, id, "document", &res);
 
-    usher_int_text(id, idtext);
-    err = usher_store_exec(st, document_sql, 1, params, &res);
-    if (err == USHER_OK && PQntuples(res) != 1)
-        err = usher_store_fail(st, USHER_ERR_NOT_FOUND, "no document %lld", (long long)id);
     if (err != USHER_OK) {
-        PQclear(res);
         usher_handler_store_failed(r, st, err, "attachment");
         return false;
     }

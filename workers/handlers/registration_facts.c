@@ -9,8 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "inttext.h"
-
 static const char facts_sql[] =
     "SELECT r.id, r.event_id, extract(epoch FROM r.created_at)::int8, r.status, r.name, r.email,"
     " e.name, e.venue,"
@@ -29,19 +27,11 @@ usher_err usher_registration_facts_load(usher_store *st, const usher_config *cfg
                                         usher_registration_facts *out)
 {
     unsigned char key[USHER_TICKET_KEY_BYTES];
-    char idtext[USHER_INT_TEXT_MAX];
-    const char *params[] = { idtext };
     PGresult *res;
-    usher_err err;
+    usher_err err = usher_store_exec_one(st, facts_sql, id, "registration", &res);
 
-    usher_int_text(id, idtext);
-    err = usher_store_exec(st, facts_sql, 1, params, &res);
     if (err != USHER_OK)
         return err;
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        return usher_store_fail(st, USHER_ERR_NOT_FOUND, "no registration %lld", (long long)id);
-    }
     *out = (usher_registration_facts){ .registration_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10),
                                        .event_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10),
                                        .created_at_s = strtoll(PQgetvalue(res, 0, 2), NULL, 10) };

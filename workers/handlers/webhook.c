@@ -234,18 +234,11 @@ static void decide(usher_store *st, int64_t endpoint, const delivery *d, usher_h
 static bool load_endpoint(usher_store *st, int64_t id, char *url, size_t urllen, char *secret,
                           size_t secretlen, usher_handler_result *r)
 {
-    char idtext[USHER_INT_TEXT_MAX];
-    const char *params[] = { idtext };
     PGresult *res;
-    usher_err err;
+    usher_err err = usher_store_exec_one(st, endpoint_sql, id, "webhook endpoint", &res);
     bool enabled;
 
-    usher_int_text(id, idtext);
-    err = usher_store_exec(st, endpoint_sql, 1, params, &res);
-    if (err == USHER_OK && PQntuples(res) != 1)
-        err = usher_store_fail(st, USHER_ERR_NOT_FOUND, "no webhook endpoint %lld", (long long)id);
     if (err != USHER_OK) {
-        PQclear(res);
         usher_handler_store_failed(r, st, err, "notify.webhook");
         return false;
     }
