@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "child.h"
+#include "fork.h"
 #include "log.h"
 #include "wire.h"
 
@@ -82,7 +83,7 @@ static usher_err fork_child(usher_children *c)
         free(ch);
         return USHER_ERR_IO;
     }
-    pid = fork();
+    pid = usher_fork();
     if (pid == 0) {
         close(sv[0]);
         become_child(sv[1], parent, c->cfg);
@@ -410,6 +411,8 @@ void usher_children_reap(usher_children *c)
         }
         if (ch != NULL)
             remove_child(c, ch, status);
+        else if (c->hooks.exited != NULL)
+            c->hooks.exited(pid, status, c->hooks.arg);
     }
     converge(c);
     if (usher_children_idle(c) > 0)

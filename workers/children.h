@@ -11,6 +11,7 @@
 #include <event2/event.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "config.h"
 #include "error.h"
@@ -28,6 +29,12 @@ typedef struct usher_children_hooks {
     void (*finished)(usher_job *job, const usher_handler_result *r, void *arg);
     /* A child became idle (or a new one started): a claim may follow. */
     void (*idle)(void *arg);
+    /*
+     * A process of the supervisor's that is not one of the pool's children
+     * (the maintenance process) exited: the reap collects every child, so
+     * it hands the others their status. May be NULL.
+     */
+    void (*exited)(pid_t pid, int status, void *arg);
     void *arg;
 } usher_children_hooks;
 

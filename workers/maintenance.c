@@ -1,156 +1,161 @@
 /*
- * The maintenance thread sleeps on a condition variable between rounds so
- * that stop() wakes it at once. A broken connection is dropped and
- * reopened on the next round; losing it also loses the lock, which is
- * right: another supervisor may take over meanwhile. A reload hands the
- * thread a copy of the new configuration, which it takes between rounds,
- * so only the thread ever reads its own.
+ * The supervisor's side of the maintenance process: fork it, read the
+ * leadership bytes it writes after each round that changed it, notice its
+ * death (the caller reaps it: waitpid(-1) in children.c) and fork another.
+ * A new process starts at once, unless the previous one lived less than
+ * RESTART_MIN_MS: then it starts that long after the previous start, so a
+ * process that cannot live does not turn the supervisor into a fork loop.
+ * A reload renews the process the way it renews the children: the old one
+ * is told to go (EOF) and ends its round, the new one is forked with the
+ * reloaded configuration (a fork copies it: there is nothing to send).
  */
 #include "maintenance.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
+#include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
-#include "config_reload.h"
+#include "fork.h"
 #include "log.h"
-#include "maint.h"
-#include "periodic.h"
-#include "store.h"
+#include "maint_process.h"
+
+#define RESTART_MIN_MS 1000
 
 struct usher_maintenance {
-    usher_config cfg;      /* the thread's own: the store reads it */
-    usher_config *pending; /* a reload's, under lock until the thread takes it */
+    struct event_base *base;
+    const usher_config *cfg;
     int interval_ms;
-    pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    bool stopping;
-    atomic_bool leader;
+    pid_t pid;             /* the process; 0 between its death and the next start */
+    int fd;                /* our end of its socket; -1 when closed */
+    struct event *reader;  /* on fd */
+    struct event *restart; /* the next start */
+    int64_t started_ms;
+    bool leader;
+    bool renewing; /* told to go by a reload: its exit is expected, the next starts at once */
 };
 
-static void round_once(usher_maintenance *m, usher_store **st)
+static int64_t monotonic_ms(void)
 {
-    char errbuf[256];
-    size_t rescued = 0, pruned = 0, fired = 0;
-    bool leader = false;
-    usher_err err = USHER_OK;
+    struct timespec ts;
 
-    if (*st == NULL && usher_store_open(&m->cfg, st, errbuf, sizeof(errbuf)) != USHER_OK) {
-        usher_log(USHER_LOG_WARNING, "maintenance: %s", errbuf);
-        m->leader = false;
-        return;
-    }
-    err = usher_maint_lead(*st, &leader);
-    if (err == USHER_OK && leader)
-        err = usher_maint_rescue(*st, &rescued);
-    if (err == USHER_OK && leader)
-        err = usher_maint_prune(*st, &pruned);
-    /*
-     * A periodic that cannot fire (its queue not migrated yet, say) is
-     * logged, not treated as a broken connection: that would make the
-     * leader resign every round.
-     */
-    if (err == USHER_OK && leader &&
-        usher_periodic_fire(*st, (int64_t)time(NULL), &fired) != USHER_OK)
-        usher_log(USHER_LOG_WARNING, "maintenance: periodic: %s", usher_store_errstr(*st));
-    if (err == USHER_OK && leader && !m->leader)
-        usher_log(USHER_LOG_NOTICE, "maintenance: this supervisor is the leader now");
-    if (rescued > 0 || pruned > 0 || fired > 0)
-        usher_log(USHER_LOG_NOTICE, "maintenance: rescued=%zu pruned=%zu periodic_fired=%zu",
-                  rescued, pruned, fired);
-    if (err != USHER_OK) {
-        usher_log(USHER_LOG_WARNING, "maintenance: %s: %s", usher_strerror(err),
-                  usher_store_errstr(*st));
-        usher_store_free(*st); /* also ends the session, so the lock is released */
-        *st = NULL;
-        leader = false;
-    }
-    m->leader = leader;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* With m->lock held: the reload's configuration replaces the thread's (same address). */
-static void take_reload(usher_maintenance *m)
+static void close_socket(usher_maintenance *m)
 {
-    if (m->pending == NULL)
-        return;
-    usher_config_free(&m->cfg);
-    m->cfg = *m->pending;
-    free(m->pending);
-    m->pending = NULL;
+    if (m->reader != NULL)
+        event_free(m->reader);
+    m->reader = NULL;
+    if (m->fd >= 0)
+        close(m->fd);
+    m->fd = -1;
+    m->leader = false;
 }
 
-static void *maintenance_main(void *arg)
+/* Leadership bytes; the last one read is the latest round's. EOF: the process is going. */
+static void readable(evutil_socket_t fd, short what, void *arg)
 {
     usher_maintenance *m = arg;
-    usher_store *st = NULL;
+    char bytes[64];
+    ssize_t n;
 
-    pthread_mutex_lock(&m->lock);
-    while (!m->stopping) {
-        struct timespec until;
-
-        take_reload(m);
-        pthread_mutex_unlock(&m->lock);
-        round_once(m, &st);
-        pthread_mutex_lock(&m->lock);
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += m->interval_ms / 1000;
-        until.tv_nsec += (long)(m->interval_ms % 1000) * 1000000;
-        if (until.tv_nsec >= 1000000000) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000;
-        }
-        if (!m->stopping)
-            pthread_cond_timedwait(&m->wake, &m->lock, &until);
-    }
-    pthread_mutex_unlock(&m->lock);
-    usher_store_free(st);
-    m->leader = false;
-    return NULL;
+    (void)what;
+    while ((n = read(fd, bytes, sizeof(bytes))) > 0)
+        m->leader = bytes[n - 1] == USHER_MAINT_LEADER;
+    if (n == 0 || (errno != EAGAIN && errno != EINTR))
+        close_socket(m); /* its exit comes through usher_maintenance_exited */
 }
 
-usher_err usher_maintenance_start(const char *config_path, int interval_ms, usher_maintenance **out)
+static usher_err watch(usher_maintenance *m, int fd)
+{
+    m->fd = fd;
+    if (evutil_make_socket_nonblocking(fd) != 0)
+        return USHER_ERR_IO;
+    m->reader = event_new(m->base, fd, EV_READ | EV_PERSIST, readable, m);
+    if (m->reader == NULL || event_add(m->reader, NULL) != 0)
+        return USHER_ERR_NOMEM;
+    return USHER_OK;
+}
+
+static usher_err spawn(usher_maintenance *m)
+{
+    int sv[2];
+    pid_t parent = getpid(), pid;
+    usher_err err;
+
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        return USHER_ERR_IO;
+    pid = usher_fork();
+    if (pid == 0) {
+        close(sv[0]);
+        usher_maint_process_main(sv[1], parent, m->cfg, m->interval_ms);
+    }
+    close(sv[1]);
+    if (pid < 0) {
+        close(sv[0]);
+        return USHER_ERR_IO;
+    }
+    m->pid = pid;
+    m->started_ms = monotonic_ms();
+    err = watch(m, sv[0]);
+    if (err != USHER_OK)
+        close_socket(m); /* the process sees EOF and exits; the next one may do better */
+    usher_log(USHER_LOG_INFO, "maintenance: process=%d started", (int)pid);
+    return err;
+}
+
+static void restart_due(evutil_socket_t fd, short what, void *arg)
+{
+    usher_maintenance *m = arg;
+    struct timeval tv = { RESTART_MIN_MS / 1000, (RESTART_MIN_MS % 1000) * 1000 };
+    usher_err err;
+
+    (void)fd;
+    (void)what;
+    if (m->pid > 0)
+        return;
+    err = spawn(m);
+    if (err != USHER_OK)
+        usher_log(USHER_LOG_ERR, "maintenance: cannot start the process: %s (%s)",
+                  usher_strerror(err), strerror(errno));
+    if (m->pid == 0) /* no process to wait for: try again later */
+        evtimer_add(m->restart, &tv);
+}
+
+usher_err usher_maintenance_start(struct event_base *base, const usher_config *cfg, int interval_ms,
+                                  usher_maintenance **out)
 {
     usher_maintenance *m = calloc(1, sizeof(*m));
-    char errbuf[512];
+    usher_err err;
 
     *out = NULL;
     if (m == NULL)
         return USHER_ERR_NOMEM;
-    if (usher_config_load(&m->cfg, config_path, errbuf, sizeof(errbuf)) != USHER_OK) {
-        usher_log(USHER_LOG_ERR, "maintenance: %s", errbuf);
-        free(m);
-        return USHER_ERR_CONFIG;
-    }
-    m->interval_ms = interval_ms;
-    pthread_mutex_init(&m->lock, NULL);
-    pthread_cond_init(&m->wake, NULL);
-    if (pthread_create(&m->thread, NULL, maintenance_main, m) != 0) {
-        usher_config_free(&m->cfg);
-        free(m);
-        return USHER_ERR_IO;
+    *m = (usher_maintenance){ .base = base, .cfg = cfg, .interval_ms = interval_ms, .fd = -1 };
+    m->restart = evtimer_new(base, restart_due, m);
+    err = m->restart != NULL ? spawn(m) : USHER_ERR_NOMEM;
+    if (err != USHER_OK) {
+        usher_maintenance_stop(m);
+        return err;
     }
     *out = m;
     return USHER_OK;
 }
 
-usher_err usher_maintenance_reload(usher_maintenance *m, const usher_config *cfg)
+void usher_maintenance_reload(usher_maintenance *m, const usher_config *cfg)
 {
-    usher_config *copy = malloc(sizeof(*copy));
-
-    if (copy == NULL || usher_config_copy(cfg, copy) != USHER_OK) {
-        free(copy);
-        return USHER_ERR_NOMEM;
+    m->cfg = cfg;
+    if (m->pid > 0 && !m->renewing) {
+        m->renewing = true;
+        close_socket(m); /* EOF: the process ends after its round */
     }
-    pthread_mutex_lock(&m->lock);
-    if (m->pending != NULL)
-        usher_config_free(m->pending);
-    free(m->pending);
-    m->pending = copy;
-    pthread_mutex_unlock(&m->lock);
-    return USHER_OK;
+    /* With no process running, the pending start forks with cfg. */
 }
 
 bool usher_maintenance_is_leader(const usher_maintenance *m)
@@ -158,19 +163,45 @@ bool usher_maintenance_is_leader(const usher_maintenance *m)
     return m != NULL && m->leader;
 }
 
+bool usher_maintenance_exited(usher_maintenance *m, pid_t pid, int status)
+{
+    int64_t wait_ms;
+    struct timeval tv, now = { 0, 0 };
+
+    if (m == NULL || m->pid <= 0 || pid != m->pid)
+        return false;
+    m->pid = 0;
+    close_socket(m);
+    if (m->renewing && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        m->renewing = false;
+        usher_log(USHER_LOG_INFO, "maintenance: process=%d ended for the reload", (int)pid);
+        evtimer_add(m->restart, &now);
+        return true;
+    }
+    m->renewing = false;
+    if (WIFSIGNALED(status))
+        usher_log(USHER_LOG_WARNING, "maintenance: process=%d killed by signal %d (%s)", (int)pid,
+                  WTERMSIG(status), strsignal(WTERMSIG(status)));
+    else
+        usher_log(USHER_LOG_WARNING, "maintenance: process=%d exited with status %d", (int)pid,
+                  WEXITSTATUS(status));
+    wait_ms = m->started_ms + RESTART_MIN_MS - monotonic_ms();
+    wait_ms = wait_ms > 0 ? wait_ms : 0;
+    tv = (struct timeval){ (time_t)(wait_ms / 1000), (suseconds_t)(wait_ms % 1000) * 1000 };
+    evtimer_add(m->restart, &tv);
+    return true;
+}
+
 void usher_maintenance_stop(usher_maintenance *m)
 {
+    int status;
+
     if (m == NULL)
         return;
-    pthread_mutex_lock(&m->lock);
-    m->stopping = true;
-    pthread_cond_signal(&m->wake);
-    pthread_mutex_unlock(&m->lock);
-    pthread_join(m->thread, NULL);
-    pthread_cond_destroy(&m->wake);
-    pthread_mutex_destroy(&m->lock);
-    usher_config_free(m->pending);
-    free(m->pending);
-    usher_config_free(&m->cfg);
+    if (m->restart != NULL)
+        event_free(m->restart);
+    close_socket(m); /* EOF: the process ends after its round */
+    while (m->pid > 0 && waitpid(m->pid, &status, 0) < 0 && errno == EINTR)
+        ;
     free(m);
 }

@@ -17,6 +17,10 @@
  *   stop:   SIGTERM stops claiming, lets running jobs finish within the
  *           grace period (then kills them: their jobs are returned without
  *           spending an attempt), flushes, and exits 0.
+ *
+ * The supervisor never starts a thread, so that it may fork at any moment
+ * (fork.h): the maintenance leader's work runs in a child process of its
+ * own (maintenance.h), which the loop watches and restarts.
  */
 #include "supervisor.h"
 
@@ -679,9 +683,10 @@ static void rearm(struct event *timer, int old_ms, int new_ms)
 }
 
 /*
- * SIGHUP: the reloadable keys of the file take effect here, in the
- * maintenance thread and in new children, which replace the old ones as
- * they finish their jobs; the others are logged as needing a restart.
+ * SIGHUP: the reloadable keys of the file take effect here, in a new
+ * maintenance process and in new children, which replace the old ones as
+ * they finish their round or their jobs; the others are logged as needing
+ * a restart.
  */
 static void reload(supervisor *s)
 {
@@ -698,8 +703,7 @@ static void reload(supervisor *s)
         usher_gcra_set_rate(s->smtp_limiter, s->pool->smtp_rate);
         rearm(s->poll_timer, poll_ms, s->cfg.poll_interval_ms);
         rearm(s->heartbeat_timer, heartbeat_ms, s->pool->heartbeat_ms);
-        if (usher_maintenance_reload(s->maint, &s->cfg) != USHER_OK)
-            usher_log(USHER_LOG_ERR, "maintenance: out of memory: it keeps the old configuration");
+        usher_maintenance_reload(s->maint, &s->cfg);
         usher_children_renew(s->children);
         resize(s);
         children_idle(s);
@@ -724,6 +728,13 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     } else {
         begin_drain(s);
     }
+}
+
+static void other_exited(pid_t pid, int status, void *arg)
+{
+    supervisor *s = arg;
+
+    usher_maintenance_exited(s->maint, pid, status);
 }
 
 static void children_idle(void *arg)
@@ -796,7 +807,9 @@ static int start_signals(supervisor *s)
 
 static int start(supervisor *s)
 {
-    usher_children_hooks ch = { .finished = job_finished, .idle = children_idle, .arg = s };
+    usher_children_hooks ch = {
+        .finished = job_finished, .idle = children_idle, .exited = other_exited, .arg = s
+    };
     usher_pgloop_hooks pg = { .connected = db_connected,
                               .disconnected = db_disconnected,
                               .notified = db_notified,
@@ -822,11 +835,10 @@ static int start(supervisor *s)
         usher_log(USHER_LOG_ERR, "cannot set up the event loop");
         return -1;
     }
-    /* Children first: they fork before any connection or thread exists (and inherit the limiter).
-     */
+    /* Children first: they fork before any connection exists (and inherit the limiter). */
     usher_handler_set_smtp_limiter(s->smtp_limiter);
     usher_children_set_target(s->children, desired_size(s));
-    if (usher_maintenance_start(s->config_path, MAINT_INTERVAL_MS, &s->maint) != USHER_OK ||
+    if (usher_maintenance_start(s->base, &s->cfg, MAINT_INTERVAL_MS, &s->maint) != USHER_OK ||
         usher_pgloop_new(s->base, s->cfg.database_url, &pg, &s->pg) != USHER_OK ||
         usher_pgloop_new(s->base, s->cfg.database_url, &pgf, &s->pg_flush) != USHER_OK) {
         usher_log(USHER_LOG_ERR, "cannot start the database connection or maintenance");

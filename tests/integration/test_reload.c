@@ -273,7 +273,7 @@ static bool renewed(void *arg)
 {
     const pool_children *old = arg;
     pid_t now[8];
-    size_t n = testproc_children(old->supervisor, now, 8);
+    size_t n = testproc_pool_children(old->supervisor, now, 8);
 
     for (size_t i = 0; i < n; i++) {
         for (size_t j = 0; j < old->n; j++) {
@@ -301,7 +301,7 @@ Test(reload, usher_worker_applies_reloadable_keys_and_keeps_the_rest, .fini = cl
     wait_log("pool=reload worker=", 1);
     cr_assert(!failure_logged(), "level notice logged an info line");
     kids.supervisor = pid;
-    kids.n = testproc_children(pid, kids.pids, 8);
+    kids.n = testproc_pool_children(pid, kids.pids, 8);
     cr_assert_eq(kids.n, 2);
 
     write_worker_conf("postgresql://nobody@127.0.0.1:1/nowhere", "info", "");
@@ -313,7 +313,7 @@ Test(reload, usher_worker_applies_reloadable_keys_and_keeps_the_rest, .fini = cl
     cr_assert(failure_logged(), "the new level is not applied (or the old database was lost)");
 
     /* A file that does not load changes nothing: no renewal, level info */
-    kids.n = testproc_children(pid, kids.pids, 8);
+    kids.n = testproc_pool_children(pid, kids.pids, 8);
     write_worker_conf(cfg.database_url, "notice", "this line is not ini\n");
     hup(pid, "reload refused, keeping the running configuration", 1);
     cr_assert(failure_logged(), "a refused file changed the level");

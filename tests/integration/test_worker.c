@@ -240,7 +240,7 @@ Test(worker, a_killed_child_costs_one_attempt_and_the_job_completes, .timeout = 
     /* Its handler has begun (claimed alone is not enough: a loaded machine may
      * still hold the job in the supervisor when the children die). */
     cr_assert(testproc_wait_for(runs_logged, &one, 60000), "the job never started");
-    n = testproc_children(pid, kids, 64);
+    n = testproc_pool_children(pid, kids, 64);
     cr_assert_gt(n, 0);
     for (size_t i = 0; i < n; i++)
         kill(kids[i], SIGKILL); /* the busy one among them */
@@ -430,7 +430,7 @@ Test(worker, a_backlog_scales_the_pool_out_and_an_empty_queue_back_to_its_floor,
     cr_assert(testproc_wait_for(queue_empty, NULL, 300000), "%lld jobs left", jobs_left());
     cr_assert(testproc_wait_for(pool_exactly, &floor, 120000), "the pool stayed at %lld",
               pool_size());
-    cr_assert_eq(testproc_children(pid, kids, 64), 2, "the floor is 2 children");
+    cr_assert_eq(testproc_pool_children(pid, kids, 64), 2, "the floor is 2 children");
     cr_assert_eq(stop_worker(pid), 0);
     cr_assert_eq(completed_total(), 2000);
 }
@@ -524,7 +524,7 @@ Test(worker, sighup_reloads_the_pool_size, .timeout = 300)
     write_sized_config(path, 6);
     kill(pid, SIGHUP);
     cr_assert(testproc_wait_for(pool_exactly, &six, 60000), "size %lld after SIGHUP", pool_size());
-    cr_assert_eq(testproc_children(pid, kids, 64), 6);
+    cr_assert_eq(testproc_pool_children(pid, kids, 64), 6);
     cr_assert_eq(stop_worker(pid), 0);
     unlink(path);
 }

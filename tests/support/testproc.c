@@ -69,27 +69,34 @@ void testproc_kill(pid_t pid)
     waitpid(pid, &status, 0);
 }
 
-static pid_t parent_of(const char *pid_dir)
+/* The parent of /proc/PID_DIR and its name (comm, at most 15 bytes) into name. */
+static pid_t parent_of(const char *pid_dir, char name[16])
 {
     char path[300], buf[512];
     FILE *f;
-    char *close_paren;
+    char *open_paren, *close_paren;
     int ppid = -1;
 
+    name[0] = '\0';
     snprintf(path, sizeof(path), "/proc/%s/stat", pid_dir);
     f = fopen(path, "r");
     if (f == NULL)
         return -1;
-    if (fgets(buf, sizeof(buf), f) != NULL && (close_paren = strrchr(buf, ')')) != NULL)
+    if (fgets(buf, sizeof(buf), f) != NULL && (open_paren = strchr(buf, '(')) != NULL &&
+        (close_paren = strrchr(buf, ')')) != NULL) {
         sscanf(close_paren + 2, "%*c %d", &ppid);
+        snprintf(name, 16, "%.*s", (int)(close_paren - open_paren - 1), open_paren + 1);
+    }
     fclose(f);
     return ppid;
 }
 
-size_t testproc_children(pid_t pid, pid_t *out, size_t max)
+/* Children of pid whose name is (want_named) or is not (!want_named) name; NULL: all. */
+static size_t children_named(pid_t pid, const char *name, bool want_named, pid_t *out, size_t max)
 {
     DIR *d = opendir("/proc");
     struct dirent *e;
+    char comm[16];
     size_t n = 0;
 
     if (d == NULL)
@@ -97,11 +104,30 @@ size_t testproc_children(pid_t pid, pid_t *out, size_t max)
     while ((e = readdir(d)) != NULL && n < max) {
         if (e->d_name[0] < '0' || e->d_name[0] > '9')
             continue;
-        if (parent_of(e->d_name) == pid)
+        if (parent_of(e->d_name, comm) != pid)
+            continue;
+        if (name == NULL || (strcmp(comm, name) == 0) == want_named)
             out[n++] = (pid_t)atoi(e->d_name);
     }
     closedir(d);
     return n;
+}
+
+size_t testproc_children(pid_t pid, pid_t *out, size_t max)
+{
+    return children_named(pid, NULL, true, out, max);
+}
+
+size_t testproc_pool_children(pid_t pid, pid_t *out, size_t max)
+{
+    return children_named(pid, TESTPROC_MAINT_NAME, false, out, max);
+}
+
+pid_t testproc_maintenance(pid_t pid)
+{
+    pid_t found = 0;
+
+    return children_named(pid, TESTPROC_MAINT_NAME, true, &found, 1) == 1 ? found : 0;
 }
 
 bool testproc_wait_for(bool (*cond)(void *arg), void *arg, int timeout_ms)

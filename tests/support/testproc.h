@@ -21,6 +21,18 @@ void testproc_kill(pid_t pid);
 /* The pids whose parent is pid, at most max; returns how many. */
 size_t testproc_children(pid_t pid, pid_t *out, size_t max);
 
+/* The name usher-worker's maintenance process gives itself (workers/maint_process.c). */
+#define TESTPROC_MAINT_NAME "usher-maint"
+
+/*
+ * The children of the usher-worker pid that run jobs: all its children
+ * but the maintenance process. At most max; returns how many.
+ */
+size_t testproc_pool_children(pid_t pid, pid_t *out, size_t max);
+
+/* The maintenance process of the usher-worker pid, or 0 if it has none now. */
+pid_t testproc_maintenance(pid_t pid);
+
 /*
  * Starts the usher-worker at path for pool with config on database_url,
  * with its documents, search index and log (worker.log) in a new directory
