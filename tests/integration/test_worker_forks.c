@@ -215,14 +215,19 @@ static bool hangs_started(void *arg)
     return hangs.n >= *(size_t *)arg;
 }
 
-static pid_t start_worker(void)
+static pid_t start_worker_with(const char *config)
 {
-    pid_t pid = testproc_start_worker(USHER_WORKER_PATH, FORKS_TEST_CONF, "forks", cfg.database_url,
-                                      "forks", workdir);
+    pid_t pid = testproc_start_worker(USHER_WORKER_PATH, config, "forks", cfg.database_url, "forks",
+                                      workdir);
 
     snprintf(worker_log, sizeof(worker_log), "%s/worker.log", workdir);
     atexit(kill_leftover);
     return pid;
+}
+
+static pid_t start_worker(void)
+{
+    return start_worker_with(FORKS_TEST_CONF);
 }
 
 /* Lines of the worker's log that contain text. */
@@ -380,4 +385,63 @@ Test(forks, a_killed_maintenance_process_is_replaced_and_leads_again, .timeout =
     cr_assert_eq(log_lines_with(killed), 1, "log %s", worker_log);
     assert_clean_log();
     unlink(runs.path);
+}
+
+/* Copies the suite's config to path with [log] level = level. */
+static void write_config(const char *path, const char *level)
+{
+    FILE *in = fopen(FORKS_TEST_CONF, "r"), *out = fopen(path, "w");
+    char line[256];
+    int replaced = 0;
+
+    cr_assert(in != NULL && out != NULL);
+    while (fgets(line, sizeof(line), in) != NULL) {
+        if (strcmp(line, "level = debug\n") == 0 && ++replaced)
+            fprintf(out, "level = %s\n", level);
+        else
+            fputs(line, out);
+    }
+    fclose(in);
+    cr_assert_eq(fclose(out), 0);
+    cr_assert_eq(replaced, 1, "%s has no 'level = debug' line", FORKS_TEST_CONF);
+}
+
+static bool reload_done(void *arg)
+{
+    (void)arg;
+    return log_lines_with("reload done") == 1;
+}
+
+/* A reload renews the maintenance process, which runs with the new values and leads again. */
+Test(forks, a_reload_renews_the_maintenance_process, .timeout = 300)
+{
+    char path[] = "/tmp/usher-forks-conf-XXXXXX", ended[96];
+    int fd = mkstemp(path);
+    pid_t first;
+
+    cr_assert_geq(fd, 0);
+    close(fd);
+    new_run_log(&runs, "runs");
+    write_config(path, "debug");
+    worker = start_worker_with(path);
+    cr_assert(testproc_wait_for(leading, NULL, 60000), "never the leader (log %s)", worker_log);
+    first = testproc_maintenance(worker);
+    cr_assert_gt(first, 0, "no maintenance process");
+    write_config(path, "info");
+    cr_assert_eq(kill(worker, SIGHUP), 0);
+    cr_assert(testproc_wait_for(reload_done, NULL, 60000), "no reload (log %s)", worker_log);
+    cr_assert(testproc_wait_for(replaced, &first, 60000), "not renewed (log %s)", worker_log);
+    add_expired_leases(10);
+    cr_assert(testproc_wait_for(work_done, NULL, 120000), "not rescued (log %s)", worker_log);
+    testproc_stop_cleanly(worker);
+    worker = 0;
+
+    snprintf(ended, sizeof(ended), "maintenance: process=%d ended for the reload", (int)first);
+    cr_assert_eq(log_lines_with(ended), 1, "log %s", worker_log);
+    cr_assert_eq(log_lines_with("killed by signal"), 0, "log %s", worker_log);
+    read_run_log(&runs);
+    cr_assert_eq(runs.n, 10);
+    assert_clean_log();
+    unlink(runs.path);
+    unlink(path);
 }
