@@ -52,8 +52,8 @@ static const int event_tier_max[] = { 10, 50, 200, 500 };
 
 /* Where a [queue.NAME], [kind.NAME], [pool.NAME] or [periodic.NAME] and its keys were written. */
 typedef struct entity_meta {
-    int line;                  /* of the section header */
-    int key_line[USHER_NKEYS]; /* 0 = not set in the file */
+    int line;                     /* of the section header */
+    int key_line[USHER_KEYS_MAX]; /* 0 = not set in the file */
 } entity_meta;
 
 typedef struct parser {
@@ -62,11 +62,11 @@ typedef struct parser {
     int lineno;    /* of the line inih is working on */
     bool key_seen; /* inih appends an indented line to the last key */
     usher_section_type sec;
-    char sec_name[128];                 /* the current section, for messages */
-    const char *fixed_section;          /* the table's name of it, when USHER_SEC_FIXED */
-    size_t index;                       /* the current queue, kind, pool or periodic */
-    int section_line[USHER_NSETTINGS];  /* of a fixed section, at its first row */
-    int key_line[USHER_NSETTINGS];      /* where each fixed key was set */
+    char sec_name[128];                   /* the current section, for messages */
+    const char *fixed_section;            /* the table's name of it, when USHER_SEC_FIXED */
+    size_t index;                         /* the current queue, kind, pool or periodic */
+    int section_line[USHER_SETTINGS_MAX]; /* of a fixed section, at its first row */
+    int key_line[USHER_SETTINGS_MAX];     /* where each fixed key was set */
     entity_meta *meta[USHER_NSECTIONS]; /* meta[USHER_SEC_QUEUE] parallels cfg->queues, and so on */
     usher_err err;
     int err_line; /* 0: the error belongs to the file, not a line */
@@ -216,7 +216,7 @@ static size_t find_setting(const char *section, const char *key)
 {
     size_t i;
 
-    for (i = 0; i < USHER_NSETTINGS; i++)
+    for (i = 0; i < usher_nsettings; i++)
         if (strcmp(usher_settings[i].section, section) == 0 &&
             (key == NULL || strcmp(usher_settings[i].key, key) == 0))
             break;
@@ -227,7 +227,7 @@ static size_t find_entity_key(usher_section_type owner, const char *key)
 {
     size_t i;
 
-    for (i = 0; i < USHER_NKEYS; i++)
+    for (i = 0; i < usher_nkeys; i++)
         if (usher_keys[i].owner == owner && strcmp(usher_keys[i].key, key) == 0)
             break;
     return i;
@@ -238,7 +238,7 @@ static void set_fixed(parser *p, const char *key, const char *value)
     size_t i = find_setting(p->fixed_section, key);
     const usher_setting *s = &usher_settings[i];
 
-    if (i == USHER_NSETTINGS) {
+    if (i == usher_nsettings) {
         fail(p, USHER_ERR_CONFIG, p->lineno, "unknown key '%s' in [%s]", key, p->sec_name);
         return;
     }
@@ -269,7 +269,7 @@ static void set_entity(parser *p, const char *key, const char *value)
     entity_meta *meta;
     char *base = current_entity(p, &meta);
 
-    if (i == USHER_NKEYS || base == NULL) {
+    if (i == usher_nkeys || base == NULL) {
         fail(p, USHER_ERR_CONFIG, p->lineno, "unknown key '%s' in [%s]", key, p->sec_name);
         return;
     }
@@ -398,7 +398,7 @@ static void enter_fixed(parser *p, const char *name)
 {
     size_t i = find_setting(name, NULL);
 
-    if (i == USHER_NSETTINGS) {
+    if (i == usher_nsettings) {
         fail(p, USHER_ERR_CONFIG, p->lineno, "unknown section [%s]", name);
     } else if (p->section_line[i] != 0) {
         fail(p, USHER_ERR_CONFIG, p->lineno, "duplicate section [%s] (first on line %d)", name,
@@ -515,7 +515,7 @@ static char *read_line(char *buf, int size, void *stream)
 
 static void inherit_defaults(usher_config *cfg, usher_kind_conf *kind, const entity_meta *meta)
 {
-    for (size_t i = 0; i < USHER_NKEYS; i++) {
+    for (size_t i = 0; i < usher_nkeys; i++) {
         const usher_key *k = &usher_keys[i];
         size_t size = k->type == USHER_VAL_NAME ? USHER_NAME_MAX : sizeof(int);
 
@@ -574,7 +574,7 @@ static bool pool_key_set(const entity_meta *meta, const char *key)
 /* Unset keys: the table's default, or one that follows the tiers. */
 static void pool_defaults(usher_pool_conf *pool, const entity_meta *meta)
 {
-    for (size_t i = 0; i < USHER_NKEYS; i++) {
+    for (size_t i = 0; i < usher_nkeys; i++) {
         const usher_key *k = &usher_keys[i];
         bool plain_int = k->type == USHER_VAL_INT || k->type == USHER_VAL_WORD;
 
@@ -703,7 +703,7 @@ static void load_file(parser *p, const char *path)
 
 static void apply_defaults(parser *p)
 {
-    for (size_t i = 0; i < USHER_NSETTINGS; i++) {
+    for (size_t i = 0; i < usher_nsettings; i++) {
         void *field = (char *)p->cfg + usher_settings[i].offset;
 
         if (usher_settings[i].type == USHER_VAL_STRING) {
@@ -725,7 +725,7 @@ static void apply_defaults(parser *p)
 /* Environment overrides: parsed and range-checked like the file's values. */
 static void apply_env(parser *p)
 {
-    for (size_t i = 0; i < USHER_NSETTINGS && p->err == USHER_OK; i++) {
+    for (size_t i = 0; i < usher_nsettings && p->err == USHER_OK; i++) {
         const usher_setting *s = &usher_settings[i];
         const char *value = s->env != NULL ? getenv(s->env) : NULL;
         usher_value_spec spec = {
@@ -786,7 +786,7 @@ void usher_config_free(usher_config *cfg)
 {
     if (cfg == NULL)
         return;
-    for (size_t i = 0; i < USHER_NSETTINGS; i++) {
+    for (size_t i = 0; i < usher_nsettings; i++) {
         if (usher_settings[i].type == USHER_VAL_STRING) {
             char **slot = (void *)((char *)cfg + usher_settings[i].offset);
 

@@ -77,7 +77,7 @@ usher_err usher_config_copy(const usher_config *src, usher_config *dst)
     bool ok = true;
 
     /* Nothing of src's may stay in c: usher_config_free below would free it. */
-    for (size_t i = 0; i < USHER_NSETTINGS; i++) {
+    for (size_t i = 0; i < usher_nsettings; i++) {
         if (usher_settings[i].type == USHER_VAL_STRING)
             *(char **)((char *)&c + usher_settings[i].offset) = NULL;
     }
@@ -87,7 +87,7 @@ usher_err usher_config_copy(const usher_config *src, usher_config *dst)
     c.pools = NULL;
     c.periodics = NULL;
     c.nperiodics = 0;
-    for (size_t i = 0; i < USHER_NSETTINGS; i++) {
+    for (size_t i = 0; i < usher_nsettings; i++) {
         size_t offset = usher_settings[i].offset;
 
         if (usher_settings[i].type == USHER_VAL_STRING)
@@ -303,7 +303,7 @@ static void apply(merge *m, const char *key, const usher_value_spec *spec, const
 static void merge_settings(merge *m, const usher_config *running, const usher_config *fresh,
                            usher_config *merged)
 {
-    for (size_t i = 0; i < USHER_NSETTINGS; i++) {
+    for (size_t i = 0; i < usher_nsettings; i++) {
         const usher_setting *s = &usher_settings[i];
         usher_value_spec spec = {
             .type = s->type, .min = s->min, .max = s->max, .words = s->words
@@ -332,7 +332,7 @@ static void merge_settings(merge *m, const usher_config *running, const usher_co
 static void merge_entity(merge *m, usher_section_type owner, const char *prefix, const char *name,
                          const void *old_el, const void *new_el, void *merged_el)
 {
-    for (size_t i = 0; i < USHER_NKEYS; i++) {
+    for (size_t i = 0; i < usher_nkeys; i++) {
         const usher_key *k = &usher_keys[i];
         usher_value_spec spec = {
             .type = k->type, .min = k->min, .max = k->max, .words = k->words

@@ -147,8 +147,9 @@ const usher_setting usher_settings[] = {
       NULL, bool_words },
 };
 
-static_assert(sizeof(usher_settings) / sizeof(usher_settings[0]) == USHER_NSETTINGS,
-              "USHER_NSETTINGS counts the rows of usher_settings");
+const size_t usher_nsettings = sizeof(usher_settings) / sizeof(usher_settings[0]);
+static_assert(sizeof(usher_settings) / sizeof(usher_settings[0]) <= USHER_SETTINGS_MAX,
+              "raise USHER_SETTINGS_MAX");
 
 #define KIND(field)     offsetof(usher_kind_conf, field)
 #define POOL(field)     offsetof(usher_pool_conf, field)
@@ -213,8 +214,8 @@ const usher_key usher_keys[] = {
       NULL },
 };
 
-static_assert(sizeof(usher_keys) / sizeof(usher_keys[0]) == USHER_NKEYS,
-              "USHER_NKEYS counts the rows of usher_keys");
+const size_t usher_nkeys = sizeof(usher_keys) / sizeof(usher_keys[0]);
+static_assert(sizeof(usher_keys) / sizeof(usher_keys[0]) <= USHER_KEYS_MAX, "raise USHER_KEYS_MAX");
 
 static const struct {
     const char *name;

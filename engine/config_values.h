@@ -80,10 +80,14 @@ typedef struct usher_key {
  * same offset in cfg->defaults; unset pool keys take int_default, or a
  * value that follows the pool's tiers; the rest is in config.c's checks.
  */
-#define USHER_NSETTINGS 52
-#define USHER_NKEYS     32
-extern const usher_setting usher_settings[]; /* USHER_NSETTINGS rows */
-extern const usher_key usher_keys[];         /* USHER_NKEYS rows */
+extern const usher_setting usher_settings[];
+extern const size_t usher_nsettings; /* rows of usher_settings, counted by the compiler */
+extern const usher_key usher_keys[];
+extern const size_t usher_nkeys; /* rows of usher_keys */
+
+/* Room for one int per row, for the loader's bookkeeping (asserted >= the rows). */
+#define USHER_SETTINGS_MAX 128
+#define USHER_KEYS_MAX     64
 
 /*
  * Parses value into *field, whose C type spec->type gives. On failure

@@ -27,7 +27,7 @@ static char path[64];
 
 static void setup(void)
 {
-    for (size_t i = 0; i < USHER_NSETTINGS; i++) {
+    for (size_t i = 0; i < usher_nsettings; i++) {
         if (usher_settings[i].env != NULL)
             unsetenv(usher_settings[i].env);
     }
@@ -54,7 +54,7 @@ static bool write_input(const uint8_t *data, size_t size)
 
 static void check_ints(const char *where, const char *base, usher_section_type owner)
 {
-    for (size_t i = 0; i < USHER_NKEYS; i++) {
+    for (size_t i = 0; i < usher_nkeys; i++) {
         const usher_key *k = &usher_keys[i];
         int v;
 
@@ -68,7 +68,7 @@ static void check_ints(const char *where, const char *base, usher_section_type o
 
 static void check_settings(const usher_config *cfg)
 {
-    for (size_t i = 0; i < USHER_NSETTINGS; i++) {
+    for (size_t i = 0; i < usher_nsettings; i++) {
         const usher_setting *s = &usher_settings[i];
         const char *field = (const char *)cfg + s->offset;
         int v;

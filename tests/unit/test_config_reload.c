@@ -321,7 +321,7 @@ Test(config_reload, the_shipped_file_says_which_keys_reload_as_the_table_does)
     n = fread(text, 1, sizeof(text) - 1, f);
     fclose(f);
     text[n] = '\0';
-    for (size_t i = 0; i < USHER_NSETTINGS; i++) {
+    for (size_t i = 0; i < usher_nsettings; i++) {
         const usher_setting *s = &usher_settings[i];
         char block[4096];
         const char *says;
