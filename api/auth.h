@@ -12,9 +12,10 @@
 
 #include <stddef.h>
 
+#include "error.h"
 #include "request.h"
 
-api_token_cache *api_token_cache_new(void);
+USHER_MUSTCHECK api_token_cache *api_token_cache_new(void);
 void api_token_cache_free(api_token_cache *cache);
 /* Forgets every cached token (a token was revoked). */
 void api_token_cache_clear(api_token_cache *cache);

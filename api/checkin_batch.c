@@ -32,8 +32,10 @@ static void answered(PGresult *res, const char *errmsg, void *arg)
 
     if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
         /* The whole batch failed: each request hears why, as a single scan would. */
-        for (size_t i = 0; i < s->n; i++)
-            api_result_ok(s->reqs[i], res, errmsg);
+        for (size_t i = 0; i < s->n; i++) {
+            if (api_result_ok(s->reqs[i], res, errmsg)) /* a good result without rows */
+                api_reply_error(s->reqs[i], 500, "internal", "the check-in batch had no answer");
+        }
         free(s);
         return;
     }

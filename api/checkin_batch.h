@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "error.h"
 #include "request.h"
 
 typedef struct api_checkin_batch api_checkin_batch;
@@ -19,7 +20,7 @@ typedef struct api_checkin_batch api_checkin_batch;
 typedef void (*api_checkin_answer)(api_req *r, const char *result, const char *first_at,
                                    const char *first_gate);
 
-api_checkin_batch *api_checkin_batch_new(api_loop *loop, api_checkin_answer answer);
+USHER_MUSTCHECK api_checkin_batch *api_checkin_batch_new(api_loop *loop, api_checkin_answer answer);
 
 /* Answers what is still waiting (503) and frees the batcher. */
 void api_checkin_batch_free(api_checkin_batch *b);

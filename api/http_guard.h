@@ -30,11 +30,12 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "error.h"
 
 typedef struct api_guard api_guard;
 
 /* A guard for the connections of one loop, with cfg's limits (read now). */
-api_guard *api_guard_new(const usher_config *cfg);
+USHER_MUSTCHECK api_guard *api_guard_new(const usher_config *cfg);
 
 /* After the loop's evhttp and event base are freed (their last connections end there). */
 void api_guard_free(api_guard *g);

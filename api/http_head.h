@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "error.h"
+
 /* Where the scanner is in a head; zero-initialise before the first byte. */
 typedef struct api_head_scan {
     size_t len; /* bytes scanned so far (the whole head once DONE, through the bad byte once BAD) */
@@ -58,7 +60,8 @@ typedef struct api_head_error {
  * control bytes, empty lines before it already dropped). Returns true and
  * fills out, or false with err set.
  */
-bool api_head_parse(const char *head, size_t len, api_head *out, api_head_error *err);
+USHER_MUSTCHECK bool api_head_parse(const char *head, size_t len, api_head *out,
+                                    api_head_error *err);
 
 /* True for the methods whose requests may carry a body (libevent reads no other's). */
 bool api_head_method_has_body(enum evhttp_cmd_type method);

@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "error.h"
 
 /*
  * Appends to templates (a JSON array) a job of kind with payload (its
@@ -31,12 +32,12 @@ int api_job_stamp(json_t *templates, const char *at_field);
  * "attendee"), its id filled from the statement's row, as a one-element
  * template list in JSON text (the caller frees it); NULL out of memory.
  */
-char *api_index_job(const usher_config *cfg, const char *type);
+USHER_MUSTCHECK char *api_index_job(const usher_config *cfg, const char *type);
 
 /*
  * The notify.webhook template for usher_enqueue_webhooks() as JSON text
  * (the caller frees it), or NULL out of memory.
  */
-char *api_webhook_template(const usher_config *cfg);
+USHER_MUSTCHECK char *api_webhook_template(const usher_config *cfg);
 
 #endif

@@ -12,11 +12,13 @@
 #include <event2/buffer.h>
 #include <stddef.h>
 
+#include "error.h"
+
 typedef struct api_metrics api_metrics;
 struct api_loop;
 struct api_route;
 
-api_metrics *api_metrics_new(const struct api_route *routes, size_t nroutes);
+USHER_MUSTCHECK api_metrics *api_metrics_new(const struct api_route *routes, size_t nroutes);
 void api_metrics_free(api_metrics *m);
 
 void api_metrics_request(api_metrics *m, const struct api_route *route, int status, double seconds);

@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 
+#include "error.h"
 #include "request.h"
 
 typedef struct api_metrics_http api_metrics_http;
@@ -25,8 +26,8 @@ typedef struct api_metrics_http api_metrics_http;
  * there. Call before the loop's thread runs. NULL with errbuf set when the
  * address does not bind.
  */
-api_metrics_http *api_metrics_http_start(api_loop *loop, const char *listen_addr, int *port,
-                                         char *errbuf, size_t errlen);
+USHER_MUSTCHECK api_metrics_http *api_metrics_http_start(api_loop *loop, const char *listen_addr,
+                                                         int *port, char *errbuf, size_t errlen);
 
 /*
  * Stops serving; call once the loop's thread has stopped, before the loop

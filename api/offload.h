@@ -19,7 +19,7 @@
 typedef void (*api_offload_fn)(void *arg);
 
 /* Starts the pool's nthreads workers (before the loops take requests). */
-usher_err api_offload_start(int nthreads);
+USHER_MUSTCHECK usher_err api_offload_start(int nthreads);
 
 /*
  * Stops the pool once the loop threads have stopped (joined), before
@@ -33,6 +33,7 @@ void api_offload_stop(void);
  * Queues work; false (nothing queued, done never runs) when the pool is
  * not running or memory ran out: the caller answers 503 itself.
  */
-bool api_offload(api_loop *loop, api_offload_fn work, api_offload_fn done, void *arg);
+USHER_MUSTCHECK bool api_offload(api_loop *loop, api_offload_fn work, api_offload_fn done,
+                                 void *arg);
 
 #endif

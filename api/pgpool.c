@@ -204,8 +204,9 @@ void api_pgpool_free(api_pgpool *pool)
 }
 
 /* Holds the statement until a connection comes up or wait_ms pass. */
-static usher_err wait_for_connection(api_pgpool *pool, const char *sql, int nparams,
-                                     const char *const *params, usher_pg_result_fn done, void *arg)
+static USHER_MUSTCHECK usher_err wait_for_connection(api_pgpool *pool, const char *sql, int nparams,
+                                                     const char *const *params,
+                                                     usher_pg_result_fn done, void *arg)
 {
     waiter *w;
 

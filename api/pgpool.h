@@ -20,8 +20,9 @@ typedef struct api_pgpool api_pgpool;
  * statements. wait_ms: how long a statement waits for a connection when
  * none is up (0: it fails at once).
  */
-usher_err api_pgpool_new(struct event_base *base, const char *conninfo, int size, int wait_ms,
-                         const usher_pgloop_hooks *hooks, api_pgpool **out);
+USHER_MUSTCHECK usher_err api_pgpool_new(struct event_base *base, const char *conninfo, int size,
+                                         int wait_ms, const usher_pgloop_hooks *hooks,
+                                         api_pgpool **out);
 void api_pgpool_free(api_pgpool *pool);
 
 /*
@@ -30,8 +31,9 @@ void api_pgpool_free(api_pgpool *pool);
  * nothing queued and done never called, when wait_ms is 0 and no
  * connection is up.
  */
-usher_err api_pgpool_query(api_pgpool *pool, const char *sql, int nparams,
-                           const char *const *params, usher_pg_result_fn done, void *arg);
+USHER_MUSTCHECK usher_err api_pgpool_query(api_pgpool *pool, const char *sql, int nparams,
+                                           const char *const *params, usher_pg_result_fn done,
+                                           void *arg);
 
 int api_pgpool_connected(const api_pgpool *pool); /* connections up */
 int api_pgpool_busy(const api_pgpool *pool);      /* connections with statements waiting */

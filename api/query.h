@@ -10,6 +10,7 @@
 #include <libpq-fe.h>
 #include <stdbool.h>
 
+#include "error.h"
 #include "pgloop.h"
 #include "request.h"
 
@@ -25,7 +26,7 @@ bool api_query(api_req *r, const char *sql, int nparams, const char *const *para
  * For a callback: true when res is a good result; otherwise answers 503
  * (connection lost) or 500 (statement failed, logged) and returns false.
  */
-bool api_result_ok(api_req *r, PGresult *res, const char *errmsg);
+USHER_MUSTCHECK bool api_result_ok(api_req *r, PGresult *res, const char *errmsg);
 
 /*
  * Answers the JSON text in the first column of res's first row with

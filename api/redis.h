@@ -13,13 +13,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "error.h"
+
 typedef struct api_redis api_redis;
 
 /* reply is NULL when Redis is down, the connection broke or the timeout passed. */
 typedef void (*api_redis_fn)(redisReply *reply, void *arg);
 
 /* Starts connecting to url (redis://HOST:PORT[/DB]); NULL only out of memory or bad URL. */
-api_redis *api_redis_new(struct event_base *base, const char *url);
+USHER_MUSTCHECK api_redis *api_redis_new(struct event_base *base, const char *url);
 void api_redis_free(api_redis *rd);
 
 bool api_redis_up(const api_redis *rd);

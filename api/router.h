@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "error.h"
 #include "request.h"
 #include "route.h"
 
@@ -39,6 +40,6 @@ size_t api_route_find(enum evhttp_cmd_type method, const char *path, int64_t ids
  * names, nesting at most API_JSON_DEPTH_MAX deep. Returns it (the caller
  * owns it), or NULL with the reason, for a 400, in why.
  */
-json_t *api_body_parse(const char *data, size_t len, char *why, size_t whylen);
+USHER_MUSTCHECK json_t *api_body_parse(const char *data, size_t len, char *why, size_t whylen);
 
 #endif

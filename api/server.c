@@ -232,6 +232,7 @@ static api_loop *loop_new(api_server *srv, int index, int fd, char *errbuf, size
         loop_free(loop);
         return NULL;
     }
+    fd = -1; /* evhttp owns it now: loop_free closes it */
     if (api_pgpool_new(loop->base, cfg->database_url, cfg->api_db_connections, cfg->api_db_wait_ms,
                        &(usher_pgloop_hooks){ .connected = db_connected,
                                               .disconnected = db_disconnected,
@@ -253,7 +254,8 @@ static api_loop *loop_new(api_server *srv, int index, int fd, char *errbuf, size
     return loop;
 nomem:
     snprintf(errbuf, errlen, "out of memory setting up loop %d", index);
-    close(fd);
+    if (fd >= 0)
+        close(fd);
     loop_free(loop);
     return NULL;
 }

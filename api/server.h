@@ -11,8 +11,8 @@
 typedef struct api_threads api_threads;
 
 /* Binds every loop's socket and starts the threads; srv->port is set. */
-usher_err api_threads_start(api_server *srv, int nthreads, api_threads **out, char *errbuf,
-                            size_t errlen);
+USHER_MUSTCHECK usher_err api_threads_start(api_server *srv, int nthreads, api_threads **out,
+                                            char *errbuf, size_t errlen);
 
 /*
  * Stops accepting, lets every loop answer what it holds (at most

@@ -9,11 +9,12 @@
 #ifndef USHER_API_WAKE_AFTER_COMMIT_H
 #define USHER_API_WAKE_AFTER_COMMIT_H
 
+#include "error.h"
 #include "request.h"
 
 typedef struct api_wake api_wake;
 
-api_wake *api_wake_new(api_loop *loop);
+USHER_MUSTCHECK api_wake *api_wake_new(api_loop *loop);
 void api_wake_free(api_wake *w);
 
 /* Marks the queue of job kind for the next wake-up. */

@@ -97,8 +97,8 @@ static const char *int_or_null(char buf[USHER_INT_TEXT_MAX], int64_t v)
     return v == 0 ? NULL : usher_int_text(v, buf);
 }
 
-static usher_err bind_filter(usher_store *st, const usher_job_filter *f, const char *state,
-                             size_t max_limit, filter_params *p)
+static USHER_MUSTCHECK usher_err bind_filter(usher_store *st, const usher_job_filter *f,
+                                             const char *state, size_t max_limit, filter_params *p)
 {
     size_t limit = f->limit == 0 ? LIST_DEFAULT : f->limit;
 
@@ -159,8 +159,8 @@ usher_err usher_admin_cancel(usher_store *st, int64_t id)
 }
 
 /* Runs a dead-job statement over the filter; *count gets its first column. */
-static usher_err dead_bulk(usher_store *st, const char *sql, const usher_job_filter *f,
-                           size_t *count)
+static USHER_MUSTCHECK usher_err dead_bulk(usher_store *st, const char *sql,
+                                           const usher_job_filter *f, size_t *count)
 {
     filter_params p;
     PGresult *res;
@@ -195,7 +195,7 @@ usher_err usher_dead_count(usher_store *st, const usher_job_filter *f, size_t *c
 }
 
 /* A by-id dead action: explains a miss as not found, not dead, or key taken. */
-static usher_err dead_one(usher_store *st, const char *sql, int64_t id)
+static USHER_MUSTCHECK usher_err dead_one(usher_store *st, const char *sql, int64_t id)
 {
     usher_job_filter f = { .id = id };
     json_t *job = NULL;

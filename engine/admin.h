@@ -31,16 +31,17 @@ typedef struct usher_job_filter {
  * finished_at, locked_by, locked_until, unique_key, progress (percent
  * done of a running job that reports it, else null), last_error).
  */
-usher_err usher_admin_list(usher_store *st, const usher_job_filter *f, json_t **out);
+USHER_MUSTCHECK usher_err usher_admin_list(usher_store *st, const usher_job_filter *f,
+                                           json_t **out);
 
 /* One job with its payload and every attempt's error; USHER_ERR_NOT_FOUND if none. */
-usher_err usher_admin_show(usher_store *st, int64_t id, json_t **out);
+USHER_MUSTCHECK usher_err usher_admin_show(usher_store *st, int64_t id, json_t **out);
 
 /*
  * Cancels a job that is not running yet. USHER_ERR_NOT_FOUND if no such
  * job, USHER_ERR_STATE if it is running, dead or already cancelled.
  */
-usher_err usher_admin_cancel(usher_store *st, int64_t id);
+USHER_MUSTCHECK usher_err usher_admin_cancel(usher_store *st, int64_t id);
 
 /*
  * Puts dead jobs back to work: attempts reset to 0, history kept, runnable
@@ -49,14 +50,17 @@ usher_err usher_admin_cancel(usher_store *st, int64_t id);
  * unique key a live job holds again is left dead. *count receives how many
  * jobs were retried.
  */
-usher_err usher_dead_retry_id(usher_store *st, int64_t id);
-usher_err usher_dead_retry(usher_store *st, const usher_job_filter *f, size_t *count);
+USHER_MUSTCHECK usher_err usher_dead_retry_id(usher_store *st, int64_t id);
+USHER_MUSTCHECK usher_err usher_dead_retry(usher_store *st, const usher_job_filter *f,
+                                           size_t *count);
 
 /* Deletes dead jobs, by id or by filter, as for retry. */
-usher_err usher_dead_discard_id(usher_store *st, int64_t id);
-usher_err usher_dead_discard(usher_store *st, const usher_job_filter *f, size_t *count);
+USHER_MUSTCHECK usher_err usher_dead_discard_id(usher_store *st, int64_t id);
+USHER_MUSTCHECK usher_err usher_dead_discard(usher_store *st, const usher_job_filter *f,
+                                             size_t *count);
 
 /* How many dead jobs the filter matches: what a retry or discard would touch (a dry run). */
-usher_err usher_dead_count(usher_store *st, const usher_job_filter *f, size_t *count);
+USHER_MUSTCHECK usher_err usher_dead_count(usher_store *st, const usher_job_filter *f,
+                                           size_t *count);
 
 #endif

@@ -73,7 +73,7 @@
 typedef struct usher_autoscale usher_autoscale;
 
 /* A policy with no samples and no history. The caller frees *out. */
-usher_err usher_autoscale_new(usher_autoscale **out);
+USHER_MUSTCHECK usher_err usher_autoscale_new(usher_autoscale **out);
 
 /* Accepts NULL. */
 void usher_autoscale_free(usher_autoscale *a);

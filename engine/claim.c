@@ -124,7 +124,8 @@ usher_err usher_claim_read(const PGresult *res, usher_job **jobs, size_t *n)
 }
 
 /* Runs a built statement on the store; *res is the caller's to clear. */
-static usher_err run(usher_store *st, usher_stmt *s, usher_err built, PGresult **res)
+static USHER_MUSTCHECK usher_err run(usher_store *st, usher_stmt *s, usher_err built,
+                                     PGresult **res)
 {
     usher_err err = built;
 
@@ -186,7 +187,8 @@ usher_err usher_complete_stmt(usher_stmt *s, const char *worker, const int64_t *
 }
 
 /* Runs s and reads its count into *count (may be NULL). */
-static usher_err run_count(usher_store *st, usher_stmt *s, usher_err built, size_t *count)
+static USHER_MUSTCHECK usher_err run_count(usher_store *st, usher_stmt *s, usher_err built,
+                                           size_t *count)
 {
     PGresult *res;
     usher_err err = run(st, s, built, &res);

@@ -19,15 +19,15 @@
  * *jobs (freed with usher_jobs_free) and *n receive the claimed jobs, in
  * claim order; zero jobs is not an error.
  */
-usher_err usher_claim(usher_store *st, const char *const *queues, size_t nqueues,
-                      const char *worker, size_t max, usher_job **jobs, size_t *n);
+USHER_MUSTCHECK usher_err usher_claim(usher_store *st, const char *const *queues, size_t nqueues,
+                                      const char *worker, size_t max, usher_job **jobs, size_t *n);
 
 /*
  * Extends the leases that worker holds on the given jobs to now + lease_ms.
  * *extended (may be NULL) receives how many were still held.
  */
-usher_err usher_heartbeat(usher_store *st, const char *worker, const int64_t *ids, size_t n,
-                          int lease_ms, size_t *extended);
+USHER_MUSTCHECK usher_err usher_heartbeat(usher_store *st, const char *worker, const int64_t *ids,
+                                          size_t n, int lease_ms, size_t *extended);
 
 /*
  * Completes jobs that worker holds: deletes them and counts them in the
@@ -35,8 +35,8 @@ usher_err usher_heartbeat(usher_store *st, const char *worker, const int64_t *id
  * longer holds (rescued after the lease ran out) are left alone;
  * *completed (may be NULL) says how many were completed.
  */
-usher_err usher_complete(usher_store *st, const char *worker, const int64_t *ids, size_t n,
-                         size_t *completed);
+USHER_MUSTCHECK usher_err usher_complete(usher_store *st, const char *worker, const int64_t *ids,
+                                         size_t n, size_t *completed);
 
 /*
  * Records the failed (or snoozed) attempts of jobs that worker holds, one
@@ -46,8 +46,8 @@ usher_err usher_complete(usher_store *st, const char *worker, const int64_t *ids
  * With worker NULL it applies to running jobs whose lease has expired
  * instead (lease rescue).
  */
-usher_err usher_fail(usher_store *st, const char *worker, const usher_job_result *results, size_t n,
-                     size_t *updated);
+USHER_MUSTCHECK usher_err usher_fail(usher_store *st, const char *worker,
+                                     const usher_job_result *results, size_t n, size_t *updated);
 
 /*
  * The same operations as statements, for a caller that runs them on its
@@ -55,11 +55,13 @@ usher_err usher_fail(usher_store *st, const char *worker, const usher_job_result
  * (release it with usher_stmt_release); claim results are read with
  * usher_claim_read, the others' with usher_stmt_count.
  */
-usher_err usher_claim_stmt(usher_stmt *s, const usher_config *cfg, const char *const *queues,
-                           size_t nqueues, const char *worker, size_t max);
-usher_err usher_claim_read(const PGresult *res, usher_job **jobs, size_t *n);
-usher_err usher_heartbeat_stmt(usher_stmt *s, const char *worker, const int64_t *ids, size_t n,
-                               int lease_ms);
-usher_err usher_complete_stmt(usher_stmt *s, const char *worker, const int64_t *ids, size_t n);
+USHER_MUSTCHECK usher_err usher_claim_stmt(usher_stmt *s, const usher_config *cfg,
+                                           const char *const *queues, size_t nqueues,
+                                           const char *worker, size_t max);
+USHER_MUSTCHECK usher_err usher_claim_read(const PGresult *res, usher_job **jobs, size_t *n);
+USHER_MUSTCHECK usher_err usher_heartbeat_stmt(usher_stmt *s, const char *worker,
+                                               const int64_t *ids, size_t n, int lease_ms);
+USHER_MUSTCHECK usher_err usher_complete_stmt(usher_stmt *s, const char *worker, const int64_t *ids,
+                                              size_t n);
 
 #endif

@@ -213,7 +213,8 @@ typedef struct usher_config {
  * NOMEM) and writes "FILE:LINE: reason" into errbuf; *out is left empty.
  * The caller frees *out with usher_config_free.
  */
-usher_err usher_config_load(usher_config *out, const char *path, char *errbuf, size_t errlen);
+USHER_MUSTCHECK usher_err usher_config_load(usher_config *out, const char *path, char *errbuf,
+                                            size_t errlen);
 
 /* Frees what usher_config_load allocated; accepts a zeroed or NULL config. */
 void usher_config_free(usher_config *cfg);

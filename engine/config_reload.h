@@ -44,8 +44,8 @@ typedef struct usher_config_diff {
  * usher_config_free and *diff with usher_config_diff_release, also after a
  * failure (USHER_ERR_NOMEM), which leaves both empty.
  */
-usher_err usher_config_merge(const usher_config *running, const usher_config *fresh,
-                             usher_config *merged, usher_config_diff *diff);
+USHER_MUSTCHECK usher_err usher_config_merge(const usher_config *running, const usher_config *fresh,
+                                             usher_config *merged, usher_config_diff *diff);
 
 /* Frees the lists of a diff; accepts a zeroed one. */
 void usher_config_diff_release(usher_config_diff *diff);
@@ -59,9 +59,10 @@ void usher_config_diff_release(usher_config_diff *diff);
  * needs a restart", and fills *merged (freed by the caller with
  * usher_config_free; empty on failure). *napplied: how many keys apply.
  */
-usher_err usher_config_reread(const usher_config *running, usher_config *merged, size_t *napplied);
+USHER_MUSTCHECK usher_err usher_config_reread(const usher_config *running, usher_config *merged,
+                                              size_t *napplied);
 
 /* A deep copy of src into *dst (freed with usher_config_free); *dst is empty on failure. */
-usher_err usher_config_copy(const usher_config *src, usher_config *dst);
+USHER_MUSTCHECK usher_err usher_config_copy(const usher_config *src, usher_config *dst);
 
 #endif

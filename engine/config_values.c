@@ -248,7 +248,8 @@ bool usher_config_valid_name(const char *name)
     return strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_.-") == len;
 }
 
-static usher_err parse_string(char **field, const char *value, char *why, size_t whylen)
+static USHER_MUSTCHECK usher_err parse_string(char **field, const char *value, char *why,
+                                              size_t whylen)
 {
     char *copy;
 
@@ -264,8 +265,8 @@ static usher_err parse_string(char **field, const char *value, char *why, size_t
     return USHER_OK;
 }
 
-static usher_err parse_int(int *field, int min, int max, const char *value, char *why,
-                           size_t whylen)
+static USHER_MUSTCHECK usher_err parse_int(int *field, int min, int max, const char *value,
+                                           char *why, size_t whylen)
 {
     char *end;
     long number;
@@ -280,7 +281,8 @@ static usher_err parse_int(int *field, int min, int max, const char *value, char
     return USHER_OK;
 }
 
-static usher_err parse_level(int *field, const char *value, char *why, size_t whylen)
+static USHER_MUSTCHECK usher_err parse_level(int *field, const char *value, char *why,
+                                             size_t whylen)
 {
     for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
         if (strcmp(value, levels[i].name) == 0) {
@@ -291,7 +293,8 @@ static usher_err parse_level(int *field, const char *value, char *why, size_t wh
     return reject(why, whylen, "'%s' is not one of err, warning, notice, info, debug", value);
 }
 
-static usher_err parse_name(char *field, const char *value, char *why, size_t whylen)
+static USHER_MUSTCHECK usher_err parse_name(char *field, const char *value, char *why,
+                                            size_t whylen)
 {
     if (!usher_config_valid_name(value))
         return reject(why, whylen, "'%s' is not a valid name (" USHER_NAME_RULE ")", value);
@@ -299,8 +302,8 @@ static usher_err parse_name(char *field, const char *value, char *why, size_t wh
     return USHER_OK;
 }
 
-static usher_err parse_word(int *field, const char *const *words, const char *value, char *why,
-                            size_t whylen)
+static USHER_MUSTCHECK usher_err parse_word(int *field, const char *const *words, const char *value,
+                                            char *why, size_t whylen)
 {
     char list[128] = "";
     size_t used = 0;
@@ -339,7 +342,7 @@ static bool parse_utc(const char *text, int64_t *ms)
 }
 
 /* One "START/END" (item is modified). */
-static usher_err parse_window(char *item, usher_window *w, char *why, size_t whylen)
+static USHER_MUSTCHECK usher_err parse_window(char *item, usher_window *w, char *why, size_t whylen)
 {
     char *slash = strchr(item, '/');
     const char *bad = NULL;
@@ -370,7 +373,8 @@ static char *trim(char *s)
 }
 
 /* "START/END, START/END, ..." into *field; an empty value clears it. */
-static usher_err parse_windows(usher_windows *field, const char *value, char *why, size_t whylen)
+static USHER_MUSTCHECK usher_err parse_windows(usher_windows *field, const char *value, char *why,
+                                               size_t whylen)
 {
     usher_windows parsed = { 0 };
     char copy[256], *next;
@@ -397,7 +401,8 @@ static usher_err parse_windows(usher_windows *field, const char *value, char *wh
     return USHER_OK;
 }
 
-static usher_err parse_cron(usher_cron *field, const char *value, char *why, size_t whylen)
+static USHER_MUSTCHECK usher_err parse_cron(usher_cron *field, const char *value, char *why,
+                                            size_t whylen)
 {
     usher_cron parsed;
 

@@ -95,7 +95,7 @@ extern const size_t usher_nkeys; /* rows of usher_keys */
  * why, or USHER_ERR_NOMEM. A USHER_VAL_STRING field is replaced (the old
  * string freed); the config owns the copy.
  */
-usher_err usher_config_parse_value(const usher_value_spec *spec, const char *value, void *field,
-                                   char *why, size_t whylen);
+USHER_MUSTCHECK usher_err usher_config_parse_value(const usher_value_spec *spec, const char *value,
+                                                   void *field, char *why, size_t whylen);
 
 #endif

@@ -50,7 +50,8 @@ typedef struct usher_cron {
  * USHER_ERR_INVALID, writes the reason into errbuf (e.g. "minute: 61 is
  * out of range (0..59)") and leaves *out zeroed.
  */
-usher_err usher_cron_parse(const char *expr, usher_cron *out, char *errbuf, size_t errlen);
+USHER_MUSTCHECK usher_err usher_cron_parse(const char *expr, usher_cron *out, char *errbuf,
+                                           size_t errlen);
 
 /* True when the minute starting at epoch_minute * 60 (UTC) is a slot of c. */
 bool usher_cron_matches(const usher_cron *c, int64_t epoch_minute);

@@ -20,6 +20,7 @@
  * there: then the effect has happened (or its transaction is committing)
  * and the caller skips it. Commit or roll back with the effect itself.
  */
-usher_err usher_effect_once(usher_store *st, const char *key, int64_t job_id, bool *first);
+USHER_MUSTCHECK usher_err usher_effect_once(usher_store *st, const char *key, int64_t job_id,
+                                            bool *first);
 
 #endif

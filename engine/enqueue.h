@@ -19,10 +19,11 @@
  * USHER_ERR_INVALID, _PAYLOAD, _TOO_LARGE or _UNKNOWN_QUEUE and the index
  * and reason in the store's errstr.
  */
-usher_err usher_enqueue_batch(usher_store *st, const usher_enqueue_opts *jobs, size_t n,
-                              usher_enqueued *out);
+USHER_MUSTCHECK usher_err usher_enqueue_batch(usher_store *st, const usher_enqueue_opts *jobs,
+                                              size_t n, usher_enqueued *out);
 
 /* usher_enqueue_batch for one job. */
-usher_err usher_enqueue(usher_store *st, const usher_enqueue_opts *job, usher_enqueued *out);
+USHER_MUSTCHECK usher_err usher_enqueue(usher_store *st, const usher_enqueue_opts *job,
+                                        usher_enqueued *out);
 
 #endif

@@ -26,6 +26,21 @@ typedef enum usher_err {
 
 #include <stddef.h>
 
+/*
+ * A result the caller must look at (pgbouncer's _MUSTCHECK): every function
+ * that returns usher_err, a resource to free, or a bool that says the work
+ * was not done. The compiler warns where one is dropped (-Werror: fails).
+ * GCC ignores a (void) cast here: a result dropped on purpose goes through
+ * usher_ignore(), with a comment saying why.
+ */
+#define USHER_MUSTCHECK __attribute__((warn_unused_result))
+
+/* Drops a must-check usher_err on purpose; the call site says why. */
+static inline void usher_ignore(usher_err err)
+{
+    (void)err;
+}
+
 /* A static, human-readable description of err; never NULL. */
 const char *usher_strerror(usher_err err);
 

@@ -18,7 +18,8 @@
  * touched; with worker == NULL (rescue) only running jobs whose lease has
  * expired.
  */
-usher_err usher_fate_stmt(usher_stmt *s, const usher_config *cfg, const char *worker,
-                          const usher_job_result *results, size_t n);
+USHER_MUSTCHECK usher_err usher_fate_stmt(usher_stmt *s, const usher_config *cfg,
+                                          const char *worker, const usher_job_result *results,
+                                          size_t n);
 
 #endif

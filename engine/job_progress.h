@@ -16,6 +16,6 @@
  * (cancelled, rescued and claimed again, gone) is left as it is and this
  * still returns USHER_OK, since progress is advice, not state.
  */
-usher_err usher_job_progress(usher_store *st, int64_t job_id, int percent);
+USHER_MUSTCHECK usher_err usher_job_progress(usher_store *st, int64_t job_id, int percent);
 
 #endif

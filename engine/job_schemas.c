@@ -21,8 +21,8 @@ static void unload(void)
 }
 
 /* Parses and compiles the schema file into *out. */
-static usher_err compile_file(const usher_embedded_file *file, usher_jsonschema **out, char *err,
-                              size_t errlen)
+static USHER_MUSTCHECK usher_err compile_file(const usher_embedded_file *file,
+                                              usher_jsonschema **out, char *err, size_t errlen)
 {
     char reason[512];
     json_error_t jerr;

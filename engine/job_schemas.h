@@ -28,7 +28,7 @@ extern const usher_embedded_file usher_job_schema_files[];
  * USHER_ERR_NOMEM) nothing stays loaded and the next call tries again. Not
  * thread-safe: a program with threads calls it before starting them.
  */
-usher_err usher_job_schemas_load(char *err, size_t errlen);
+USHER_MUSTCHECK usher_err usher_job_schemas_load(char *err, size_t errlen);
 
 /* The compiled schema of kind, or NULL if it has none or they are not loaded. */
 const usher_jsonschema *usher_job_schema_find(const char *kind);
@@ -40,6 +40,7 @@ const usher_jsonschema *usher_job_schema_find(const char *kind);
  * ("payload.registration_id: expected integer, got string"); the code of
  * usher_job_schemas_load if the schemas cannot be loaded.
  */
-usher_err usher_job_schema_check(const char *kind, json_t *payload, char *err, size_t errlen);
+USHER_MUSTCHECK usher_err usher_job_schema_check(const char *kind, json_t *payload, char *err,
+                                                 size_t errlen);
 
 #endif

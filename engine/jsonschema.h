@@ -47,8 +47,8 @@ typedef struct usher_jsonschema usher_jsonschema;
  * offending schema and the reason in err ("#/properties/page: unknown keyword
  * \"enun\""), or USHER_ERR_NOMEM.
  */
-usher_err usher_jsonschema_compile(json_t *schema, usher_jsonschema **out, char *err,
-                                   size_t errlen);
+USHER_MUSTCHECK usher_err usher_jsonschema_compile(json_t *schema, usher_jsonschema **out,
+                                                   char *err, size_t errlen);
 
 void usher_jsonschema_free(usher_jsonschema *schema);
 
@@ -58,7 +58,7 @@ void usher_jsonschema_free(usher_jsonschema *schema);
  * "payload.registration_id: expected integer, got string",
  * "payload: missing required property \"template\"". value is borrowed.
  */
-usher_err usher_jsonschema_validate(const usher_jsonschema *schema, json_t *value, const char *name,
-                                    char *err, size_t errlen);
+USHER_MUSTCHECK usher_err usher_jsonschema_validate(const usher_jsonschema *schema, json_t *value,
+                                                    const char *name, char *err, size_t errlen);
 
 #endif

@@ -19,8 +19,8 @@ struct usher_listener {
     PGconn *conn;
 };
 
-static usher_err listen_all(PGconn *conn, const char *const *queues, size_t n, char *errbuf,
-                            size_t errlen)
+static USHER_MUSTCHECK usher_err listen_all(PGconn *conn, const char *const *queues, size_t n,
+                                            char *errbuf, size_t errlen)
 {
     for (size_t i = 0; i < n; i++) {
         char channel[USHER_NAME_MAX + 8], sql[USHER_NAME_MAX * 2 + 32];

@@ -14,8 +14,9 @@
 typedef struct usher_listener usher_listener;
 
 /* Opens its own connection to cfg->database_url and LISTENs on each queue's channel. */
-usher_err usher_listener_open(const usher_config *cfg, const char *const *queues, size_t n,
-                              usher_listener **out, char *errbuf, size_t errlen);
+USHER_MUSTCHECK usher_err usher_listener_open(const usher_config *cfg, const char *const *queues,
+                                              size_t n, usher_listener **out, char *errbuf,
+                                              size_t errlen);
 
 void usher_listener_free(usher_listener *l);
 
@@ -24,6 +25,6 @@ void usher_listener_free(usher_listener *l);
  * one (or more; all pending ones are consumed) arrived, USHER_ERR_TIMEOUT
  * when none did, USHER_ERR_DB when the connection broke.
  */
-usher_err usher_listener_wait(usher_listener *l, int timeout_ms);
+USHER_MUSTCHECK usher_err usher_listener_wait(usher_listener *l, int timeout_ms);
 
 #endif

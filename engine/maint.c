@@ -40,7 +40,7 @@ static const char prune_jobs_sql[] =
 static const char prune_stats_sql[] =
     "DELETE FROM usher_queue_stats WHERE minute < now() - $1::int * interval '1 hour'";
 
-static usher_err query_bool(usher_store *st, const char *sql, bool *value)
+static USHER_MUSTCHECK usher_err query_bool(usher_store *st, const char *sql, bool *value)
 {
     PGresult *res;
     usher_err err = usher_store_exec(st, sql, 0, NULL, &res);
@@ -69,7 +69,7 @@ usher_err usher_maint_resign(usher_store *st)
     return query_bool(st, "SELECT pg_advisory_unlock(" STR(USHER_MAINT_LOCK_KEY) ")", &released);
 }
 
-static usher_err require_leader(usher_store *st)
+static USHER_MUSTCHECK usher_err require_leader(usher_store *st)
 {
     bool leader;
     usher_err err = query_bool(st, is_leader_sql, &leader);
@@ -100,7 +100,7 @@ static void read_expired(PGresult *res, usher_job *jobs, usher_job_result *resul
 }
 
 /* One batch in one transaction; *n gets how many were rescued. */
-static usher_err rescue_batch(usher_store *st, size_t *n)
+static USHER_MUSTCHECK usher_err rescue_batch(usher_store *st, size_t *n)
 {
     usher_job *jobs = calloc(RESCUE_BATCH, sizeof(*jobs));
     usher_job_result *results = calloc(RESCUE_BATCH, sizeof(*results));
@@ -122,8 +122,8 @@ static usher_err rescue_batch(usher_store *st, size_t *n)
     PQclear(res);
     if (err == USHER_OK)
         err = usher_store_command(st, "COMMIT");
-    else if (PQtransactionStatus(usher_store_conn(st)) != PQTRANS_IDLE)
-        (void)usher_store_command(st, "ROLLBACK");
+    else
+        usher_store_rollback(st);
     free(jobs);
     free(results);
     free(errors);

@@ -16,22 +16,22 @@
 #define USHER_MAINT_LOCK_KEY 1431521362
 
 /* Tries to become the leader; *leader says whether this session holds the lock. */
-usher_err usher_maint_lead(usher_store *st, bool *leader);
+USHER_MUSTCHECK usher_err usher_maint_lead(usher_store *st, bool *leader);
 
 /* Gives leadership up (no-op if not held). */
-usher_err usher_maint_resign(usher_store *st);
+USHER_MUSTCHECK usher_err usher_maint_resign(usher_store *st);
 
 /*
  * Returns running jobs whose lease expired to the queue as a failed
  * attempt ("lease expired"), under the retry policy (dead if out of
  * attempts). USHER_ERR_NOT_LEADER unless this session holds the lock.
  */
-usher_err usher_maint_rescue(usher_store *st, size_t *rescued);
+USHER_MUSTCHECK usher_err usher_maint_rescue(usher_store *st, size_t *rescued);
 
 /*
  * Deletes dead and cancelled jobs older than dead_retention_hours and
  * statistics older than stats_retention_hours. Leader only.
  */
-usher_err usher_maint_prune(usher_store *st, size_t *jobs_pruned);
+USHER_MUSTCHECK usher_err usher_maint_prune(usher_store *st, size_t *jobs_pruned);
 
 #endif

@@ -74,7 +74,8 @@ static int parse_version(const char *name)
     return (int)v;
 }
 
-static usher_err list_migrations(usher_store *st, const char *dir, migration *out, size_t *n)
+static USHER_MUSTCHECK usher_err list_migrations(usher_store *st, const char *dir, migration *out,
+                                                 size_t *n)
 {
     DIR *d = opendir(dir);
     struct dirent *ent;
@@ -105,7 +106,7 @@ static usher_err list_migrations(usher_store *st, const char *dir, migration *ou
     return USHER_OK;
 }
 
-static usher_err read_file(usher_store *st, const char *path, char **text)
+static USHER_MUSTCHECK usher_err read_file(usher_store *st, const char *path, char **text)
 {
     FILE *f = fopen(path, "rb");
     size_t len;
@@ -168,7 +169,8 @@ static usher_err load_file(usher_store *st, const char *dir, const migration *m,
  * Whether m is applied (m->applied) and, if so, the checksum recorded with
  * it in recorded ("" when the row predates checksums).
  */
-static usher_err read_row(usher_store *st, migration *m, char recorded[CHECKSUM_HEX])
+static USHER_MUSTCHECK usher_err read_row(usher_store *st, migration *m,
+                                          char recorded[CHECKSUM_HEX])
 {
     PGresult *res;
     usher_err err = exec_on_row(st, m, NULL, 1,
@@ -186,7 +188,8 @@ static usher_err read_row(usher_store *st, migration *m, char recorded[CHECKSUM_
  * Checks an applied file against its row: refuses a file that changed, and
  * records the checksum of a row that has none (*trusted counts those).
  */
-static usher_err check_applied(usher_store *st, const char *dir, migration *m, size_t *trusted)
+static USHER_MUSTCHECK usher_err check_applied(usher_store *st, const char *dir, migration *m,
+                                               size_t *trusted)
 {
     char path[MIGRATION_PATH_MAX], recorded[CHECKSUM_HEX], now[CHECKSUM_HEX];
     PGresult *res = NULL;
@@ -217,7 +220,7 @@ static usher_err check_applied(usher_store *st, const char *dir, migration *m, s
 }
 
 /* Runs a whole file; multiple statements need the simple query protocol. */
-static usher_err run_script(usher_store *st, const char *name, const char *sql)
+static USHER_MUSTCHECK usher_err run_script(usher_store *st, const char *name, const char *sql)
 {
     PGresult *res = PQexec(usher_store_conn(st), sql);
     ExecStatusType status = PQresultStatus(res);
@@ -230,7 +233,7 @@ static usher_err run_script(usher_store *st, const char *name, const char *sql)
     return err;
 }
 
-static usher_err apply_one(usher_store *st, const char *dir, const migration *m)
+static USHER_MUSTCHECK usher_err apply_one(usher_store *st, const char *dir, const migration *m)
 {
     char path[MIGRATION_PATH_MAX], checksum[CHECKSUM_HEX];
     char *sql;
@@ -251,12 +254,12 @@ static usher_err apply_one(usher_store *st, const char *dir, const migration *m)
     if (err == USHER_OK)
         err = usher_store_command(st, "COMMIT");
     else
-        (void)usher_store_command(st, "ROLLBACK");
+        usher_store_rollback(st);
     free(sql);
     return err;
 }
 
-static usher_err prepare_bookkeeping(usher_store *st)
+static USHER_MUSTCHECK usher_err prepare_bookkeeping(usher_store *st)
 {
     usher_err err = USHER_OK;
 
@@ -268,7 +271,8 @@ static usher_err prepare_bookkeeping(usher_store *st)
 }
 
 /* Checks every applied file first: a changed one stops the run before anything is applied. */
-static usher_err apply_pending(usher_store *st, const char *dir, usher_migrate_counts *counts)
+static USHER_MUSTCHECK usher_err apply_pending(usher_store *st, const char *dir,
+                                               usher_migrate_counts *counts)
 {
     migration *list = calloc(MIGRATIONS_MAX, sizeof(*list));
     size_t n = 0;

@@ -30,6 +30,7 @@ typedef struct usher_migrate_counts {
  * migration is rolled back, the ones before it stay, and the store's
  * errstr names the file.
  */
-usher_err usher_migrate(usher_store *st, const char *dir, usher_migrate_counts *counts);
+USHER_MUSTCHECK usher_err usher_migrate(usher_store *st, const char *dir,
+                                        usher_migrate_counts *counts);
 
 #endif

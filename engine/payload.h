@@ -14,6 +14,7 @@
  * USHER_ERR_TOO_LARGE or USHER_ERR_PAYLOAD with the reason (and for a parse
  * error, the line and column) in errbuf.
  */
-usher_err usher_payload_check(const char *json, size_t max_bytes, char *errbuf, size_t errlen);
+USHER_MUSTCHECK usher_err usher_payload_check(const char *json, size_t max_bytes, char *errbuf,
+                                              size_t errlen);
 
 #endif

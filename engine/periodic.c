@@ -49,7 +49,8 @@ static void format_utc(int64_t epoch_s, char *buf, size_t len)
 }
 
 /* The recorded slot of name into *last; *found is false when there is no row yet. */
-static usher_err read_last_slot(usher_store *st, const char *name, bool *found, int64_t *last)
+static USHER_MUSTCHECK usher_err read_last_slot(usher_store *st, const char *name, bool *found,
+                                                int64_t *last)
 {
     const char *params[] = { name };
     PGresult *res;
@@ -67,7 +68,8 @@ static usher_err read_last_slot(usher_store *st, const char *name, bool *found, 
 }
 
 /* First sight: records the latest slot at or before now, or now's minute, without firing. */
-static usher_err record_first(usher_store *st, const usher_periodic_conf *per, int64_t now_s)
+static USHER_MUSTCHECK usher_err record_first(usher_store *st, const usher_periodic_conf *per,
+                                              int64_t now_s)
 {
     int64_t slot = usher_cron_latest(&per->cron, now_s, INT64_MIN);
     char slot_text[USHER_INT_TEXT_MAX], when[32];
@@ -91,8 +93,8 @@ static usher_err record_first(usher_store *st, const usher_periodic_conf *per, i
 }
 
 /* In the open transaction: enqueues per's job of slot and notes its id on the record. */
-static usher_err enqueue_slot(usher_store *st, const usher_periodic_conf *per, int64_t slot,
-                              usher_enqueued *out)
+static USHER_MUSTCHECK usher_err enqueue_slot(usher_store *st, const usher_periodic_conf *per,
+                                              int64_t slot, usher_enqueued *out)
 {
     char key[USHER_NAME_MAX + 48], id_text[USHER_INT_TEXT_MAX];
     const char *params[] = { per->name, id_text };
@@ -130,8 +132,8 @@ static void log_fired(const usher_periodic_conf *per, int64_t slot, int64_t now_
 }
 
 /* One slot, in one transaction; *fired says whether this call enqueued its job. */
-static usher_err fire_slot(usher_store *st, const usher_periodic_conf *per, int64_t slot,
-                           int64_t now_s, bool *fired)
+static USHER_MUSTCHECK usher_err fire_slot(usher_store *st, const usher_periodic_conf *per,
+                                           int64_t slot, int64_t now_s, bool *fired)
 {
     char slot_text[USHER_INT_TEXT_MAX];
     const char *params[] = { per->name, slot_text };
@@ -159,18 +161,18 @@ static usher_err fire_slot(usher_store *st, const usher_periodic_conf *per, int6
 }
 
 /* Rolls back what is open and names the periodic in the store's errstr. */
-static usher_err failed(usher_store *st, const usher_periodic_conf *per, usher_err err)
+static USHER_MUSTCHECK usher_err failed(usher_store *st, const usher_periodic_conf *per,
+                                        usher_err err)
 {
     char detail[512];
 
     snprintf(detail, sizeof(detail), "%s", usher_store_errstr(st));
-    if (PQtransactionStatus(usher_store_conn(st)) != PQTRANS_IDLE)
-        (void)usher_store_command(st, "ROLLBACK");
+    usher_store_rollback(st);
     return usher_store_fail(st, err, "periodic %s: %s", per->name, detail);
 }
 
-static usher_err fire_one(usher_store *st, const usher_periodic_conf *per, int64_t now_s,
-                          bool *fired)
+static USHER_MUSTCHECK usher_err fire_one(usher_store *st, const usher_periodic_conf *per,
+                                          int64_t now_s, bool *fired)
 {
     bool found;
     int64_t last = 0, slot;

@@ -38,6 +38,6 @@
  * first failure is returned (USHER_ERR_DB, _UNKNOWN_QUEUE, ...) with the
  * store's errstr naming the periodic.
  */
-usher_err usher_periodic_fire(usher_store *st, int64_t now_s, size_t *fired);
+USHER_MUSTCHECK usher_err usher_periodic_fire(usher_store *st, int64_t now_s, size_t *fired);
 
 #endif

@@ -53,8 +53,8 @@ bool usher_pg_stmt_copy(usher_pg_stmt *s, const char *sql, int nparams, const ch
 void usher_pg_stmt_release(usher_pg_stmt *s);
 
 /* Starts connecting at once; hooks are copied. */
-usher_err usher_pgloop_new(struct event_base *base, const char *conninfo,
-                           const usher_pgloop_hooks *hooks, usher_pgloop **out);
+USHER_MUSTCHECK usher_err usher_pgloop_new(struct event_base *base, const char *conninfo,
+                                           const usher_pgloop_hooks *hooks, usher_pgloop **out);
 
 /* Closes the connection; pending callbacks are called with res NULL first. */
 void usher_pgloop_free(usher_pgloop *pg);
@@ -70,7 +70,8 @@ int usher_pgloop_pending(const usher_pgloop *pg);
  * queued: the caller keeps what it wanted to write and tries again after
  * the connected hook.
  */
-usher_err usher_pgloop_query(usher_pgloop *pg, const char *sql, int nparams,
-                             const char *const *params, usher_pg_result_fn done, void *arg);
+USHER_MUSTCHECK usher_err usher_pgloop_query(usher_pgloop *pg, const char *sql, int nparams,
+                                             const char *const *params, usher_pg_result_fn done,
+                                             void *arg);
 
 #endif

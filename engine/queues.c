@@ -76,7 +76,7 @@ usher_err usher_queues_sync(usher_store *st)
     return USHER_OK;
 }
 
-static usher_err set_paused(usher_store *st, const char *name, bool paused)
+static USHER_MUSTCHECK usher_err set_paused(usher_store *st, const char *name, bool paused)
 {
     char channel[USHER_NAME_MAX + 8];
     const char *params[] = { name, paused ? "t" : "f", channel };

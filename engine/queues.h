@@ -11,18 +11,18 @@
 #include "store.h"
 
 /* Inserts or updates every queue of the config (name, pool). */
-usher_err usher_queues_sync(usher_store *st);
+USHER_MUSTCHECK usher_err usher_queues_sync(usher_store *st);
 
 /*
  * USHER_OK when the queue is declared in the database, else
  * USHER_ERR_UNKNOWN_QUEUE. Known names are cached for the process's life
  * (queues are never dropped), so only a miss asks the database.
  */
-usher_err usher_queues_check(usher_store *st, const char *name);
+USHER_MUSTCHECK usher_err usher_queues_check(usher_store *st, const char *name);
 
 /* Pause or resume a queue: claims skip paused queues. Resume wakes claimers. */
-usher_err usher_queues_pause(usher_store *st, const char *name);
-usher_err usher_queues_resume(usher_store *st, const char *name);
+USHER_MUSTCHECK usher_err usher_queues_pause(usher_store *st, const char *name);
+USHER_MUSTCHECK usher_err usher_queues_resume(usher_store *st, const char *name);
 
 /*
  * Statistics for every queue, as a JSON array of objects: name, pool,
@@ -32,6 +32,6 @@ usher_err usher_queues_resume(usher_store *st, const char *name);
  * failed_last_hour. The caller owns *out (json_decref). "Last minute"
  * covers the current and the previous minute bucket.
  */
-usher_err usher_queues_stats(usher_store *st, json_t **out);
+USHER_MUSTCHECK usher_err usher_queues_stats(usher_store *st, json_t **out);
 
 #endif

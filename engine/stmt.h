@@ -36,7 +36,7 @@ void usher_stmt_int(usher_stmt *s, int i, int64_t value);
  * Closes the arrays, points params at the built text and checks that no
  * allocation failed (USHER_ERR_NOMEM). Call once, after the last param.
  */
-usher_err usher_stmt_finish(usher_stmt *s, int nparams);
+USHER_MUSTCHECK usher_err usher_stmt_finish(usher_stmt *s, int nparams);
 
 void usher_stmt_release(usher_stmt *s);
 

@@ -138,7 +138,7 @@ static void keep_pg_error(usher_store *st, const PGresult *res)
 }
 
 /* Hands a successful result to *out; keeps the error of a failed one. */
-static usher_err take_result(usher_store *st, PGresult *res, PGresult **out)
+static USHER_MUSTCHECK usher_err take_result(usher_store *st, PGresult *res, PGresult **out)
 {
     ExecStatusType status = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 
@@ -220,6 +220,12 @@ usher_err usher_store_command(usher_store *st, const char *sql)
 
     PQclear(res);
     return err;
+}
+
+void usher_store_rollback(usher_store *st)
+{
+    if (PQtransactionStatus(st->conn) != PQTRANS_IDLE)
+        usher_ignore(usher_store_command(st, "ROLLBACK")); /* see store.h */
 }
 
 usher_err usher_store_query_json(usher_store *st, const char *sql, int nparams,

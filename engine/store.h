@@ -20,10 +20,12 @@
 typedef struct usher_store usher_store;
 
 /* Connects to cfg->database_url. cfg is borrowed and must outlive the store. */
-usher_err usher_store_open(const usher_config *cfg, usher_store **out, char *errbuf, size_t errlen);
+USHER_MUSTCHECK usher_err usher_store_open(const usher_config *cfg, usher_store **out, char *errbuf,
+                                           size_t errlen);
 
 /* Wraps conn, which stays the caller's: usher_store_free does not close it. */
-usher_err usher_store_attach(const usher_config *cfg, PGconn *conn, usher_store **out);
+USHER_MUSTCHECK usher_err usher_store_attach(const usher_config *cfg, PGconn *conn,
+                                             usher_store **out);
 
 void usher_store_free(usher_store *st);
 
@@ -40,9 +42,17 @@ const char *usher_store_errstr(const usher_store *st);
  */
 usher_err usher_store_fail(usher_store *st, usher_err err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-usher_err usher_store_exec(usher_store *st, const char *sql, int nparams, const char *const *params,
-                           PGresult **out);
-usher_err usher_store_command(usher_store *st, const char *sql);
+USHER_MUSTCHECK usher_err usher_store_exec(usher_store *st, const char *sql, int nparams,
+                                           const char *const *params, PGresult **out);
+USHER_MUSTCHECK usher_err usher_store_command(usher_store *st, const char *sql);
+
+/*
+ * After a failure: rolls back the transaction the connection has open, if
+ * any. Its own failure goes unreported on purpose: the caller returns the
+ * first error, and a connection that cannot roll back is broken, which the
+ * next statement finds (PostgreSQL aborts the transaction when it closes).
+ */
+void usher_store_rollback(usher_store *st);
 
 /*
  * usher_store_exec for the engine's hot statements (enqueue, claim,
@@ -50,15 +60,15 @@ usher_err usher_store_command(usher_store *st, const char *sql);
  * connection and then only executed, saving the parse and plan of every
  * call. Falls back to usher_store_exec on a borrowed connection.
  */
-usher_err usher_store_exec_hot(usher_store *st, const char *sql, int nparams,
-                               const char *const *params, PGresult **out);
+USHER_MUSTCHECK usher_err usher_store_exec_hot(usher_store *st, const char *sql, int nparams,
+                                               const char *const *params, PGresult **out);
 
 /*
  * Runs a statement whose single row and column is JSON text (built with
  * json_agg and friends in SQL) and parses it. The caller owns *out.
  */
-usher_err usher_store_query_json(usher_store *st, const char *sql, int nparams,
-                                 const char *const *params, json_t **out);
+USHER_MUSTCHECK usher_err usher_store_query_json(usher_store *st, const char *sql, int nparams,
+                                                 const char *const *params, json_t **out);
 
 /*
  * For statements about one thing named by id: run with $1 = id, they must

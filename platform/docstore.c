@@ -43,7 +43,7 @@ usher_err usher_docstore_path(const char *root, const char *sha_hex, char *buf, 
 }
 
 /* mkdir -p for path (modified in place and restored). */
-static usher_err make_dirs(char *path, char *errbuf, size_t errlen)
+static USHER_MUSTCHECK usher_err make_dirs(char *path, char *errbuf, size_t errlen)
 {
     char *p;
 
@@ -63,8 +63,8 @@ static usher_err make_dirs(char *path, char *errbuf, size_t errlen)
     }
 }
 
-static usher_err write_all(int fd, const unsigned char *data, size_t len, const char *path,
-                           char *errbuf, size_t errlen)
+static USHER_MUSTCHECK usher_err write_all(int fd, const unsigned char *data, size_t len,
+                                           const char *path, char *errbuf, size_t errlen)
 {
     while (len > 0) {
         ssize_t n = write(fd, data, len);
@@ -80,7 +80,7 @@ static usher_err write_all(int fd, const unsigned char *data, size_t len, const 
     return USHER_OK;
 }
 
-static usher_err sync_dir(const char *dir, char *errbuf, size_t errlen)
+static USHER_MUSTCHECK usher_err sync_dir(const char *dir, char *errbuf, size_t errlen)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
@@ -98,8 +98,8 @@ static usher_err sync_dir(const char *dir, char *errbuf, size_t errlen)
 }
 
 /* Writes data to a temporary file in dir, fsyncs it and renames it to path. */
-static usher_err install(const char *dir, const char *path, const void *data, size_t len,
-                         char *errbuf, size_t errlen)
+static USHER_MUSTCHECK usher_err install(const char *dir, const char *path, const void *data,
+                                         size_t len, char *errbuf, size_t errlen)
 {
     char tmp[PATH_MAX];
     usher_err err;

@@ -29,13 +29,14 @@ typedef struct usher_docstore_ref {
  * kept. Files are mode 0644. On failure *out is untouched and errbuf says why
  * (USHER_ERR_IO, USHER_ERR_INVALID, USHER_ERR_NOMEM).
  */
-usher_err usher_docstore_put(const char *root, const void *data, size_t len,
-                             usher_docstore_ref *out, char *errbuf, size_t errlen);
+USHER_MUSTCHECK usher_err usher_docstore_put(const char *root, const void *data, size_t len,
+                                             usher_docstore_ref *out, char *errbuf, size_t errlen);
 
 /*
  * Writes "root/ab/cd/<sha_hex>" into buf. USHER_ERR_INVALID when sha_hex is
  * not 64 lowercase hex digits or the path does not fit in len bytes.
  */
-usher_err usher_docstore_path(const char *root, const char *sha_hex, char *buf, size_t len);
+USHER_MUSTCHECK usher_err usher_docstore_path(const char *root, const char *sha_hex, char *buf,
+                                              size_t len);
 
 #endif

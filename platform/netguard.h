@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "error.h"
+
 typedef enum usher_net_class {
     USHER_NET_PUBLIC = 0,  /* none of the below: may be reached */
     USHER_NET_UNSPECIFIED, /* 0.0.0.0/8, :: */
@@ -53,7 +55,7 @@ usher_net_class usher_netguard_sockaddr(const struct sockaddr *sa, socklen_t len
  * with one trailing dot. Returns false, *out untouched, for any other name:
  * only the addresses it resolves to, when connecting, can be judged.
  */
-bool usher_netguard_host(const char *host, usher_net_class *out);
+USHER_MUSTCHECK bool usher_netguard_host(const char *host, usher_net_class *out);
 
 /* What the class is, in words for messages: "loopback", "private", ... */
 const char *usher_netguard_class_name(usher_net_class c);

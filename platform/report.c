@@ -39,7 +39,7 @@ static const char get_sql[] =
     " 'created_at', r.created_at, 'finished_at', r.finished_at)"
     " FROM reports r LEFT JOIN usher_jobs j ON j.id = r.job_id WHERE r.id = $1), 'null')";
 
-static usher_err check_request(usher_store *st, const usher_report_request *req)
+static USHER_MUSTCHECK usher_err check_request(usher_store *st, const usher_report_request *req)
 {
     if (req == NULL || req->event_id <= 0)
         return usher_store_fail(st, USHER_ERR_INVALID, "report: event_id must be positive");
@@ -57,8 +57,9 @@ static usher_err check_request(usher_store *st, const usher_report_request *req)
 }
 
 /* The statements of a request, on a connection already inside a transaction. */
-static usher_err create_in_transaction(usher_store *st, const usher_report_request *req,
-                                       int64_t *report_id, int64_t *job_id)
+static USHER_MUSTCHECK usher_err create_in_transaction(usher_store *st,
+                                                       const usher_report_request *req,
+                                                       int64_t *report_id, int64_t *job_id)
 {
     char event[USHER_INT_TEXT_MAX], id[USHER_INT_TEXT_MAX], job[USHER_INT_TEXT_MAX], kind[32],
         payload[64];
@@ -112,8 +113,8 @@ usher_err usher_report_create(usher_store *st, const usher_report_request *req, 
     err = create_in_transaction(st, req, report_id, job_id);
     if (own && err == USHER_OK)
         return usher_store_command(st, "COMMIT");
-    if (own && PQtransactionStatus(conn) != PQTRANS_IDLE)
-        (void)usher_store_command(st, "ROLLBACK");
+    if (own)
+        usher_store_rollback(st);
     return err;
 }
 

@@ -33,8 +33,8 @@ typedef struct usher_report_request {
  * USHER_ERR_NOT_FOUND (no such event), the enqueue's errors, USHER_ERR_DB;
  * the store's errstr says why.
  */
-usher_err usher_report_create(usher_store *st, const usher_report_request *req, int64_t *report_id,
-                              int64_t *job_id);
+USHER_MUSTCHECK usher_err usher_report_create(usher_store *st, const usher_report_request *req,
+                                              int64_t *report_id, int64_t *job_id);
 
 /*
  * The report as JSON: id, event_id, kind, format, state, progress, rows,
@@ -44,6 +44,6 @@ usher_err usher_report_create(usher_store *st, const usher_report_request *req, 
  * job's last error. The caller owns *out. USHER_ERR_NOT_FOUND if no such
  * report.
  */
-usher_err usher_report_get(usher_store *st, int64_t report_id, json_t **out);
+USHER_MUSTCHECK usher_err usher_report_get(usher_store *st, int64_t report_id, json_t **out);
 
 #endif

@@ -81,7 +81,7 @@ usher_err usher_seed_demo(usher_store *st, int registrations, usher_seed_result 
     if (err == USHER_OK)
         err = usher_store_exec(st, seed_sql, 1, params, &res);
     if (err != USHER_OK) {
-        usher_store_command(st, "ROLLBACK");
+        usher_store_rollback(st);
         return err;
     }
     out->organizer_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -96,6 +96,6 @@ usher_err usher_seed_demo(usher_store *st, int registrations, usher_seed_result 
         err = usher_store_command(st, "COMMIT");
     }
     if (err != USHER_OK)
-        usher_store_command(st, "ROLLBACK");
+        usher_store_rollback(st);
     return err;
 }

@@ -17,6 +17,7 @@ typedef struct usher_seed_result {
 } usher_seed_result;
 
 /* Creates the demo in one statement (all or nothing); registrations: how many, 1..100000. */
-usher_err usher_seed_demo(usher_store *st, int registrations, usher_seed_result *out);
+USHER_MUSTCHECK usher_err usher_seed_demo(usher_store *st, int registrations,
+                                          usher_seed_result *out);
 
 #endif

@@ -18,18 +18,21 @@
 #define USHER_TICKET_CODE_MAX  64 /* with the NUL; real codes are 30 to 60 characters */
 
 /* Writes the code of (event_id, registration_id) into code. Ids must be positive. */
-usher_err usher_ticket_sign(const unsigned char master[USHER_TICKET_KEY_BYTES], int64_t event_id,
-                            int64_t registration_id, char *code, size_t len);
+USHER_MUSTCHECK usher_err usher_ticket_sign(const unsigned char master[USHER_TICKET_KEY_BYTES],
+                                            int64_t event_id, int64_t registration_id, char *code,
+                                            size_t len);
 
 /*
  * Checks code (case-insensitive; surrounding spaces ignored) and returns its
  * ids. USHER_ERR_INVALID for anything malformed, truncated or forged; the
  * ids are only written for a valid code.
  */
-usher_err usher_ticket_verify(const unsigned char master[USHER_TICKET_KEY_BYTES], const char *code,
-                              int64_t *event_id, int64_t *registration_id);
+USHER_MUSTCHECK usher_err usher_ticket_verify(const unsigned char master[USHER_TICKET_KEY_BYTES],
+                                              const char *code, int64_t *event_id,
+                                              int64_t *registration_id);
 
 /* Reads a 64-hex-digit master secret (e.g. from USHER_TICKET_SECRET). */
-usher_err usher_ticket_key_from_hex(const char *hex, unsigned char key[USHER_TICKET_KEY_BYTES]);
+USHER_MUSTCHECK usher_err usher_ticket_key_from_hex(const char *hex,
+                                                    unsigned char key[USHER_TICKET_KEY_BYTES]);
 
 #endif

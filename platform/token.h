@@ -40,17 +40,17 @@ void usher_token_hash_param(const unsigned char hash[USHER_TOKEN_HASH_BYTES],
  * admin, event_id (> 0) narrows a scanner to one event, 0 = none. Writes
  * its text (shown once) into token.
  */
-usher_err usher_token_create(usher_store *st, usher_role role, int64_t organizer_id,
-                             int64_t event_id, const char *name, char token[USHER_TOKEN_MAX],
-                             int64_t *id);
+USHER_MUSTCHECK usher_err usher_token_create(usher_store *st, usher_role role, int64_t organizer_id,
+                                             int64_t event_id, const char *name,
+                                             char token[USHER_TOKEN_MAX], int64_t *id);
 
 /* The channel a revocation NOTIFYs at commit (usher-api empties its token caches). */
 #define USHER_TOKENS_CHANNEL "usher_tokens"
 
 /* Revokes token id; USHER_ERR_NOT_FOUND if there is no such live token. */
-usher_err usher_token_revoke(usher_store *st, int64_t id);
+USHER_MUSTCHECK usher_err usher_token_revoke(usher_store *st, int64_t id);
 
 /* Creates an organizer; name is 1..200 characters. */
-usher_err usher_organizer_create(usher_store *st, const char *name, int64_t *id);
+USHER_MUSTCHECK usher_err usher_organizer_create(usher_store *st, const char *name, int64_t *id);
 
 #endif

@@ -21,7 +21,8 @@
  * when its endpoint is disabled (the reason says why), USHER_ERR_CONFIG
  * when notify.webhook has no queue; the store's errstr says more.
  */
-usher_err usher_webhook_replay(usher_store *st, int64_t delivery_id, int64_t *job_id);
+USHER_MUSTCHECK usher_err usher_webhook_replay(usher_store *st, int64_t delivery_id,
+                                               int64_t *job_id);
 
 /*
  * The latest deliveries, newest first, of one endpoint (endpoint_id > 0)
@@ -29,6 +30,7 @@ usher_err usher_webhook_replay(usher_store *st, int64_t delivery_id, int64_t *jo
  * endpoint_id, job_id, attempt, event, status_code, latency_ms, error
  * and created_at (null where the log has none). The caller owns *out.
  */
-usher_err usher_webhook_deliveries(usher_store *st, int64_t endpoint_id, int limit, json_t **out);
+USHER_MUSTCHECK usher_err usher_webhook_deliveries(usher_store *st, int64_t endpoint_id, int limit,
+                                                   json_t **out);
 
 #endif

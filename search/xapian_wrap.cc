@@ -62,7 +62,7 @@ __attribute__((format(printf, 4, 5))) static usher_err refuse(usher_err err, cha
 }
 
 /* Xapian::Error is not polymorphic in 1.4: its subclass is named by get_type(). */
-static usher_err classify(const Xapian::Error &e)
+static USHER_MUSTCHECK usher_err classify(const Xapian::Error &e)
 {
     static const struct {
         const char *type;
@@ -82,7 +82,7 @@ static usher_err classify(const Xapian::Error &e)
     return USHER_ERR_IO;
 }
 
-static usher_err xapian_failure(const Xapian::Error &e, char *errbuf, size_t errlen)
+static USHER_MUSTCHECK usher_err xapian_failure(const Xapian::Error &e, char *errbuf, size_t errlen)
 {
     usher_err err = classify(e);
     try {
@@ -169,8 +169,8 @@ static Xapian::Stem stemmer_for(const std::string &language)
 
 /* The writer. */
 
-static usher_err record_language(usher_index *ix, const std::string &language, const char *dir,
-                                 char *errbuf, size_t errlen)
+static USHER_MUSTCHECK usher_err record_language(usher_index *ix, const std::string &language,
+                                                 const char *dir, char *errbuf, size_t errlen)
 {
     std::string recorded = ix->db.get_metadata(LANGUAGE_KEY);
     if (recorded.empty()) {
@@ -206,7 +206,7 @@ extern "C" usher_err usher_index_open_writer(const char *dir, const char *langua
     });
 }
 
-static usher_err check_doc(const usher_index_doc *doc, char *errbuf, size_t errlen)
+static USHER_MUSTCHECK usher_err check_doc(const usher_index_doc *doc, char *errbuf, size_t errlen)
 {
     if (doc == nullptr || !known_type(doc->type))
         return refuse(USHER_ERR_INVALID, errbuf, errlen,
@@ -431,8 +431,9 @@ static void run_query(usher_search *s, const search_request *req, usher_search_h
         *total_estimate = mset.get_matches_estimated();
 }
 
-static usher_err check_request(const search_request *req, const usher_search_hit *hits,
-                               const size_t *nhits, char *errbuf, size_t errlen)
+static USHER_MUSTCHECK usher_err check_request(const search_request *req,
+                                               const usher_search_hit *hits, const size_t *nhits,
+                                               char *errbuf, size_t errlen)
 {
     if (req->query == nullptr || nhits == nullptr || (hits == nullptr && req->limit > 0))
         return refuse(USHER_ERR_INVALID, errbuf, errlen, "search: no query or result buffer");

@@ -62,31 +62,33 @@ typedef struct usher_search_hit {
  * longer match). Another writer holding the index: USHER_ERR_CONFLICT.
  * Free *out with usher_index_close.
  */
-usher_err usher_index_open_writer(const char *dir, const char *language, usher_index **out,
-                                  char *errbuf, size_t errlen);
+USHER_MUSTCHECK usher_err usher_index_open_writer(const char *dir, const char *language,
+                                                  usher_index **out, char *errbuf, size_t errlen);
 
 /* Adds doc, or replaces the document with the same type and id. */
-usher_err usher_index_put(usher_index *ix, const usher_index_doc *doc, char *errbuf, size_t errlen);
+USHER_MUSTCHECK usher_err usher_index_put(usher_index *ix, const usher_index_doc *doc, char *errbuf,
+                                          size_t errlen);
 
 /* Deletes the document (type, id); deleting a missing one is not an error. */
-usher_err usher_index_delete(usher_index *ix, const char *type, int64_t id, char *errbuf,
-                             size_t errlen);
+USHER_MUSTCHECK usher_err usher_index_delete(usher_index *ix, const char *type, int64_t id,
+                                             char *errbuf, size_t errlen);
 
 /* Makes the changes since the last commit durable and visible to searchers. */
-usher_err usher_index_commit(usher_index *ix, char *errbuf, size_t errlen);
+USHER_MUSTCHECK usher_err usher_index_commit(usher_index *ix, char *errbuf, size_t errlen);
 
 /*
  * Commits what is pending, releases the lock and frees ix (always, even when
  * the commit fails). Accepts NULL.
  */
-usher_err usher_index_close(usher_index *ix, char *errbuf, size_t errlen);
+USHER_MUSTCHECK usher_err usher_index_close(usher_index *ix, char *errbuf, size_t errlen);
 
 /*
  * Opens the index in dir read-only. A missing index is USHER_ERR_NOT_FOUND.
  * The stemmer is the language the writer recorded. Free with
  * usher_search_close.
  */
-usher_err usher_search_open(const char *dir, usher_search **out, char *errbuf, size_t errlen);
+USHER_MUSTCHECK usher_err usher_search_open(const char *dir, usher_search **out, char *errbuf,
+                                            size_t errlen);
 
 /*
  * Runs query (Xapian query syntax: words, "phrases", AND/OR/NOT, prefixes
@@ -102,10 +104,11 @@ usher_err usher_search_open(const char *dir, usher_search **out, char *errbuf, s
  * USHER_SEARCH_MAX_QUERY is USHER_ERR_TOO_LARGE; a malformed one
  * USHER_ERR_INVALID. Sees every commit made before the call.
  */
-usher_err usher_search_query(usher_search *s, const char *query, const char *type_filter,
-                             int64_t event_filter, size_t offset, size_t limit,
-                             usher_search_hit *hits, size_t *nhits, size_t *total_estimate,
-                             char *errbuf, size_t errlen);
+USHER_MUSTCHECK usher_err usher_search_query(usher_search *s, const char *query,
+                                             const char *type_filter, int64_t event_filter,
+                                             size_t offset, size_t limit, usher_search_hit *hits,
+                                             size_t *nhits, size_t *total_estimate, char *errbuf,
+                                             size_t errlen);
 
 /* Frees s. Accepts NULL. */
 void usher_search_close(usher_search *s);

@@ -71,7 +71,7 @@ static void become_child(int fd, pid_t parent, const usher_config *cfg)
     usher_child_main(3, parent, cfg);
 }
 
-static usher_err fork_child(usher_children *c)
+static USHER_MUSTCHECK usher_err fork_child(usher_children *c)
 {
     int sv[2];
     pid_t parent = getpid(), pid;

@@ -43,8 +43,9 @@ typedef struct usher_children_hooks {
  * depth is how many jobs one child may hold at once (1..64: they run one
  * after the other, each under its own timeout).
  */
-usher_err usher_children_new(struct event_base *base, const usher_config *cfg, size_t depth,
-                             const usher_children_hooks *hooks, usher_children **out);
+USHER_MUSTCHECK usher_err usher_children_new(struct event_base *base, const usher_config *cfg,
+                                             size_t depth, const usher_children_hooks *hooks,
+                                             usher_children **out);
 
 /* Kills whatever is left (SIGKILL) and frees; jobs still running are reported lost first. */
 void usher_children_free(usher_children *c);
@@ -61,7 +62,7 @@ size_t usher_children_busy(const usher_children *c);
  * Gives job to an idle child, with a deadline of job->timeout_ms. Takes
  * ownership of job. USHER_ERR_STATE when no child is idle (job untouched).
  */
-usher_err usher_children_dispatch(usher_children *c, usher_job *job);
+USHER_MUSTCHECK usher_err usher_children_dispatch(usher_children *c, usher_job *job);
 
 /* Ids of the jobs running now, at most max; returns how many. */
 size_t usher_children_running_ids(const usher_children *c, int64_t *ids, size_t max);

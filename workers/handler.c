@@ -127,7 +127,7 @@ usher_err usher_handler_commit(usher_handler_ctx *ctx, usher_store *st, const us
     if (worker[0] != '\0')
         err = usher_complete(st, worker, &job->id, 1, &completed);
     if (err == USHER_OK && worker[0] != '\0' && completed == 0) {
-        (void)usher_store_command(st, "ROLLBACK");
+        usher_store_rollback(st);
         usher_handler_fail(result, USHER_OUTCOME_RETRY,
                            "job %lld is no longer held by %s (lease lost): its writes were"
                            " rolled back",
@@ -136,8 +136,7 @@ usher_err usher_handler_commit(usher_handler_ctx *ctx, usher_store *st, const us
     }
     if (err == USHER_OK)
         return usher_store_command(st, "COMMIT");
-    if (PQtransactionStatus(usher_store_conn(st)) != PQTRANS_IDLE)
-        (void)usher_store_command(st, "ROLLBACK");
+    usher_store_rollback(st);
     return err;
 }
 

@@ -37,7 +37,8 @@ const usher_config *usher_handler_config(const usher_handler_ctx *ctx);
  * The child's connection, (re)opened when needed. NULL when the database
  * cannot be reached; then result is already set to a retry saying why.
  */
-usher_store *usher_handler_store(usher_handler_ctx *ctx, usher_handler_result *result);
+USHER_MUSTCHECK usher_store *usher_handler_store(usher_handler_ctx *ctx,
+                                                 usher_handler_result *result);
 
 /*
  * Runs one attempt. job and payload (the parsed job->payload) are
@@ -77,7 +78,7 @@ void usher_handler_fail(usher_handler_result *result, usher_outcome outcome, con
     __attribute__((format(printf, 3, 4)));
 
 /* For the child process: a context over cfg (borrowed), and its end. */
-usher_handler_ctx *usher_handler_ctx_new(const usher_config *cfg);
+USHER_MUSTCHECK usher_handler_ctx *usher_handler_ctx_new(const usher_config *cfg);
 void usher_handler_ctx_free(usher_handler_ctx *ctx);
 
 /*
@@ -106,8 +107,8 @@ void usher_handler_set_worker(const char *worker_id);
  * the supervisor's retry of a job that is gone changes nothing. Outside a
  * pool (no worker id) it only commits.
  */
-usher_err usher_handler_commit(usher_handler_ctx *ctx, usher_store *st, const usher_job *job,
-                               usher_handler_result *result);
+USHER_MUSTCHECK usher_err usher_handler_commit(usher_handler_ctx *ctx, usher_store *st,
+                                               const usher_job *job, usher_handler_result *result);
 
 /*
  * The handler registered for kind, or NULL. The test.* kinds are found only

@@ -29,8 +29,8 @@ typedef struct usher_maintenance usher_maintenance;
  * its fork (so a reload in the supervisor never changes a running round).
  * interval_ms: the pause between rounds.
  */
-usher_err usher_maintenance_start(struct event_base *base, const usher_config *cfg, int interval_ms,
-                                  usher_maintenance **out);
+USHER_MUSTCHECK usher_err usher_maintenance_start(struct event_base *base, const usher_config *cfg,
+                                                  int interval_ms, usher_maintenance **out);
 
 /*
  * After a reload (cfg: the merged configuration, which must outlive m):

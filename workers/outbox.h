@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "error.h"
 #include "handler.h"
 #include "job.h"
 
@@ -27,12 +28,13 @@ typedef struct usher_outbox {
 } usher_outbox;
 
 /* Adds an outcome; takes ownership of job. false when out of memory (job is freed). */
-bool usher_outbox_add(usher_outbox *o, usher_job *job, const usher_handler_result *r);
+USHER_MUSTCHECK bool usher_outbox_add(usher_outbox *o, usher_job *job,
+                                      const usher_handler_result *r);
 
 bool usher_outbox_empty(const usher_outbox *o);
 
 /* Moves everything from src to the end of dst; false when out of memory (src kept). */
-bool usher_outbox_merge(usher_outbox *dst, usher_outbox *src);
+USHER_MUSTCHECK bool usher_outbox_merge(usher_outbox *dst, usher_outbox *src);
 
 /* Frees the jobs and empties the outbox (keeps its arrays for reuse). */
 void usher_outbox_clear(usher_outbox *o);

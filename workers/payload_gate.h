@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "error.h"
 #include "handler.h"
 
 /*
@@ -16,6 +17,7 @@
  * dead-letter queue), or RETRY when the schemas could not be loaded (out of
  * memory may heal).
  */
-bool usher_job_payload_admitted(const char *kind, json_t *payload, usher_handler_result *r);
+USHER_MUSTCHECK bool usher_job_payload_admitted(const char *kind, json_t *payload,
+                                                usher_handler_result *r);
 
 #endif

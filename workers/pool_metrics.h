@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "error.h"
 #include "handler.h"
 #include "job.h"
 
@@ -30,8 +31,9 @@ typedef struct usher_pool_gauges {
  * Starts serving on 127.0.0.1:port (0: counts but serves nothing). NULL
  * when the port cannot be bound (errbuf says why) or out of memory.
  */
-usher_pool_metrics *usher_pool_metrics_new(struct event_base *base, const char *pool, int port,
-                                           char *errbuf, size_t errlen);
+USHER_MUSTCHECK usher_pool_metrics *usher_pool_metrics_new(struct event_base *base,
+                                                           const char *pool, int port, char *errbuf,
+                                                           size_t errlen);
 void usher_pool_metrics_free(usher_pool_metrics *m);
 
 /* A job was handed to a child at now_us (µs since the epoch). */

@@ -42,7 +42,8 @@ bool usher_gcra_limited(usher_gcra *g);
  * (0: go now); false with *wait_ns = how long until a slot would be within
  * reach, and nothing taken.
  */
-bool usher_gcra_take(usher_gcra *g, uint64_t now_ns, uint64_t max_wait_ns, uint64_t *wait_ns);
+USHER_MUSTCHECK bool usher_gcra_take(usher_gcra *g, uint64_t now_ns, uint64_t max_wait_ns,
+                                     uint64_t *wait_ns);
 
 /*
  * usher_gcra_take at the current time, then sleeps until the slot. Returns
@@ -50,10 +51,10 @@ bool usher_gcra_take(usher_gcra *g, uint64_t now_ns, uint64_t max_wait_ns, uint6
  * slot is more than max_wait_ms away: *retry_ms says when to come back.
  * A NULL g never waits.
  */
-bool usher_gcra_wait(usher_gcra *g, int max_wait_ms, int64_t *retry_ms);
+USHER_MUSTCHECK bool usher_gcra_wait(usher_gcra *g, int max_wait_ms, int64_t *retry_ms);
 
 /* A limiter in a fresh anonymous shared page (children forked later share it), at rate. */
-usher_err usher_gcra_shared_new(int per_second, usher_gcra **out);
+USHER_MUSTCHECK usher_err usher_gcra_shared_new(int per_second, usher_gcra **out);
 
 /* Unmaps it (accepts NULL). */
 void usher_gcra_shared_free(usher_gcra *g);

@@ -564,7 +564,8 @@ static void db_connected(usher_pgloop *pg, void *arg)
         /* Queue names are [a-z0-9_.-] (checked by the config), safe inside quotes. */
         usher_wake_channel(s->queues[i], channel, sizeof(channel));
         snprintf(sql, sizeof(sql), "LISTEN \"%s\"", channel);
-        usher_pgloop_query(pg, sql, 0, NULL, listened, s);
+        /* Fails only when the connection dropped again: the next connected hook LISTENs. */
+        usher_ignore(usher_pgloop_query(pg, sql, 0, NULL, listened, s));
     }
     if (!s->ready_sent) {
         sd_notify(0, "READY=1");

@@ -23,7 +23,7 @@ typedef struct list_args {
     char state[16], queue[USHER_NAME_MAX], kind[USHER_NAME_MAX], q[256];
 } list_args;
 
-static usher_err list_jobs(usher_store *st, void *arg, json_t **out)
+static USHER_MUSTCHECK usher_err list_jobs(usher_store *st, void *arg, json_t **out)
 {
     list_args *a = arg;
     json_t *jobs = NULL, *last;
@@ -106,14 +106,14 @@ typedef struct one_args {
 } one_args;
 
 /* usher_admin_show answers USHER_ERR_NOT_FOUND ("no job ID") for an unknown id. */
-static usher_err show_job(usher_store *st, void *arg, json_t **out)
+static USHER_MUSTCHECK usher_err show_job(usher_store *st, void *arg, json_t **out)
 {
     one_args *a = arg;
 
     return usher_admin_show(st, a->id, out);
 }
 
-static usher_err act_on_job(usher_store *st, void *arg, json_t **out)
+static USHER_MUSTCHECK usher_err act_on_job(usher_store *st, void *arg, json_t **out)
 {
     one_args *a = arg;
     usher_err err = a->act(st, a->id);
@@ -165,7 +165,7 @@ typedef struct bulk_args {
     char *filter_text; /* the filter as asked, for the record */
 } bulk_args;
 
-static usher_err bulk(usher_store *st, void *arg, json_t **out)
+static USHER_MUSTCHECK usher_err bulk(usher_store *st, void *arg, json_t **out)
 {
     bulk_args *a = arg;
     size_t count = 0;

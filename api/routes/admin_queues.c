@@ -22,7 +22,7 @@ static const char series_sql[] =
     "  WHERE minute >= date_trunc('minute', now()) - interval '59 minutes'"
     "  GROUP BY queue, minute) m GROUP BY queue) q";
 
-static usher_err queues_with_series(usher_store *st, void *arg, json_t **out)
+static USHER_MUSTCHECK usher_err queues_with_series(usher_store *st, void *arg, json_t **out)
 {
     json_t *queues = NULL, *series = NULL, *q;
     usher_err err;
@@ -58,7 +58,7 @@ void route_admin_queues(api_req *r)
     api_blocking(r, queues_with_series, api_blocking_reply, NULL);
 }
 
-static usher_err pause_queue(usher_store *st, void *arg, json_t **out)
+static USHER_MUSTCHECK usher_err pause_queue(usher_store *st, void *arg, json_t **out)
 {
     const char *name = arg;
     usher_err err = usher_queues_pause(st, name);
@@ -67,7 +67,7 @@ static usher_err pause_queue(usher_store *st, void *arg, json_t **out)
     return err;
 }
 
-static usher_err resume_queue(usher_store *st, void *arg, json_t **out)
+static USHER_MUSTCHECK usher_err resume_queue(usher_store *st, void *arg, json_t **out)
 {
     const char *name = arg;
     usher_err err = usher_queues_resume(st, name);

@@ -19,7 +19,7 @@ typedef struct list_args {
     int limit;
 } list_args;
 
-static usher_err list(usher_store *st, void *arg, json_t **out)
+static USHER_MUSTCHECK usher_err list(usher_store *st, void *arg, json_t **out)
 {
     list_args *a = arg;
     json_t *rows = NULL;
@@ -59,7 +59,7 @@ void route_admin_webhook_deliveries(api_req *r)
     api_blocking(r, list, api_blocking_reply, a);
 }
 
-static usher_err replay(usher_store *st, void *arg, json_t **out)
+static USHER_MUSTCHECK usher_err replay(usher_store *st, void *arg, json_t **out)
 {
     int64_t *delivery = arg, job = 0;
     usher_err err = usher_webhook_replay(st, *delivery, &job);

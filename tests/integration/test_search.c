@@ -75,7 +75,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    usher_index_close(ix, errbuf, sizeof errbuf);
+    cr_assert_eq(usher_index_close(ix, errbuf, sizeof errbuf), USHER_OK, "close: %s", errbuf);
     ix = NULL;
     nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }

@@ -178,7 +178,7 @@ static bool validate(const usher_job *job, json_t *payload, usher_handler_result
 }
 
 /* Runs fold_sql over folds[0..n); the store's errstr and sqlstate say why it failed. */
-static usher_err fold_all(usher_store *st, const fold *folds, size_t n)
+static USHER_MUSTCHECK usher_err fold_all(usher_store *st, const fold *folds, size_t n)
 {
     usher_buf arrays[5] = { { 0 } };
     const char *params[5];

@@ -118,8 +118,8 @@ static void index_failed(usher_err err, const char *errbuf, usher_handler_result
  * another child holds it: its batch commits within milliseconds, and
  * waiting here is cheaper than failing a whole batch's attempts.
  */
-static usher_err open_writer(const usher_config *cfg, int budget_ms, usher_index **ix, char *errbuf,
-                             size_t errlen)
+static USHER_MUSTCHECK usher_err open_writer(const usher_config *cfg, int budget_ms,
+                                             usher_index **ix, char *errbuf, size_t errlen)
 {
     int waited = 0, pause_ms = 10;
     usher_err err;

@@ -242,7 +242,7 @@ static void append_qp(usher_buf *b, const char *text)
 }
 
 /* Base64 in lines of 76 characters, each ended by CRLF. */
-static usher_err append_base64(usher_buf *b, const unsigned char *data, size_t len)
+static USHER_MUSTCHECK usher_err append_base64(usher_buf *b, const unsigned char *data, size_t len)
 {
     size_t enc_len = sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
     char *enc = malloc(enc_len);
@@ -276,7 +276,7 @@ static void append_param(usher_buf *b, const char *param, const char *value)
     }
 }
 
-static usher_err validate(const usher_mail_message *m, char *errbuf, size_t errlen)
+static USHER_MUSTCHECK usher_err validate(const usher_mail_message *m, char *errbuf, size_t errlen)
 {
     const char *headers[] = { m->from_name, m->from_addr, m->to_name,
                               m->to_addr,   m->subject,   m->message_id };
@@ -317,7 +317,7 @@ static usher_err validate(const usher_mail_message *m, char *errbuf, size_t errl
 }
 
 /* "=_usher_<32 hex of BLAKE2b(message_id)>": the same id, the same boundary. */
-static usher_err derive_boundary(const char *message_id, char out[64])
+static USHER_MUSTCHECK usher_err derive_boundary(const char *message_id, char out[64])
 {
     unsigned char hash[16];
     char hex[2 * sizeof(hash) + 1];
@@ -353,8 +353,8 @@ static void append_text_part(usher_buf *b, const char *boundary, const char *sub
     append_qp(b, text);
 }
 
-static usher_err append_attachment(usher_buf *b, const char *boundary,
-                                   const usher_mail_attachment *a)
+static USHER_MUSTCHECK usher_err append_attachment(usher_buf *b, const char *boundary,
+                                                   const usher_mail_attachment *a)
 {
     usher_buf_appendf(b, CRLF "--%s_m" CRLF "Content-Type: %s", boundary, a->content_type);
     append_param(b, "name", a->filename);
@@ -364,7 +364,8 @@ static usher_err append_attachment(usher_buf *b, const char *boundary,
     return append_base64(b, a->data != NULL ? a->data : (const unsigned char *)"", a->len);
 }
 
-static usher_err append_body(usher_buf *b, const usher_mail_message *m, const char *boundary)
+static USHER_MUSTCHECK usher_err append_body(usher_buf *b, const usher_mail_message *m,
+                                             const char *boundary)
 {
     usher_err err;
 

@@ -42,7 +42,8 @@ typedef struct usher_mail_message {
  * domain is empty or holds characters not allowed in a Message-ID, or when
  * buf is too small.
  */
-usher_err usher_mail_message_id(char *buf, size_t len, int64_t job_id, const char *domain);
+USHER_MUSTCHECK usher_err usher_mail_message_id(char *buf, size_t len, int64_t job_id,
+                                                const char *domain);
 
 /*
  * Builds the message. On USHER_OK *out is a malloc'd NUL-terminated
@@ -50,7 +51,7 @@ usher_err usher_mail_message_id(char *buf, size_t len, int64_t job_id, const cha
  * errbuf saying which field) when a header value holds CR or LF or an
  * address, Message-ID, content type or filename is malformed.
  */
-usher_err usher_mail_message_build(const usher_mail_message *m, char **out, size_t *out_len,
-                                   char *errbuf, size_t errlen);
+USHER_MUSTCHECK usher_err usher_mail_message_build(const usher_mail_message *m, char **out,
+                                                   size_t *out_len, char *errbuf, size_t errlen);
 
 #endif

@@ -133,7 +133,7 @@ static int port_number(const char *text)
     return *end == '\0' && port >= 1 && port <= 65535 ? (int)port : -1;
 }
 
-static usher_err parse_url(const char *url, parsed_url *u, char *err, size_t errlen)
+static USHER_MUSTCHECK usher_err parse_url(const char *url, parsed_url *u, char *err, size_t errlen)
 {
     const char *rest, *at, *end;
     size_t hlen;
@@ -175,8 +175,8 @@ static usher_err parse_url(const char *url, parsed_url *u, char *err, size_t err
 }
 
 /* opts->username and password replace the URL's credentials. */
-static usher_err use_credentials(const usher_smtp_opts *opts, parsed_url *u, char *err,
-                                 size_t errlen)
+static USHER_MUSTCHECK usher_err use_credentials(const usher_smtp_opts *opts, parsed_url *u,
+                                                 char *err, size_t errlen)
 {
     const char *password = opts->password != NULL ? opts->password : "";
 
@@ -293,8 +293,9 @@ static void classify(smtp_message_t message, smtp_recipient_t rcpt, const usher_
                smtp_strerror(err, text, sizeof text) != NULL ? text : "unknown error");
 }
 
-static usher_err configure(smtp_session_t session, const usher_smtp_opts *opts, parsed_url *url,
-                           auth_context_t *auth, usher_mail_watch *watch, usher_mail_result *res)
+static USHER_MUSTCHECK usher_err configure(smtp_session_t session, const usher_smtp_opts *opts,
+                                           parsed_url *url, auth_context_t *auth,
+                                           usher_mail_watch *watch, usher_mail_result *res)
 {
     usher_err err;
 
@@ -376,9 +377,9 @@ typedef struct queued {
     smtp_recipient_t rcpt;
 } queued;
 
-static usher_err send_with(smtp_session_t session, const usher_smtp_opts *opts, parsed_url *url,
-                           const usher_mail_envelope *mails, size_t n, queued *q,
-                           usher_mail_result *results)
+static USHER_MUSTCHECK usher_err send_with(smtp_session_t session, const usher_smtp_opts *opts,
+                                           parsed_url *url, const usher_mail_envelope *mails,
+                                           size_t n, queued *q, usher_mail_result *results)
 {
     auth_context_t auth = NULL;
     usher_mail_watch watch = { 0 };

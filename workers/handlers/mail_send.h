@@ -52,8 +52,9 @@ typedef struct usher_mail_result {
  * (res TEMPORARY). Blocks for at most a few timeouts; SIGPIPE is blocked
  * while the session runs.
  */
-usher_err usher_mail_send(const usher_smtp_opts *opts, const char *from_addr, const char *to_addr,
-                          const char *msg, size_t len, usher_mail_result *res);
+USHER_MUSTCHECK usher_err usher_mail_send(const usher_smtp_opts *opts, const char *from_addr,
+                                          const char *to_addr, const char *msg, size_t len,
+                                          usher_mail_result *res);
 
 /* One message of a session: envelope addresses and the built message. */
 typedef struct usher_mail_envelope {
@@ -75,8 +76,9 @@ typedef struct usher_mail_envelope {
  * was made; USHER_ERR_CONFIG (all PERMANENT) or USHER_ERR_NOMEM (all
  * TEMPORARY) otherwise, USHER_ERR_INVALID for n out of range.
  */
-usher_err usher_mail_send_many(const usher_smtp_opts *opts, const usher_mail_envelope *mails,
-                               size_t n, usher_mail_result *results);
+USHER_MUSTCHECK usher_err usher_mail_send_many(const usher_smtp_opts *opts,
+                                               const usher_mail_envelope *mails, size_t n,
+                                               usher_mail_result *results);
 
 /* "delivered", "temporary" or "permanent". */
 const char *usher_mail_status_name(usher_mail_status status);

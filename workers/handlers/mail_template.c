@@ -65,8 +65,8 @@ static void append_escaped(usher_buf *b, const char *s, size_t n)
 }
 
 /* Appends the value of vars[name]; USHER_ERR_INVALID if absent or of a bad type. */
-static usher_err append_value(usher_buf *b, const json_t *vars, const char *name, int html,
-                              char *errbuf, size_t errlen)
+static USHER_MUSTCHECK usher_err append_value(usher_buf *b, const json_t *vars, const char *name,
+                                              int html, char *errbuf, size_t errlen)
 {
     const json_t *v = json_object_get(vars, name);
     char num[64];
@@ -102,8 +102,8 @@ static usher_err append_value(usher_buf *b, const json_t *vars, const char *name
 }
 
 /* Parses "{{ name }}" at p (which starts with "{{"); sets *end past it. */
-static usher_err parse_placeholder(const char *p, char name[VAR_NAME_MAX + 1], const char **end,
-                                   char *errbuf, size_t errlen)
+static USHER_MUSTCHECK usher_err parse_placeholder(const char *p, char name[VAR_NAME_MAX + 1],
+                                                   const char **end, char *errbuf, size_t errlen)
 {
     const char *q = p + 2;
     size_t n = 0;
@@ -166,8 +166,8 @@ out:
 }
 
 /* Reads dir/name.ext whole into a malloc'd NUL-terminated string. */
-static usher_err read_part(const char *dir, const char *name, const char *ext, char **out,
-                           char *errbuf, size_t errlen)
+static USHER_MUSTCHECK usher_err read_part(const char *dir, const char *name, const char *ext,
+                                           char **out, char *errbuf, size_t errlen)
 {
     char path[4096];
     usher_buf b = { 0 };
@@ -211,8 +211,9 @@ out:
     return err;
 }
 
-static usher_err render_part(const char *dir, const char *name, const char *ext, const json_t *vars,
-                             int html, char **out, char *errbuf, size_t errlen)
+static USHER_MUSTCHECK usher_err render_part(const char *dir, const char *name, const char *ext,
+                                             const json_t *vars, int html, char **out, char *errbuf,
+                                             size_t errlen)
 {
     char *tmpl = NULL;
     usher_err err = read_part(dir, name, ext, &tmpl, errbuf, errlen);
@@ -225,7 +226,7 @@ static usher_err render_part(const char *dir, const char *name, const char *ext,
 }
 
 /* The subject is one line: trailing newlines go, an inner one is an error. */
-static usher_err trim_subject(char *subject, char *errbuf, size_t errlen)
+static USHER_MUSTCHECK usher_err trim_subject(char *subject, char *errbuf, size_t errlen)
 {
     size_t n = strlen(subject);
 

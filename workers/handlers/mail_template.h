@@ -32,8 +32,9 @@ typedef struct usher_mail_rendered {
  * why (USHER_ERR_IO for a missing or unreadable file, USHER_ERR_INVALID
  * for an unknown variable, a bad value or a malformed placeholder).
  */
-usher_err usher_mail_template_render(const char *dir, const char *name, const json_t *vars,
-                                     usher_mail_rendered *out, char *errbuf, size_t errlen);
+USHER_MUSTCHECK usher_err usher_mail_template_render(const char *dir, const char *name,
+                                                     const json_t *vars, usher_mail_rendered *out,
+                                                     char *errbuf, size_t errlen);
 
 /* Frees the strings of r and zeroes it; accepts a zeroed r. */
 void usher_mail_rendered_release(usher_mail_rendered *r);
@@ -42,7 +43,8 @@ void usher_mail_rendered_release(usher_mail_rendered *r);
  * Expands {{var}} in tmpl with vars; html_escape escapes & < > " ' in the
  * values. On USHER_OK *out is a malloc'd string the caller frees.
  */
-usher_err usher_mail_template_expand(const char *tmpl, const json_t *vars, int html_escape,
-                                     char **out, char *errbuf, size_t errlen);
+USHER_MUSTCHECK usher_err usher_mail_template_expand(const char *tmpl, const json_t *vars,
+                                                     int html_escape, char **out, char *errbuf,
+                                                     size_t errlen);
 
 #endif

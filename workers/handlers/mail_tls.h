@@ -33,14 +33,16 @@ typedef struct usher_mail_watch {
  * (which must outlive the session). USHER_ERR_CONFIG with the reason in
  * err when the CA file cannot be read; USHER_ERR_NOMEM.
  */
-usher_err usher_mail_tls_prepare(smtp_session_t session, int relay_port, const char *ca_file,
-                                 usher_mail_watch *watch, char *err, size_t errlen);
+USHER_MUSTCHECK usher_err usher_mail_tls_prepare(smtp_session_t session, int relay_port,
+                                                 const char *ca_file, usher_mail_watch *watch,
+                                                 char *err, size_t errlen);
 
 /*
  * Installs only the watch (a session without STARTTLS). relay_port is the
  * port of the session's server: when libesmtp connects, the socket to it
  * gets TCP_NODELAY (libesmtp's own writes would wait for delayed ACKs).
  */
-usher_err usher_mail_watch_install(smtp_session_t session, int relay_port, usher_mail_watch *watch);
+USHER_MUSTCHECK usher_err usher_mail_watch_install(smtp_session_t session, int relay_port,
+                                                   usher_mail_watch *watch);
 
 #endif

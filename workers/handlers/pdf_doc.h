@@ -29,13 +29,15 @@ typedef enum pdf_align { PDF_LEFT, PDF_CENTER } pdf_align;
  * Creates the document (deflated streams, UTF-8, both fonts loaded). The
  * caller calls HPDF_Free(d->pdf) on every path, failure included.
  */
-usher_err pdf_doc_open(pdf_doc *d, char *errbuf, size_t errlen);
+USHER_MUSTCHECK usher_err pdf_doc_open(pdf_doc *d, char *errbuf, size_t errlen);
 
 /* Turns the recorded libharu error (or, if none, the failing step) into a usher_err. */
-usher_err pdf_doc_fail(const pdf_doc *d, const char *step, char *errbuf, size_t errlen);
+USHER_MUSTCHECK usher_err pdf_doc_fail(const pdf_doc *d, const char *step, char *errbuf,
+                                       size_t errlen);
 
 /* Serialises the document into a malloc'd buffer of *len bytes, which the caller frees. */
-usher_err pdf_doc_save(pdf_doc *d, unsigned char **pdf, size_t *len, char *errbuf, size_t errlen);
+USHER_MUSTCHECK usher_err pdf_doc_save(pdf_doc *d, unsigned char **pdf, size_t *len, char *errbuf,
+                                       size_t errlen);
 
 /* Adds a page of width x height mm; NULL on failure (then call pdf_doc_fail). */
 HPDF_Page pdf_doc_add_page(pdf_doc *d, float width_mm, float height_mm);
@@ -46,7 +48,8 @@ HPDF_Page pdf_doc_add_page(pdf_doc *d, float width_mm, float height_mm);
  * wide, the size shrinks to fit, down to a minimum; still too wide, the
  * text is cut and ends with an ellipsis.
  */
-usher_err pdf_draw_line(pdf_doc *d, HPDF_Page page, HPDF_Font font, float size, float x, float y,
-                        float max_width, pdf_align how, const char *text);
+USHER_MUSTCHECK usher_err pdf_draw_line(pdf_doc *d, HPDF_Page page, HPDF_Font font, float size,
+                                        float x, float y, float max_width, pdf_align how,
+                                        const char *text);
 
 #endif

@@ -23,7 +23,8 @@
 #define SHEET_Y    ((297 * PDF_MM - BADGE_ROWS * BADGE_H) / 2)
 
 /* One card with its lower-left corner at (x, y). */
-static usher_err draw_badge(pdf_doc *d, HPDF_Page page, const usher_badge *b, float x, float y)
+static USHER_MUSTCHECK usher_err draw_badge(pdf_doc *d, HPDF_Page page, const usher_badge *b,
+                                            float x, float y)
 {
     float pad = 6 * PDF_MM, text_w = BADGE_W - 2 * pad;
     HPDF_STATUS st = HPDF_Page_SetGrayStroke(page, 0.7f);
@@ -50,7 +51,8 @@ static usher_err draw_badge(pdf_doc *d, HPDF_Page page, const usher_badge *b, fl
     return USHER_OK;
 }
 
-static usher_err check_badges(const usher_badge *badges, size_t n, char *errbuf, size_t errlen)
+static USHER_MUSTCHECK usher_err check_badges(const usher_badge *badges, size_t n, char *errbuf,
+                                              size_t errlen)
 {
     size_t i;
 
@@ -72,8 +74,8 @@ static usher_err check_badges(const usher_badge *badges, size_t n, char *errbuf,
     return USHER_OK;
 }
 
-static usher_err draw_badges(pdf_doc *d, const usher_badge *badges, size_t n, char *errbuf,
-                             size_t errlen)
+static USHER_MUSTCHECK usher_err draw_badges(pdf_doc *d, const usher_badge *badges, size_t n,
+                                             char *errbuf, size_t errlen)
 {
     HPDF_Page page = NULL;
     size_t i;

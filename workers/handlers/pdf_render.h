@@ -55,7 +55,7 @@ typedef struct usher_badge {
  * copied. USHER_ERR_INVALID when a path is longer than PATH_MAX. Not
  * thread-safe: call at start-up or on config reload, between renders.
  */
-usher_err usher_pdf_set_fonts(const char *regular_ttf, const char *bold_ttf);
+USHER_MUSTCHECK usher_err usher_pdf_set_fonts(const char *regular_ttf, const char *bold_ttf);
 
 /*
  * Renders one ticket page (A4 or A6; the A4 layout is the A6 one scaled by
@@ -67,8 +67,9 @@ usher_err usher_pdf_set_fonts(const char *regular_ttf, const char *bold_ttf);
  * USHER_ERR_INVALID (bad field, detail in errbuf), USHER_ERR_IO (font file
  * unreadable), USHER_ERR_NOMEM, USHER_ERR_TOO_LARGE (code too long for a QR).
  */
-usher_err usher_pdf_ticket(const usher_ticket *t, usher_page_size size, unsigned char **pdf,
-                           size_t *len, char *errbuf, size_t errlen);
+USHER_MUSTCHECK usher_err usher_pdf_ticket(const usher_ticket *t, usher_page_size size,
+                                           unsigned char **pdf, size_t *len, char *errbuf,
+                                           size_t errlen);
 
 /*
  * Renders n badges (1 <= n <= USHER_PDF_MAX_BADGES) on A4 sheets of 8:
@@ -77,7 +78,7 @@ usher_err usher_pdf_ticket(const usher_ticket *t, usher_page_size size, unsigned
  * name (bold, large), the organisation and the role. Ownership and errors
  * as for usher_pdf_ticket.
  */
-usher_err usher_pdf_badges(const usher_badge *badges, size_t n, unsigned char **pdf, size_t *len,
-                           char *errbuf, size_t errlen);
+USHER_MUSTCHECK usher_err usher_pdf_badges(const usher_badge *badges, size_t n, unsigned char **pdf,
+                                           size_t *len, char *errbuf, size_t errlen);
 
 #endif

@@ -45,8 +45,8 @@ size_t usher_pdf_table_rows_per_page(void)
     return (size_t)(ROWS_AREA_H / ROW_H);
 }
 
-static usher_err check_columns(const char *title, const usher_pdf_column *cols, size_t ncols,
-                               char *errbuf, size_t errlen)
+static USHER_MUSTCHECK usher_err check_columns(const char *title, const usher_pdf_column *cols,
+                                               size_t ncols, char *errbuf, size_t errlen)
 {
     usher_err err = pdf_check_field("table title", title, 1, USHER_PDF_MAX_FIELD, errbuf, errlen);
 
@@ -64,8 +64,9 @@ static usher_err check_columns(const char *title, const usher_pdf_column *cols, 
 }
 
 /* Copies the titles and lays the columns out across the page width. */
-static usher_err set_columns(usher_pdf_table *t, const char *title, const usher_pdf_column *cols,
-                             size_t ncols, char *errbuf, size_t errlen)
+static USHER_MUSTCHECK usher_err set_columns(usher_pdf_table *t, const char *title,
+                                             const usher_pdf_column *cols, size_t ncols,
+                                             char *errbuf, size_t errlen)
 {
     float total = 0, width = PAGE_W_MM * PDF_MM - 2 * MARGIN;
 
@@ -112,7 +113,7 @@ usher_err usher_pdf_table_open(const char *title, const usher_pdf_column *cols, 
 }
 
 /* A grey band behind the header row, then the column titles in bold. */
-static usher_err draw_header(usher_pdf_table *t, HPDF_Page page)
+static USHER_MUSTCHECK usher_err draw_header(usher_pdf_table *t, HPDF_Page page)
 {
     float y = TABLE_TOP - HEADER_H, width = t->x[t->ncols] - t->x[0];
     HPDF_STATUS st = HPDF_Page_SetGrayFill(page, 0.88f);
@@ -135,7 +136,7 @@ static usher_err draw_header(usher_pdf_table *t, HPDF_Page page)
 }
 
 /* Starts a page: the title and the header row. */
-static usher_err new_page(usher_pdf_table *t, char *errbuf, size_t errlen)
+static USHER_MUSTCHECK usher_err new_page(usher_pdf_table *t, char *errbuf, size_t errlen)
 {
     HPDF_Page page;
 
@@ -172,8 +173,8 @@ static char *flatten(const char *cell)
     return copy;
 }
 
-static usher_err draw_cell(usher_pdf_table *t, size_t col, float y, const char *cell, char *errbuf,
-                           size_t errlen)
+static USHER_MUSTCHECK usher_err draw_cell(usher_pdf_table *t, size_t col, float y,
+                                           const char *cell, char *errbuf, size_t errlen)
 {
     HPDF_Page page = t->pages[t->npages - 1];
     char *text;
@@ -220,7 +221,7 @@ usher_err usher_pdf_table_row(usher_pdf_table *t, const char *const *cells, char
 }
 
 /* "Page N of M" at the bottom right of every page. */
-static usher_err number_pages(usher_pdf_table *t, char *errbuf, size_t errlen)
+static USHER_MUSTCHECK usher_err number_pages(usher_pdf_table *t, char *errbuf, size_t errlen)
 {
     float width = 120;
 

@@ -29,8 +29,9 @@ typedef struct usher_pdf_table usher_pdf_table;
  * Errors: USHER_ERR_INVALID (bad argument, detail in errbuf), USHER_ERR_IO
  * (font file unreadable), USHER_ERR_NOMEM.
  */
-usher_err usher_pdf_table_open(const char *title, const usher_pdf_column *cols, size_t ncols,
-                               usher_pdf_table **out, char *errbuf, size_t errlen);
+USHER_MUSTCHECK usher_err usher_pdf_table_open(const char *title, const usher_pdf_column *cols,
+                                               size_t ncols, usher_pdf_table **out, char *errbuf,
+                                               size_t errlen);
 
 /*
  * Adds one row of ncols cells (borrowed; NULL or "" leaves a cell blank),
@@ -40,16 +41,16 @@ usher_err usher_pdf_table_open(const char *title, const usher_pdf_column *cols, 
  * USHER_PDF_TABLE_MAX_ROWS rows; after any error the table only accepts
  * usher_pdf_table_free.
  */
-usher_err usher_pdf_table_row(usher_pdf_table *t, const char *const *cells, char *errbuf,
-                              size_t errlen);
+USHER_MUSTCHECK usher_err usher_pdf_table_row(usher_pdf_table *t, const char *const *cells,
+                                              char *errbuf, size_t errlen);
 
 /*
  * Numbers the pages and writes the document into a malloc'd buffer of
  * *len bytes, which the caller frees. A table without rows still has one
  * page with its header. The table must still be freed.
  */
-usher_err usher_pdf_table_finish(usher_pdf_table *t, unsigned char **pdf, size_t *len, char *errbuf,
-                                 size_t errlen);
+USHER_MUSTCHECK usher_err usher_pdf_table_finish(usher_pdf_table *t, unsigned char **pdf,
+                                                 size_t *len, char *errbuf, size_t errlen);
 
 /* Frees t; NULL is accepted. */
 void usher_pdf_table_free(usher_pdf_table *t);

@@ -23,8 +23,8 @@ typedef float (*pdf_width_fn)(const void *ctx, const char *text, size_t len, flo
  * Checks one text field: valid UTF-8 of at most max bytes; required
  * fields must also be non-empty. USHER_ERR_INVALID with errbuf naming what.
  */
-usher_err pdf_check_field(const char *what, const char *s, int required, size_t max, char *errbuf,
-                          size_t errlen);
+USHER_MUSTCHECK usher_err pdf_check_field(const char *what, const char *s, int required, size_t max,
+                                          char *errbuf, size_t errlen);
 
 /* One line of text as pdf_fit_line fitted it. */
 typedef struct pdf_line {
@@ -41,8 +41,8 @@ typedef struct pdf_line {
  * and ends with an ellipsis. Measures with width(ctx, ...). USHER_ERR_NOMEM
  * when the cut copy cannot be allocated (out then holds nothing to free).
  */
-usher_err pdf_fit_line(pdf_width_fn width, const void *ctx, const char *text, float size,
-                       float max_width, pdf_line *out);
+USHER_MUSTCHECK usher_err pdf_fit_line(pdf_width_fn width, const void *ctx, const char *text,
+                                       float size, float max_width, pdf_line *out);
 
 /* Frees what pdf_fit_line allocated into line. */
 void pdf_line_release(pdf_line *line);

@@ -56,8 +56,9 @@ static bool render_and_store(usher_handler_ctx *ctx, const usher_registration_fa
     return err == USHER_OK;
 }
 
-static usher_err enqueue_email(usher_store *st, const usher_config *cfg, const usher_job *job,
-                               int64_t registration, int64_t document)
+static USHER_MUSTCHECK usher_err enqueue_email(usher_store *st, const usher_config *cfg,
+                                               const usher_job *job, int64_t registration,
+                                               int64_t document)
 {
     const usher_kind_conf *kind = usher_config_kind(cfg, "email.send");
     char payload[160], key[64];
@@ -81,9 +82,10 @@ static usher_err enqueue_email(usher_store *st, const usher_config *cfg, const u
 }
 
 /* Records the document (and enqueues the email) in one transaction with the completion. */
-static usher_err record(usher_handler_ctx *ctx, usher_store *st, const usher_job *job,
-                        const usher_registration_facts *f, const usher_docstore_ref *ref,
-                        bool then_email, usher_handler_result *r)
+static USHER_MUSTCHECK usher_err record(usher_handler_ctx *ctx, usher_store *st,
+                                        const usher_job *job, const usher_registration_facts *f,
+                                        const usher_docstore_ref *ref, bool then_email,
+                                        usher_handler_result *r)
 {
     char event[USHER_INT_TEXT_MAX], reg[USHER_INT_TEXT_MAX], jobid[USHER_INT_TEXT_MAX],
         filename[64], size[USHER_INT_TEXT_MAX];
@@ -105,8 +107,7 @@ static usher_err record(usher_handler_ctx *ctx, usher_store *st, const usher_job
     PQclear(res);
     if (err == USHER_OK)
         return usher_handler_commit(ctx, st, job, r);
-    if (PQtransactionStatus(usher_store_conn(st)) != PQTRANS_IDLE)
-        (void)usher_store_command(st, "ROLLBACK");
+    usher_store_rollback(st);
     return err;
 }
 

@@ -47,7 +47,7 @@ static void free_library(void *library)
 }
 
 /* Why path could not be opened, when FreeType says it could not. */
-static usher_err open_failure(const char *path, char *errbuf, size_t errlen)
+static USHER_MUSTCHECK usher_err open_failure(const char *path, char *errbuf, size_t errlen)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
 
@@ -61,8 +61,8 @@ static usher_err open_failure(const char *path, char *errbuf, size_t errlen)
 }
 
 /* Opens path with FreeType in a library of its own; the caller frees *library. */
-static usher_err open_face(const char *path, FT_Library *library, FT_Face *face, char *errbuf,
-                           size_t errlen)
+static USHER_MUSTCHECK usher_err open_face(const char *path, FT_Library *library, FT_Face *face,
+                                           char *errbuf, size_t errlen)
 {
     FT_Error e = FT_Init_FreeType(library);
 
@@ -89,7 +89,8 @@ static usher_err open_face(const char *path, FT_Library *library, FT_Face *face,
 }
 
 /* A cairo face over the font file at path, owning its FreeType library. */
-static usher_err load_face(const char *path, cairo_font_face_t **out, char *errbuf, size_t errlen)
+static USHER_MUSTCHECK usher_err load_face(const char *path, cairo_font_face_t **out, char *errbuf,
+                                           size_t errlen)
 {
     FT_Library library;
     FT_Face ft;
@@ -112,7 +113,8 @@ static usher_err load_face(const char *path, cairo_font_face_t **out, char *errb
 }
 
 /* The cached face for bold, (re)loaded when its path changed; the caller holds fonts_lock. */
-static usher_err cached_face(int bold, cairo_font_face_t **out, char *errbuf, size_t errlen)
+static USHER_MUSTCHECK usher_err cached_face(int bold, cairo_font_face_t **out, char *errbuf,
+                                             size_t errlen)
 {
     const char *path = pdf_font_path(bold);
     cairo_font_face_t *face;

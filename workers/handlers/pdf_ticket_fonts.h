@@ -19,6 +19,7 @@
  * cannot be opened, USHER_ERR_INVALID when it is not a scalable font with
  * a Unicode character map, USHER_ERR_NOMEM; errbuf names the file.
  */
-usher_err pdf_ticket_font(int bold, cairo_font_face_t **out, char *errbuf, size_t errlen);
+USHER_MUSTCHECK usher_err pdf_ticket_font(int bold, cairo_font_face_t **out, char *errbuf,
+                                          size_t errlen);
 
 #endif

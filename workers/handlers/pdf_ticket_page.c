@@ -67,8 +67,8 @@ static float text_width(const void *ctx, const char *text, size_t len, float siz
  * Draws one line of text at baseline y, starting at x (LEFT) or centred on
  * x + max_width / 2 (CENTER), shrunk or cut to fit by pdf_fit_line.
  */
-static usher_err draw_line(page *p, int face, float size, float x, float y, float max_width,
-                           align how, const char *text)
+static USHER_MUSTCHECK usher_err draw_line(page *p, int face, float size, float x, float y,
+                                           float max_width, align how, const char *text)
 {
     measure m = { NULL, size };
     pdf_line line;
@@ -94,8 +94,8 @@ static usher_err draw_line(page *p, int face, float size, float x, float y, floa
  * module units, one rectangle per horizontal run so no hairline seams show
  * when rasterised.
  */
-static usher_err draw_qr(page *p, const char *code, float x, float y, float side, char *errbuf,
-                         size_t errlen)
+static USHER_MUSTCHECK usher_err draw_qr(page *p, const char *code, float x, float y, float side,
+                                         char *errbuf, size_t errlen)
 {
     QRcode *qr = QRcode_encodeString(code, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
     int size;
@@ -142,7 +142,8 @@ static void draw_rule(page *p, float lw, float x0, float x1, float y)
  * event, date and venue at the top, a rule, attendee and ticket type,
  * then the QR code with the code printed under it.
  */
-static usher_err draw_ticket(page *p, const usher_ticket *t, float s, char *errbuf, size_t errlen)
+static USHER_MUSTCHECK usher_err draw_ticket(page *p, const usher_ticket *t, float s, char *errbuf,
+                                             size_t errlen)
 {
     float w = p->width, h = p->height;
     float m = 20 * s, text_w = w - 2 * m, qr = 180 * s;
@@ -170,7 +171,7 @@ static usher_err draw_ticket(page *p, const usher_ticket *t, float s, char *errb
     return draw_qr(p, t->ticket_code, (w - qr) / 2, m + 10 * s, qr, errbuf, errlen);
 }
 
-static usher_err check_ticket(const usher_ticket *t, char *errbuf, size_t errlen)
+static USHER_MUSTCHECK usher_err check_ticket(const usher_ticket *t, char *errbuf, size_t errlen)
 {
     const struct {
         const char *what, *value;
@@ -203,7 +204,8 @@ static cairo_status_t write_out(void *closure, const unsigned char *data, unsign
 }
 
 /* Turns the first cairo error of the render (or of writing it out) into a usher_err. */
-static usher_err cairo_failure(cairo_status_t st, const usher_buf *out, char *errbuf, size_t errlen)
+static USHER_MUSTCHECK usher_err cairo_failure(cairo_status_t st, const usher_buf *out,
+                                               char *errbuf, size_t errlen)
 {
     if (out->failed || st == CAIRO_STATUS_NO_MEMORY) {
         snprintf(errbuf, errlen, "PDF: out of memory writing the ticket");
@@ -214,7 +216,8 @@ static usher_err cairo_failure(cairo_status_t st, const usher_buf *out, char *er
 }
 
 /* Draws the ticket on a PDF surface of width x height points writing into out. */
-static usher_err render(page *p, const usher_ticket *t, usher_buf *out, char *errbuf, size_t errlen)
+static USHER_MUSTCHECK usher_err render(page *p, const usher_ticket *t, usher_buf *out,
+                                        char *errbuf, size_t errlen)
 {
     cairo_surface_t *surface =
         cairo_pdf_surface_create_for_stream(write_out, out, p->width, p->height);

@@ -31,7 +31,7 @@ typedef struct usher_registration_facts {
  * USHER_ERR_CONFIG when [tickets] secret is not 64 hex digits, USHER_ERR_DB
  * (errstr on the store) when the query failed.
  */
-usher_err usher_registration_facts_load(usher_store *st, const usher_config *cfg, int64_t id,
-                                        usher_registration_facts *out);
+USHER_MUSTCHECK usher_err usher_registration_facts_load(usher_store *st, const usher_config *cfg,
+                                                        int64_t id, usher_registration_facts *out);
 
 #endif

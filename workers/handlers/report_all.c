@@ -19,7 +19,7 @@ static const char events_sql[] =
     " AND NOT EXISTS (SELECT 1 FROM reports r WHERE r.event_id = e.id AND r.kind = $1"
     "  AND r.requested_by = $2) ORDER BY e.id";
 
-static usher_err request_all(usher_store *st, const char *kind, const char *by)
+static USHER_MUSTCHECK usher_err request_all(usher_store *st, const char *kind, const char *by)
 {
     const char *params[] = { kind, by };
     PGresult *res;
@@ -54,8 +54,8 @@ void usher_report_all(usher_handler_ctx *ctx, const usher_job *job, const char *
         err = request_all(st, kind, by);
     if (err == USHER_OK)
         err = usher_store_command(st, "COMMIT");
-    if (err != USHER_OK && PQtransactionStatus(usher_store_conn(st)) != PQTRANS_IDLE)
-        (void)usher_store_command(st, "ROLLBACK");
+    if (err != USHER_OK)
+        usher_store_rollback(st);
     if (err != USHER_OK)
         usher_handler_store_failed(r, st, err, job->kind);
 }

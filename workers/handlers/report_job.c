@@ -164,7 +164,8 @@ static bool load(run *w, usher_handler_result *r, bool *done)
 }
 
 /* Runs a statement whose result is not needed. */
-static usher_err command(usher_store *st, const char *sql, int n, const char *const *params)
+static USHER_MUSTCHECK usher_err command(usher_store *st, const char *sql, int n,
+                                         const char *const *params)
 {
     PGresult *res;
     usher_err err = usher_store_exec(st, sql, n, params, &res);
@@ -175,7 +176,7 @@ static usher_err command(usher_store *st, const char *sql, int n, const char *co
 }
 
 /* Records percent on the report and on the job. */
-static usher_err progress(run *w, int percent)
+static USHER_MUSTCHECK usher_err progress(run *w, int percent)
 {
     char pct[USHER_INT_TEXT_MAX];
     const char *params[] = { w->id, pct };
@@ -189,7 +190,7 @@ static usher_err progress(run *w, int percent)
 }
 
 /* Marks the report running and counts the rows it will hold. */
-static usher_err start(run *w)
+static USHER_MUSTCHECK usher_err start(run *w)
 {
     char job[USHER_INT_TEXT_MAX];
     const char *start_params[] = { w->id, job };
@@ -214,7 +215,7 @@ static usher_err start(run *w)
 }
 
 /* Reads the next page into the output; *got receives its row count (0: the end). */
-static usher_err read_page(run *w, int *got, char *errbuf, size_t errlen)
+static USHER_MUSTCHECK usher_err read_page(run *w, int *got, char *errbuf, size_t errlen)
 {
     char limit[USHER_INT_TEXT_MAX];
     const char *params[] = { w->event, w->bound, w->last_id, limit, w->last_time };
@@ -245,7 +246,7 @@ static usher_err read_page(run *w, int *got, char *errbuf, size_t errlen)
 }
 
 /* Reads every page, recording progress after each. */
-static usher_err read_all(run *w, char *errbuf, size_t errlen)
+static USHER_MUSTCHECK usher_err read_all(run *w, char *errbuf, size_t errlen)
 {
     int got = PAGE_ROWS;
     usher_err err = USHER_OK;
@@ -263,7 +264,8 @@ static usher_err read_all(run *w, char *errbuf, size_t errlen)
 }
 
 /* Stores the file and records it on the report (once, however often this runs). */
-static usher_err finish(run *w, const unsigned char *data, size_t len, char *errbuf, size_t errlen)
+static USHER_MUSTCHECK usher_err finish(run *w, const unsigned char *data, size_t len, char *errbuf,
+                                        size_t errlen)
 {
     char jobid[USHER_INT_TEXT_MAX], filename[96], size[USHER_INT_TEXT_MAX],
         rows[USHER_INT_TEXT_MAX];
@@ -340,7 +342,7 @@ static void record_failure(run *w, const usher_handler_result *r)
     const char *params[] = { w->id, r->error, final ? "true" : "false" };
 
     if (PQstatus(usher_store_conn(w->st)) == CONNECTION_OK)
-        (void)command(w->st, failed_sql, 3, params);
+        usher_ignore(command(w->st, failed_sql, 3, params)); /* best effort, as said above */
 }
 
 void usher_run_report(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,

@@ -17,17 +17,18 @@ typedef struct usher_report_output usher_report_output;
  * "pdf" (a table under title). Arguments are borrowed for the call. Errors
  * as for usher_pdf_table_open.
  */
-usher_err usher_report_output_open(const char *format, const char *title,
-                                   const usher_pdf_column *cols, size_t ncols,
-                                   usher_report_output **out, char *errbuf, size_t errlen);
+USHER_MUSTCHECK usher_err usher_report_output_open(const char *format, const char *title,
+                                                   const usher_pdf_column *cols, size_t ncols,
+                                                   usher_report_output **out, char *errbuf,
+                                                   size_t errlen);
 
 /* Adds one row of the columns' cells (borrowed). Errors as for usher_pdf_table_row. */
-usher_err usher_report_output_row(usher_report_output *o, const char *const *cells, char *errbuf,
-                                  size_t errlen);
+USHER_MUSTCHECK usher_err usher_report_output_row(usher_report_output *o, const char *const *cells,
+                                                  char *errbuf, size_t errlen);
 
 /* The finished file, in a malloc'd buffer of *len bytes that the caller frees. */
-usher_err usher_report_output_finish(usher_report_output *o, unsigned char **data, size_t *len,
-                                     char *errbuf, size_t errlen);
+USHER_MUSTCHECK usher_err usher_report_output_finish(usher_report_output *o, unsigned char **data,
+                                                     size_t *len, char *errbuf, size_t errlen);
 
 /* Frees o; NULL is accepted. */
 void usher_report_output_free(usher_report_output *o);
