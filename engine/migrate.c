@@ -142,8 +142,8 @@ static void checksum_of(const char *text, char hex[CHECKSUM_HEX])
  * (a checksum, or NULL) and $3 = its name, of which sql uses the first
  * nparams. *res as usher_store_exec.
  */
-static usher_err exec_on_row(usher_store *st, const migration *m, const char *hex, int nparams,
-                             const char *sql, PGresult **res)
+static USHER_MUSTCHECK usher_err exec_on_row(usher_store *st, const migration *m, const char *hex,
+                                             int nparams, const char *sql, PGresult **res)
 {
     char v[USHER_INT_TEXT_MAX];
     const char *params[] = { v, hex, m->name };
@@ -153,8 +153,9 @@ static usher_err exec_on_row(usher_store *st, const migration *m, const char *he
 }
 
 /* Reads m's file (path: where it is) into *sql, malloc'd, and its SHA-256 into hex. */
-static usher_err load_file(usher_store *st, const char *dir, const migration *m,
-                           char path[MIGRATION_PATH_MAX], char **sql, char hex[CHECKSUM_HEX])
+static USHER_MUSTCHECK usher_err load_file(usher_store *st, const char *dir, const migration *m,
+                                           char path[MIGRATION_PATH_MAX], char **sql,
+                                           char hex[CHECKSUM_HEX])
 {
     usher_err err;
 

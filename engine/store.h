@@ -77,10 +77,10 @@ USHER_MUSTCHECK usher_err usher_store_query_json(usher_store *st, const char *sq
  * "no WHAT ID" and *out NULL. Otherwise as usher_store_exec and
  * usher_store_query_json.
  */
-usher_err usher_store_exec_one(usher_store *st, const char *sql, int64_t id, const char *what,
-                               PGresult **out);
-usher_err usher_store_json_one(usher_store *st, const char *sql, int64_t id, const char *what,
-                               json_t **out);
+USHER_MUSTCHECK usher_err usher_store_exec_one(usher_store *st, const char *sql, int64_t id,
+                                               const char *what, PGresult **out);
+USHER_MUSTCHECK usher_err usher_store_json_one(usher_store *st, const char *sql, int64_t id,
+                                               const char *what, json_t **out);
 
 /* The SQLSTATE of the last failed statement ("" if none), e.g. "23505". */
 const char *usher_store_sqlstate(const usher_store *st);
