@@ -72,7 +72,7 @@ static void readable(evutil_socket_t fd, short what, void *arg)
         close_socket(m); /* its exit comes through usher_maintenance_exited */
 }
 
-static usher_err watch(usher_maintenance *m, int fd)
+static USHER_MUSTCHECK usher_err watch(usher_maintenance *m, int fd)
 {
     m->fd = fd;
     if (evutil_make_socket_nonblocking(fd) != 0)
@@ -83,7 +83,7 @@ static usher_err watch(usher_maintenance *m, int fd)
     return USHER_OK;
 }
 
-static usher_err spawn(usher_maintenance *m)
+static USHER_MUSTCHECK usher_err spawn(usher_maintenance *m)
 {
     int sv[2];
     pid_t parent = getpid(), pid;
