@@ -228,16 +228,11 @@ void usher_store_rollback(usher_store *st)
         usher_ignore(usher_store_command(st, "ROLLBACK")); /* see store.h */
 }
 
-usher_err usher_store_query_json(usher_store *st, const char *sql, int nparams,
-                                 const char *const *params, json_t **out)
+/* Parses the one JSON value of res (its only row and column) into *out; clears res. */
+static usher_err take_json(usher_store *st, PGresult *res, json_t **out)
 {
-    PGresult *res;
     json_error_t jerr;
-    usher_err err = usher_store_exec(st, sql, nparams, params, &res);
 
-    *out = NULL;
-    if (err != USHER_OK)
-        return err;
     if (PQntuples(res) != 1 || PQnfields(res) != 1) {
         PQclear(res);
         return usher_store_fail(st, USHER_ERR_DB, "expected one JSON value");
@@ -250,34 +245,48 @@ usher_err usher_store_query_json(usher_store *st, const char *sql, int nparams,
     return USHER_OK;
 }
 
+usher_err usher_store_query_json(usher_store *st, const char *sql, int nparams,
+                                 const char *const *params, json_t **out)
+{
+    PGresult *res;
+    usher_err err = usher_store_exec(st, sql, nparams, params, &res);
+
+    *out = NULL;
+    return err != USHER_OK ? err : take_json(st, res, out);
+}
+
+/* "no WHAT ID": what the _one functions answer when the thing is missing. */
+static usher_err not_found(usher_store *st, const char *what, int64_t id)
+{
+    return usher_store_fail(st, USHER_ERR_NOT_FOUND, "no %s %" PRId64, what, id);
+}
+
 usher_err usher_store_exec_one(usher_store *st, const char *sql, int64_t id, const char *what,
                                PGresult **out)
 {
     char idtext[USHER_INT_TEXT_MAX];
     const char *params[] = { usher_int_text(id, idtext) };
-    usher_err err;
+    usher_err err = usher_store_exec(st, sql, 1, params, out);
 
-    err = usher_store_exec(st, sql, 1, params, out);
-    if (err == USHER_OK && PQntuples(*out) != 1) {
-        PQclear(*out);
-        *out = NULL;
-        return usher_store_fail(st, USHER_ERR_NOT_FOUND, "no %s %" PRId64, what, id);
-    }
-    return err;
+    if (err != USHER_OK || PQntuples(*out) == 1)
+        return err;
+    PQclear(*out);
+    *out = NULL;
+    return not_found(st, what, id);
 }
 
 usher_err usher_store_json_one(usher_store *st, const char *sql, int64_t id, const char *what,
                                json_t **out)
 {
-    char idtext[USHER_INT_TEXT_MAX];
-    const char *params[] = { usher_int_text(id, idtext) };
-    usher_err err;
+    PGresult *res;
+    usher_err err = usher_store_exec_one(st, sql, id, what, &res);
 
-    err = usher_store_query_json(st, sql, 1, params, out);
-    if (err == USHER_OK && json_is_null(*out)) {
-        json_decref(*out);
-        *out = NULL;
-        return usher_store_fail(st, USHER_ERR_NOT_FOUND, "no %s %" PRId64, what, id);
-    }
-    return err;
+    *out = NULL;
+    if (err == USHER_OK)
+        err = take_json(st, res, out);
+    if (err != USHER_OK || !json_is_null(*out))
+        return err;
+    json_decref(*out);
+    *out = NULL;
+    return not_found(st, what, id);
 }

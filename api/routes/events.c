@@ -263,6 +263,16 @@ void route_event_list(api_req *r)
               1, params, listed);
 }
 
+/* The event's search index job (api_index_job), or NULL after answering 500. */
+static char *index_job(api_req *r)
+{
+    char *jobs = api_index_job(r->loop->srv->cfg, "event");
+
+    if (jobs == NULL)
+        api_reply_error(r, 500, "internal", "out of memory");
+    return jobs;
+}
+
 void route_event_create(api_req *r)
 {
     const char *name = NULL, *venue = "", *tz = "UTC", *starts = NULL, *ends = NULL,
@@ -282,11 +292,8 @@ void route_event_create(api_req *r)
     }
     if (!api_get_owner(r, &organizer))
         return;
-    jobs = api_index_job(r->loop->srv->cfg, "event");
-    if (jobs == NULL) {
-        api_reply_error(r, 500, "internal", "out of memory");
+    if ((jobs = index_job(r)) == NULL)
         return;
-    }
     const char *params[] = {
         api_id_text(organizer, org), name, venue, tz, starts, ends, tier, jobs
     };
@@ -318,11 +325,8 @@ void route_event_update(api_req *r)
         api_reply_invalid(r, "ends_at", "ends_at must not be before starts_at");
         return;
     }
-    jobs = api_index_job(r->loop->srv->cfg, "event");
-    if (jobs == NULL) {
-        api_reply_error(r, 500, "internal", "out of memory");
+    if ((jobs = index_job(r)) == NULL)
         return;
-    }
     const char *params[] = {
         api_id_text(r->ids[0], id), api_scope_org(r, org), name, tz, venue, starts, ends, tier, jobs
     };
