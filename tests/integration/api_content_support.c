@@ -16,29 +16,13 @@
 #include "testproc.h"
 #include "testredis.h"
 
-static long long event_of(usher_store *st, long long organizer, long long *ticket_type)
-{
-    char sql[256];
-    long long event;
-
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO events (organizer_id, name, starts_at, ends_at)"
-             " VALUES (%lld, 'Conf', now(), now() + interval '2 days') RETURNING id",
-             organizer);
-    event = testdb_scalar(st, sql);
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO ticket_types (event_id, name, capacity) VALUES (%lld, 'GA', 100)"
-             " RETURNING id",
-             event);
-    *ticket_type = testdb_scalar(st, sql);
-    return event;
-}
-
 void content_start(content_world *w, usher_store *st, const usher_config *cfg,
                    const char *upload_max, int threads)
 {
-    long long org_a = testdb_scalar(st, "INSERT INTO organizers (name) VALUES ('A') RETURNING id");
-    long long org_b = testdb_scalar(st, "INSERT INTO organizers (name) VALUES ('B') RETURNING id");
+    long long org_a = testdb_organizer(st, "A");
+    long long org_b = testdb_organizer(st, "B");
+    testdb_event a = testdb_event_new(st, org_a, "Conf", 2, 100);
+    testdb_event b = testdb_event_new(st, org_b, "Conf", 2, 100);
     int64_t id;
 
     memset(w, 0, sizeof(*w));
@@ -49,8 +33,10 @@ void content_start(content_world *w, usher_store *st, const usher_config *cfg,
         setenv("USHER_API_UPLOAD_MAX_BYTES", upload_max, 1);
     else
         unsetenv("USHER_API_UPLOAD_MAX_BYTES");
-    w->event_a = event_of(st, org_a, &w->ticket_type_a);
-    w->event_b = event_of(st, org_b, &w->ticket_type_b);
+    w->event_a = a.id;
+    w->ticket_type_a = a.ticket_type;
+    w->event_b = b.id;
+    w->ticket_type_b = b.ticket_type;
     cr_assert_eq(usher_token_create(st, USHER_ROLE_ADMIN, 0, 0, "admin", w->admin, &id), USHER_OK);
     cr_assert_eq(usher_token_create(st, USHER_ROLE_ORGANIZER, org_a, 0, "a", w->org_a, &id),
                  USHER_OK);

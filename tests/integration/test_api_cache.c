@@ -43,19 +43,11 @@ static void start_with(const char *rate, const char *ttl)
     setenv("USHER_API_RATE_PER_MINUTE", rate, 1);
     setenv("USHER_API_CACHE_EVENT_TTL_S", ttl, 1);
 
-    long long org = testdb_scalar(st, "INSERT INTO organizers (name) VALUES ('C') RETURNING id");
-    char sql[512];
+    long long org = testdb_organizer(st, "C");
+    testdb_event e = testdb_event_new(st, org, "Cached", 1, 100);
 
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO events (organizer_id, name, starts_at, ends_at)"
-             " VALUES (%lld, 'Cached', now(), now() + interval '1 day') RETURNING id",
-             org);
-    event_id = testdb_scalar(st, sql);
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO ticket_types (event_id, name, capacity) VALUES (%lld, 'GA', 100)"
-             " RETURNING id",
-             event_id);
-    ticket_type_id = testdb_scalar(st, sql);
+    event_id = e.id;
+    ticket_type_id = e.ticket_type;
     cr_assert_eq(usher_token_create(st, USHER_ROLE_ORGANIZER, org, 0, "t", organizer, &id),
                  USHER_OK);
     testapi_start(&server, USHER_API_PATH, cfg.database_url, loops);

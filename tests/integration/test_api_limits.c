@@ -27,15 +27,10 @@ static char organizer[USHER_TOKEN_MAX];
 
 static void start(void)
 {
-    long long org = testdb_scalar(st, "INSERT INTO organizers (name) VALUES ('L') RETURNING id");
-    char sql[256];
+    long long org = testdb_organizer(st, "L");
     int64_t id;
 
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO events (organizer_id, name, starts_at, ends_at)"
-             " VALUES (%lld, 'Limited', now(), now() + interval '1 day') RETURNING id",
-             org);
-    event_id = testdb_scalar(st, sql);
+    event_id = testdb_event_new(st, org, "Limited", 1, 0).id;
     cr_assert_eq(usher_token_create(st, USHER_ROLE_ORGANIZER, org, 0, "t", organizer, &id),
                  USHER_OK);
     redis_pid = testredis_start();

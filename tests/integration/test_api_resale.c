@@ -36,17 +36,10 @@ Test(api_resale, cancellations_racing_sales_never_oversell, .fini = stop_server,
     int cancelled = 0, sold = 0, sold_out = 0;
     int64_t token_id;
 
-    org = testdb_scalar(st, "INSERT INTO organizers (name) VALUES ('Resale') RETURNING id");
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO events (organizer_id, name, starts_at, ends_at)"
-             " VALUES (%lld, 'Resale', now(), now() + interval '1 day') RETURNING id",
-             org);
-    event = testdb_scalar(st, sql);
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO ticket_types (event_id, name, capacity) VALUES (%lld, 'GA', %d)"
-             " RETURNING id",
-             event, SEATS);
-    ticket_type = testdb_scalar(st, sql);
+    org = testdb_organizer(st, "Resale");
+    testdb_event e = testdb_event_new(st, org, "Resale", 1, SEATS);
+    event = e.id;
+    ticket_type = e.ticket_type;
     cr_assert_eq(usher_token_create(st, USHER_ROLE_ORGANIZER, org, 0, "o", organizer, &token_id),
                  USHER_OK);
     setenv("USHER_API_RATE_PER_MINUTE", "0", 1);

@@ -93,17 +93,10 @@ Test(api_restart, registrations_through_a_database_restart_are_neither_lost_nor_
 
     if (restart == NULL || restart[0] == '\0')
         cr_skip_test("USHER_PG_RESTART is not set");
-    org = testdb_scalar(st, "INSERT INTO organizers (name) VALUES ('R') RETURNING id");
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO events (organizer_id, name, starts_at, ends_at)"
-             " VALUES (%lld, 'Restart', now(), now() + interval '1 day') RETURNING id",
-             org);
-    event = testdb_scalar(st, sql);
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO ticket_types (event_id, name, capacity) VALUES (%lld, 'GA', 100000)"
-             " RETURNING id",
-             event);
-    ticket_type = testdb_scalar(st, sql);
+    org = testdb_organizer(st, "R");
+    testdb_event e = testdb_event_new(st, org, "Restart", 1, 100000);
+    event = e.id;
+    ticket_type = e.ticket_type;
     setenv("USHER_API_RATE_PER_MINUTE", "0", 1);
     testapi_start(&server, USHER_API_PATH, cfg.database_url, 2);
     for (; n < 20; n++)

@@ -209,18 +209,10 @@ Test(chaos, usher_api_killed_mid_storm_loses_and_doubles_no_registration, .fini 
     pthread_t threads[CLIENTS];
     char sql[256];
     int retries = 0;
-    long long org = count_of("INSERT INTO organizers (name) VALUES ('K') RETURNING id");
+    testdb_event e = testdb_event_new(st, testdb_organizer(st, "K"), "Killed", 1, STORM);
 
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO events (organizer_id, name, starts_at, ends_at)"
-             " VALUES (%lld, 'Killed', now(), now() + interval '1 day') RETURNING id",
-             org);
-    storm_event = count_of(sql);
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO ticket_types (event_id, name, capacity) VALUES (%lld, 'GA', %d)"
-             " RETURNING id",
-             storm_event, STORM);
-    storm_ticket_type = count_of(sql);
+    storm_event = e.id;
+    storm_ticket_type = e.ticket_type;
     setenv("USHER_API_RATE_PER_MINUTE", "0", 1);
     testapi_start(&api, USHER_API_PATH, cfg.database_url, 2);
     atomic_store(&api_port, api.port);

@@ -188,19 +188,10 @@ static bool chain_done(void *arg)
 
 static void make_event(void)
 {
-    char sql[256];
-    long long org = testdb_scalar(st, "INSERT INTO organizers (name) VALUES ('EO') RETURNING id");
+    testdb_event e = testdb_event_new(st, testdb_organizer(st, "EO"), "Storm", 1, N);
 
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO events (organizer_id, name, starts_at, ends_at)"
-             " VALUES (%lld, 'Storm', now(), now() + interval '1 day') RETURNING id",
-             org);
-    event_id = testdb_scalar(st, sql);
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO ticket_types (event_id, name, capacity) VALUES (%lld, 'GA', %d)"
-             " RETURNING id",
-             event_id, N);
-    ticket_type_id = testdb_scalar(st, sql);
+    event_id = e.id;
+    ticket_type_id = e.ticket_type;
 }
 
 Test(exactly_once, restarts_during_a_storm_mail_every_registration_exactly_once, .fini = stop_all,

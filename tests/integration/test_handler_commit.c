@@ -13,11 +13,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "claim.h"
 #include "enqueue.h"
 #include "handler.h"
 #include "seed.h"
 #include "testdb.h"
+#include "testjob.h"
 
 #define WORKER "commit-test:1"
 
@@ -60,28 +60,7 @@ static long long enqueue_ticket(long long reg)
 /* Claims the one pdf job as WORKER and runs the real handler on it. */
 static usher_handler_result claim_and_run(const char *sql_between)
 {
-    const char *queues[] = { "pdf" };
-    usher_handler_result r = { .outcome = USHER_OUTCOME_OK, .delay_ms = -1 };
-    usher_handler_ctx *ctx = usher_handler_ctx_new(&cfg);
-    usher_job *jobs = NULL;
-    json_t *payload;
-    size_t n = 0;
-
-    cr_assert_not_null(ctx);
-    cr_assert_eq(usher_claim(st, queues, 1, WORKER, 1, &jobs, &n), USHER_OK, "%s",
-                 usher_store_errstr(st));
-    cr_assert_eq(n, 1, "no ticket job to claim");
-    if (sql_between != NULL)
-        testdb_exec(st, sql_between);
-    payload = json_loads(jobs[0].payload, 0, NULL);
-    cr_assert_not_null(payload);
-    usher_handler_set_worker(WORKER);
-    usher_handler_find(ctx, "pdf.ticket")->run(ctx, &jobs[0], payload, &r);
-    usher_handler_set_worker("");
-    json_decref(payload);
-    usher_jobs_free(jobs, n);
-    usher_handler_ctx_free(ctx);
-    return r;
+    return testjob_claim_and_run(st, &cfg, "pdf", WORKER, sql_between);
 }
 
 /* A count over one id: sql_prefix ends in "= " and the id follows. */

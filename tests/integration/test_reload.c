@@ -156,14 +156,7 @@ static long big_post(const testapi *api, long long event_id)
 
 static long long new_event(void)
 {
-    long long org = testdb_scalar(st, "INSERT INTO organizers (name) VALUES ('R') RETURNING id");
-    char sql[256];
-
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO events (organizer_id, name, starts_at, ends_at)"
-             " VALUES (%lld, 'Reloaded', now(), now() + interval '1 day') RETURNING id",
-             org);
-    return testdb_scalar(st, sql);
+    return testdb_event_new(st, testdb_organizer(st, "R"), "Reloaded", 1, 0).id;
 }
 
 Test(reload, usher_api_applies_reloadable_keys_and_keeps_the_rest, .fini = cleanup)

@@ -16,7 +16,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "claim.h"
 #include "docstore.h"
 #include "enqueue.h"
 #include "handler.h"
@@ -24,6 +23,7 @@
 #include "report.h"
 #include "report_check.h"
 #include "testdb.h"
+#include "testjob.h"
 #include "testproc.h"
 
 __attribute__((constructor)) static void use_reports_config(void)
@@ -176,24 +176,7 @@ static long long create_report(long long event, const char *kind, const char *fo
 /* Claims the next report job as a worker would and runs its handler here. */
 static usher_handler_result run_next(void)
 {
-    const char *queues[] = { "reports" };
-    usher_handler_result r = { .outcome = USHER_OUTCOME_OK, .delay_ms = -1 };
-    usher_handler_ctx *ctx = usher_handler_ctx_new(&cfg);
-    usher_job *jobs = NULL;
-    json_t *payload;
-    size_t n = 0;
-
-    cr_assert_not_null(ctx);
-    cr_assert_eq(usher_claim(st, queues, 1, "test", 1, &jobs, &n), USHER_OK, "%s",
-                 usher_store_errstr(st));
-    cr_assert_eq(n, 1, "no report job to claim");
-    payload = json_loads(jobs[0].payload, 0, NULL);
-    cr_assert_not_null(payload);
-    usher_handler_find(ctx, jobs[0].kind)->run(ctx, &jobs[0], payload, &r);
-    json_decref(payload);
-    usher_jobs_free(jobs, n);
-    usher_handler_ctx_free(ctx);
-    return r;
+    return testjob_claim_and_run(st, &cfg, "reports", "test", NULL);
 }
 
 /*

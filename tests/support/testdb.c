@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "inttext.h"
 #include "migrate.h"
 #include "queues.h"
 
@@ -132,17 +133,55 @@ void testdb_reset(usher_store *st)
     testdb_exec(st, "UPDATE usher_queues SET paused = false, paused_at = NULL");
 }
 
-long long testdb_scalar(usher_store *st, const char *sql)
+/* The first column of the one row sql yields with params, as a number; fails the test on error. */
+static long long scalar(usher_store *st, const char *sql, int nparams, const char *const *params)
 {
     PGresult *res;
     long long value;
-    usher_err err = usher_store_exec(st, sql, 0, NULL, &res);
+    usher_err err = usher_store_exec(st, sql, nparams, params, &res);
 
     cr_assert_eq(err, USHER_OK, "%s: %s", sql, usher_store_errstr(st));
     cr_assert_eq(PQntuples(res), 1, "%s returned %d rows", sql, PQntuples(res));
     value = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
     return value;
+}
+
+long long testdb_scalar(usher_store *st, const char *sql)
+{
+    return scalar(st, sql, 0, NULL);
+}
+
+long long testdb_organizer(usher_store *st, const char *name)
+{
+    const char *params[] = { name };
+
+    return scalar(st, "INSERT INTO organizers (name) VALUES ($1) RETURNING id", 1, params);
+}
+
+testdb_event testdb_event_new(usher_store *st, long long organizer, const char *name, int days,
+                              int capacity)
+{
+    char org[USHER_INT_TEXT_MAX], length[USHER_INT_TEXT_MAX], event[USHER_INT_TEXT_MAX],
+        seats[USHER_INT_TEXT_MAX];
+    const char *event_params[] = { usher_int_text(organizer, org), name,
+                                   usher_int_text(days, length) };
+    testdb_event e = { 0 };
+
+    e.id = scalar(st,
+                  "INSERT INTO events (organizer_id, name, starts_at, ends_at)"
+                  " VALUES ($1, $2, now(), now() + make_interval(days => $3::int)) RETURNING id",
+                  3, event_params);
+    if (capacity > 0) {
+        const char *type_params[] = { usher_int_text(e.id, event),
+                                      usher_int_text(capacity, seats) };
+
+        e.ticket_type = scalar(st,
+                               "INSERT INTO ticket_types (event_id, name, capacity)"
+                               " VALUES ($1, 'GA', $2) RETURNING id",
+                               2, type_params);
+    }
+    return e;
 }
 
 long long testdb_now_ms(void)

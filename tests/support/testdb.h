@@ -62,6 +62,21 @@ void testdb_exec(usher_store *st, const char *sql);
 /* The first column of the first row of sql, as a number; fails the test on error. */
 long long testdb_scalar(usher_store *st, const char *sql);
 
+/* A new organizer named name; its id. Fails the test on error. */
+long long testdb_organizer(usher_store *st, const char *name);
+
+/* What testdb_event_new made: the event and its ticket type (0 if none). */
+typedef struct testdb_event {
+    long long id, ticket_type;
+} testdb_event;
+
+/*
+ * A new event of organizer named name, from now to days later, and when
+ * capacity > 0 its ticket type 'GA' of capacity seats. Fails the test on error.
+ */
+testdb_event testdb_event_new(usher_store *st, long long organizer, const char *name, int days,
+                              int capacity);
+
 /* The monotonic clock in milliseconds, for deadlines. */
 long long testdb_now_ms(void);
 
