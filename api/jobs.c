@@ -1,17 +1,12 @@
 #include "jobs.h"
 
-static json_t *template_of(const usher_config *cfg, const char *kind)
-{
-    const usher_kind_conf *k = usher_config_kind(cfg, kind);
+#include "enqueue.h"
 
-    return json_pack("{s:s,s:s,s:i,s:i,s:i}", "queue", k->queue[0] != '\0' ? k->queue : "default",
-                     "kind", kind, "priority", k->priority, "max_attempts", k->max_attempts,
-                     "timeout_ms", k->timeout_ms);
-}
+#define DEFAULT_QUEUE "default"
 
 char *api_webhook_template(const usher_config *cfg)
 {
-    json_t *t = template_of(cfg, "notify.webhook");
+    json_t *t = usher_enqueue_template(cfg, "notify.webhook", DEFAULT_QUEUE, NULL);
     char *text = t != NULL ? json_dumps(t, JSON_COMPACT) : NULL;
 
     json_decref(t);
@@ -21,11 +16,8 @@ char *api_webhook_template(const usher_config *cfg)
 int api_job_add(json_t *templates, const usher_config *cfg, const char *kind, json_t *payload,
                 const char *id_field)
 {
-    const usher_kind_conf *k = usher_config_kind(cfg, kind);
     json_t *job =
-        json_pack("{s:s,s:s,s:i,s:i,s:i,s:o}", "queue", k->queue[0] != '\0' ? k->queue : "default",
-                  "kind", kind, "priority", k->priority, "max_attempts", k->max_attempts,
-                  "timeout_ms", k->timeout_ms, "payload", payload);
+        payload != NULL ? usher_enqueue_template(cfg, kind, DEFAULT_QUEUE, payload) : NULL;
 
     if (job == NULL)
         return -1;

@@ -1,8 +1,9 @@
 /*
  * Jobs that API statements enqueue in their own transaction, described as
- * templates for usher_enqueue_templates() (schemas/migrations/0007_api.sql):
- * the kind's queue, priority, attempts and timeout come from the config,
- * like every other enqueue.
+ * templates (engine/enqueue.h's usher_enqueue_template) for the SQL side of
+ * the enqueue, usher_enqueue_templates()
+ * (schemas/migrations/0012_job_writes.sql): the kind's queue, priority,
+ * attempts and timeout come from the config, like every other enqueue.
  */
 #ifndef USHER_API_JOBS_H
 #define USHER_API_JOBS_H

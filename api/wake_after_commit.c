@@ -44,10 +44,9 @@ static void flush(evutil_socket_t fd, short what, void *arg)
         return;
     params[0] = text;
     /* Unsent (no connection): a lost wake-up costs one poll interval, as in sent(). */
-    usher_ignore(api_pgpool_query(w->loop->pg,
-                                  "SELECT count(pg_notify('usher:' || q, ''))"
-                                  " FROM jsonb_array_elements_text($1::jsonb) q",
-                                  1, params, sent, NULL));
+    usher_ignore(api_pgpool_query(
+        w->loop->pg, "SELECT usher_wake(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))", 1,
+        params, sent, NULL));
     free(text);
 }
 

@@ -57,8 +57,7 @@ static const char dead_retry_sql[] =
     "      WHERE l.queue = d.queue AND l.unique_key = d.unique_key"
     "      AND l.state IN ('available', 'running')))"
     "  RETURNING d.queue),"
-    " wake AS (SELECT count(pg_notify('usher:' || queue, '')) AS n"
-    "   FROM (SELECT DISTINCT queue FROM revived) q)"
+    " wake AS (SELECT usher_wake(array_agg(DISTINCT queue)) AS n FROM revived)"
     " SELECT (SELECT count(*) FROM revived), (SELECT n FROM wake)";
 
 static const char dead_discard_sql[] =

@@ -1,10 +1,12 @@
 /*
- * Enqueue. Every job of a batch is validated first (names, payload, limits,
- * declared queue), then all are written by one INSERT over unnest()ed
- * arrays, so a batch of a thousand costs one round trip. Unique keys use
- * ON CONFLICT DO NOTHING against the partial unique index of live jobs;
- * the rows it skipped are looked up afterwards to return the live job.
- * The same statement NOTIFYs the queues whose debounce window is open.
+ * Enqueue, the owner of every job insert (enqueue.h says who else may
+ * write jobs: nobody). Every job of a batch is validated first (names,
+ * payload, limits, declared queue), then all are written by one statement
+ * over arrays (through usher_enqueue_templates, the SQL side's INSERT), so a
+ * batch of a thousand costs one round trip. Unique keys use ON CONFLICT DO NOTHING
+ * against the partial unique index of live jobs; the rows it skipped are
+ * looked up afterwards to return the live job. The same statement NOTIFYs
+ * the queues whose debounce window is open (usher_wake_channel).
  */
 #include "enqueue.h"
 
@@ -21,30 +23,38 @@
 #define UNIQUE_KEY_MAX 255
 #define LOOKUP_TRIES   3
 
+/*
+ * The NOTIFYs due, as usher_wake() sends them, written out so that the
+ * planner inlines usher_wake_channel() into the prepared statement.
+ */
+#define WAKE_CTE                                                        \
+    " wake AS (SELECT count(pg_notify(usher_wake_channel(q), '')) AS n" \
+    "   FROM unnest($10::text[]) q)"
+
+/*
+ * A batch: its column arrays become the templates of usher_enqueue_templates
+ * (0012_job_writes.sql), the one INSERT of the SQL side, and the NOTIFYs
+ * due go out in the same statement.
+ */
 static const char insert_sql[] =
-    "WITH input AS ("
-    "  SELECT * FROM unnest($1::text[], $2::text[], $3::int2[], $4::text[], $5::int4[],"
-    "                       $6::int4[], $7::int8[], $8::int8[], $9::text[])"
+    "WITH ins AS (SELECT * FROM usher_enqueue_templates((SELECT jsonb_agg(jsonb_build_object("
+    "  'queue', queue, 'kind', kind, 'priority', priority, 'payload', payload::jsonb,"
+    "  'max_attempts', max_attempts, 'timeout_ms', timeout_ms, 'run_at_us', run_at_us,"
+    "  'delay_ms', delay_ms, 'unique_key', unique_key) ORDER BY ord)"
+    "  FROM unnest($1::text[], $2::text[], $3::int2[], $4::text[], $5::int4[], $6::int4[],"
+    "              $7::int8[], $8::int8[], $9::text[])"
     "  WITH ORDINALITY AS t(queue, kind, priority, payload, max_attempts, timeout_ms,"
-    "                       run_at_us, delay_ms, unique_key, ord)),"
-    " ins AS ("
-    "  INSERT INTO usher_jobs (queue, kind, priority, payload, max_attempts, timeout_ms,"
-    "                          run_at, unique_key)"
-    "  SELECT queue, kind, priority, payload::jsonb, max_attempts, timeout_ms,"
-    "    CASE WHEN run_at_us IS NOT NULL"
-    "      THEN 'epoch'::timestamptz + run_at_us * interval '1 microsecond'"
-    "      ELSE now() + delay_ms * interval '1 millisecond' END,"
-    "    unique_key"
-    "  FROM input ORDER BY ord"
-    "  ON CONFLICT (queue, unique_key)"
-    "    WHERE unique_key IS NOT NULL AND state IN ('available', 'running') DO NOTHING"
-    "  RETURNING id, queue, unique_key),"
-    " wake AS (SELECT count(pg_notify('usher:' || q, '')) AS n FROM unnest($10::text[]) q)"
+    "                       run_at_us, delay_ms, unique_key, ord))))," WAKE_CTE
     " SELECT id, queue, unique_key FROM ins, wake";
 
 /*
- * The same for one job: VALUES instead of unnest(), so the common single
- * enqueue (a registration's email) parses and plans as little as possible.
+ * One job with a unique key or a NOTIFY due. It and insert_plain_sql keep
+ * their INSERT here instead of calling usher_enqueue_templates: VALUES parses
+ * and plans less than a PL/pgSQL call, and the single enqueue is the hot
+ * path (a chained email, a periodic job; bench/queue's enqueue phase, where
+ * going through the function cost about a third: bench/README.md). The
+ * conflict rule and the run_at rule are usher_enqueue_templates', word for
+ * word.
  */
 static const char insert_one_sql[] =
     "WITH ins AS ("
@@ -56,9 +66,7 @@ static const char insert_one_sql[] =
     "      ELSE now() + $8::int8 * interval '1 millisecond' END, $9)"
     "  ON CONFLICT (queue, unique_key)"
     "    WHERE unique_key IS NOT NULL AND state IN ('available', 'running') DO NOTHING"
-    "  RETURNING id, queue, unique_key),"
-    " wake AS (SELECT count(pg_notify('usher:' || q, '')) AS n FROM unnest($10::text[]) q)"
-    " SELECT id, queue, unique_key FROM ins, wake";
+    "  RETURNING id, queue, unique_key)," WAKE_CTE " SELECT id, queue, unique_key FROM ins, wake";
 
 /*
  * The common case under load: one job, no unique key, no NOTIFY due (the
@@ -305,4 +313,21 @@ usher_err usher_enqueue_batch(usher_store *st, const usher_enqueue_opts *jobs, s
 usher_err usher_enqueue(usher_store *st, const usher_enqueue_opts *job, usher_enqueued *out)
 {
     return usher_enqueue_batch(st, job, 1, out);
+}
+
+json_t *usher_enqueue_template(const usher_config *cfg, const char *kind, const char *default_queue,
+                               json_t *payload)
+{
+    const usher_kind_conf *k = usher_config_kind(cfg, kind);
+    const char *queue = k->queue[0] != '\0' ? k->queue : default_queue;
+    json_t *t =
+        json_pack("{s:s,s:s,s:i,s:i,s:i}", "queue", queue, "kind", kind, "priority", k->priority,
+                  "max_attempts", k->max_attempts, "timeout_ms", k->timeout_ms);
+
+    if (t != NULL && payload != NULL && json_object_set(t, "payload", payload) != 0) {
+        json_decref(t);
+        t = NULL;
+    }
+    json_decref(payload);
+    return t;
 }

@@ -9,8 +9,6 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "wake.h"
-
 #define KNOWN_MAX 256
 
 static char known[KNOWN_MAX][USHER_NAME_MAX];
@@ -78,20 +76,18 @@ usher_err usher_queues_sync(usher_store *st)
 
 static USHER_MUSTCHECK usher_err set_paused(usher_store *st, const char *name, bool paused)
 {
-    char channel[USHER_NAME_MAX + 8];
-    const char *params[] = { name, paused ? "t" : "f", channel };
+    const char *params[] = { name, paused ? "t" : "f" };
     PGresult *res;
     usher_err err;
     int updated;
 
-    usher_wake_channel(name, channel, sizeof(channel));
     err = usher_store_exec(st,
                            "WITH q AS (UPDATE usher_queues SET paused = $2::boolean,"
                            " paused_at = CASE WHEN $2::boolean THEN now() END"
                            " WHERE name = $1 RETURNING name)"
-                           " SELECT name, CASE WHEN NOT $2::boolean THEN pg_notify($3, '') END"
-                           " FROM q",
-                           3, params, &res);
+                           " SELECT name, CASE WHEN NOT $2::boolean"
+                           "  THEN usher_wake(ARRAY[name]) END FROM q",
+                           2, params, &res);
     if (err != USHER_OK)
         return err;
     updated = PQntuples(res);

@@ -27,7 +27,7 @@ static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void usher_wake_channel(const char *queue, char *buf, size_t len)
 {
-    snprintf(buf, len, "usher:%s", queue);
+    snprintf(buf, len, USHER_WAKE_PREFIX "%s", queue);
 }
 
 static int64_t monotonic_ns(void)

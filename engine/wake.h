@@ -16,7 +16,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* The NOTIFY channel of a queue, written into buf ("usher:" + name). */
+/*
+ * The prefix of every queue's NOTIFY channel. SQL has the same in
+ * usher_wake_channel() (schemas/migrations/0012_job_writes.sql), which every
+ * statement that notifies calls through usher_wake(); test_enqueue checks
+ * that the two agree.
+ */
+#define USHER_WAKE_PREFIX "usher:"
+
+/* The NOTIFY channel of a queue, written into buf (USHER_WAKE_PREFIX + name). */
 void usher_wake_channel(const char *queue, char *buf, size_t len);
 
 /*

@@ -10,6 +10,7 @@
 #include "enqueue.h"
 #include "listener.h"
 #include "testdb.h"
+#include "wake.h"
 
 TESTDB_SUITE(enqueue, "usher_test_enqueue");
 
@@ -246,4 +247,43 @@ Test(enqueue, wakes_a_listening_claimer)
     err = usher_listener_wait(l, 10000);
     cr_assert_eq(err, USHER_OK, "no wake-up: %s", usher_strerror(err));
     usher_listener_free(l);
+}
+
+Test(enqueue, sql_and_c_name_the_same_wake_channel)
+{
+    const char *params[] = { "email" };
+    char channel[64];
+    PGresult *res;
+
+    usher_wake_channel("email", channel, sizeof(channel));
+    cr_assert_str_eq(channel, USHER_WAKE_PREFIX "email");
+    cr_assert_eq(usher_store_exec(st, "SELECT usher_wake_channel($1)", 1, params, &res), USHER_OK,
+                 "%s", usher_store_errstr(st));
+    cr_assert_str_eq(PQgetvalue(res, 0, 0), channel);
+    PQclear(res);
+}
+
+Test(enqueue, the_sql_side_keeps_the_unique_key_rule_of_the_c_side)
+{
+    const char *template = "[{\"queue\":\"email\",\"kind\":\"email.send\",\"priority\":1,"
+                           "\"max_attempts\":3,\"timeout_ms\":1000,\"unique_key\":\"sql-k\","
+                           "\"payload\":{\"n\":1}}]";
+    const char *params[] = { template };
+    usher_enqueued c;
+    PGresult *res;
+
+    cr_assert_eq(usher_store_exec(st, "SELECT * FROM usher_enqueue_templates($1::jsonb, NULL)", 1,
+                                  params, &res),
+                 USHER_OK, "%s", usher_store_errstr(st));
+    cr_assert_eq(PQntuples(res), 1);
+    PQclear(res);
+    cr_assert_eq(usher_store_exec(st, "SELECT * FROM usher_enqueue_templates($1::jsonb, NULL)", 1,
+                                  params, &res),
+                 USHER_OK, "%s", usher_store_errstr(st));
+    cr_assert_eq(PQntuples(res), 0, "a live job holds the key: the second one is skipped");
+    PQclear(res);
+    c = enqueue_ok("email", "email.send", "{}", "sql-k");
+    cr_assert(c.existed);
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs"), 1);
+    cr_assert_eq(testdb_scalar(st, "SELECT (payload->>'n')::int FROM usher_jobs"), 1);
 }
