@@ -1,8 +1,12 @@
 /*
- * Report requests. Creating one is three statements in one transaction:
- * insert the report (selected from events, so a missing event inserts
- * nothing instead of raising a foreign-key error that would abort a
- * caller's transaction), enqueue its job, and link the job to the report.
+ * Report requests. Creating one is one statement, which usher-api's route
+ * runs on its own connection and usher_report_create on a store: it draws
+ * the report's id, enqueues its job through the SQL side of the enqueue
+ * (usher_enqueue_templates, the payload naming the report) and inserts the
+ * report naming the job, all selected from the event (and its organizer,
+ * when the caller is scoped to one), so a missing event writes nothing
+ * instead of raising a foreign-key error that would abort a caller's
+ * transaction.
  * Reading one joins the job's row while it lives, so a job that died or
  * was cancelled without its handler marking the report still reads as
  * failed.
@@ -15,14 +19,28 @@
 #include <string.h>
 
 #include "enqueue.h"
-#include "inttext.h"
+#include "queues.h"
+#include "wake.h"
 
 #define DEFAULT_QUEUE "reports"
 
-static const char insert_sql[] = "INSERT INTO reports (event_id, kind, format, requested_by)"
-                                 " SELECT id, $2, $3, $4 FROM events WHERE id = $1 RETURNING id";
-
-static const char link_sql[] = "UPDATE reports SET job_id = $2 WHERE id = $1";
+/*
+ * $1 event, $2 organizer (NULL: any), $3 kind, $4 format, $5 requested_by,
+ * $6 the job's template, $7 the queues to wake ({} or the job's).
+ */
+static const char create_sql[] =
+    "WITH ev AS (SELECT id FROM events WHERE id = $1"
+    "   AND ($2::bigint IS NULL OR organizer_id = $2)),"
+    " rid AS (SELECT nextval(pg_get_serial_sequence('reports', 'id')) AS id FROM ev),"
+    " job AS (SELECT j.id FROM rid,"
+    "  usher_enqueue_templates(jsonb_build_array($6::jsonb), rid.id) j),"
+    " rep AS (INSERT INTO reports (id, event_id, kind, format, requested_by, job_id)"
+    "  OVERRIDING SYSTEM VALUE SELECT rid.id, $1, $3, $4, $5, job.id FROM rid, job"
+    "  RETURNING id, job_id),"
+    " wake AS (SELECT usher_wake($7::text[]) AS n)"
+    " SELECT json_build_object('report_id', rep.id, 'job_id', rep.job_id,"
+    "  'status', '/v1/reports/' || rep.id)::text, rep.id, rep.job_id"
+    " FROM rep, wake";
 
 /* The job is gone once it completed; dead or cancelled, it failed. */
 #define JOB_FAILED "(r.state IN ('queued', 'running') AND j.state IN ('dead', 'cancelled'))"
@@ -56,65 +74,98 @@ static USHER_MUSTCHECK usher_err check_request(usher_store *st, const usher_repo
     return USHER_OK;
 }
 
-/* The statements of a request, on a connection already inside a transaction. */
-static USHER_MUSTCHECK usher_err create_in_transaction(usher_store *st,
-                                                       const usher_report_request *req,
-                                                       int64_t *report_id, int64_t *job_id)
+/* The job's template: the kind's settings, its queue req->queue if set; NULL out of memory. */
+static json_t *job_template(const usher_config *cfg, const usher_report_request *req)
 {
-    char event[USHER_INT_TEXT_MAX], id[USHER_INT_TEXT_MAX], job[USHER_INT_TEXT_MAX], kind[32],
-        payload[64];
-    const char *insert_params[] = { event, req->kind, req->format,
-                                    req->requested_by != NULL ? req->requested_by : "" };
-    const char *link_params[] = { id, job };
-    const usher_kind_conf *kc;
-    usher_enqueue_opts o = { .kind = kind, .payload = payload };
-    usher_enqueued out;
-    PGresult *res;
+    char kind[32];
+    json_t *t;
+
+    snprintf(kind, sizeof(kind), "report.%s", req->kind);
+    t = usher_enqueue_template(cfg, kind, DEFAULT_QUEUE, NULL);
+    if (t != NULL &&
+        (json_object_set_new(t, "id_field", json_string("report_id")) != 0 ||
+         (req->queue != NULL && json_object_set_new(t, "queue", json_string(req->queue)) != 0))) {
+        json_decref(t);
+        t = NULL;
+    }
+    return t;
+}
+
+static USHER_MUSTCHECK usher_err build(usher_stmt *s, const usher_report_request *req,
+                                       const json_t *job, bool wake)
+{
+    char *text = json_dumps(job, JSON_COMPACT);
+    usher_buf *queues;
+
+    if (text == NULL)
+        return USHER_ERR_NOMEM;
+    s->sql = create_sql;
+    usher_stmt_int(s, 0, req->event_id);
+    if (req->organizer_id != 0)
+        usher_stmt_int(s, 1, req->organizer_id);
+    usher_stmt_text(s, 2, req->kind);
+    usher_stmt_text(s, 3, req->format);
+    usher_stmt_text(s, 4, req->requested_by != NULL ? req->requested_by : "");
+    usher_stmt_text(s, 5, text);
+    queues = usher_stmt_array(s, 6);
+    if (wake)
+        usher_buf_array_text(queues, json_string_value(json_object_get(job, "queue")));
+    free(text);
+    return usher_stmt_finish(s, 7);
+}
+
+usher_err usher_report_create_stmt(usher_stmt *s, const usher_config *cfg,
+                                   const usher_report_request *req)
+{
+    json_t *job;
     usher_err err;
 
-    usher_int_text(req->event_id, event);
-    err = usher_store_exec(st, insert_sql, 4, insert_params, &res);
-    if (err != USHER_OK)
-        return err;
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        return usher_store_fail(st, USHER_ERR_NOT_FOUND, "no event %" PRId64, req->event_id);
+    *s = (usher_stmt){ 0 };
+    job = job_template(cfg, req);
+    err = job != NULL ? build(s, req, job, false) : USHER_ERR_NOMEM;
+    json_decref(job);
+    return err;
+}
+
+/* The request's statement on st: checks the queue, wakes it as usher_enqueue would. */
+static USHER_MUSTCHECK usher_err create(usher_store *st, const usher_report_request *req,
+                                        const json_t *job, int64_t *report_id, int64_t *job_id)
+{
+    const char *queue = json_string_value(json_object_get(job, "queue"));
+    int debounce_ms = usher_store_config(st)->notify_debounce_ms;
+    usher_stmt s = { 0 };
+    PGresult *res = NULL;
+    usher_err err = usher_queues_check(st, queue);
+
+    if (err == USHER_OK &&
+        (err = build(&s, req, job, usher_wake_due(queue, debounce_ms))) != USHER_OK)
+        err = usher_store_fail(st, err, "out of memory building the report request");
+    if (err == USHER_OK)
+        err = usher_store_exec(st, s.sql, s.nparams, s.params, &res);
+    if (err == USHER_OK && PQntuples(res) != 1)
+        err = usher_store_fail(st, USHER_ERR_NOT_FOUND, "no event %" PRId64, req->event_id);
+    if (err == USHER_OK) {
+        *report_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        *job_id = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
     }
-    snprintf(id, sizeof(id), "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
-    snprintf(kind, sizeof(kind), "report.%s", req->kind);
-    snprintf(payload, sizeof(payload), "{\"report_id\":%s}", id);
-    kc = usher_config_kind(usher_store_config(st), kind);
-    o.queue = req->queue != NULL ? req->queue : kc->queue[0] != '\0' ? kc->queue : DEFAULT_QUEUE;
-    err = usher_enqueue(st, &o, &out);
-    if (err != USHER_OK)
-        return err;
-    usher_int_text(out.id, job);
-    err = usher_store_exec(st, link_sql, 2, link_params, &res);
-    if (err != USHER_OK)
-        return err;
-    PQclear(res);
-    *report_id = strtoll(id, NULL, 10);
-    *job_id = out.id;
-    return USHER_OK;
+    usher_stmt_release(&s);
+    return err;
 }
 
 usher_err usher_report_create(usher_store *st, const usher_report_request *req, int64_t *report_id,
                               int64_t *job_id)
 {
-    PGconn *conn = usher_store_conn(st);
-    bool own = PQtransactionStatus(conn) == PQTRANS_IDLE;
     usher_err err = check_request(st, req);
+    json_t *job;
 
     if (err != USHER_OK)
         return err;
-    if (own && (err = usher_store_command(st, "BEGIN")) != USHER_OK)
-        return err;
-    err = create_in_transaction(st, req, report_id, job_id);
-    if (own && err == USHER_OK)
-        return usher_store_command(st, "COMMIT");
-    if (own)
-        usher_store_rollback(st);
+    job = job_template(usher_store_config(st), req);
+    if (job == NULL)
+        return usher_store_fail(st, USHER_ERR_NOMEM, "out of memory building the report's job");
+    err = create(st, req, job, report_id, job_id);
+    json_decref(job);
     return err;
 }
 

@@ -12,29 +12,44 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "config.h"
+#include "stmt.h"
 #include "store.h"
 
 #define USHER_REPORT_REQUESTER_MAX 200 /* bytes of requested_by */
 
-/* What to report. Every field but queue and requested_by is required. */
+/* What to report. Every field but queue, requested_by and organizer_id is required. */
 typedef struct usher_report_request {
     int64_t event_id;
     const char *kind;         /* "attendees" or "checkins" */
     const char *format;       /* "csv" or "pdf" */
     const char *requested_by; /* who asked (a token's name, an email); NULL: "" */
     const char *queue;        /* NULL: the queue of [kind.report.KIND], else "reports" */
+    int64_t organizer_id;     /* 0: any; else the event must be this organizer's */
 } usher_report_request;
 
 /*
  * Records the report and enqueues its job (payload {"report_id": N}) in one
- * transaction: either both exist or neither. On a connection inside the
- * caller's transaction both join it; on an idle one this opens and commits
- * its own. Errors: USHER_ERR_INVALID (bad kind, format or requester),
- * USHER_ERR_NOT_FOUND (no such event), the enqueue's errors, USHER_ERR_DB;
- * the store's errstr says why.
+ * statement: either both exist or neither. On a connection inside the
+ * caller's transaction both join it. Errors: USHER_ERR_INVALID (bad kind,
+ * format or requester), USHER_ERR_NOT_FOUND (no such event, or not
+ * req->organizer_id's), USHER_ERR_UNKNOWN_QUEUE, USHER_ERR_DB; the store's
+ * errstr says why.
  */
 USHER_MUSTCHECK usher_err usher_report_create(usher_store *st, const usher_report_request *req,
                                               int64_t *report_id, int64_t *job_id);
+
+/*
+ * The same statement for a caller that runs it on its own connection
+ * (usher-api, whose route has checked req): builds *s (release it with
+ * usher_stmt_release) with no NOTIFY in it, as usher-api wakes the queue
+ * after its commit. Its result is one row when the report was created,
+ * none when the event does not exist (or is not req->organizer_id's):
+ * {"report_id", "job_id", "status": "/v1/reports/ID"} as JSON text, the
+ * report's id, the job's id. USHER_ERR_NOMEM.
+ */
+USHER_MUSTCHECK usher_err usher_report_create_stmt(usher_stmt *s, const usher_config *cfg,
+                                                   const usher_report_request *req);
 
 /*
  * The report as JSON: id, event_id, kind, format, state, progress, rows,

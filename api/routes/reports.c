@@ -1,6 +1,7 @@
 /*
- * Organizer reports and job status: POST /v1/events/{id}/reports queues a
- * report.attendees or report.checkins job (202 with its ids), GET
+ * Organizer reports and job status: POST /v1/events/{id}/reports records a
+ * report and its report.attendees or report.checkins job with
+ * platform/report.c's statement (202 with their ids), GET
  * /v1/reports/{id} and GET /v1/jobs/{id} follow it. Completed jobs are
  * deleted by the engine, so a job's status after completion comes from the
  * report that names it. Organizers see only their events' reports and
@@ -12,8 +13,10 @@
 #include "../validate.h"
 #include "../wake_after_commit.h"
 #include "inttext.h"
+#include "report.h"
 #include "routes.h"
 #include "query.h"
+#include "reply.h"
 
 /* A report as JSON; while its job lives, the job's state and progress show through. */
 #define REPORT_JSON                                                                             \
@@ -46,47 +49,23 @@ static void requested(PGresult *res, const char *errmsg, void *arg)
 
 void route_report_create(api_req *r)
 {
-    const char *kind = NULL, *format = "csv";
-    char event[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX], job_kind[32],
-        priority[USHER_INT_TEXT_MAX], attempts[USHER_INT_TEXT_MAX], timeout[USHER_INT_TEXT_MAX];
-    const usher_kind_conf *k;
+    usher_report_request req = { .event_id = r->ids[0],
+                                 .format = "csv",
+                                 .requested_by = usher_role_name(r->auth.role) };
+    usher_stmt s;
 
-    if (!api_get_enum(r, "kind", true, report_kinds, &kind) ||
-        !api_get_enum(r, "format", false, formats, &format))
+    if (!api_get_enum(r, "kind", true, report_kinds, &req.kind) ||
+        !api_get_enum(r, "format", false, formats, &req.format))
         return;
-    snprintf(job_kind, sizeof(job_kind), "report.%s", kind);
-    k = usher_config_kind(r->loop->srv->cfg, job_kind);
-    usher_int_text(k->priority, priority);
-    usher_int_text(k->max_attempts, attempts);
-    usher_int_text(k->timeout_ms, timeout);
-    const char *params[] = { api_id_text(r->ids[0], event),
-                             api_scope_org(r, org),
-                             kind,
-                             format,
-                             usher_role_name(r->auth.role),
-                             k->queue[0] != '\0' ? k->queue : "reports",
-                             job_kind,
-                             priority,
-                             attempts,
-                             timeout };
-
-    /* The report's id is drawn first, so its job's payload can name it and
-     * both rows are written by this one statement. */
-    api_query(r,
-              "WITH ev AS (SELECT id FROM events WHERE id = $1"
-              "   AND ($2::bigint IS NULL OR organizer_id = $2)),"
-              " rid AS (SELECT nextval(pg_get_serial_sequence('reports', 'id')) AS id FROM ev),"
-              " job AS (INSERT INTO usher_jobs (queue, kind, priority, payload, max_attempts,"
-              "   timeout_ms)"
-              "  SELECT $6, $7, $8::smallint, jsonb_build_object('report_id', rid.id), $9::int,"
-              "   $10::int FROM rid RETURNING id),"
-              " rep AS (INSERT INTO reports (id, event_id, kind, format, requested_by, job_id)"
-              "  OVERRIDING SYSTEM VALUE SELECT rid.id, $1, $3, $4, $5, job.id FROM rid, job"
-              "  RETURNING id, job_id)"
-              " SELECT json_build_object('report_id', rep.id, 'job_id', rep.job_id,"
-              "  'status', '/v1/reports/' || rep.id)::text"
-              " FROM rep",
-              10, params, requested);
+    if (r->auth.role != USHER_ROLE_ADMIN)
+        req.organizer_id = r->auth.organizer_id;
+    if (usher_report_create_stmt(&s, r->loop->srv->cfg, &req) != USHER_OK) {
+        api_reply_error(r, 500, "internal", "out of memory");
+        usher_stmt_release(&s);
+        return;
+    }
+    api_query(r, s.sql, s.nparams, s.params, requested);
+    usher_stmt_release(&s);
 }
 
 static void got_report(PGresult *res, const char *errmsg, void *arg)
