@@ -120,10 +120,7 @@ static USHER_MUSTCHECK usher_err rescue_batch(usher_store *st, size_t *n)
         err = usher_fail(st, NULL, results, (size_t)PQntuples(res), n);
     }
     PQclear(res);
-    if (err == USHER_OK)
-        err = usher_store_command(st, "COMMIT");
-    else
-        usher_store_rollback(st);
+    err = usher_store_end(st, err);
     free(jobs);
     free(results);
     free(errors);

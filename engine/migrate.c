@@ -252,10 +252,7 @@ static USHER_MUSTCHECK usher_err apply_one(usher_store *st, const char *dir, con
                           " VALUES ($1, $2, $3)",
                           &res);
     PQclear(res);
-    if (err == USHER_OK)
-        err = usher_store_command(st, "COMMIT");
-    else
-        usher_store_rollback(st);
+    err = usher_store_end(st, err);
     free(sql);
     return err;
 }

@@ -228,6 +228,15 @@ void usher_store_rollback(usher_store *st)
         usher_ignore(usher_store_command(st, "ROLLBACK")); /* see store.h */
 }
 
+usher_err usher_store_end(usher_store *st, usher_err err)
+{
+    if (err == USHER_OK)
+        err = usher_store_command(st, "COMMIT");
+    if (err != USHER_OK)
+        usher_store_rollback(st);
+    return err;
+}
+
 /* Parses the one JSON value of res (its only row and column) into *out; clears res. */
 static usher_err take_json(usher_store *st, PGresult *res, json_t **out)
 {

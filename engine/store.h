@@ -55,6 +55,12 @@ USHER_MUSTCHECK usher_err usher_store_command(usher_store *st, const char *sql);
 void usher_store_rollback(usher_store *st);
 
 /*
+ * Ends the transaction the caller opened: COMMIT when err is USHER_OK,
+ * otherwise usher_store_rollback. Returns err, or COMMIT's own failure.
+ */
+USHER_MUSTCHECK usher_err usher_store_end(usher_store *st, usher_err err);
+
+/*
  * usher_store_exec for the engine's hot statements (enqueue, claim,
  * complete, fail): sql must be a static string, which is prepared once per
  * connection and then only executed, saving the parse and plan of every

@@ -91,11 +91,7 @@ usher_err usher_seed_demo(usher_store *st, int registrations, usher_seed_result 
     PQclear(res);
     usher_int_text(out->event_id, event);
     err = usher_store_exec(st, sold_sql, 2, sold_params, &res);
-    if (err == USHER_OK) {
+    if (err == USHER_OK)
         PQclear(res);
-        err = usher_store_command(st, "COMMIT");
-    }
-    if (err != USHER_OK)
-        usher_store_rollback(st);
-    return err;
+    return usher_store_end(st, err);
 }

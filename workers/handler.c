@@ -134,10 +134,7 @@ usher_err usher_handler_commit(usher_handler_ctx *ctx, usher_store *st, const us
                            (long long)job->id, worker);
         return USHER_ERR_STATE;
     }
-    if (err == USHER_OK)
-        return usher_store_command(st, "COMMIT");
-    usher_store_rollback(st);
-    return err;
+    return usher_store_end(st, err);
 }
 
 /* The handler of kind among every set, enabled or not; NULL for an unknown kind. */

@@ -52,10 +52,7 @@ void usher_report_all(usher_handler_ctx *ctx, const usher_job *job, const char *
     err = usher_store_command(st, "BEGIN");
     if (err == USHER_OK)
         err = request_all(st, kind, by);
-    if (err == USHER_OK)
-        err = usher_store_command(st, "COMMIT");
-    if (err != USHER_OK)
-        usher_store_rollback(st);
+    err = usher_store_end(st, err);
     if (err != USHER_OK)
         usher_handler_store_failed(r, st, err, job->kind);
 }
