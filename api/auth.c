@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "alloc.h"
 #include "ratelimit.h"
 #include "route.h"
 #include "reply.h"
@@ -31,7 +32,7 @@ typedef struct auth_step {
 
 api_token_cache *api_token_cache_new(void)
 {
-    return calloc(1, sizeof(api_token_cache));
+    return usher_calloc(1, sizeof(api_token_cache));
 }
 
 void api_token_cache_free(api_token_cache *cache)
@@ -140,11 +141,7 @@ void api_authenticate(api_req *r, void (*next)(api_req *r))
         api_reply_error(r, 401, "unauthorized", "expected \"Authorization: Bearer TOKEN\"");
         return;
     }
-    step = calloc(1, sizeof(*step));
-    if (step == NULL) {
-        api_reply_error(r, 500, "internal", "out of memory");
-        return;
-    }
+    step = usher_calloc(1, sizeof(*step));
     usher_token_hash(token, len, step->hash);
     slot = slot_of(r->loop->tokens, step->hash);
     if (slot->expires_ns > api_now_ns() &&

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "alloc.h"
 #include "offload.h"
 #include "reply.h"
 
@@ -65,12 +66,8 @@ static void finished(void *arg)
 
 void api_blocking(api_req *r, api_blocking_fn fn, api_blocking_done done, void *arg)
 {
-    call *c = calloc(1, sizeof(*c));
+    call *c = usher_calloc(1, sizeof(*c));
 
-    if (c == NULL) {
-        done(r, USHER_ERR_NOMEM, "out of memory", NULL, arg);
-        return;
-    }
     *c = (call){ .r = r, .cfg = r->loop->srv->cfg, .fn = fn, .done = done, .arg = arg };
     if (!api_offload(r->loop, work, finished, c)) {
         free(c);

@@ -23,8 +23,8 @@ typedef void (*api_blocking_done)(api_req *r, usher_err err, const char *why, js
 
 /*
  * Runs fn(arg) on the pool, then done on the loop. When the pool cannot
- * take it, done runs at once with USHER_ERR_TIMEOUT (busy: 503) or
- * USHER_ERR_NOMEM, so done always runs exactly once and can free arg.
+ * take it, done runs at once with USHER_ERR_TIMEOUT (busy: 503), so done
+ * always runs exactly once and can free arg.
  */
 void api_blocking(api_req *r, api_blocking_fn fn, api_blocking_done done, void *arg);
 

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "alloc.h"
 #include "inttext.h"
 #include "metrics.h"
 #include "redis.h"
@@ -61,29 +62,26 @@ static void got(redisReply *reply, void *arg)
         return;
     }
     /* Stale: serve it, and let one caller (per 5 s) refresh it. */
-    l->value = malloc(len + 1);
-    snprintf(lock, sizeof(lock), "%s:lock", l->key);
-    if (l->value != NULL) {
-        const char *argv[] = { "SET", lock, "1", "NX", "PX", "5000" };
+    const char *argv[] = { "SET", lock, "1", "NX", "PX", "5000" };
 
-        memcpy(l->value, value, len);
-        l->value[len] = '\0';
-        l->len = len;
-        if (api_redis_call(l->r->loop->redis, API_CACHE_TIMEOUT_MS, lock_answered, l, 6, argv,
-                           NULL))
-            return;
-    }
-    l->done(l->r, l->value != NULL ? API_CACHE_STALE : API_CACHE_MISS, l->value, l->len, false);
+    l->value = usher_malloc(len + 1);
+    snprintf(lock, sizeof(lock), "%s:lock", l->key);
+    memcpy(l->value, value, len);
+    l->value[len] = '\0';
+    l->len = len;
+    if (api_redis_call(l->r->loop->redis, API_CACHE_TIMEOUT_MS, lock_answered, l, 6, argv, NULL))
+        return;
+    l->done(l->r, API_CACHE_STALE, l->value, l->len, false);
     free(l->value);
     free(l);
 }
 
 void api_cache_get(api_req *r, const char *name, const char *key, api_cache_fn done)
 {
-    lookup *l = calloc(1, sizeof(*l));
+    lookup *l = usher_calloc(1, sizeof(*l));
     const char *argv[] = { "GET", key };
 
-    if (l == NULL || strlen(key) >= sizeof(l->key)) {
+    if (strlen(key) >= sizeof(l->key)) {
         free(l);
         done(r, API_CACHE_MISS, NULL, 0, false);
         return;
@@ -110,8 +108,9 @@ void api_cache_put(api_loop *loop, const char *key, const char *value, size_t le
     char head[32], px[32], *entry;
     int head_len = snprintf(head, sizeof(head), "%lld|", wall_ms() + ttl_s * 1000LL);
 
-    if (ttl_s <= 0 || (entry = malloc((size_t)head_len + len)) == NULL)
+    if (ttl_s <= 0)
         return;
+    entry = usher_malloc((size_t)head_len + len);
     memcpy(entry, head, (size_t)head_len);
     memcpy(entry + head_len, value, len);
     usher_int_text((ttl_s + stale_s) * 1000LL, px);
@@ -151,11 +150,11 @@ static const char hold_script[] = "for _, k in ipairs(KEYS) do"
 void api_cache_hold(api_loop *loop, const char *const *keys, size_t n,
                     void (*done)(void *arg, bool held), void *arg)
 {
-    const char **argv = calloc(n + 4, sizeof(*argv));
-    hold *h = malloc(sizeof(*h));
+    const char **argv = usher_calloc(n + 4, sizeof(*argv));
+    hold *h = usher_malloc(sizeof(*h));
     char count[USHER_INT_TEXT_MAX], px[USHER_INT_TEXT_MAX];
 
-    if (argv == NULL || h == NULL || n == 0) {
+    if (n == 0) {
         free(argv);
         free(h);
         done(arg, n == 0);

@@ -3,6 +3,7 @@
 #include <event2/event.h>
 #include <stdlib.h>
 
+#include "alloc.h"
 #include "pgpool.h"
 #include "reply.h"
 #include "query.h"
@@ -67,9 +68,9 @@ static void flush(api_checkin_batch *b)
     }
     if (b->n == 0)
         return;
-    s = malloc(sizeof(*s));
+    s = usher_malloc(sizeof(*s));
     text = json_dumps(b->items, JSON_COMPACT);
-    if (s != NULL && text != NULL) {
+    if (text != NULL) {
         const char *params[] = { text, b->loop->srv->webhook_template };
 
         *s = (sent){ .b = b, .n = b->n };
@@ -105,10 +106,8 @@ static void due(evutil_socket_t fd, short what, void *arg)
 
 api_checkin_batch *api_checkin_batch_new(api_loop *loop, api_checkin_answer answer)
 {
-    api_checkin_batch *b = calloc(1, sizeof(*b));
+    api_checkin_batch *b = usher_calloc(1, sizeof(*b));
 
-    if (b == NULL)
-        return NULL;
     b->loop = loop;
     b->answer = answer;
     b->items = json_array();

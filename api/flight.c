@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "cache.h"
 #include "metrics.h"
 #include "pgpool.h"
@@ -147,12 +148,11 @@ static void land(flight *f, api_flight_answer answer, const char *value, size_t 
         push(&answered, w);
         w->flight = NULL;
         w->answer = answer;
-        if (value != NULL && (w->value = malloc(len + 1)) != NULL) {
+        if (value != NULL) {
+            w->value = usher_malloc(len + 1);
             memcpy(w->value, value, len);
             w->value[len] = '\0';
             w->len = len;
-        } else if (value != NULL) {
-            w->answer = API_FLIGHT_OWN; /* out of memory: let it read */
         }
         if (w->answer == API_FLIGHT_OWN || !w->leads)
             api_metrics_cache_load(m, f->cache,
@@ -186,11 +186,9 @@ static void landed(PGresult *res, const char *errmsg, void *arg)
 /* A new flight for read, in its bucket; NULL out of memory. Under the mutex. */
 static flight *flight_new(api_loop *loop, const api_flight_read *read)
 {
-    flight *f = calloc(1, sizeof(*f));
+    flight *f = usher_calloc(1, sizeof(*f));
     flight **head = bucket_of(read->key);
 
-    if (f == NULL)
-        return NULL;
     f->loop = loop;
     atomic_init(&f->forgotten, false);
     memcpy(f->key, read->key, strlen(read->key) + 1);
@@ -229,10 +227,8 @@ static bool enlist(waiter *w, const api_flight_read *read, flight **started)
 
 static waiter *waiter_new(api_req *r, api_flight_fn done)
 {
-    waiter *w = calloc(1, sizeof(*w));
+    waiter *w = usher_calloc(1, sizeof(*w));
 
-    if (w == NULL)
-        return NULL;
     *w = (waiter){ .r = r, .done = done };
     w->wake = evtimer_new(r->loop->base, woken, w);
     if (w->wake == NULL) {

@@ -48,6 +48,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "http_head.h"
 #include "log.h"
 
@@ -122,15 +123,16 @@ static int address_take(const unsigned char *addr, unsigned char len, int max)
     pthread_mutex_lock(&addresses_lock);
     for (a = *head; a != NULL && (a->len != len || memcmp(a->addr, addr, len) != 0); a = a->next)
         ;
-    if (a == NULL && (a = calloc(1, sizeof(*a))) != NULL) {
+    if (a == NULL) {
+        a = usher_calloc(1, sizeof(*a));
         memcpy(a->addr, addr, len);
         a->len = len;
         a->next = *head;
         *head = a;
     }
-    if (a != NULL && a->connections >= max)
+    if (a->connections >= max)
         taken = 0;
-    else if (a != NULL && ++a->connections > 0)
+    else if (++a->connections > 0)
         taken = 1;
     pthread_mutex_unlock(&addresses_lock);
     return taken;
@@ -247,8 +249,9 @@ static void compose(conn *c, int status, const char *code, bool retry, const cha
                    "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: application/json\r\n"
                    "Content-Length: %d\r\nConnection: close\r\n%s\r\n%s",
                    status, reason(status), date, blen, retry ? "Retry-After: 1\r\n" : "", body);
-    if (len <= 0 || (size_t)len >= sizeof(text) || (c->refusal = malloc((size_t)len)) == NULL)
+    if (len <= 0 || (size_t)len >= sizeof(text))
         return;
+    c->refusal = usher_malloc((size_t)len);
     memcpy(c->refusal, text, (size_t)len);
     c->refusal_len = (size_t)len;
 }
@@ -625,14 +628,12 @@ static void output_added(struct evbuffer *buf, const struct evbuffer_cb_info *in
 
 struct bufferevent *api_guard_bevcb(struct event_base *base, void *arg)
 {
-    conn *c = calloc(1, sizeof(*c));
+    conn *c = usher_calloc(1, sizeof(*c));
     struct timeval now = { 0, 0 };
     bufferevent_data_cb readcb;
     bufferevent_event_cb eventcb;
     void *filter;
 
-    if (c == NULL)
-        return NULL; /* evhttp makes a plain bufferevent: this one connection goes unguarded */
     c->guard = arg;
     if (evtimer_assign(&c->timer, base, on_timer, c) != 0 ||
         (c->sock = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
@@ -659,10 +660,8 @@ struct bufferevent *api_guard_bevcb(struct event_base *base, void *arg)
 
 api_guard *api_guard_new(const usher_config *cfg)
 {
-    api_guard *g = calloc(1, sizeof(*g));
+    api_guard *g = usher_calloc(1, sizeof(*g));
 
-    if (g == NULL)
-        return NULL;
     g->header_max = cfg->api_header_max_bytes;
     g->body_max = cfg->api_body_max_bytes;
     g->upload_max = cfg->api_upload_max_bytes;

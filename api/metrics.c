@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "prom.h"
 #include "request.h"
 #include "route.h"
@@ -35,17 +36,11 @@ struct api_metrics {
 
 api_metrics *api_metrics_new(const api_route *routes, size_t nroutes)
 {
-    api_metrics *m = calloc(1, sizeof(*m));
+    api_metrics *m = usher_calloc(1, sizeof(*m));
 
-    if (m == NULL)
-        return NULL;
     m->table = routes;
     m->nroutes = nroutes + 1;
-    m->routes = calloc(m->nroutes, sizeof(*m->routes));
-    if (m->routes == NULL) {
-        free(m);
-        return NULL;
-    }
+    m->routes = usher_calloc(m->nroutes, sizeof(*m->routes));
     return m;
 }
 

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "alloc.h"
 #include "metrics.h"
 #include "pgpool.h"
 #include "prom.h"
@@ -174,13 +175,9 @@ static int bind_listener(api_metrics_http *m, const char *listen_addr, int *port
 api_metrics_http *api_metrics_http_start(api_loop *loop, const char *listen_addr, int *port,
                                          char *errbuf, size_t errlen)
 {
-    api_metrics_http *m = calloc(1, sizeof(*m));
+    api_metrics_http *m = usher_calloc(1, sizeof(*m));
     struct timeval every = { DEPTH_READ_S, 0 };
 
-    if (m == NULL) {
-        snprintf(errbuf, errlen, "out of memory");
-        return NULL;
-    }
     m->loop = loop;
     m->http = evhttp_new(loop->base);
     m->read_timer = event_new(loop->base, -1, EV_PERSIST, read_depths, m);

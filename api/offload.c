@@ -11,6 +11,7 @@
 #include <event2/event.h>
 #include <stdlib.h>
 
+#include "alloc.h"
 #include "log.h"
 
 typedef struct job {
@@ -95,12 +96,9 @@ static void *worker(void *arg)
 
 usher_err api_offload_start(int nthreads)
 {
-    pool *p = calloc(1, sizeof(*p));
+    pool *p = usher_calloc(1, sizeof(*p));
 
-    if (p == NULL || (p->threads = calloc((size_t)nthreads, sizeof(*p->threads))) == NULL) {
-        free(p);
-        return USHER_ERR_NOMEM;
-    }
+    p->threads = usher_calloc((size_t)nthreads, sizeof(*p->threads));
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
     the_pool = p;
@@ -146,8 +144,9 @@ bool api_offload(api_loop *loop, api_offload_fn work, api_offload_fn done, void 
     pool *p = the_pool;
     job *j;
 
-    if (p == NULL || (j = calloc(1, sizeof(*j))) == NULL)
+    if (p == NULL)
         return false;
+    j = usher_calloc(1, sizeof(*j));
     *j = (job){ .loop = loop, .work = work, .done = done, .arg = arg };
     pthread_mutex_lock(&p->mu);
     if (p->stopping) {

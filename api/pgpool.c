@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "log.h"
 
 typedef struct waiter {
@@ -49,12 +50,9 @@ static void waiter_free(waiter *w)
 
 static waiter *waiter_new(const char *sql, int nparams, const char *const *params)
 {
-    waiter *w = calloc(1, sizeof(*w));
+    waiter *w = usher_calloc(1, sizeof(*w));
 
-    if (w != NULL && !usher_pg_stmt_copy(&w->stmt, sql, nparams, params)) {
-        free(w);
-        return NULL;
-    }
+    usher_pg_stmt_copy(&w->stmt, sql, nparams, params);
     return w;
 }
 
@@ -156,7 +154,7 @@ static void on_timed(double queued_s, double ran_s, void *arg)
 usher_err api_pgpool_new(struct event_base *base, const char *conninfo, int size, int wait_ms,
                          const usher_pgloop_hooks *hooks, api_pgpool **out)
 {
-    api_pgpool *pool = calloc(1, sizeof(*pool));
+    api_pgpool *pool = usher_calloc(1, sizeof(*pool));
     usher_pgloop_hooks ours = { .connected = on_connected,
                                 .disconnected = on_disconnected,
                                 .notified = on_notified,
@@ -164,11 +162,9 @@ usher_err api_pgpool_new(struct event_base *base, const char *conninfo, int size
                                 .arg = pool };
 
     *out = NULL;
-    if (pool == NULL || (pool->conns = calloc((size_t)size, sizeof(*pool->conns))) == NULL ||
-        (pool->expire = evtimer_new(base, expire_due, pool)) == NULL) {
-        api_pgpool_free(pool);
-        return USHER_ERR_NOMEM;
-    }
+    pool->conns = usher_calloc((size_t)size, sizeof(*pool->conns));
+    if ((pool->expire = evtimer_new(base, expire_due, pool)) == NULL)
+        usher_oom(sizeof(struct event *)); /* libevent's only failure here (alloc.h) */
     pool->wait_ms = wait_ms;
     if (hooks != NULL)
         pool->hooks = *hooks;
@@ -212,8 +208,7 @@ static USHER_MUSTCHECK usher_err wait_for_connection(api_pgpool *pool, const cha
 
     if (pool->wait_ms <= 0)
         return USHER_ERR_DB;
-    if ((w = waiter_new(sql, nparams, params)) == NULL)
-        return USHER_ERR_NOMEM;
+    w = waiter_new(sql, nparams, params);
     w->done = done;
     w->arg = arg;
     w->deadline_ms = now_ms() + (uint64_t)pool->wait_ms;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "alloc.h"
 #include "cache.h"
 #include "inttext.h"
 #include "redis.h"
@@ -132,10 +133,11 @@ void api_rate_limit(api_req *r, api_rate_class cls, void (*next)(api_req *r))
     rate_call call;
     check *c;
 
-    if (!build(&call, r, cls, cost) || (c = malloc(sizeof(*c))) == NULL) {
+    if (!build(&call, r, cls, cost)) {
         next(r);
         return;
     }
+    c = usher_malloc(sizeof(*c));
     *c = (check){ r, next };
     if (!api_redis_call(r->loop->redis, API_CACHE_TIMEOUT_MS, answered, c, call.argc, call.argv,
                         NULL)) {

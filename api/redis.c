@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "log.h"
 
 #define BACKOFF_MIN_MS 100
@@ -121,10 +122,8 @@ static bool parse_url(api_redis *rd, const char *url)
 
 api_redis *api_redis_new(struct event_base *base, const char *url)
 {
-    api_redis *rd = calloc(1, sizeof(*rd));
+    api_redis *rd = usher_calloc(1, sizeof(*rd));
 
-    if (rd == NULL)
-        return NULL;
     rd->base = base;
     rd->backoff_ms = BACKOFF_MIN_MS;
     rd->retry = evtimer_new(base, retry_cb, rd);
@@ -192,9 +191,7 @@ bool api_redis_call(api_redis *rd, int timeout_ms, api_redis_fn fn, void *arg, i
 
     if (!api_redis_up(rd))
         return false;
-    c = calloc(1, sizeof(*c));
-    if (c == NULL)
-        return false;
+    c = usher_calloc(1, sizeof(*c));
     c->fn = fn;
     c->arg = arg;
     if (fn != NULL) {

@@ -17,6 +17,7 @@
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "config_reload.h"
 #include "jobs.h"
 #include "log.h"
@@ -40,12 +41,8 @@ static void notify_reloading(void)
 /* A snapshot of the merged configuration, or NULL when nothing applies (or on failure). */
 static api_reloaded *reread(const api_server *srv, size_t *napplied)
 {
-    api_reloaded *next = calloc(1, sizeof(*next));
+    api_reloaded *next = usher_calloc(1, sizeof(*next));
 
-    if (next == NULL) {
-        usher_log(USHER_LOG_ERR, "reload refused: out of memory");
-        return NULL;
-    }
     if (usher_config_reread(srv->cfg, &next->cfg, napplied) == USHER_OK && *napplied > 0) {
         next->webhook_template = api_webhook_template(&next->cfg);
         if (next->webhook_template != NULL)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "alloc.h"
 #include "auth.h"
 #include "ratelimit.h"
 #include "routes/routes.h"
@@ -338,14 +339,10 @@ static void route_request(api_req *r)
 void api_dispatch(struct evhttp_request *req, void *arg)
 {
     api_loop *loop = arg;
-    api_req *r = calloc(1, sizeof(*r));
+    api_req *r = usher_calloc(1, sizeof(*r));
     char *host = NULL;
     uint16_t port = 0;
 
-    if (r == NULL) {
-        evhttp_send_error(req, 500, "out of memory");
-        return;
-    }
     r->loop = loop;
     r->http = req;
     r->conn = evhttp_request_get_connection(req);

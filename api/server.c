@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "auth.h"
 #include "checkin_batch.h"
 #include "flight.h"
@@ -191,14 +192,12 @@ static void db_notified(const char *channel, void *arg)
 static api_loop *loop_new(api_server *srv, int index, int fd, char *errbuf, size_t errlen)
 {
     const usher_config *cfg = srv->cfg;
-    api_loop *loop = calloc(1, sizeof(*loop));
+    api_loop *loop = usher_calloc(1, sizeof(*loop));
     struct timeval second = { 1, 0 };
     size_t body_max =
         (size_t)(cfg->api_body_max_bytes > cfg->api_upload_max_bytes ? cfg->api_body_max_bytes
                                                                      : cfg->api_upload_max_bytes);
 
-    if (loop == NULL)
-        goto nomem;
     loop->srv = srv;
     loop->index = index;
     atomic_store(&loop->alive_ns, api_now_ns());
@@ -271,15 +270,11 @@ static void *run(void *arg)
 usher_err api_threads_start(api_server *srv, int nthreads, api_threads **out, char *errbuf,
                             size_t errlen)
 {
-    api_threads *t = calloc(1, sizeof(*t));
+    api_threads *t = usher_calloc(1, sizeof(*t));
     int port = -1;
 
     *out = NULL;
-    if (t == NULL || (t->loops = calloc((size_t)nthreads, sizeof(*t->loops))) == NULL) {
-        free(t);
-        snprintf(errbuf, errlen, "out of memory");
-        return USHER_ERR_NOMEM;
-    }
+    t->loops = usher_calloc((size_t)nthreads, sizeof(*t->loops));
     if (evthread_use_pthreads() != 0) {
         snprintf(errbuf, errlen, "libevent has no pthreads support");
         free(t->loops);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "pgpool.h"
 #include "wake.h"
 
@@ -52,10 +53,8 @@ static void flush(evutil_socket_t fd, short what, void *arg)
 
 api_wake *api_wake_new(api_loop *loop)
 {
-    api_wake *w = calloc(1, sizeof(*w));
+    api_wake *w = usher_calloc(1, sizeof(*w));
 
-    if (w == NULL)
-        return NULL;
     w->loop = loop;
     w->timer = evtimer_new(loop->base, flush, w);
     if (w->timer == NULL) {

@@ -11,6 +11,8 @@
 
 #include <stdlib.h>
 
+#include "alloc.h"
+
 #define MINUTE_MS 60000
 #define OUTS      64 /* scale-outs remembered; more in one minute are merged */
 
@@ -53,11 +55,9 @@ static const char R_MIN[] = "bound: min";
 
 usher_err usher_autoscale_new(usher_autoscale **out)
 {
-    usher_autoscale *a = calloc(1, sizeof(*a));
+    usher_autoscale *a = usher_calloc(1, sizeof(*a));
 
     *out = a;
-    if (a == NULL)
-        return USHER_ERR_NOMEM;
     a->reason = R_NEW;
     return USHER_OK;
 }

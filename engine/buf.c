@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
+
 static bool reserve(usher_buf *b, size_t extra)
 {
     size_t need = b->len + extra + 1;
@@ -23,11 +25,7 @@ static bool reserve(usher_buf *b, size_t extra)
         return true;
     while (cap < need)
         cap *= 2;
-    data = realloc(b->data, cap);
-    if (data == NULL) {
-        b->failed = true;
-        return false;
-    }
+    data = usher_realloc(b->data, cap);
     b->data = data;
     b->cap = cap;
     return true;

@@ -1,8 +1,9 @@
 /*
  * A growable text buffer, used to build PostgreSQL array literals for the
  * batch statements (one statement, many jobs, every value still a
- * parameter). Allocation failure is sticky: check usher_buf_failed() once
- * at the end instead of after every append.
+ * parameter). A failed format is sticky: check usher_buf_failed() once at
+ * the end instead of after every append (running out of memory aborts,
+ * alloc.h).
  */
 #ifndef USHER_BUF_H
 #define USHER_BUF_H

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "fate.h"
 #include "stmt.h"
 
@@ -71,7 +72,7 @@ static int compare_claimed(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-static bool read_job(const PGresult *res, int row, usher_job *job)
+static void read_job(const PGresult *res, int row, usher_job *job)
 {
     snprintf(job->queue, sizeof(job->queue), "%s", PQgetvalue(res, row, 1));
     snprintf(job->kind, sizeof(job->kind), "%s", PQgetvalue(res, row, 2));
@@ -81,8 +82,7 @@ static bool read_job(const PGresult *res, int row, usher_job *job)
     job->max_attempts = atoi(PQgetvalue(res, row, 5));
     job->timeout_ms = atoi(PQgetvalue(res, row, 6));
     job->run_at_us = strtoll(PQgetvalue(res, row, 8), NULL, 10);
-    job->payload = strdup(PQgetvalue(res, row, 7));
-    return job->payload != NULL;
+    job->payload = usher_strdup(PQgetvalue(res, row, 7));
 }
 
 usher_err usher_claim_stmt(usher_stmt *s, const usher_config *cfg, const char *const *queues,
@@ -107,16 +107,9 @@ usher_err usher_claim_read(const PGresult *res, usher_job **jobs, size_t *n)
     *n = 0;
     if (rows == 0)
         return USHER_OK;
-    *jobs = calloc(rows, sizeof(**jobs));
-    if (*jobs == NULL)
-        return USHER_ERR_NOMEM;
-    for (size_t i = 0; i < rows; i++) {
-        if (!read_job(res, (int)i, &(*jobs)[i])) {
-            usher_jobs_free(*jobs, i);
-            *jobs = NULL;
-            return USHER_ERR_NOMEM;
-        }
-    }
+    *jobs = usher_calloc(rows, sizeof(**jobs));
+    for (size_t i = 0; i < rows; i++)
+        read_job(res, (int)i, &(*jobs)[i]);
     *n = rows;
     /* RETURNING has no order: put the batch back in claim order. */
     qsort(*jobs, *n, sizeof(**jobs), compare_claimed);
@@ -130,9 +123,7 @@ static USHER_MUSTCHECK usher_err run(usher_store *st, usher_stmt *s, usher_err b
     usher_err err = built;
 
     *res = NULL;
-    if (err == USHER_ERR_NOMEM)
-        err = usher_store_fail(st, err, "out of memory building a statement");
-    else if (err == USHER_OK)
+    if (err == USHER_OK)
         err = usher_store_exec_hot(st, s->sql, s->nparams, s->params, res);
     usher_stmt_release(s);
     return err;
@@ -155,9 +146,7 @@ usher_err usher_claim(usher_store *st, const char *const *queues, size_t nqueues
         return err;
     err = usher_claim_read(res, jobs, n);
     PQclear(res);
-    if (err != USHER_OK)
-        return usher_store_fail(st, err, "out of memory reading claimed jobs");
-    return USHER_OK;
+    return err;
 }
 
 /* $1 = ids, $2 = worker, then the caller's parameters. */

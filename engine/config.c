@@ -36,6 +36,7 @@
 
 #include <ini.h>
 
+#include "alloc.h"
 #include "config_values.h"
 #include "log.h"
 #include "payload.h"
@@ -192,9 +193,7 @@ static void parse_value(parser *p, const char *key, const usher_value_spec *spec
     char why[256];
     usher_err err = usher_config_parse_value(spec, value, field, why, sizeof(why));
 
-    if (err == USHER_ERR_NOMEM)
-        fail(p, err, p->lineno, "out of memory");
-    else if (err != USHER_OK)
+    if (err != USHER_OK)
         fail(p, err, p->lineno, "[%s] %s: %s", p->sec_name, key, why);
 }
 
@@ -300,12 +299,12 @@ static int on_key(void *user, const char *section, const char *key, const char *
 
 /* ---- sections ---------------------------------------------------------- */
 
-/* realloc for n + 1 elements; NULL (arr untouched) on failure or overflow. */
+/* realloc for n + 1 elements (an overflow is out of memory too). */
 static void *grow(void *arr, size_t n, size_t size)
 {
     if (n >= SIZE_MAX / size - 1)
-        return NULL;
-    return realloc(arr, (n + 1) * size);
+        usher_oom(SIZE_MAX);
+    return usher_realloc(arr, (n + 1) * size);
 }
 
 static bool new_entity_ok(parser *p, usher_section_type sec, const char *name)
@@ -325,34 +324,27 @@ static bool new_entity_ok(parser *p, usher_section_type sec, const char *name)
     return true;
 }
 
-/* Grows sec's array in cfg to n + 1 elements (n = its count); false when out of memory. */
-static bool grow_entities(usher_config *cfg, usher_section_type sec, size_t n)
+/* Grows sec's array in cfg to n + 1 elements (n = its count). */
+static void grow_entities(usher_config *cfg, usher_section_type sec, size_t n)
 {
-    void *grown = NULL;
-
     switch (sec) {
     case USHER_SEC_QUEUE:
-        if ((grown = grow(cfg->queues, n, sizeof(*cfg->queues))) != NULL)
-            cfg->queues = grown;
+        cfg->queues = grow(cfg->queues, n, sizeof(*cfg->queues));
         break;
     case USHER_SEC_KIND:
-        if ((grown = grow(cfg->kinds, n, sizeof(*cfg->kinds))) != NULL)
-            cfg->kinds = grown;
+        cfg->kinds = grow(cfg->kinds, n, sizeof(*cfg->kinds));
         break;
     case USHER_SEC_POOL:
-        if ((grown = grow(cfg->pools, n, sizeof(*cfg->pools))) != NULL)
-            cfg->pools = grown;
+        cfg->pools = grow(cfg->pools, n, sizeof(*cfg->pools));
         break;
     case USHER_SEC_PERIODIC:
-        if ((grown = grow(cfg->periodics, n, sizeof(*cfg->periodics))) != NULL)
-            cfg->periodics = grown;
+        cfg->periodics = grow(cfg->periodics, n, sizeof(*cfg->periodics));
         break;
     case USHER_SEC_NONE:
     case USHER_SEC_FIXED:
     case USHER_NSECTIONS:
         break;
     }
-    return grown != NULL;
 }
 
 /* Counts one more element of sec's array; the caller has grown it. */
@@ -377,13 +369,8 @@ static void add_entity(parser *p, usher_section_type sec, const char *name)
 
     if (!new_entity_ok(p, sec, name))
         return;
-    meta = grow(p->meta[sec], n, sizeof(*meta));
-    if (meta != NULL)
-        p->meta[sec] = meta;
-    if (meta == NULL || !grow_entities(p->cfg, sec, n)) {
-        fail(p, USHER_ERR_NOMEM, p->lineno, "out of memory");
-        return;
-    }
+    meta = p->meta[sec] = grow(p->meta[sec], n, sizeof(*meta));
+    grow_entities(p->cfg, sec, n);
     memset(&meta[n], 0, sizeof(meta[n]));
     meta[n].line = p->lineno;
     count_entity(p->cfg, sec);
@@ -644,10 +631,10 @@ static void check_periodic(parser *p, usher_periodic_conf *per, const entity_met
              "periodic '%s' names undeclared queue '%s'", per->name, per->queue);
     if (meta->key_line[find_entity_key(USHER_SEC_PERIODIC, "priority")] == 0)
         per->priority = -1; /* the kind's */
-    if (per->payload == NULL && (per->payload = strdup("{}")) == NULL)
-        fail(p, USHER_ERR_NOMEM, 0, "out of memory");
-    else if (usher_payload_check(per->payload, (size_t)p->cfg->payload_max_bytes, why,
-                                 sizeof(why)) != USHER_OK)
+    if (per->payload == NULL)
+        per->payload = usher_strdup("{}");
+    if (usher_payload_check(per->payload, (size_t)p->cfg->payload_max_bytes, why, sizeof(why)) !=
+        USHER_OK)
         fail(p, USHER_ERR_CONFIG, meta->key_line[payload_key], "[periodic.%s] payload: %s",
              per->name, why);
 }
@@ -673,11 +660,7 @@ static void load_file(parser *p, const char *path)
 {
     int result;
 
-    p->cfg->path = strdup(path);
-    if (p->cfg->path == NULL) {
-        fail(p, USHER_ERR_NOMEM, 0, "out of memory");
-        return;
-    }
+    p->cfg->path = usher_strdup(path);
     p->file = fopen(path, "r");
     if (p->file == NULL) {
         fail(p, USHER_ERR_CONFIG, 0, "cannot open: %s", strerror(errno));
@@ -711,9 +694,7 @@ static void apply_defaults(parser *p)
 
             if (usher_settings[i].str_default == NULL)
                 continue; /* unset unless the file or the environment sets it */
-            *slot = strdup(usher_settings[i].str_default);
-            if (*slot == NULL)
-                fail(p, USHER_ERR_NOMEM, 0, "out of memory");
+            *slot = usher_strdup(usher_settings[i].str_default);
         } else {
             int *slot = field;
 
@@ -737,9 +718,7 @@ static void apply_env(parser *p)
         if (value == NULL || *value == '\0')
             continue;
         err = usher_config_parse_value(&spec, value, (char *)p->cfg + s->offset, why, sizeof(why));
-        if (err == USHER_ERR_NOMEM)
-            fail(p, err, 0, "out of memory");
-        else if (err != USHER_OK)
+        if (err != USHER_OK)
             fail(p, err, 0, "$%s: %s", s->env, why);
     }
 }

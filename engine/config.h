@@ -209,8 +209,8 @@ typedef struct usher_config {
 
 /*
  * Fills *out with the built-in defaults, then the file at path (NULL: no
- * file), then the environment. On failure returns USHER_ERR_CONFIG (or
- * NOMEM) and writes "FILE:LINE: reason" into errbuf; *out is left empty.
+ * file), then the environment. On failure returns USHER_ERR_CONFIG and
+ * writes "FILE:LINE: reason" into errbuf; *out is left empty.
  * The caller frees *out with usher_config_free.
  */
 USHER_MUSTCHECK usher_err usher_config_load(usher_config *out, const char *path, char *errbuf,

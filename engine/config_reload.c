@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "config_values.h"
 #include "log.h"
 
@@ -40,41 +41,29 @@ static const char *const level_names[] = { [USHER_LOG_ERR] = "err",
 
 typedef struct merge {
     usher_config_diff *diff;
-    bool nomem;
 } merge;
 
 /* ---- copies ------------------------------------------------------------- */
 
-static char *dup_string(const char *s, bool *ok)
+static char *dup_string(const char *s)
 {
-    char *copy;
-
-    if (s == NULL)
-        return NULL;
-    copy = strdup(s);
-    if (copy == NULL)
-        *ok = false;
-    return copy;
+    return s != NULL ? usher_strdup(s) : NULL;
 }
 
-static void *dup_array(const void *arr, size_t n, size_t size, bool *ok)
+static void *dup_array(const void *arr, size_t n, size_t size)
 {
     void *copy;
 
     if (n == 0 || arr == NULL)
         return NULL;
-    copy = calloc(n, size);
-    if (copy == NULL)
-        *ok = false;
-    else
-        memcpy(copy, arr, n * size);
+    copy = usher_calloc(n, size);
+    memcpy(copy, arr, n * size);
     return copy;
 }
 
 usher_err usher_config_copy(const usher_config *src, usher_config *dst)
 {
     usher_config c = *src;
-    bool ok = true;
 
     /* Nothing of src's may stay in c: usher_config_free below would free it. */
     for (size_t i = 0; i < usher_nsettings; i++) {
@@ -92,24 +81,19 @@ usher_err usher_config_copy(const usher_config *src, usher_config *dst)
 
         if (usher_settings[i].type == USHER_VAL_STRING)
             *(char **)((char *)&c + offset) =
-                dup_string(*(char *const *)((const char *)src + offset), &ok);
+                dup_string(*(char *const *)((const char *)src + offset));
     }
-    c.path = dup_string(src->path, &ok);
-    c.queues = dup_array(src->queues, src->nqueues, sizeof(*c.queues), &ok);
-    c.kinds = dup_array(src->kinds, src->nkinds, sizeof(*c.kinds), &ok);
-    c.pools = dup_array(src->pools, src->npools, sizeof(*c.pools), &ok);
-    c.periodics = dup_array(src->periodics, src->nperiodics, sizeof(*c.periodics), &ok);
+    c.path = dup_string(src->path);
+    c.queues = dup_array(src->queues, src->nqueues, sizeof(*c.queues));
+    c.kinds = dup_array(src->kinds, src->nkinds, sizeof(*c.kinds));
+    c.pools = dup_array(src->pools, src->npools, sizeof(*c.pools));
+    c.periodics = dup_array(src->periodics, src->nperiodics, sizeof(*c.periodics));
     if (c.periodics != NULL) {
         for (size_t i = 0; i < src->nperiodics; i++)
             c.periodics[i].payload = NULL; /* src's, until copied */
         c.nperiodics = src->nperiodics;
         for (size_t i = 0; i < src->nperiodics; i++)
-            c.periodics[i].payload = dup_string(src->periodics[i].payload, &ok);
-    }
-    if (!ok) {
-        usher_config_free(&c);
-        memset(dst, 0, sizeof(*dst));
-        return USHER_ERR_NOMEM;
+            c.periodics[i].payload = dup_string(src->periodics[i].payload);
     }
     *dst = c;
     return USHER_OK;
@@ -152,35 +136,31 @@ static bool same_value(usher_value_type type, const void *a, const void *b)
 }
 
 /* Copies the value at from into the field to (a string is duplicated, the old one freed). */
-static bool set_value(usher_value_type type, void *to, const void *from)
+static void set_value(usher_value_type type, void *to, const void *from)
 {
     switch (type) {
     case USHER_VAL_STRING: {
-        bool ok = true;
-        char *copy = dup_string(*(char *const *)from, &ok);
+        char *copy = dup_string(*(char *const *)from);
 
-        if (!ok)
-            return false;
         free(*(char **)to);
         *(char **)to = copy;
-        return true;
+        return;
     }
     case USHER_VAL_INT:
     case USHER_VAL_LEVEL:
     case USHER_VAL_WORD:
         memcpy(to, from, sizeof(int));
-        return true;
+        return;
     case USHER_VAL_NAME:
         memcpy(to, from, USHER_NAME_MAX);
-        return true;
+        return;
     case USHER_VAL_WINDOWS:
         memcpy(to, from, sizeof(usher_windows));
-        return true;
+        return;
     case USHER_VAL_CRON:
         memcpy(to, from, sizeof(usher_cron));
-        return true;
+        return;
     }
-    return false;
 }
 
 static void format_windows(const usher_windows *w, char *out, size_t len)
@@ -253,14 +233,10 @@ static bool is_secret(const char *section, const char *key)
 
 /* ---- the lists ---------------------------------------------------------- */
 
-static usher_config_change *add_change(merge *m, usher_config_change **list, size_t *n)
+static usher_config_change *add_change(usher_config_change **list, size_t *n)
 {
-    usher_config_change *grown = realloc(*list, (*n + 1) * sizeof(**list));
+    usher_config_change *grown = usher_realloc(*list, (*n + 1) * sizeof(**list));
 
-    if (grown == NULL) {
-        m->nomem = true;
-        return NULL;
-    }
     *list = grown;
     memset(&grown[*n], 0, sizeof(grown[*n]));
     return &grown[(*n)++];
@@ -269,11 +245,9 @@ static usher_config_change *add_change(merge *m, usher_config_change **list, siz
 __attribute__((format(printf, 3, 4))) static void refuse(merge *m, const char *what,
                                                          const char *fmt, ...)
 {
-    usher_config_change *c = add_change(m, &m->diff->refused, &m->diff->nrefused);
+    usher_config_change *c = add_change(&m->diff->refused, &m->diff->nrefused);
     va_list ap;
 
-    if (c == NULL)
-        return;
     c->what = what;
     va_start(ap, fmt);
     vsnprintf(c->key, sizeof(c->key), fmt, ap);
@@ -284,10 +258,8 @@ __attribute__((format(printf, 3, 4))) static void refuse(merge *m, const char *w
 static void apply(merge *m, const char *key, const usher_value_spec *spec, const void *from,
                   const void *to, bool secret)
 {
-    usher_config_change *c = add_change(m, &m->diff->applied, &m->diff->napplied);
+    usher_config_change *c = add_change(&m->diff->applied, &m->diff->napplied);
 
-    if (c == NULL)
-        return;
     snprintf(c->key, sizeof(c->key), "%s", key);
     if (secret) {
         snprintf(c->from, sizeof(c->from), "(hidden)");
@@ -318,8 +290,7 @@ static void merge_settings(merge *m, const usher_config *running, const usher_co
             refuse(m, "changed in", "%s", key);
             continue;
         }
-        if (!set_value(s->type, (char *)merged + s->offset, new))
-            m->nomem = true;
+        set_value(s->type, (char *)merged + s->offset, new);
         apply(m, key, &spec, old, new, is_secret(s->section, s->key));
     }
 }
@@ -347,8 +318,8 @@ static void merge_entity(merge *m, usher_section_type owner, const char *prefix,
             refuse(m, "changed in", "%s", key);
             continue;
         }
-        if (merged_el != NULL && !set_value(k->type, (char *)merged_el + k->offset, new))
-            m->nomem = true;
+        if (merged_el != NULL)
+            set_value(k->type, (char *)merged_el + k->offset, new);
         apply(m, key, &spec, old, new, false);
     }
 }
@@ -357,15 +328,9 @@ static void merge_entity(merge *m, usher_section_type owner, const char *prefix,
 static void merge_kinds(merge *m, const usher_config *running, const usher_config *fresh,
                         usher_config *merged)
 {
-    bool ok = true;
-
     free(merged->kinds);
-    merged->kinds = dup_array(fresh->kinds, fresh->nkinds, sizeof(*merged->kinds), &ok);
-    merged->nkinds = ok ? fresh->nkinds : 0;
-    if (!ok) {
-        m->nomem = true;
-        return;
-    }
+    merged->kinds = dup_array(fresh->kinds, fresh->nkinds, sizeof(*merged->kinds));
+    merged->nkinds = fresh->nkinds;
     for (size_t i = 0; i < merged->nkinds; i++) {
         usher_kind_conf *kind = &merged->kinds[i];
 
@@ -462,11 +427,6 @@ usher_err usher_config_merge(const usher_config *running, const usher_config *fr
     merge_kinds(&m, running, fresh, merged);
     merge_pools(&m, running, fresh, merged);
     merge_periodics(&m, running, fresh, merged);
-    if (m.nomem) {
-        usher_config_free(merged);
-        usher_config_diff_release(diff);
-        return USHER_ERR_NOMEM;
-    }
     return USHER_OK;
 }
 

@@ -42,7 +42,7 @@ typedef struct usher_config_diff {
  * borrowed and left as they are; fresh must be a whole, validated
  * configuration (usher_config_load). The caller frees *merged with
  * usher_config_free and *diff with usher_config_diff_release, also after a
- * failure (USHER_ERR_NOMEM), which leaves both empty.
+ * failure, which leaves both empty.
  */
 USHER_MUSTCHECK usher_err usher_config_merge(const usher_config *running, const usher_config *fresh,
                                              usher_config *merged, usher_config_diff *diff);

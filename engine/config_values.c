@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "config.h"
 #include "cron.h"
 #include "log.h"
@@ -255,11 +256,7 @@ static USHER_MUSTCHECK usher_err parse_string(char **field, const char *value, c
 
     if (*value == '\0')
         return reject(why, whylen, "empty value");
-    copy = strdup(value);
-    if (copy == NULL) {
-        snprintf(why, whylen, "out of memory");
-        return USHER_ERR_NOMEM;
-    }
+    copy = usher_strdup(value);
     free(*field);
     *field = copy;
     return USHER_OK;

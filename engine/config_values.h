@@ -92,7 +92,7 @@ extern const size_t usher_nkeys; /* rows of usher_keys */
 /*
  * Parses value into *field, whose C type spec->type gives. On failure
  * leaves *field as it was and returns USHER_ERR_CONFIG with the reason in
- * why, or USHER_ERR_NOMEM. A USHER_VAL_STRING field is replaced (the old
+ * why. A USHER_VAL_STRING field is replaced (the old
  * string freed); the config owns the copy.
  */
 USHER_MUSTCHECK usher_err usher_config_parse_value(const usher_value_spec *spec, const char *value,

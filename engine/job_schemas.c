@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
+
 /* compiled[i] is the schema of usher_job_schema_files[i]; NULL until loaded. */
 static usher_jsonschema **compiled;
 
@@ -47,9 +49,7 @@ usher_err usher_job_schemas_load(char *err, size_t errlen)
         return USHER_OK;
     while (usher_job_schema_files[count].name != NULL)
         count++;
-    compiled = calloc(count + 1, sizeof(*compiled));
-    if (compiled == NULL)
-        return usher_errbuf(err, errlen, USHER_ERR_NOMEM, "out of memory");
+    compiled = usher_calloc(count + 1, sizeof(*compiled));
     for (size_t i = 0; i < count; i++) {
         usher_err rc = compile_file(&usher_job_schema_files[i], &compiled[i], err, errlen);
 

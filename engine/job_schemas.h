@@ -24,8 +24,8 @@ extern const usher_embedded_file usher_job_schema_files[];
 
 /*
  * Compiles every embedded schema, once: later calls return USHER_OK at once.
- * On failure (USHER_ERR_INVALID naming the kind and the reason, or
- * USHER_ERR_NOMEM) nothing stays loaded and the next call tries again. Not
+ * On failure (USHER_ERR_INVALID naming the kind and the reason) nothing
+ * stays loaded and the next call tries again. Not
  * thread-safe: a program with threads calls it before starting them.
  */
 USHER_MUSTCHECK usher_err usher_job_schemas_load(char *err, size_t errlen);

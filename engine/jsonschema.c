@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
+
 #define PATH_CAP 256
 
 struct usher_jsonschema {
@@ -265,11 +267,9 @@ usher_err usher_jsonschema_compile(json_t *schema, usher_jsonschema **out, char 
     err[0] = '\0';
     if (!compile_node(schema, "#", 1, err, errlen))
         return USHER_ERR_INVALID;
-    compiled = calloc(1, sizeof(*compiled));
-    if (compiled == NULL || (compiled->root = json_deep_copy(schema)) == NULL) {
-        free(compiled);
-        return usher_errbuf(err, errlen, USHER_ERR_NOMEM, "out of memory");
-    }
+    compiled = usher_calloc(1, sizeof(*compiled));
+    if ((compiled->root = json_deep_copy(schema)) == NULL)
+        usher_oom(sizeof(*compiled)); /* jansson fails a copy only for memory (alloc.h) */
     *out = compiled;
     return USHER_OK;
 }

@@ -45,7 +45,7 @@ typedef struct usher_jsonschema usher_jsonschema;
  * Checks schema and keeps a copy of it in *out (free it with
  * usher_jsonschema_free). USHER_ERR_INVALID with the JSON pointer of the
  * offending schema and the reason in err ("#/properties/page: unknown keyword
- * \"enun\""), or USHER_ERR_NOMEM.
+ * \"enun\"").
  */
 USHER_MUSTCHECK usher_err usher_jsonschema_compile(json_t *schema, usher_jsonschema **out,
                                                    char *err, size_t errlen);

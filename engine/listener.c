@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "wake.h"
 
 struct usher_listener {
@@ -50,12 +51,10 @@ static USHER_MUSTCHECK usher_err listen_all(PGconn *conn, const char *const *que
 usher_err usher_listener_open(const usher_config *cfg, const char *const *queues, size_t n,
                               usher_listener **out, char *errbuf, size_t errlen)
 {
-    usher_listener *l = calloc(1, sizeof(*l));
+    usher_listener *l = usher_calloc(1, sizeof(*l));
     usher_err err;
 
     *out = NULL;
-    if (l == NULL)
-        return USHER_ERR_NOMEM;
     l->conn = PQconnectdb(cfg->database_url);
     if (l->conn == NULL || PQstatus(l->conn) != CONNECTION_OK) {
         snprintf(errbuf, errlen, "cannot connect: %s",

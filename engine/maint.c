@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "claim.h"
 #include "inttext.h"
 #include "job.h"
@@ -102,15 +103,13 @@ static void read_expired(PGresult *res, usher_job *jobs, usher_job_result *resul
 /* One batch in one transaction; *n gets how many were rescued. */
 static USHER_MUSTCHECK usher_err rescue_batch(usher_store *st, size_t *n)
 {
-    usher_job *jobs = calloc(RESCUE_BATCH, sizeof(*jobs));
-    usher_job_result *results = calloc(RESCUE_BATCH, sizeof(*results));
-    char(*errors)[128] = calloc(RESCUE_BATCH, sizeof(*errors));
+    usher_job *jobs = usher_calloc(RESCUE_BATCH, sizeof(*jobs));
+    usher_job_result *results = usher_calloc(RESCUE_BATCH, sizeof(*results));
+    char(*errors)[128] = usher_calloc(RESCUE_BATCH, sizeof(*errors));
     PGresult *res = NULL;
     usher_err err = USHER_OK;
 
     *n = 0;
-    if (jobs == NULL || results == NULL || errors == NULL)
-        err = usher_store_fail(st, USHER_ERR_NOMEM, "out of memory");
     if (err == USHER_OK)
         err = usher_store_command(st, "BEGIN");
     if (err == USHER_OK)

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "inttext.h"
 
 #define MIGRATE_LOCK_KEY    1431521363
@@ -114,11 +115,7 @@ static USHER_MUSTCHECK usher_err read_file(usher_store *st, const char *path, ch
     *text = NULL;
     if (f == NULL)
         return usher_store_fail(st, USHER_ERR_IO, "%s: %s", path, strerror(errno));
-    *text = calloc(1, MIGRATION_MAX_BYTES + 1);
-    if (*text == NULL) {
-        fclose(f);
-        return usher_store_fail(st, USHER_ERR_NOMEM, "out of memory");
-    }
+    *text = usher_calloc(1, MIGRATION_MAX_BYTES + 1);
     len = fread(*text, 1, MIGRATION_MAX_BYTES + 1, f);
     fclose(f);
     if (len > MIGRATION_MAX_BYTES) {
@@ -272,9 +269,9 @@ static USHER_MUSTCHECK usher_err prepare_bookkeeping(usher_store *st)
 static USHER_MUSTCHECK usher_err apply_pending(usher_store *st, const char *dir,
                                                usher_migrate_counts *counts)
 {
-    migration *list = calloc(MIGRATIONS_MAX, sizeof(*list));
+    migration *list = usher_calloc(MIGRATIONS_MAX, sizeof(*list));
     size_t n = 0;
-    usher_err err = list == NULL ? USHER_ERR_NOMEM : prepare_bookkeeping(st);
+    usher_err err = prepare_bookkeeping(st);
 
     if (err == USHER_OK)
         err = list_migrations(st, dir, list, &n);

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "log.h"
 
 #define BACKOFF_MIN_MS 100
@@ -59,21 +60,16 @@ void usher_pg_stmt_release(usher_pg_stmt *s)
     *s = (usher_pg_stmt){ 0 };
 }
 
-bool usher_pg_stmt_copy(usher_pg_stmt *s, const char *sql, int nparams, const char *const *params)
+void usher_pg_stmt_copy(usher_pg_stmt *s, const char *sql, int nparams, const char *const *params)
 {
-    bool ok;
-
-    *s = (usher_pg_stmt){ .sql = strdup(sql),
-                          .params = calloc((size_t)(nparams > 0 ? nparams : 1), sizeof(char *)),
+    *s = (usher_pg_stmt){ .sql = usher_strdup(sql),
+                          .params =
+                              usher_calloc((size_t)(nparams > 0 ? nparams : 1), sizeof(char *)),
                           .nparams = nparams };
-    ok = s->sql != NULL && s->params != NULL;
-    for (int i = 0; ok && i < nparams; i++) {
+    for (int i = 0; i < nparams; i++) {
         if (params[i] != NULL)
-            ok = (s->params[i] = strdup(params[i])) != NULL;
+            s->params[i] = usher_strdup(params[i]);
     }
-    if (!ok)
-        usher_pg_stmt_release(s);
-    return ok;
 }
 
 static void query_free(pg_query *q)
@@ -244,14 +240,13 @@ static void flush_out(usher_pgloop *pg)
 static void prepared(usher_pgloop *pg)
 {
     ExecStatusType status = pg->result != NULL ? PQresultStatus(pg->result) : PGRES_FATAL_ERROR;
-    char *sql = status == PGRES_COMMAND_OK ? strdup(pg->head->stmt.sql) : NULL;
 
     PQclear(pg->result);
     pg->result = NULL;
     pg->sent = false;
     pg->preparing = false;
-    if (sql != NULL)
-        pg->prepared[pg->nprepared++] = sql;
+    if (status == PGRES_COMMAND_OK)
+        pg->prepared[pg->nprepared++] = usher_strdup(pg->head->stmt.sql);
     else
         pg->head->unprepared = true;
 }
@@ -379,20 +374,16 @@ static void start_connect(usher_pgloop *pg)
 usher_err usher_pgloop_new(struct event_base *base, const char *conninfo,
                            const usher_pgloop_hooks *hooks, usher_pgloop **out)
 {
-    usher_pgloop *pg = calloc(1, sizeof(*pg));
+    usher_pgloop *pg = usher_calloc(1, sizeof(*pg));
 
     *out = NULL;
-    if (pg == NULL)
-        return USHER_ERR_NOMEM;
     pg->base = base;
     pg->hooks = *hooks;
     pg->backoff_ms = BACKOFF_MIN_MS;
-    pg->conninfo = strdup(conninfo);
+    pg->conninfo = usher_strdup(conninfo);
     pg->retry = evtimer_new(base, retry_due, pg);
-    if (pg->conninfo == NULL || pg->retry == NULL) {
-        usher_pgloop_free(pg);
-        return USHER_ERR_NOMEM;
-    }
+    if (pg->retry == NULL)
+        usher_oom(sizeof(struct event *)); /* libevent's only failure here (alloc.h) */
     start_connect(pg);
     *out = pg;
     return USHER_OK;
@@ -430,12 +421,9 @@ int usher_pgloop_pending(const usher_pgloop *pg)
 
 static pg_query *query_new(const char *sql, int nparams, const char *const *params)
 {
-    pg_query *q = calloc(1, sizeof(*q));
+    pg_query *q = usher_calloc(1, sizeof(*q));
 
-    if (q != NULL && !usher_pg_stmt_copy(&q->stmt, sql, nparams, params)) {
-        free(q);
-        return NULL;
-    }
+    usher_pg_stmt_copy(&q->stmt, sql, nparams, params);
     return q;
 }
 
@@ -447,8 +435,6 @@ usher_err usher_pgloop_query(usher_pgloop *pg, const char *sql, int nparams,
     if (pg->state != PG_READY)
         return USHER_ERR_DB;
     q = query_new(sql, nparams, params);
-    if (q == NULL)
-        return USHER_ERR_NOMEM;
     q->done = done;
     q->arg = arg;
     clock_gettime(CLOCK_MONOTONIC, &q->queued_at);

@@ -46,8 +46,8 @@ typedef struct usher_pg_stmt {
     int nparams;
 } usher_pg_stmt;
 
-/* Copies sql and its nparams params into s; false (s left empty) when out of memory. */
-bool usher_pg_stmt_copy(usher_pg_stmt *s, const char *sql, int nparams, const char *const *params);
+/* Copies sql and its nparams params into s. */
+void usher_pg_stmt_copy(usher_pg_stmt *s, const char *sql, int nparams, const char *const *params);
 
 /* Frees what usher_pg_stmt_copy allocated and empties s; an empty s is accepted. */
 void usher_pg_stmt_release(usher_pg_stmt *s);

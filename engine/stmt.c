@@ -54,8 +54,8 @@ usher_err usher_stmt_finish(usher_stmt *s, int nparams)
         if (s->is_array[i])
             usher_buf_array_close(b);
         if (usher_buf_failed(b))
-            err = USHER_ERR_NOMEM;
-        s->params[i] = b->data; /* NULL (never appended to) means SQL NULL */
+            err = USHER_ERR_INVALID; /* a value that could not be formatted */
+        s->params[i] = b->data;      /* NULL (never appended to) means SQL NULL */
     }
     return err;
 }

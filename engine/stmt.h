@@ -33,8 +33,9 @@ void usher_stmt_text(usher_stmt *s, int i, const char *value);
 void usher_stmt_int(usher_stmt *s, int i, int64_t value);
 
 /*
- * Closes the arrays, points params at the built text and checks that no
- * allocation failed (USHER_ERR_NOMEM). Call once, after the last param.
+ * Closes the arrays, points params at the built text and checks that
+ * every value was formatted (USHER_ERR_INVALID; too many parameters too).
+ * Call once, after the last param.
  */
 USHER_MUSTCHECK usher_err usher_stmt_finish(usher_stmt *s, int nparams);
 

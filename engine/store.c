@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "inttext.h"
 #include "log.h"
 
@@ -42,10 +43,8 @@ static void route_notice(void *arg, const char *message)
 
 static usher_store *store_new(const usher_config *cfg, PGconn *conn, bool owns)
 {
-    usher_store *st = calloc(1, sizeof(*st));
+    usher_store *st = usher_calloc(1, sizeof(*st));
 
-    if (st == NULL)
-        return NULL;
     st->conn = conn;
     st->owns_conn = owns;
     st->cfg = cfg;
@@ -57,10 +56,8 @@ usher_err usher_store_open(const usher_config *cfg, usher_store **out, char *err
     PGconn *conn = PQconnectdb(cfg->database_url);
 
     *out = NULL;
-    if (conn == NULL) {
-        snprintf(errbuf, errlen, "cannot allocate a connection");
-        return USHER_ERR_NOMEM;
-    }
+    if (conn == NULL)
+        usher_oom(0); /* libpq's only reason for no connection object (alloc.h) */
     if (PQstatus(conn) != CONNECTION_OK) {
         snprintf(errbuf, errlen, "cannot connect to the database: %s", PQerrorMessage(conn));
         PQfinish(conn);
@@ -68,18 +65,13 @@ usher_err usher_store_open(const usher_config *cfg, usher_store **out, char *err
     }
     PQsetNoticeProcessor(conn, route_notice, NULL);
     *out = store_new(cfg, conn, true);
-    if (*out == NULL) {
-        PQfinish(conn);
-        snprintf(errbuf, errlen, "out of memory");
-        return USHER_ERR_NOMEM;
-    }
     return USHER_OK;
 }
 
 usher_err usher_store_attach(const usher_config *cfg, PGconn *conn, usher_store **out)
 {
     *out = store_new(cfg, conn, false);
-    return *out == NULL ? USHER_ERR_NOMEM : USHER_OK;
+    return USHER_OK;
 }
 
 void usher_store_free(usher_store *st)

@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "alloc.h"
 #include "xapian_wrap.h"
 
 static const char LANGUAGE_KEY[] = "usher.language";
@@ -103,7 +104,7 @@ template <typename Body> static usher_err guarded(char *errbuf, size_t errlen, B
             return refuse(USHER_ERR_IO, errbuf, errlen, "%s", e.get_type());
         }
     } catch (const std::bad_alloc &) {
-        return refuse(USHER_ERR_NOMEM, errbuf, errlen, "out of memory");
+        usher_oom(0); /* the policy of alloc.h: out of memory aborts, in C++ too */
     } catch (const std::exception &e) {
         return refuse(USHER_ERR_IO, errbuf, errlen, "%s", e.what());
     } catch (...) {

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "wire.h"
 
 #define READ_AHEAD 65536
@@ -19,7 +20,7 @@
 int usher_child_reader_init(usher_child_reader *rd, int fd)
 {
     *rd = (usher_child_reader){ .fd = fd, .cap = READ_AHEAD };
-    rd->buf = malloc(rd->cap);
+    rd->buf = usher_malloc(rd->cap);
     return rd->buf != NULL ? 0 : -1;
 }
 
@@ -40,10 +41,8 @@ static int fill(usher_child_reader *rd, size_t n, bool wait)
             rd->pos = 0;
         }
         if (rd->cap < n) {
-            unsigned char *more = realloc(rd->buf, n);
+            unsigned char *more = usher_realloc(rd->buf, n);
 
-            if (more == NULL)
-                return -1;
             rd->buf = more;
             rd->cap = n;
         }

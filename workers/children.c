@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "child.h"
 #include "fork.h"
 #include "log.h"
@@ -75,10 +76,8 @@ static USHER_MUSTCHECK usher_err fork_child(usher_children *c)
 {
     int sv[2];
     pid_t parent = getpid(), pid;
-    child *ch = calloc(1, sizeof(*ch));
+    child *ch = usher_calloc(1, sizeof(*ch));
 
-    if (ch == NULL)
-        return USHER_ERR_NOMEM;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
         free(ch);
         return USHER_ERR_IO;
@@ -165,11 +164,9 @@ void usher_children_renew(usher_children *c)
 usher_err usher_children_new(struct event_base *base, const usher_config *cfg, size_t depth,
                              const usher_children_hooks *hooks, usher_children **out)
 {
-    usher_children *c = calloc(1, sizeof(*c));
+    usher_children *c = usher_calloc(1, sizeof(*c));
 
     *out = NULL;
-    if (c == NULL)
-        return USHER_ERR_NOMEM;
     c->base = base;
     c->cfg = cfg;
     c->hooks = *hooks;

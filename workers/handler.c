@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "claim.h"
 #include "handlers/job_handlers.h"
 #include "handlers/test_handlers.h"
@@ -38,10 +39,9 @@ struct usher_handler_ctx {
 
 usher_handler_ctx *usher_handler_ctx_new(const usher_config *cfg)
 {
-    usher_handler_ctx *ctx = calloc(1, sizeof(*ctx));
+    usher_handler_ctx *ctx = usher_calloc(1, sizeof(*ctx));
 
-    if (ctx != NULL)
-        ctx->cfg = cfg;
+    ctx->cfg = cfg;
     return ctx;
 }
 

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "fork.h"
 #include "log.h"
 #include "maint_process.h"
@@ -131,12 +132,10 @@ static void restart_due(evutil_socket_t fd, short what, void *arg)
 usher_err usher_maintenance_start(struct event_base *base, const usher_config *cfg, int interval_ms,
                                   usher_maintenance **out)
 {
-    usher_maintenance *m = calloc(1, sizeof(*m));
+    usher_maintenance *m = usher_calloc(1, sizeof(*m));
     usher_err err;
 
     *out = NULL;
-    if (m == NULL)
-        return USHER_ERR_NOMEM;
     *m = (usher_maintenance){ .base = base, .cfg = cfg, .interval_ms = interval_ms, .fd = -1 };
     m->restart = evtimer_new(base, restart_due, m);
     err = m->restart != NULL ? spawn(m) : USHER_ERR_NOMEM;

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
+
 static bool grow(void **array, size_t *cap, size_t need, size_t elem)
 {
     size_t n = *cap ? *cap : 64;
@@ -16,9 +18,7 @@ static bool grow(void **array, size_t *cap, size_t need, size_t elem)
         return true;
     while (n < need)
         n *= 2;
-    p = realloc(*array, n * elem);
-    if (p == NULL)
-        return false;
+    p = usher_realloc(*array, n * elem);
     *array = p;
     *cap = n;
     return true;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "prom.h"
 
 #define SERIES_MAX 256 /* (queue, kind) pairs tracked; more are counted as kind "other" */
@@ -214,14 +215,10 @@ static void serve(struct evhttp_request *req, void *arg)
 usher_pool_metrics *usher_pool_metrics_new(struct event_base *base, const char *pool, int port,
                                            char *errbuf, size_t errlen)
 {
-    usher_pool_metrics *m = calloc(1, sizeof(*m));
+    usher_pool_metrics *m = usher_calloc(1, sizeof(*m));
 
-    if (m == NULL || (m->series = calloc(SERIES_MAX, sizeof(*m->series))) == NULL ||
-        (m->queues = calloc(SERIES_MAX, sizeof(*m->queues))) == NULL) {
-        snprintf(errbuf, errlen, "out of memory");
-        usher_pool_metrics_free(m);
-        return NULL;
-    }
+    m->series = usher_calloc(SERIES_MAX, sizeof(*m->series));
+    m->queues = usher_calloc(SERIES_MAX, sizeof(*m->queues));
     usher_prom_escape(pool, m->pool, sizeof(m->pool));
     if (port == 0)
         return m;

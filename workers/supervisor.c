@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "autoscale.h"
 #include "children.h"
 #include "claim.h"
@@ -181,12 +182,10 @@ static bool send_stmt(supervisor *s, usher_stmt *st, usher_err built, usher_pg_r
 
 static bool send_failures(supervisor *s)
 {
-    usher_job_result *results = calloc(s->inflight.nfailed, sizeof(*results));
+    usher_job_result *results = usher_calloc(s->inflight.nfailed, sizeof(*results));
     usher_stmt st = { 0 };
     bool sent;
 
-    if (results == NULL)
-        return false;
     for (size_t i = 0; i < s->inflight.nfailed; i++) {
         const usher_failed_job *f = &s->inflight.failed[i];
 
@@ -237,7 +236,7 @@ static size_t nready(const supervisor *s)
     return s->ready_end - s->ready_first;
 }
 
-static bool ready_push(supervisor *s, usher_job *job)
+static void ready_push(supervisor *s, usher_job *job)
 {
     if (s->ready_first == s->ready_end)
         s->ready_first = s->ready_end = 0;
@@ -248,15 +247,12 @@ static bool ready_push(supervisor *s, usher_job *job)
     }
     if (s->ready_end == s->ready_cap) {
         size_t cap = s->ready_cap > 0 ? 2 * s->ready_cap : 64;
-        usher_job **more = realloc(s->ready, cap * sizeof(*more));
+        usher_job **more = usher_realloc(s->ready, cap * sizeof(*more));
 
-        if (more == NULL)
-            return false;
         s->ready = more;
         s->ready_cap = cap;
     }
     s->ready[s->ready_end++] = job;
-    return true;
 }
 
 /* Gives a job back without spending an attempt. */
@@ -295,17 +291,10 @@ static void return_ready(supervisor *s)
 static void dispatch_all(supervisor *s, usher_job *jobs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        usher_job *job = malloc(sizeof(*job));
+        usher_job *job = usher_malloc(sizeof(*job));
 
-        if (job == NULL) {
-            usher_log(USHER_LOG_ERR, "job=%lld: out of memory; its lease will expire",
-                      (long long)jobs[i].id);
-            free(jobs[i].payload);
-            continue;
-        }
         *job = jobs[i];
-        if (!ready_push(s, job))
-            give_back(s, job, "out of memory");
+        ready_push(s, job);
     }
     free(jobs);
     feed(s);
@@ -397,11 +386,7 @@ static void heartbeat_due(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (max == 0 || !usher_pgloop_connected(s->pg))
         return;
-    ids = malloc(max * sizeof(*ids));
-    if (ids == NULL) {
-        usher_log(USHER_LOG_ERR, "out of memory for the lease heartbeat");
-        return;
-    }
+    ids = usher_malloc(max * sizeof(*ids));
     n = usher_children_running_ids(s->children, ids, max);
     /* Prefetched jobs hold leases too. */
     for (size_t i = s->ready_first; i < s->ready_end && n < max; i++)

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
+
 #define JOB_HEAD    (1 + 8 + 4 + 4 + 4 + 4 + 2)
 #define RESULT_HEAD (1 + 8 + 4 + 8)
 
@@ -70,9 +72,7 @@ int usher_wire_get_job(const unsigned char *body, size_t len, usher_job *job)
     job->priority = ints[3];
     memcpy(job->kind, body + JOB_HEAD, klen);
     job->kind[klen] = '\0';
-    job->payload = malloc(len - JOB_HEAD - klen + 1);
-    if (job->payload == NULL)
-        return -1;
+    job->payload = usher_malloc(len - JOB_HEAD - klen + 1);
     memcpy(job->payload, body + JOB_HEAD + klen, len - JOB_HEAD - klen);
     job->payload[len - JOB_HEAD - klen] = '\0';
     return 0;

@@ -12,6 +12,7 @@
 #include "../blocking.h"
 #include "../validate.h"
 #include "admin.h"
+#include "alloc.h"
 #include "inttext.h"
 #include "routes.h"
 #include "reply.h"
@@ -60,11 +61,11 @@ static bool param(api_req *r, struct evkeyvalq *q, const char *name, char *out, 
 void route_admin_jobs(api_req *r)
 {
     struct evkeyvalq q;
-    list_args *a = calloc(1, sizeof(*a));
+    list_args *a = usher_calloc(1, sizeof(*a));
     const char *cursor, *limit;
     bool ok;
 
-    if (a == NULL || api_query_params(r, &q) != 0) {
+    if (api_query_params(r, &q) != 0) {
         free(a);
         api_reply_error(r, 400, "bad_request", "the query string is malformed");
         return;
@@ -126,12 +127,8 @@ static USHER_MUSTCHECK usher_err act_on_job(usher_store *st, void *arg, json_t *
 static void on_job(api_req *r, api_blocking_fn fn, usher_err (*act)(usher_store *, int64_t),
                    const char *done)
 {
-    one_args *a = malloc(sizeof(*a));
+    one_args *a = usher_malloc(sizeof(*a));
 
-    if (a == NULL) {
-        api_reply_error(r, 500, "internal", "out of memory");
-        return;
-    }
     *a = (one_args){ r->ids[0], act, done };
     api_blocking(r, fn, api_blocking_reply, a);
 }
@@ -254,13 +251,9 @@ static char *filter_as_applied(api_req *r)
 static void dead_bulk(api_req *r, const char *action,
                       usher_err (*run)(usher_store *, const usher_job_filter *, size_t *))
 {
-    bulk_args *a = calloc(1, sizeof(*a));
+    bulk_args *a = usher_calloc(1, sizeof(*a));
     json_t *dry = json_object_get(r->body, "dry_run");
 
-    if (a == NULL) {
-        api_reply_error(r, 500, "internal", "out of memory");
-        return;
-    }
     for (size_t i = 0; filter_fields[i] != NULL; i++) {
         if (json_is_null(json_object_get(r->body, filter_fields[i])))
             json_object_del(r->body, filter_fields[i]);

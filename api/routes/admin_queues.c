@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../blocking.h"
+#include "alloc.h"
 #include "queues.h"
 #include "routes.h"
 #include "reply.h"
@@ -78,12 +79,8 @@ static USHER_MUSTCHECK usher_err resume_queue(usher_store *st, void *arg, json_t
 
 static void on_queue(api_req *r, api_blocking_fn fn)
 {
-    char *name = strdup(r->name);
+    char *name = usher_strdup(r->name);
 
-    if (name == NULL) {
-        api_reply_error(r, 500, "internal", "out of memory");
-        return;
-    }
     api_blocking(r, fn, api_blocking_reply, name);
 }
 

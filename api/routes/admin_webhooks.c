@@ -8,6 +8,7 @@
 
 #include "../blocking.h"
 #include "../validate.h"
+#include "alloc.h"
 #include "routes.h"
 #include "webhook_replay.h"
 #include "reply.h"
@@ -34,10 +35,10 @@ static USHER_MUSTCHECK usher_err list(usher_store *st, void *arg, json_t **out)
 void route_admin_webhook_deliveries(api_req *r)
 {
     struct evkeyvalq q;
-    list_args *a = calloc(1, sizeof(*a));
+    list_args *a = usher_calloc(1, sizeof(*a));
     const char *endpoint, *limit;
 
-    if (a == NULL || api_query_params(r, &q) != 0) {
+    if (api_query_params(r, &q) != 0) {
         free(a);
         api_reply_error(r, 400, "bad_request", "the query string is malformed");
         return;
@@ -72,12 +73,8 @@ static USHER_MUSTCHECK usher_err replay(usher_store *st, void *arg, json_t **out
 
 void route_admin_webhook_replay(api_req *r)
 {
-    int64_t *delivery = malloc(sizeof(*delivery));
+    int64_t *delivery = usher_malloc(sizeof(*delivery));
 
-    if (delivery == NULL) {
-        api_reply_error(r, 500, "internal", "out of memory");
-        return;
-    }
     *delivery = r->ids[0];
     api_blocking(r, replay, api_blocking_reply, delivery);
 }

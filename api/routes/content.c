@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "docstore.h"
 #include "log.h"
 #include "range.h"
@@ -36,10 +37,8 @@ static char *disposition(const char *name)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t len = strlen(name);
-    char *out = malloc(64 + 5 * len), *p = out;
+    char *out = usher_malloc(64 + 5 * len), *p = out;
 
-    if (out == NULL)
-        return NULL;
     p += sprintf(p, "attachment; filename=\"");
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)name[i];

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "inttext.h"
 #include "routes.h"
 #include "reply.h"
@@ -94,12 +95,8 @@ void route_content_get(api_req *r)
         registration[USHER_INT_TEXT_MAX];
     const char *header = api_header(r, "X-Ticket-Code");
     int got = api_query_param(r, "ticket_code", code_text, sizeof(code_text));
-    code_claim *code = calloc(1, sizeof(*code));
+    code_claim *code = usher_calloc(1, sizeof(*code));
 
-    if (code == NULL) {
-        api_reply_error(r, 500, "internal", "out of memory");
-        return;
-    }
     if (got == 0 && header != NULL) {
         got = strlen(header) < sizeof(code_text) ? 1 : -1;
         if (got == 1)

@@ -23,6 +23,7 @@
 #include "../offload.h"
 #include "../validate.h"
 #include "../wake_after_commit.h"
+#include "alloc.h"
 #include "docstore.h"
 #include "inttext.h"
 #include "log.h"
@@ -235,15 +236,12 @@ static bool read_request(api_req *r, upload *up)
 
 void route_content_upload(api_req *r)
 {
-    upload *up = calloc(1, sizeof(*up));
+    upload *up = usher_calloc(1, sizeof(*up));
     char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX];
 
-    if (up == NULL || (up->data = evbuffer_new()) == NULL) {
-        free(up);
-        api_reply_error(r, 500, "internal", "out of memory");
-        return;
-    }
-    if (r->http == NULL) { /* the client left while its token was looked up */
+    if ((up->data = evbuffer_new()) == NULL)
+        usher_oom(sizeof(struct evbuffer *)); /* libevent's only failure here (alloc.h) */
+    if (r->http == NULL) {                    /* the client left while its token was looked up */
         upload_free(up);
         api_reply_error(r, 400, "bad_request", "the client has gone");
         return;

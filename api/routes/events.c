@@ -26,6 +26,7 @@
 #include "../redis.h"
 #include "../validate.h"
 #include "../wake_after_commit.h"
+#include "alloc.h"
 #include "inttext.h"
 #include "routes.h"
 #include "reply.h"
@@ -158,12 +159,10 @@ static void refreshed(PGresult *res, const char *errmsg, void *arg)
 /* Reloads a stale entry behind the request that served it. */
 static void refresh_event(api_loop *loop, int64_t id)
 {
-    refresh *rf = malloc(sizeof(*rf));
+    refresh *rf = usher_malloc(sizeof(*rf));
     char text[USHER_INT_TEXT_MAX];
     const char *params[] = { api_id_text(id, text) };
 
-    if (rf == NULL)
-        return;
     *rf = (refresh){ loop, id };
     if (api_pgpool_query(loop->pg, EVENT_SQL, 1, params, refreshed, rf) != USHER_OK)
         free(rf);

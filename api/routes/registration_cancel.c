@@ -17,6 +17,7 @@
 #include "../cache.h"
 #include "../jobs.h"
 #include "../wake_after_commit.h"
+#include "alloc.h"
 #include "inttext.h"
 #include "log.h"
 #include "routes.h"
@@ -32,15 +33,14 @@ typedef struct closing {
 } closing;
 
 /* The door keys of registration for each session id in the array text "{1,2,3}". */
-static bool door_keys(closing *c, int64_t registration, const char *sessions)
+static void door_keys(closing *c, int64_t registration, const char *sessions)
 {
     size_t max = 1;
 
     for (const char *p = sessions; *p != '\0'; p++)
         max += *p == ',';
-    if ((c->keys = calloc(max, sizeof(*c->keys))) == NULL ||
-        (c->key_at = calloc(max, sizeof(*c->key_at))) == NULL)
-        return false;
+    c->keys = usher_calloc(max, sizeof(*c->keys));
+    c->key_at = usher_calloc(max, sizeof(*c->key_at));
     for (const char *p = sessions; *p != '\0';) {
         char *end;
         long long session = strtoll(p, &end, 10);
@@ -56,7 +56,6 @@ static bool door_keys(closing *c, int64_t registration, const char *sessions)
         }
         p = end;
     }
-    return true;
 }
 
 /* The doors are closed (or Redis could not be told): now the caller hears. */
@@ -90,16 +89,8 @@ static void cancelled(PGresult *res, const char *errmsg, void *arg)
         api_reply_error(r, 404, "not_found", "no such registration");
         return;
     }
-    c = calloc(1, sizeof(*c));
-    if (c == NULL || !door_keys(c, r->ids[0], PQgetvalue(res, 0, 2))) {
-        if (c != NULL) {
-            free(c->keys);
-            free(c->key_at);
-        }
-        free(c);
-        api_reply_error(r, 500, "internal", "out of memory");
-        return;
-    }
+    c = usher_calloc(1, sizeof(*c));
+    door_keys(c, r->ids[0], PQgetvalue(res, 0, 2));
     c->r = r;
     c->changed = strcmp(PQgetvalue(res, 0, 0), "cancelled") == 0;
     if (c->changed) {

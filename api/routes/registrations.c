@@ -13,6 +13,7 @@
 #include "../jobs.h"
 #include "../validate.h"
 #include "../wake_after_commit.h"
+#include "alloc.h"
 #include "inttext.h"
 #include "routes.h"
 #include "reply.h"
@@ -164,13 +165,12 @@ void route_register(api_req *r)
         api_reply_invalid(r, "email", "email must be an address like name@example.org");
         return;
     }
-    reg = malloc(sizeof(*reg));
-    jobs = reg != NULL ? registration_jobs(r, r->ids[0]) : NULL;
+    jobs = registration_jobs(r, r->ids[0]);
     if (jobs == NULL) {
-        free(reg);
         api_reply_error(r, 500, "internal", "out of memory");
         return;
     }
+    reg = usher_malloc(sizeof(*reg));
     *reg = (registration){ r->ids[0], ticket_type };
     request_hash(r->ids[0], ticket_type, name, email, hash);
     snprintf(scope, sizeof(scope), "token:%lld", (long long)r->auth.token_id);

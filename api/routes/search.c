@@ -14,6 +14,7 @@
 
 #include "../offload.h"
 #include "../validate.h"
+#include "alloc.h"
 #include "inttext.h"
 #include "routes.h"
 #include "xapian_wrap.h"
@@ -237,12 +238,7 @@ void route_search(api_req *r)
     event = evhttp_find_header(&q, "event_id");
     offset = evhttp_find_header(&q, "offset");
     limit = evhttp_find_header(&q, "limit");
-    j = calloc(1, sizeof(*j));
-    if (j == NULL) {
-        evhttp_clear_headers(&q);
-        api_reply_error(r, 500, "internal", "out of memory");
-        return;
-    }
+    j = usher_calloc(1, sizeof(*j));
     j->r = r;
     j->limit = DEFAULT_LIMIT;
     snprintf(j->dir, sizeof(j->dir), "%s", cfg->search_index_dir);

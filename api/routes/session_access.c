@@ -23,6 +23,7 @@
 #include "../metrics.h"
 #include "../pgpool.h"
 #include "../validate.h"
+#include "alloc.h"
 #include "inttext.h"
 #include "routes.h"
 #include "reply.h"
@@ -144,15 +145,13 @@ static void cached(api_req *r, api_cache_state state, const char *value, size_t 
     }
     r->state = NULL;
     if (reload) {
-        refresh *rf = malloc(sizeof(*rf));
+        refresh *rf = usher_malloc(sizeof(*rf));
 
-        if (rf != NULL) {
-            *rf = (refresh){ r->loop, r->ids[0], *step };
-            if (api_pgpool_query(r->loop->pg, ACCESS_SQL, 2, params, refreshed, rf) != USHER_OK)
-                free(rf);
-            else
-                api_metrics_cache_load(r->loop->srv->metrics, "access", API_CACHE_READ);
-        }
+        *rf = (refresh){ r->loop, r->ids[0], *step };
+        if (api_pgpool_query(r->loop->pg, ACCESS_SQL, 2, params, refreshed, rf) != USHER_OK)
+            free(rf);
+        else
+            api_metrics_cache_load(r->loop->srv->metrics, "access", API_CACHE_READ);
     }
     free(step);
     reply_access(r, value, len);
@@ -179,11 +178,7 @@ void route_session_access(api_req *r)
         reply_access(r, forged, sizeof(forged) - 1);
         return;
     }
-    step = calloc(1, sizeof(*step));
-    if (step == NULL) {
-        api_reply_error(r, 500, "internal", "out of memory");
-        return;
-    }
+    step = usher_calloc(1, sizeof(*step));
     step->event = event;
     step->registration = registration;
     api_access_cache_key(r->ids[0], registration, step->key);

@@ -12,6 +12,7 @@
 
 #include "../jobs.h"
 #include "../validate.h"
+#include "alloc.h"
 #include "inttext.h"
 #include "routes.h"
 #include "reply.h"
@@ -68,11 +69,7 @@ static bool get_abstract(api_req *r, const char **out)
         return false;
     }
     len = json_string_length(v);
-    plain = malloc(len + 1);
-    if (plain == NULL) {
-        api_reply_error(r, 500, "internal", "out of memory");
-        return false;
-    }
+    plain = usher_malloc(len + 1);
     memcpy(plain, json_string_value(v), len + 1);
     for (size_t i = 0; i < len; i++) {
         if (plain[i] == '\n' || plain[i] == '\r' || plain[i] == '\t')

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "buf.h"
 #include "job_handlers.h"
 
@@ -239,8 +240,8 @@ static void fold_one_by_one(usher_store *st, const fold *folds, size_t n,
 void usher_batch_analytics_rollup(usher_handler_ctx *ctx, const usher_job *jobs,
                                   json_t *const *payloads, size_t n, usher_handler_result *results)
 {
-    fold *folds = malloc(n * sizeof(*folds));
-    usher_handler_result **valid = malloc(n * sizeof(*valid)); /* the results of folds[] */
+    fold *folds = usher_malloc(n * sizeof(*folds));
+    usher_handler_result **valid = usher_malloc(n * sizeof(*valid)); /* the results of folds[] */
     usher_store *st = NULL;
     usher_err err;
     size_t k = 0;

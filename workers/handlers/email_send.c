@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "docstore.h"
 #include "job_handlers.h"
 #include "mail_message.h"
@@ -60,12 +61,12 @@ static bool load_attachment(usher_handler_ctx *ctx, usher_store *st, int64_t id,
     err = usher_docstore_path(usher_handler_config(ctx)->document_dir, PQgetvalue(res, 0, 2), path,
                               sizeof(path));
     PQclear(res);
-    if (err != USHER_OK || size > ATTACHMENT_MAX ||
-        (m->attachment_data = malloc(size > 0 ? size : 1)) == NULL) {
+    if (err != USHER_OK || size > ATTACHMENT_MAX) {
         usher_handler_fail(r, USHER_OUTCOME_PERMANENT, "document %lld cannot be attached",
                            (long long)id);
         return false;
     }
+    m->attachment_data = usher_malloc(size);
     f = fopen(path, "rb");
     got = f != NULL ? fread(m->attachment_data, 1, size, f) : 0;
     if (f != NULL)

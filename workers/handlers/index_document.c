@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "inttext.h"
 #include "job_handlers.h"
 #include "xapian_wrap.h"
@@ -179,7 +180,7 @@ static int lock_budget_ms(const usher_job *first)
 void usher_batch_index_document(usher_handler_ctx *ctx, const usher_job *jobs,
                                 json_t *const *payloads, size_t n, usher_handler_result *results)
 {
-    change *changes = calloc(n, sizeof(*changes));
+    change *changes = usher_calloc(n, sizeof(*changes));
     usher_handler_result unreachable = { .outcome = USHER_OUTCOME_OK, .delay_ms = -1 };
     usher_store *st = NULL;
     bool any = false;

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "buf.h"
 
 #define CRLF               "\r\n"
@@ -245,11 +246,9 @@ static void append_qp(usher_buf *b, const char *text)
 static USHER_MUSTCHECK usher_err append_base64(usher_buf *b, const unsigned char *data, size_t len)
 {
     size_t enc_len = sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
-    char *enc = malloc(enc_len);
+    char *enc = usher_malloc(enc_len);
     size_t n;
 
-    if (enc == NULL)
-        return USHER_ERR_NOMEM;
     sodium_bin2base64(enc, enc_len, data, len, sodium_base64_VARIANT_ORIGINAL);
     n = strlen(enc);
     for (size_t i = 0; i < n; i += B64_LINE) {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "docstore.h"
 #include "inttext.h"
 #include "job_handlers.h"
@@ -27,15 +28,11 @@ static bool render(usher_handler_ctx *ctx, PGresult *res, usher_docstore_ref *re
                    usher_handler_result *r)
 {
     size_t n = (size_t)PQntuples(res), len = 0;
-    usher_badge *badges = calloc(n > 0 ? n : 1, sizeof(*badges));
+    usher_badge *badges = usher_calloc(n > 0 ? n : 1, sizeof(*badges));
     unsigned char *pdf = NULL;
     char errbuf[256];
     usher_err err;
 
-    if (badges == NULL) {
-        usher_handler_fail(r, USHER_OUTCOME_RETRY, "out of memory");
-        return false;
-    }
     for (size_t i = 0; i < n; i++)
         badges[i] =
             (usher_badge){ .name = PQgetvalue(res, (int)i, 0), .role = PQgetvalue(res, (int)i, 1) };

@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
+
 static void HPDF_STDCALL on_error(HPDF_STATUS error_no, HPDF_STATUS detail_no, void *user_data)
 {
     pdf_doc *d = user_data;
@@ -120,11 +122,7 @@ usher_err pdf_doc_save(pdf_doc *d, unsigned char **pdf, size_t *len, char *errbu
     size = HPDF_GetStreamSize(d->pdf);
     if (size == 0)
         return pdf_doc_fail(d, "writing the document", errbuf, errlen);
-    buf = malloc(size);
-    if (buf == NULL) {
-        snprintf(errbuf, errlen, "PDF: out of memory for %u bytes", (unsigned)size);
-        return USHER_ERR_NOMEM;
-    }
+    buf = usher_malloc(size);
     got = size;
     if (HPDF_ReadFromStream(d->pdf, buf, &got) != HPDF_OK && got != size) {
         free(buf);

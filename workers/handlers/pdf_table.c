@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "pdf_doc.h"
 #include "pdf_render.h"
 
@@ -64,28 +65,20 @@ static USHER_MUSTCHECK usher_err check_columns(const char *title, const usher_pd
 }
 
 /* Copies the titles and lays the columns out across the page width. */
-static USHER_MUSTCHECK usher_err set_columns(usher_pdf_table *t, const char *title,
-                                             const usher_pdf_column *cols, size_t ncols,
-                                             char *errbuf, size_t errlen)
+static void set_columns(usher_pdf_table *t, const char *title, const usher_pdf_column *cols,
+                        size_t ncols)
 {
     float total = 0, width = PAGE_W_MM * PDF_MM - 2 * MARGIN;
 
-    t->title = strdup(title);
+    t->title = usher_strdup(title);
     for (size_t i = 0; i < ncols; i++) {
-        t->headers[i] = strdup(cols[i].title);
+        t->headers[i] = usher_strdup(cols[i].title);
         total += cols[i].share;
     }
     t->ncols = ncols;
     t->x[0] = MARGIN;
     for (size_t i = 0; i < ncols; i++)
         t->x[i + 1] = t->x[i] + width * cols[i].share / total;
-    for (size_t i = 0; i < ncols; i++) {
-        if (t->headers[i] == NULL)
-            return usher_errbuf(errbuf, errlen, USHER_ERR_NOMEM, "table: out of memory");
-    }
-    if (t->title == NULL)
-        return usher_errbuf(errbuf, errlen, USHER_ERR_NOMEM, "table: out of memory");
-    return USHER_OK;
 }
 
 usher_err usher_pdf_table_open(const char *title, const usher_pdf_column *cols, size_t ncols,
@@ -98,12 +91,9 @@ usher_err usher_pdf_table_open(const char *title, const usher_pdf_column *cols, 
     err = check_columns(title, cols, ncols, errbuf, errlen);
     if (err != USHER_OK)
         return err;
-    t = calloc(1, sizeof(*t));
-    if (t == NULL)
-        return usher_errbuf(errbuf, errlen, USHER_ERR_NOMEM, "table: out of memory");
-    err = set_columns(t, title, cols, ncols, errbuf, errlen);
-    if (err == USHER_OK)
-        err = pdf_doc_open(&t->doc, errbuf, errlen);
+    t = usher_calloc(1, sizeof(*t));
+    set_columns(t, title, cols, ncols);
+    err = pdf_doc_open(&t->doc, errbuf, errlen);
     if (err != USHER_OK) {
         usher_pdf_table_free(t);
         return err;
@@ -142,9 +132,7 @@ static USHER_MUSTCHECK usher_err new_page(usher_pdf_table *t, char *errbuf, size
 
     if (t->npages == t->pages_cap) {
         size_t cap = t->pages_cap ? 2 * t->pages_cap : 64;
-        HPDF_Page *grown = realloc(t->pages, cap * sizeof(*grown));
-        if (grown == NULL)
-            return usher_errbuf(errbuf, errlen, USHER_ERR_NOMEM, "table: out of memory");
+        HPDF_Page *grown = usher_realloc(t->pages, cap * sizeof(*grown));
         t->pages = grown;
         t->pages_cap = cap;
     }
@@ -164,9 +152,9 @@ static USHER_MUSTCHECK usher_err new_page(usher_pdf_table *t, char *errbuf, size
 /* A copy of cell with line breaks and tabs turned into spaces, or NULL. */
 static char *flatten(const char *cell)
 {
-    char *copy = strdup(cell);
+    char *copy = usher_strdup(cell);
 
-    for (char *p = copy; p != NULL && *p != '\0'; p++) {
+    for (char *p = copy; *p != '\0'; p++) {
         if (*p == '\n' || *p == '\r' || *p == '\t')
             *p = ' ';
     }
@@ -186,8 +174,6 @@ static USHER_MUSTCHECK usher_err draw_cell(usher_pdf_table *t, size_t col, float
     if (err != USHER_OK)
         return err;
     text = flatten(cell);
-    if (text == NULL)
-        return usher_errbuf(errbuf, errlen, USHER_ERR_NOMEM, "table: out of memory");
     err = pdf_draw_line(&t->doc, page, t->doc.regular, CELL_SIZE, t->x[col] + CELL_PAD, y,
                         t->x[col + 1] - t->x[col] - 2 * CELL_PAD, PDF_LEFT, text);
     free(text);

@@ -27,7 +27,7 @@ typedef struct usher_pdf_table usher_pdf_table;
  * Starts a table of ncols columns (1..USHER_PDF_TABLE_MAX_COLUMNS) under
  * title (printed on every page). title and the column titles are copied.
  * Errors: USHER_ERR_INVALID (bad argument, detail in errbuf), USHER_ERR_IO
- * (font file unreadable), USHER_ERR_NOMEM.
+ * (font file unreadable), USHER_ERR_NOMEM (libharu ran out).
  */
 USHER_MUSTCHECK usher_err usher_pdf_table_open(const char *title, const usher_pdf_column *cols,
                                                size_t ncols, usher_pdf_table **out, char *errbuf,

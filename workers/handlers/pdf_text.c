@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "pdf_render.h"
 
 #define ELLIPSIS "\xe2\x80\xa6"
@@ -121,10 +122,8 @@ static char *cut_to_fit(pdf_width_fn width, const void *ctx, const char *text, f
                         float max_width)
 {
     size_t keep = fitting_prefix(width, ctx, text, size, max_width);
-    char *cut = malloc(keep + sizeof(ELLIPSIS));
+    char *cut = usher_malloc(keep + sizeof(ELLIPSIS));
 
-    if (cut == NULL)
-        return NULL;
     memcpy(cut, text, keep);
     memcpy(cut + keep, ELLIPSIS, sizeof(ELLIPSIS));
     return cut;
@@ -141,8 +140,6 @@ usher_err pdf_fit_line(pdf_width_fn width, const void *ctx, const char *text, fl
     if (out->size < PDF_MIN_FONT_SIZE) {
         out->size = PDF_MIN_FONT_SIZE;
         out->cut = cut_to_fit(width, ctx, text, out->size, max_width);
-        if (out->cut == NULL)
-            return USHER_ERR_NOMEM;
         out->text = out->cut;
     }
     out->width = width(ctx, out->text, strlen(out->text), out->size);

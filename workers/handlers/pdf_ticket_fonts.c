@@ -30,6 +30,7 @@
 #include <unistd.h>
 #include FT_FREETYPE_H
 
+#include "alloc.h"
 #include "pdf_text.h"
 
 /* The loaded faces and the paths they were loaded from. */
@@ -125,11 +126,7 @@ static USHER_MUSTCHECK usher_err cached_face(int bold, cairo_font_face_t **out, 
         err = load_face(path, &face, errbuf, errlen);
         if (err != USHER_OK)
             return err;
-        if ((copy = strdup(path)) == NULL) {
-            cairo_font_face_destroy(face);
-            snprintf(errbuf, errlen, "%s: out of memory", path);
-            return USHER_ERR_NOMEM;
-        }
+        copy = usher_strdup(path);
         /* renders still using the old face hold references of their own */
         cairo_font_face_destroy(fonts[bold].face);
         free(fonts[bold].path);

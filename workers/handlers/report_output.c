@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "buf.h"
 #include "report_csv.h"
 
@@ -30,9 +31,7 @@ usher_err usher_report_output_open(const char *format, const char *title,
     if (ncols == 0 || ncols > USHER_PDF_TABLE_MAX_COLUMNS)
         return usher_errbuf(errbuf, errlen, USHER_ERR_INVALID, "report: 1 to %d columns",
                             USHER_PDF_TABLE_MAX_COLUMNS);
-    o = calloc(1, sizeof(*o));
-    if (o == NULL)
-        return usher_errbuf(errbuf, errlen, USHER_ERR_NOMEM, "report: out of memory");
+    o = usher_calloc(1, sizeof(*o));
     o->ncols = ncols;
     if (strcmp(format, "pdf") == 0) {
         err = usher_pdf_table_open(title, cols, ncols, &o->pdf, errbuf, errlen);

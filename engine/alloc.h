@@ -1,0 +1,51 @@
+/*
+ * Allocation. Usher's policy is redis's: running out of memory is not an
+ * error a caller handles. Every allocation in engine/, platform/, search/,
+ * api/, workers/ and usherctl/ goes through these wrappers, which never
+ * return NULL: on failure they write "usher: out of memory allocating N
+ * bytes" to stderr and abort(). No function returns USHER_ERR_NOMEM for
+ * memory of its own, and no caller tests these results for NULL.
+ *
+ * Why: the paths that handled a failed malloc were never run by any test,
+ * and a process that cannot allocate cannot log, answer or roll back
+ * reliably either. usher-worker's supervisor respawns a child that aborts;
+ * systemd restarts the programs. Free what these return with free().
+ *
+ * Libraries: where a call's only failure is memory (jansson's constructors
+ * and json_dumps of a value we built, libevent's evbuffer_new, event_new
+ * and evbuffer_add, curl_slist_append), a NULL from it is the same event;
+ * pass it to usher_oom(). USHER_ERR_NOMEM remains for a library that
+ * reports running out of memory through its own error codes among other
+ * failures (FreeType, libharu, OpenSSL, libesmtp), which we translate
+ * rather than abort on. Search (C++) allocates through new: xapian_wrap.cc
+ * catches std::bad_alloc (Xapian's included) at its C boundary and calls
+ * usher_oom(), since no exception may cross into C.
+ *
+ * Tests and benches may use plain malloc.
+ */
+#ifndef USHER_ALLOC_H
+#define USHER_ALLOC_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Writes "usher: out of memory allocating SIZE bytes" to stderr and aborts. */
+__attribute__((noreturn)) void usher_oom(size_t size);
+
+__attribute__((malloc, returns_nonnull, warn_unused_result)) void *usher_malloc(size_t size);
+/* n * size, checked for overflow (an overflow is an out-of-memory too). */
+__attribute__((malloc, returns_nonnull, warn_unused_result)) void *usher_calloc(size_t n,
+                                                                                size_t size);
+__attribute__((returns_nonnull, warn_unused_result)) void *usher_realloc(void *p, size_t size);
+__attribute__((malloc, returns_nonnull, warn_unused_result)) char *usher_strdup(const char *s);
+__attribute__((malloc, returns_nonnull, warn_unused_result)) char *usher_strndup(const char *s,
+                                                                                 size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
