@@ -13,8 +13,10 @@
  *
  * Libraries: where a call's only failure is memory (jansson's constructors
  * and json_dumps of a value we built, libevent's evbuffer_new, event_new
- * and evbuffer_add, curl_slist_append), a NULL from it is the same event;
- * pass it to usher_oom(). USHER_ERR_NOMEM remains for a library that
+ * and evbuffer_add, curl_slist_append), a NULL from it is the same event:
+ * new code passes it to usher_oom(). (Older sites that still answer such a
+ * NULL with an error, mostly jansson results, are harmless and go as they
+ * are touched.) USHER_ERR_NOMEM remains for a library that
  * reports running out of memory through its own error codes among other
  * failures (FreeType, libharu, OpenSSL, libesmtp), which we translate
  * rather than abort on. Search (C++) allocates through new: xapian_wrap.cc

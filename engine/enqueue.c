@@ -98,7 +98,7 @@ enum column {
     NCOLUMNS
 };
 
-static usher_err check_job(usher_store *st, const usher_enqueue_opts *job, size_t i)
+static USHER_MUSTCHECK usher_err check_job(usher_store *st, const usher_enqueue_opts *job, size_t i)
 {
     const usher_config *cfg = usher_store_config(st);
     char why[256];
@@ -190,8 +190,9 @@ static bool same_key(const char *a, const char *b)
  * rows skipped for a live unique key; match them up, leaving id 0 where a
  * row was skipped.
  */
-static usher_err match_rows(usher_store *st, PGresult *res, const usher_enqueue_opts *jobs,
-                            size_t n, usher_enqueued *out)
+static USHER_MUSTCHECK usher_err match_rows(usher_store *st, PGresult *res,
+                                            const usher_enqueue_opts *jobs, size_t n,
+                                            usher_enqueued *out)
 {
     int row = 0, rows = PQntuples(res);
 
@@ -213,7 +214,8 @@ static usher_err match_rows(usher_store *st, PGresult *res, const usher_enqueue_
 }
 
 /* The live job that holds job's unique key, or 0 if none does any more. */
-static usher_err lookup_live(usher_store *st, const usher_enqueue_opts *job, int64_t *id)
+static USHER_MUSTCHECK usher_err lookup_live(usher_store *st, const usher_enqueue_opts *job,
+                                             int64_t *id)
 {
     const char *params[] = { job->queue, job->unique_key };
     PGresult *res;
@@ -239,8 +241,8 @@ static const char *pick_sql(usher_stmt *s, const usher_enqueue_opts *jobs, size_
     return insert_plain_sql;
 }
 
-static usher_err insert_rows(usher_store *st, const usher_enqueue_opts *jobs, size_t n,
-                             usher_enqueued *out)
+static USHER_MUSTCHECK usher_err insert_rows(usher_store *st, const usher_enqueue_opts *jobs,
+                                             size_t n, usher_enqueued *out)
 {
     const usher_config *cfg = usher_store_config(st);
     bool single = n == 1;
@@ -272,8 +274,8 @@ static usher_err insert_rows(usher_store *st, const usher_enqueue_opts *jobs, si
  * A row skipped for its unique key gets the live job's id. If that job
  * finished between the INSERT and the lookup, the key is free: insert again.
  */
-static usher_err resolve_skipped(usher_store *st, const usher_enqueue_opts *job,
-                                 usher_enqueued *out)
+static USHER_MUSTCHECK usher_err resolve_skipped(usher_store *st, const usher_enqueue_opts *job,
+                                                 usher_enqueued *out)
 {
     for (int tries = 0; tries < LOOKUP_TRIES; tries++) {
         usher_err err = lookup_live(st, job, &out->id);

@@ -230,7 +230,7 @@ usher_err usher_store_end(usher_store *st, usher_err err)
 }
 
 /* Parses the one JSON value of res (its only row and column) into *out; clears res. */
-static usher_err take_json(usher_store *st, PGresult *res, json_t **out)
+static USHER_MUSTCHECK usher_err take_json(usher_store *st, PGresult *res, json_t **out)
 {
     json_error_t jerr;
 
