@@ -147,6 +147,13 @@ int main(int argc, char **argv)
         usher_config_free(&cfg);
         return 1;
     }
+    if (api_cidr_list_parse(cfg.api_trusted_proxies, &srv.trusted_proxies, errbuf,
+                            sizeof(errbuf)) != USHER_OK) {
+        fprintf(stderr, "usher-api: [api] trusted_proxies (or $USHER_API_TRUSTED_PROXIES): %s\n",
+                errbuf);
+        usher_config_free(&cfg);
+        return 1;
+    }
     srv.metrics = api_metrics_new(api_routes, api_nroutes);
     webhook_template = api_webhook_template(&cfg);
     srv.webhook_template = webhook_template;
@@ -154,6 +161,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usher-api: out of memory\n");
         api_metrics_free(srv.metrics);
         free(webhook_template);
+        api_cidr_list_release(&srv.trusted_proxies);
         usher_config_free(&cfg);
         return 1;
     }
@@ -167,6 +175,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usher-api: %s\n", errbuf);
         api_metrics_free(srv.metrics);
         free(webhook_template);
+        api_cidr_list_release(&srv.trusted_proxies);
         usher_config_free(&cfg);
         return 1;
     }
@@ -186,6 +195,7 @@ int main(int argc, char **argv)
     api_metrics_free(srv.metrics);
     free(webhook_template);
     api_reloaded_free(published);
+    api_cidr_list_release(&srv.trusted_proxies);
     usher_config_free(&cfg);
     return 0;
 }

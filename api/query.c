@@ -43,14 +43,15 @@ bool api_result_ok(api_req *r, PGresult *res, const char *errmsg)
      * of connections): nothing was written, and the client may simply retry. */
     if (state != NULL && (strncmp(state, "08", 2) == 0 || strncmp(state, "40", 2) == 0 ||
                           strncmp(state, "53", 2) == 0 || strncmp(state, "57", 2) == 0)) {
-        usher_log(USHER_LOG_WARNING, "route=%s database said %s: %s",
-                  r->route ? r->route->pattern : "?", state, errmsg != NULL ? errmsg : "?");
+        usher_log(USHER_LOG_WARNING, "route=%s client=%s database said %s: %s",
+                  r->route ? r->route->pattern : "?", r->client, state,
+                  errmsg != NULL ? errmsg : "?");
         api_add_header(r, "Retry-After", "1");
         api_reply_error(r, 503, "unavailable", "the database asked us to retry; try again");
         return false;
     }
-    usher_log(USHER_LOG_ERR, "route=%s statement failed: %s", r->route ? r->route->pattern : "?",
-              errmsg != NULL ? errmsg : "?");
+    usher_log(USHER_LOG_ERR, "route=%s client=%s statement failed: %s",
+              r->route ? r->route->pattern : "?", r->client, errmsg != NULL ? errmsg : "?");
     api_reply_error(r, 500, "internal", "the request failed; it has been logged");
     return false;
 }

@@ -7,8 +7,10 @@
 #include "alloc.h"
 #include "cache.h"
 #include "inttext.h"
+#include "log.h"
 #include "redis.h"
 #include "reply.h"
+#include "route.h"
 
 /*
  * KEYS: the buckets. ARGV: refill per ms, capacity, cost. Takes cost tokens
@@ -55,6 +57,8 @@ static void answered(redisReply *reply, void *arg)
         char seconds[USHER_INT_TEXT_MAX];
 
         usher_int_text((reply->element[1]->integer + 999) / 1000, seconds);
+        usher_log(USHER_LOG_DEBUG, "rate limited: route=%s client=%s retry_after=%s",
+                  r->route != NULL ? r->route->pattern : "?", r->client, seconds);
         free(r->state); /* a plain step its caller parked there (api_rate_limit) */
         r->state = NULL;
         api_add_header(r, "Retry-After", seconds);

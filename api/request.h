@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cidr.h"
 #include "config.h"
 #include "inttext.h"
 #include "ticket.h"
@@ -46,6 +47,7 @@ typedef struct api_server {
      */
     const usher_config *_Atomic cfg;
     unsigned char ticket_key[USHER_TICKET_KEY_BYTES]; /* usher-api does not start without it */
+    api_cidr_list trusted_proxies; /* api.trusted_proxies, read at start (api/client_addr.h) */
     api_metrics *metrics;
     atomic_bool draining;           /* SIGTERM: finish what is in flight, take nothing new */
     int port;                       /* the port bound (useful when listen asked for port 0) */
@@ -97,7 +99,8 @@ typedef struct api_req {
     json_t *body;              /* the parsed JSON body of a route that takes one, else NULL */
     api_auth auth;
     uint64_t start_ns;
-    char client[64]; /* the peer address */
+    char client[64]; /* the client's address (api/client_addr.h): the peer, or behind a
+                        trusted proxy the address it forwarded */
     void *state;     /* a route's own state between its steps (freed by the route) */
 } api_req;
 

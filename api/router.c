@@ -9,6 +9,7 @@
 
 #include "alloc.h"
 #include "auth.h"
+#include "client_addr.h"
 #include "ratelimit.h"
 #include "routes/routes.h"
 #include "reply.h"
@@ -349,7 +350,8 @@ void api_dispatch(struct evhttp_request *req, void *arg)
     r->start_ns = api_now_ns();
     atomic_fetch_add(&loop->inflight, 1);
     evhttp_connection_get_peer(r->conn, &host, &port);
-    snprintf(r->client, sizeof(r->client), "%s", host != NULL ? host : "?");
+    api_client_addr_of(&loop->srv->trusted_proxies, host != NULL ? host : "?",
+                       evhttp_request_get_input_headers(req), r->client);
     evhttp_connection_set_closecb(r->conn, client_gone, r);
     if (atomic_load(&loop->srv->draining)) {
         api_add_header(r, "Connection", "close");

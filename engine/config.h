@@ -181,6 +181,7 @@ typedef struct usher_config {
     int api_rate_read_per_minute; /* other public reads per client address */
     int api_rate_manage_per_minute;   /* organizer and admin routes per token */
     int api_auth_failures_per_minute; /* unknown bearer tokens per address */
+    char *api_trusted_proxies;        /* addresses/CIDRs whose X-Forwarded-For is believed */
 
     /* [webhooks]: POST /v1/webhooks and the notify.webhook deliveries */
     int webhooks_allow_private_targets; /* 1: endpoints may be loopback, private, link-local... */

@@ -142,6 +142,8 @@ const usher_setting usher_settings[] = {
       0, 100000000, true, "USHER_API_RATE_MANAGE_PER_MINUTE", NULL },
     { "api", "auth_failures_per_minute", USHER_VAL_INT, CFG(api_auth_failures_per_minute), NULL, 60,
       0, 100000000, true, "USHER_API_AUTH_FAILURES_PER_MINUTE", NULL },
+    { "api", "trusted_proxies", USHER_VAL_STRING, CFG(api_trusted_proxies), NULL, 0, 0, 0, false,
+      "USHER_API_TRUSTED_PROXIES", NULL },
     { "webhooks", "allow_private_targets", USHER_VAL_WORD, CFG(webhooks_allow_private_targets),
       NULL, 0, 0, 0, false, "USHER_WEBHOOKS_ALLOW_PRIVATE_TARGETS", bool_words },
     { "worker", "test_handlers", USHER_VAL_WORD, CFG(worker_test_handlers), NULL, 0, 0, 0, false,

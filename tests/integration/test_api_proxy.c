@@ -1,0 +1,191 @@
+/*
+ * usher-api behind a load balancer: X-Forwarded-For is believed only from
+ * api.trusted_proxies, so the rate limits (a bucket of 10 at 1 a minute:
+ * exact counts) and the auth-failure bucket see the real client behind a
+ * trusted proxy, and the connecting address otherwise. A real usher-api
+ * and a Redis of the test's own; the test's connections come from
+ * 127.0.0.1, which plays the proxy.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testdb.h"
+#include "testhttp.h"
+#include "testproc.h"
+#include "testredis.h"
+
+TESTDB_SUITE(api_proxy, "usher_test_api_proxy");
+
+#define BURST  15
+#define BUCKET 10 /* 1 a minute refills nothing during a test */
+
+static testapi server;
+static pid_t redis_pid;
+static char event_path[64];
+
+static void start_trusting(const char *proxies)
+{
+    long long org = testdb_organizer(st, "P");
+
+    snprintf(event_path, sizeof(event_path), "/v1/events/%lld",
+             testdb_event_new(st, org, "Proxied", 1, 0).id);
+    redis_pid = testredis_start();
+    setenv("USHER_API_RATE_PER_MINUTE", "1", 1);
+    setenv("USHER_API_RATE_READ_PER_MINUTE", "1", 1);
+    setenv("USHER_API_AUTH_FAILURES_PER_MINUTE", "1", 1);
+    if (proxies != NULL)
+        setenv("USHER_API_TRUSTED_PROXIES", proxies, 1);
+    testapi_start(&server, USHER_API_PATH, cfg.database_url, 2);
+}
+
+static void trusting_loopback(void)
+{
+    start_trusting("10.0.0.0/8, 127.0.0.1 2001:db8::/32");
+}
+
+static void trusting_nobody(void)
+{
+    start_trusting(NULL);
+}
+
+static void trusting_others(void)
+{
+    start_trusting("10.0.0.0/8 ::1");
+}
+
+static void stop(void)
+{
+    testapi_stop(&server);
+    if (redis_pid > 0)
+        testproc_kill(redis_pid);
+    redis_pid = 0;
+}
+
+/* BURST reads of the event with header (or none); how many were served (the rest must be 429). */
+static int served(const char *header)
+{
+    int ok = 0;
+
+    for (int i = 0; i < BURST; i++) {
+        testhttp_resp resp;
+
+        testhttp(&server, &(testhttp_req){ "GET", event_path, NULL, NULL, header, NULL }, &resp);
+        cr_assert(resp.status == 200 || resp.status == 429, "%s: %ld %s", header, resp.status,
+                  resp.body);
+        ok += resp.status == 200;
+        testhttp_resp_free(&resp);
+    }
+    return ok;
+}
+
+/* BURST guessed tokens with header; how many were looked up (401; the rest must be 429). */
+static int guesses_looked_up(const char *header)
+{
+    int looked_up = 0;
+
+    for (int i = 0; i < BURST; i++) {
+        char token[64];
+        testhttp_resp resp;
+
+        snprintf(token, sizeof(token), "usher_guess%040d", i);
+        testhttp(&server, &(testhttp_req){ "GET", "/v1/events", token, NULL, header, NULL }, &resp);
+        cr_assert(resp.status == 401 || resp.status == 429, "%s: %ld %s", header, resp.status,
+                  resp.body);
+        looked_up += resp.status == 401;
+        testhttp_resp_free(&resp);
+    }
+    return looked_up;
+}
+
+Test(api_proxy, behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket,
+     .init = trusting_loopback, .fini = stop)
+{
+    cr_assert_eq(served("X-Forwarded-For: 203.0.113.7"), BUCKET);
+    cr_assert_eq(served("X-Forwarded-For: 203.0.113.8"), BUCKET,
+                 "a second client is not the first");
+    /* What the client wrote left of its own address is never read. */
+    cr_assert_eq(served("X-Forwarded-For: 203.0.113.8, 203.0.113.9"), BUCKET);
+    /* A trusted hop (10.x) is skipped; the same client in another spelling shares its bucket. */
+    cr_assert_eq(served("X-Forwarded-For: 198.51.100.1, 203.0.113.7, 10.1.2.3"), 0);
+    cr_assert_eq(served("X-Forwarded-For: ::ffff:203.0.113.7"), 0);
+    cr_assert_eq(served("X-Forwarded-For: 2001:0db8::7, 2001:db8:1::1"), BUCKET,
+                 "2001:db8::/32 is trusted: every entry is, so the left-most is the client");
+    cr_assert_eq(served("X-Forwarded-For: 2001:db8::7"), 0, "the same client as the line above");
+    /* No header, then a malformed one: the proxy itself (127.0.0.1) is the client. */
+    cr_assert_eq(served(NULL), BUCKET);
+    cr_assert_eq(served("X-Forwarded-For: unknown"), 0, "a malformed header counts as the peer");
+    cr_assert_eq(served("X-Forwarded-For: 203.0.113.50,"), 0);
+}
+
+Test(api_proxy, behind_a_trusted_proxy_token_guesses_are_counted_per_forwarded_client,
+     .init = trusting_loopback, .fini = stop)
+{
+    cr_assert_eq(guesses_looked_up("X-Forwarded-For: 192.0.2.10"), BUCKET);
+    cr_assert_eq(guesses_looked_up("X-Forwarded-For: 192.0.2.10"), 0);
+    cr_assert_eq(guesses_looked_up("X-Forwarded-For: 192.0.2.11"), BUCKET,
+                 "one guesser behind the balancer locked another out");
+    cr_assert_eq(guesses_looked_up(NULL), BUCKET);
+}
+
+/* One request from each of BURST forwarded addresses: all must share the peer's bucket. */
+static void assert_header_ignored(void)
+{
+    int ok = 0;
+
+    for (int i = 0; i < BURST; i++) {
+        char header[64];
+        testhttp_resp resp;
+
+        snprintf(header, sizeof(header), "X-Forwarded-For: 203.0.113.%d", i + 1);
+        testhttp(&server, &(testhttp_req){ "GET", event_path, NULL, NULL, header, NULL }, &resp);
+        cr_assert(resp.status == 200 || resp.status == 429, "%ld %s", resp.status, resp.body);
+        ok += resp.status == 200;
+        testhttp_resp_free(&resp);
+    }
+    cr_assert_eq(ok, BUCKET, "the forwarded addresses were believed");
+    cr_assert_eq(served(NULL), 0);
+    cr_assert_eq(guesses_looked_up("X-Forwarded-For: 192.0.2.10"), BUCKET);
+    cr_assert_eq(guesses_looked_up("X-Forwarded-For: 192.0.2.11"), 0);
+}
+
+Test(api_proxy, without_trusted_proxies_the_header_is_ignored, .init = trusting_nobody,
+     .fini = stop)
+{
+    assert_header_ignored();
+}
+
+Test(api_proxy, a_peer_outside_the_trusted_proxies_is_the_client, .init = trusting_others,
+     .fini = stop)
+{
+    assert_header_ignored();
+}
+
+Test(api_proxy, a_bad_trusted_proxies_value_stops_usher_api_at_start)
+{
+    const char *argv[] = { USHER_API_PATH, "--threads", "1", NULL };
+    char log[128], said[1024] = "";
+    int status = 0;
+    FILE *f;
+    pid_t pid;
+
+    snprintf(log, sizeof(log), "/tmp/usher-api-proxy-bad-%d.log", (int)getpid());
+    unlink(log);
+    setenv("USHER_DATABASE_URL", cfg.database_url, 1);
+    setenv("USHER_API_LISTEN", "127.0.0.1:0", 1);
+    setenv("USHER_API_METRICS_LISTEN", "127.0.0.1:0", 1);
+    setenv("USHER_API_TRUSTED_PROXIES", "10.0.0.0/8, 10.1.0.0/8", 1);
+    pid = testproc_start(argv, log);
+    cr_assert_gt(pid, 0);
+    cr_assert(testproc_wait(pid, 30000, &status), "usher-api started anyway");
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %d", status);
+    f = fopen(log, "r");
+    cr_assert_not_null(f);
+    cr_assert_gt(fread(said, 1, sizeof(said) - 1, f), 0);
+    fclose(f);
+    cr_assert_not_null(strstr(said, "trusted_proxies"), "%s", said);
+    cr_assert_not_null(strstr(said, "'10.1.0.0/8'"), "%s", said);
+}
