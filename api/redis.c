@@ -1,3 +1,13 @@
+/*
+ * A loop's Redis connection. Each connection opens with a handshake sent
+ * before anything else, [AUTH] [SELECT DB] PING, and counts as up only once
+ * PING answers: until then, and whenever it is down, calls are refused at
+ * once. A handshake Redis refuses (a wrong or missing password, a database
+ * it does not have) is handled as Redis being unreachable: the connection
+ * closes, usher-api answers from PostgreSQL without the cache and the rate
+ * limits, and it tries again with backoff, saying why once at err level
+ * (never with the password) and again only after a success.
+ */
 #include "redis.h"
 
 #include <hiredis/adapters/libevent.h>
@@ -8,16 +18,18 @@
 
 #include "alloc.h"
 #include "log.h"
+#include "redis_url.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 
 struct api_redis {
     struct event_base *base;
-    char host[256];
-    int port, db;
+    api_redis_url url;
     redisAsyncContext *ac; /* NULL while down */
-    bool connected;
+    bool connected;        /* the handshake is through */
+    bool refused;          /* this connection's handshake was refused: it is closing */
+    bool refusal_said;     /* a refusal was logged since the last success */
     struct event *retry;
     int backoff_ms;
 };
@@ -28,6 +40,9 @@ typedef struct call {
     void *arg;
     struct event *timer;
 } call;
+
+/* The handshake's steps, as its replies' privdata (hiredis takes it non-const). */
+static char step_auth[] = "AUTH", step_select[] = "SELECT", step_ping[] = "PING";
 
 static void connect_now(api_redis *rd);
 
@@ -49,11 +64,8 @@ static void on_connect(const redisAsyncContext *ac, int status)
         usher_log(USHER_LOG_WARNING, "redis connect failed: %s", ac->errstr);
         rd->ac = NULL; /* hiredis frees it */
         schedule_retry(rd);
-        return;
     }
-    rd->connected = true;
-    rd->backoff_ms = BACKOFF_MIN_MS;
-    usher_log(USHER_LOG_INFO, "redis connected");
+    /* Connected: up once the handshake answers (handshake_reply). */
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -63,11 +75,69 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     (void)status;
     if (rd == NULL)
         return; /* freed on purpose */
-    usher_log(USHER_LOG_WARNING, "redis connection lost: %s",
-              ac->errstr[0] != '\0' ? ac->errstr : "closed");
+    if (!rd->refused)
+        usher_log(USHER_LOG_WARNING, "redis connection lost: %s",
+                  ac->errstr[0] != '\0' ? ac->errstr : "closed");
     rd->ac = NULL;
     rd->connected = false;
     schedule_retry(rd);
+}
+
+/* Redis said no to a step of the handshake: close, and retry like a lost connection. */
+static void refuse(api_redis *rd, redisAsyncContext *ac, const char *step, const char *said)
+{
+    rd->refused = true;
+    usher_log(rd->refusal_said ? USHER_LOG_DEBUG : USHER_LOG_ERR,
+              "redis refused %s: %s; usher-api goes on without the cache and the rate limits,"
+              " and tries again (check the password and database of redis.url)",
+              step, said);
+    rd->refusal_said = true;
+    redisAsyncDisconnect(ac); /* after the replies still due; on_disconnect retries */
+}
+
+/* The reply to one step of the handshake; privdata is the step's name. */
+static void handshake_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    api_redis *rd = ac->data;
+    const redisReply *r = reply;
+    const char *step = privdata;
+
+    if (rd == NULL || rd->ac != ac || r == NULL || rd->refused)
+        return; /* freed, failed to connect, lost (on_disconnect), or refused already */
+    if (r->type == REDIS_REPLY_ERROR) {
+        refuse(rd, ac, step, r->str);
+        return;
+    }
+    if (step != step_ping)
+        return;
+    rd->connected = true;
+    rd->refusal_said = false;
+    rd->backoff_ms = BACKOFF_MIN_MS;
+    usher_log(USHER_LOG_INFO, "redis connected%s", rd->url.password[0] != '\0' ? " (AUTH)" : "");
+}
+
+/* Queues the handshake; hiredis sends it first, once connected. */
+static bool send_handshake(api_redis *rd, redisAsyncContext *ac)
+{
+    char db[16];
+    const char *auth_argv[] = { "AUTH", rd->url.user, rd->url.password };
+    const char *select_argv[] = { "SELECT", db };
+    const char *ping_argv[] = { "PING" };
+    int auth_argc = 3;
+
+    if (rd->url.user[0] == '\0') { /* AUTH PASSWORD: the default user */
+        auth_argv[1] = rd->url.password;
+        auth_argc = 2;
+    }
+    snprintf(db, sizeof(db), "%d", rd->url.db);
+    if (rd->url.password[0] != '\0' &&
+        redisAsyncCommandArgv(ac, handshake_reply, step_auth, auth_argc, auth_argv, NULL) !=
+            REDIS_OK)
+        return false;
+    if (rd->url.db != 0 &&
+        redisAsyncCommandArgv(ac, handshake_reply, step_select, 2, select_argv, NULL) != REDIS_OK)
+        return false;
+    return redisAsyncCommandArgv(ac, handshake_reply, step_ping, 1, ping_argv, NULL) == REDIS_OK;
 }
 
 static void retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -79,7 +149,7 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
 
 static void connect_now(api_redis *rd)
 {
-    redisAsyncContext *ac = redisAsyncConnect(rd->host, rd->port);
+    redisAsyncContext *ac = redisAsyncConnect(rd->url.host, rd->url.port);
 
     if (ac == NULL || ac->err != 0) {
         if (ac != NULL)
@@ -96,45 +166,28 @@ static void connect_now(api_redis *rd)
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     rd->ac = ac;
-    if (rd->db != 0) {
-        char db[16];
-        const char *argv[] = { "SELECT", db };
-
-        snprintf(db, sizeof(db), "%d", rd->db);
-        redisAsyncCommandArgv(ac, NULL, NULL, 2, argv, NULL); /* queued before any other */
+    rd->refused = false;
+    if (!send_handshake(rd, ac)) {
+        rd->ac = NULL;
+        ac->data = NULL;
+        redisAsyncFree(ac);
+        schedule_retry(rd);
     }
 }
 
-/* redis://HOST:PORT[/DB] */
-static bool parse_url(api_redis *rd, const char *url)
-{
-    const char *p = strncmp(url, "redis://", 8) == 0 ? url + 8 : NULL;
-    const char *colon = p != NULL ? strchr(p, ':') : NULL;
-
-    if (colon == NULL || (size_t)(colon - p) >= sizeof(rd->host))
-        return false;
-    memcpy(rd->host, p, (size_t)(colon - p));
-    rd->host[colon - p] = '\0';
-    rd->port = atoi(colon + 1);
-    rd->db = strchr(colon, '/') != NULL ? atoi(strchr(colon, '/') + 1) : 0;
-    return rd->port > 0 && rd->port < 65536;
-}
-
-api_redis *api_redis_new(struct event_base *base, const char *url)
+api_redis *api_redis_new(struct event_base *base, const char *url, char *why, size_t whylen)
 {
     api_redis *rd = usher_calloc(1, sizeof(*rd));
 
     rd->base = base;
     rd->backoff_ms = BACKOFF_MIN_MS;
-    rd->retry = evtimer_new(base, retry_cb, rd);
-    if (rd->retry == NULL || !parse_url(rd, url)) {
-        if (rd->retry == NULL)
-            usher_log(USHER_LOG_ERR, "out of memory");
-        else
-            usher_log(USHER_LOG_ERR, "redis.url '%s' is not redis://HOST:PORT[/DB]", url);
-        api_redis_free(rd);
+    if (api_redis_url_parse(url, &rd->url, why, whylen) != USHER_OK) {
+        free(rd);
         return NULL;
     }
+    rd->retry = evtimer_new(base, retry_cb, rd);
+    if (rd->retry == NULL)
+        usher_oom(sizeof(struct event *)); /* libevent's only failure here (alloc.h) */
     connect_now(rd);
     return rd;
 }

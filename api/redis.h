@@ -1,6 +1,7 @@
 /*
  * A loop thread's Redis connection (hiredis async on the loop's event
- * base), reconnecting with backoff. Redis is an accelerator here, never a
+ * base), authenticating on every connection when the URL has a password,
+ * reconnecting with backoff. Redis is an accelerator here, never a
  * dependency: while it is down every call says so at once, and a call that
  * gets no answer within its timeout is answered NULL, so a request never
  * waits long on the cache or the rate limiter.
@@ -20,8 +21,13 @@ typedef struct api_redis api_redis;
 /* reply is NULL when Redis is down, the connection broke or the timeout passed. */
 typedef void (*api_redis_fn)(redisReply *reply, void *arg);
 
-/* Starts connecting to url (redis://HOST:PORT[/DB]); NULL only out of memory or bad URL. */
-USHER_MUSTCHECK api_redis *api_redis_new(struct event_base *base, const char *url);
+/*
+ * Starts connecting to url (api/redis_url.h: AUTH with its password, SELECT
+ * its database). NULL only for a bad URL, with the reason in why (which
+ * never repeats the URL: it may hold the password).
+ */
+USHER_MUSTCHECK api_redis *api_redis_new(struct event_base *base, const char *url, char *why,
+                                         size_t whylen);
 void api_redis_free(api_redis *rd);
 
 bool api_redis_up(const api_redis *rd);

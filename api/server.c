@@ -244,9 +244,8 @@ static api_loop *loop_new(api_server *srv, int index, int fd, char *errbuf, size
     loop->checkins = api_checkin_batch_new(loop, route_checkin_answer);
     if (loop->wake == NULL || loop->checkins == NULL)
         goto nomem;
-    loop->redis = api_redis_new(loop->base, cfg->redis_url);
+    loop->redis = api_redis_new(loop->base, cfg->redis_url, errbuf, errlen);
     if (loop->redis == NULL) {
-        snprintf(errbuf, errlen, "redis.url '%s' is not redis://HOST:PORT[/DB]", cfg->redis_url);
         loop_free(loop);
         return NULL;
     }
@@ -265,6 +264,18 @@ static void *run(void *arg)
 
     event_base_loop(loop->base, 0);
     return NULL;
+}
+
+/*
+ * Frees the t->n loops made before a failure at start: no thread runs them
+ * yet (api_threads_stop would join threads never started).
+ */
+static void free_unstarted(api_threads *t)
+{
+    for (int i = 0; i < t->n; i++)
+        loop_free(t->loops[i]);
+    free(t->loops);
+    free(t);
 }
 
 usher_err api_threads_start(api_server *srv, int nthreads, api_threads **out, char *errbuf,
@@ -286,8 +297,7 @@ usher_err api_threads_start(api_server *srv, int nthreads, api_threads **out, ch
         int fd = listen_on(srv->cfg->api_listen, &port, errbuf, errlen);
 
         if (fd < 0 || (t->loops[i] = loop_new(srv, i, fd, errbuf, errlen)) == NULL) {
-            t->n = i;
-            api_threads_stop(t, 0);
+            free_unstarted(t);
             return USHER_ERR_CONFIG;
         }
         t->n = i + 1;
@@ -296,7 +306,7 @@ usher_err api_threads_start(api_server *srv, int nthreads, api_threads **out, ch
     t->metrics = api_metrics_http_start(t->loops[0], srv->cfg->api_metrics_listen,
                                         &srv->metrics_port, errbuf, errlen);
     if (t->metrics == NULL) {
-        api_threads_stop(t, 0);
+        free_unstarted(t);
         return USHER_ERR_CONFIG;
     }
     if (api_offload_start(OFFLOAD_THREADS) != USHER_OK) {

@@ -36,16 +36,21 @@ static bool answers(void *arg)
     return up;
 }
 
-pid_t testredis_start(void)
+pid_t testredis_start_on(int port, const char *const *extra)
 {
     char port_text[16], url[64], log[128];
-    const char *argv[] = {
+    const char *argv[32] = {
         "/usr/bin/redis-server", "--port", port_text, "--bind", "127.0.0.1", "--save", "",
-        "--appendonly",          "no",     NULL
+        "--appendonly",          "no"
     };
-    int port = free_port();
+    size_t argc = 9;
     pid_t pid;
 
+    for (; extra != NULL && *extra != NULL; extra++) {
+        cr_assert_lt(argc, sizeof(argv) / sizeof(argv[0]) - 1, "too many redis-server arguments");
+        argv[argc++] = *extra;
+    }
+    argv[argc] = NULL;
     snprintf(port_text, sizeof(port_text), "%d", port);
     snprintf(log, sizeof(log), "/tmp/usher-redis-test-%d.log", (int)getpid());
     pid = testproc_start(argv, log);
@@ -54,4 +59,15 @@ pid_t testredis_start(void)
     snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", port);
     setenv("USHER_REDIS_URL", url, 1);
     return pid;
+}
+
+pid_t testredis_start_with(const char *const *extra, int *port)
+{
+    *port = free_port();
+    return testredis_start_on(*port, extra);
+}
+
+pid_t testredis_start(void)
+{
+    return testredis_start_on(free_port(), NULL);
 }
