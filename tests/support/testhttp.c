@@ -106,6 +106,30 @@ void testapi_start(testapi *api, const char *path, const char *database_url, int
     }
 }
 
+int testapi_refused(const char *path, const char *database_url, int threads, char *said, size_t len)
+{
+    char nthreads[16], log[128];
+    const char *argv[] = { path, "--threads", nthreads, NULL };
+    int status = 0;
+    pid_t pid;
+
+    snprintf(nthreads, sizeof(nthreads), "%d", threads);
+    snprintf(log, sizeof(log), "/tmp/usher-api-refused-%d.log", (int)getpid());
+    unlink(log);
+    setenv("USHER_DATABASE_URL", database_url, 1);
+    setenv("USHER_API_LISTEN", "127.0.0.1:0", 1);
+    setenv("USHER_API_METRICS_LISTEN", "127.0.0.1:0", 1);
+    pid = testproc_start(argv, log);
+    cr_assert_gt(pid, 0);
+    if (!testproc_wait(pid, 30000, &status)) {
+        testproc_kill(pid);
+        cr_assert_fail("usher-api started anyway; see %s", log);
+    }
+    log_head(log, said, len);
+    cr_assert(WIFEXITED(status), "usher-api died with status %d: %s", status, said);
+    return WEXITSTATUS(status);
+}
+
 void testapi_stop(testapi *api)
 {
     int status = 0;

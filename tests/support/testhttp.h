@@ -27,6 +27,15 @@ void testapi_start(testapi *api, const char *path, const char *database_url, int
 /* SIGTERM, then waits for a clean exit (fails the test otherwise). */
 void testapi_stop(testapi *api);
 
+/*
+ * Starts usher-api at path with threads loop threads on database_url, as
+ * testapi_start does, expecting it to refuse to start: waits (up to 30 s)
+ * for it to exit and returns its exit status, with the start of what it
+ * said in said. Fails the test if it keeps running or dies by a signal.
+ */
+int testapi_refused(const char *path, const char *database_url, int threads, char *said,
+                    size_t len);
+
 typedef struct testhttp_req {
     const char *method; /* "GET", "POST", ... */
     const char *path;
