@@ -26,6 +26,9 @@ PACKAGES=(
     # tests/integration/openapi_conformance.py (run by Debian's /usr/bin/python3)
     # and psql, with which it makes its database
     python3-yaml python3-jsonschema
+    # the cluster test bed (scripts/cluster.sh): network namespaces, failover
+    # by pg_auto_failover, HAProxy in front of the API hosts
+    iproute2 postgresql-15-auto-failover pg-auto-failover-cli haproxy
 )
 
 # Playwright itself comes from the npm registry (tests/browser/package.json,

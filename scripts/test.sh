@@ -12,10 +12,13 @@
 #   7 asan build      build-asan/ with -DUSHER_SANITIZE=ON (ASan + UBSan)
 #   8 asan ctest      every test in build-asan/, leak detection on
 #   9 valgrind        each unit test binary of build/ under valgrind
+#  10 cluster         tests/cluster/run.sh: the cluster test bed (network
+#                     namespaces, scripts/cluster.sh) and its tests, with
+#                     build/'s binaries; needs root (skipped otherwise)
 #
 # Each phase prints a banner and its duration. The last line of output is
 # "N passed, N failed": tests counted from ctest's own summary (and one per
-# binary for valgrind, one for systemd verify), plus one failure for each phase
+# binary for valgrind, one for systemd verify, one per cluster test), plus one failure for each phase
 # that failed without running tests (a broken build, a stack that would not
 # start...).
 # Exits non-zero if anything failed. Logs go to $STATE/test-logs/.
@@ -36,7 +39,7 @@ FAILED=0
 SUMMARY=()
 STOP_STACK=0
 PHASE_NO=0
-PHASE_TOTAL=9
+PHASE_TOTAL=10
 
 # ---------------------------------------------------------------- plumbing
 
@@ -193,6 +196,23 @@ count_valgrind() {
     fi
 }
 
+# The cluster tests print "N passed, N failed" last.
+phase_cluster() { tests/cluster/run.sh 2>&1 | tee "$1"; }
+
+count_cluster() {
+    local line
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$1" | tail -n 1 || true)
+    if [[ "$line" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+        PASSED=$((PASSED + BASH_REMATCH[1]))
+        FAILED=$((FAILED + BASH_REMATCH[2]))
+        if ((BASH_REMATCH[2] == 0 && $2 != 0)); then
+            FAILED=$((FAILED + 1))
+        fi
+    elif (($2 != 0)); then
+        FAILED=$((FAILED + 1))
+    fi
+}
+
 # ---------------------------------------------------------------- main
 
 finish() {
@@ -256,6 +276,14 @@ main() {
     rc=0
     run_phase valgrind phase_valgrind "$LOGS/valgrind.results" || rc=$?
     count_valgrind "$LOGS/valgrind.results" "$rc"
+
+    if ((EUID == 0)); then
+        rc=0
+        run_phase cluster phase_cluster "$LOGS/cluster.log" || rc=$?
+        count_cluster "$LOGS/cluster.log" "$rc"
+    else
+        skip_phase cluster "needs root"
+    fi
 
     finish
 }
