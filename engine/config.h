@@ -158,6 +158,13 @@ typedef struct usher_config {
     char *search_language;        /* its stemming language */
     int log_level;                /* syslog level 3 (err) .. 7 (debug) */
 
+    /* [search] of several hosts: the indexer's replication, each API host's replica */
+    char *search_replica_dir;        /* usher-api reads this replica; NULL: index_dir */
+    int search_changesets;           /* XAPIAN_MAX_CHANGESETS of the indexer; 0: leave it */
+    char *search_replication_listen; /* ADDR:PORT of the indexer's xapian-replicate-server */
+    char *search_master;             /* HOST:PORT that an API host's xapian-replicate polls */
+    int search_replicate_interval_s; /* seconds between its polls */
+
     /* [api]: usher-api */
     char *api_listen;         /* HOST:PORT; port 0 picks a free one (tests) */
     char *api_metrics_listen; /* HOST:PORT of /metrics, a listener of its own */

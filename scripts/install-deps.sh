@@ -17,6 +17,8 @@ PACKAGES=(
     # a TrueType font), mail, search index
     libhpdf-dev libcairo2-dev libfreetype-dev libqrencode-dev fonts-dejavu-core
     libesmtp-dev libxapian-dev
+    # search on several hosts: xapian-replicate-server and xapian-replicate
+    xapian-tools
     # reading their output back in tests: pdftotext, zbarimg
     poppler-utils zbar-tools
     # scripts/run.sh waits for the API with curl; bench/api loads it with wrk

@@ -18,14 +18,26 @@
  * The searcher calls Database::reopen() before each query, so it sees every
  * commit made before the call; should the writer overwrite the revision it
  * reads mid-query (DatabaseModifiedError), it reopens and retries once.
+ * reopen() does not reread a stub database file, and xapian-replicate
+ * points its replica's stub (XAPIANDB) at a new directory after a full
+ * copy and removes the old one: the searcher therefore remembers which
+ * stub file it opened (device, inode, size, mtime; the replicator renames
+ * a new one into place) and opens afresh when that changed.
+ *
+ * A rebuild replaces every document inside one Xapian transaction
+ * (usher_index_replace_begin), committed as a single revision, so that
+ * searchers and replicas go from the old index to the new one at once.
  */
+#include <sys/stat.h>
 #include <xapian.h>
 
+#include <cerrno>
 #include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <memory>
 #include <new>
 #include <string>
@@ -40,9 +52,21 @@ static const Xapian::doccount EXACT_TOTAL_UP_TO = 1000;
 struct usher_index {
     Xapian::WritableDatabase db;
     Xapian::TermGenerator tg;
+    bool replacing = false; /* inside usher_index_replace_begin's transaction */
+};
+
+/* Which stub file a searcher opened: a replica's XAPIANDB, replaced by rename. */
+struct stub_identity {
+    bool present;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
 };
 
 struct usher_search {
+    std::string dir;
+    stub_identity stub = {};
     Xapian::Database db;
     Xapian::QueryParser qp;
     std::string language;
@@ -186,6 +210,21 @@ static USHER_MUSTCHECK usher_err record_language(usher_index *ix, const std::str
     return USHER_OK;
 }
 
+extern "C" usher_err usher_index_keep_changesets(int n, char *errbuf, size_t errlen)
+{
+    char text[16];
+
+    if (n < 0)
+        return refuse(USHER_ERR_INVALID, errbuf, errlen, "index: %d changesets", n);
+    if (n == 0)
+        return USHER_OK;
+    snprintf(text, sizeof text, "%d", n);
+    /* Xapian reads it at every commit (GlassChanges::start). */
+    if (setenv("XAPIAN_MAX_CHANGESETS", text, 1) != 0)
+        return refuse(USHER_ERR_IO, errbuf, errlen, "index: setenv: %s", strerror(errno));
+    return USHER_OK;
+}
+
 extern "C" usher_err usher_index_open_writer(const char *dir, const char *language,
                                              usher_index **out, char *errbuf, size_t errlen)
 {
@@ -203,6 +242,45 @@ extern "C" usher_err usher_index_open_writer(const char *dir, const char *langua
         ix->tg.set_stemmer(stem);
         ix->tg.set_stemming_strategy(Xapian::TermGenerator::STEM_SOME);
         *out = ix.release();
+        return USHER_OK;
+    });
+}
+
+extern "C" usher_err usher_index_open_waiting(const char *dir, const char *language, int budget_ms,
+                                              usher_index **out, char *errbuf, size_t errlen)
+{
+    int waited = 0, pause_ms = 10;
+    usher_err err;
+
+    while ((err = usher_index_open_writer(dir, language, out, errbuf, errlen)) ==
+               USHER_ERR_CONFLICT &&
+           waited + pause_ms <= budget_ms) {
+        struct timespec ts = { 0, (long)pause_ms * 1000000 };
+
+        nanosleep(&ts, nullptr);
+        waited += pause_ms;
+        pause_ms = pause_ms < 160 ? 2 * pause_ms : pause_ms;
+    }
+    return err;
+}
+
+extern "C" usher_err usher_index_replace_begin(usher_index *ix, char *errbuf, size_t errlen)
+{
+    if (ix == nullptr)
+        return refuse(USHER_ERR_INVALID, errbuf, errlen, "index: no writer");
+    if (ix->replacing)
+        return refuse(USHER_ERR_STATE, errbuf, errlen, "index: a replacement is under way");
+    return guarded(errbuf, errlen, [&]() -> usher_err {
+        std::vector<Xapian::docid> ids;
+
+        ix->db.begin_transaction(true);
+        ix->replacing = true;
+        /* Collected first: deleting while walking the posting list would move it. */
+        for (Xapian::PostingIterator it = ix->db.postlist_begin(""); it != ix->db.postlist_end("");
+             ++it)
+            ids.push_back(*it);
+        for (Xapian::docid id : ids)
+            ix->db.delete_document(id);
         return USHER_OK;
     });
 }
@@ -283,7 +361,12 @@ extern "C" usher_err usher_index_commit(usher_index *ix, char *errbuf, size_t er
     if (ix == nullptr)
         return refuse(USHER_ERR_INVALID, errbuf, errlen, "index: no writer");
     return guarded(errbuf, errlen, [&]() -> usher_err {
-        ix->db.commit();
+        if (ix->replacing) {
+            ix->replacing = false; /* committed or not, the transaction is over */
+            ix->db.commit_transaction();
+        } else {
+            ix->db.commit();
+        }
         return USHER_OK;
     });
 }
@@ -293,7 +376,10 @@ extern "C" usher_err usher_index_close(usher_index *ix, char *errbuf, size_t err
     if (ix == nullptr)
         return USHER_OK;
     usher_err err = guarded(errbuf, errlen, [&]() -> usher_err {
-        ix->db.commit();
+        if (ix->replacing)
+            ix->db.cancel_transaction(); /* an uncommitted replacement is abandoned */
+        else
+            ix->db.commit();
         ix->db.close(); /* releases the lock now */
         return USHER_OK;
     });
@@ -312,6 +398,53 @@ static void configure_parser(usher_search *s)
     s->language = language.empty() ? "none" : language;
 }
 
+static stub_identity stub_of(const std::string &dir)
+{
+    stub_identity id = {};
+    struct stat sb;
+
+    if (stat((dir + "/XAPIANDB").c_str(), &sb) == 0) {
+        id.present = true;
+        id.dev = sb.st_dev;
+        id.ino = sb.st_ino;
+        id.size = sb.st_size;
+        id.mtime = sb.st_mtim;
+    }
+    return id;
+}
+
+static bool same_stub(const stub_identity &a, const stub_identity &b)
+{
+    if (!a.present || !b.present)
+        return a.present == b.present;
+    return a.dev == b.dev && a.ino == b.ino && a.size == b.size &&
+           a.mtime.tv_sec == b.mtime.tv_sec && a.mtime.tv_nsec == b.mtime.tv_nsec;
+}
+
+/* Opens s->dir from scratch: the stub is read before, so a switch after it is seen next time. */
+static void open_afresh(usher_search *s)
+{
+    s->stub = stub_of(s->dir);
+    s->db = Xapian::Database(s->dir);
+    s->qp.set_database(s->db);
+    configure_parser(s);
+}
+
+/* Brings s to the latest revision: afresh after a full copy, else reopen(). */
+static void refresh(usher_search *s)
+{
+    if (!same_stub(stub_of(s->dir), s->stub)) {
+        open_afresh(s);
+        return;
+    }
+    try {
+        if (s->db.reopen())
+            configure_parser(s);
+    } catch (const Xapian::DatabaseError &) {
+        open_afresh(s); /* the copy it had open is gone */
+    }
+}
+
 extern "C" usher_err usher_search_open(const char *dir, usher_search **out, char *errbuf,
                                        size_t errlen)
 {
@@ -320,6 +453,8 @@ extern "C" usher_err usher_search_open(const char *dir, usher_search **out, char
     *out = nullptr;
     return guarded(errbuf, errlen, [&]() -> usher_err {
         std::unique_ptr<usher_search> s(new usher_search);
+        s->dir = dir;
+        s->stub = stub_of(s->dir);
         s->db = Xapian::Database(dir);
         s->qp.set_database(s->db);
         s->qp.set_stemming_strategy(Xapian::QueryParser::STEM_SOME);
@@ -466,13 +601,13 @@ extern "C" usher_err usher_search_query(usher_search *s, const char *query, cons
         return err;
     *nhits = 0;
     return guarded(errbuf, errlen, [&]() -> usher_err {
-        if (s->db.reopen())
-            configure_parser(s);
+        refresh(s);
         try {
             run_query(s, &req, hits, nhits, total_estimate);
-        } catch (const Xapian::DatabaseModifiedError &) {
-            s->db.reopen();
-            configure_parser(s);
+        } catch (const Xapian::DatabaseError &) {
+            /* DatabaseModifiedError, or the replica's copy removed mid-query. */
+            *nhits = 0;
+            open_afresh(s);
             run_query(s, &req, hits, nhits, total_estimate);
         }
         return USHER_OK;

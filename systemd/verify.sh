@@ -3,8 +3,9 @@
 #
 #   systemd/verify.sh [BUILD_DIR]        BUILD_DIR defaults to build (of the repo)
 #
-# 1. systemd-analyze verify on usher.target, usher-api.service and one instance
-#    of usher-worker@.service per pool. verify insists that every Exec*= binary
+# 1. systemd-analyze verify on usher.target, usher-api.service, one instance
+#    of usher-worker@.service per pool, and the search replication units
+#    (usher-search-server.service, usher-search-replica.service). verify insists that every Exec*= binary
 #    exists, so the units are copied to a temporary directory with
 #    /usr/local/bin/ rewritten to a directory of symlinks to BUILD_DIR's binaries
 #    (nothing is installed). It needs neither systemd as PID 1 nor the usher user.
@@ -17,7 +18,7 @@
 #    otherwise turn the check into a silent pass).
 # 3. systemd-analyze security --offline: the exposure level of each service stays
 #    at or below $USHER_SYSTEMD_MAX_EXPOSURE tenths (default 17, i.e. 1.7: today's
-#    level of both services), so dropping a hardening line fails too.
+#    level of the API and pool services), so dropping a hardening line fails too.
 # 4. The pools that usher.target starts are exactly the pools conf/usher.conf
 #    assigns queues to (a queue in a pool that no unit runs is never served).
 #
@@ -29,8 +30,9 @@ UNITS_SRC=$ROOT/systemd
 CONF=$ROOT/conf/usher.conf
 BUILD=${1:-$ROOT/build}
 MAX_EXPOSURE=${USHER_SYSTEMD_MAX_EXPOSURE:-17}
-UNITS=(usher.target usher-api.service usher-worker@.service)
-BINARIES=(usher-api usher-worker)
+SEARCH_UNITS=(usher-search-server.service usher-search-replica.service)
+UNITS=(usher.target usher-api.service usher-worker@.service "${SEARCH_UNITS[@]}")
+BINARIES=(usher-api usher-worker usherctl)
 
 FAILURES=0
 fail() {
@@ -74,8 +76,11 @@ pools_of_conf() {
 # analyze DIR OUT: systemd-analyze verify on the units in DIR; its output goes to
 # OUT. Fails if it exits non-zero or prints anything at all.
 analyze() {
-    local dir=$1 out=$2 rc=0 pool
+    local dir=$1 out=$2 rc=0 pool unit
     local -a args=("$dir/usher.target" "$dir/usher-api.service")
+    for unit in "${SEARCH_UNITS[@]}"; do
+        args+=("$dir/$unit")
+    done
     while read -r pool; do
         # An instance file need not exist: verify instantiates the template
         # usher-worker@.service found beside it.
@@ -114,7 +119,8 @@ main() {
     out=$TMP/verify.out
     if analyze "$TMP/units" "$out"; then
         echo "verify: systemd-analyze verify: clean (no output, exit 0) on" \
-            "usher.target usher-api.service $(pools_of_target "$TMP/units" | sed 's/.*/usher-worker@&.service/' | words)"
+            "usher.target usher-api.service $(pools_of_target "$TMP/units" | sed 's/.*/usher-worker@&.service/' | words)" \
+            "${SEARCH_UNITS[*]}"
     else
         cat "$out" >&2
         fail "systemd-analyze verify reported the above (any output counts: unknown keys and bad values are only warnings to it)"
@@ -133,7 +139,8 @@ main() {
     fi
 
     # ---- 3. hardening level
-    for unit in usher-api.service "usher-worker@$(pools_of_target "$TMP/units" | head -n 1).service"; do
+    for unit in usher-api.service "usher-worker@$(pools_of_target "$TMP/units" | head -n 1).service" \
+        "${SEARCH_UNITS[@]}"; do
         rc=0
         out=$(cd "$TMP/units" && SYSTEMD_LOG_COLOR=0 systemd-analyze security --no-pager --offline=yes \
             --threshold="$MAX_EXPOSURE" "./$unit" 2>&1) || rc=$?

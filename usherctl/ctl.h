@@ -14,6 +14,8 @@
 #include "store.h"
 
 typedef int (*ctl_command_fn)(usher_store *st, int argc, char **argv);
+/* A command that opens what it needs itself (or nothing: it execs a daemon). */
+typedef int (*ctl_config_fn)(const usher_config *cfg, int argc, char **argv);
 
 /* An option of a command: "--name VALUE", or a flag when value is NULL. */
 typedef struct ctl_option {
@@ -56,5 +58,6 @@ int ctl_seed(usher_store *st, int argc, char **argv);
 int ctl_organizer(usher_store *st, int argc, char **argv);
 int ctl_token(usher_store *st, int argc, char **argv);
 int ctl_webhook(usher_store *st, int argc, char **argv);
+int ctl_search(const usher_config *cfg, int argc, char **argv);
 
 #endif

@@ -15,6 +15,13 @@ typedef struct ctl_command {
     const char *usage;
 } ctl_command;
 
+/* Commands that open what they need themselves, or nothing (they exec a daemon). */
+typedef struct ctl_config_command {
+    const char *name;
+    ctl_config_fn run;
+    const char *usage;
+} ctl_config_command;
+
 static const ctl_command commands[] = {
     { "migrate", ctl_migrate, "migrate [--dir DIR]  apply schema migrations, declare queues" },
     { "enqueue", ctl_enqueue,
@@ -40,13 +47,31 @@ static const ctl_command commands[] = {
       "webhook replay ID  send delivery ID's event again (a new job; prints its id)" },
 };
 
+static const ctl_config_command config_commands[] = {
+    { "search", ctl_search,
+      "search rebuild [--wait-ms N]  the index again from the database, replaced at once\n"
+      "search serve | search replicate [--once]  run xapian-replicate-server on the\n"
+      "        indexer host, or xapian-replicate into replica_dir on an API host" },
+};
+
 static void usage(FILE *out)
 {
     fprintf(out, "usage: usherctl [--config FILE] COMMAND ...\n\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(out, "  %s\n", commands[i].usage);
+    for (size_t i = 0; i < sizeof(config_commands) / sizeof(config_commands[0]); i++)
+        fprintf(out, "  %s\n", config_commands[i].usage);
     fprintf(out, "\nTIME: 2026-11-27T18:00:00Z, 2026-11-27T18:00:00+01:00, 2026-11-27 or "
                  "@UNIXSECONDS\n");
+}
+
+static const ctl_config_command *find_config_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof(config_commands) / sizeof(config_commands[0]); i++) {
+        if (strcmp(config_commands[i].name, name) == 0)
+            return &config_commands[i];
+    }
+    return NULL;
 }
 
 static const ctl_command *find_command(const char *name)
@@ -63,6 +88,7 @@ int main(int argc, char **argv)
     usher_config cfg = { 0 };
     usher_store *st = NULL;
     const ctl_command *cmd;
+    const ctl_config_command *config_cmd;
     char errbuf[512];
     int status;
 
@@ -72,6 +98,12 @@ int main(int argc, char **argv)
     }
     if (usher_cli_load_config("usherctl", &argc, argv, &cfg) != 0)
         return 1;
+    config_cmd = argc > 1 ? find_config_command(argv[1]) : NULL;
+    if (config_cmd != NULL) {
+        status = config_cmd->run(&cfg, argc - 2, argv + 2);
+        usher_config_free(&cfg);
+        return status;
+    }
     cmd = argc > 1 ? find_command(argv[1]) : NULL;
     if (cmd == NULL) {
         if (argc > 1)

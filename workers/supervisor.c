@@ -48,6 +48,7 @@
 #include "pool_metrics.h"
 #include "stmt.h"
 #include "wake.h"
+#include "xapian_wrap.h"
 
 #define QUEUES_MAX        64
 #define TICK_MS           1000
@@ -890,6 +891,12 @@ int usher_supervisor_run(const char *config_path, const char *pool_name)
         return 1;
     }
     usher_log_set_level((usher_log_level)s.cfg.log_level);
+    /* Before any fork or thread: the index.document children inherit it. */
+    if (usher_index_keep_changesets(s.cfg.search_changesets, errbuf, sizeof(errbuf)) != USHER_OK) {
+        fprintf(stderr, "usher-worker: %s\n", errbuf);
+        usher_config_free(&s.cfg);
+        return 1;
+    }
     snprintf(s.pool_name, sizeof(s.pool_name), "%s", pool_name);
     s.pool = usher_config_pool(&s.cfg, pool_name);
     if (s.pool == NULL || collect_queues(&s) != 0) {

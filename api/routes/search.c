@@ -1,6 +1,7 @@
 /*
  * GET /v1/search?q=&type=&event_id=&offset=&limit=: the Xapian index
- * (search/xapian_wrap.h), read on the offload pool because a
+ * (search/xapian_wrap.h), or the replica of it that xapian-replicate keeps
+ * on this host ([search] replica_dir), read on the offload pool because a
  * search reads the disk. Events and sessions are public; attendees are
  * personal data: only an organizer of the event (or an admin) may search
  * them, and only within one event. Hits are completed from PostgreSQL
@@ -241,7 +242,9 @@ void route_search(api_req *r)
     j = usher_calloc(1, sizeof(*j));
     j->r = r;
     j->limit = DEFAULT_LIMIT;
-    snprintf(j->dir, sizeof(j->dir), "%s", cfg->search_index_dir);
+    /* An API host of several reads its replica; a single host, the index itself. */
+    snprintf(j->dir, sizeof(j->dir), "%s",
+             cfg->search_replica_dir != NULL ? cfg->search_replica_dir : cfg->search_index_dir);
     if (!read_params(r, j, query, type, event, offset, limit, &attendees)) {
         evhttp_clear_headers(&q);
         free(j);

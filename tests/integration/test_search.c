@@ -1,7 +1,8 @@
 /*
  * The search index against a real Xapian database in a temporary directory:
  * stemming and search-as-you-type, field prefixes, filters, pagination,
- * replace and delete, a searcher seeing later commits, the one-writer lock,
+ * replace and delete, a searcher seeing later commits, replacing the whole
+ * index in one revision, the one-writer lock,
  * malformed queries and the limits of the C API.
  */
 #include <criterion/criterion.h>
@@ -273,6 +274,32 @@ Test(search, an_open_searcher_sees_later_commits)
         USHER_OK, "%s", errbuf);
     cr_assert_eq(total, 11);
     usher_search_close(s);
+}
+
+Test(search, a_replacement_is_one_revision_and_an_abandoned_one_changes_nothing)
+{
+    /* Abandoned: closing before the commit keeps the old index whole. */
+    cr_assert_eq(usher_index_replace_begin(ix, errbuf, sizeof errbuf), USHER_OK, "%s", errbuf);
+    cr_assert_eq(usher_index_replace_begin(ix, errbuf, sizeof errbuf), USHER_ERR_STATE);
+    put("event", 3, 3, "Quantum fair", NULL, NULL);
+    cr_assert_eq(usher_index_close(ix, errbuf, sizeof errbuf), USHER_OK, "%s", errbuf);
+    cr_assert_eq(usher_index_open_writer(dir, "english", &ix, errbuf, sizeof errbuf), USHER_OK);
+    cr_assert_eq(search("", NULL, 0).total, 8);
+    cr_assert_eq(search("quantum", NULL, 0).total, 0);
+
+    /* Committed: searchers see the old index until the commit, then only the new one. */
+    cr_assert_eq(usher_index_replace_begin(ix, errbuf, sizeof errbuf), USHER_OK, "%s", errbuf);
+    put("event", 3, 3, "Quantum fair", NULL, NULL);
+    put("event", 1, 1, "Open Source Summit", NULL, NULL);
+    cr_assert_eq(search("", NULL, 0).total, 8, "the replacement showed before its commit");
+    commit();
+    cr_assert_eq(search("", NULL, 0).total, 2);
+    cr_assert_eq(search("quantum", NULL, 0).total, 1);
+    cr_assert_eq(search("lovelace", NULL, 0).total, 0);
+    /* The writer goes on as usual after it. */
+    put("session", 10, 1, "Running a conference", NULL, NULL);
+    commit();
+    cr_assert_eq(search("", NULL, 0).total, 3);
 }
 
 Test(search, a_second_writer_is_refused_at_once)

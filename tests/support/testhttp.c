@@ -63,12 +63,13 @@ static const char *log_head(const char *path, char *out, size_t len)
 
 void testapi_start(testapi *api, const char *path, const char *database_url, int threads)
 {
+    static int started; /* several APIs in one test: a log each */
     char nthreads[16];
     const char *argv[] = { path, "--threads", nthreads, NULL };
     long long deadline = testdb_now_ms() + 60000;
 
     snprintf(nthreads, sizeof(nthreads), "%d", threads);
-    snprintf(api->log, sizeof(api->log), "/tmp/usher-api-test-%d.log", (int)getpid());
+    snprintf(api->log, sizeof(api->log), "/tmp/usher-api-test-%d-%d.log", (int)getpid(), started++);
     unlink(api->log);
     setenv("USHER_DATABASE_URL", database_url, 1);
     setenv("USHER_API_LISTEN", "127.0.0.1:0", 1);

@@ -1,8 +1,9 @@
 /*
  * index.document: brings one event, session or attendee into the search
  * index, or takes it out. The row is read fresh from the database, so an
- * update job always indexes the latest version, and a row that is gone is
- * deleted from the index. The writer is opened per batch (the jobs a child
+ * update job always indexes the latest version (with the statements of
+ * search/index_sources.c, which the rebuild shares), and a row that is gone
+ * is deleted from the index. The writer is opened per batch (the jobs a child
  * holds) and closed, which commits once for all of them before any is
  * reported done. Xapian allows one writer per index: a child that finds the
  * lock taken waits a little (the holder's batch is short), then retries
@@ -12,43 +13,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "alloc.h"
+#include "index_sources.h"
 #include "inttext.h"
 #include "job_handlers.h"
 #include "xapian_wrap.h"
 
 #define LOCK_WAIT_MAX_MS 5000
 
-typedef struct source {
-    const char *type;
-    const char *sql; /* $1 = id -> id, event_id, title, body, speakers, name, email */
-} source;
-
-static const source sources[] = {
-    { "event", "SELECT id, id, name, venue, '', '', '' FROM events WHERE id = $1" },
-    /* A session's body: its abstract, then the file names of its materials. */
-    { "session", "SELECT id, event_id, title,"
-                 " concat_ws(' ', abstract, (SELECT string_agg(d.filename, ' ' ORDER BY d.id)"
-                 "  FROM documents d WHERE d.session_id = sessions.id AND d.kind = 'content')),"
-                 " array_to_string(speakers, ', '), '', '' FROM sessions WHERE id = $1" },
-    { "attendee", "SELECT id, event_id, '', '', '', name, email FROM registrations"
-                  " WHERE id = $1 AND status = 'confirmed'" },
-};
-
-static const source *find_source(const char *type)
-{
-    for (size_t i = 0; type != NULL && i < sizeof(sources) / sizeof(sources[0]); i++) {
-        if (strcmp(sources[i].type, type) == 0)
-            return &sources[i];
-    }
-    return NULL;
-}
-
 /* One job's change: its row (res, NULL until read) as a document, or a delete. */
 typedef struct change {
-    const source *src;
+    const usher_index_source *src;
     int64_t id;
     bool remove;
     PGresult *res;
@@ -58,7 +34,8 @@ typedef struct change {
 /* Checks the payload into *c; false (and r set to PERMANENT) if it is bad. */
 static bool parse(json_t *payload, change *c, usher_handler_result *r)
 {
-    *c = (change){ .src = find_source(json_string_value(json_object_get(payload, "type"))) };
+    *c = (change){ .src = usher_index_source_find(
+                       json_string_value(json_object_get(payload, "type"))) };
     if ((c->id = usher_payload_id(payload, "id", r)) == 0)
         return false;
     if (c->src == NULL) {
@@ -81,7 +58,7 @@ static bool load(usher_store *st, change *c, usher_handler_result *r)
     if (c->remove)
         return true;
     usher_int_text(c->id, idtext);
-    err = usher_store_exec(st, c->src->sql, 1, params, &c->res);
+    err = usher_store_exec(st, c->src->one_sql, 1, params, &c->res);
     if (err != USHER_OK) {
         usher_handler_store_failed(r, st, err, "index.document");
         return false;
@@ -90,12 +67,7 @@ static bool load(usher_store *st, change *c, usher_handler_result *r)
         c->remove = true;
         return true;
     }
-    c->doc.event_id = strtoll(PQgetvalue(c->res, 0, 1), NULL, 10);
-    c->doc.title = PQgetvalue(c->res, 0, 2);
-    c->doc.body = PQgetvalue(c->res, 0, 3);
-    c->doc.speakers = PQgetvalue(c->res, 0, 4);
-    c->doc.name = PQgetvalue(c->res, 0, 5);
-    c->doc.email = PQgetvalue(c->res, 0, 6);
+    usher_index_doc_from_row(c->src, c->res, 0, &c->doc);
     return true;
 }
 
@@ -115,29 +87,6 @@ static void index_failed(usher_err err, const char *errbuf, usher_handler_result
 }
 
 /*
- * Opens the writer, waiting up to budget_ms (backing off from 10 ms) while
- * another child holds it: its batch commits within milliseconds, and
- * waiting here is cheaper than failing a whole batch's attempts.
- */
-static USHER_MUSTCHECK usher_err open_writer(const usher_config *cfg, int budget_ms,
-                                             usher_index **ix, char *errbuf, size_t errlen)
-{
-    int waited = 0, pause_ms = 10;
-    usher_err err;
-
-    while ((err = usher_index_open_writer(cfg->search_index_dir, cfg->search_language, ix, errbuf,
-                                          errlen)) == USHER_ERR_CONFLICT &&
-           waited + pause_ms <= budget_ms) {
-        struct timespec ts = { 0, (long)pause_ms * 1000000 };
-
-        nanosleep(&ts, NULL);
-        waited += pause_ms;
-        pause_ms = pause_ms < 160 ? 2 * pause_ms : pause_ms;
-    }
-    return err;
-}
-
-/*
  * Applies the changes of the jobs whose results are still OK under the
  * index's one writer, and commits once. A change that fails fails its own
  * job; failing to open or to commit fails every job that had a change.
@@ -147,7 +96,9 @@ static void apply(usher_handler_ctx *ctx, int budget_ms, change *changes, size_t
 {
     usher_index *ix = NULL;
     char errbuf[512];
-    usher_err err = open_writer(usher_handler_config(ctx), budget_ms, &ix, errbuf, sizeof(errbuf));
+    const usher_config *cfg = usher_handler_config(ctx);
+    usher_err err = usher_index_open_waiting(cfg->search_index_dir, cfg->search_language, budget_ms,
+                                             &ix, errbuf, sizeof(errbuf));
 
     for (size_t i = 0; err == USHER_OK && i < n; i++) {
         change *c = &changes[i];
