@@ -114,13 +114,14 @@ storm_client() {
         body="{\"ticket_type_id\":$tt,\"name\":\"Attendee $key\",\"email\":\"c-$key@example.org\"}"
         deadline=$(($(now_ms) + STORM_RETRY_S * 1000))
         while :; do
-            status=$(curl -sS -o "$out" -w '%{http_code}' --max-time 10 -X POST \
+            status=$(curl -sS -o "$out" -D "$out.head" -w '%{http_code}' --max-time 10 -X POST \
                 -H 'Content-Type: application/json' -H "Idempotency-Key: $key" \
                 --data "$body" "$USHER_CLUSTER_LB/v1/events/$event/registrations" 2>/dev/null) || true
             [[ "$status" =~ ^[0-9]{3}$ ]] || status=000
             now=${EPOCHREALTIME/./}
             if [[ "$status" == 201 ]]; then
-                echo "$now $key 201 $(grep -o '"registration_id": *[0-9]*' "$out" | grep -o '[0-9]*$')" >>"$log"
+                echo "$now $key 201 $(grep -o '"registration_id": *[0-9]*' "$out" | grep -o '[0-9]*$')" \
+                    "$(grep -qi '^Idempotent-Replayed: *true' "$out.head" && echo replayed)" >>"$log"
                 break
             fi
             echo "$now $key $status" >>"$log"
@@ -165,5 +166,7 @@ storm_acked() { storm_lines | awk '$3 == 201 {print $2, $4}' | sort; }
 storm_count() { storm_lines | awk -v s="$1" '$3 == s' | wc -l; }
 
 storm_acked_count() { storm_count 201; }
+
+storm_replayed_count() { storm_lines | awk '$3 == 201 && $5 == "replayed"' | wc -l; }
 
 acked_at_least() { (($(storm_acked_count) >= $1)); }
