@@ -4,14 +4,15 @@
  * access-controlled by GET /v1/content/{id}). An organizer touching
  * another organizer's event gets 404, as if it were absent. Every change
  * enqueues a search-index update (index.document, type "session") in the
- * same statement. The access check of a ticket holder lives in
- * session_access.c.
+ * same statement, and wakes the index queue once it committed. The access check of a ticket holder
+ * lives in session_access.c.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "../jobs.h"
 #include "../validate.h"
+#include "../wake_after_commit.h"
 #include "alloc.h"
 #include "inttext.h"
 #include "routes.h"
@@ -32,13 +33,22 @@
 /* The speakers array (already checked) as a text[] literal's JSON source. */
 #define SPEAKERS_SQL(n) "ARRAY(SELECT jsonb_array_elements_text(" n "::jsonb))"
 
+/* A session written (one row) enqueued its index job silently: wake the index queue. */
+static void wake_indexer(api_req *r, const PGresult *res)
+{
+    if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        api_wake_kind(r->loop, "index.document");
+}
+
 static void created(PGresult *res, const char *errmsg, void *arg)
 {
+    wake_indexer(arg, res);
     api_reply_row(arg, res, errmsg, 201, "event");
 }
 
 static void updated(PGresult *res, const char *errmsg, void *arg)
 {
+    wake_indexer(arg, res);
     api_reply_row(arg, res, errmsg, 200, "session");
 }
 
