@@ -61,7 +61,7 @@ static const char *log_head(const char *path, char *out, size_t len)
     return out;
 }
 
-void testapi_start(testapi *api, const char *path, const char *database_url, int threads)
+void testapi_launch(testapi *api, const char *path, const char *database_url, int threads)
 {
     static int started; /* several APIs in one test: a log each */
     char nthreads[16];
@@ -93,6 +93,13 @@ void testapi_start(testapi *api, const char *path, const char *database_url, int
     /* Logged before "listening on". */
     api->metrics_port = port_in_log(api->log, "serving /metrics at ");
     cr_assert_gt(api->metrics_port, 0, "usher-api did not say where /metrics is; see %s", api->log);
+}
+
+void testapi_start(testapi *api, const char *path, const char *database_url, int threads)
+{
+    long long deadline = testdb_now_ms() + 60000;
+
+    testapi_launch(api, path, database_url, threads);
     /* Ready once the database connections answer. */
     for (;;) {
         testhttp_resp resp;

@@ -24,6 +24,9 @@ typedef struct testapi {
  */
 void testapi_start(testapi *api, const char *path, const char *database_url, int threads);
 
+/* The same without waiting for /readyz: it has said where it listens. */
+void testapi_launch(testapi *api, const char *path, const char *database_url, int threads);
+
 /* SIGTERM, then waits for a clean exit (fails the test otherwise). */
 void testapi_stop(testapi *api);
 
