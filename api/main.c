@@ -43,6 +43,26 @@ static int thread_count(const usher_config *cfg, int argc, char **argv)
     return n < 1 ? 1 : n > 256 ? 256 : (int)n;
 }
 
+/* Says how many database connections it will open; false (said why) past the budget. */
+static bool within_budget(const usher_config *cfg, int nthreads)
+{
+    usher_conn_need need;
+    char why[1024], parts[512];
+
+    api_conn_need(cfg, nthreads, &need);
+    if (usher_conn_budget_check(cfg, "usher-api", &need,
+                                "lower [api] threads (or --threads) or db_connections, or raise"
+                                " the budget (README: Connection budget)",
+                                why, sizeof(why)) != USHER_OK) {
+        fprintf(stderr, "usher-api: %s\n", why);
+        return false;
+    }
+    usher_conn_need_text(&need, parts, sizeof(parts));
+    usher_log(USHER_LOG_INFO, "database connections: at most %d (%s)", usher_conn_need_total(&need),
+              parts);
+    return true;
+}
+
 /* True when every loop ticked within max_age_ns (none is stuck). */
 static bool loops_alive(api_server *srv, uint64_t max_age_ns)
 {
@@ -137,6 +157,10 @@ int main(int argc, char **argv)
     if (usher_cli_load_config("usher-api", &argc, argv, &cfg) != 0)
         return 1;
     nthreads = thread_count(&cfg, argc, argv);
+    if (!within_budget(&cfg, nthreads)) {
+        usher_config_free(&cfg);
+        return 1;
+    }
     srv.cfg = &cfg;
     /* Registration, check-in and session access all sign or verify ticket codes:
      * without the key the API would look ready and answer them all 503. */

@@ -28,8 +28,6 @@
 #include "wake_after_commit.h"
 #include "router.h"
 
-#define OFFLOAD_THREADS 2 /* disk writes of uploads; few, short, and the machine is small */
-
 struct api_threads {
     int n;
     api_loop **loops;
@@ -266,6 +264,15 @@ static void *run(void *arg)
     return NULL;
 }
 
+void api_conn_need(const usher_config *cfg, int nthreads, usher_conn_need *need)
+{
+    *need = (usher_conn_need){ 0 };
+    usher_conn_need_add(need, nthreads * cfg->api_db_connections,
+                        "%d loop threads x [api] db_connections %d", nthreads,
+                        cfg->api_db_connections);
+    usher_conn_need_add(need, API_OFFLOAD_THREADS, "offload threads (admin routes)");
+}
+
 /*
  * Frees the t->n loops made before a failure at start: no thread runs them
  * yet (api_threads_stop would join threads never started).
@@ -309,7 +316,7 @@ usher_err api_threads_start(api_server *srv, int nthreads, api_threads **out, ch
         free_unstarted(t);
         return USHER_ERR_CONFIG;
     }
-    if (api_offload_start(OFFLOAD_THREADS) != USHER_OK) {
+    if (api_offload_start(API_OFFLOAD_THREADS) != USHER_OK) {
         snprintf(errbuf, errlen, "could not start the offload threads");
         api_threads_stop(t, 0);
         return USHER_ERR_NOMEM;

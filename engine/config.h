@@ -141,6 +141,7 @@ enum usher_smtp_starttls {
 typedef struct usher_config {
     char *path; /* the file it came from, or NULL for built-in defaults */
     char *database_url;
+    int database_max_connections_per_process; /* the budget of engine/conn_budget.h; 0 = none */
     char *redis_url;
     char *smtp_url;
     char *smtp_from_address;      /* envelope and From: of outgoing mail */

@@ -46,6 +46,9 @@ static const char *const bool_words[] = { "false", "true", NULL };
 const usher_setting usher_settings[] = {
     { "database", "url", USHER_VAL_STRING, CFG(database_url),
       "postgresql://postgres@127.0.0.1:55432/usher", 0, 0, 0, false, "USHER_DATABASE_URL", NULL },
+    { "database", "max_connections_per_process", USHER_VAL_INT,
+      CFG(database_max_connections_per_process), NULL, 0, 0, 100000, false,
+      "USHER_DATABASE_MAX_CONNECTIONS_PER_PROCESS", NULL },
     { "redis", "url", USHER_VAL_STRING, CFG(redis_url), "redis://127.0.0.1:56379/0", 0, 0, 0, false,
       "USHER_REDIS_URL", NULL },
     { "smtp", "url", USHER_VAL_STRING, CFG(smtp_url), "smtp://127.0.0.1:52525", 0, 0, 0, false,

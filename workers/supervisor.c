@@ -39,6 +39,7 @@
 #include "claim.h"
 #include "config.h"
 #include "config_reload.h"
+#include "conn_budget.h"
 #include "fate.h"
 #include "handler.h"
 #include "log.h"
@@ -670,6 +671,32 @@ static void rearm(struct event *timer, int old_ms, int new_ms)
 }
 
 /*
+ * The PostgreSQL connections of this pool's process tree at most
+ * (engine/conn_budget.h): the supervisor's two (claims, LISTEN and
+ * heartbeats; completions), the maintenance process's one, and one per
+ * child, opened at its first job that needs the database. A reload's
+ * renewal adds, for as long as they finish their jobs, the old children
+ * still busy (README: Connection budget).
+ */
+static usher_err check_budget(const usher_config *cfg, const usher_pool_conf *pool, char *why,
+                              size_t whylen)
+{
+    usher_conn_need need = { 0 };
+    char remedy[128], parts[512];
+
+    usher_conn_need_add(&need, 2, "supervisor");
+    usher_conn_need_add(&need, 1, "maintenance process");
+    usher_conn_need_add(&need, pool->max, "children at [pool.%s] max", pool->name);
+    snprintf(remedy, sizeof(remedy), "lower [pool.%s] max or raise the budget", pool->name);
+    if (usher_conn_budget_check(cfg, "usher-worker", &need, remedy, why, whylen) != USHER_OK)
+        return USHER_ERR_CONFIG;
+    usher_conn_need_text(&need, parts, sizeof(parts));
+    snprintf(why, whylen, "database connections: at most %d (%s)", usher_conn_need_total(&need),
+             parts);
+    return USHER_OK;
+}
+
+/*
  * SIGHUP: the reloadable keys of the file take effect here, in a new
  * maintenance process and in new children, which replace the old ones as
  * they finish their round or their jobs; the others are logged as needing
@@ -679,10 +706,19 @@ static void reload(supervisor *s)
 {
     usher_config merged;
     int poll_ms = s->cfg.poll_interval_ms, heartbeat_ms = s->pool->heartbeat_ms;
-    size_t napplied;
+    size_t napplied = 0;
+    char why[1024];
 
     notify_reloading();
-    if (usher_config_reread(&s->cfg, &merged, &napplied) == USHER_OK && napplied > 0) {
+    bool apply = usher_config_reread(&s->cfg, &merged, &napplied) == USHER_OK && napplied > 0;
+
+    /* A pool's max may grow on a reload: past the budget, nothing changes. */
+    if (apply && check_budget(&merged, usher_config_pool(&merged, s->pool_name), why,
+                              sizeof(why)) != USHER_OK) {
+        usher_log(USHER_LOG_ERR, "pool=%s reload refused, nothing changed: %s", s->pool_name, why);
+        apply = false;
+    }
+    if (apply) {
         usher_config_free(&s->cfg);
         s->cfg = merged; /* the pool and every key a restart needs are as they were */
         s->pool = usher_config_pool(&s->cfg, s->pool_name);
@@ -905,6 +941,12 @@ int usher_supervisor_run(const char *config_path, const char *pool_name)
         usher_config_free(&s.cfg);
         return 1;
     }
+    if (check_budget(&s.cfg, s.pool, errbuf, sizeof(errbuf)) != USHER_OK) {
+        fprintf(stderr, "usher-worker: pool=%s %s\n", pool_name, errbuf);
+        usher_config_free(&s.cfg);
+        return 1;
+    }
+    usher_log(USHER_LOG_INFO, "pool=%s %s", pool_name, errbuf);
     if (start(&s) == 0)
         event_base_dispatch(s.base);
     else

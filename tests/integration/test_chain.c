@@ -18,6 +18,7 @@
 #include "enqueue.h"
 #include "seed.h"
 #include "testdb.h"
+#include "testjob.h"
 #include "testproc.h"
 #include "ticket.h"
 #include "xapian_wrap.h"
@@ -245,21 +246,7 @@ Test(chain, an_inbox_notification_is_written_once, .timeout = 300)
 
 static void enqueue_inbox(int n)
 {
-    long long reg = testdb_scalar(st, "SELECT max(id) FROM registrations");
-
-    for (int i = 0; i < n; i++) {
-        char payload[160];
-        usher_enqueued out;
-
-        snprintf(payload, sizeof(payload), "{\"registration_id\":%lld,\"title\":\"Notice %d\"}",
-                 reg, i);
-        cr_assert_eq(usher_enqueue(st,
-                                   &(usher_enqueue_opts){ .queue = "notifications",
-                                                          .kind = "notify.inbox",
-                                                          .payload = payload },
-                                   &out),
-                     USHER_OK, "%s", usher_store_errstr(st));
-    }
+    testjob_enqueue_inbox(st, testdb_scalar(st, "SELECT max(id) FROM registrations"), n);
 }
 
 /*

@@ -7,8 +7,10 @@
 
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <stdio.h>
 
 #include "claim.h"
+#include "enqueue.h"
 #include "testdb.h"
 
 usher_handler_result testjob_claim_and_run(usher_store *st, const usher_config *cfg,
@@ -37,4 +39,21 @@ usher_handler_result testjob_claim_and_run(usher_store *st, const usher_config *
     usher_jobs_free(jobs, n);
     usher_handler_ctx_free(ctx);
     return r;
+}
+
+void testjob_enqueue_inbox(usher_store *st, long long registration_id, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char payload[160];
+        usher_enqueued out;
+
+        snprintf(payload, sizeof(payload), "{\"registration_id\":%lld,\"title\":\"Notice %d\"}",
+                 registration_id, i);
+        cr_assert_eq(usher_enqueue(st,
+                                   &(usher_enqueue_opts){ .queue = "notifications",
+                                                          .kind = "notify.inbox",
+                                                          .payload = payload },
+                                   &out),
+                     USHER_OK, "%s", usher_store_errstr(st));
+    }
 }

@@ -19,4 +19,10 @@ usher_handler_result testjob_claim_and_run(usher_store *st, const usher_config *
                                            const char *queue, const char *worker,
                                            const char *sql_between);
 
+/*
+ * Enqueues n notify.inbox jobs for registration_id into the notifications
+ * queue, titled "Notice 0", "Notice 1", ... Fails the test on error.
+ */
+void testjob_enqueue_inbox(usher_store *st, long long registration_id, int n);
+
 #endif

@@ -1,0 +1,242 @@
+/*
+ * The connection budget against a real PostgreSQL: pg_stat_activity
+ * counts what a running usher-api and usher-worker open at their most, and
+ * it is exactly what the README's formulas (and their budget checks) say:
+ * usher-api threads x db_connections + 2 offload threads, usher-worker 2
+ * (supervisor) + 1 (maintenance) + its pool's max (children). Each
+ * connection is made to show itself by blocking it on a lock the test
+ * holds. A configuration at [database] max_connections_per_process starts;
+ * one past it exits 1 saying why.
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "server.h"
+#include "testdb.h"
+#include "testhttp.h"
+#include "testjob.h"
+#include "testproc.h"
+#include "token.h"
+
+TESTDB_SUITE(conn_budget, "usher_test_conn_budget");
+
+#define API_LOOPS       2
+#define POOL_MAX        3 /* budget-test.conf's [pool.budget] min = max = initial */
+#define WORKER_NEED     (2 + 1 + POOL_MAX)
+#define BUDGET_VARIABLE "USHER_DATABASE_MAX_CONNECTIONS_PER_PROCESS"
+#define OTHER_BACKENDS                                         \
+    "FROM pg_stat_activity WHERE datname = current_database()" \
+    " AND pid <> pg_backend_pid()"
+
+static testapi server;
+static pid_t worker;
+static usher_store *lock_holder; /* holds the lock that makes the connections show */
+
+static void stop(void)
+{
+    if (lock_holder != NULL)
+        usher_store_free(lock_holder); /* ends its transaction: the lock goes */
+    lock_holder = NULL;
+    testapi_stop(&server);
+    if (worker > 0)
+        testproc_stop_cleanly(worker);
+    worker = 0;
+}
+
+static int lock_pid; /* lock_holder's backend, or 0 */
+
+/* The sessions on the test's database but the test's own: what usher-api or usher-worker opened. */
+static long long sessions_where(const char *condition)
+{
+    char sql[256];
+
+    snprintf(sql, sizeof(sql), "SELECT count(*) " OTHER_BACKENDS " AND pid <> %d%s", lock_pid,
+             condition);
+    return testdb_scalar(st, sql);
+}
+
+static long long sessions(void)
+{
+    return sessions_where("");
+}
+
+static long long sessions_waiting_for_a_lock(void)
+{
+    return sessions_where(" AND wait_event_type = 'Lock'");
+}
+
+typedef struct expected {
+    long long sessions, waiting;
+} expected;
+
+static bool counted(void *arg)
+{
+    const expected *e = arg;
+
+    return sessions() == e->sessions && sessions_waiting_for_a_lock() == e->waiting;
+}
+
+static void hold_lock(const char *sql)
+{
+    lock_holder = testdb_store(&cfg);
+    lock_pid = PQbackendPID(usher_store_conn(lock_holder));
+    testdb_exec(lock_holder, "BEGIN");
+    testdb_exec(lock_holder, sql);
+}
+
+static void release_lock(void)
+{
+    testdb_exec(lock_holder, "COMMIT");
+    usher_store_free(lock_holder);
+    lock_holder = NULL;
+    lock_pid = 0;
+}
+
+static int api_need(void)
+{
+    usher_conn_need need;
+
+    api_conn_need(&cfg, API_LOOPS, &need);
+    return usher_conn_need_total(&need);
+}
+
+typedef struct admin_calls {
+    const char *token;
+    testhttp_resp out[API_OFFLOAD_THREADS];
+} admin_calls;
+
+/* As many admin job lists at once as there are offload threads: each takes one. */
+static void *list_jobs(void *arg)
+{
+    admin_calls *c = arg;
+    testhttp_req reqs[API_OFFLOAD_THREADS];
+
+    for (int i = 0; i < API_OFFLOAD_THREADS; i++)
+        reqs[i] = (testhttp_req){ "GET", "/v1/admin/jobs", c->token, NULL, NULL, NULL };
+    testhttp_many(&server, reqs, c->out, API_OFFLOAD_THREADS, API_OFFLOAD_THREADS);
+    return NULL;
+}
+
+Test(conn_budget, usher_api_opens_threads_times_db_connections_plus_its_offload_threads,
+     .fini = stop, .timeout = 300)
+{
+    char budget[16], token[USHER_TOKEN_MAX];
+    expected pools = { (long long)API_LOOPS * cfg.api_db_connections, 0 };
+    expected all = { api_need(), API_OFFLOAD_THREADS };
+    admin_calls calls = { .token = token };
+    pthread_t thread;
+    int64_t id;
+
+    cr_assert_eq(all.sessions, API_LOOPS * cfg.api_db_connections + 2);
+    cr_assert_eq(usher_token_create(st, USHER_ROLE_ADMIN, 0, 0, "budget", token, &id), USHER_OK);
+    snprintf(budget, sizeof(budget), "%lld", all.sessions); /* exactly at the budget: starts */
+    setenv(BUDGET_VARIABLE, budget, 1);
+    testapi_start(&server, USHER_API_PATH, cfg.database_url, API_LOOPS);
+    cr_assert(testproc_wait_for(counted, &pools, 30000), "%lld sessions, not the pools' %lld",
+              sessions(), pools.sessions);
+    /* Both offload threads open their connection and wait on the lock. */
+    hold_lock("LOCK TABLE usher_jobs IN ACCESS EXCLUSIVE MODE");
+    cr_assert_eq(pthread_create(&thread, NULL, list_jobs, &calls), 0);
+    cr_assert(testproc_wait_for(counted, &all, 30000), "%lld sessions (%lld waiting), not %lld",
+              sessions(), sessions_waiting_for_a_lock(), all.sessions);
+    release_lock();
+    cr_assert_eq(pthread_join(thread, NULL), 0);
+    for (int i = 0; i < API_OFFLOAD_THREADS; i++) {
+        cr_assert_eq(calls.out[i].status, 200, "%s", calls.out[i].body);
+        testhttp_resp_free(&calls.out[i]);
+    }
+    all.waiting = 0;
+    cr_assert(counted(&all), "%lld sessions after the calls, not %lld", sessions(), all.sessions);
+}
+
+Test(conn_budget, usher_api_past_its_budget_does_not_start)
+{
+    char budget[16], said[2048], expect[128];
+
+    snprintf(budget, sizeof(budget), "%d", api_need() - 1);
+    setenv(BUDGET_VARIABLE, budget, 1);
+    cr_assert_eq(testapi_refused(USHER_API_PATH, cfg.database_url, API_LOOPS, said, sizeof(said)),
+                 1, "%s", said);
+    snprintf(expect, sizeof(expect), "usher-api would open %d PostgreSQL connections (",
+             api_need());
+    cr_assert_not_null(strstr(said, expect), "%s", said);
+    snprintf(expect, sizeof(expect), "max_connections_per_process = %s", budget);
+    cr_assert_not_null(strstr(said, expect), "%s", said);
+}
+
+/* POOL_MAX notify.inbox jobs for a real registration, so each child takes one. */
+static void enqueue_inbox_jobs(void)
+{
+    long long org = testdb_organizer(st, "B");
+    testdb_event e = testdb_event_new(st, org, "Budget", 1, 10);
+    char sql[256];
+
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO registrations (event_id, ticket_type_id, name, email)"
+             " VALUES (%lld, %lld, 'B', 'b@example.org') RETURNING id",
+             e.id, e.ticket_type);
+    testjob_enqueue_inbox(st, testdb_scalar(st, sql), POOL_MAX);
+}
+
+static bool inbox_written(void *arg)
+{
+    (void)arg;
+    return testdb_scalar(st, "SELECT count(*) FROM notifications") == POOL_MAX;
+}
+
+Test(conn_budget, usher_worker_opens_supervisor_maintenance_and_one_per_child, .fini = stop,
+     .timeout = 300)
+{
+    char budget[16], workdir[64];
+    expected idle = { 2 + 1, 0 }, busy = { WORKER_NEED, POOL_MAX };
+
+    snprintf(budget, sizeof(budget), "%d", WORKER_NEED); /* exactly at the budget: starts */
+    setenv(BUDGET_VARIABLE, budget, 1);
+    worker = testproc_start_worker(USHER_WORKER_PATH, BUDGET_TEST_CONF, "budget", cfg.database_url,
+                                   "budget", workdir);
+    /* Children connect at their first job: before any, the supervisor and maintenance. */
+    cr_assert(testproc_wait_for(counted, &idle, 30000), "%lld sessions, not %lld (see %s)",
+              sessions(), idle.sessions, workdir);
+    hold_lock("LOCK TABLE notifications IN EXCLUSIVE MODE");
+    enqueue_inbox_jobs();
+    cr_assert(testproc_wait_for(counted, &busy, 30000), "%lld sessions (%lld waiting), not %lld",
+              sessions(), sessions_waiting_for_a_lock(), busy.sessions);
+    release_lock();
+    cr_assert(testproc_wait_for(inbox_written, NULL, 30000), "the inbox jobs did not finish");
+    busy.waiting = 0;
+    cr_assert(counted(&busy), "%lld sessions after the jobs, not %lld", sessions(), busy.sessions);
+}
+
+Test(conn_budget, usher_worker_past_its_budget_does_not_start)
+{
+    char budget[16], workdir[64], log[128], said[2048] = "", expect[256];
+    int status = 0;
+    pid_t pid;
+    FILE *f;
+
+    snprintf(budget, sizeof(budget), "%d", WORKER_NEED - 1);
+    setenv(BUDGET_VARIABLE, budget, 1);
+    pid = testproc_start_worker(USHER_WORKER_PATH, BUDGET_TEST_CONF, "budget", cfg.database_url,
+                                "budget", workdir);
+    if (!testproc_wait(pid, 30000, &status)) {
+        testproc_kill(pid);
+        cr_assert_fail("usher-worker started anyway; see %s", workdir);
+    }
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %d", status);
+    snprintf(log, sizeof(log), "%s/worker.log", workdir);
+    f = fopen(log, "r");
+    cr_assert_not_null(f);
+    cr_assert_gt(fread(said, 1, sizeof(said) - 1, f), 0);
+    fclose(f);
+    snprintf(expect, sizeof(expect),
+             "usher-worker would open %d PostgreSQL connections (2: supervisor + 1: maintenance"
+             " process + %d: children at [pool.budget] max), more than [database]"
+             " max_connections_per_process = %d",
+             WORKER_NEED, POOL_MAX, WORKER_NEED - 1);
+    cr_assert_not_null(strstr(said, expect), "%s", said);
+    cr_assert_eq(sessions(), 0, "it connected before refusing");
+}
