@@ -715,7 +715,8 @@ static void reload(supervisor *s)
     /* A pool's max may grow on a reload: past the budget, nothing changes. */
     if (apply && check_budget(&merged, usher_config_pool(&merged, s->pool_name), why,
                               sizeof(why)) != USHER_OK) {
-        usher_log(USHER_LOG_ERR, "pool=%s reload refused, nothing changed: %s", s->pool_name, why);
+        usher_log(USHER_LOG_ERR, "pool=%s reload refused, keeping the running configuration: %s",
+                  s->pool_name, why);
         apply = false;
     }
     if (apply) {

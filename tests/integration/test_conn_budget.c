@@ -6,14 +6,17 @@
  * (supervisor) + 1 (maintenance) + its pool's max (children). Each
  * connection is made to show itself by blocking it on a lock the test
  * holds. A configuration at [database] max_connections_per_process starts;
- * one past it exits 1 saying why.
+ * one past it exits 1 saying why, and usher-worker refuses a reload that
+ * would take its pool past it.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "server.h"
 #include "testdb.h"
@@ -239,4 +242,68 @@ Test(conn_budget, usher_worker_past_its_budget_does_not_start)
              WORKER_NEED, POOL_MAX, WORKER_NEED - 1);
     cr_assert_not_null(strstr(said, expect), "%s", said);
     cr_assert_eq(sessions(), 0, "it connected before refusing");
+}
+
+/* BUDGET_TEST_CONF with [pool.budget] max = max into path. */
+static void write_conf(const char *path, int max)
+{
+    char text[4096], wanted[32];
+    FILE *in = fopen(BUDGET_TEST_CONF, "r"), *out;
+    size_t len;
+    char *at;
+
+    cr_assert_not_null(in);
+    len = fread(text, 1, sizeof(text) - 1, in);
+    fclose(in);
+    text[len] = '\0';
+    at = strstr(text, "\nmax = 3\n");
+    cr_assert_not_null(at);
+    out = fopen(path, "w");
+    cr_assert_not_null(out);
+    snprintf(wanted, sizeof(wanted), "\nmax = %d\n", max);
+    cr_assert(fprintf(out, "%.*s%s%s", (int)(at - text), text, wanted, at + 9) > 0);
+    cr_assert_eq(fclose(out), 0);
+}
+
+typedef struct worker_log {
+    const char *path, *text;
+} worker_log;
+
+static bool worker_said(void *arg)
+{
+    const worker_log *w = arg;
+    char line[1024];
+    FILE *f = fopen(w->path, "r");
+    bool found = false;
+
+    while (f != NULL && !found && fgets(line, sizeof(line), f) != NULL)
+        found = strstr(line, w->text) != NULL;
+    if (f != NULL)
+        fclose(f);
+    return found;
+}
+
+Test(conn_budget, usher_worker_refuses_a_reload_that_raises_its_pool_past_the_budget, .fini = stop,
+     .timeout = 300)
+{
+    char budget[16], workdir[64], conf[96], log[128];
+    expected idle = { 2 + 1, 0 };
+    worker_log refused = { log, "reload refused, keeping the running configuration: usher-worker"
+                                " would open 7 PostgreSQL connections" };
+    pid_t children[8];
+
+    snprintf(conf, sizeof(conf), "/tmp/usher-budget-%d.conf", (int)getpid());
+    write_conf(conf, POOL_MAX);
+    snprintf(budget, sizeof(budget), "%d", WORKER_NEED);
+    setenv(BUDGET_VARIABLE, budget, 1);
+    worker = testproc_start_worker(USHER_WORKER_PATH, conf, "budget", cfg.database_url, "budget",
+                                   workdir);
+    snprintf(log, sizeof(log), "%s/worker.log", workdir);
+    cr_assert(testproc_wait_for(counted, &idle, 30000), "%lld sessions, not %lld (see %s)",
+              sessions(), idle.sessions, log);
+    write_conf(conf, POOL_MAX + 1);
+    cr_assert_eq(kill(worker, SIGHUP), 0);
+    cr_assert(testproc_wait_for(worker_said, &refused, 30000), "no refusal in %s", log);
+    cr_assert_eq(testproc_pool_children(worker, children, 8), POOL_MAX);
+    unlink(conf);
 }
