@@ -9,8 +9,9 @@
 #   monitor   usher-monitor  10.77.0.10   pg_auto_failover's monitor (pg_autoctl + PostgreSQL)
 #   pg1       usher-pg1      10.77.0.11   pg_autoctl keeper + PostgreSQL (primary at first)
 #   pg2       usher-pg2      10.77.0.12   pg_autoctl keeper + PostgreSQL (synchronous standby)
-#   api1/2    usher-api1/2   10.77.0.21/22  usher-api on :8080 (metrics :8081)
-#   worker1/2 usher-worker1/2 10.77.0.31/32 usher-worker --pool cluster
+#   api1/2    usher-api1/2   10.77.0.21/22  usher-api on :8080 (metrics :8081), a search replica
+#   worker1/2 usher-worker1/2 10.77.0.31/32 usher-worker --pool cluster; worker1 also
+#                                          indexes (--pool search) and serves its index (:7010)
 #   haproxy   usher-haproxy  10.77.0.40   HAProxy :80 -> api1, api2 (checks /readyz); stats :8404
 #   redis     usher-redis    10.77.0.50   redis-server :6379
 #   smtp      usher-smtp     10.77.0.60   aiosmtpd :2525 -> Maildir
@@ -449,6 +450,16 @@ ticket_secret() {
     cat "$file"
 }
 
+# Search: worker1 is the indexer (the only host running the pool of the index
+# queue) and serves its index to the API hosts, which search their replicas.
+SEARCH_PORT=7010
+search_conf() {
+    case $1 in
+    worker1) printf 'changesets = 100\nreplication_listen = %s:%s\n' "${ADDR[worker1]}" "$SEARCH_PORT" ;;
+    api*) printf 'replica_dir = %s\nmaster = %s:%s\n' "$CLUSTER/$1/replica/search" "${ADDR[worker1]}" "$SEARCH_PORT" ;;
+    esac
+}
+
 # The configuration of an api or worker host. The database URL lists both
 # PostgreSQL hosts; documents go to one directory that every host mounts
 # (the shared-volume deployment; see the README); the search index is the
@@ -471,7 +482,8 @@ timeout_ms = 5000
 dir = $CLUSTER/shared/documents
 
 [search]
-index_dir = $CLUSTER/$host/search
+index_dir = $CLUSTER/$host/search/index
+$(search_conf "$host")
 
 [tickets]
 secret = $(ticket_secret)
@@ -527,9 +539,12 @@ shutdown_grace_ms = 5000
 heartbeat_ms = 500
 
 CONF
-    for queue in work notifications email pdf index reports analytics media default; do
+    for queue in work notifications email pdf reports analytics media default; do
         printf '\n[queue.%s]\npool = cluster\n' "$queue"
     done
+    # The index queue's own pool, which only worker1 runs: one indexer.
+    printf '\n[pool.search]\ntier = medium\nmin = 1\nmax = 1\nchild_queue = 16\n'
+    printf '\n[queue.index]\npool = search\n'
     for kind in email.send:email pdf.ticket:pdf pdf.badge:pdf index.document:index \
         analytics.rollup:analytics notify.webhook:notifications notify.inbox:notifications \
         report.attendees:reports report.checkins:reports; do
@@ -545,19 +560,29 @@ usher_kind() {
     esac
 }
 
-# Starts the Usher process of an api or worker host (after a kill, too), with
-# a clean environment so that no USHER_* variable of the caller overrides
-# its configuration.
+# Starts the Usher processes of an api or worker host (after a kill, too):
+# usher-api and its search replica (usherctl search replicate); usher-worker
+# --pool cluster; on worker1 also the indexer, usher-worker --pool search,
+# and its replication server (usherctl search serve). A clean environment, so
+# that no USHER_* variable of the caller overrides its configuration.
 cmd_start_usher() {
     local host=$1 kind
     kind=$(usher_kind "$host") || die "start-usher: $host is not an api or worker host"
     [[ -z "$(ns_pids "$host")" ]] || die "start-usher: $host still has processes"
-    mkdir -p "$CLUSTER/$host" "$CLUSTER/shared/documents"
+    mkdir -p "$CLUSTER/$host/search" "$CLUSTER/$host/replica" "$CLUSTER/shared/documents"
     if [[ "$kind" == api ]]; then
         spawn "$host" usher env -i PATH=/usr/bin:/bin "$BUILD/usher-api" --config "$CLUSTER/$host/usher.conf"
+        spawn "$host" search-replicate env -i PATH=/usr/bin:/bin "$BUILD/usherctl" \
+            --config "$CLUSTER/$host/usher.conf" search replicate
     else
         spawn "$host" usher env -i PATH=/usr/bin:/bin "$BUILD/usher-worker" \
             --config "$CLUSTER/$host/usher.conf" --pool cluster
+    fi
+    if [[ "$host" == worker1 ]]; then
+        spawn "$host" usher-search env -i PATH=/usr/bin:/bin "$BUILD/usher-worker" \
+            --config "$CLUSTER/$host/usher.conf" --pool search
+        spawn "$host" search-serve env -i PATH=/usr/bin:/bin "$BUILD/usherctl" \
+            --config "$CLUSTER/$host/usher.conf" search serve
     fi
 }
 

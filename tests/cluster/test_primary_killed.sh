@@ -26,11 +26,14 @@ read -r EVENT TT <<<"$(new_event 100000)"
 storm_start "$CLIENTS" 0 "$EVENT" "$TT"
 wait_for 120 acked_at_least "$BEFORE" || abort "only $(storm_acked_count) registrations in 120 s before the kill"
 
-# The kill: the postmaster first, then the cable.
+# The kill: the cable (its end on the bridge) and the postmaster within a
+# millisecond, so that no client sees the host refuse before it vanishes;
+# then the host's own end of the link too.
 PGPID=$(head -n 1 "$USHER_CLUSTER_DIR/$primary/pgdata/postmaster.pid")
+ip link set "usher-$primary" down
 kill -KILL "$PGPID"
-"$BED" link "$primary" down
 KILL_MS=$(now_ms)
+"$BED" link "$primary" down
 ACKED_AT_KILL=$(storm_acked_count)
 say "killed postmaster $PGPID on $primary and cut its link with $ACKED_AT_KILL registrations acknowledged"
 
@@ -94,6 +97,9 @@ standby_count() { "$PSQL" -X -tA -h "$(addr "$primary")" -U postgres -d usher -c
 caught_up() { [[ "$(standby_count)" == "$ACKED" ]]; }
 wait_for 60 caught_up || true
 check "registrations on the rejoined standby $primary" "$ACKED" "$(standby_count)"
+# The new primary leaves wait_primary once the monitor has seen its standby back.
+new_primary_settled() { "$BED" node-state "$standby" | grep -q '^primary primary$'; }
+wait_for 60 new_primary_settled || true
 check "replication" "$standby primary, $primary secondary" \
     "$standby $("$BED" node-state "$standby" | cut -d' ' -f1), $primary $("$BED" node-state "$primary" | cut -d' ' -f1)"
 finish
