@@ -49,8 +49,9 @@ static void work(void *arg)
     c->err = c->fn(st, c->arg, &c->out);
     if (c->err != USHER_OK)
         snprintf(c->why, sizeof(c->why), "%s", usher_store_errstr(st));
-    if (c->err == USHER_ERR_DB) {
-        /* The connection may be broken: the next call opens a fresh one. */
+    if (c->err == USHER_ERR_DB || !usher_store_usable(st)) {
+        /* The connection may be broken, or on a standby now after a failover:
+         * the next call opens a fresh one, which finds the primary. */
         usher_store_free(st);
         pthread_setspecific(store_key, NULL);
     }

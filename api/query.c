@@ -46,7 +46,6 @@ bool api_result_ok(api_req *r, PGresult *res, const char *errmsg)
         usher_log(USHER_LOG_WARNING, "route=%s client=%s database said %s: %s",
                   r->route ? r->route->pattern : "?", r->client, state,
                   errmsg != NULL ? errmsg : "?");
-        api_add_header(r, "Retry-After", "1");
         api_reply_error(r, 503, "unavailable", "the database asked us to retry; try again");
         return false;
     }

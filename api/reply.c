@@ -73,6 +73,12 @@ void api_reply_error(api_req *r, int status, const char *code, const char *fmt, 
     va_start(ap, fmt);
     vsnprintf(message, sizeof(message), fmt, ap);
     va_end(ap);
+    /* Every 503 is "try again": no database (a restart, a failover with no
+     * primary yet), a draining server, a full offload queue. Clients and
+     * balancers are told when, unless the route said it already. */
+    if (status == 503 && r->http != NULL &&
+        evhttp_find_header(evhttp_request_get_output_headers(r->http), "Retry-After") == NULL)
+        api_add_header(r, "Retry-After", "1");
     api_reply_json(r, status,
                    json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message));
 }

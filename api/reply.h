@@ -14,7 +14,8 @@
 /* Answers with JSON (takes body's reference) and ends the request. */
 void api_reply_json(api_req *r, int status, json_t *body);
 
-/* Answers {"error": {"code", "message"}} and ends the request. */
+/* Answers {"error": {"code", "message"}} and ends the request; a 503 gets
+ * Retry-After: 1 unless the route set one. */
 void api_reply_error(api_req *r, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

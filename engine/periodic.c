@@ -206,7 +206,7 @@ usher_err usher_periodic_fire(usher_store *st, int64_t now_s, size_t *fired)
             first = err;
             snprintf(first_detail, sizeof(first_detail), "%s", usher_store_errstr(st));
         }
-        if (err != USHER_OK && PQstatus(conn) != CONNECTION_OK)
+        if (err != USHER_OK && !usher_store_usable(st))
             break; /* the others would fail the same way */
     }
     if (first != USHER_OK)

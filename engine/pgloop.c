@@ -13,6 +13,7 @@
 
 #include "alloc.h"
 #include "log.h"
+#include "sqlstate.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -190,6 +191,25 @@ static void finish_head(usher_pgloop *pg)
     query_free(q);
 }
 
+/*
+ * The statement on the wire failed with a SQLSTATE that says this
+ * connection is no good (engine/sqlstate.h: the server shutting down, or
+ * a standby now): it is dropped like a broken one, its callers hear res
+ * NULL, and the reconnect finds the primary (target_session_attrs).
+ */
+static bool server_gave_up(usher_pgloop *pg)
+{
+    const char *state =
+        pg->result != NULL ? PQresultErrorField(pg->result, PG_DIAG_SQLSTATE) : NULL;
+    char what[32];
+
+    if (!usher_sqlstate_conn_lost(state))
+        return false;
+    snprintf(what, sizeof(what), "SQLSTATE %s", state);
+    connection_lost(pg, what);
+    return true;
+}
+
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
     usher_pgloop *pg = arg;
@@ -208,6 +228,8 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
             pg->result = res;
             continue;
         }
+        if (server_gave_up(pg))
+            return;
         if (pg->preparing)
             prepared(pg);
         else

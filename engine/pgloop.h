@@ -19,7 +19,9 @@ typedef struct usher_pgloop usher_pgloop;
 /*
  * A statement's result. res is NULL when the statement could not run
  * (the connection broke before or while it ran: it may or may not have
- * committed) and otherwise is valid only during the callback; errmsg says
+ * committed; or the server failed it with a SQLSTATE that condemns the
+ * connection, engine/sqlstate.h, e.g. 25006 on a standby after a failover,
+ * and the connection is replaced) and otherwise is valid only during the callback; errmsg says
  * why for NULL or error results.
  */
 typedef void (*usher_pg_result_fn)(PGresult *res, const char *errmsg, void *arg);

@@ -15,6 +15,7 @@
 #include "alloc.h"
 #include "inttext.h"
 #include "log.h"
+#include "sqlstate.h"
 
 /* Hot statements are prepared once per owned connection (see usher_store_exec_hot). */
 #define PREPARED_MAX 16
@@ -27,6 +28,7 @@ typedef struct prepared {
 struct usher_store {
     PGconn *conn;
     bool owns_conn;
+    bool condemned; /* a statement failed with a SQLSTATE of sqlstate.h */
     prepared prepared[PREPARED_MAX];
     size_t nprepared;
     const usher_config *cfg;
@@ -88,6 +90,11 @@ PGconn *usher_store_conn(usher_store *st)
     return st->conn;
 }
 
+bool usher_store_usable(const usher_store *st)
+{
+    return PQstatus(st->conn) == CONNECTION_OK && !st->condemned;
+}
+
 const usher_config *usher_store_config(const usher_store *st)
 {
     return st->cfg;
@@ -127,6 +134,8 @@ static void keep_pg_error(usher_store *st, const PGresult *res)
     while (len > 0 && (st->errstr[len - 1] == '\n' || st->errstr[len - 1] == ' '))
         st->errstr[--len] = '\0';
     snprintf(st->sqlstate, sizeof(st->sqlstate), "%s", state != NULL ? state : "");
+    if (usher_sqlstate_conn_lost(st->sqlstate))
+        st->condemned = true;
 }
 
 /* Hands a successful result to *out; keeps the error of a failed one. */

@@ -30,6 +30,14 @@ USHER_MUSTCHECK usher_err usher_store_attach(const usher_config *cfg, PGconn *co
 void usher_store_free(usher_store *st);
 
 PGconn *usher_store_conn(usher_store *st);
+
+/*
+ * False once the connection is broken, or a statement on it failed with a
+ * SQLSTATE that condemns it (engine/sqlstate.h: the server shutting down,
+ * or a standby now, 25006): whoever keeps the store frees it and opens
+ * another, which finds the primary again with a multi-host URL.
+ */
+bool usher_store_usable(const usher_store *st);
 const usher_config *usher_store_config(const usher_store *st);
 
 /* The detail of the last failure on this store ("" if none); kept until the next failure. */

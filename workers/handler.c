@@ -78,9 +78,10 @@ usher_store *usher_handler_store(usher_handler_ctx *ctx, usher_handler_result *r
 {
     char errbuf[256];
 
-    if (ctx->store != NULL && (PQstatus(usher_store_conn(ctx->store)) == CONNECTION_BAD ||
-                               spoke_out_of_turn(usher_store_conn(ctx->store)))) {
-        usher_store_free(ctx->store); /* a restart or a cut: open a new one */
+    if (ctx->store != NULL &&
+        (!usher_store_usable(ctx->store) || spoke_out_of_turn(usher_store_conn(ctx->store)))) {
+        /* A restart, a cut, or a failover: open a new one (it finds the primary). */
+        usher_store_free(ctx->store);
         ctx->store = NULL;
     }
     if (ctx->store == NULL &&

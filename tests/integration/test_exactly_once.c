@@ -8,7 +8,6 @@
  * in the Maildir, whatever commits the restarts cut off.
  */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -19,6 +18,7 @@
 
 #include "testdb.h"
 #include "testhttp.h"
+#include "testmail.h"
 #include "testproc.h"
 
 __attribute__((constructor)) static void use_test_config(void)
@@ -117,54 +117,13 @@ static void *run_restarts(void *arg)
     return (void *)failed;
 }
 
-/* Index i of an address eo-RUN-i@ in a mail's To: header, or -1. */
-static int recipient_index(const char *path)
-{
-    char line[512], prefix[64];
-    FILE *f = fopen(path, "r");
-    int index = -1;
-
-    snprintf(prefix, sizeof(prefix), "eo-%s-", run_id);
-    while (f != NULL && index < 0 && fgets(line, sizeof(line), f) != NULL) {
-        const char *at;
-
-        if (line[0] == '\r' || line[0] == '\n')
-            break; /* the headers end */
-        if (strncmp(line, "To:", 3) == 0 && (at = strstr(line, prefix)) != NULL)
-            index = atoi(at + strlen(prefix));
-    }
-    if (f != NULL)
-        fclose(f);
-    return index;
-}
-
 /* Counts this run's mails per attendee into counts[N]; the total. */
 static int count_mails(int *counts)
 {
-    const char *maildir = getenv("USHER_MAILDIR");
-    char dir[512];
-    DIR *d;
-    struct dirent *e;
-    int total = 0;
+    char prefix[64];
 
-    memset(counts, 0, N * sizeof(*counts));
-    snprintf(dir, sizeof(dir), "%s/new", maildir != NULL ? maildir : ".");
-    d = opendir(dir);
-    while (d != NULL && (e = readdir(d)) != NULL) {
-        char path[1024];
-        int i;
-
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        if ((i = recipient_index(path)) >= 0 && i < N) {
-            counts[i]++;
-            total++;
-        }
-    }
-    if (d != NULL)
-        closedir(d);
-    return total;
+    snprintf(prefix, sizeof(prefix), "eo-%s-", run_id);
+    return testmail_count(prefix, counts, N);
 }
 
 static bool all_mailed(void *arg)

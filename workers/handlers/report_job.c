@@ -341,7 +341,7 @@ static void record_failure(run *w, const usher_handler_result *r)
     bool final = r->outcome == USHER_OUTCOME_PERMANENT || w->job->attempt >= w->job->max_attempts;
     const char *params[] = { w->id, r->error, final ? "true" : "false" };
 
-    if (PQstatus(usher_store_conn(w->st)) == CONNECTION_OK)
+    if (usher_store_usable(w->st))
         usher_ignore(command(w->st, failed_sql, 3, params)); /* best effort, as said above */
 }
 
