@@ -16,6 +16,7 @@
 #include "config_reload.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,32 +136,28 @@ static bool same_value(usher_value_type type, const void *a, const void *b)
     return false;
 }
 
+/* The size of a field that holds its value in place: every type but USHER_VAL_STRING. */
+static const size_t value_size[] = {
+    [USHER_VAL_INT] = sizeof(int),
+    [USHER_VAL_LEVEL] = sizeof(int),
+    [USHER_VAL_WORD] = sizeof(int),
+    [USHER_VAL_NAME] = USHER_NAME_MAX,
+    [USHER_VAL_WINDOWS] = sizeof(usher_windows),
+    [USHER_VAL_CRON] = sizeof(usher_cron),
+};
+
 /* Copies the value at from into the field to (a string is duplicated, the old one freed). */
 static void set_value(usher_value_type type, void *to, const void *from)
 {
-    switch (type) {
-    case USHER_VAL_STRING: {
-        char *copy = dup_string(*(char *const *)from);
+    char *copy;
 
-        free(*(char **)to);
-        *(char **)to = copy;
+    if (type != USHER_VAL_STRING) {
+        memcpy(to, from, value_size[type]);
         return;
     }
-    case USHER_VAL_INT:
-    case USHER_VAL_LEVEL:
-    case USHER_VAL_WORD:
-        memcpy(to, from, sizeof(int));
-        return;
-    case USHER_VAL_NAME:
-        memcpy(to, from, USHER_NAME_MAX);
-        return;
-    case USHER_VAL_WINDOWS:
-        memcpy(to, from, sizeof(usher_windows));
-        return;
-    case USHER_VAL_CRON:
-        memcpy(to, from, sizeof(usher_cron));
-        return;
-    }
+    copy = dup_string(*(char *const *)from);
+    free(*(char **)to);
+    *(char **)to = copy;
 }
 
 static void format_windows(const usher_windows *w, char *out, size_t len)
@@ -272,6 +269,25 @@ static void apply(merge *m, const char *key, const usher_value_spec *spec, const
 
 /* ---- sections ----------------------------------------------------------- */
 
+/*
+ * One key whose value at old and new may differ: an unchanged key is
+ * skipped, a reloadable one applied (copied into to, unless NULL: already
+ * there), any other refused.
+ */
+static void merge_key(merge *m, const char *key, const usher_value_spec *spec, bool reloadable,
+                      bool secret, const void *old, const void *new, void *to)
+{
+    if (same_value(spec->type, old, new))
+        return;
+    if (!reloadable) {
+        refuse(m, "changed in", "%s", key);
+        return;
+    }
+    if (to != NULL)
+        set_value(spec->type, to, new);
+    apply(m, key, spec, old, new, secret);
+}
+
 static void merge_settings(merge *m, const usher_config *running, const usher_config *fresh,
                            usher_config *merged)
 {
@@ -280,47 +296,43 @@ static void merge_settings(merge *m, const usher_config *running, const usher_co
         usher_value_spec spec = {
             .type = s->type, .min = s->min, .max = s->max, .words = s->words
         };
-        const void *old = (const char *)running + s->offset, *new = (const char *)fresh + s->offset;
         char key[USHER_RELOAD_KEY_MAX];
 
-        if (same_value(s->type, old, new))
-            continue;
         snprintf(key, sizeof(key), "[%s] %s", s->section, s->key);
-        if (!s->reloadable) {
-            refuse(m, "changed in", "%s", key);
-            continue;
-        }
-        set_value(s->type, (char *)merged + s->offset, new);
-        apply(m, key, &spec, old, new, is_secret(s->section, s->key));
+        merge_key(m, key, &spec, s->reloadable, is_secret(s->section, s->key),
+                  (const char *)running + s->offset, (const char *)fresh + s->offset,
+                  (char *)merged + s->offset);
     }
 }
 
+/* The prefix of each kind of named section, as in "[queue.NAME]". */
+static const char *const section_prefix[USHER_NSECTIONS] = {
+    [USHER_SEC_QUEUE] = "queue.",
+    [USHER_SEC_KIND] = "kind.",
+    [USHER_SEC_POOL] = "pool.",
+    [USHER_SEC_PERIODIC] = "periodic.",
+};
+
 /*
- * The keys of one [PREFIXname] section that differ between old and new:
- * reloadable ones are applied (copied into merged_el, unless NULL: already
- * there), the others refused.
+ * The keys of one [PREFIXname] section that differ between old_el and
+ * new_el, as merge_key does (into merged_el, unless NULL).
  */
-static void merge_entity(merge *m, usher_section_type owner, const char *prefix, const char *name,
-                         const void *old_el, const void *new_el, void *merged_el)
+static void merge_entity(merge *m, usher_section_type owner, const char *name, const void *old_el,
+                         const void *new_el, void *merged_el)
 {
     for (size_t i = 0; i < usher_nkeys; i++) {
         const usher_key *k = &usher_keys[i];
         usher_value_spec spec = {
             .type = k->type, .min = k->min, .max = k->max, .words = k->words
         };
-        const void *old = (const char *)old_el + k->offset, *new = (const char *)new_el + k->offset;
         char key[USHER_RELOAD_KEY_MAX];
 
-        if (k->owner != owner || same_value(k->type, old, new))
+        if (k->owner != owner)
             continue;
-        snprintf(key, sizeof(key), "[%s%s] %s", prefix, name, k->key);
-        if (!k->reloadable) {
-            refuse(m, "changed in", "%s", key);
-            continue;
-        }
-        if (merged_el != NULL)
-            set_value(k->type, (char *)merged_el + k->offset, new);
-        apply(m, key, &spec, old, new, false);
+        snprintf(key, sizeof(key), "[%s%s] %s", section_prefix[owner], name, k->key);
+        merge_key(m, key, &spec, k->reloadable, false, (const char *)old_el + k->offset,
+                  (const char *)new_el + k->offset,
+                  merged_el != NULL ? (char *)merged_el + k->offset : NULL);
     }
 }
 
@@ -338,77 +350,61 @@ static void merge_kinds(merge *m, const usher_config *running, const usher_confi
             refuse(m, "changed in", "[kind.%s] queue", kind->name);
             memcpy(kind->queue, usher_config_kind(running, kind->name)->queue, USHER_NAME_MAX);
         }
-        merge_entity(m, USHER_SEC_KIND, "kind.", kind->name, usher_config_kind(running, kind->name),
-                     kind, NULL);
+        merge_entity(m, USHER_SEC_KIND, kind->name, usher_config_kind(running, kind->name), kind,
+                     NULL);
     }
     for (size_t i = 0; i < running->nkinds; i++) {
         const usher_kind_conf *gone = &running->kinds[i];
 
         if (usher_config_kind(merged, gone->name) == &merged->defaults)
-            merge_entity(m, USHER_SEC_KIND, "kind.", gone->name, gone, &merged->defaults, NULL);
+            merge_entity(m, USHER_SEC_KIND, gone->name, gone, &merged->defaults, NULL);
     }
 }
 
-static void merge_pools(merge *m, const usher_config *running, const usher_config *fresh,
-                        usher_config *merged)
+/* An array of queues, pools or periodic jobs: each element begins with its name. */
+typedef struct named {
+    const char *first;
+    size_t n, size;
+} named;
+
+#define NAMED(array, count) ((named){ (const char *)(array), (count), sizeof(*(array)) })
+
+_Static_assert(offsetof(usher_queue_conf, name) == 0 && offsetof(usher_pool_conf, name) == 0 &&
+                   offsetof(usher_periodic_conf, name) == 0,
+               "named sections begin with their name");
+
+static const char *find_named(named set, const char *name)
 {
-    for (size_t i = 0; i < running->npools; i++) {
-        const usher_pool_conf *old = &running->pools[i];
-        const usher_pool_conf *new = usher_config_pool(fresh, old->name);
-
-        if (new == NULL)
-            refuse(m, "removed from", "[pool.%s]", old->name);
-        else
-            merge_entity(m, USHER_SEC_POOL, "pool.", old->name, old, new, &merged->pools[i]);
-    }
-    for (size_t i = 0; i < fresh->npools; i++) {
-        if (usher_config_pool(running, fresh->pools[i].name) == NULL)
-            refuse(m, "added to", "[pool.%s]", fresh->pools[i].name);
-    }
-}
-
-static void diff_queues(merge *m, const usher_config *running, const usher_config *fresh)
-{
-    for (size_t i = 0; i < running->nqueues; i++) {
-        const usher_queue_conf *old = &running->queues[i];
-        const usher_queue_conf *new = usher_config_queue(fresh, old->name);
-
-        if (new == NULL)
-            refuse(m, "removed from", "[queue.%s]", old->name);
-        else
-            merge_entity(m, USHER_SEC_QUEUE, "queue.", old->name, old, new, NULL);
-    }
-    for (size_t i = 0; i < fresh->nqueues; i++) {
-        if (usher_config_queue(running, fresh->queues[i].name) == NULL)
-            refuse(m, "added to", "[queue.%s]", fresh->queues[i].name);
-    }
-}
-
-static const usher_periodic_conf *find_periodic(const usher_config *cfg, const char *name)
-{
-    for (size_t i = 0; i < cfg->nperiodics; i++) {
-        if (strcmp(cfg->periodics[i].name, name) == 0)
-            return &cfg->periodics[i];
+    for (size_t i = 0; i < set.n; i++) {
+        if (strcmp(set.first + i * set.size, name) == 0)
+            return set.first + i * set.size;
     }
     return NULL;
 }
 
-static void merge_periodics(merge *m, const usher_config *running, const usher_config *fresh,
-                            usher_config *merged)
+/*
+ * The sections of one kind, matched by name: one removed from or added
+ * to the file is refused; the keys of one in both are merged (into the
+ * element of merged_first at the running one's index, unless NULL).
+ */
+static void merge_named(merge *m, usher_section_type owner, named running, named fresh,
+                        void *merged_first)
 {
-    for (size_t i = 0; i < running->nperiodics; i++) {
-        const usher_periodic_conf *old = &running->periodics[i];
-        const usher_periodic_conf *new = find_periodic(fresh, old->name);
+    const char *prefix = section_prefix[owner];
+
+    for (size_t i = 0; i < running.n; i++) {
+        const char *old = running.first + i * running.size;
+        const char *new = find_named(fresh, old);
 
         if (new == NULL)
-            refuse(m, "removed from", "[periodic.%s]", old->name);
+            refuse(m, "removed from", "[%s%s]", prefix, old);
         else
-            merge_entity(m, USHER_SEC_PERIODIC, "periodic.", old->name, old, new,
-                         &merged->periodics[i]);
+            merge_entity(m, owner, old, old, new,
+                         merged_first != NULL ? (char *)merged_first + i * running.size : NULL);
     }
-    for (size_t i = 0; i < fresh->nperiodics; i++) {
-        if (find_periodic(running, fresh->periodics[i].name) == NULL)
-            refuse(m, "added to", "[periodic.%s]", fresh->periodics[i].name);
+    for (size_t i = 0; i < fresh.n; i++) {
+        if (find_named(running, fresh.first + i * fresh.size) == NULL)
+            refuse(m, "added to", "[%s%s]", prefix, fresh.first + i * fresh.size);
     }
 }
 
@@ -423,10 +419,13 @@ usher_err usher_config_merge(const usher_config *running, const usher_config *fr
     if (err != USHER_OK)
         return err;
     merge_settings(&m, running, fresh, merged);
-    diff_queues(&m, running, fresh);
+    merge_named(&m, USHER_SEC_QUEUE, NAMED(running->queues, running->nqueues),
+                NAMED(fresh->queues, fresh->nqueues), NULL);
     merge_kinds(&m, running, fresh, merged);
-    merge_pools(&m, running, fresh, merged);
-    merge_periodics(&m, running, fresh, merged);
+    merge_named(&m, USHER_SEC_POOL, NAMED(running->pools, running->npools),
+                NAMED(fresh->pools, fresh->npools), merged->pools);
+    merge_named(&m, USHER_SEC_PERIODIC, NAMED(running->periodics, running->nperiodics),
+                NAMED(fresh->periodics, fresh->nperiodics), merged->periodics);
     return USHER_OK;
 }
 

@@ -98,13 +98,40 @@ static void assert_refused(const char *key, const char *what)
     cr_assert_str_eq(c->what, what, "%s", key);
 }
 
+/* A change a diff lists: applied from -> to, or refused (what). */
+typedef struct change {
+    const char *key, *from, *to, *what;
+} change;
+
+#define APPLIED(key, from, to) ((change){ (key), (from), (to), NULL })
+#define REFUSED(key, what)     ((change){ (key), NULL, NULL, (what) })
+#define DIFF(...)              ((const change[]){ __VA_ARGS__, { NULL } })
+#define NO_CHANGE              ((const change[]){ { NULL } })
+
+/* The diff lists exactly these changes (a list ended by a NULL key), in any order. */
+static void assert_diff(const change *want)
+{
+    size_t napplied = 0, nrefused = 0;
+
+    for (const change *c = want; c->key != NULL; c++) {
+        if (c->what != NULL) {
+            assert_refused(c->key, c->what);
+            nrefused++;
+        } else {
+            assert_applied(c->key, c->from, c->to);
+            napplied++;
+        }
+    }
+    cr_assert_eq(diff.napplied, napplied);
+    cr_assert_eq(diff.nrefused, nrefused);
+}
+
 #define POOLS "[pool.p]\nmax = 4\n[queue.q]\npool = p\n"
 
 Test(config_reload, an_unchanged_file_changes_nothing)
 {
     merge_texts(POOLS "[log]\nlevel = info\n", POOLS "[log]\nlevel = info\n");
-    cr_assert_eq(diff.napplied, 0);
-    cr_assert_eq(diff.nrefused, 0);
+    assert_diff(NO_CHANGE);
     cr_assert_str_eq(merged.database_url, running.database_url);
     cr_assert_neq(merged.database_url, running.database_url, "a copy, not the running string");
     cr_assert_str_eq(merged.path, running.path);
@@ -116,11 +143,9 @@ Test(config_reload, reloadable_keys_take_the_new_value)
                       "[engine]\npoll_interval_ms = 1000\n",
                 POOLS "[log]\nlevel = debug\n[api]\nrate_read_per_minute = 60\n"
                       "[engine]\npoll_interval_ms = 250\n");
-    cr_assert_eq(diff.napplied, 3);
-    cr_assert_eq(diff.nrefused, 0);
-    assert_applied("[log] level", "info", "debug");
-    assert_applied("[api] rate_read_per_minute", "6000", "60");
-    assert_applied("[engine] poll_interval_ms", "1000", "250");
+    assert_diff(DIFF(APPLIED("[log] level", "info", "debug"),
+                     APPLIED("[api] rate_read_per_minute", "6000", "60"),
+                     APPLIED("[engine] poll_interval_ms", "1000", "250")));
     cr_assert_eq(merged.log_level, 7);
     cr_assert_eq(merged.api_rate_read_per_minute, 60);
     cr_assert_eq(merged.poll_interval_ms, 250);
@@ -132,11 +157,8 @@ Test(config_reload, other_keys_keep_the_running_value_and_need_a_restart)
                       "[database]\nurl = postgresql://a:secret1@h/db\n",
                 POOLS "[api]\nlisten = 127.0.0.1:2000\nthreads = 4\n"
                       "[database]\nurl = postgresql://a:secret2@h/db\n");
-    cr_assert_eq(diff.napplied, 0);
-    cr_assert_eq(diff.nrefused, 3);
-    assert_refused("[api] listen", "changed in");
-    assert_refused("[api] threads", "changed in");
-    assert_refused("[database] url", "changed in");
+    assert_diff(DIFF(REFUSED("[api] listen", "changed in"), REFUSED("[api] threads", "changed in"),
+                     REFUSED("[database] url", "changed in")));
     cr_assert_str_eq(merged.api_listen, "127.0.0.1:1000");
     cr_assert_eq(merged.api_threads, 2);
     cr_assert_str_eq(merged.database_url, "postgresql://a:secret1@h/db");
@@ -146,10 +168,8 @@ Test(config_reload, a_mixed_file_applies_one_and_keeps_the_other)
 {
     merge_texts(POOLS "[api]\nlisten = 127.0.0.1:1000\ncache_event_ttl_s = 5\n",
                 POOLS "[api]\nlisten = 127.0.0.1:2000\ncache_event_ttl_s = 9\n");
-    cr_assert_eq(diff.napplied, 1);
-    cr_assert_eq(diff.nrefused, 1);
-    assert_applied("[api] cache_event_ttl_s", "5", "9");
-    assert_refused("[api] listen", "changed in");
+    assert_diff(
+        DIFF(APPLIED("[api] cache_event_ttl_s", "5", "9"), REFUSED("[api] listen", "changed in")));
     cr_assert_eq(merged.api_cache_event_ttl_s, 9);
     cr_assert_str_eq(merged.api_listen, "127.0.0.1:1000");
 }
@@ -160,14 +180,11 @@ Test(config_reload, pool_keys_reload_except_those_read_at_start)
                 "protect = 2026-12-01T09:00:00Z/2026-12-01T12:00:00Z\n[queue.q]\npool = p\n",
                 "[pool.p]\nmax = 8\nsmtp_rate = 7\nprefetch = 3\nmetrics_port = 9100\n"
                 "protect = 2026-12-02T09:00:00Z/2026-12-02T10:00:00Z\n[queue.q]\npool = p\n");
-    cr_assert_eq(diff.napplied, 3);
-    cr_assert_eq(diff.nrefused, 2);
-    assert_applied("[pool.p] max", "4", "8");
-    assert_applied("[pool.p] smtp_rate", "5", "7");
-    assert_applied("[pool.p] protect", "2026-12-01T09:00:00Z/2026-12-01T12:00:00Z",
-                   "2026-12-02T09:00:00Z/2026-12-02T10:00:00Z");
-    assert_refused("[pool.p] prefetch", "changed in");
-    assert_refused("[pool.p] metrics_port", "changed in");
+    assert_diff(DIFF(APPLIED("[pool.p] max", "4", "8"), APPLIED("[pool.p] smtp_rate", "5", "7"),
+                     APPLIED("[pool.p] protect", "2026-12-01T09:00:00Z/2026-12-01T12:00:00Z",
+                             "2026-12-02T09:00:00Z/2026-12-02T10:00:00Z"),
+                     REFUSED("[pool.p] prefetch", "changed in"),
+                     REFUSED("[pool.p] metrics_port", "changed in")));
     cr_assert_eq(merged.pools[0].max, 8);
     cr_assert_eq(merged.pools[0].smtp_rate, 7);
     cr_assert_eq(merged.pools[0].protect.count, 1);
@@ -182,15 +199,11 @@ Test(config_reload, pools_queues_and_periodics_added_or_removed_need_a_restart)
                 "[pool.p]\n[pool.new]\n[queue.q]\npool = new\n[queue.added]\npool = p\n"
                 "[periodic.nightly]\ncron = 0 4 * * *\nqueue = q\nkind = k\n"
                 "[periodic.hourly]\ncron = 0 * * * *\nqueue = q\nkind = k\n");
-    cr_assert_eq(diff.napplied, 0);
-    assert_refused("[pool.old]", "removed from");
-    assert_refused("[pool.new]", "added to");
-    assert_refused("[queue.q] pool", "changed in");
-    assert_refused("[queue.gone]", "removed from");
-    assert_refused("[queue.added]", "added to");
-    assert_refused("[periodic.nightly] cron", "changed in");
-    assert_refused("[periodic.hourly]", "added to");
-    cr_assert_eq(diff.nrefused, 7);
+    assert_diff(DIFF(REFUSED("[pool.old]", "removed from"), REFUSED("[pool.new]", "added to"),
+                     REFUSED("[queue.q] pool", "changed in"),
+                     REFUSED("[queue.gone]", "removed from"), REFUSED("[queue.added]", "added to"),
+                     REFUSED("[periodic.nightly] cron", "changed in"),
+                     REFUSED("[periodic.hourly]", "added to")));
     cr_assert_eq(merged.npools, 2);
     cr_assert_str_eq(merged.pools[1].name, "old");
     cr_assert_eq(merged.nqueues, 2);
@@ -207,15 +220,13 @@ Test(config_reload, kinds_reload_by_their_effective_values)
                       "[kind.b]\ntimeout_ms = 5000\n",
                 POOLS "[defaults]\nmax_attempts = 10\n[kind.a]\nqueue = q\nmax_attempts = 3\n"
                       "[kind.c]\npriority = 0\n");
-    assert_applied("[defaults] max_attempts", "20", "10");
     /* a keeps its own 3; b is gone, so it falls back to [defaults]; c is new */
     cr_assert_null(applied("[kind.a] max_attempts"));
-    assert_applied("[kind.b] timeout_ms", "5000", "60000");
-    assert_applied("[kind.b] max_attempts", "20", "10");
-    assert_applied("[kind.c] priority", "1", "0");
-    assert_applied("[kind.c] max_attempts", "20", "10");
-    cr_assert_eq(diff.napplied, 5);
-    cr_assert_eq(diff.nrefused, 0);
+    assert_diff(DIFF(APPLIED("[defaults] max_attempts", "20", "10"),
+                     APPLIED("[kind.b] timeout_ms", "5000", "60000"),
+                     APPLIED("[kind.b] max_attempts", "20", "10"),
+                     APPLIED("[kind.c] priority", "1", "0"),
+                     APPLIED("[kind.c] max_attempts", "20", "10")));
     cr_assert_eq(merged.nkinds, 2);
     cr_assert_eq(usher_config_kind(&merged, "b")->timeout_ms, 60000);
     cr_assert_eq(usher_config_kind(&merged, "c")->priority, 0);
@@ -225,11 +236,8 @@ Test(config_reload, a_kind_may_not_move_to_a_queue_that_needs_a_restart)
 {
     merge_texts(POOLS "[kind.a]\nqueue = q\npriority = 2\n",
                 POOLS "[queue.new]\npool = p\n[kind.a]\nqueue = new\npriority = 0\n");
-    assert_refused("[queue.new]", "added to");
-    assert_refused("[kind.a] queue", "changed in");
-    assert_applied("[kind.a] priority", "2", "0");
-    cr_assert_eq(diff.nrefused, 2);
-    cr_assert_eq(diff.napplied, 1);
+    assert_diff(DIFF(REFUSED("[queue.new]", "added to"), REFUSED("[kind.a] queue", "changed in"),
+                     APPLIED("[kind.a] priority", "2", "0")));
     cr_assert_str_eq(usher_config_kind(&merged, "a")->queue, "q");
     cr_assert_eq(usher_config_kind(&merged, "a")->priority, 0);
 }
