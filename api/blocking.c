@@ -1,6 +1,5 @@
 #include "blocking.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -19,41 +18,36 @@ typedef struct call {
     char why[512];
 } call;
 
-/* One connection per worker thread, closed when the thread ends. */
-static pthread_key_t store_key;
-static pthread_once_t store_once = PTHREAD_ONCE_INIT;
+static void *open_store(const void *cfg, usher_err *err, char *why, size_t whylen)
+{
+    usher_store *st = NULL;
+
+    *err = usher_store_open(cfg, &st, why, whylen);
+    return st;
+}
 
 static void close_store(void *st)
 {
     usher_store_free(st);
 }
 
-static void make_key(void)
-{
-    pthread_key_create(&store_key, close_store);
-}
+/* One connection per worker thread, closed when the thread ends. */
+static const api_offload_slot stores = { open_store, close_store };
 
 static void work(void *arg)
 {
     call *c = arg;
-    usher_store *st;
+    usher_store *st = api_offload_resource(&stores, c->cfg, &c->err, c->why, sizeof(c->why));
 
-    pthread_once(&store_once, make_key);
-    st = pthread_getspecific(store_key);
-    if (st == NULL) {
-        c->err = usher_store_open(c->cfg, &st, c->why, sizeof(c->why));
-        if (c->err != USHER_OK)
-            return;
-        pthread_setspecific(store_key, st);
-    }
+    if (st == NULL)
+        return;
     c->err = c->fn(st, c->arg, &c->out);
     if (c->err != USHER_OK)
         snprintf(c->why, sizeof(c->why), "%s", usher_store_errstr(st));
     if (c->err == USHER_ERR_DB || !usher_store_usable(st)) {
         /* The connection may be broken, or on a standby now after a failover:
          * the next call opens a fresh one, which finds the primary. */
-        usher_store_free(st);
-        pthread_setspecific(store_key, NULL);
+        api_offload_drop(&stores);
     }
 }
 

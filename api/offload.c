@@ -4,10 +4,13 @@
  * event_base_once() (libevent's threading is on, so another thread may
  * add an event and wake the loop), and waits on the `finished` list until
  * the loop runs it: at shutdown the jobs still on that list are the ones
- * whose loop stopped first, and api_offload_stop() finishes them.
+ * whose loop stopped first, and api_offload_stop() finishes them. What a
+ * worker keeps in slots (api_offload_keep) lives in its own thread-local
+ * table, closed when the worker returns.
  */
 #include "offload.h"
 
+#include <assert.h>
 #include <event2/event.h>
 #include <stdlib.h>
 
@@ -32,6 +35,53 @@ typedef struct pool {
 } pool;
 
 static pool *the_pool;
+
+/* What this worker keeps, one row a slot it has used (two slots exist today). */
+#define KEPT_MAX 8
+static _Thread_local struct {
+    const api_offload_slot *slot;
+    void *value;
+} kept[KEPT_MAX];
+
+static void **kept_value(const api_offload_slot *slot)
+{
+    size_t i = 0;
+
+    while (i < KEPT_MAX && kept[i].slot != NULL && kept[i].slot != slot)
+        i++;
+    assert(i < KEPT_MAX && "KEPT_MAX counts the slots");
+    kept[i].slot = slot;
+    return &kept[i].value;
+}
+
+void *api_offload_resource(const api_offload_slot *slot, const void *arg, usher_err *err, char *why,
+                           size_t whylen)
+{
+    void **value = kept_value(slot);
+
+    *err = USHER_OK;
+    if (*value == NULL)
+        *value = slot->open(arg, err, why, whylen);
+    return *value;
+}
+
+void api_offload_drop(const api_offload_slot *slot)
+{
+    void **value = kept_value(slot);
+
+    if (*value != NULL)
+        slot->close(*value);
+    *value = NULL;
+}
+
+static void close_kept(void)
+{
+    for (size_t i = 0; i < KEPT_MAX && kept[i].slot != NULL; i++) {
+        if (kept[i].value != NULL)
+            kept[i].slot->close(kept[i].value);
+        kept[i].value = NULL;
+    }
+}
 
 static void unlink_finished(pool *p, job *j)
 {
@@ -91,6 +141,7 @@ static void *worker(void *arg)
                       j->loop->index);
     }
     pthread_mutex_unlock(&p->mu);
+    close_kept();
     return NULL;
 }
 

@@ -36,4 +36,28 @@ void api_offload_stop(void);
 USHER_MUSTCHECK bool api_offload(api_loop *loop, api_offload_fn work, api_offload_fn done,
                                  void *arg);
 
+/*
+ * A resource each worker opens on first use and keeps for the work that
+ * follows (a database connection, a search index reader): one static
+ * slot per kind of resource, `static const api_offload_slot readers = {
+ * open_reader, close_reader };`. open makes one from arg, or returns NULL
+ * with *err and the reason in why. The pool closes what a worker keeps
+ * when the worker ends.
+ */
+typedef struct api_offload_slot {
+    void *(*open)(const void *arg, usher_err *err, char *why, size_t whylen);
+    void (*close)(void *value);
+} api_offload_slot;
+
+/*
+ * From work: this worker's resource of slot, opened from arg the first
+ * time (and after a drop). NULL, with *err and why, when it cannot be
+ * opened; the next call tries again.
+ */
+void *api_offload_resource(const api_offload_slot *slot, const void *arg, usher_err *err, char *why,
+                           size_t whylen);
+
+/* From work: closes this worker's resource of slot (a connection that broke). */
+void api_offload_drop(const api_offload_slot *slot);
+
 #endif

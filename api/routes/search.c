@@ -8,7 +8,6 @@
  * (names, titles) in one statement, in the index's order.
  */
 #include <event2/keyvalq_struct.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,33 +38,29 @@ typedef struct search_job {
     size_t nhits, total;
 } search_job;
 
-/* One reader per offload thread, reopened by the wrapper when the index changed. */
-static pthread_key_t reader_key;
-static pthread_once_t reader_once = PTHREAD_ONCE_INIT;
+static void *open_reader(const void *dir, usher_err *err, char *why, size_t whylen)
+{
+    usher_search *s = NULL;
+
+    *err = usher_search_open(dir, &s, why, whylen);
+    return s;
+}
 
 static void close_reader(void *s)
 {
     usher_search_close(s);
 }
 
-static void make_key(void)
-{
-    pthread_key_create(&reader_key, close_reader);
-}
+/* One reader per offload thread, reopened by the wrapper when the index changed. */
+static const api_offload_slot readers = { open_reader, close_reader };
 
 static void run_search(void *arg)
 {
     search_job *j = arg;
-    usher_search *s;
+    usher_search *s = api_offload_resource(&readers, j->dir, &j->err, j->errbuf, sizeof(j->errbuf));
 
-    pthread_once(&reader_once, make_key);
-    s = pthread_getspecific(reader_key);
-    if (s == NULL) {
-        j->err = usher_search_open(j->dir, &s, j->errbuf, sizeof(j->errbuf));
-        if (j->err != USHER_OK)
-            return;
-        pthread_setspecific(reader_key, s);
-    }
+    if (s == NULL)
+        return;
     j->err = usher_search_query(s, j->query, j->types, j->event_id, j->offset, j->limit, j->hits,
                                 &j->nhits, &j->total, j->errbuf, sizeof(j->errbuf));
 }
