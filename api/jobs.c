@@ -2,11 +2,9 @@
 
 #include "enqueue.h"
 
-#define DEFAULT_QUEUE "default"
-
 char *api_webhook_template(const usher_config *cfg)
 {
-    json_t *t = usher_enqueue_template(cfg, "notify.webhook", DEFAULT_QUEUE, NULL);
+    json_t *t = usher_enqueue_template(cfg, "notify.webhook", USHER_DEFAULT_QUEUE, NULL);
     char *text = t != NULL ? json_dumps(t, JSON_COMPACT) : NULL;
 
     json_decref(t);
@@ -17,7 +15,7 @@ int api_job_add(json_t *templates, const usher_config *cfg, const char *kind, js
                 const char *id_field)
 {
     json_t *job =
-        payload != NULL ? usher_enqueue_template(cfg, kind, DEFAULT_QUEUE, payload) : NULL;
+        payload != NULL ? usher_enqueue_template(cfg, kind, USHER_DEFAULT_QUEUE, payload) : NULL;
 
     if (job == NULL)
         return -1;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "config.h"
 #include "pgpool.h"
 #include "wake.h"
 
@@ -75,8 +76,7 @@ void api_wake_free(api_wake *w)
 void api_wake_kind(api_loop *loop, const char *kind)
 {
     api_wake *w = loop->wake;
-    const usher_kind_conf *k = usher_config_kind(loop->srv->cfg, kind);
-    const char *queue = k->queue[0] != '\0' ? k->queue : "default";
+    const char *queue = usher_config_kind_queue(loop->srv->cfg, kind, USHER_DEFAULT_QUEUE);
     int ms = loop->srv->cfg->notify_debounce_ms;
 
     for (size_t i = 0; i < w->n; i++) {

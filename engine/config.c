@@ -164,6 +164,14 @@ const usher_kind_conf *usher_config_kind(const usher_config *cfg, const char *ki
     return i < cfg->nkinds ? &cfg->kinds[i] : &cfg->defaults;
 }
 
+const char *usher_config_kind_queue(const usher_config *cfg, const char *kind,
+                                    const char *otherwise)
+{
+    const usher_kind_conf *k = usher_config_kind(cfg, kind);
+
+    return k->queue[0] != '\0' ? k->queue : otherwise;
+}
+
 const usher_queue_conf *usher_config_queue(const usher_config *cfg, const char *name)
 {
     size_t i = entity_index(cfg, USHER_SEC_QUEUE, name);

@@ -231,6 +231,16 @@ void usher_config_free(usher_config *cfg);
 /* The policy of kind, or &cfg->defaults when kind is not configured. Never NULL. */
 const usher_kind_conf *usher_config_kind(const usher_config *cfg, const char *kind);
 
+/* The queue of a job whose [kind.KIND] names none and whose caller has no queue of its own. */
+#define USHER_DEFAULT_QUEUE "default"
+
+/*
+ * The queue a job of kind goes to: the one [kind.KIND] names, else
+ * otherwise (USHER_DEFAULT_QUEUE, or a family's own: "reports", "email").
+ */
+const char *usher_config_kind_queue(const usher_config *cfg, const char *kind,
+                                    const char *otherwise);
+
 /* The queue named name, or NULL when it is not declared. */
 const usher_queue_conf *usher_config_queue(const usher_config *cfg, const char *name);
 

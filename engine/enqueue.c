@@ -321,7 +321,7 @@ json_t *usher_enqueue_template(const usher_config *cfg, const char *kind, const 
                                json_t *payload)
 {
     const usher_kind_conf *k = usher_config_kind(cfg, kind);
-    const char *queue = k->queue[0] != '\0' ? k->queue : default_queue;
+    const char *queue = usher_config_kind_queue(cfg, kind, default_queue);
     json_t *t =
         json_pack("{s:s,s:s,s:i,s:i,s:i}", "queue", queue, "kind", kind, "priority", k->priority,
                   "max_attempts", k->max_attempts, "timeout_ms", k->timeout_ms);

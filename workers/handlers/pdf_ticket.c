@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "docstore.h"
 #include "effects.h"
 #include "enqueue.h"
@@ -60,9 +61,8 @@ static USHER_MUSTCHECK usher_err enqueue_email(usher_store *st, const usher_conf
                                                const usher_job *job, int64_t registration,
                                                int64_t document)
 {
-    const usher_kind_conf *kind = usher_config_kind(cfg, "email.send");
     char payload[160], key[64];
-    usher_enqueue_opts o = { .queue = kind->queue[0] ? kind->queue : "email",
+    usher_enqueue_opts o = { .queue = usher_config_kind_queue(cfg, "email.send", "email"),
                              .kind = "email.send",
                              .payload = payload,
                              .unique_key = key };
