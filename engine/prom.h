@@ -34,7 +34,12 @@ void usher_prom_observe(usher_prom_histogram *h, double seconds);
 int usher_prom_histogram_render(struct evbuffer *out, const char *name, const char *labels,
                                 usher_prom_histogram *h);
 
-/* Writes v into out with \, " and newline escaped, as a label value needs. */
+/*
+ * Writes v into out with \, " and newline escaped, as a label value needs.
+ * USHER_PROM_ESCAPED_MAX(n): room for any escaped string of fewer than n
+ * bytes (each may double), so a name from a char[n] is never cut.
+ */
+#define USHER_PROM_ESCAPED_MAX(n) (2 * (n))
 void usher_prom_escape(const char *v, char *out, size_t len);
 
 /*

@@ -12,6 +12,12 @@
 
 #define SERIES_MAX 256 /* (queue, kind) pairs tracked; more are counted as kind "other" */
 
+/* A queue or kind name as a label value, and the label sets of a series and of a queue. */
+#define LABEL_NAME_MAX USHER_PROM_ESCAPED_MAX(USHER_NAME_MAX)
+#define SERIES_LABELS_MAX \
+    (sizeof("pool=\"\",queue=\"\",kind=\"\"") + USHER_NAME_MAX + 2 * LABEL_NAME_MAX)
+#define QUEUE_LABELS_MAX (sizeof("pool=\"\",queue=\"\"") + USHER_NAME_MAX + LABEL_NAME_MAX)
+
 typedef struct series {
     char queue[USHER_NAME_MAX], kind[USHER_NAME_MAX];
     uint64_t completed, failed, retried, dead, returned;
@@ -118,7 +124,7 @@ static int counter(struct evbuffer *out, usher_pool_metrics *m, const char *name
     int rc = evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
 
     for (size_t i = 0; i < m->nseries && rc >= 0; i++) {
-        char q[160], k[160];
+        char q[LABEL_NAME_MAX], k[LABEL_NAME_MAX];
 
         usher_prom_escape(m->series[i].queue, q, sizeof(q));
         usher_prom_escape(m->series[i].kind, k, sizeof(k));
@@ -154,7 +160,7 @@ static int render(usher_pool_metrics *m, struct evbuffer *out)
                                       " child to its outcome.\n"
                                       "# TYPE usher_job_duration_seconds histogram\n");
     for (size_t i = 0; i < m->nseries && rc >= 0; i++) {
-        char labels[512], q[160], k[160];
+        char labels[SERIES_LABELS_MAX], q[LABEL_NAME_MAX], k[LABEL_NAME_MAX];
 
         if (atomic_load(&m->series[i].duration.count) == 0)
             continue;
@@ -169,7 +175,7 @@ static int render(usher_pool_metrics *m, struct evbuffer *out)
                                       " runnable to a child getting it.\n"
                                       "# TYPE usher_job_start_latency_seconds histogram\n");
     for (size_t i = 0; i < m->nqueues && rc >= 0; i++) {
-        char labels[320], q[160];
+        char labels[QUEUE_LABELS_MAX], q[LABEL_NAME_MAX];
 
         usher_prom_escape(m->queues[i].queue, q, sizeof(q));
         snprintf(labels, sizeof(labels), "pool=\"%s\",queue=\"%s\"", m->pool, q);

@@ -11,17 +11,30 @@
 #include "store.h"
 #include "ticket.h"
 
+/*
+ * Room for each text with its NUL, past the column's CHECK limit
+ * (schemas/migrations/0004_domain.sql) in characters; a longer value is
+ * cut to fit.
+ */
+#define USHER_FACTS_STATUS_MAX      16  /* 'confirmed' or 'cancelled' */
+#define USHER_FACTS_NAME_MAX        256 /* registrations.name: 1 to 200 */
+#define USHER_FACTS_EMAIL_MAX       336 /* registrations.email: 3 to 320 */
+#define USHER_FACTS_EVENT_NAME_MAX  320 /* events.name: 1 to 300 */
+#define USHER_FACTS_VENUE_MAX       320 /* events.venue: no limit, cut */
+#define USHER_FACTS_STARTS_AT_MAX   128 /* "Sat 05 Dec 2026, 18:00 (Europe/Berlin)" */
+#define USHER_FACTS_TICKET_TYPE_MAX 208 /* ticket_types.name: 1 to 200 */
+
 typedef struct usher_registration_facts {
     int64_t registration_id;
     int64_t event_id;
     int64_t created_at_s; /* the registration's time: a stable Date: for its emails */
-    char status[16];
-    char attendee_name[256];
-    char email[336];
-    char event_name[320];
-    char venue[320];
-    char starts_at[128]; /* "Sat 05 Dec 2026, 18:00 (Europe/Berlin)" */
-    char ticket_type[208];
+    char status[USHER_FACTS_STATUS_MAX];
+    char attendee_name[USHER_FACTS_NAME_MAX];
+    char email[USHER_FACTS_EMAIL_MAX];
+    char event_name[USHER_FACTS_EVENT_NAME_MAX];
+    char venue[USHER_FACTS_VENUE_MAX];
+    char starts_at[USHER_FACTS_STARTS_AT_MAX];
+    char ticket_type[USHER_FACTS_TICKET_TYPE_MAX];
     char ticket_code[USHER_TICKET_CODE_MAX];
 } usher_registration_facts;
 
