@@ -60,10 +60,9 @@ void usher_child_main(int fd, pid_t parent, const usher_config *cfg)
 
     prepare_signals();
     if (getppid() != parent)
-        _exit(0); /* the supervisor died before PDEATHSIG was set */
-    ctx = usher_handler_ctx_new(cfg);
-    if (ctx == NULL || usher_child_reader_init(&rd, fd) != 0)
-        _exit(1);
+        _exit(0);                     /* the supervisor died before PDEATHSIG was set */
+    ctx = usher_handler_ctx_new(cfg); /* never NULL: out of memory aborts */
+    usher_child_reader_init(&rd, fd);
     for (;;) {
         usher_job job = { 0 };
         usher_buf out = { 0 };

@@ -17,11 +17,10 @@
 
 #define READ_AHEAD 65536
 
-int usher_child_reader_init(usher_child_reader *rd, int fd)
+void usher_child_reader_init(usher_child_reader *rd, int fd)
 {
     *rd = (usher_child_reader){ .fd = fd, .cap = READ_AHEAD };
     rd->buf = usher_malloc(rd->cap);
-    return rd->buf != NULL ? 0 : -1;
 }
 
 /*

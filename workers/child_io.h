@@ -20,8 +20,8 @@ typedef struct usher_child_reader {
     bool has_held;
 } usher_child_reader;
 
-/* A reader on fd with its buffer; -1 when out of memory. */
-int usher_child_reader_init(usher_child_reader *rd, int fd);
+/* A reader on fd with its buffer (out of memory aborts: engine/alloc.h). */
+void usher_child_reader_init(usher_child_reader *rd, int fd);
 
 /*
  * The next job into *job (its payload is allocated: free it). With wait it
