@@ -156,7 +156,7 @@ usher_err api_offload_start(int nthreads)
     for (; p->nthreads < nthreads; p->nthreads++) {
         if (pthread_create(&p->threads[p->nthreads], NULL, worker, p) != 0) {
             api_offload_stop();
-            return USHER_ERR_NOMEM;
+            return USHER_ERR_SYSTEM;
         }
     }
     return USHER_OK;

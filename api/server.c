@@ -290,6 +290,7 @@ usher_err api_threads_start(api_server *srv, int nthreads, api_threads **out, ch
 {
     api_threads *t = usher_calloc(1, sizeof(*t));
     int port = -1;
+    usher_err err;
 
     *out = NULL;
     t->loops = usher_calloc((size_t)nthreads, sizeof(*t->loops));
@@ -316,10 +317,11 @@ usher_err api_threads_start(api_server *srv, int nthreads, api_threads **out, ch
         free_unstarted(t);
         return USHER_ERR_CONFIG;
     }
-    if (api_offload_start(API_OFFLOAD_THREADS) != USHER_OK) {
+    err = api_offload_start(API_OFFLOAD_THREADS);
+    if (err != USHER_OK) {
         snprintf(errbuf, errlen, "could not start the offload threads");
         api_threads_stop(t, 0);
-        return USHER_ERR_NOMEM;
+        return err;
     }
     for (int i = 0; i < nthreads; i++) {
         if (pthread_create(&t->loops[i]->thread, NULL, run, t->loops[i]) != 0) {
@@ -334,7 +336,7 @@ usher_err api_threads_start(api_server *srv, int nthreads, api_threads **out, ch
                 loop_free(t->loops[j]);
             free(t->loops);
             free(t);
-            return USHER_ERR_NOMEM;
+            return USHER_ERR_SYSTEM;
         }
     }
     srv->loops = t->loops;

@@ -24,6 +24,7 @@ static const char *const messages[] = {
     [USHER_ERR_NOT_LEADER] = "not the maintenance leader",
     [USHER_ERR_TIMEOUT] = "timed out",
     [USHER_ERR_CHANGED] = "changed since it was recorded",
+    [USHER_ERR_SYSTEM] = "the system refused a resource",
 };
 
 const char *usher_strerror(usher_err err)

@@ -22,6 +22,7 @@ typedef enum usher_err {
     USHER_ERR_NOT_LEADER,    /* another process holds the maintenance lock */
     USHER_ERR_TIMEOUT,       /* a wait ran out */
     USHER_ERR_CHANGED,       /* a file differs from what was recorded of it (a migration) */
+    USHER_ERR_SYSTEM,        /* the system refused a resource: a thread, the random source */
 } usher_err;
 
 #include <stddef.h>

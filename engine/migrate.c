@@ -298,7 +298,7 @@ usher_err usher_migrate(usher_store *st, const char *dir, usher_migrate_counts *
         counts = &ignored;
     *counts = (usher_migrate_counts){ 0 };
     if (sodium_init() < 0)
-        return usher_store_fail(st, USHER_ERR_NOMEM, "libsodium failed to initialise");
+        return usher_store_fail(st, USHER_ERR_SYSTEM, "libsodium failed to initialise");
     snprintf(lock_sql, sizeof(lock_sql), "SELECT pg_advisory_lock(%d)", MIGRATE_LOCK_KEY);
     snprintf(unlock_sql, sizeof(unlock_sql), "SELECT pg_advisory_unlock(%d)", MIGRATE_LOCK_KEY);
     err = usher_store_command(st, lock_sql);

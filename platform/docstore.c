@@ -162,7 +162,7 @@ usher_err usher_docstore_put(const char *root, const void *data, size_t len,
     }
     if (sodium_init() < 0) {
         snprintf(errbuf, errlen, "libsodium failed to initialise");
-        return USHER_ERR_NOMEM;
+        return USHER_ERR_SYSTEM;
     }
     crypto_hash_sha256(hash, data, len);
     to_hex(hash, ref.sha256);

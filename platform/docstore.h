@@ -27,7 +27,7 @@ typedef struct usher_docstore_ref {
  * fsynced and renamed, then the directory is fsynced. Missing directories
  * (root included) are created. A file already there with the right size is
  * kept. Files are mode 0644. On failure *out is untouched and errbuf says why
- * (USHER_ERR_IO, USHER_ERR_INVALID, USHER_ERR_NOMEM).
+ * (USHER_ERR_IO, USHER_ERR_INVALID, USHER_ERR_SYSTEM: libsodium would not start).
  */
 USHER_MUSTCHECK usher_err usher_docstore_put(const char *root, const void *data, size_t len,
                                              usher_docstore_ref *out, char *errbuf, size_t errlen);

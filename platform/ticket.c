@@ -129,7 +129,7 @@ usher_err usher_ticket_sign(const unsigned char master[USHER_TICKET_KEY_BYTES], 
     if (event_id <= 0 || registration_id <= 0 || len < USHER_TICKET_CODE_MAX)
         return USHER_ERR_INVALID;
     if (sodium_init() < 0)
-        return USHER_ERR_NOMEM;
+        return USHER_ERR_SYSTEM;
     raw[n++] = VERSION;
     n += put_varint(raw + n, (uint64_t)event_id);
     n += put_varint(raw + n, (uint64_t)registration_id);
@@ -166,7 +166,7 @@ usher_err usher_ticket_verify(const unsigned char master[USHER_TICKET_KEY_BYTES]
     const char *text = strip(code, &len);
 
     if (sodium_init() < 0)
-        return USHER_ERR_NOMEM;
+        return USHER_ERR_SYSTEM;
     if (text == NULL || (n = base32_decode(text, len, raw, sizeof(raw))) == 0 ||
         n < 1 + 2 + TAG_BYTES || raw[0] != VERSION)
         return USHER_ERR_INVALID;

@@ -65,7 +65,7 @@ usher_err usher_token_create(usher_store *st, usher_role role, int64_t organizer
         return usher_store_fail(st, USHER_ERR_INVALID, "a %s token needs --organizer ID",
                                 usher_role_name(role));
     if (sodium_init() < 0)
-        return usher_store_fail(st, USHER_ERR_NOMEM, "libsodium failed to initialise");
+        return usher_store_fail(st, USHER_ERR_SYSTEM, "libsodium failed to initialise");
     randombytes_buf(random, sizeof(random));
     memcpy(token, TOKEN_PREFIX, strlen(TOKEN_PREFIX));
     sodium_bin2base64(token + strlen(TOKEN_PREFIX), USHER_TOKEN_MAX - strlen(TOKEN_PREFIX), random,
