@@ -69,26 +69,20 @@ static void flush(api_checkin_batch *b)
     if (b->n == 0)
         return;
     s = usher_malloc(sizeof(*s));
-    text = json_dumps(b->items, JSON_COMPACT);
-    if (text != NULL) {
-        const char *params[] = { text, b->loop->srv->webhook_template };
+    text = usher_need(json_dumps(b->items, JSON_COMPACT));
+    const char *params[] = { text, b->loop->srv->webhook_template };
 
-        *s = (sent){ .b = b, .n = b->n };
+    *s = (sent){ .b = b, .n = b->n };
+    for (size_t i = 0; i < b->n; i++)
+        s->reqs[i] = b->reqs[i];
+    if (api_pgpool_query(b->loop->pg,
+                         "SELECT idx, result, to_char(first_at AT TIME ZONE 'UTC',"
+                         " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), first_gate"
+                         " FROM usher_checkin_batch($1::jsonb, $2::jsonb)",
+                         2, params, answered, s) != USHER_OK) {
         for (size_t i = 0; i < b->n; i++)
-            s->reqs[i] = b->reqs[i];
-        if (api_pgpool_query(b->loop->pg,
-                             "SELECT idx, result, to_char(first_at AT TIME ZONE 'UTC',"
-                             " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), first_gate"
-                             " FROM usher_checkin_batch($1::jsonb, $2::jsonb)",
-                             2, params, answered, s) != USHER_OK) {
-            for (size_t i = 0; i < b->n; i++)
-                api_reply_error(b->reqs[i], 503, "unavailable",
-                                "the database is not reachable; try again shortly");
-            free(s);
-        }
-    } else {
-        for (size_t i = 0; i < b->n; i++)
-            api_reply_error(b->reqs[i], 500, "internal", "out of memory");
+            api_reply_error(b->reqs[i], 503, "unavailable",
+                            "the database is not reachable; try again shortly");
         free(s);
     }
     free(text);
@@ -110,12 +104,8 @@ api_checkin_batch *api_checkin_batch_new(api_loop *loop, api_checkin_answer answ
 
     b->loop = loop;
     b->answer = answer;
-    b->items = json_array();
-    b->timer = evtimer_new(loop->base, due, b);
-    if (b->items == NULL || b->timer == NULL) {
-        api_checkin_batch_free(b);
-        return NULL;
-    }
+    b->items = usher_need(json_array());
+    b->timer = usher_need(evtimer_new(loop->base, due, b));
     return b;
 }
 

@@ -183,7 +183,7 @@ static void landed(PGresult *res, const char *errmsg, void *arg)
     }
 }
 
-/* A new flight for read, in its bucket; NULL out of memory. Under the mutex. */
+/* A new flight for read, in its bucket. Under the mutex. */
 static flight *flight_new(api_loop *loop, const api_flight_read *read)
 {
     flight *f = usher_calloc(1, sizeof(*f));
@@ -202,8 +202,8 @@ static flight *flight_new(api_loop *loop, const api_flight_read *read)
 
 /*
  * Puts w on the flight of read's key, starting one when none is in flight
- * (*started: w's request leads it and must send its read). False when it
- * could not (out of memory): w is on no list.
+ * (*started: w's request leads it and must send its read). False when
+ * w's wait could not be timed (event_add failed): w is on no list.
  */
 static bool enlist(waiter *w, const api_flight_read *read, flight **started)
 {
@@ -216,7 +216,7 @@ static bool enlist(waiter *w, const api_flight_read *read, flight **started)
     if (f == NULL)
         f = *started = flight_new(w->r->loop, read);
     /* The one that leads waits for its own read: no end to its wait. */
-    if (f != NULL && (*started != NULL || evtimer_add(w->wake, &wait) == 0)) {
+    if (*started != NULL || evtimer_add(w->wake, &wait) == 0) {
         w->flight = f;
         w->leads = *started != NULL;
         push(&f->waiters, w);
@@ -230,11 +230,7 @@ static waiter *waiter_new(api_req *r, api_flight_fn done)
     waiter *w = usher_calloc(1, sizeof(*w));
 
     *w = (waiter){ .r = r, .done = done };
-    w->wake = evtimer_new(r->loop->base, woken, w);
-    if (w->wake == NULL) {
-        free(w);
-        return NULL;
-    }
+    w->wake = usher_need(evtimer_new(r->loop->base, woken, w));
     return w;
 }
 

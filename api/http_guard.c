@@ -635,23 +635,18 @@ struct bufferevent *api_guard_bevcb(struct event_base *base, void *arg)
     void *filter;
 
     c->guard = arg;
-    if (evtimer_assign(&c->timer, base, on_timer, c) != 0 ||
-        (c->sock = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+    if (evtimer_assign(&c->timer, base, on_timer, c) != 0) {
         free(c);
         return NULL;
     }
-    c->filter =
-        bufferevent_filter_new(c->sock, read_in, write_out, BEV_OPT_CLOSE_ON_FREE, conn_free, c);
-    if (c->filter == NULL) {
-        bufferevent_free(c->sock);
-        free(c);
-        return NULL;
-    }
+    c->sock = usher_need(bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE));
+    c->filter = usher_need(
+        bufferevent_filter_new(c->sock, read_in, write_out, BEV_OPT_CLOSE_ON_FREE, conn_free, c));
     /* From here, freeing the filter frees c (conn_free). */
     bufferevent_getcb(c->sock, &readcb, NULL, &eventcb, &filter);
     bufferevent_setcb(c->sock, readcb, sock_writable, eventcb, filter);
-    if (evbuffer_add_cb(bufferevent_get_output(c->filter), output_added, c) == NULL ||
-        event_add(&c->timer, &now) != 0) { /* the first look, once evhttp has set the socket */
+    usher_need(evbuffer_add_cb(bufferevent_get_output(c->filter), output_added, c));
+    if (event_add(&c->timer, &now) != 0) { /* the first look, once evhttp has set the socket */
         bufferevent_free(c->filter);
         return NULL;
     }

@@ -1,11 +1,12 @@
 #include "jobs.h"
 
+#include "alloc.h"
 #include "enqueue.h"
 
 char *api_webhook_template(const usher_config *cfg)
 {
     json_t *t = usher_enqueue_template(cfg, "notify.webhook", USHER_DEFAULT_QUEUE, NULL);
-    char *text = t != NULL ? json_dumps(t, JSON_COMPACT) : NULL;
+    char *text = t != NULL ? usher_need(json_dumps(t, JSON_COMPACT)) : NULL;
 
     json_decref(t);
     return text;
@@ -28,12 +29,11 @@ int api_job_add(json_t *templates, const usher_config *cfg, const char *kind, js
 
 char *api_index_job(const usher_config *cfg, const char *type)
 {
-    json_t *jobs = json_array();
+    json_t *jobs = usher_need(json_array());
     char *text = NULL;
 
-    if (jobs != NULL &&
-        api_job_add(jobs, cfg, "index.document", json_pack("{s:s}", "type", type), "id") == 0)
-        text = json_dumps(jobs, JSON_COMPACT);
+    if (api_job_add(jobs, cfg, "index.document", json_pack("{s:s}", "type", type), "id") == 0)
+        text = usher_need(json_dumps(jobs, JSON_COMPACT));
     json_decref(jobs);
     return text;
 }

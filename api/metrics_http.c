@@ -128,10 +128,9 @@ static void serve(struct evhttp_request *req, void *arg)
         evhttp_send_error(req, 405, NULL);
         return;
     }
-    out = evbuffer_new();
+    out = usher_need(evbuffer_new());
     usher_prom_reply(req, out,
-                     out != NULL &&
-                         api_metrics_render(m->loop->srv->metrics, loops, nloops, out) == 0 &&
+                     api_metrics_render(m->loop->srv->metrics, loops, nloops, out) == 0 &&
                          render_depths(m, out) == 0);
 }
 
@@ -179,10 +178,10 @@ api_metrics_http *api_metrics_http_start(api_loop *loop, const char *listen_addr
     struct timeval every = { DEPTH_READ_S, 0 };
 
     m->loop = loop;
-    m->http = evhttp_new(loop->base);
-    m->read_timer = event_new(loop->base, -1, EV_PERSIST, read_depths, m);
-    if (m->http == NULL || m->read_timer == NULL || event_add(m->read_timer, &every) != 0) {
-        snprintf(errbuf, errlen, "out of memory");
+    m->http = usher_need(evhttp_new(loop->base));
+    m->read_timer = usher_need(event_new(loop->base, -1, EV_PERSIST, read_depths, m));
+    if (event_add(m->read_timer, &every) != 0) {
+        snprintf(errbuf, errlen, "cannot arm the queue depth timer");
         api_metrics_http_free(m);
         return NULL;
     }

@@ -163,8 +163,7 @@ usher_err api_pgpool_new(struct event_base *base, const char *conninfo, int size
 
     *out = NULL;
     pool->conns = usher_calloc((size_t)size, sizeof(*pool->conns));
-    if ((pool->expire = evtimer_new(base, expire_due, pool)) == NULL)
-        usher_oom(sizeof(struct event *)); /* libevent's only failure here (alloc.h) */
+    pool->expire = usher_need(evtimer_new(base, expire_due, pool));
     pool->wait_ms = wait_ms;
     if (hooks != NULL)
         pool->hooks = *hooks;

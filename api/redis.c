@@ -185,9 +185,7 @@ api_redis *api_redis_new(struct event_base *base, const char *url, char *why, si
         free(rd);
         return NULL;
     }
-    rd->retry = evtimer_new(base, retry_cb, rd);
-    if (rd->retry == NULL)
-        usher_oom(sizeof(struct event *)); /* libevent's only failure here (alloc.h) */
+    rd->retry = usher_need(evtimer_new(base, retry_cb, rd));
     connect_now(rd);
     return rd;
 }
@@ -250,10 +248,9 @@ bool api_redis_call(api_redis *rd, int timeout_ms, api_redis_fn fn, void *arg, i
     if (fn != NULL) {
         struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
 
-        c->timer = evtimer_new(rd->base, on_timeout, c);
-        if (c->timer == NULL || evtimer_add(c->timer, &tv) != 0) {
-            if (c->timer != NULL)
-                event_free(c->timer);
+        c->timer = usher_need(evtimer_new(rd->base, on_timeout, c));
+        if (evtimer_add(c->timer, &tv) != 0) {
+            event_free(c->timer);
             free(c);
             return false;
         }

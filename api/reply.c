@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "metrics.h"
 
 static void finish(api_req *r, int status, struct evbuffer *out)
@@ -36,22 +37,18 @@ void api_add_header(api_req *r, const char *name, const char *value)
 }
 void api_reply_raw(api_req *r, int status, const char *content_type, const char *data, size_t len)
 {
-    struct evbuffer *out = evbuffer_new();
+    struct evbuffer *out = usher_need(evbuffer_new());
 
     api_add_header(r, "Content-Type", content_type);
-    if (out == NULL || evbuffer_add(out, data, len) != 0) {
-        evbuffer_free(out);
-        out = NULL;
-        status = 500;
-    }
+    if (evbuffer_add(out, data, len) != 0)
+        usher_oom(len); /* a buffer of our own refuses only for memory */
     finish(r, status, out);
-    if (out != NULL)
-        evbuffer_free(out);
+    evbuffer_free(out);
 }
 
 void api_reply_json(api_req *r, int status, json_t *body)
 {
-    char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *text = body != NULL ? usher_need(json_dumps(body, JSON_COMPACT)) : NULL;
 
     json_decref(body);
     if (text == NULL) {

@@ -201,14 +201,13 @@ static api_loop *loop_new(api_server *srv, int index, int fd, char *errbuf, size
     atomic_store(&loop->alive_ns, api_now_ns());
     loop->base = event_base_new();
     loop->tokens = api_token_cache_new();
-    if (loop->base == NULL || loop->tokens == NULL)
-        goto nomem;
-    loop->http = evhttp_new(loop->base);
-    loop->tick = event_new(loop->base, -1, EV_PERSIST, tick, loop);
+    if (loop->base == NULL)
+        goto failed;
+    loop->http = usher_need(evhttp_new(loop->base));
+    loop->tick = usher_need(event_new(loop->base, -1, EV_PERSIST, tick, loop));
     loop->guard = api_guard_new(cfg);
-    if (loop->http == NULL || loop->tick == NULL || loop->guard == NULL ||
-        event_add(loop->tick, &second) != 0)
-        goto nomem;
+    if (event_add(loop->tick, &second) != 0)
+        goto failed;
     /* Every connection through the guard, which holds each route to its own body limit,
      * and heads and bodies to deadlines, before evhttp reads them: the limits below are
      * only a backstop. */
@@ -237,19 +236,17 @@ static api_loop *loop_new(api_server *srv, int index, int fd, char *errbuf, size
                                               .timed = statement_timed,
                                               .arg = loop },
                        &loop->pg) != USHER_OK)
-        goto nomem;
+        goto failed;
     loop->wake = api_wake_new(loop);
     loop->checkins = api_checkin_batch_new(loop, route_checkin_answer);
-    if (loop->wake == NULL || loop->checkins == NULL)
-        goto nomem;
     loop->redis = api_redis_new(loop->base, cfg->redis_url, errbuf, errlen);
     if (loop->redis == NULL) {
         loop_free(loop);
         return NULL;
     }
     return loop;
-nomem:
-    snprintf(errbuf, errlen, "out of memory setting up loop %d", index);
+failed:
+    snprintf(errbuf, errlen, "could not set up loop %d", index);
     if (fd >= 0)
         close(fd);
     loop_free(loop);

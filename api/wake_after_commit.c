@@ -57,11 +57,7 @@ api_wake *api_wake_new(api_loop *loop)
     api_wake *w = usher_calloc(1, sizeof(*w));
 
     w->loop = loop;
-    w->timer = evtimer_new(loop->base, flush, w);
-    if (w->timer == NULL) {
-        free(w);
-        return NULL;
-    }
+    w->timer = usher_need(evtimer_new(loop->base, flush, w));
     return w;
 }
 

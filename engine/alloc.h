@@ -11,12 +11,16 @@
  * reliably either. usher-worker's supervisor respawns a child that aborts;
  * systemd restarts the programs. Free what these return with free().
  *
- * Libraries: where a call's only failure is memory (jansson's constructors
- * and json_dumps of a value we built, libevent's evbuffer_new, event_new
- * and evbuffer_add, curl_slist_append), a NULL from it is the same event:
- * new code passes it to usher_oom(). (Older sites that still answer such a
- * NULL with an error, mostly jansson results, are harmless and go as they
- * are touched.) USHER_ERR_NOMEM remains for a library that
+ * Libraries: where a call's only failure is memory (jansson's json_object,
+ * json_array and json_deep_copy, json_dumps of a value we built, libevent's
+ * event_new, evtimer_new, evsignal_new, evbuffer_new, evhttp_new, and
+ * evbuffer_add to a buffer of our own), its result goes through
+ * usher_need(), which makes a NULL usher_oom too. A call that can also fail
+ * for another reason keeps its error path: json_pack (a format, a NULL or
+ * invalid UTF-8 string), json_string and json_loads (their input),
+ * json_object_set_new and json_array_append_new (a NULL value),
+ * event_base_new (no backend, no descriptor), event_add, evhttp_bind_* and
+ * evhttp_accept_* (the system). USHER_ERR_NOMEM remains for a library that
  * reports running out of memory through its own error codes among other
  * failures (FreeType, libharu, OpenSSL, libesmtp), which we translate
  * rather than abort on. Search (C++) allocates through new: xapian_wrap.cc
@@ -36,6 +40,18 @@ extern "C" {
 
 /* Writes "usher: out of memory allocating SIZE bytes" to stderr and aborts. */
 __attribute__((noreturn)) void usher_oom(size_t size);
+
+/*
+ * p, the result of a library call whose only failure is memory (above):
+ * `json_t *list = usher_need(json_array());`. NULL is usher_oom(0), since
+ * the library does not say how much it wanted.
+ */
+__attribute__((returns_nonnull)) static inline void *usher_need(void *p)
+{
+    if (p == NULL)
+        usher_oom(0);
+    return p;
+}
 
 __attribute__((malloc, returns_nonnull, warn_unused_result)) void *usher_malloc(size_t size);
 /* n * size, checked for overflow (an overflow is an out-of-memory too). */

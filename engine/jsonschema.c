@@ -268,8 +268,7 @@ usher_err usher_jsonschema_compile(json_t *schema, usher_jsonschema **out, char 
     if (!compile_node(schema, "#", 1, err, errlen))
         return USHER_ERR_INVALID;
     compiled = usher_calloc(1, sizeof(*compiled));
-    if ((compiled->root = json_deep_copy(schema)) == NULL)
-        usher_oom(sizeof(*compiled)); /* jansson fails a copy only for memory (alloc.h) */
+    compiled->root = usher_need(json_deep_copy(schema));
     *out = compiled;
     return USHER_OK;
 }

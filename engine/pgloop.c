@@ -326,10 +326,9 @@ static void became_ready(usher_pgloop *pg)
     evutil_socket_t fd = PQsocket(pg->conn);
 
     drop_events(pg);
-    pg->io = event_new(pg->base, fd, EV_READ | EV_PERSIST, on_readable, pg);
-    pg->flush = event_new(pg->base, fd, EV_WRITE, on_writable, pg);
-    if (pg->io == NULL || pg->flush == NULL || event_add(pg->io, NULL) != 0 ||
-        PQsetnonblocking(pg->conn, 1) != 0) {
+    pg->io = usher_need(event_new(pg->base, fd, EV_READ | EV_PERSIST, on_readable, pg));
+    pg->flush = usher_need(event_new(pg->base, fd, EV_WRITE, on_writable, pg));
+    if (event_add(pg->io, NULL) != 0 || PQsetnonblocking(pg->conn, 1) != 0) {
         connection_lost(pg, "event setup");
         return;
     }
@@ -346,8 +345,8 @@ static void poll_connect(evutil_socket_t fd, short what, void *arg);
 static void wait_connect(usher_pgloop *pg, short what)
 {
     drop_events(pg);
-    pg->io = event_new(pg->base, PQsocket(pg->conn), what, poll_connect, pg);
-    if (pg->io == NULL || event_add(pg->io, NULL) != 0)
+    pg->io = usher_need(event_new(pg->base, PQsocket(pg->conn), what, poll_connect, pg));
+    if (event_add(pg->io, NULL) != 0)
         connection_lost(pg, "event setup");
 }
 
@@ -403,9 +402,7 @@ usher_err usher_pgloop_new(struct event_base *base, const char *conninfo,
     pg->hooks = *hooks;
     pg->backoff_ms = BACKOFF_MIN_MS;
     pg->conninfo = usher_strdup(conninfo);
-    pg->retry = evtimer_new(base, retry_due, pg);
-    if (pg->retry == NULL)
-        usher_oom(sizeof(struct event *)); /* libevent's only failure here (alloc.h) */
+    pg->retry = usher_need(evtimer_new(base, retry_due, pg));
     start_connect(pg);
     *out = pg;
     return USHER_OK;

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "enqueue.h"
 #include "queues.h"
 #include "wake.h"
@@ -94,11 +95,9 @@ static json_t *job_template(const usher_config *cfg, const usher_report_request 
 static USHER_MUSTCHECK usher_err build(usher_stmt *s, const usher_report_request *req,
                                        const json_t *job, bool wake)
 {
-    char *text = json_dumps(job, JSON_COMPACT);
+    char *text = usher_need(json_dumps(job, JSON_COMPACT));
     usher_buf *queues;
 
-    if (text == NULL)
-        return USHER_ERR_NOMEM;
     s->sql = create_sql;
     usher_stmt_int(s, 0, req->event_id);
     if (req->organizer_id != 0)

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "config.h"
 #include "enqueue.h"
 #include "inttext.h"
@@ -43,7 +44,7 @@ static char *replay_payload(usher_store *st, PGresult *res)
                                                (json_int_t)strtoll(PQgetvalue(res, 0, 0), NULL, 10),
                                                "event", PQgetvalue(res, 0, 1), "data", data)
                                    : NULL;
-    char *text = payload != NULL ? json_dumps(payload, JSON_COMPACT) : NULL;
+    char *text = payload != NULL ? usher_need(json_dumps(payload, JSON_COMPACT)) : NULL;
 
     json_decref(payload);
     if (text == NULL)

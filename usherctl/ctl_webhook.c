@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "ctl.h"
 #include "webhook_replay.h"
 
@@ -28,13 +29,8 @@ static int list(usher_store *st, const char *endpoint_text, const char *limit_te
         return ctl_fail(st, err, "webhook deliveries");
     json_array_foreach(rows, i, row)
     {
-        char *line = json_dumps(row, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        char *line = usher_need(json_dumps(row, JSON_COMPACT | JSON_PRESERVE_ORDER));
 
-        if (line == NULL) {
-            json_decref(rows);
-            fprintf(stderr, "usherctl: out of memory\n");
-            return 1;
-        }
         printf("%s\n", line);
         free(line);
     }

@@ -96,20 +96,11 @@ static USHER_MUSTCHECK usher_err fork_child(usher_children *c)
     evutil_make_socket_nonblocking(sv[0]);
     ch->owner = c;
     ch->pid = pid;
-    ch->bev = bufferevent_socket_new(c->base, sv[0], BEV_OPT_CLOSE_ON_FREE);
-    ch->deadline = evtimer_new(c->base, deadline_passed, ch);
-    if (ch->bev == NULL || ch->deadline == NULL) {
-        /* The child exits on EOF and is reaped like any other; we just never use it. */
-        if (ch->bev != NULL)
-            bufferevent_free(ch->bev);
-        else
-            close(sv[0]);
-        ch->bev = NULL;
-    } else {
-        bufferevent_setcb(ch->bev, child_read, NULL, child_event, ch);
-        bufferevent_enable(ch->bev, EV_READ);
-        c->open++;
-    }
+    ch->bev = usher_need(bufferevent_socket_new(c->base, sv[0], BEV_OPT_CLOSE_ON_FREE));
+    ch->deadline = usher_need(evtimer_new(c->base, deadline_passed, ch));
+    bufferevent_setcb(ch->bev, child_read, NULL, child_event, ch);
+    bufferevent_enable(ch->bev, EV_READ);
+    c->open++;
     TAILQ_INSERT_TAIL(&c->list, ch, link);
     c->count++;
     return USHER_OK;

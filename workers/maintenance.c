@@ -78,9 +78,9 @@ static USHER_MUSTCHECK usher_err watch(usher_maintenance *m, int fd)
     m->fd = fd;
     if (evutil_make_socket_nonblocking(fd) != 0)
         return USHER_ERR_IO;
-    m->reader = event_new(m->base, fd, EV_READ | EV_PERSIST, readable, m);
-    if (m->reader == NULL || event_add(m->reader, NULL) != 0)
-        return USHER_ERR_NOMEM;
+    m->reader = usher_need(event_new(m->base, fd, EV_READ | EV_PERSIST, readable, m));
+    if (event_add(m->reader, NULL) != 0)
+        return USHER_ERR_IO;
     return USHER_OK;
 }
 
@@ -137,8 +137,8 @@ usher_err usher_maintenance_start(struct event_base *base, const usher_config *c
 
     *out = NULL;
     *m = (usher_maintenance){ .base = base, .cfg = cfg, .interval_ms = interval_ms, .fd = -1 };
-    m->restart = evtimer_new(base, restart_due, m);
-    err = m->restart != NULL ? spawn(m) : USHER_ERR_NOMEM;
+    m->restart = usher_need(evtimer_new(base, restart_due, m));
+    err = spawn(m);
     if (err != USHER_OK) {
         usher_maintenance_stop(m);
         return err;

@@ -214,8 +214,8 @@ static void serve(struct evhttp_request *req, void *arg)
         evhttp_send_error(req, 404, "only GET /metrics here");
         return;
     }
-    out = evbuffer_new();
-    usher_prom_reply(req, out, out != NULL && render(m, out) == 0);
+    out = usher_need(evbuffer_new());
+    usher_prom_reply(req, out, render(m, out) == 0);
 }
 
 usher_pool_metrics *usher_pool_metrics_new(struct event_base *base, const char *pool, int port,
@@ -228,8 +228,8 @@ usher_pool_metrics *usher_pool_metrics_new(struct event_base *base, const char *
     usher_prom_escape(pool, m->pool, sizeof(m->pool));
     if (port == 0)
         return m;
-    m->http = evhttp_new(base);
-    if (m->http == NULL || evhttp_bind_socket(m->http, "127.0.0.1", (ev_uint16_t)port) != 0) {
+    m->http = usher_need(evhttp_new(base));
+    if (evhttp_bind_socket(m->http, "127.0.0.1", (ev_uint16_t)port) != 0) {
         snprintf(errbuf, errlen, "metrics_port %d: cannot listen on 127.0.0.1:%d", port, port);
         usher_pool_metrics_free(m);
         return NULL;

@@ -29,7 +29,7 @@ typedef struct usher_pool_gauges {
 
 /*
  * Starts serving on 127.0.0.1:port (0: counts but serves nothing). NULL
- * when the port cannot be bound (errbuf says why) or out of memory.
+ * when the port cannot be bound (errbuf says why).
  */
 USHER_MUSTCHECK usher_pool_metrics *usher_pool_metrics_new(struct event_base *base,
                                                            const char *pool, int port, char *errbuf,

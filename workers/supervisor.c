@@ -789,17 +789,17 @@ static int collect_queues(supervisor *s)
 
 static struct event *timer(supervisor *s, int ms, bool persist, event_callback_fn fn)
 {
-    struct event *ev = event_new(s->base, -1, persist ? EV_PERSIST : 0, fn, s);
+    struct event *ev = usher_need(event_new(s->base, -1, persist ? EV_PERSIST : 0, fn, s));
     struct timeval tv;
 
-    if (ev != NULL && persist) {
+    if (persist) {
         ms_to_tv(ms, &tv);
         event_add(ev, &tv);
     }
     return ev;
 }
 
-static int start_timers(supervisor *s)
+static void start_timers(supervisor *s)
 {
     uint64_t watchdog_usec = 0;
 
@@ -807,25 +807,23 @@ static int start_timers(supervisor *s)
     s->heartbeat_timer = timer(s, s->pool->heartbeat_ms, true, heartbeat_due);
     s->tick_timer = timer(s, TICK_MS, true, tick_due);
     s->recheck_timer = timer(s, 0, false, recheck_due);
-    s->grace_timer = event_new(s->base, -1, EV_PERSIST, grace_over, s);
+    s->grace_timer = usher_need(event_new(s->base, -1, EV_PERSIST, grace_over, s));
     if (sd_watchdog_enabled(0, &watchdog_usec) > 0)
         s->watchdog_timer = timer(s, (int)(watchdog_usec / 2000), true, watchdog_due);
-    return s->poll_timer && s->heartbeat_timer && s->tick_timer && s->recheck_timer &&
-                   s->grace_timer
-               ? 0
-               : -1;
 }
 
-static int start_signals(supervisor *s)
+/* The signals, then the timers. */
+static int start_events(supervisor *s)
 {
     static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD };
 
     signal(SIGPIPE, SIG_IGN);
     for (size_t i = 0; i < 4; i++) {
-        s->signals[i] = evsignal_new(s->base, sigs[i], on_signal, s);
-        if (s->signals[i] == NULL || event_add(s->signals[i], NULL) != 0)
+        s->signals[i] = usher_need(evsignal_new(s->base, sigs[i], on_signal, s));
+        if (event_add(s->signals[i], NULL) != 0)
             return -1;
     }
+    start_timers(s);
     return 0;
 }
 
@@ -851,8 +849,7 @@ static int start(supervisor *s)
     s->desired = s->pool->initial;
     s->recheck_ms = 2 * s->cfg.notify_debounce_ms + 1;
     s->prefetch = (size_t)s->pool->prefetch;
-    if (s->base == NULL || start_signals(s) != 0 || start_timers(s) != 0 ||
-        usher_autoscale_new(&s->autoscale) != USHER_OK ||
+    if (s->base == NULL || start_events(s) != 0 || usher_autoscale_new(&s->autoscale) != USHER_OK ||
         usher_gcra_shared_new(s->pool->smtp_rate, &s->smtp_limiter) != USHER_OK ||
         usher_children_new(s->base, &s->cfg, (size_t)s->pool->child_queue, &ch, &s->children) !=
             USHER_OK) {

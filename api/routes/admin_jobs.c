@@ -243,7 +243,7 @@ static char *filter_as_applied(api_req *r)
     v = json_object_get(r->body, "dry_run");
     if (v != NULL && applied != NULL)
         json_object_set(applied, "dry_run", v);
-    text = applied != NULL ? json_dumps(applied, JSON_COMPACT) : NULL;
+    text = applied != NULL ? usher_need(json_dumps(applied, JSON_COMPACT)) : NULL;
     json_decref(applied);
     return text;
 }

@@ -13,6 +13,7 @@
 #include "../checkin_batch.h"
 #include "../jobs.h"
 #include "../validate.h"
+#include "alloc.h"
 #include "../wake_after_commit.h"
 #include "routes.h"
 #include "reply.h"
@@ -98,9 +99,8 @@ void route_checkin(api_req *r)
                   2, params, logged_invalid);
         return;
     }
-    templates = json_array();
-    if (templates != NULL &&
-        api_job_add(templates, r->loop->srv->cfg, "analytics.rollup",
+    templates = usher_need(json_array());
+    if (api_job_add(templates, r->loop->srv->cfg, "analytics.rollup",
                     json_pack("{s:I,s:s}", "event_id", (json_int_t)event, "metric", "checkin"),
                     NULL) == 0 &&
         api_job_stamp(templates, "at") == 0)

@@ -106,13 +106,8 @@ static void write_file(void *arg)
 {
     upload *up = arg;
     size_t len = evbuffer_get_length(up->data);
-    const unsigned char *bytes = evbuffer_pullup(up->data, -1);
+    const unsigned char *bytes = usher_need(evbuffer_pullup(up->data, -1)); /* never empty */
 
-    if (bytes == NULL) {
-        up->err = USHER_ERR_NOMEM;
-        snprintf(up->errbuf, sizeof(up->errbuf), "out of memory reading the upload");
-        return;
-    }
     up->err = usher_docstore_put(up->root, bytes, len, &up->ref, up->errbuf, sizeof(up->errbuf));
 }
 
@@ -239,9 +234,8 @@ void route_content_upload(api_req *r)
     upload *up = usher_calloc(1, sizeof(*up));
     char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX];
 
-    if ((up->data = evbuffer_new()) == NULL)
-        usher_oom(sizeof(struct evbuffer *)); /* libevent's only failure here (alloc.h) */
-    if (r->http == NULL) {                    /* the client left while its token was looked up */
+    up->data = usher_need(evbuffer_new());
+    if (r->http == NULL) { /* the client left while its token was looked up */
         upload_free(up);
         api_reply_error(r, 400, "bad_request", "the client has gone");
         return;

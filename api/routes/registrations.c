@@ -78,18 +78,17 @@ static void request_hash(int64_t event, int64_t ticket_type, const char *name, c
 static char *registration_jobs(api_req *r, int64_t event)
 {
     const usher_config *cfg = r->loop->srv->cfg;
-    json_t *jobs = json_array();
+    json_t *jobs = usher_need(json_array());
     char *text = NULL;
 
-    if (jobs != NULL &&
-        api_job_add(jobs, cfg, "pdf.ticket", json_pack("{s:b}", "then_email", 1),
+    if (api_job_add(jobs, cfg, "pdf.ticket", json_pack("{s:b}", "then_email", 1),
                     "registration_id") == 0 &&
         api_job_add(jobs, cfg, "analytics.rollup",
                     json_pack("{s:I,s:s}", "event_id", (json_int_t)event, "metric", "registration"),
                     NULL) == 0 &&
         api_job_stamp(jobs, "at") == 0 &&
         api_job_add(jobs, cfg, "index.document", json_pack("{s:s}", "type", "attendee"), "id") == 0)
-        text = json_dumps(jobs, JSON_COMPACT);
+        text = usher_need(json_dumps(jobs, JSON_COMPACT));
     json_decref(jobs);
     return text;
 }

@@ -75,7 +75,7 @@ static void searched(void *arg)
 {
     search_job *j = arg;
     api_req *r = j->r;
-    json_t *hits = json_array();
+    json_t *hits = usher_need(json_array());
     char *hits_text = NULL, total[USHER_INT_TEXT_MAX], offset[USHER_INT_TEXT_MAX],
          limit[USHER_INT_TEXT_MAX];
 
@@ -90,19 +90,13 @@ static void searched(void *arg)
         return;
     }
     /* No index yet (nothing indexed): no hits. */
-    for (size_t i = 0; j->err == USHER_OK && hits != NULL && i < j->nhits; i++)
+    for (size_t i = 0; j->err == USHER_OK && i < j->nhits; i++)
         json_array_append_new(hits, json_pack("{s:I,s:s,s:I,s:I,s:f}", "ord", (json_int_t)i, "type",
                                               j->hits[i].type, "id", (json_int_t)j->hits[i].id,
                                               "event_id", (json_int_t)j->hits[i].event_id, "score",
                                               j->hits[i].score));
-    if (hits != NULL)
-        hits_text = json_dumps(hits, JSON_COMPACT);
+    hits_text = usher_need(json_dumps(hits, JSON_COMPACT));
     json_decref(hits);
-    if (hits_text == NULL) {
-        free(j);
-        api_reply_error(r, 500, "internal", "out of memory");
-        return;
-    }
     usher_int_text(j->err == USHER_OK ? j->total : 0, total);
     usher_int_text(j->offset, offset);
     usher_int_text(j->limit, limit);

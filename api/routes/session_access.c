@@ -67,7 +67,7 @@ static char *access_answer(PGresult *res, int64_t session, int64_t event, bool *
     body = reason == NULL ? json_pack("{s:b,s:I}", "access", 1, "session_id", (json_int_t)session)
                           : json_pack("{s:b,s:s,s:I}", "access", 0, "reason", reason, "session_id",
                                       (json_int_t)session);
-    text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    text = body != NULL ? usher_need(json_dumps(body, JSON_COMPACT)) : NULL;
     json_decref(body);
     return text;
 }

@@ -133,8 +133,8 @@ static bool read_fields(api_req *r, bool create, fields *f)
     usher_int_text(capacity, f->capacity);
     f->jobs = api_index_job(r->loop->srv->cfg, "session");
     if (speakers != NULL)
-        f->speakers = json_dumps(speakers, JSON_COMPACT);
-    if (f->jobs == NULL || (speakers != NULL && f->speakers == NULL)) {
+        f->speakers = usher_need(json_dumps(speakers, JSON_COMPACT));
+    if (f->jobs == NULL) {
         fields_free(f);
         api_reply_error(r, 500, "internal", "out of memory");
         return false;

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "../validate.h"
+#include "alloc.h"
 #include "inttext.h"
 #include "netguard.h"
 #include "routes.h"
@@ -112,11 +113,7 @@ void route_webhook_create(api_req *r)
     randombytes_buf(key, sizeof(key));
     sodium_bin2hex(secret, sizeof(secret), key, sizeof(key));
     sodium_memzero(key, sizeof(key));
-    events_text = json_dumps(events, JSON_COMPACT);
-    if (events_text == NULL) {
-        api_reply_error(r, 500, "internal", "out of memory");
-        return;
-    }
+    events_text = usher_need(json_dumps(events, JSON_COMPACT));
     const char *params[] = { api_id_text(organizer, org), url, events_text, secret };
 
     api_query(r,

@@ -25,6 +25,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "inttext.h"
 #include "job_handlers.h"
 #include "netguard.h"
@@ -274,10 +275,11 @@ void usher_run_notify_webhook(usher_handler_ctx *ctx, const usher_job *job, json
         return;
     envelope = json_pack("{s:I, s:s, s:O}", "id", (json_int_t)job->id, "event", event, "data",
                          data != NULL ? data : json_null());
-    body = envelope != NULL ? json_dumps(envelope, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    body =
+        envelope != NULL ? usher_need(json_dumps(envelope, JSON_COMPACT | JSON_SORT_KEYS)) : NULL;
     json_decref(envelope);
     if (body == NULL) {
-        usher_handler_fail(r, USHER_OUTCOME_RETRY, "out of memory");
+        usher_handler_fail(r, USHER_OUTCOME_RETRY, "cannot build the webhook's envelope");
         return;
     }
     post(url, secret, body, job->timeout_ms > 2000 ? job->timeout_ms - 1000 : 1000, &d);
