@@ -271,11 +271,13 @@ void api_conn_need(const usher_config *cfg, int nthreads, usher_conn_need *need)
 }
 
 /*
- * Frees the t->n loops made before a failure at start: no thread runs them
- * yet (api_threads_stop would join threads never started).
+ * Frees the t->n loops (and the /metrics endpoint, if made) after a failure
+ * at start: no thread runs them yet (api_threads_stop would join threads
+ * never started).
  */
 static void free_unstarted(api_threads *t)
 {
+    api_metrics_http_free(t->metrics);
     for (int i = 0; i < t->n; i++)
         loop_free(t->loops[i]);
     free(t->loops);
@@ -317,7 +319,7 @@ usher_err api_threads_start(api_server *srv, int nthreads, api_threads **out, ch
     err = api_offload_start(API_OFFLOAD_THREADS);
     if (err != USHER_OK) {
         snprintf(errbuf, errlen, "could not start the offload threads");
-        api_threads_stop(t, 0);
+        free_unstarted(t);
         return err;
     }
     for (int i = 0; i < nthreads; i++) {
@@ -329,10 +331,7 @@ usher_err api_threads_start(api_server *srv, int nthreads, api_threads **out, ch
                 pthread_join(t->loops[j]->thread, NULL);
             }
             api_offload_stop();
-            for (int j = 0; j < nthreads; j++)
-                loop_free(t->loops[j]);
-            free(t->loops);
-            free(t);
+            free_unstarted(t);
             return USHER_ERR_SYSTEM;
         }
     }
