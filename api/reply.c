@@ -16,18 +16,49 @@
 #include "alloc.h"
 #include "metrics.h"
 
-static void finish(api_req *r, int status, struct evbuffer *out)
+/* Counts the answer and frees the request. */
+static void done(api_req *r, int status)
 {
     double seconds = (double)(api_now_ns() - r->start_ns) / 1e9;
 
-    if (r->http != NULL) {
-        evhttp_connection_set_closecb(r->conn, NULL, NULL);
-        evhttp_send_reply(r->http, status, NULL, out);
-    }
     api_metrics_request(r->loop->srv->metrics, r->route, status, seconds);
     r->loop->inflight--;
     json_decref(r->body);
     free(r);
+}
+
+static void finish(api_req *r, int status, struct evbuffer *out)
+{
+    if (r->http != NULL) {
+        evhttp_connection_set_closecb(r->conn, NULL, NULL);
+        evhttp_send_reply(r->http, status, NULL, out);
+    }
+    done(r, status);
+}
+
+void api_reply_stream_start(api_req *r, int status, const char *content_type)
+{
+    api_add_header(r, "Content-Type", content_type);
+    if (r->http != NULL)
+        evhttp_send_reply_start(r->http, status, NULL);
+}
+
+bool api_reply_stream_send(api_req *r, struct evbuffer *piece,
+                           void (*sent)(struct evhttp_connection *, void *), void *arg)
+{
+    if (r->http == NULL || r->conn == NULL)
+        return false;
+    evhttp_send_reply_chunk_with_cb(r->http, piece, sent, arg);
+    return true;
+}
+
+void api_reply_stream_end(api_req *r, int status)
+{
+    if (r->conn != NULL)
+        evhttp_connection_set_closecb(r->conn, NULL, NULL);
+    if (r->http != NULL)
+        evhttp_send_reply_end(r->http); /* also frees a request whose connection went */
+    done(r, status);
 }
 
 void api_add_header(api_req *r, const char *name, const char *value)

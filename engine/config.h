@@ -138,6 +138,12 @@ enum usher_smtp_starttls {
     USHER_STARTTLS_REQUIRED,     /* no mail goes out without it */
 };
 
+/* [documents] store: indexes of its words. */
+enum usher_document_store {
+    USHER_DOCUMENTS_DATABASE,  /* chunked rows in PostgreSQL, read by every host */
+    USHER_DOCUMENTS_DIRECTORY, /* files under document_dir (a volume the hosts share) */
+};
+
 typedef struct usher_config {
     char *path; /* the file it came from, or NULL for built-in defaults */
     char *database_url;
@@ -153,7 +159,8 @@ typedef struct usher_config {
     char *smtp_password;          /* AUTH password; NULL = the URL's, if any */
     char *smtp_ca_file;           /* PEM CAs that STARTTLS trusts; NULL = the system's */
     char *mail_template_dir;      /* NAME.subject, NAME.txt, NAME.html */
-    char *document_dir;           /* the document store (tickets, badges, reports, uploads) */
+    char *document_dir;           /* the directory store's root (tickets, badges, reports...) */
+    int document_store;           /* enum usher_document_store */
     char *ticket_secret;          /* 64 hex digits: the master key of ticket codes */
     char *search_index_dir;       /* the Xapian index */
     char *search_language;        /* its stemming language */

@@ -40,6 +40,8 @@
 
 /* Indexed by enum usher_smtp_starttls. */
 static const char *const starttls_words[] = { "no", "if_available", "required", NULL };
+/* Indexed by enum usher_document_store. */
+static const char *const document_store_words[] = { "database", "directory", NULL };
 /* A yes-or-no key: false is 0, true is 1. */
 static const char *const bool_words[] = { "false", "true", NULL };
 
@@ -73,6 +75,8 @@ const usher_setting usher_settings[] = {
       USHER_SOURCE_DIR "/conf/templates", 0, 0, 0, false, "USHER_TEMPLATE_DIR", NULL },
     { "documents", "dir", USHER_VAL_STRING, CFG(document_dir), USHER_SOURCE_DIR "/.state/documents",
       0, 0, 0, false, "USHER_DOCUMENT_DIR", NULL },
+    { "documents", "store", USHER_VAL_WORD, CFG(document_store), NULL, USHER_DOCUMENTS_DATABASE, 0,
+      0, false, "USHER_DOCUMENTS_STORE", document_store_words },
     { "tickets", "secret", USHER_VAL_STRING, CFG(ticket_secret), "set-me", 0, 0, 0, false,
       "USHER_TICKET_SECRET", NULL },
     { "search", "index_dir", USHER_VAL_STRING, CFG(search_index_dir),

@@ -1,31 +1,27 @@
 /*
- * Content-addressed document store. A document's name is the SHA-256 of its
- * bytes (libsodium), fanned out over two directory levels so no directory
- * grows past 65,536 entries per level: root/ab/cd/abcd...
- *
- * Writes go to a mkstemp file beside the target, are fsynced and renamed
- * into place, and the directory is fsynced so the rename survives a crash.
- * Because the name is the content, two writers of the same document race
- * harmlessly: both renames install identical bytes.
+ * The document store's one entry: names a document (SHA-256 over its
+ * pieces, libsodium) and hands it to the store the configuration chose,
+ * the database (docstore_db.c) or a directory (docstore_dir.c). Callers
+ * never learn which: a handler renders, puts and records the name; a
+ * reader asks for bytes by name.
  */
 #include "docstore.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <sodium.h>
 #include <stdio.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-static int is_sha_hex(const char *s)
+#include "docstore_db.h"
+#include "docstore_dir.h"
+
+bool usher_docstore_name_ok(const char *s)
 {
     size_t i;
 
+    if (s == NULL)
+        return false;
     for (i = 0; i < USHER_SHA256_HEX_LEN; i++) {
         if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return 0;
+            return false;
     }
     return s[i] == '\0';
 }
@@ -34,7 +30,7 @@ usher_err usher_docstore_path(const char *root, const char *sha_hex, char *buf, 
 {
     int n;
 
-    if (root == NULL || sha_hex == NULL || buf == NULL || !is_sha_hex(sha_hex))
+    if (root == NULL || buf == NULL || !usher_docstore_name_ok(sha_hex))
         return USHER_ERR_INVALID;
     n = snprintf(buf, len, "%s/%.2s/%.2s/%s", root, sha_hex, sha_hex + 2, sha_hex);
     if (n < 0 || (size_t)n >= len)
@@ -42,97 +38,9 @@ usher_err usher_docstore_path(const char *root, const char *sha_hex, char *buf, 
     return USHER_OK;
 }
 
-/* mkdir -p for path (modified in place and restored). */
-static USHER_MUSTCHECK usher_err make_dirs(char *path, char *errbuf, size_t errlen)
+bool usher_docstore_in_database(const usher_config *cfg)
 {
-    char *p;
-
-    for (p = path + 1;; p++) {
-        if (*p != '/' && *p != '\0')
-            continue;
-        char saved = *p;
-        *p = '\0';
-        if (mkdir(path, 0755) != 0 && errno != EEXIST) {
-            snprintf(errbuf, errlen, "cannot create directory %s: %s", path, strerror(errno));
-            *p = saved;
-            return USHER_ERR_IO;
-        }
-        *p = saved;
-        if (saved == '\0')
-            return USHER_OK;
-    }
-}
-
-static USHER_MUSTCHECK usher_err write_all(int fd, const unsigned char *data, size_t len,
-                                           const char *path, char *errbuf, size_t errlen)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            snprintf(errbuf, errlen, "cannot write %s: %s", path, strerror(errno));
-            return USHER_ERR_IO;
-        }
-        data += n;
-        len -= (size_t)n;
-    }
-    return USHER_OK;
-}
-
-static USHER_MUSTCHECK usher_err sync_dir(const char *dir, char *errbuf, size_t errlen)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-    if (fd < 0 || fsync(fd) != 0) {
-        snprintf(errbuf, errlen, "cannot sync directory %s: %s", dir, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return USHER_ERR_IO;
-    }
-    if (close(fd) != 0) {
-        snprintf(errbuf, errlen, "cannot close directory %s: %s", dir, strerror(errno));
-        return USHER_ERR_IO;
-    }
-    return USHER_OK;
-}
-
-/* Writes data to a temporary file in dir, fsyncs it and renames it to path. */
-static USHER_MUSTCHECK usher_err install(const char *dir, const char *path, const void *data,
-                                         size_t len, char *errbuf, size_t errlen)
-{
-    char tmp[PATH_MAX];
-    usher_err err;
-    int fd, n;
-
-    n = snprintf(tmp, sizeof(tmp), "%s/.tmp-XXXXXX", dir);
-    if (n < 0 || (size_t)n >= sizeof(tmp)) {
-        snprintf(errbuf, errlen, "document store path too long: %s", dir);
-        return USHER_ERR_INVALID;
-    }
-    fd = mkstemp(tmp);
-    if (fd < 0) {
-        snprintf(errbuf, errlen, "cannot create a file in %s: %s", dir, strerror(errno));
-        return USHER_ERR_IO;
-    }
-    err = write_all(fd, data, len, tmp, errbuf, errlen);
-    if (err == USHER_OK && (fchmod(fd, 0644) != 0 || fsync(fd) != 0)) {
-        snprintf(errbuf, errlen, "cannot sync %s: %s", tmp, strerror(errno));
-        err = USHER_ERR_IO;
-    }
-    if (close(fd) != 0 && err == USHER_OK) {
-        snprintf(errbuf, errlen, "cannot close %s: %s", tmp, strerror(errno));
-        err = USHER_ERR_IO;
-    }
-    if (err == USHER_OK && rename(tmp, path) != 0) {
-        snprintf(errbuf, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-        err = USHER_ERR_IO;
-    }
-    if (err != USHER_OK) {
-        unlink(tmp);
-        return err;
-    }
-    return sync_dir(dir, errbuf, errlen);
+    return cfg->document_store == USHER_DOCUMENTS_DATABASE;
 }
 
 static void to_hex(const unsigned char *hash, char *hex)
@@ -147,42 +55,65 @@ static void to_hex(const unsigned char *hash, char *hex)
     hex[2 * i] = '\0';
 }
 
-usher_err usher_docstore_put(const char *root, const void *data, size_t len,
-                             usher_docstore_ref *out, char *errbuf, size_t errlen)
+usher_err usher_docstore_name(const struct iovec *parts, size_t nparts, usher_docstore_ref *out,
+                              char *errbuf, size_t errlen)
 {
     unsigned char hash[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_state h;
+
+    if (sodium_init() < 0)
+        return usher_errbuf(errbuf, errlen, USHER_ERR_SYSTEM, "libsodium failed to initialise");
+    crypto_hash_sha256_init(&h);
+    out->size = 0;
+    for (size_t i = 0; i < nparts; i++) {
+        if (parts[i].iov_base == NULL && parts[i].iov_len > 0)
+            return usher_errbuf(errbuf, errlen, USHER_ERR_INVALID, "document store: no data");
+        crypto_hash_sha256_update(&h, parts[i].iov_base, parts[i].iov_len);
+        out->size += parts[i].iov_len;
+    }
+    crypto_hash_sha256_final(&h, hash);
+    to_hex(hash, out->sha256);
+    snprintf(out->relpath, sizeof(out->relpath), "%.2s/%.2s/%s", out->sha256, out->sha256 + 2,
+             out->sha256);
+    return USHER_OK;
+}
+
+usher_err usher_docstore_put(const usher_config *cfg, usher_store *st, const struct iovec *parts,
+                             size_t nparts, usher_docstore_ref *out, char *errbuf, size_t errlen)
+{
     usher_docstore_ref ref;
-    char path[PATH_MAX], dir[PATH_MAX];
-    struct stat st;
     usher_err err;
 
-    if (root == NULL || root[0] == '\0' || (data == NULL && len > 0) || out == NULL) {
-        snprintf(errbuf, errlen, "document store: root, data and out are required");
-        return USHER_ERR_INVALID;
-    }
-    if (sodium_init() < 0) {
-        snprintf(errbuf, errlen, "libsodium failed to initialise");
-        return USHER_ERR_SYSTEM;
-    }
-    crypto_hash_sha256(hash, data, len);
-    to_hex(hash, ref.sha256);
-    ref.size = len;
-    snprintf(ref.relpath, sizeof(ref.relpath), "%.2s/%.2s/%s", ref.sha256, ref.sha256 + 2,
-             ref.sha256);
-    if (usher_docstore_path(root, ref.sha256, path, sizeof(path)) != USHER_OK) {
-        snprintf(errbuf, errlen, "document store root too long: %s", root);
-        return USHER_ERR_INVALID;
-    }
-    memcpy(dir, path, strlen(path) - USHER_SHA256_HEX_LEN - 1);
-    dir[strlen(path) - USHER_SHA256_HEX_LEN - 1] = '\0';
-    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size == len) {
-        *out = ref;
-        return USHER_OK;
-    }
-    err = make_dirs(dir, errbuf, errlen);
-    if (err == USHER_OK)
-        err = install(dir, path, data, len, errbuf, errlen);
+    if (cfg == NULL || (parts == NULL && nparts > 0) || out == NULL)
+        return usher_errbuf(errbuf, errlen, USHER_ERR_INVALID,
+                            "document store: configuration, data and out are required");
+    err = usher_docstore_name(parts, nparts, &ref, errbuf, errlen);
+    if (err != USHER_OK)
+        return err;
+    if (usher_docstore_in_database(cfg))
+        err = usher_docstore_db_write(st, &ref, parts, nparts, errbuf, errlen);
+    else
+        err = usher_docstore_dir_write(cfg->document_dir, &ref, parts, nparts, errbuf, errlen);
     if (err == USHER_OK)
         *out = ref;
     return err;
+}
+
+usher_err usher_docstore_put_bytes(const usher_config *cfg, usher_store *st, const void *data,
+                                   size_t len, usher_docstore_ref *out, char *errbuf, size_t errlen)
+{
+    struct iovec part = { .iov_base = (void *)data, .iov_len = len };
+
+    return usher_docstore_put(cfg, st, &part, 1, out, errbuf, errlen);
+}
+
+usher_err usher_docstore_read(const usher_config *cfg, usher_store *st, const char *sha256,
+                              uint64_t offset, size_t len, void *buf, char *errbuf, size_t errlen)
+{
+    if (!usher_docstore_name_ok(sha256))
+        return usher_errbuf(errbuf, errlen, USHER_ERR_INVALID, "not a document name: %.80s",
+                            sha256 != NULL ? sha256 : "(null)");
+    if (usher_docstore_in_database(cfg))
+        return usher_docstore_db_read(st, sha256, offset, len, buf, errbuf, errlen);
+    return usher_docstore_dir_read(cfg->document_dir, sha256, offset, len, buf, errbuf, errlen);
 }

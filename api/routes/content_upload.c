@@ -2,13 +2,15 @@
  * POST /v1/events/{id}/content?session_id=N&filename=NAME: an organizer
  * (or admin) uploads a session's material as the raw body, typed by its
  * Content-Type (an allow-list; others 415) and at most api.upload_max_bytes
- * (413). It goes into the document store (platform/docstore.c: named by its
- * SHA-256, written atomically) and is recorded in documents (kind
- * 'content'), and the session is indexed again (its materials' file names
- * are part of its search document). Writing and fsyncing the file is disk
- * I/O, so it runs on the offload pool (api/offload.h), not on the loop
- * thread; the two statements around it (may this caller upload to this
- * session? record it) are queued like any other.
+ * (413). It goes into the document store (platform/docstore.h: named by its
+ * SHA-256, written durably, in the database or a directory as configured)
+ * straight from the body's buffer chain, and is recorded in documents
+ * (kind 'content'), and the session is indexed again (its materials' file
+ * names are part of its search document). Storing blocks (chunk inserts or
+ * fsyncs), so it runs on the offload pool with that thread's own
+ * connection (api/blocking.h), not on the loop thread; the two statements
+ * around it (may this caller upload to this session? record it) are queued
+ * like any other.
  *
  * GET /v1/events/{id}/content lists an event's materials for its
  * organizer; the files themselves are served by GET /v1/content/{id}.
@@ -19,8 +21,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../blocking.h"
 #include "../jobs.h"
-#include "../offload.h"
 #include "../validate.h"
 #include "../wake_after_commit.h"
 #include "alloc.h"
@@ -47,7 +49,7 @@ static const char *const allowed_types[] = {
 typedef struct upload {
     api_req *r;
     struct evbuffer *data; /* the body, moved out of the request (whose client may go) */
-    const char *root;
+    const usher_config *cfg;
     char session[USHER_INT_TEXT_MAX];
     char filename[4 * FILENAME_MAX_CHARS + 1];
     char type[96];
@@ -101,28 +103,50 @@ static void recorded(PGresult *res, const char *errmsg, void *arg)
     api_reply_row(r, res, errmsg, 201, "event");
 }
 
-/* On a pool thread: hash and store the bytes. */
-static void write_file(void *arg)
+/* On a pool thread: hash and store the bytes, read in place from the buffer's chain. */
+static usher_err write_document(usher_store *st, void *arg, json_t **out)
 {
     upload *up = arg;
-    size_t len = evbuffer_get_length(up->data);
-    const unsigned char *bytes = usher_need(evbuffer_pullup(up->data, -1)); /* never empty */
+    int n = evbuffer_peek(up->data, -1, NULL, NULL, 0);
+    struct evbuffer_iovec *chain = usher_calloc(n > 0 ? (size_t)n : 1, sizeof(*chain));
+    struct iovec *parts = usher_calloc(n > 0 ? (size_t)n : 1, sizeof(*parts));
 
-    up->err = usher_docstore_put(up->root, bytes, len, &up->ref, up->errbuf, sizeof(up->errbuf));
+    (void)out;
+    n = evbuffer_peek(up->data, -1, NULL, chain, n);
+    for (int i = 0; i < n; i++)
+        parts[i] = (struct iovec){ .iov_base = chain[i].iov_base, .iov_len = chain[i].iov_len };
+    up->err = usher_docstore_put(up->cfg, st, parts, n > 0 ? (size_t)n : 0, &up->ref, up->errbuf,
+                                 sizeof(up->errbuf));
+    free(parts);
+    free(chain);
+    /* Why is in up->errbuf; USHER_ERR_DB also makes the thread connect afresh. */
+    return up->err == USHER_ERR_DB ? USHER_ERR_DB : USHER_OK;
 }
 
 /* Back on the loop: record the stored file. */
-static void written(void *arg)
+static void written(api_req *r, usher_err err, const char *why, json_t *out, void *arg)
 {
     upload *up = arg;
-    api_req *r = up->r;
     char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX], size[USHER_INT_TEXT_MAX];
 
     r->state = NULL;
+    json_decref(out);
+    if (err != USHER_OK && up->err == USHER_OK) { /* no thread or connection to store with */
+        usher_log(USHER_LOG_ERR, "content upload: %s", why);
+        upload_free(up);
+        api_reply_error(r, 503, "unavailable", "the server is busy or stopping; try again");
+        return;
+    }
     if (up->err != USHER_OK) {
+        bool database = up->err == USHER_ERR_DB;
+
         usher_log(USHER_LOG_ERR, "content upload: %s", up->errbuf);
         upload_free(up);
-        api_reply_error(r, 500, "internal", "the file could not be stored; it has been logged");
+        if (database)
+            api_reply_error(r, 503, "unavailable",
+                            "the file could not be stored now; it has been logged, try again");
+        else
+            api_reply_error(r, 500, "internal", "the file could not be stored; it has been logged");
         return;
     }
     usher_int_text(up->ref.size, size);
@@ -180,11 +204,7 @@ static void checked(PGresult *res, const char *errmsg, void *arg)
         api_reply_invalid(r, "session_id", "the event has no session %s", PQgetvalue(res, 0, 2));
         return;
     }
-    if (!api_offload(r->loop, write_file, written, up)) {
-        r->state = NULL;
-        upload_free(up);
-        api_reply_error(r, 503, "unavailable", "the server is busy or stopping; try again");
-    }
+    api_blocking(r, write_document, written, up); /* written runs in every case */
 }
 
 /* Reads the query and headers into up; answers and returns false when they are refused. */
@@ -251,7 +271,7 @@ void route_content_upload(api_req *r)
         return;
     }
     up->r = r;
-    up->root = r->loop->srv->cfg->document_dir;
+    up->cfg = r->loop->srv->cfg;
     r->state = up;
     const char *params[] = { api_id_text(r->ids[0], id), api_scope_org(r, org), up->session };
 

@@ -192,8 +192,8 @@ long long content_document(content_world *w, usher_store *st, const char *kind, 
     usher_docstore_ref ref;
     char err[256], sql[512], reg[24] = "NULL";
 
-    cr_assert_eq(usher_docstore_put(w->cfg->document_dir, data, len, &ref, err, sizeof(err)),
-                 USHER_OK, "%s", err);
+    cr_assert_eq(usher_docstore_put_bytes(w->cfg, st, data, len, &ref, err, sizeof(err)), USHER_OK,
+                 "%s", err);
     if (registration != 0)
         snprintf(reg, sizeof(reg), "%lld", registration);
     snprintf(sql, sizeof(sql),

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "docstore.h"
 
 static void push(csv_records *r, usher_buf *b)
 {
@@ -131,6 +132,24 @@ char *read_checked_file(const char *path, long size, const char *sha256, size_t 
     crypto_hash_sha256(hash, (unsigned char *)data, (unsigned long long)size);
     sodium_bin2hex(hex, sizeof(hex), hash, sizeof(hash));
     cr_assert_str_eq(hex, sha256, "the sha256 on record is not that of %s", path);
+    *len = (size_t)size;
+    return data;
+}
+
+char *read_checked_document(const usher_config *cfg, usher_store *st, const char *sha256, long size,
+                            size_t *len)
+{
+    unsigned char hash[crypto_hash_sha256_BYTES];
+    char hex[2 * crypto_hash_sha256_BYTES + 1], err[256] = "";
+    char *data = malloc((size_t)size + 1);
+
+    cr_assert_not_null(data);
+    cr_assert_eq(usher_docstore_read(cfg, st, sha256, 0, (size_t)size, data, err, sizeof(err)),
+                 USHER_OK, "document %s (%ld bytes) is not in the store: %s", sha256, size, err);
+    data[size] = '\0';
+    crypto_hash_sha256(hash, (unsigned char *)data, (unsigned long long)size);
+    sodium_bin2hex(hex, sizeof(hex), hash, sizeof(hash));
+    cr_assert_str_eq(hex, sha256, "the sha256 on record is not that of the stored bytes");
     *len = (size_t)size;
     return data;
 }

@@ -10,6 +10,9 @@
 #include <libpq-fe.h>
 #include <stddef.h>
 
+#include "config.h"
+#include "store.h"
+
 /* Records, each as its fields joined by the unit separator 0x1f. */
 typedef struct csv_records {
     char **rec;
@@ -31,6 +34,10 @@ void csv_records_free(csv_records *r);
 
 /* The file at path (NUL-terminated, *len bytes), after checking its size and sha256 (hex). */
 char *read_checked_file(const char *path, long size, const char *sha256, size_t *len);
+
+/* The same for the document sha256 of size bytes, read from cfg's document store through st. */
+char *read_checked_document(const usher_config *cfg, usher_store *st, const char *sha256, long size,
+                            size_t *len);
 
 /* How many pages pdfinfo counts in path. */
 long pdf_page_count(const char *path);

@@ -198,17 +198,20 @@ Test(api_content, an_upload_is_stored_and_served_byte_for_byte, .init = start, .
 {
     long long session = content_session(&w, st, w.event_a), doc;
     unsigned char *data = content_bytes(102400);
-    char path[256], hex[65], header[160], file[512];
-    unsigned char sha[crypto_hash_sha256_BYTES];
+    char path[256], hex[65], header[160], err[256];
+    unsigned char sha[crypto_hash_sha256_BYTES], *stored;
     testhttp_resp resp;
-    struct stat sb;
 
     doc = content_upload(&w, w.event_a, session, "deck (final).pdf", "application/pdf", data,
                          102400, w.org_a, 201);
     crypto_hash_sha256(sha, data, 102400);
     sodium_bin2hex(hex, sizeof(hex), sha, sizeof(sha));
-    cr_assert_eq(usher_docstore_path(cfg.document_dir, hex, file, sizeof(file)), USHER_OK);
-    cr_assert(stat(file, &sb) == 0 && sb.st_size == 102400, "not in the document store: %s", file);
+    stored = malloc(102400);
+    cr_assert_not_null(stored);
+    cr_assert_eq(usher_docstore_read(&cfg, st, hex, 0, 102400, stored, err, sizeof(err)), USHER_OK,
+                 "not in the document store: %s", err);
+    cr_assert(memcmp(stored, data, 102400) == 0, "the stored bytes differ from the upload");
+    free(stored);
     snprintf(path, sizeof(path), "/v1/content/%lld", doc);
     cr_assert_eq(content_call(&w, "GET", path, w.org_a, NULL, NULL, &resp), 200);
     cr_assert_eq(resp.len, 102400);

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "docstore.h"
 #include "enqueue.h"
 #include "seed.h"
 #include "testdb.h"
@@ -146,6 +147,48 @@ static void run_line(const char *cmd, char *out, size_t len)
     pclose(p);
 }
 
+/* Copies the stored document sha256 of size bytes (read through the store) to path. */
+static void save_document(const char *sha256, size_t size, const char *path)
+{
+    char err[256] = "";
+    unsigned char *data = malloc(size > 0 ? size : 1);
+    FILE *f = fopen(path, "wb");
+
+    cr_assert(data != NULL && f != NULL);
+    cr_assert_eq(usher_docstore_read(&cfg, st, sha256, 0, size, data, err, sizeof(err)), USHER_OK,
+                 "%s", err);
+    cr_assert_eq(fwrite(data, 1, size, f), size);
+    cr_assert_eq(fclose(f), 0);
+    free(data);
+}
+
+/*
+ * The attached PDF is the ticket's document, byte for byte, and it came
+ * from the database store ([documents] store's default): the ticket is one
+ * blob of chunks there, and the worker's document directory was never made.
+ */
+static void assert_attachment_from_database(const char *pdf_path)
+{
+    unsigned char hash[crypto_hash_sha256_BYTES];
+    char hex[2 * crypto_hash_sha256_BYTES + 1], sql[256], dir[128];
+    size_t len;
+    char *pdf = slurp(pdf_path, &len);
+
+    cr_assert_not_null(pdf);
+    crypto_hash_sha256(hash, (unsigned char *)pdf, len);
+    free(pdf);
+    sodium_bin2hex(hex, sizeof(hex), hash, sizeof(hash));
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM documents d JOIN document_blobs b ON b.sha256 = d.sha256"
+             " WHERE d.kind = 'ticket' AND d.sha256 = '%s' AND b.size = %zu",
+             hex, len);
+    cr_assert_eq(testdb_scalar(st, sql), 1, "the attachment is not the ticket in the database");
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM document_chunks WHERE sha256 = '%s'", hex);
+    cr_assert_eq(testdb_scalar(st, sql), (long long)((len + 262143) / 262144));
+    snprintf(dir, sizeof(dir), "%s/documents", workdir);
+    cr_assert_eq(access(dir, F_OK), -1, "the worker wrote %s", dir);
+}
+
 /* No job left to run (dead ones do not count: the tests look at them). */
 static bool jobs_done(void *arg)
 {
@@ -206,6 +249,7 @@ Test(chain, a_registration_gets_its_ticket_by_mail_with_a_scannable_signed_code,
     cr_assert_eq(registration, id);
     cr_assert_eq(event, seed.event_id);
     cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM documents WHERE kind = 'ticket'"), 1);
+    assert_attachment_from_database(pdf_path);
 }
 
 Test(chain, an_inbox_notification_is_written_once, .timeout = 300)
@@ -356,7 +400,7 @@ Test(chain, a_badge_job_stores_one_sheet_per_eight_attendees, .timeout = 300)
 {
     usher_seed_result seed;
     usher_enqueued out;
-    char payload[64], sql[128], cmd[512], line[256];
+    char payload[64], sql[128], cmd[512], line[256], pdf_path[160];
     PGresult *res;
     pid_t pid;
 
@@ -371,12 +415,13 @@ Test(chain, a_badge_job_stores_one_sheet_per_eight_attendees, .timeout = 300)
     cr_assert(testproc_wait_for(jobs_done, NULL, 120000), "the badge job did not finish");
     testproc_stop_cleanly(pid);
     snprintf(sql, sizeof(sql),
-             "SELECT sha256 FROM documents WHERE kind = 'badges' AND job_id = %lld",
+             "SELECT sha256, size FROM documents WHERE kind = 'badges' AND job_id = %lld",
              (long long)out.id);
     cr_assert_eq(usher_store_exec(st, sql, 0, NULL, &res), USHER_OK, "%s", usher_store_errstr(st));
     cr_assert_eq(PQntuples(res), 1, "no badges document");
-    snprintf(cmd, sizeof(cmd), "pdfinfo %s/documents/%.2s/%.2s/%s 2>/dev/null | grep '^Pages:'",
-             workdir, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 0) + 2, PQgetvalue(res, 0, 0));
+    snprintf(pdf_path, sizeof(pdf_path), "%s/badges.pdf", workdir);
+    save_document(PQgetvalue(res, 0, 0), (size_t)atoll(PQgetvalue(res, 0, 1)), pdf_path);
+    snprintf(cmd, sizeof(cmd), "pdfinfo %s 2>/dev/null | grep '^Pages:'", pdf_path);
     PQclear(res);
     run_line(cmd, line, sizeof(line));
     cr_assert_str_eq(line, "Pages:           2", "11 badges at 8 a sheet: '%s'", line);

@@ -14,7 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "docstore.h"
+#include "docstore_dir.h"
 #include "pdf_render.h"
 
 static char dir[64];
@@ -498,8 +498,8 @@ Test(pdf, docstore_put_is_idempotent_and_named_by_sha256)
 
     cr_assert_eq(usher_pdf_ticket(&zoe, USHER_PAGE_A6, &pdf, &len, err, sizeof(err)), USHER_OK);
     snprintf(root, sizeof(root), "%s/docs/store", dir);
-    cr_assert_eq(usher_docstore_put(root, pdf, len, &a, err, sizeof(err)), USHER_OK, "%s", err);
-    cr_assert_eq(usher_docstore_put(root, pdf, len, &b, err, sizeof(err)), USHER_OK, "%s", err);
+    cr_assert_eq(usher_docstore_dir_put(root, pdf, len, &a, err, sizeof(err)), USHER_OK, "%s", err);
+    cr_assert_eq(usher_docstore_dir_put(root, pdf, len, &b, err, sizeof(err)), USHER_OK, "%s", err);
     free(pdf);
     cr_assert_str_eq(a.relpath, b.relpath);
     cr_assert_str_eq(a.sha256, b.sha256);
@@ -528,7 +528,7 @@ Test(pdf, docstore_hashes_known_bytes_and_rejects_bad_names)
     usher_docstore_ref r;
     char err[256] = "", path[256];
 
-    cr_assert_eq(usher_docstore_put(dir, "abc", 3, &r, err, sizeof(err)), USHER_OK, "%s", err);
+    cr_assert_eq(usher_docstore_dir_put(dir, "abc", 3, &r, err, sizeof(err)), USHER_OK, "%s", err);
     cr_assert_str_eq(r.sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     cr_assert_str_eq(r.relpath,
                      "ba/78/ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
@@ -536,7 +536,7 @@ Test(pdf, docstore_hashes_known_bytes_and_rejects_bad_names)
     cr_assert_eq(usher_docstore_path(dir, "BA7816", path, sizeof(path)), USHER_ERR_INVALID);
     cr_assert_eq(usher_docstore_path(dir, "../etc/passwd", path, sizeof(path)), USHER_ERR_INVALID);
     cr_assert_eq(usher_docstore_path(dir, r.sha256, path, 20), USHER_ERR_INVALID);
-    cr_assert_eq(usher_docstore_put("/proc/usher-no", "abc", 3, &r, err, sizeof(err)),
+    cr_assert_eq(usher_docstore_dir_put("/proc/usher-no", "abc", 3, &r, err, sizeof(err)),
                  USHER_ERR_IO);
     cr_assert(strstr(err, "cannot create directory /proc/usher-no") != NULL, "%s", err);
 }

@@ -186,7 +186,7 @@ static usher_handler_result run_next(void)
  */
 static char *report_file(long long report, const char *filename, const char *type, size_t *len)
 {
-    char sql[512], path[512];
+    char sql[512];
     PGresult *res;
     char *data;
 
@@ -201,9 +201,7 @@ static char *report_file(long long report, const char *filename, const char *typ
     cr_assert_str_eq(PQgetvalue(res, 0, 4), "report");
     cr_assert_str_eq(PQgetvalue(res, 0, 5), "done");
     cr_assert_str_eq(PQgetvalue(res, 0, 6), "100");
-    cr_assert_eq(usher_docstore_path(cfg.document_dir, PQgetvalue(res, 0, 0), path, sizeof(path)),
-                 USHER_OK);
-    data = read_checked_file(path, atol(PQgetvalue(res, 0, 1)), PQgetvalue(res, 0, 0), len);
+    data = read_checked_document(&cfg, st, PQgetvalue(res, 0, 0), atol(PQgetvalue(res, 0, 1)), len);
     PQclear(res);
     return data;
 }

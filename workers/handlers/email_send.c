@@ -45,10 +45,9 @@ static const char document_sql[] =
 static bool load_attachment(usher_handler_ctx *ctx, usher_store *st, int64_t id, outgoing *m,
                             usher_handler_result *r)
 {
-    char path[4096];
+    char errbuf[256];
     PGresult *res;
-    FILE *f;
-    size_t size, got;
+    size_t size;
     usher_err err = usher_store_exec_one(st, document_sql, id, "document", &res);
 
     if (err != USHER_OK) {
@@ -58,22 +57,18 @@ static bool load_attachment(usher_handler_ctx *ctx, usher_store *st, int64_t id,
     snprintf(m->filename, sizeof(m->filename), "%s", PQgetvalue(res, 0, 0));
     snprintf(m->content_type, sizeof(m->content_type), "%s", PQgetvalue(res, 0, 1));
     size = (size_t)strtoull(PQgetvalue(res, 0, 3), NULL, 10);
-    err = usher_docstore_path(usher_handler_config(ctx)->document_dir, PQgetvalue(res, 0, 2), path,
-                              sizeof(path));
-    PQclear(res);
-    if (err != USHER_OK || size > ATTACHMENT_MAX) {
+    if (!usher_docstore_name_ok(PQgetvalue(res, 0, 2)) || size > ATTACHMENT_MAX) {
+        PQclear(res);
         usher_handler_fail(r, USHER_OUTCOME_PERMANENT, "document %lld cannot be attached",
                            (long long)id);
         return false;
     }
-    m->attachment_data = usher_malloc(size);
-    f = fopen(path, "rb");
-    got = f != NULL ? fread(m->attachment_data, 1, size, f) : 0;
-    if (f != NULL)
-        fclose(f);
-    if (got != size) {
-        usher_handler_fail(r, USHER_OUTCOME_RETRY, "document %lld: cannot read %s", (long long)id,
-                           path);
+    m->attachment_data = usher_malloc(size > 0 ? size : 1);
+    err = usher_docstore_read(usher_handler_config(ctx), st, PQgetvalue(res, 0, 2), 0, size,
+                              m->attachment_data, errbuf, sizeof(errbuf));
+    PQclear(res);
+    if (err != USHER_OK) {
+        usher_handler_fail(r, USHER_OUTCOME_RETRY, "document %lld: %s", (long long)id, errbuf);
         return false;
     }
     m->attachment = (usher_mail_attachment){ .filename = m->filename,

@@ -24,7 +24,7 @@ static const char record_sql[] =
     " VALUES ('badges', $1, $2, $3, 'application/pdf', $4, $5) RETURNING id";
 
 /* Renders the badges of res's rows and stores them; false (r set) on failure. */
-static bool render(usher_handler_ctx *ctx, PGresult *res, usher_docstore_ref *ref,
+static bool render(usher_handler_ctx *ctx, usher_store *st, PGresult *res, usher_docstore_ref *ref,
                    usher_handler_result *r)
 {
     size_t n = (size_t)PQntuples(res), len = 0;
@@ -39,8 +39,8 @@ static bool render(usher_handler_ctx *ctx, PGresult *res, usher_docstore_ref *re
     err = usher_pdf_badges(badges, n, &pdf, &len, errbuf, sizeof(errbuf));
     free(badges);
     if (err == USHER_OK)
-        err = usher_docstore_put(usher_handler_config(ctx)->document_dir, pdf, len, ref, errbuf,
-                                 sizeof(errbuf));
+        err = usher_docstore_put_bytes(usher_handler_config(ctx), st, pdf, len, ref, errbuf,
+                                       sizeof(errbuf));
     free(pdf);
     if (err != USHER_OK)
         usher_handler_fail(r,
@@ -76,7 +76,7 @@ void usher_run_pdf_badge(usher_handler_ctx *ctx, const usher_job *job, json_t *p
                            (long long)event);
         return;
     }
-    if (!render(ctx, res, &ref, r)) {
+    if (!render(ctx, st, res, &ref, r)) {
         PQclear(res);
         return;
     }

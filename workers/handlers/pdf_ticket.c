@@ -28,8 +28,9 @@ static const char record_sql[] =
     " RETURNING id";
 
 /* Renders and stores the ticket; false (r set) on failure. */
-static bool render_and_store(usher_handler_ctx *ctx, const usher_registration_facts *f,
-                             usher_page_size size, usher_docstore_ref *ref, usher_handler_result *r)
+static bool render_and_store(usher_handler_ctx *ctx, usher_store *st,
+                             const usher_registration_facts *f, usher_page_size size,
+                             usher_docstore_ref *ref, usher_handler_result *r)
 {
     usher_ticket t = { .event_name = f->event_name,
                        .venue = f->venue[0] ? f->venue : "-",
@@ -49,8 +50,8 @@ static bool render_and_store(usher_handler_ctx *ctx, const usher_registration_fa
                            "render: %s", errbuf);
         return false;
     }
-    err = usher_docstore_put(usher_handler_config(ctx)->document_dir, pdf, len, ref, errbuf,
-                             sizeof(errbuf));
+    err = usher_docstore_put_bytes(usher_handler_config(ctx), st, pdf, len, ref, errbuf,
+                                   sizeof(errbuf));
     free(pdf);
     if (err != USHER_OK)
         usher_handler_fail(r, USHER_OUTCOME_RETRY, "document store: %s", errbuf);
@@ -140,7 +141,7 @@ void usher_run_pdf_ticket(usher_handler_ctx *ctx, const usher_job *job, json_t *
                            (long long)registration, facts.status);
         return;
     }
-    if (!render_and_store(ctx, &facts,
+    if (!render_and_store(ctx, st, &facts,
                           page != NULL && strcmp(page, "A4") == 0 ? USHER_PAGE_A4 : USHER_PAGE_A6,
                           &ref, r))
         return;

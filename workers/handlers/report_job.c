@@ -272,8 +272,8 @@ static USHER_MUSTCHECK usher_err finish(run *w, const unsigned char *data, size_
     const char *content_type = strcmp(w->format, "pdf") == 0 ? "application/pdf" : "text/csv";
     const char *params[] = { w->id, jobid, filename, content_type, NULL, size, rows };
     usher_docstore_ref ref;
-    usher_err err = usher_docstore_put(usher_store_config(w->st)->document_dir, data, len, &ref,
-                                       errbuf, errlen);
+    usher_err err =
+        usher_docstore_put_bytes(usher_store_config(w->st), w->st, data, len, &ref, errbuf, errlen);
 
     if (err != USHER_OK)
         return err;
