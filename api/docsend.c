@@ -50,6 +50,7 @@ typedef struct stream {
     bool reading;          /* a statement is out */
     bool writing;          /* a slice is being written; its callback is due */
     bool failed;           /* the database failed mid-stream */
+    bool pumping, again;   /* pump is running; a callback asked it for another turn */
     int status;
 } stream;
 
@@ -155,6 +156,7 @@ static bool add_file(api_req *r, int fd, uint64_t first, uint64_t len)
 }
 
 static void pump(stream *s);
+static void slice_read(PGresult *res, const char *errmsg, void *arg);
 
 /* The client went: nothing more is written, and no written callback will come. */
 static void client_gone(struct evhttp_connection *conn, void *arg)
@@ -172,6 +174,7 @@ static void client_gone(struct evhttp_connection *conn, void *arg)
     pump(s);
 }
 
+/* A piece has left (or, harmlessly, a later write of the answer completed). */
 static void written(struct evhttp_connection *conn, void *arg)
 {
     stream *s = arg;
@@ -233,43 +236,75 @@ static void finish(stream *s)
     free(s);
 }
 
-/* Moves the stream on: write what is held, read what is next, or end. */
+/* Hands the held slice to the connection. */
+static void send_held(stream *s)
+{
+    struct evbuffer *piece = s->held;
+    int sent;
+
+    s->held = NULL;
+    s->writing = true;
+    sent = api_reply_stream_send(s->r, piece, written, s);
+    evbuffer_free(piece);
+    if (sent < 0)
+        s->failed = true;
+    if (sent != 0) /* gone at once: no callback will say so */
+        s->writing = false;
+}
+
+/* Sends the statement for the next slice. */
+static void read_next(stream *s)
+{
+    usher_docstore_slice want = usher_docstore_db_slice(s->next, s->end - s->next);
+    char seq[USHER_INT_TEXT_MAX], from[USHER_INT_TEXT_MAX], len[USHER_INT_TEXT_MAX];
+    const char *params[] = { s->sha256, usher_int_text(want.seq, seq),
+                             usher_int_text(want.from, from),
+                             usher_int_text((int64_t)want.len, len) };
+
+    s->reading = true;
+    if (api_pgpool_query(s->r->loop->pg, usher_docstore_db_slice_sql, 4, params, slice_read, s) !=
+        USHER_OK) {
+        usher_log(USHER_LOG_ERR, "content: document %s: no database connection", s->sha256);
+        s->reading = false;
+        s->failed = true;
+    }
+}
+
+/*
+ * Moves the stream on: sends what is held once the last slice has gone,
+ * reads the next slice, and ends the answer when all is sent, the client
+ * has gone or the database failed. The callbacks it causes (a slice that
+ * leaves at once calls written from inside send_held) only ask for another
+ * turn of the loop that is running.
+ */
 static void pump(stream *s)
 {
     api_req *r = s->r;
 
-    if (s->reading || s->writing)
-        return;
-    if (s->failed || r->conn == NULL || (s->held == NULL && s->next == s->end)) {
-        finish(s);
+    if (s->pumping) {
+        s->again = true;
         return;
     }
-    if (s->held != NULL) {
-        if (!api_reply_stream_send(r, s->held, written, s)) {
-            s->failed = true;
+    s->pumping = true;
+    do {
+        bool stop = s->failed || r->conn == NULL;
+
+        s->again = false;
+        if (!s->reading && (stop || (s->held == NULL && s->next == s->end))) {
             finish(s);
             return;
         }
-        evbuffer_free(s->held);
-        s->held = NULL;
-        s->writing = true;
-    }
-    if (s->next < s->end) {
-        usher_docstore_slice want = usher_docstore_db_slice(s->next, s->end - s->next);
-        char seq[USHER_INT_TEXT_MAX], from[USHER_INT_TEXT_MAX], len[USHER_INT_TEXT_MAX];
-        const char *params[] = { s->sha256, usher_int_text(want.seq, seq),
-                                 usher_int_text(want.from, from),
-                                 usher_int_text((int64_t)want.len, len) };
-
-        s->reading = api_pgpool_query(r->loop->pg, usher_docstore_db_slice_sql, 4, params,
-                                      slice_read, s) == USHER_OK;
-        if (!s->reading) {
-            usher_log(USHER_LOG_ERR, "content: document %s: no database connection", s->sha256);
-            s->failed = true;
-            if (!s->writing)
-                finish(s);
+        if (stop)
+            break; /* the statement out ends the stream when it returns */
+        if (s->held != NULL && !s->writing) {
+            send_held(s);
+            s->again = true;
+        } else if (s->held == NULL && !s->reading && s->next < s->end) {
+            read_next(s);
+            s->again = true;
         }
-    }
+    } while (s->again);
+    s->pumping = false;
 }
 
 static void stream_start(api_req *r, api_doc *doc, int status, const char *content_type,

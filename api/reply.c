@@ -7,6 +7,7 @@
 #include "reply.h"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -43,13 +44,19 @@ void api_reply_stream_start(api_req *r, int status, const char *content_type)
         evhttp_send_reply_start(r->http, status, NULL);
 }
 
-bool api_reply_stream_send(api_req *r, struct evbuffer *piece,
-                           void (*sent)(struct evhttp_connection *, void *), void *arg)
+int api_reply_stream_send(api_req *r, struct evbuffer *piece,
+                          void (*sent)(struct evhttp_connection *, void *), void *arg)
 {
     if (r->http == NULL || r->conn == NULL)
-        return false;
+        return -1;
+    /* libevent adds the bytes, then registers sent: bytes the connection's
+     * bufferevent writes out at once, as usher-api's guard does
+     * (api/http_guard.c), leave before sent can be called for them. */
     evhttp_send_reply_chunk_with_cb(r->http, piece, sent, arg);
-    return true;
+    return evbuffer_get_length(
+               bufferevent_get_output(evhttp_connection_get_bufferevent(r->conn))) == 0
+               ? 1
+               : 0;
 }
 
 void api_reply_stream_end(api_req *r, int status)

@@ -30,17 +30,22 @@ void api_reply_raw(api_req *r, int status, const char *content_type, const char 
  * (a document read from the database, api/docsend.c). The caller sets
  * Content-Length before the start (so no chunked encoding is used), then
  * sends the pieces one after another: sent(conn, arg) runs once a piece has
- * gone to the socket, and never when the client goes first. Whoever
+ * gone to the socket, and never when the client goes first; it may also run
+ * for a piece that api_reply_stream_send said had gone. Whoever
  * streams watches the connection (evhttp_connection_set_closecb on r->conn)
  * and, when it closes, sets r->conn to NULL and keeps r->http: libevent
  * leaves that request to api_reply_stream_end to free. api_reply_stream_end
  * ends the answer (or what is left of it), counts it and frees the request.
  */
 void api_reply_stream_start(api_req *r, int status, const char *content_type);
-/* Queues piece's bytes (moved out of it); false when the client has gone. */
-USHER_MUSTCHECK bool api_reply_stream_send(api_req *r, struct evbuffer *piece,
-                                           void (*sent)(struct evhttp_connection *, void *),
-                                           void *arg);
+/*
+ * Queues piece's bytes (moved out of it): 0 when they wait for the socket
+ * (sent will be called), 1 when they have gone already (sent is not called
+ * for them), -1 when the client has gone.
+ */
+USHER_MUSTCHECK int api_reply_stream_send(api_req *r, struct evbuffer *piece,
+                                          void (*sent)(struct evhttp_connection *, void *),
+                                          void *arg);
 void api_reply_stream_end(api_req *r, int status);
 
 /* Adds a response header before the reply (no-op when the client has gone). */
