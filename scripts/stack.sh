@@ -302,10 +302,26 @@ print_env() {
     printf 'export USHER_SEARCH_DIR=%q\n' "$STATE/search"
 }
 
+# The stack's ports lie in Linux's ephemeral range (32768-60999): a client
+# socket of a busy machine can hold one of them when PostgreSQL restarts in a
+# test, and the restart then fails with "Address already in use". As root,
+# keep the kernel from handing them out (ip_local_reserved_ports, added to
+# whatever is reserved already); elsewhere, or where /proc/sys is read-only,
+# nothing changes.
+reserve_ports() {
+    local file=/proc/sys/net/ipv4/ip_local_reserved_ports current
+    ((EUID == 0)) && [[ -w "$file" ]] || return 0
+    current=$(cat "$file" 2>/dev/null) || return 0
+    echo "${current:+$current,}$PG_PORT,$REDIS_PORT,$SMTP_PORT" >"$file" 2>/dev/null ||
+        log "could not reserve ports $PG_PORT,$REDIS_PORT,$SMTP_PORT (left as they were)"
+    return 0
+}
+
 cmd_start() {
     [[ -x "$PG_BIN/initdb" ]] || die "PostgreSQL 15 is not installed; run scripts/install-deps.sh"
     command -v redis-server >/dev/null || die "redis-server is not installed; run scripts/install-deps.sh"
     "$PYTHON" -c 'import aiosmtpd' 2>/dev/null || die "python3-aiosmtpd is not installed; run scripts/install-deps.sh"
+    reserve_ports
     pg_start
     redis_start
     smtp_start
