@@ -52,11 +52,10 @@ static void stop_all(void)
 typedef struct client {
     int first;
     long long ids[PER_CLIENT];
-    int unavailable;
-    char failure[256]; /* set when an answer was neither 201 nor 503 */
+    testhttp_retries r; /* r.failure: an answer was neither 201, 503 nor a cut */
 } client;
 
-/* Registers attendee i, retrying 503s with the same key; its id, or 0 (c->failure set). */
+/* Registers attendee i, retrying 503s with the same key; its id, or 0 (c->r.failure set). */
 static long long register_one(client *c, int i)
 {
     char path[96], body[256], header[96];
@@ -67,31 +66,16 @@ static long long register_one(client *c, int i)
              "{\"ticket_type_id\":%lld,\"name\":\"Storm %d\",\"email\":\"eo-%s-%d@example.org\"}",
              ticket_type_id, i, run_id, i);
     snprintf(header, sizeof(header), "Idempotency-Key: eo-%s-%d", run_id, i);
-    while (testdb_now_ms() < deadline) {
-        testhttp_resp resp;
-        long status =
-            testhttp(&server, &(testhttp_req){ "POST", path, NULL, body, header, NULL }, &resp);
-        long long id =
-            status == 201 ? json_integer_value(json_object_get(resp.json, "registration_id")) : 0;
-
-        if (status != 201 && status != 503 && status != 0)
-            snprintf(c->failure, sizeof(c->failure), "registration %d answered %ld: %.150s", i,
-                     status, resp.body != NULL ? resp.body : "");
-        testhttp_resp_free(&resp);
-        if (id > 0 || c->failure[0] != '\0')
-            return id;
-        c->unavailable++; /* 503, or the connection cut: the same key again */
-    }
-    snprintf(c->failure, sizeof(c->failure), "registration %d: no 201 within %d s", i,
-             DEADLINE_MS / 1000);
-    return 0;
+    /* 503, or the connection cut by a restart: the same key again */
+    return testhttp_post_retrying(&server, path, body, header, "registration_id", true, deadline,
+                                  &c->r);
 }
 
 static void *run_client(void *arg)
 {
     client *c = arg;
 
-    for (int k = 0; k < PER_CLIENT && c->failure[0] == '\0'; k++) {
+    for (int k = 0; k < PER_CLIENT && c->r.failure[0] == '\0'; k++) {
         c->ids[k] = register_one(c, c->first + k);
         atomic_fetch_add(&created, 1);
     }
@@ -186,8 +170,8 @@ Test(exactly_once, restarts_during_a_storm_mail_every_registration_exactly_once,
     cr_assert_eq(pthread_join(restarter, &restart_rc), 0);
     cr_assert_eq((intptr_t)restart_rc, 0, "%s failed", restart);
     for (int c = 0; c < CLIENTS; c++) {
-        cr_assert_eq(clients[c].failure[0], '\0', "%s", clients[c].failure);
-        unavailable += clients[c].unavailable;
+        cr_assert_eq(clients[c].r.failure[0], '\0', "%s", clients[c].r.failure);
+        unavailable += clients[c].r.unavailable;
     }
 
     cr_assert(testproc_wait_for(all_mailed, counts, DEADLINE_MS),

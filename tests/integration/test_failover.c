@@ -68,11 +68,10 @@ static void stop_all(void)
 typedef struct client {
     int first;
     long long ids[PER_CLIENT];
-    int unavailable, without_retry_after, cut;
-    char failure[256]; /* set when an answer was neither 201 nor 503 */
+    testhttp_retries r; /* r.failure: an answer was neither 201 nor 503 */
 } client;
 
-/* Registers attendee i, retrying 503s with the same key; its id, or 0 (c->failure set). */
+/* Registers attendee i, retrying 503s with the same key; its id, or 0 (c->r.failure set). */
 static long long register_one(client *c, int i)
 {
     char path[96], body[256], header[96];
@@ -84,38 +83,19 @@ static long long register_one(client *c, int i)
         "{\"ticket_type_id\":%lld,\"name\":\"Failover %d\",\"email\":\"fo-%s-%d@example.org\"}",
         ticket_type_id, i, run_id, i);
     snprintf(header, sizeof(header), "Idempotency-Key: fo-%s-%d", run_id, i);
-    while (testdb_now_ms() < deadline) {
-        testhttp_resp resp;
-        long status =
-            testhttp(&server, &(testhttp_req){ "POST", path, NULL, body, header, NULL }, &resp);
-        long long id =
-            status == 201 ? json_integer_value(json_object_get(resp.json, "registration_id")) : 0;
+    long long id = testhttp_post_retrying(&server, path, body, header, "registration_id", false,
+                                          deadline, &c->r);
 
-        if (status == 503 &&
-            (resp.headers == NULL || strcasestr(resp.headers, "\nRetry-After:") == NULL))
-            c->without_retry_after++;
-        if (status != 201 && status != 503)
-            snprintf(c->failure, sizeof(c->failure), "registration %d answered %ld: %.150s", i,
-                     status, resp.body != NULL ? resp.body : "");
-        testhttp_resp_free(&resp);
-        if (id > 0) {
-            acked_ms[i] = testdb_now_ms();
-            return id;
-        }
-        if (c->failure[0] != '\0')
-            return 0;
-        c->unavailable++;
-    }
-    snprintf(c->failure, sizeof(c->failure), "registration %d: no 201 within %d s", i,
-             DEADLINE_MS / 1000);
-    return 0;
+    if (id > 0)
+        acked_ms[i] = testdb_now_ms();
+    return id;
 }
 
 static void *run_client(void *arg)
 {
     client *c = arg;
 
-    for (int k = 0; k < PER_CLIENT && c->failure[0] == '\0'; k++) {
+    for (int k = 0; k < PER_CLIENT && c->r.failure[0] == '\0'; k++) {
         c->ids[k] = register_one(c, c->first + k);
         atomic_fetch_add(&created, 1);
     }
@@ -260,9 +240,9 @@ Test(failover, a_promoted_standby_takes_over_without_losing_or_doubling_anything
     for (int c = 0; c < CLIENTS; c++)
         cr_assert_eq(pthread_join(threads[c], NULL), 0);
     for (int c = 0; c < CLIENTS; c++) {
-        cr_assert_eq(clients[c].failure[0], '\0', "%s", clients[c].failure);
-        unavailable += clients[c].unavailable;
-        without += clients[c].without_retry_after;
+        cr_assert_eq(clients[c].r.failure[0], '\0', "%s", clients[c].r.failure);
+        unavailable += clients[c].r.unavailable;
+        without += clients[c].r.without_retry_after;
     }
     for (int i = 0; i < N; i++) {
         if (acked_ms[i] > promoted_at && (first_after == 0 || acked_ms[i] < first_after))
@@ -348,7 +328,7 @@ Test(failover, a_server_turned_read_only_is_left_like_a_lost_connection, .fini =
                                    workdir);
     testapi_start(&server, USHER_API_PATH, url, 1);
     for (int i = 0; i < RO_N / 2; i++)
-        cr_assert_gt(register_one(&c, i), 0, "%s", c.failure);
+        cr_assert_gt(register_one(&c, i), 0, "%s", c.r.failure);
 
     testpg_exec(&primary, "ALTER SYSTEM SET default_transaction_read_only = on");
     testpg_exec(&primary, "SELECT pg_reload_conf()");
@@ -376,8 +356,8 @@ Test(failover, a_server_turned_read_only_is_left_like_a_lost_connection, .fini =
     testpg_exec(&primary, "ALTER SYSTEM RESET default_transaction_read_only");
     testpg_exec(&primary, "SELECT pg_reload_conf()");
     for (int i = next; i < RO_N; i++)
-        cr_assert_gt(register_one(&c, i), 0, "%s", c.failure);
-    cr_assert_eq(c.without_retry_after, 0);
+        cr_assert_gt(register_one(&c, i), 0, "%s", c.r.failure);
+    cr_assert_eq(c.r.without_retry_after, 0);
     cr_assert(testproc_wait_for(all_mailed, counts, DEADLINE_MS),
               "only %d of %d attendees got mail", count_mails(counts), RO_N);
     cr_assert(testproc_wait_for(jobs_on_primary_done, NULL, DEADLINE_MS), "jobs left");

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* strcasestr */
 #include "testhttp.h"
 
 #include <curl/curl.h>
@@ -277,4 +278,29 @@ const char *testhttp_error_code(const testhttp_resp *resp)
         json_string_value(json_object_get(json_object_get(resp->json, "error"), "code"));
 
     return code != NULL ? code : "";
+}
+
+long long testhttp_post_retrying(const testapi *api, const char *path, const char *body,
+                                 const char *header, const char *id_field, bool cut_ok,
+                                 long long deadline_ms, testhttp_retries *r)
+{
+    while (testdb_now_ms() < deadline_ms) {
+        testhttp_resp resp;
+        long status =
+            testhttp(api, &(testhttp_req){ "POST", path, NULL, body, header, NULL }, &resp);
+        long long id = status == 201 ? json_integer_value(json_object_get(resp.json, id_field)) : 0;
+
+        if (status == 503 &&
+            (resp.headers == NULL || strcasestr(resp.headers, "\nRetry-After:") == NULL))
+            r->without_retry_after++;
+        if (status != 201 && status != 503 && !(cut_ok && status == 0))
+            snprintf(r->failure, sizeof(r->failure), "POST %s (%s) answered %ld: %.150s", path,
+                     header, status, resp.body != NULL ? resp.body : "");
+        testhttp_resp_free(&resp);
+        if (id > 0 || r->failure[0] != '\0')
+            return id;
+        r->unavailable++;
+    }
+    snprintf(r->failure, sizeof(r->failure), "POST %s (%s): no 201 in time", path, header);
+    return 0;
 }

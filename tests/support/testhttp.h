@@ -59,6 +59,23 @@ typedef struct testhttp_resp {
 /* One request; returns the status. */
 long testhttp(const testapi *api, const testhttp_req *req, testhttp_resp *out);
 
+/* What testhttp_post_retrying saw besides its 201. */
+typedef struct testhttp_retries {
+    int unavailable;         /* answers retried: 503s, and cut connections if allowed */
+    int without_retry_after; /* 503s that came without a Retry-After header */
+    char failure[256];       /* set when an answer was none of those */
+} testhttp_retries;
+
+/*
+ * POSTs body (JSON) to path with header (an Idempotency-Key, so a retry is
+ * the same request) until a 201, retrying 503s and, when cut_ok, connections
+ * cut (status 0), until deadline_ms (testdb_now_ms's clock). Returns the 201's
+ * id_field, or 0 with r->failure set.
+ */
+long long testhttp_post_retrying(const testapi *api, const char *path, const char *body,
+                                 const char *header, const char *id_field, bool cut_ok,
+                                 long long deadline_ms, testhttp_retries *r);
+
 /* GET /metrics on the API's metrics listener; returns the status. */
 long testapi_scrape(const testapi *api, testhttp_resp *out);
 
