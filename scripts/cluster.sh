@@ -10,8 +10,12 @@
 #   pg1       usher-pg1      10.77.0.11   pg_autoctl keeper + PostgreSQL (primary at first)
 #   pg2       usher-pg2      10.77.0.12   pg_autoctl keeper + PostgreSQL (synchronous standby)
 #   api1/2    usher-api1/2   10.77.0.21/22  usher-api on :8080 (metrics :8081), a search replica
+#   api3      usher-api3     10.77.0.23   the same, started later by a test (add-api api3),
+#                                          not behind HAProxy
 #   worker1/2 usher-worker1/2 10.77.0.31/32 usher-worker --pool cluster; worker1 also
-#                                          indexes (--pool search) and serves its index (:7010)
+#                                          renders tickets (--pool tickets: the pdf queue),
+#                                          indexes (--pool search) and serves its index
+#                                          (:7010); worker2 alone mails (--pool mail)
 #   haproxy   usher-haproxy  10.77.0.40   HAProxy :80 -> api1, api2 (checks /readyz); stats :8404
 #   redis     usher-redis    10.77.0.50   redis-server :6379
 #   smtp      usher-smtp     10.77.0.60   aiosmtpd :2525 -> Maildir
@@ -41,7 +45,10 @@
 # address, exec HOST CMD runs a command on a host, start-usher HOST
 # (re)starts the Usher process of an api or worker host, kill-host HOST
 # sends SIGKILL to every process on a host, link HOST up|down cuts or
-# restores its link.
+# restores its link, add-api HOST starts a host that joins late (api3:
+# namespace, address, usher-api and its search replica), lb-server HOST
+# ready|maint puts an API host in or out of HAProxy, ctl ARGS runs usherctl
+# on worker1.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -59,8 +66,11 @@ LB_PORT=80
 LB_STATS_PORT=8404
 
 HOSTS=(monitor pg1 pg2 api1 api2 worker1 worker2 haproxy redis smtp)
+# Hosts a test adds later (add-api); down takes them down too.
+LATE_HOSTS=(api3)
 declare -A ADDR=(
     [driver]=$NET.1 [monitor]=$NET.10 [pg1]=$NET.11 [pg2]=$NET.12 [api1]=$NET.21 [api2]=$NET.22
+    [api3]=$NET.23
     [worker1]=$NET.31 [worker2]=$NET.32 [haproxy]=$NET.40 [redis]=$NET.50 [smtp]=$NET.60
 )
 
@@ -137,6 +147,17 @@ check_subnet_free() {
     [[ -z "$other" ]] || die "a route covers 10.77.0.0/24 already: $other"
 }
 
+# A host's namespace, its veth on the bridge and its address.
+host_net_up() {
+    local host=$1
+    ip netns add "$(ns "$host")"
+    ip link add "$(veth "$host")" type veth peer name usher0 netns "$(ns "$host")"
+    ip link set "$(veth "$host")" master "$BRIDGE" up
+    in_ns "$host" ip addr add "${ADDR[$host]}/24" dev usher0
+    in_ns "$host" ip link set usher0 up
+    in_ns "$host" ip link set lo up
+}
+
 net_up() {
     local host
     check_subnet_free
@@ -144,12 +165,7 @@ net_up() {
     ip addr add "${ADDR[driver]}/24" dev "$BRIDGE"
     ip link set "$BRIDGE" up
     for host in "${HOSTS[@]}"; do
-        ip netns add "$(ns "$host")"
-        ip link add "$(veth "$host")" type veth peer name usher0 netns "$(ns "$host")"
-        ip link set "$(veth "$host")" master "$BRIDGE" up
-        in_ns "$host" ip addr add "${ADDR[$host]}/24" dev usher0
-        in_ns "$host" ip link set usher0 up
-        in_ns "$host" ip link set lo up
+        host_net_up "$host"
     done
     log "network: bridge $BRIDGE ${ADDR[driver]}/24, ${#HOSTS[@]} namespaces"
 }
@@ -182,7 +198,7 @@ cmd_kill_host() {
 
 all_hosts_empty() {
     local host
-    for host in "${HOSTS[@]}"; do
+    for host in "${HOSTS[@]}" "${LATE_HOSTS[@]}"; do
         [[ -z "$(ns_pids "$host")" ]] || return 1
     done
 }
@@ -191,7 +207,7 @@ all_hosts_empty() {
 # waits up to SECONDS for them all to end.
 signal_all() {
     local host
-    for host in "${HOSTS[@]}"; do
+    for host in "${HOSTS[@]}" "${LATE_HOSTS[@]}"; do
         signal_host "$host" "$1"
     done
     wait_until "$2" all_hosts_empty
@@ -461,9 +477,9 @@ search_conf() {
 }
 
 # The configuration of an api or worker host. The database URL lists both
-# PostgreSQL hosts; documents go to one directory that every host mounts
-# (the shared-volume deployment; see the README); the search index is the
-# host's own.
+# PostgreSQL hosts; documents are in the database ([documents] store =
+# database, the default), so no host needs another's files; the search
+# index is the host's own (a replica of worker1's on the API hosts).
 usher_conf() {
     local host=$1 addr=${ADDR[$1]} queue kind
     cat <<CONF
@@ -477,9 +493,6 @@ url = redis://${ADDR[redis]}:6379/0
 [smtp]
 url = smtp://${ADDR[smtp]}:$SMTP_PORT
 timeout_ms = 5000
-
-[documents]
-dir = $CLUSTER/shared/documents
 
 [search]
 index_dir = $CLUSTER/$host/search/index
@@ -539,12 +552,19 @@ shutdown_grace_ms = 5000
 heartbeat_ms = 500
 
 CONF
-    for queue in work notifications email pdf reports analytics media default; do
+    for queue in work notifications reports analytics media default; do
         printf '\n[queue.%s]\npool = cluster\n' "$queue"
     done
     # The index queue's own pool, which only worker1 runs: one indexer.
     printf '\n[pool.search]\ntier = medium\nmin = 1\nmax = 1\nchild_queue = 16\n'
     printf '\n[queue.index]\npool = search\n'
+    # Tickets are rendered on worker1 only and mailed from worker2 only, so
+    # that every mail carries a PDF another host put in the document store.
+    for pool in tickets:pdf mail:email; do
+        printf '\n[pool.%s]\ntier = high\nmin = 1\nmax = 2\ninitial = 1\nchild_queue = 4\n' "${pool%%:*}"
+        printf 'prefetch = 8\nsustain_ms = 1000\nheartbeat_ms = 500\nshutdown_grace_ms = 5000\n'
+        printf '\n[queue.%s]\npool = %s\n' "${pool#*:}" "${pool%%:*}"
+    done
     for kind in email.send:email pdf.ticket:pdf pdf.badge:pdf index.document:index \
         analytics.rollup:analytics notify.webhook:notifications notify.inbox:notifications \
         report.attendees:reports report.checkins:reports; do
@@ -562,14 +582,15 @@ usher_kind() {
 
 # Starts the Usher processes of an api or worker host (after a kill, too):
 # usher-api and its search replica (usherctl search replicate); usher-worker
-# --pool cluster; on worker1 also the indexer, usher-worker --pool search,
-# and its replication server (usherctl search serve). A clean environment, so
+# --pool cluster; on worker1 also the ticket renderer (--pool tickets), the
+# indexer (--pool search) and its replication server (usherctl search
+# serve); on worker2 also the mailer (--pool mail). A clean environment, so
 # that no USHER_* variable of the caller overrides its configuration.
 cmd_start_usher() {
     local host=$1 kind
     kind=$(usher_kind "$host") || die "start-usher: $host is not an api or worker host"
     [[ -z "$(ns_pids "$host")" ]] || die "start-usher: $host still has processes"
-    mkdir -p "$CLUSTER/$host/search" "$CLUSTER/$host/replica" "$CLUSTER/shared/documents"
+    mkdir -p "$CLUSTER/$host/search" "$CLUSTER/$host/replica"
     if [[ "$kind" == api ]]; then
         spawn "$host" usher env -i PATH=/usr/bin:/bin "$BUILD/usher-api" --config "$CLUSTER/$host/usher.conf"
         spawn "$host" search-replicate env -i PATH=/usr/bin:/bin "$BUILD/usherctl" \
@@ -579,11 +600,47 @@ cmd_start_usher() {
             --config "$CLUSTER/$host/usher.conf" --pool cluster
     fi
     if [[ "$host" == worker1 ]]; then
+        spawn "$host" usher-tickets env -i PATH=/usr/bin:/bin "$BUILD/usher-worker" \
+            --config "$CLUSTER/$host/usher.conf" --pool tickets
         spawn "$host" usher-search env -i PATH=/usr/bin:/bin "$BUILD/usher-worker" \
             --config "$CLUSTER/$host/usher.conf" --pool search
         spawn "$host" search-serve env -i PATH=/usr/bin:/bin "$BUILD/usherctl" \
             --config "$CLUSTER/$host/usher.conf" search serve
     fi
+    if [[ "$host" == worker2 ]]; then
+        spawn "$host" usher-mail env -i PATH=/usr/bin:/bin "$BUILD/usher-worker" \
+            --config "$CLUSTER/$host/usher.conf" --pool mail
+    fi
+}
+
+# add-api HOST: an API host that joins the running bed late (api3): its
+# namespace and address on the bridge, its configuration, usher-api and its
+# search replica, which starts empty and catches up from worker1. Not behind
+# HAProxy: the tests talk to it directly. down takes it down with the rest.
+cmd_add_api() {
+    local host=$1
+    [[ " ${LATE_HOSTS[*]} " == *" $host "* ]] || die "add-api: $host is not one of: ${LATE_HOSTS[*]}"
+    ip link show "$BRIDGE" >/dev/null 2>&1 || die "add-api: the bed is not up"
+    ip netns list | grep -q "^$(ns "$host")\\b" || host_net_up "$host"
+    mkdir -p "$CLUSTER/$host"
+    usher_conf "$host" >"$CLUSTER/$host/usher.conf"
+    cmd_start_usher "$host"
+    wait_until "$DEADLINE" api_ready "$host" || die "$host: /readyz not 200 after ${DEADLINE}s, see $CLUSTER/$host/usher.log"
+    log "$host: ready on ${ADDR[$host]}:$API_PORT, its search replica catching up from worker1"
+}
+
+# lb-server HOST ready|maint: HAProxy sends HOST traffic again, or none
+# (through its admin socket; Python, as the bed has no socat).
+cmd_lb_server() {
+    local host=$1 state=$2
+    [[ "$state" == ready || "$state" == maint ]] || die "lb-server HOST ready|maint"
+    in_ns haproxy "$PYTHON" -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(("set server api/%s state %s\n" % (sys.argv[2], sys.argv[3])).encode())
+reply = s.recv(4096).decode().strip()
+if reply:
+    sys.exit(reply)' "$CLUSTER/haproxy/admin.sock" "$host" "$state"
 }
 
 api_ready() { curl -fsS --max-time 2 -o /dev/null "http://${ADDR[$1]}:$API_PORT/readyz"; }
@@ -662,7 +719,7 @@ cmd_down() {
     local host
     ((EUID == 0)) || die "needs root (network namespaces)"
     stop_all_processes
-    for host in "${HOSTS[@]}"; do
+    for host in "${HOSTS[@]}" "${LATE_HOSTS[@]}"; do
         ip link del "$(veth "$host")" 2>/dev/null || true
         ip netns del "$(ns "$host")" 2>/dev/null || true
     done
@@ -746,12 +803,15 @@ main() {
     link) cmd_link "${1:?link HOST up|down}" "${2:?link HOST up|down}" ;;
     kill-host) cmd_kill_host "${1:?kill-host HOST}" ;;
     start-usher) cmd_start_usher "${1:?start-usher HOST}" ;;
+    add-api) cmd_add_api "${1:?add-api HOST}" ;;
+    lb-server) cmd_lb_server "${1:?lb-server HOST ready|maint}" "${2:?lb-server HOST ready|maint}" ;;
+    ctl) in_ns worker1 env -i PATH=/usr/bin:/bin "$BUILD/usherctl" --config "$CLUSTER/worker1/usher.conf" "$@" ;;
     keeper-run) keeper_run "${1:?keeper-run HOST}" ;;
     lock-holder) lock_holder ;;
     node-state) node_state "${1:?node-state HOST}" ;;
     lb-up) lb_up_servers ;;
     *)
-        echo "usage: $0 up|down|status|env|addr HOST|exec HOST CMD...|link HOST up|down|kill-host HOST|start-usher HOST|keeper-run HOST|lock-holder|node-state HOST|lb-up" >&2
+        echo "usage: $0 up|down|status|env|addr HOST|exec HOST CMD...|link HOST up|down|kill-host HOST|start-usher HOST|add-api HOST|lb-server HOST ready|maint|ctl ARGS...|keeper-run HOST|lock-holder|node-state HOST|lb-up" >&2
         exit 2
         ;;
     esac

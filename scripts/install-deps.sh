@@ -31,6 +31,8 @@ PACKAGES=(
     # the cluster test bed (scripts/cluster.sh): network namespaces, failover
     # by pg_auto_failover, HAProxy in front of the API hosts
     iproute2 postgresql-15-auto-failover pg-auto-failover-cli haproxy
+    # its tests and bench/cluster read the API's JSON with jq
+    jq
 )
 
 # Playwright itself comes from the npm registry (tests/browser/package.json,

@@ -170,3 +170,35 @@ storm_acked_count() { storm_count 201; }
 storm_replayed_count() { storm_lines | awk '$3 == 201 && $5 == "replayed"' | wc -l; }
 
 acked_at_least() { (($(storm_acked_count) >= $1)); }
+
+# ---------------------------------------------------------------- the HTTP API
+
+# organizer_token: "ORGANIZER_ID TOKEN" of a new organizer (usherctl on worker1).
+organizer_token() {
+    local org token
+    org=$("$BED" ctl organizer create "cluster $TEST_NAME $RUN_ID") || return 1
+    token=$("$BED" ctl token create --role organizer --organizer "$org" --name "$TEST_NAME" 2>/dev/null) || return 1
+    echo "$org $token"
+}
+
+# api HOST METHOD PATH [JSON]: a request straight to an API host (no HAProxy),
+# with $TOKEN if set; the body on stdout, and false unless 2xx.
+api() {
+    local host=$1 method=$2 path=$3 body=${4:-}
+    local -a args=(-fsS --max-time 10 -X "$method")
+    [[ -z "${TOKEN:-}" ]] || args+=(-H "Authorization: Bearer $TOKEN")
+    [[ -z "$body" ]] || args+=(-H 'Content-Type: application/json' --data "$body")
+    curl "${args[@]}" "http://$(addr "$host"):8080$path"
+}
+
+# api_event HOST: the id of a new event of $TOKEN's organizer, created through HOST.
+api_event() {
+    api "$1" POST /v1/events "{\"name\":\"Cluster $TEST_NAME $RUN_ID\",
+        \"starts_at\":\"2030-05-04T09:00:00Z\",\"ends_at\":\"2030-05-05T18:00:00Z\"}" | jq -er .id
+}
+
+# api_session HOST EVENT TITLE: the id of a new session, created through HOST.
+api_session() {
+    api "$1" POST "/v1/events/$2/sessions" "{\"title\":\"$3\",
+        \"starts_at\":\"2030-05-04T09:00:00Z\",\"ends_at\":\"2030-05-04T10:00:00Z\"}" | jq -er .id
+}

@@ -16,7 +16,7 @@ ROOT=$(cd "$HERE/../.." && pwd -P)
 BED=$ROOT/scripts/cluster.sh
 # The order matters: a test may leave the bed changed (a promoted standby,
 # a restarted host) in a way the next ones take as it comes.
-ALL=(worker_host_killed registrations_mailed api_link_cut primary_killed)
+ALL=(worker_host_killed registrations_mailed content_across_hosts search_every_host api_link_cut primary_killed)
 TEST_DEADLINE=${USHER_CLUSTER_TEST_DEADLINE:-600}
 
 PASSED=0

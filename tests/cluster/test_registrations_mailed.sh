@@ -1,14 +1,12 @@
 #!/usr/bin/env bash
 # A registration storm through HAProxy, spread over both API hosts: every
 # confirmed registration gets exactly one email, counted in the SMTP sink's
-# Maildir on the smtp host, with its ticket rendered and mailed by the worker
-# hosts (both serve the pdf and email queues; the ticket PDFs are in the
-# documents directory every host shares).
-#
-# TODO (issue 14): the cross-host variant, the pdf queue served only by
-# worker1 and the email queue only by worker2, so that every mail carries a
-# ticket rendered on the other host, waits for documents in PostgreSQL; with
-# the directory store it would only show the shared directory.
+# Maildir on the smtp host, whose ticket was rendered on one worker host and
+# mailed from the other: the pdf queue's pool (tickets) runs on worker1 only,
+# the email queue's (mail) on worker2 only, and the PDF goes from one to the
+# other through the document store in PostgreSQL, no shared filesystem.
+# Each mail came from worker2 (the sink's X-Peer), carries the ticket as a
+# PDF attachment, and the PDF's text names the attendee.
 #
 # Functions called through wait_for look unreachable to shellcheck.
 # shellcheck disable=SC2317 source=tests/cluster/lib.sh
@@ -34,6 +32,19 @@ chain_left() { sql "SELECT count(*) FROM usher_jobs WHERE kind IN ('pdf.ticket',
     AND state IN ('available', 'running')"; }
 chain_done() { [[ "$(chain_left)" == 0 ]]; }
 
+# The usher-worker pools running on HOST, from their command lines.
+pools_on() {
+    local pid
+    for pid in $(ip netns pids "usher-$1"); do
+        tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -o 'usher-worker .*--pool [a-z]*' | awk '{print $NF}'
+    done | sort | xargs
+}
+say "pools: worker1 $(pools_on worker1); worker2 $(pools_on worker2)"
+[[ " $(pools_on worker1) " == *" tickets "* && " $(pools_on worker1) " != *" mail "* ]] ||
+    fail "worker1 does not render tickets alone: $(pools_on worker1)"
+[[ " $(pools_on worker2) " == *" mail "* && " $(pools_on worker2) " != *" tickets "* ]] ||
+    fail "worker2 does not mail alone: $(pools_on worker2)"
+
 wait_for 60 "$BED" lb-up || true
 [[ "$("$BED" lb-up)" == "api1 api2" ]] || abort "HAProxy does not send to both API hosts: $("$BED" lb-up)"
 read -r EVENT TT <<<"$(new_event 100000)"
@@ -56,4 +67,17 @@ check "confirmed attendees without a mail" 0 "$(comm -23 <(storm_acked | cut -d'
 check "ticket and mail jobs dead" 0 "$(sql "SELECT count(*) FROM usher_jobs WHERE kind IN ('pdf.ticket', 'email.send') AND state = 'dead'")"
 check "tickets recorded" "$N" "$(sql "SELECT count(*) FROM documents d JOIN registrations r ON r.id = d.registration_id
      WHERE d.kind = 'ticket' AND r.event_id = $EVENT")"
+
+# Each mail: from worker2, with the PDF that worker1 rendered, naming its attendee.
+mkdir -p "$STORM_DIR/pdf"
+"$ROOT/tests/cluster/mail_tickets.py" "$MAILDIR" "$RUN_ID" "$STORM_DIR/pdf" >"$STORM_DIR/parsed" ||
+    fail "the Maildir could not be read"
+check "mails sent from worker2 ($(addr worker2))" "$N" "$(awk -v a="$(addr worker2)" '$2 == a' "$STORM_DIR/parsed" | wc -l)"
+check "mails with the ticket PDF attached" "$N" "$(awk '$3 != "-"' "$STORM_DIR/parsed" | wc -l)"
+named=0
+while read -r key _ pdf; do
+    [[ "$pdf" != - ]] || continue
+    pdftotext "$pdf" - 2>/dev/null | grep -qF "Attendee $key" && named=$((named + 1))
+done <"$STORM_DIR/parsed"
+check "ticket PDFs whose text names the attendee (pdftotext)" "$N" "$named"
 finish
