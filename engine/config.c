@@ -46,9 +46,15 @@
 #endif
 
 /* The seed's numbers (ARCHITECTURE.md, "Worker pools and autoscaling"). */
+/*
+ * age_budget_s: how old the oldest available job of a queue served by the
+ * tier may grow before an operator is told (conf/prometheus/usher-alerts.yml):
+ * notifications within half a minute, mail and tickets within two, reports
+ * and roll-ups within half an hour.
+ */
 static const struct {
-    int scale_out_depth, scale_in_depth, min;
-} tier_defaults[] = { { 100, 10, 2 }, { 500, 50, 1 }, { 1000, 100, 1 } };
+    int scale_out_depth, scale_in_depth, min, age_budget_s;
+} tier_defaults[] = { { 100, 10, 2, 30 }, { 500, 50, 1, 120 }, { 1000, 100, 1, 1800 } };
 static const int event_tier_max[] = { 10, 50, 200, 500 };
 
 /* Where a [queue.NAME], [kind.NAME], [pool.NAME] or [periodic.NAME] and its keys were written. */
@@ -549,15 +555,20 @@ static void check_queues(parser *p)
     usher_config *cfg = p->cfg;
     size_t pool_key = find_entity_key(USHER_SEC_QUEUE, "pool");
 
+    size_t budget_key = find_entity_key(USHER_SEC_QUEUE, "age_budget_s");
+
     for (size_t i = 0; i < cfg->nqueues; i++) {
-        const usher_queue_conf *queue = &cfg->queues[i];
+        usher_queue_conf *queue = &cfg->queues[i];
         const entity_meta *meta = &p->meta[USHER_SEC_QUEUE][i];
+        const usher_pool_conf *pool = usher_config_pool(cfg, queue->pool);
 
         if (meta->key_line[pool_key] == 0)
             fail(p, USHER_ERR_CONFIG, meta->line, "[queue.%s] has no pool", queue->name);
-        else if (!usher_config_pool(cfg, queue->pool))
+        else if (pool == NULL)
             fail(p, USHER_ERR_CONFIG, meta->key_line[pool_key],
                  "queue '%s' names undeclared pool '%s'", queue->name, queue->pool);
+        else if (meta->key_line[budget_key] == 0)
+            queue->age_budget_s = tier_defaults[pool->tier].age_budget_s;
     }
 }
 

@@ -45,6 +45,7 @@ typedef struct usher_kind_conf {
 typedef struct usher_queue_conf {
     char name[USHER_NAME_MAX];
     char pool[USHER_NAME_MAX]; /* the worker pool that serves it */
+    int age_budget_s;          /* an available job older than this is late (alerts) */
 } usher_queue_conf;
 
 /* A pool's tier picks its default depth thresholds (ARCHITECTURE.md). */

@@ -195,6 +195,8 @@ const usher_key usher_keys[] = {
       NULL },
     { USHER_SEC_QUEUE, "pool", USHER_VAL_NAME, offsetof(usher_queue_conf, pool), 0, 0, false, 0,
       NULL },
+    { USHER_SEC_QUEUE, "age_budget_s", USHER_VAL_INT, offsetof(usher_queue_conf, age_budget_s), 1,
+      86400, false, USHER_DERIVED, NULL },
     { USHER_SEC_POOL, "tier", USHER_VAL_WORD, POOL(tier), 0, 0, true, USHER_TIER_MEDIUM,
       tier_words },
     { USHER_SEC_POOL, "event_tier", USHER_VAL_WORD, POOL(event_tier), 0, 0, true, USHER_EVENT_SMALL,

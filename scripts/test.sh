@@ -5,22 +5,24 @@
 #   2 build           build/ with -Werror
 #   3 systemd verify  systemd/verify.sh build: systemd-analyze verify (strict)
 #                     and security on the unit files, with build/'s binaries
-#   4 stack           scripts/stack.sh start (stopped again on exit unless
+#   4 monitoring      scripts/check-monitoring.sh: promtool checks and tests
+#                     the alert rules and the Grafana dashboard's queries
+#   5 stack           scripts/stack.sh start (stopped again on exit unless
 #                     USHER_KEEP_STACK=1 or it was already running before)
-#   5 migrate         build/usherctl --config conf/usher.conf migrate
-#   6 ctest           every test in build/ (unit and integration), one at a time
-#   7 asan build      build-asan/ with -DUSHER_SANITIZE=ON (ASan + UBSan)
-#   8 asan ctest      every test in build-asan/, leak detection on
-#   9 valgrind        each unit test binary of build/ under valgrind
-#  10 cluster         tests/cluster/run.sh: the cluster test bed (network
+#   6 migrate         build/usherctl --config conf/usher.conf migrate
+#   7 ctest           every test in build/ (unit and integration), one at a time
+#   8 asan build      build-asan/ with -DUSHER_SANITIZE=ON (ASan + UBSan)
+#   9 asan ctest      every test in build-asan/, leak detection on
+#  10 valgrind        each unit test binary of build/ under valgrind
+#  11 cluster         tests/cluster/run.sh: the cluster test bed (network
 #                     namespaces, scripts/cluster.sh) and its tests, with
 #                     build/'s binaries; needs root (skipped otherwise)
 #
 # Each phase prints a banner and its duration. The last line of output is
 # "N passed, N failed": tests counted from ctest's own summary (and one per
-# binary for valgrind, one for systemd verify, one per cluster test), plus one failure for each phase
-# that failed without running tests (a broken build, a stack that would not
-# start...).
+# binary for valgrind, one for systemd verify, one for monitoring, one per
+# cluster test), plus one failure for each phase that failed without running
+# tests (a broken build, a stack that would not start...).
 # Exits non-zero if anything failed. Logs go to $STATE/test-logs/.
 # Phases and the exit trap are called indirectly, which shellcheck cannot see.
 # shellcheck disable=SC2317
@@ -115,6 +117,8 @@ phase_build() { scripts/build.sh "$@"; }
 
 # The unit files of systemd/, checked offline against build/'s binaries.
 phase_systemd_verify() { systemd/verify.sh build 2>&1 | tee "$LOGS/systemd-verify.log"; }
+
+phase_monitoring() { scripts/check-monitoring.sh 2>&1 | tee "$LOGS/monitoring.log"; }
 
 phase_stack() { scripts/stack.sh start; }
 
@@ -242,6 +246,11 @@ main() {
     }
     # One test in the summary, passed or failed; the other phases run either way.
     if run_phase "systemd verify" phase_systemd_verify; then
+        PASSED=$((PASSED + 1))
+    else
+        FAILED=$((FAILED + 1))
+    fi
+    if run_phase monitoring phase_monitoring; then
         PASSED=$((PASSED + 1))
     else
         FAILED=$((FAILED + 1))

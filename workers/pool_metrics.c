@@ -27,6 +27,9 @@ typedef struct series {
 typedef struct queue_latency {
     char queue[USHER_NAME_MAX];
     usher_prom_histogram latency;
+    bool aged; /* oldest_s and budget_s have been set */
+    double oldest_s;
+    int budget_s;
 } queue_latency;
 
 struct usher_pool_metrics {
@@ -118,6 +121,40 @@ void usher_pool_metrics_gauges(usher_pool_metrics *m, const usher_pool_gauges *g
         m->gauges = *g;
 }
 
+void usher_pool_metrics_queue_age(usher_pool_metrics *m, const char *queue, double oldest_s,
+                                  int budget_s)
+{
+    queue_latency *q;
+
+    if (m == NULL)
+        return;
+    q = latency_of(m, queue);
+    q->aged = true;
+    q->oldest_s = oldest_s;
+    q->budget_s = budget_s;
+}
+
+/* A gauge per queue whose age has been read: the field at offset as a double or an int. */
+static int queue_gauge(struct evbuffer *out, usher_pool_metrics *m, const char *name,
+                       const char *help, bool is_double, size_t field)
+{
+    int rc = evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
+
+    for (size_t i = 0; i < m->nqueues && rc >= 0; i++) {
+        const char *at = (const char *)&m->queues[i] + field;
+        char q[LABEL_NAME_MAX];
+
+        if (!m->queues[i].aged)
+            continue;
+        usher_prom_escape(m->queues[i].queue, q, sizeof(q));
+        rc = is_double ? evbuffer_add_printf(out, "%s{pool=\"%s\",queue=\"%s\"} %.3f\n", name,
+                                             m->pool, q, *(const double *)at)
+                       : evbuffer_add_printf(out, "%s{pool=\"%s\",queue=\"%s\"} %d\n", name,
+                                             m->pool, q, *(const int *)at);
+    }
+    return rc;
+}
+
 static int counter(struct evbuffer *out, usher_pool_metrics *m, const char *name, const char *help,
                    size_t field)
 {
@@ -183,15 +220,30 @@ static int render(usher_pool_metrics *m, struct evbuffer *out)
                                          &m->queues[i].latency);
     }
     if (rc >= 0)
+        rc = queue_gauge(out, m, "usher_queue_oldest_job_age_seconds",
+                         "Age of the queue's oldest runnable job (0: none waits, or the queue is"
+                         " paused), read every second.",
+                         true, offsetof(queue_latency, oldest_s));
+    if (rc >= 0)
+        rc = queue_gauge(out, m, "usher_queue_age_budget_seconds",
+                         "The queue's age_budget_s: a runnable job older than this is late.", false,
+                         offsetof(queue_latency, budget_s));
+    if (rc >= 0)
         rc = evbuffer_add_printf(
             out,
             "# HELP usher_pool_size Children of the pool: running now, wanted by the"
-            " autoscaling rule, granted by the downstream cap, busy with a job.\n"
+            " autoscaling rule, granted by the downstream cap, busy with a job, and the"
+            " pool's configured bounds.\n"
             "# TYPE usher_pool_size gauge\n"
             "usher_pool_size{pool=\"%s\",state=\"current\"} %d\n"
             "usher_pool_size{pool=\"%s\",state=\"desired\"} %d\n"
             "usher_pool_size{pool=\"%s\",state=\"granted\"} %d\n"
             "usher_pool_size{pool=\"%s\",state=\"busy\"} %d\n"
+            "usher_pool_size{pool=\"%s\",state=\"min\"} %d\n"
+            "usher_pool_size{pool=\"%s\",state=\"max\"} %d\n"
+            "# HELP usher_pool_scale_out_depth The queue depth past which the pool grows.\n"
+            "# TYPE usher_pool_scale_out_depth gauge\n"
+            "usher_pool_scale_out_depth{pool=\"%s\"} %d\n"
             "# HELP usher_pool_queue_depth Runnable jobs in the pool's queues (counted up to"
             " 100000).\n"
             "# TYPE usher_pool_queue_depth gauge\n"
@@ -200,7 +252,8 @@ static int render(usher_pool_metrics *m, struct evbuffer *out)
             "# TYPE usher_database_up gauge\n"
             "usher_database_up{pool=\"%s\"} %d\n",
             m->pool, g->current, m->pool, g->desired, m->pool, g->granted, m->pool, g->busy,
-            m->pool, (long long)g->depth, m->pool, g->database_up ? 1 : 0);
+            m->pool, g->min, m->pool, g->max, m->pool, g->scale_out_depth, m->pool,
+            (long long)g->depth, m->pool, g->database_up ? 1 : 0);
     return rc < 0 ? -1 : 0;
 }
 

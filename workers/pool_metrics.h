@@ -23,6 +23,8 @@ typedef struct usher_pool_metrics usher_pool_metrics;
 
 typedef struct usher_pool_gauges {
     int current, desired, granted, busy;
+    int min, max;        /* the pool's bounds, so an alert can see it at its ceiling */
+    int scale_out_depth; /* the depth past which it grows */
     int64_t depth;
     bool database_up;
 } usher_pool_gauges;
@@ -44,5 +46,12 @@ void usher_pool_metrics_finished(usher_pool_metrics *m, const usher_job *job,
                                  const usher_handler_result *r, int64_t started_us, int64_t now_us);
 
 void usher_pool_metrics_gauges(usher_pool_metrics *m, const usher_pool_gauges *g);
+
+/*
+ * The age of queue's oldest runnable job as the supervisor last read it
+ * (0 when none waits, or the queue is paused) and the queue's age_budget_s.
+ */
+void usher_pool_metrics_queue_age(usher_pool_metrics *m, const char *queue, double oldest_s,
+                                  int budget_s);
 
 #endif

@@ -6,6 +6,7 @@
  * requests and shows the depths the pools' supervisors counted.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -253,6 +254,180 @@ Test(metrics, the_apis_queue_depths_are_the_pools_own_counts, .timeout = 300)
     promtext_free(p);
     testapi_stop(&server);
     testdb_exec(st, "DELETE FROM usher_pools");
+}
+
+static void start_worker(const char *log)
+{
+    const char *argv[] = { USHER_WORKER_PATH, "--config", METRICS_TEST_CONF,
+                           "--pool",          "metered",  NULL };
+
+    setenv("USHER_DATABASE_URL", cfg.database_url, 1);
+    worker_pid = testproc_start(argv, log);
+    cr_assert_gt(worker_pid, 0);
+    atexit(kill_worker);
+}
+
+static void stop_worker(const char *log)
+{
+    int status;
+
+    kill(worker_pid, SIGTERM);
+    cr_assert(testproc_wait(worker_pid, 60000, &status), "the worker did not stop");
+    worker_pid = 0;
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "worker exit %d; see %s", status, log);
+}
+
+typedef struct age_seen {
+    double at_least, at_most; /* the oldest job's age in this range */
+    double completed;         /* and this many test.noop completions */
+} age_seen;
+
+static bool work_age_is(void *arg)
+{
+    age_seen *a = arg;
+    promtext *p = try_scrape(WORKER_METRICS_PORT);
+    double age;
+    bool seen;
+
+    if (p == NULL)
+        return false;
+    age =
+        promtext_value(p, "usher_queue_oldest_job_age_seconds", "pool=\"metered\",queue=\"work\"");
+    seen = age >= a->at_least && age <= a->at_most &&
+           promtext_sum(p, "usher_jobs_completed_total", "kind=\"test.noop\"") == a->completed;
+
+    promtext_free(p);
+    return seen;
+}
+
+/*
+ * The oldest runnable job's age, for the "queue late" alert: a job due an
+ * hour ago that no claim can take (the test holds its row lock, which the
+ * claim's SKIP LOCKED passes over) shows as an hour old next to the queue's
+ * budget (tier high: 30 s); once it runs, the age drops to 0.
+ */
+Test(metrics, a_pool_exports_its_queues_oldest_job_age_and_budget, .timeout = 300)
+{
+    char log[128];
+    promtext *p;
+
+    snprintf(log, sizeof(log), "/tmp/usher-metrics-age-%d.log", (int)getpid());
+    enqueue("test.noop", "{}");
+    testdb_exec(st, "UPDATE usher_jobs SET run_at = now() - interval '1 hour'");
+    testdb_exec(st, "BEGIN");
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM (SELECT id FROM usher_jobs FOR UPDATE) l"),
+                 1);
+    start_worker(log);
+    cr_assert(testproc_wait_for(work_age_is, &(age_seen){ 3600, 3900, 0 }, 60000),
+              "the held job never showed as an hour old; see %s", log);
+    p = scrape(WORKER_METRICS_PORT, "/metrics");
+    cr_assert_eq(
+        promtext_value(p, "usher_queue_age_budget_seconds", "pool=\"metered\",queue=\"work\""), 30);
+    cr_assert_eq(promtext_value(p, "usher_pool_size", "pool=\"metered\",state=\"max\""), 4);
+    cr_assert_eq(promtext_value(p, "usher_pool_size", "pool=\"metered\",state=\"min\""), 2);
+    cr_assert_eq(promtext_value(p, "usher_pool_scale_out_depth", "pool=\"metered\""), 100);
+    promtext_free(p);
+    testdb_exec(st, "COMMIT");
+    cr_assert(testproc_wait_for(work_age_is, &(age_seen){ 0, 0, 1 }, 60000),
+              "the job never ran, or its age never went back to 0; see %s", log);
+    stop_worker(log);
+}
+
+/* The text of GET /metrics on port (fails the test unless 200). */
+static char *scrape_text(int port)
+{
+    testapi where = { .port = port };
+    testhttp_resp resp;
+    char *text;
+
+    cr_assert_eq(
+        testhttp(&where, &(testhttp_req){ "GET", "/metrics", NULL, NULL, NULL, NULL }, &resp), 200);
+    text = strdup(resp.body);
+    cr_assert_not_null(text);
+    testhttp_resp_free(&resp);
+    return text;
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *text;
+    long n;
+
+    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+    cr_assert_eq(fseek(f, 0, SEEK_END), 0);
+    n = ftell(f);
+    cr_assert_gt(n, 0);
+    rewind(f);
+    text = malloc((size_t)n + 1);
+    cr_assert_not_null(text);
+    cr_assert_eq(fread(text, 1, (size_t)n, f), (size_t)n);
+    text[n] = '\0';
+    fclose(f);
+    return text;
+}
+
+/*
+ * Every usher_* metric the alert rules and the Grafana dashboard name is one
+ * a real usher-api or usher-worker exports (a histogram by its family
+ * name): a renamed metric must not leave an alert that can never fire.
+ */
+static size_t check_names(const char *path, const char *api, const char *worker)
+{
+    static const char *const suffixes[] = { "_bucket", "_count", "_sum" };
+    char *text = read_file(path);
+    size_t checked = 0;
+
+    for (const char *at = strstr(text, "usher_"); at != NULL; at = strstr(at, "usher_")) {
+        char name[128], type[160];
+        size_t n = strspn(at, "abcdefghijklmnopqrstuvwxyz_");
+
+        if (at > text && (at[-1] == '_' || (at[-1] >= 'a' && at[-1] <= 'z'))) {
+            at += n; /* inside another word */
+            continue;
+        }
+        cr_assert_lt(n, sizeof(name));
+        memcpy(name, at, n);
+        name[n] = '\0';
+        at += n;
+        for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+            size_t len = strlen(name), sl = strlen(suffixes[i]);
+
+            if (len > sl && strcmp(name + len - sl, suffixes[i]) == 0) {
+                snprintf(type, sizeof(type), "# TYPE %.*s histogram\n", (int)(len - sl), name);
+                if (strstr(api, type) != NULL || strstr(worker, type) != NULL)
+                    name[len - sl] = '\0';
+            }
+        }
+        snprintf(type, sizeof(type), "# TYPE %s ", name);
+        cr_assert(strstr(api, type) != NULL || strstr(worker, type) != NULL,
+                  "%s names %s, which neither usher-api nor usher-worker exports", path, name);
+        checked++;
+    }
+    free(text);
+    return checked;
+}
+
+Test(metrics, the_alerts_and_the_dashboard_name_only_exported_metrics, .timeout = 300)
+{
+    char log[128];
+    testapi server;
+    char *api, *worker;
+
+    snprintf(log, sizeof(log), "/tmp/usher-metrics-names-%d.log", (int)getpid());
+    start_worker(log);
+    cr_assert(testproc_wait_for(work_age_is, &(age_seen){ 0, 0, 0 }, 60000),
+              "the worker's first tick never came; see %s", log);
+    testapi_start(&server, USHER_API_PATH, cfg.database_url, 1);
+    api = scrape_text(server.metrics_port);
+    worker = scrape_text(WORKER_METRICS_PORT);
+    cr_assert_geq(check_names(USHER_SOURCE_DIR "/conf/prometheus/usher-alerts.yml", api, worker),
+                  15);
+    cr_assert_geq(check_names(USHER_SOURCE_DIR "/conf/grafana/usher.json", api, worker), 15);
+    free(api);
+    free(worker);
+    testapi_stop(&server);
+    stop_worker(log);
 }
 
 /* The parser itself must refuse what Prometheus would. */

@@ -368,6 +368,26 @@ Test(config, kind_inherits_defaults_even_when_defaults_come_later)
     usher_config_free(&cfg);
 }
 
+Test(config, a_queues_age_budget_follows_its_pools_tier_unless_set)
+{
+    usher_config cfg;
+
+    load_ok(&cfg, "[queue.hooks]\npool = rt\n"
+                  "[queue.mail]\npool = std\n"
+                  "[queue.reports]\npool = bulk\n"
+                  "[queue.slow]\npool = std\nage_budget_s = 900\n"
+                  "[pool.rt]\ntier = high\n"
+                  "[pool.std]\n"
+                  "[pool.bulk]\ntier = low\n");
+    cr_assert_eq(usher_config_queue(&cfg, "hooks")->age_budget_s, 30);
+    cr_assert_eq(usher_config_queue(&cfg, "mail")->age_budget_s, 120);
+    cr_assert_eq(usher_config_queue(&cfg, "reports")->age_budget_s, 1800);
+    cr_assert_eq(usher_config_queue(&cfg, "slow")->age_budget_s, 900);
+    usher_config_free(&cfg);
+    expect_refusal("[pool.p]\n[queue.a]\npool = p\nage_budget_s = 0\n", 4,
+                   "[queue.a] age_budget_s: 0 is out of range (1..86400)");
+}
+
 Test(config, kind_keeps_its_own_values_over_defaults)
 {
     usher_config cfg;
