@@ -12,8 +12,8 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CLIENTS=6
-BEFORE=100 # registrations acknowledged before the kill
-AFTER=100  # and after the promotion, before the storm stops
+BEFORE=${PRIMARY_KILLED_BEFORE:-100} # registrations acknowledged before the kill
+AFTER=${PRIMARY_KILLED_AFTER:-100}   # and after the promotion, before the storm stops
 RTO_MAX_S=30
 trap 'storm_stop 2>/dev/null || true; rm -rf "$STORM_DIR"' EXIT
 
