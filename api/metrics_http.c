@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 
 #include "alloc.h"
+#include "fleet.h"
 #include "metrics.h"
 #include "pgpool.h"
 #include "prom.h"
@@ -45,6 +46,7 @@ struct api_metrics_http {
     api_loop *loop;
     struct evhttp *http;
     struct event *read_timer;
+    api_fleet *fleet; /* the API tier's scaling signals (fleet.h) */
     pool_depth pools[POOLS_MAX];
     size_t npools;
     bool database_up; /* the last read answered */
@@ -131,7 +133,7 @@ static void serve(struct evhttp_request *req, void *arg)
     out = usher_need(evbuffer_new());
     usher_prom_reply(req, out,
                      api_metrics_render(m->loop->srv->metrics, loops, nloops, out) == 0 &&
-                         render_depths(m, out) == 0);
+                         render_depths(m, out) == 0 && api_fleet_render(m->fleet, out) == 0);
 }
 
 /* The port a bound listener got (listen_addr may ask for port 0). */
@@ -185,6 +187,11 @@ api_metrics_http *api_metrics_http_start(api_loop *loop, const char *listen_addr
         api_metrics_http_free(m);
         return NULL;
     }
+    if (api_fleet_start(loop, &m->fleet) != USHER_OK) {
+        snprintf(errbuf, errlen, "cannot arm the fleet sampling timer");
+        api_metrics_http_free(m);
+        return NULL;
+    }
     if (bind_listener(m, listen_addr, port, errbuf, errlen) != 0) {
         api_metrics_http_free(m);
         return NULL;
@@ -201,6 +208,8 @@ void api_metrics_http_free(api_metrics_http *m)
         return;
     if (m->http != NULL)
         evhttp_free(m->http);
+    api_fleet_free(m->fleet);
+    m->fleet = NULL;
     if (m->read_timer != NULL)
         event_free(m->read_timer);
     m->http = NULL;

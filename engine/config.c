@@ -185,6 +185,13 @@ const usher_queue_conf *usher_config_queue(const usher_config *cfg, const char *
     return i < cfg->nqueues ? &cfg->queues[i] : NULL;
 }
 
+int usher_config_event_tier_max(int event_tier)
+{
+    int n = (int)(sizeof(event_tier_max) / sizeof(event_tier_max[0]));
+
+    return event_tier_max[event_tier < 0 ? 0 : event_tier >= n ? n - 1 : event_tier];
+}
+
 const usher_pool_conf *usher_config_pool(const usher_config *cfg, const char *name)
 {
     size_t i = entity_index(cfg, USHER_SEC_POOL, name);

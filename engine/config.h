@@ -198,6 +198,9 @@ typedef struct usher_config {
     int api_rate_manage_per_minute;   /* organizer and admin routes per token */
     int api_auth_failures_per_minute; /* unknown bearer tokens per address */
     char *api_trusted_proxies;        /* addresses/CIDRs whose X-Forwarded-For is believed */
+    int api_scale_tier;             /* usher_event_tier: the fleet's ceiling (engine/api_scale.h) */
+    int api_launch_hold_before_min; /* no scale-in this long before an event's launch_at */
+    int api_launch_hold_after_min;  /* ... nor this long after it */
 
     /* [webhooks]: POST /v1/webhooks and the notify.webhook deliveries */
     int webhooks_allow_private_targets; /* 1: endpoints may be loopback, private, link-local... */
@@ -254,6 +257,9 @@ const usher_queue_conf *usher_config_queue(const usher_config *cfg, const char *
 
 /* The pool named name, or NULL when it is not declared. */
 const usher_pool_conf *usher_config_pool(const usher_config *cfg, const char *name);
+
+/* The ceiling of an event tier (enum usher_event_tier): 10, 50, 200 or 500. */
+int usher_config_event_tier_max(int event_tier);
 
 /*
  * The path binaries use when no --config is given: $USHER_CONFIG if set,

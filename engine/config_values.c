@@ -45,6 +45,9 @@ static const char *const document_store_words[] = { "database", "directory", NUL
 /* A yes-or-no key: false is 0, true is 1. */
 static const char *const bool_words[] = { "false", "true", NULL };
 
+/* Event tiers, whose ceilings are 10/50/200/500 (pools: children; [api]: instances). */
+static const char *const event_tier_words[] = { "small", "medium", "large", "mega", NULL };
+
 const usher_setting usher_settings[] = {
     { "database", "url", USHER_VAL_STRING, CFG(database_url),
       "postgresql://postgres@127.0.0.1:55432/usher", 0, 0, 0, false, "USHER_DATABASE_URL", NULL },
@@ -161,6 +164,12 @@ const usher_setting usher_settings[] = {
       0, 100000000, true, "USHER_API_AUTH_FAILURES_PER_MINUTE", NULL },
     { "api", "trusted_proxies", USHER_VAL_STRING, CFG(api_trusted_proxies), NULL, 0, 0, 0, false,
       "USHER_API_TRUSTED_PROXIES", NULL },
+    { "api", "scale_tier", USHER_VAL_WORD, CFG(api_scale_tier), NULL, USHER_EVENT_SMALL, 0, 0, true,
+      NULL, event_tier_words },
+    { "api", "launch_hold_before_min", USHER_VAL_INT, CFG(api_launch_hold_before_min), NULL, 30, 0,
+      1440, true, NULL, NULL },
+    { "api", "launch_hold_after_min", USHER_VAL_INT, CFG(api_launch_hold_after_min), NULL, 120, 0,
+      10080, true, NULL, NULL },
     { "webhooks", "allow_private_targets", USHER_VAL_WORD, CFG(webhooks_allow_private_targets),
       NULL, 0, 0, 0, false, "USHER_WEBHOOKS_ALLOW_PRIVATE_TARGETS", bool_words },
     { "worker", "test_handlers", USHER_VAL_WORD, CFG(worker_test_handlers), NULL, 0, 0, 0, false,
@@ -177,7 +186,6 @@ static_assert(sizeof(usher_settings) / sizeof(usher_settings[0]) <= USHER_SETTIN
 
 /* Indexed by enum usher_pool_tier and enum usher_event_tier. */
 static const char *const tier_words[] = { "high", "medium", "low", NULL };
-static const char *const event_tier_words[] = { "small", "medium", "large", "mega", NULL };
 
 /*
  * Unset kind keys take the field at the same offset in cfg->defaults; unset

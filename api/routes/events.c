@@ -36,7 +36,8 @@
 #define EVENT_JSON                                                                             \
     "json_build_object('id', e.id, 'organizer_id', e.organizer_id, 'name', e.name,"            \
     " 'venue', e.venue, 'timezone', e.timezone, 'starts_at', e.starts_at,"                     \
-    " 'ends_at', e.ends_at, 'tier', e.tier, 'updated_at', e.updated_at,"                       \
+    " 'ends_at', e.ends_at, 'tier', e.tier, 'launch_at', e.launch_at,"                         \
+    " 'updated_at', e.updated_at,"                                                             \
     " 'ticket_types', coalesce((SELECT json_agg(json_build_object('id', t.id, 'name', t.name," \
     "   'capacity', s.capacity, 'available', s.capacity - s.sold) ORDER BY t.id)"              \
     "  FROM ticket_types t, LATERAL (SELECT sum(capacity)::int AS capacity,"                   \
@@ -275,7 +276,7 @@ static char *index_job(api_req *r)
 void route_event_create(api_req *r)
 {
     const char *name = NULL, *venue = "", *tz = "UTC", *starts = NULL, *ends = NULL,
-               *tier = "small";
+               *tier = "small", *launch = NULL;
     int64_t organizer = r->auth.organizer_id;
     char org[USHER_INT_TEXT_MAX], *jobs;
 
@@ -283,7 +284,8 @@ void route_event_create(api_req *r)
         !api_get_string(r, "venue", false, 0, 300, &venue) ||
         !api_get_string(r, "timezone", false, 1, 64, &tz) ||
         !api_get_time(r, "starts_at", true, &starts) || !api_get_time(r, "ends_at", true, &ends) ||
-        !api_get_enum(r, "tier", false, tiers, &tier))
+        !api_get_enum(r, "tier", false, tiers, &tier) ||
+        !api_get_time(r, "launch_at", false, &launch))
         return;
     if (api_ends_before_start(starts, ends)) {
         api_reply_invalid(r, "ends_at", "ends_at must not be before starts_at");
@@ -294,31 +296,35 @@ void route_event_create(api_req *r)
     if ((jobs = index_job(r)) == NULL)
         return;
     const char *params[] = {
-        api_id_text(organizer, org), name, venue, tz, starts, ends, tier, jobs
+        api_id_text(organizer, org), name, venue, tz, starts, ends, tier, jobs, launch
     };
 
-    api_query(r,
-              "WITH ins AS (INSERT INTO events (organizer_id, name, venue, timezone, starts_at,"
-              "  ends_at, tier)"
-              "  SELECT $1, $2, $3, $4, $5, $6, $7::usher_event_tier WHERE " TZ_KNOWN
-              "  RETURNING *),"
-              " idx AS (SELECT usher_enqueue_templates($8::jsonb, ins.id) FROM ins)"
-              " SELECT (SELECT " EVENT_JSON " FROM ins e WHERE (SELECT count(*) FROM idx) >= 0),"
-              "  " TZ_KNOWN,
-              8, params, created_event);
+    api_query(
+        r,
+        "WITH ins AS (INSERT INTO events (organizer_id, name, venue, timezone, starts_at,"
+        "  ends_at, tier, launch_at)"
+        "  SELECT $1, $2, $3, $4, $5, $6, $7::usher_event_tier, $9::timestamptz WHERE " TZ_KNOWN
+        "  RETURNING *),"
+        " idx AS (SELECT usher_enqueue_templates($8::jsonb, ins.id) FROM ins)"
+        " SELECT (SELECT " EVENT_JSON " FROM ins e WHERE (SELECT count(*) FROM idx) >= 0),"
+        "  " TZ_KNOWN,
+        9, params, created_event);
     free(jobs);
 }
 
 void route_event_update(api_req *r)
 {
-    const char *name = NULL, *venue = NULL, *tz = NULL, *starts = NULL, *ends = NULL, *tier = NULL;
+    const char *name = NULL, *venue = NULL, *tz = NULL, *starts = NULL, *ends = NULL, *tier = NULL,
+               *launch = NULL;
     char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX], *jobs;
 
     if (!api_get_string(r, "name", false, 1, 300, &name) ||
         !api_get_string(r, "venue", false, 0, 300, &venue) ||
         !api_get_string(r, "timezone", false, 1, 64, &tz) ||
         !api_get_time(r, "starts_at", false, &starts) ||
-        !api_get_time(r, "ends_at", false, &ends) || !api_get_enum(r, "tier", false, tiers, &tier))
+        !api_get_time(r, "ends_at", false, &ends) ||
+        !api_get_enum(r, "tier", false, tiers, &tier) ||
+        !api_get_time(r, "launch_at", false, &launch))
         return;
     if (starts != NULL && ends != NULL && api_ends_before_start(starts, ends)) {
         api_reply_invalid(r, "ends_at", "ends_at must not be before starts_at");
@@ -326,22 +332,30 @@ void route_event_update(api_req *r)
     }
     if ((jobs = index_job(r)) == NULL)
         return;
-    const char *params[] = {
-        api_id_text(r->ids[0], id), api_scope_org(r, org), name, tz, venue, starts, ends, tier, jobs
-    };
+    const char *params[] = { api_id_text(r->ids[0], id),
+                             api_scope_org(r, org),
+                             name,
+                             tz,
+                             venue,
+                             starts,
+                             ends,
+                             tier,
+                             jobs,
+                             launch };
 
     api_query(r,
               "WITH upd AS (UPDATE events SET name = coalesce($3, name),"
               "  timezone = coalesce($4, timezone), venue = coalesce($5, venue),"
               "  starts_at = coalesce($6::timestamptz, starts_at),"
               "  ends_at = coalesce($7::timestamptz, ends_at),"
-              "  tier = coalesce($8::usher_event_tier, tier), updated_at = now()"
+              "  tier = coalesce($8::usher_event_tier, tier),"
+              "  launch_at = coalesce($10::timestamptz, launch_at), updated_at = now()"
               "  WHERE id = $1 AND ($2::bigint IS NULL OR organizer_id = $2) AND " TZ_KNOWN
               "  RETURNING *),"
               " idx AS (SELECT usher_enqueue_templates($9::jsonb, upd.id) FROM upd)"
               " SELECT (SELECT " EVENT_JSON " FROM upd e WHERE (SELECT count(*) FROM idx) >= 0),"
               "  " TZ_KNOWN,
-              9, params, updated_event);
+              10, params, updated_event);
     free(jobs);
 }
 

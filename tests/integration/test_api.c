@@ -526,11 +526,22 @@ Test(api, organizers_manage_their_events_and_changes_enqueue_index_updates, .ini
                  "%s", resp.body);
     testhttp_resp_free(&resp);
     snprintf(path, sizeof(path), "/v1/events/%lld", id);
-    cr_assert_eq(call("PATCH", path, w.organizer, "{\"name\":\"Fête 2027\"}", &resp), 200, "%s",
-                 resp.body);
+    cr_assert_eq(call("GET", path, NULL, NULL, &resp), 200);
+    cr_assert(json_is_null(json_object_get(resp.json, "launch_at")), "%s", resp.body);
+    testhttp_resp_free(&resp);
+    cr_assert_eq(call("PATCH", path, w.organizer,
+                      "{\"name\":\"Fête 2027\",\"launch_at\":\"2027-03-01T09:00:00+01:00\"}",
+                      &resp),
+                 200, "%s", resp.body);
+    testhttp_resp_free(&resp);
+    cr_assert_eq(call("PATCH", path, w.organizer, "{\"launch_at\":\"2027-03-01 09:00\"}", &resp),
+                 422, "a time without an offset: %s", resp.body);
     testhttp_resp_free(&resp);
     cr_assert_eq(call("GET", path, NULL, NULL, &resp), 200);
     cr_assert_str_eq(json_string_value(json_object_get(resp.json, "name")), "Fête 2027");
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM events WHERE launch_at ="
+                                   " '2027-03-01T08:00:00Z'"),
+                 1, "the launch time as given, in UTC");
     cr_assert_eq(json_integer_value(json_object_get(
                      json_array_get(json_object_get(resp.json, "ticket_types"), 0), "available")),
                  3);

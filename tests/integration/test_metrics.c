@@ -430,6 +430,64 @@ Test(metrics, the_alerts_and_the_dashboard_name_only_exported_metrics, .timeout 
     stop_worker(log);
 }
 
+typedef struct fleet_seen {
+    int port;
+    double instances, launch, desired;
+} fleet_seen;
+
+static bool fleet_is(void *arg)
+{
+    fleet_seen *want = arg;
+    promtext *p = try_scrape(want->port);
+    bool seen = p != NULL &&
+                promtext_value(p, "usher_api_fleet_instances", "") == want->instances &&
+                promtext_value(p, "usher_api_launch_hold", "") == want->launch &&
+                promtext_value(p, "usher_api_desired_instances", "") == want->desired;
+
+    promtext_free(p);
+    return seen;
+}
+
+/*
+ * The API tier's scaling signals (api/fleet.c): each usher-api writes its
+ * load to usher_api_hosts and reads the fleet's; alone it counts 1 instance
+ * and asks for the minimum of 2; a second live row counts; an event whose
+ * launch_at is near holds scale-in.
+ */
+Test(metrics, the_api_fleet_counts_its_instances_and_sees_a_launch, .timeout = 300)
+{
+    testapi server;
+    promtext *p;
+    double cpu, mem;
+
+    testdb_exec(st, "DELETE FROM usher_api_hosts");
+    testdb_exec(st, "UPDATE events SET launch_at = NULL");
+    testapi_start(&server, USHER_API_PATH, cfg.database_url, 1);
+    cr_assert(testproc_wait_for(fleet_is, &(fleet_seen){ server.metrics_port, 1, 0, 2 }, 60000),
+              "one instance alone never showed 1 instance, no launch, desired 2");
+    testdb_exec(st, "INSERT INTO usher_api_hosts (id, cpu, mem, queue)"
+                    " VALUES ('other-host:1', 0.5, 0.1, 3)");
+    cr_assert(testproc_wait_for(fleet_is, &(fleet_seen){ server.metrics_port, 2, 0, 2 }, 60000),
+              "the second instance's row never counted");
+    testdb_exec(st, "INSERT INTO organizers (name) VALUES ('fleet test')");
+    testdb_exec(st, "INSERT INTO events (organizer_id, name, starts_at, ends_at, launch_at)"
+                    " SELECT max(id), 'launch', now() + interval '1 month',"
+                    " now() + interval '1 month 1 day', now() + interval '10 minutes'"
+                    " FROM organizers");
+    cr_assert(testproc_wait_for(fleet_is, &(fleet_seen){ server.metrics_port, 2, 1, 2 }, 60000),
+              "a launch 10 minutes away never held scale-in");
+    p = scrape(server.metrics_port, "/metrics");
+    cpu = promtext_value(p, "usher_api_cpu_ratio", "");
+    mem = promtext_value(p, "usher_api_memory_ratio", "");
+    cr_assert(cpu >= 0 && cpu <= 1, "cpu %f", cpu);
+    cr_assert(mem > 0 && mem < 1, "memory %f", mem);
+    cr_assert_geq(promtext_value(p, "usher_api_fleet_average", "signal=\"requests_waiting\""), 1.5,
+                  "the other host's 3 waiting requests average in");
+    promtext_free(p);
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_api_hosts"), 2);
+    testapi_stop(&server);
+}
+
 /* The parser itself must refuse what Prometheus would. */
 Test(metrics, the_parser_refuses_malformed_text)
 {
