@@ -12,13 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
 #include "api_scale.h"
 #include "pgpool.h"
+#include "proc_usage.h"
 
 #define FLEET_READ_S 5
 
@@ -59,43 +59,23 @@ static double now_s(clockid_t clock)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static double process_cpu_s(void)
+/*
+ * This instance's CPU use since the last sample, of all the host's cores,
+ * and its resident memory, of the host's.
+ */
+static void measure(api_fleet *f)
 {
-    struct rusage ru;
-
-    if (getrusage(RUSAGE_SELF, &ru) != 0)
-        return 0;
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
-/* Resident memory over the host's memory, 0 when either is unknown. */
-static double memory_use(void)
-{
-    long pages = sysconf(_SC_PHYS_PAGES);
-    unsigned long size, resident;
-    FILE *f = fopen("/proc/self/statm", "r");
-    int n;
-
-    if (f == NULL)
-        return 0;
-    n = fscanf(f, "%lu %lu", &size, &resident);
-    fclose(f);
-    return n == 2 && pages > 0 ? (double)resident / (double)pages : 0;
-}
-
-/* This instance's CPU use since the last sample, of all the host's cores. */
-static double cpu_use(api_fleet *f)
-{
-    double cpu = process_cpu_s(), wall = now_s(CLOCK_MONOTONIC);
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    double cpu = f->cpu_s, rss = 0, wall = now_s(CLOCK_MONOTONIC), host = usher_host_memory_bytes();
     double use = 0;
 
-    if (wall > f->wall_s && cores > 0)
-        use = (cpu - f->cpu_s) / (wall - f->wall_s) / (double)cores;
+    if (!usher_proc_usage(getpid(), &cpu, &rss))
+        cpu = f->cpu_s;
+    if (wall > f->wall_s)
+        use = (cpu - f->cpu_s) / (wall - f->wall_s) / (double)usher_host_cores();
     f->cpu_s = cpu;
     f->wall_s = wall;
-    return use < 0 ? 0 : use > 1 ? 1 : use;
+    f->cpu = use < 0 ? 0 : use > 1 ? 1 : use;
+    f->mem = host > 0 ? rss / host : 0;
 }
 
 static void fleet_read(PGresult *res, const char *errmsg, void *arg)
@@ -139,8 +119,7 @@ static void sample(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    f->cpu = cpu_use(f);
-    f->mem = memory_use();
+    measure(f);
     f->queue = 0;
     for (int i = 0; i < nloops; i++)
         f->queue += atomic_load(&loops[i]->inflight);
@@ -163,14 +142,16 @@ usher_err api_fleet_start(api_loop *loop, api_fleet **out)
     api_fleet *f = usher_calloc(1, sizeof(*f));
     struct timeval every = { FLEET_READ_S, 0 };
     char host[256];
+    double rss;
 
     if (gethostname(host, sizeof(host)) != 0)
         snprintf(host, sizeof(host), "unknown");
     host[sizeof(host) - 1] = '\0';
     snprintf(f->id, sizeof(f->id), "%s:%d", host, (int)getpid());
     f->loop = loop;
-    f->cpu_s = process_cpu_s();
     f->wall_s = now_s(CLOCK_MONOTONIC);
+    if (!usher_proc_usage(getpid(), &f->cpu_s, &rss))
+        f->cpu_s = 0;
     if (usher_api_scale_new(&f->policy) != USHER_OK) {
         free(f);
         return USHER_ERR_NOMEM;
@@ -186,35 +167,41 @@ usher_err api_fleet_start(api_loop *loop, api_fleet **out)
 
 int api_fleet_render(const api_fleet *f, struct evbuffer *out)
 {
-    int rc = evbuffer_add_printf(
-        out,
-        "# HELP usher_api_cpu_ratio This usher-api's CPU use over the last %d s, of all the"
-        " host's cores (0..1).\n"
-        "# TYPE usher_api_cpu_ratio gauge\nusher_api_cpu_ratio %.4f\n"
-        "# HELP usher_api_memory_ratio This usher-api's resident memory, of the host's (0..1).\n"
-        "# TYPE usher_api_memory_ratio gauge\nusher_api_memory_ratio %.4f\n",
-        FLEET_READ_S, f->cpu, f->mem);
+    char fleet[512] = "", instances[64] = "", launch[64] = "", desired[64] = "";
 
-    if (rc >= 0 && f->fleet_known)
-        rc = evbuffer_add_printf(
-            out,
-            "# HELP usher_api_fleet_instances usher-api instances heard from in the last 15 s.\n"
-            "# TYPE usher_api_fleet_instances gauge\nusher_api_fleet_instances %d\n"
-            "# HELP usher_api_fleet_average The fleet's average CPU use, memory use and requests"
-            " in flight per instance: the scaling rules' inputs.\n"
-            "# TYPE usher_api_fleet_average gauge\n"
-            "usher_api_fleet_average{signal=\"cpu\"} %.4f\n"
-            "usher_api_fleet_average{signal=\"memory\"} %.4f\n"
-            "usher_api_fleet_average{signal=\"requests_waiting\"} %.2f\n"
-            "# HELP usher_api_launch_hold 1 while an event's registration launch holds"
-            " scale-in.\n"
-            "# TYPE usher_api_launch_hold gauge\nusher_api_launch_hold %d\n"
-            "# HELP usher_api_desired_instances The usher-api instances the fleet should have"
-            " (engine/api_scale.h), for an outside autoscaler.\n"
-            "# TYPE usher_api_desired_instances gauge\nusher_api_desired_instances %d\n",
-            f->instances, f->fleet_cpu, f->fleet_mem, f->fleet_queue, f->launch ? 1 : 0,
-            f->desired);
-    return rc < 0 ? -1 : 0;
+    /* Until the first read answers the families have no sample. */
+    if (f->fleet_known) {
+        snprintf(fleet, sizeof(fleet),
+                 "usher_api_fleet_average{signal=\"cpu\"} %.4f\n"
+                 "usher_api_fleet_average{signal=\"memory\"} %.4f\n"
+                 "usher_api_fleet_average{signal=\"requests_waiting\"} %.2f\n",
+                 f->fleet_cpu, f->fleet_mem, f->fleet_queue);
+        snprintf(instances, sizeof(instances), "usher_api_fleet_instances %d\n", f->instances);
+        snprintf(launch, sizeof(launch), "usher_api_launch_hold %d\n", f->launch ? 1 : 0);
+        snprintf(desired, sizeof(desired), "usher_api_desired_instances %d\n", f->desired);
+    }
+    return evbuffer_add_printf(
+               out,
+               "# HELP usher_api_cpu_ratio This usher-api's CPU use over the last %d s, of all the"
+               " host's cores (0..1).\n"
+               "# TYPE usher_api_cpu_ratio gauge\nusher_api_cpu_ratio %.4f\n"
+               "# HELP usher_api_memory_ratio This usher-api's resident memory, of the host's"
+               " (0..1).\n"
+               "# TYPE usher_api_memory_ratio gauge\nusher_api_memory_ratio %.4f\n"
+               "# HELP usher_api_fleet_instances usher-api instances heard from in the last 15 s.\n"
+               "# TYPE usher_api_fleet_instances gauge\n%s"
+               "# HELP usher_api_fleet_average The fleet's average CPU use, memory use and"
+               " requests in flight per instance: the scaling rules' inputs.\n"
+               "# TYPE usher_api_fleet_average gauge\n%s"
+               "# HELP usher_api_launch_hold 1 while an event's registration launch holds"
+               " scale-in.\n"
+               "# TYPE usher_api_launch_hold gauge\n%s"
+               "# HELP usher_api_desired_instances The usher-api instances the fleet should have"
+               " (engine/api_scale.h), for an outside autoscaler.\n"
+               "# TYPE usher_api_desired_instances gauge\n%s",
+               FLEET_READ_S, f->cpu, f->mem, instances, fleet, launch, desired) < 0
+               ? -1
+               : 0;
 }
 
 void api_fleet_free(api_fleet *f)

@@ -185,6 +185,19 @@ size_t usher_children_count(const usher_children *c)
     return c->count;
 }
 
+size_t usher_children_pids(const usher_children *c, pid_t *out, size_t max)
+{
+    size_t n = 0;
+    const child *ch;
+
+    TAILQ_FOREACH(ch, &c->list, link) {
+        if (n == max)
+            break;
+        out[n++] = ch->pid;
+    }
+    return n;
+}
+
 size_t usher_children_busy(const usher_children *c)
 {
     return c->busy;

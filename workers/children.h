@@ -58,6 +58,9 @@ size_t usher_children_count(const usher_children *c);
 size_t usher_children_idle(const usher_children *c);
 size_t usher_children_busy(const usher_children *c);
 
+/* Up to max pids of the live children into out; returns how many. */
+size_t usher_children_pids(const usher_children *c, pid_t *out, size_t max);
+
 /*
  * Gives job to an idle child, with a deadline of job->timeout_ms. Takes
  * ownership of job. USHER_ERR_STATE when no child is idle (job untouched).

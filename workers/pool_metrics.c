@@ -248,12 +248,21 @@ static int render(usher_pool_metrics *m, struct evbuffer *out)
             " 100000).\n"
             "# TYPE usher_pool_queue_depth gauge\n"
             "usher_pool_queue_depth{pool=\"%s\"} %lld\n"
+            "# HELP usher_pool_cpu_ratio CPU use of the pool's supervisor and children over the"
+            " last seconds, of all the host's cores (0..1).\n"
+            "# TYPE usher_pool_cpu_ratio gauge\n"
+            "usher_pool_cpu_ratio{pool=\"%s\"} %.4f\n"
+            "# HELP usher_pool_memory_bytes Resident memory of the pool's supervisor and"
+            " children.\n"
+            "# TYPE usher_pool_memory_bytes gauge\n"
+            "usher_pool_memory_bytes{pool=\"%s\"} %.0f\n"
             "# HELP usher_database_up 1 while the supervisor's PostgreSQL connection is up.\n"
             "# TYPE usher_database_up gauge\n"
             "usher_database_up{pool=\"%s\"} %d\n",
             m->pool, g->current, m->pool, g->desired, m->pool, g->granted, m->pool, g->busy,
             m->pool, g->min, m->pool, g->max, m->pool, g->scale_out_depth, m->pool,
-            (long long)g->depth, m->pool, g->database_up ? 1 : 0);
+            (long long)g->depth, m->pool, g->cpu, m->pool, g->rss_bytes, m->pool,
+            g->database_up ? 1 : 0);
     return rc < 0 ? -1 : 0;
 }
 

@@ -27,6 +27,8 @@ typedef struct usher_pool_gauges {
     int scale_out_depth; /* the depth past which it grows */
     int64_t depth;
     bool database_up;
+    double cpu;       /* the supervisor's and its children's CPU use, of the host's cores */
+    double rss_bytes; /* their resident memory */
 } usher_pool_gauges;
 
 /*

@@ -47,12 +47,14 @@
 #include "outbox.h"
 #include "pgloop.h"
 #include "pool_metrics.h"
+#include "proc_usage.h"
 #include "stmt.h"
 #include "wake.h"
 #include "xapian_wrap.h"
 
 #define QUEUES_MAX        64
 #define TICK_MS           1000
+#define USAGE_TICKS       5 /* ticks between two readings of /proc */
 #define MAINT_INTERVAL_MS 5000
 
 typedef struct supervisor {
@@ -91,6 +93,10 @@ typedef struct supervisor {
     bool finished;
     bool ready_sent;
     int64_t depth;
+    int usage_ticks;       /* ticks since CPU and memory were last measured */
+    double usage_cpu_s;    /* the supervisor's and children's CPU seconds then */
+    double usage_wall_s;   /* monotonic seconds then */
+    double cpu, rss_bytes; /* the last measurement */
 
     struct event *signals[4];
     struct event *poll_timer, *heartbeat_timer, *tick_timer, *watchdog_timer;
@@ -468,6 +474,45 @@ static void register_pool(supervisor *s)
     send_stmt(s, &st, err, registered);
 }
 
+static double monotonic_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * Every USAGE_TICKS ticks: the CPU use (since the last time, of the host's
+ * cores) and resident memory of the supervisor and its children, from
+ * /proc. A child that exited in between takes its last seconds with it.
+ */
+static void measure_usage(supervisor *s)
+{
+    pid_t pids[1 + 1000];
+    size_t n;
+    double cpu = 0, rss = 0, wall = monotonic_s();
+
+    if (s->usage_ticks++ % USAGE_TICKS != 0)
+        return;
+    pids[0] = getpid();
+    n = 1 + usher_children_pids(s->children, pids + 1, sizeof(pids) / sizeof(pids[0]) - 1);
+    for (size_t i = 0; i < n; i++) {
+        double c, r;
+
+        if (usher_proc_usage(pids[i], &c, &r)) {
+            cpu += c;
+            rss += r;
+        }
+    }
+    if (s->usage_wall_s > 0 && wall > s->usage_wall_s && cpu >= s->usage_cpu_s)
+        s->cpu = (cpu - s->usage_cpu_s) / (wall - s->usage_wall_s) / (double)usher_host_cores();
+    s->cpu = s->cpu > 1 ? 1 : s->cpu;
+    s->usage_cpu_s = cpu;
+    s->usage_wall_s = wall;
+    s->rss_bytes = rss;
+}
+
 static void depth_read(PGresult *res, const char *errmsg, void *arg)
 {
     supervisor *s = arg;
@@ -491,7 +536,9 @@ static void depth_read(PGresult *res, const char *errmsg, void *arg)
                                           .max = s->pool->max,
                                           .scale_out_depth = s->pool->scale_out_depth,
                                           .depth = s->depth,
-                                          .database_up = usher_pgloop_connected(s->pg) });
+                                          .database_up = usher_pgloop_connected(s->pg),
+                                          .cpu = s->cpu,
+                                          .rss_bytes = s->rss_bytes });
     if (s->draining)
         return;
     register_pool(s);
@@ -546,6 +593,7 @@ static void tick_due(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     status_notify(s);
+    measure_usage(s);
     if (!usher_pgloop_connected(s->pg))
         return;
     /* Only now: the array's buffer is allocated at once and send_stmt frees it. */

@@ -326,6 +326,10 @@ Test(metrics, a_pool_exports_its_queues_oldest_job_age_and_budget, .timeout = 30
     cr_assert_eq(promtext_value(p, "usher_pool_size", "pool=\"metered\",state=\"max\""), 4);
     cr_assert_eq(promtext_value(p, "usher_pool_size", "pool=\"metered\",state=\"min\""), 2);
     cr_assert_eq(promtext_value(p, "usher_pool_scale_out_depth", "pool=\"metered\""), 100);
+    /* The supervisor and two children: some megabytes resident, CPU use a fraction. */
+    cr_assert_gt(promtext_value(p, "usher_pool_memory_bytes", "pool=\"metered\""), 3e6);
+    cr_assert_geq(promtext_value(p, "usher_pool_cpu_ratio", "pool=\"metered\""), 0);
+    cr_assert_leq(promtext_value(p, "usher_pool_cpu_ratio", "pool=\"metered\""), 1);
     promtext_free(p);
     testdb_exec(st, "COMMIT");
     cr_assert(testproc_wait_for(work_age_is, &(age_seen){ 0, 0, 1 }, 60000),
