@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "pgconnect.h"
 #include "wake.h"
 
 struct usher_listener {
@@ -55,7 +56,7 @@ usher_err usher_listener_open(const usher_config *cfg, const char *const *queues
     usher_err err;
 
     *out = NULL;
-    l->conn = PQconnectdb(cfg->database_url);
+    l->conn = usher_pg_connectdb(cfg->database_url); /* connect_timeout (pgconnect.h) */
     if (l->conn == NULL || PQstatus(l->conn) != CONNECTION_OK) {
         snprintf(errbuf, errlen, "cannot connect: %s",
                  l->conn != NULL ? PQerrorMessage(l->conn) : "out of memory");

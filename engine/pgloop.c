@@ -4,19 +4,33 @@
  * go out one at a time from a FIFO), and down (a timer waits out the
  * backoff, then connecting again). Losing the connection fails every
  * queued statement with res NULL, so callers always hear back.
+ *
+ * Connecting is a round of attempts, one per host of the URL in order
+ * (engine/pgconnect.h), each abandoned at its deadline (connect_timeout):
+ * libpq enforces none in asynchronous mode, and a host whose link is cut
+ * would otherwise hold the round for the kernel's SYN retries. A host that
+ * ran out its deadline sits out the next rounds for SIT_OUT_MS (unless
+ * every host does), so that after a failover the survivors are polled at
+ * the backoff's pace rather than behind the dead host's timeout. A round
+ * that finds nothing waits 100 ms, doubling to 1 s, jittered.
  */
 #include "pgloop.h"
 
+#include <sodium.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 #include <string.h>
+#include <time.h>
 
 #include "alloc.h"
 #include "log.h"
+#include "pgconnect.h"
 #include "sqlstate.h"
 
 #define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
+#define BACKOFF_MAX_MS 1000
+#define SIT_OUT_MS     5000
 #define PREPARED_MAX   64 /* statements with parameters prepared per connection */
 
 typedef enum pg_state { PG_CONNECTING, PG_READY, PG_DOWN } pg_state;
@@ -32,14 +46,20 @@ typedef struct pg_query {
 
 struct usher_pgloop {
     struct event_base *base;
-    char *conninfo;
+    usher_pg_attempts *attempts; /* the URL, host by host */
     usher_pgloop_hooks hooks;
     PGconn *conn;
     pg_state state;
-    struct event *io;    /* socket readiness: one-shot while connecting, persistent when ready */
-    struct event *flush; /* one-shot write readiness while libpq has unsent data */
-    struct event *retry; /* reconnect timer */
+    struct event *io;       /* socket readiness: one-shot while connecting, persistent when ready */
+    struct event *flush;    /* one-shot write readiness while libpq has unsent data */
+    struct event *retry;    /* reconnect timer */
+    struct event *deadline; /* abandons the attempt in progress */
     int backoff_ms;
+    size_t attempt;            /* of the round in progress */
+    int64_t round_started_ms;  /* CLOCK_MONOTONIC */
+    bool skip_sitting_out;     /* some host of this round does not sit out */
+    int64_t *sit_out_until_ms; /* per host of the URL */
+    char why[512];             /* what the round's attempts met */
     pg_query *head, *tail;
     bool sent;                    /* head is on the wire */
     PGresult *result;             /* head's result so far */
@@ -124,15 +144,20 @@ static void forget_prepared(usher_pgloop *pg)
     pg->preparing = false;
 }
 
-static void connection_lost(usher_pgloop *pg, const char *what)
+/* Between half the backoff and all of it, so that processes cut off together spread out. */
+static int jittered(int ms)
 {
-    char why[512];
-    struct timeval tv;
+    return ms / 2 + (int)randombytes_uniform((uint32_t)(ms - ms / 2) + 1);
+}
 
-    snprintf(why, sizeof(why), "%s: %s", what,
-             pg->conn != NULL ? PQerrorMessage(pg->conn) : "no connection");
-    why[strcspn(why, "\n")] = '\0';
+/* The connection (or the round of attempts) is gone: fail what waits, retry later. */
+static void go_down(usher_pgloop *pg, const char *why)
+{
+    int delay_ms = jittered(pg->backoff_ms);
+    struct timeval tv = { .tv_sec = delay_ms / 1000, .tv_usec = delay_ms % 1000 * 1000 };
+
     drop_events(pg);
+    evtimer_del(pg->deadline);
     PQclear(pg->result);
     pg->result = NULL;
     PQfinish(pg->conn);
@@ -140,15 +165,23 @@ static void connection_lost(usher_pgloop *pg, const char *what)
     pg->state = PG_DOWN;
     pg->sent = false;
     forget_prepared(pg);
-    usher_log(USHER_LOG_WARNING, "postgres connection lost: %s; retry in %d ms", why,
-              pg->backoff_ms);
+    usher_log(USHER_LOG_WARNING, "postgres connection lost: %s; retry in %d ms", why, delay_ms);
     fail_all(pg, why);
     if (pg->hooks.disconnected != NULL)
         pg->hooks.disconnected(why, pg->hooks.arg);
-    tv.tv_sec = pg->backoff_ms / 1000;
-    tv.tv_usec = (pg->backoff_ms % 1000) * 1000;
-    evtimer_add(pg->retry, &tv);
+    if (evtimer_add(pg->retry, &tv) != 0)
+        usher_log(USHER_LOG_ERR, "cannot arm the postgres reconnect timer");
     pg->backoff_ms = pg->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : pg->backoff_ms * 2;
+}
+
+static void connection_lost(usher_pgloop *pg, const char *what)
+{
+    char why[512];
+
+    snprintf(why, sizeof(why), "%s: %s", what,
+             pg->conn != NULL ? PQerrorMessage(pg->conn) : "no connection");
+    why[strcspn(why, "\n")] = '\0';
+    go_down(pg, why);
 }
 
 static void deliver_notifies(usher_pgloop *pg)
@@ -321,11 +354,26 @@ static void send_next(usher_pgloop *pg)
     flush_out(pg);
 }
 
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static size_t attempt_host(const usher_pgloop *pg)
+{
+    return usher_pg_attempts_host_index(pg->attempts, pg->attempt);
+}
+
 static void became_ready(usher_pgloop *pg)
 {
     evutil_socket_t fd = PQsocket(pg->conn);
 
     drop_events(pg);
+    evtimer_del(pg->deadline);
+    pg->sit_out_until_ms[attempt_host(pg)] = 0;
     pg->io = usher_need(event_new(pg->base, fd, EV_READ | EV_PERSIST, on_readable, pg));
     pg->flush = usher_need(event_new(pg->base, fd, EV_WRITE, on_writable, pg));
     if (event_add(pg->io, NULL) != 0 || PQsetnonblocking(pg->conn, 1) != 0) {
@@ -334,10 +382,39 @@ static void became_ready(usher_pgloop *pg)
     }
     pg->state = PG_READY;
     pg->backoff_ms = BACKOFF_MIN_MS;
-    usher_log(USHER_LOG_INFO, "postgres connected");
+    usher_log(USHER_LOG_INFO, "postgres connected host=%s port=%s", PQhost(pg->conn),
+              PQport(pg->conn));
     if (pg->hooks.connected != NULL)
         pg->hooks.connected(pg, pg->hooks.arg);
     send_next(pg);
+}
+
+static void try_attempt(usher_pgloop *pg);
+
+/*
+ * Attempt pg->attempt failed: what says why, or NULL when libpq's message
+ * does. Notes it for the round's message and moves on to the next host.
+ */
+static void attempt_failed(usher_pgloop *pg, const char *what)
+{
+    const usher_pg_attempts *a = pg->attempts;
+    const char *host = usher_pg_attempts_param(a, pg->attempt, "host");
+    const char *port = usher_pg_attempts_param(a, pg->attempt, "port");
+    const char *detail = pg->conn != NULL ? PQerrorMessage(pg->conn) : "out of memory";
+    size_t used = strlen(pg->why);
+
+    if (what != NULL || *detail == '\0')
+        detail = what != NULL ? what : "failed";
+    snprintf(pg->why + used, sizeof(pg->why) - used, "%s%s:%s: %.*s", used > 0 ? "; " : "",
+             host != NULL ? host : "", port != NULL ? port : "", (int)strcspn(detail, "\n"),
+             detail);
+    usher_log(USHER_LOG_DEBUG, "postgres attempt %zu failed: %s", pg->attempt, detail);
+    drop_events(pg);
+    evtimer_del(pg->deadline);
+    PQfinish(pg->conn);
+    pg->conn = NULL;
+    pg->attempt++;
+    try_attempt(pg);
 }
 
 static void poll_connect(evutil_socket_t fd, short what, void *arg);
@@ -347,7 +424,7 @@ static void wait_connect(usher_pgloop *pg, short what)
     drop_events(pg);
     pg->io = usher_need(event_new(pg->base, PQsocket(pg->conn), what, poll_connect, pg));
     if (event_add(pg->io, NULL) != 0)
-        connection_lost(pg, "event setup");
+        attempt_failed(pg, "event setup failed");
 }
 
 static void poll_connect(evutil_socket_t fd, short what, void *arg)
@@ -368,9 +445,24 @@ static void poll_connect(evutil_socket_t fd, short what, void *arg)
         break;
     case PGRES_POLLING_FAILED:
     case PGRES_POLLING_ACTIVE:
-        connection_lost(pg, "connect");
+        pg->sit_out_until_ms[attempt_host(pg)] = 0; /* it answered */
+        attempt_failed(pg, NULL);
         break;
     }
+}
+
+/* The attempt ran out its connect_timeout: the host sits out the next rounds. */
+static void deadline_due(evutil_socket_t fd, short what, void *arg)
+{
+    usher_pgloop *pg = arg;
+    char what_s[48];
+
+    (void)fd;
+    (void)what;
+    snprintf(what_s, sizeof(what_s), "no answer within %d ms",
+             usher_pg_attempts_timeout_ms(pg->attempts));
+    pg->sit_out_until_ms[attempt_host(pg)] = now_ms() + SIT_OUT_MS;
+    attempt_failed(pg, what_s);
 }
 
 /* Server notices ("terminating connection...") go to the log, not to stderr raw. */
@@ -380,29 +472,74 @@ static void route_notice(void *arg, const char *message)
     usher_log(USHER_LOG_INFO, "postgres: %.*s", (int)strcspn(message, "\n"), message);
 }
 
-static void start_connect(usher_pgloop *pg)
+static bool sits_out(const usher_pgloop *pg, size_t i)
 {
-    pg->state = PG_CONNECTING;
-    pg->conn = PQconnectStart(pg->conninfo);
+    return pg->sit_out_until_ms[usher_pg_attempts_host_index(pg->attempts, i)] >
+           pg->round_started_ms;
+}
+
+/* Starts pg->attempt, or the next one that does not sit out; the round fails past the last. */
+static void try_attempt(usher_pgloop *pg)
+{
+    size_t n = usher_pg_attempts_count(pg->attempts);
+    int timeout_ms = usher_pg_attempts_timeout_ms(pg->attempts);
+    struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = timeout_ms % 1000 * 1000 };
+
+    while (pg->attempt < n && pg->skip_sitting_out && sits_out(pg, pg->attempt))
+        pg->attempt++;
+    if (pg->attempt >= n) {
+        char why[sizeof(pg->why) + 16];
+
+        snprintf(why, sizeof(why), "connect: %s", pg->why[0] != '\0' ? pg->why : "no host");
+        go_down(pg, why);
+        return;
+    }
+    pg->conn = usher_pg_attempts_start(pg->attempts, pg->attempt);
     if (pg->conn == NULL || PQstatus(pg->conn) == CONNECTION_BAD) {
-        connection_lost(pg, "connect");
+        attempt_failed(pg, NULL);
         return;
     }
     PQsetNoticeProcessor(pg->conn, route_notice, NULL);
+    if (timeout_ms > 0 && evtimer_add(pg->deadline, &tv) != 0)
+        usher_log(USHER_LOG_ERR, "cannot arm the postgres connect deadline");
     wait_connect(pg, EV_WRITE);
+}
+
+static void start_connect(usher_pgloop *pg)
+{
+    size_t n = usher_pg_attempts_count(pg->attempts);
+
+    pg->state = PG_CONNECTING;
+    pg->attempt = 0;
+    pg->why[0] = '\0';
+    pg->round_started_ms = now_ms();
+    pg->skip_sitting_out = false;
+    for (size_t i = 0; i < n; i++)
+        pg->skip_sitting_out |= !sits_out(pg, i);
+    try_attempt(pg);
 }
 
 usher_err usher_pgloop_new(struct event_base *base, const char *conninfo,
                            const usher_pgloop_hooks *hooks, usher_pgloop **out)
 {
-    usher_pgloop *pg = usher_calloc(1, sizeof(*pg));
+    usher_pgloop *pg;
+    usher_pg_attempts *attempts;
+    char errbuf[256];
 
     *out = NULL;
+    if (usher_pg_attempts_new(conninfo, &attempts, errbuf, sizeof(errbuf)) != USHER_OK) {
+        usher_log(USHER_LOG_ERR, "%s", errbuf);
+        return USHER_ERR_CONFIG;
+    }
+    pg = usher_calloc(1, sizeof(*pg));
     pg->base = base;
     pg->hooks = *hooks;
     pg->backoff_ms = BACKOFF_MIN_MS;
-    pg->conninfo = usher_strdup(conninfo);
+    pg->attempts = attempts;
+    pg->sit_out_until_ms =
+        usher_calloc(usher_pg_attempts_count(attempts), sizeof(*pg->sit_out_until_ms));
     pg->retry = usher_need(evtimer_new(base, retry_due, pg));
+    pg->deadline = usher_need(evtimer_new(base, deadline_due, pg));
     start_connect(pg);
     *out = pg;
     return USHER_OK;
@@ -417,10 +554,13 @@ void usher_pgloop_free(usher_pgloop *pg)
     drop_events(pg);
     if (pg->retry != NULL)
         event_free(pg->retry);
+    if (pg->deadline != NULL)
+        event_free(pg->deadline);
     PQclear(pg->result);
     PQfinish(pg->conn);
     forget_prepared(pg);
-    free(pg->conninfo);
+    usher_pg_attempts_free(pg->attempts);
+    free(pg->sit_out_until_ms);
     free(pg);
 }
 

@@ -15,6 +15,7 @@
 #include "alloc.h"
 #include "inttext.h"
 #include "log.h"
+#include "pgconnect.h"
 #include "sqlstate.h"
 
 /* Hot statements are prepared once per owned connection (see usher_store_exec_hot). */
@@ -55,7 +56,7 @@ static usher_store *store_new(const usher_config *cfg, PGconn *conn, bool owns)
 
 usher_err usher_store_open(const usher_config *cfg, usher_store **out, char *errbuf, size_t errlen)
 {
-    PGconn *conn = PQconnectdb(cfg->database_url);
+    PGconn *conn = usher_pg_connectdb(cfg->database_url); /* connect_timeout (pgconnect.h) */
 
     *out = NULL;
     if (conn == NULL)
