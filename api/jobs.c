@@ -27,15 +27,20 @@ int api_job_add(json_t *templates, const usher_config *cfg, const char *kind, js
     return json_array_append_new(templates, job);
 }
 
-char *api_index_job(const usher_config *cfg, const char *type)
+char *api_one_job(const usher_config *cfg, const char *kind, json_t *payload, const char *id_field)
 {
     json_t *jobs = usher_need(json_array());
     char *text = NULL;
 
-    if (api_job_add(jobs, cfg, "index.document", json_pack("{s:s}", "type", type), "id") == 0)
+    if (api_job_add(jobs, cfg, kind, payload, id_field) == 0)
         text = usher_need(json_dumps(jobs, JSON_COMPACT));
     json_decref(jobs);
     return text;
+}
+
+char *api_index_job(const usher_config *cfg, const char *type)
+{
+    return api_one_job(cfg, "index.document", json_pack("{s:s}", "type", type), "id");
 }
 
 int api_job_stamp(json_t *templates, const char *at_field)

@@ -29,6 +29,14 @@ int api_job_add(json_t *templates, const usher_config *cfg, const char *kind, js
 int api_job_stamp(json_t *templates, const char *at_field);
 
 /*
+ * One job of kind with payload (its reference is taken) and id_field (or
+ * NULL) as api_job_add makes it, as a one-element template list in JSON
+ * text (the caller frees it); NULL out of memory.
+ */
+USHER_MUSTCHECK char *api_one_job(const usher_config *cfg, const char *kind, json_t *payload,
+                                  const char *id_field);
+
+/*
  * The index.document job of one row of type ("event", "session" or
  * "attendee"), its id filled from the statement's row, as a one-element
  * template list in JSON text (the caller frees it); NULL out of memory.

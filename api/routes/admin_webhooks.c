@@ -1,7 +1,8 @@
 /*
  * The dashboard's webhook deliveries (admin only): the delivery log of one
  * endpoint or all, and the replay of one delivery as a new job (the same
- * engine calls as `usherctl webhook deliveries|replay`).
+ * engine calls as `usherctl webhook deliveries|replay`). An organizer's
+ * replay of its own deliveries (webhook_endpoints.c) runs the same one.
  */
 #include <event2/keyvalq_struct.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include "alloc.h"
 #include "routes.h"
 #include "webhook_replay.h"
+#include "webhooks.h"
 #include "reply.h"
 
 #define DELIVERIES_LIMIT 100
@@ -60,7 +62,7 @@ void route_admin_webhook_deliveries(api_req *r)
     api_blocking(r, list, api_blocking_reply, a);
 }
 
-static USHER_MUSTCHECK usher_err replay(usher_store *st, void *arg, json_t **out)
+usher_err api_webhook_replay_job(usher_store *st, void *arg, json_t **out)
 {
     int64_t *delivery = arg, job = 0;
     usher_err err = usher_webhook_replay(st, *delivery, &job);
@@ -76,5 +78,5 @@ void route_admin_webhook_replay(api_req *r)
     int64_t *delivery = usher_malloc(sizeof(*delivery));
 
     *delivery = r->ids[0];
-    api_blocking(r, replay, api_blocking_reply, delivery);
+    api_blocking(r, api_webhook_replay_job, api_blocking_reply, delivery);
 }

@@ -39,7 +39,8 @@
     " 'ends_at', e.ends_at, 'tier', e.tier, 'launch_at', e.launch_at,"                         \
     " 'updated_at', e.updated_at,"                                                             \
     " 'ticket_types', coalesce((SELECT json_agg(json_build_object('id', t.id, 'name', t.name," \
-    "   'capacity', s.capacity, 'available', s.capacity - s.sold) ORDER BY t.id)"              \
+    "   'capacity', s.capacity, 'available', s.capacity - s.sold, 'sales_open', t.sales_open)" \
+    "   ORDER BY t.id)"                                                                        \
     "  FROM ticket_types t, LATERAL (SELECT sum(capacity)::int AS capacity,"                   \
     "   sum(sold)::int AS sold FROM ticket_stripes WHERE ticket_type_id = t.id) s"             \
     "  WHERE t.event_id = e.id), '[]'::json))::text"

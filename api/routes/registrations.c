@@ -113,6 +113,10 @@ static void registered(PGresult *res, const char *errmsg, void *arg)
         api_reply_error(r, 409, "sold_out", "no seats are left for this ticket type");
         return;
     }
+    if (strcmp(status, "sales_closed") == 0) {
+        api_reply_error(r, 409, "sales_closed", "sales of this ticket type are closed");
+        return;
+    }
     if (strcmp(status, "unknown_event") == 0) {
         api_reply_error(r, 404, "not_found", "no such event");
         return;

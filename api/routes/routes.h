@@ -36,9 +36,23 @@ void api_event_cache_changed(api_loop *loop, int64_t id);
  */
 void api_event_cache_sold_out(api_loop *loop, int64_t event, int64_t ticket_type);
 
+/* event_removal.c */
+void route_event_delete(api_req *r);
+void route_session_delete(api_req *r);
+void route_session_cancel(api_req *r);
+
+/* ticket_types.c */
+void route_ticket_type_get(api_req *r);
+void route_ticket_type_update(api_req *r);
+void route_ticket_type_close(api_req *r);
+void route_ticket_type_reopen(api_req *r);
+
 /* registrations.c, registration_cancel.c */
 void route_register(api_req *r);
 void route_registration_cancel(api_req *r);
+/* registrations_list.c */
+void route_registration_list(api_req *r);
+void route_registration_resend(api_req *r);
 
 /* checkins.c */
 void route_checkin(api_req *r);
@@ -50,6 +64,10 @@ void route_checkin_answer(api_req *r, const char *result, const char *first_at,
 void route_report_create(api_req *r);
 void route_report_get(api_req *r);
 void route_job_get(api_req *r);
+
+/* badges.c */
+void route_badges_create(api_req *r);
+void route_badges_list(api_req *r);
 
 /* inbox.c */
 void route_inbox(api_req *r);
@@ -85,6 +103,13 @@ void route_search(api_req *r);
 void route_webhook_create(api_req *r);
 void route_webhook_list(api_req *r);
 void route_webhook_get(api_req *r);
+/* webhook_endpoints.c */
+void route_webhook_update(api_req *r);
+void route_webhook_enable(api_req *r);
+void route_webhook_rotate_secret(api_req *r);
+void route_webhook_delete(api_req *r);
+void route_webhook_deliveries(api_req *r);
+void route_webhook_replay(api_req *r);
 
 /* Sessions and their content (sessions.c, session_access.c, content*.c, params.c). */
 void route_session_create(api_req *r);
@@ -105,5 +130,10 @@ void api_content_send(api_req *r, const char *sha256, const char *content_type,
                       const char *filename, uint64_t size);
 /* A query-string parameter into out: 1 found, 0 absent, -1 malformed or longer than len - 1. */
 int api_query_param(const api_req *r, const char *name, char *out, size_t len);
+/*
+ * A whole-number query parameter in min..max into *out (absent: *out is
+ * left); false when it is malformed or out of range (answered 422).
+ */
+bool api_query_whole(api_req *r, const char *name, int64_t min, int64_t max, int64_t *out);
 
 #endif

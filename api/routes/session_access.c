@@ -29,8 +29,8 @@
 #include "reply.h"
 #include "query.h"
 
-#define ACCESS_SQL                                            \
-    "SELECT s.event_id, g.event_id, g.status FROM sessions s" \
+#define ACCESS_SQL                                                                        \
+    "SELECT s.event_id, g.event_id, g.status, s.cancelled_at IS NOT NULL FROM sessions s" \
     " LEFT JOIN registrations g ON g.id = $2 WHERE s.id = $1"
 
 typedef struct access_step {
@@ -57,13 +57,15 @@ static char *access_answer(PGresult *res, int64_t session, int64_t event, bool *
     *unknown = PQntuples(res) != 1;
     if (*unknown)
         return NULL;
-    /* Columns: session's event, registration's event, registration's status. */
+    /* Columns: session's event, registration's event and status, session cancelled. */
     if (PQgetisnull(res, 0, 1) || strtoll(PQgetvalue(res, 0, 1), NULL, 10) != event)
         reason = "unknown_ticket";
     else if (strtoll(PQgetvalue(res, 0, 0), NULL, 10) != event)
         reason = "wrong_event";
     else if (strcmp(PQgetvalue(res, 0, 2), "confirmed") != 0)
         reason = "cancelled";
+    else if (strcmp(PQgetvalue(res, 0, 3), "t") == 0)
+        reason = "session_cancelled";
     body = reason == NULL ? json_pack("{s:b,s:I}", "access", 1, "session_id", (json_int_t)session)
                           : json_pack("{s:b,s:s,s:I}", "access", 0, "reason", reason, "session_id",
                                       (json_int_t)session);

@@ -26,6 +26,7 @@
     "json_build_object('id', s.id, 'event_id', s.event_id, 'title', s.title,"                     \
     " 'abstract', s.abstract, 'speakers', to_json(s.speakers), 'starts_at', s.starts_at,"         \
     " 'ends_at', s.ends_at, 'capacity', s.capacity, 'created_at', s.created_at,"                  \
+    " 'cancelled_at', s.cancelled_at,"                                                            \
     " 'content', coalesce((SELECT json_agg(json_build_object('id', d.id, 'filename', d.filename," \
     "   'content_type', d.content_type, 'size', d.size, 'sha256', d.sha256) ORDER BY d.id)"       \
     "  FROM documents d WHERE d.session_id = s.id AND d.kind = 'content'), '[]'::json))"

@@ -24,16 +24,10 @@
 #include "routes.h"
 #include "reply.h"
 #include "query.h"
-
-#define WEBHOOK_EVENTS_MAX 16
+#include "webhooks.h"
 
 static const char *const webhook_events[] = { "registration.created", "registration.cancelled",
                                               "checkin.created", "report.done", NULL };
-
-#define ENDPOINT_JSON                                                                  \
-    "json_build_object('id', w.id, 'organizer_id', w.organizer_id, 'url', w.url,"      \
-    " 'events', w.events, 'enabled', w.enabled, 'disabled_reason', w.disabled_reason," \
-    " 'created_at', w.created_at)"
 
 static void created(PGresult *res, const char *errmsg, void *arg)
 {
@@ -76,24 +70,20 @@ static bool allowed_target(api_req *r, const char *url, bool guard)
     return rc == CURLUE_OK && cls == USHER_NET_PUBLIC;
 }
 
-void route_webhook_create(api_req *r)
+bool api_webhook_url_ok(api_req *r, const char *url)
 {
-    const char *url = NULL;
-    int64_t organizer = r->auth.organizer_id;
-    json_t *events = NULL, *item;
-    unsigned char key[32];
-    char secret[65], org[USHER_INT_TEXT_MAX], *events_text;
-    size_t i;
-
-    if (!api_get_string(r, "url", true, 8, 2000, &url) ||
-        !api_get_strings(r, "events", true, WEBHOOK_EVENTS_MAX, 64, &events))
-        return;
     if (!valid_url(url)) {
         api_reply_invalid(r, "url", "url must be an http:// or https:// URL");
-        return;
+        return false;
     }
-    if (!allowed_target(r, url, !r->loop->srv->cfg->webhooks_allow_private_targets))
-        return;
+    return allowed_target(r, url, !r->loop->srv->cfg->webhooks_allow_private_targets);
+}
+
+bool api_webhook_events_ok(api_req *r, json_t *events)
+{
+    json_t *item;
+    size_t i;
+
     json_array_foreach(events, i, item)
     {
         bool known = false;
@@ -105,14 +95,36 @@ void route_webhook_create(api_req *r)
                               "events[%zu] must be registration.created,"
                               " registration.cancelled, checkin.created or report.done",
                               i);
-            return;
+            return false;
         }
     }
+    return true;
+}
+
+void api_webhook_new_secret(char secret[API_WEBHOOK_SECRET_HEX])
+{
+    unsigned char key[32];
+
+    randombytes_buf(key, sizeof(key));
+    sodium_bin2hex(secret, API_WEBHOOK_SECRET_HEX, key, sizeof(key));
+    sodium_memzero(key, sizeof(key));
+}
+
+void route_webhook_create(api_req *r)
+{
+    const char *url = NULL;
+    int64_t organizer = r->auth.organizer_id;
+    json_t *events = NULL;
+    char secret[API_WEBHOOK_SECRET_HEX], org[USHER_INT_TEXT_MAX], *events_text;
+
+    if (!api_get_string(r, "url", true, 8, 2000, &url) ||
+        !api_get_strings(r, "events", true, API_WEBHOOK_EVENTS_MAX, 64, &events))
+        return;
+    if (!api_webhook_url_ok(r, url) || !api_webhook_events_ok(r, events))
+        return;
     if (!api_get_owner(r, &organizer))
         return;
-    randombytes_buf(key, sizeof(key));
-    sodium_bin2hex(secret, sizeof(secret), key, sizeof(key));
-    sodium_memzero(key, sizeof(key));
+    api_webhook_new_secret(secret);
     events_text = usher_need(json_dumps(events, JSON_COMPACT));
     const char *params[] = { api_id_text(organizer, org), url, events_text, secret };
 

@@ -683,6 +683,9 @@ class World:
         self.other_event = self.make_event(self.tokens["other"])
         self.ticket_type = self.api("POST", f"/v1/events/{self.event}/ticket-types", org,
                                     {"name": "General", "capacity": 100000})["id"]
+        self.spare_ticket_type = self.new_ticket_type()
+        self.spare_webhook = self.new_webhook()
+        self.quiet_event = self.make_event(org)
         self.api("POST", f"/v1/events/{self.other_event}/ticket-types", self.tokens["other"],
                  {"name": "General", "capacity": 1000})
         self.session = self.api("POST", f"/v1/events/{self.event}/sessions", org, {
@@ -715,6 +718,28 @@ class World:
 
     def ids(self, sql):
         return [int(i) for i in self.stack.sql(sql).split(",") if i]
+
+    def new_ticket_type(self):
+        return self.api("POST", f"/v1/events/{self.event}/ticket-types", self.tokens["organizer"],
+                        {"name": "Spare", "capacity": 10})["id"]
+
+    def registration_with_ticket(self):
+        """A fresh confirmed registration whose ticket is recorded, as pdf.ticket would."""
+        reg = self.register()[0]
+        self.stack.sql(
+            "INSERT INTO documents (kind, event_id, registration_id, filename, content_type,"
+            f" sha256, size) VALUES ('ticket', {self.event}, {reg}, 'ticket-{reg}.pdf',"
+            f" 'application/pdf', repeat('ab', 32), 10)")
+        return reg
+
+    def new_webhook(self):
+        return self.api("POST", "/v1/webhooks", self.tokens["organizer"], {
+            "url": "https://hooks.example.org/spare", "events": ["checkin.created"]})["id"]
+
+    def new_session(self, event):
+        return self.api("POST", f"/v1/events/{event}/sessions", self.tokens["organizer"], {
+            "title": "Spare session", "starts_at": FIXTURE_START,
+            "ends_at": "2030-06-01T10:00:00Z"})["id"]
 
     def make_event(self, token):
         return self.api("POST", "/v1/events", token, {
@@ -771,6 +796,23 @@ class Generator:
             "getWebhook": lambda: w.webhook,
             "getContent": lambda: w.document,
             "getDashboardFile": lambda: "app.js",
+            "getTicketType": lambda: w.ticket_type,
+            # Deleted and cancelled ones of their own, on an event without sales.
+            "deleteEvent": lambda: w.make_event(w.tokens["organizer"]),
+            "deleteSession": lambda: w.new_session(w.quiet_event),
+            "cancelSession": lambda: w.new_session(w.event),
+            "replayWebhookDelivery": lambda: w.delivery,
+            # Changed, rotated and deleted ones of their own: the world's keeps its secret.
+            "updateWebhook": lambda: w.new_webhook() if fresh else w.spare_webhook,
+            "deleteWebhook": lambda: w.new_webhook() if fresh else w.spare_webhook,
+            "enableWebhook": lambda: w.new_webhook() if fresh else w.spare_webhook,
+            "rotateWebhookSecret": lambda: w.new_webhook() if fresh else w.spare_webhook,
+            "listWebhookDeliveries": lambda: w.webhook,
+            "resendConfirmation": lambda: w.registration_with_ticket(),
+            # Changed and closed ones of their own: the world's keeps selling.
+            "updateTicketType": lambda: w.new_ticket_type() if fresh else w.spare_ticket_type,
+            "closeTicketType": lambda: w.new_ticket_type() if fresh else w.spare_ticket_type,
+            "reopenTicketType": lambda: w.new_ticket_type() if fresh else w.spare_ticket_type,
         }
         if op.id in by_op:
             return by_op[op.id]()
