@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "audit.h"
 #include "metrics.h"
 
 /* Counts the answer and frees the request. */
@@ -23,6 +24,7 @@ static void done(api_req *r, int status)
     double seconds = (double)(api_now_ns() - r->start_ns) / 1e9;
 
     api_metrics_request(r->loop->srv->metrics, r->route, status, seconds);
+    api_audit_request(r, status);
     r->loop->inflight--;
     json_decref(r->body);
     free(r);

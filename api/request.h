@@ -102,6 +102,7 @@ typedef struct api_req {
     char client[64]; /* the client's address (api/client_addr.h): the peer, or behind a
                         trusted proxy the address it forwarded */
     void *state;     /* a route's own state between its steps (freed by the route) */
+    bool audited;    /* the route's own statement records its write in audit_log (api/audit.h) */
 } api_req;
 
 /* Parses the query string into q (evhttp_clear_headers it after); -1 if malformed. */

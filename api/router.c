@@ -60,6 +60,7 @@ const api_route api_routes[] = {
     { EVHTTP_REQ_POST, "/v1/admin/webhooks/deliveries/{id}/replay", API_ADMIN, false, false,
       route_admin_webhook_replay },
     { EVHTTP_REQ_GET, "/v1/admin/actions", API_ADMIN, false, false, route_admin_actions },
+    { EVHTTP_REQ_GET, "/v1/admin/audit", API_ADMIN, false, false, route_admin_audit },
     { EVHTTP_REQ_GET, "/v1/admin/jobs", API_ADMIN, false, false, route_admin_jobs },
     { EVHTTP_REQ_GET, "/v1/admin/jobs/{id}", API_ADMIN, false, false, route_admin_job },
     { EVHTTP_REQ_POST, "/v1/admin/jobs/{id}/retry", API_ADMIN, false, false,

@@ -36,6 +36,7 @@ static void requested(PGresult *res, const char *errmsg, void *arg)
 
 void route_badges_create(api_req *r)
 {
+    r->audited = true;
     char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX], actor[API_AUDIT_ACTOR_MAX],
         *jobs = api_one_job(r->loop->srv->cfg, "pdf.badge", json_object(), "event_id");
 

@@ -68,6 +68,7 @@ static void event_deleted(PGresult *res, const char *errmsg, void *arg)
 
 void route_event_delete(api_req *r)
 {
+    r->audited = true;
     char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX], actor[API_AUDIT_ACTOR_MAX];
     char *event_jobs = api_index_job(r->loop->srv->cfg, "event"),
          *session_jobs = api_index_job(r->loop->srv->cfg, "session");
@@ -114,6 +115,7 @@ static void session_deleted(PGresult *res, const char *errmsg, void *arg)
 /* Runs fn's statement on the session with the session index job as $4. */
 static void session_statement(api_req *r, const char *sql, usher_pg_result_fn done)
 {
+    r->audited = true;
     char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX], actor[API_AUDIT_ACTOR_MAX];
     char *jobs = api_index_job(r->loop->srv->cfg, "session");
 

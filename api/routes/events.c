@@ -18,6 +18,7 @@
 
 #include <sodium.h>
 
+#include "../audit.h"
 #include "../cache.h"
 #include "../flight.h"
 #include "../metrics.h"
@@ -317,8 +318,9 @@ void route_event_update(api_req *r)
 {
     const char *name = NULL, *venue = NULL, *tz = NULL, *starts = NULL, *ends = NULL, *tier = NULL,
                *launch = NULL;
-    char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX], *jobs;
+    char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX], actor[API_AUDIT_ACTOR_MAX], *jobs;
 
+    r->audited = true;
     if (!api_get_string(r, "name", false, 1, 300, &name) ||
         !api_get_string(r, "venue", false, 0, 300, &venue) ||
         !api_get_string(r, "timezone", false, 1, 64, &tz) ||
@@ -342,21 +344,27 @@ void route_event_update(api_req *r)
                              ends,
                              tier,
                              jobs,
-                             launch };
+                             launch,
+                             api_audit_actor(r, actor) };
 
+    /* The update joins old, which locks the row first: "before" is what it replaced. */
     api_query(r,
-              "WITH upd AS (UPDATE events SET name = coalesce($3, name),"
+              "WITH old AS (SELECT o.id, to_jsonb(o) AS before FROM events o WHERE o.id = $1"
+              "  AND ($2::bigint IS NULL OR o.organizer_id = $2) FOR UPDATE),"
+              " upd AS (UPDATE events SET name = coalesce($3, name),"
               "  timezone = coalesce($4, timezone), venue = coalesce($5, venue),"
               "  starts_at = coalesce($6::timestamptz, starts_at),"
               "  ends_at = coalesce($7::timestamptz, ends_at),"
               "  tier = coalesce($8::usher_event_tier, tier),"
               "  launch_at = coalesce($10::timestamptz, launch_at), updated_at = now()"
-              "  WHERE id = $1 AND ($2::bigint IS NULL OR organizer_id = $2) AND " TZ_KNOWN
-              "  RETURNING *),"
-              " idx AS (SELECT usher_enqueue_templates($9::jsonb, upd.id) FROM upd)"
-              " SELECT (SELECT " EVENT_JSON " FROM upd e WHERE (SELECT count(*) FROM idx) >= 0),"
+              "  FROM old WHERE events.id = old.id AND " TZ_KNOWN " RETURNING events.*),"
+              " idx AS (SELECT usher_enqueue_templates($9::jsonb, upd.id) FROM upd),"
+              " aud AS (SELECT usher_audit($11::jsonb, 'event.update', 'event', upd.id,"
+              "  (SELECT before FROM old), to_jsonb(upd)) FROM upd)"
+              " SELECT (SELECT " EVENT_JSON " FROM upd e"
+              "  WHERE (SELECT count(*) FROM idx) + (SELECT count(*) FROM aud) >= 0),"
               "  " TZ_KNOWN,
-              10, params, updated_event);
+              11, params, updated_event);
     free(jobs);
 }
 

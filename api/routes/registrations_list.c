@@ -125,6 +125,7 @@ static void resent(PGresult *res, const char *errmsg, void *arg)
 
 void route_registration_resend(api_req *r)
 {
+    r->audited = true;
     char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX], actor[API_AUDIT_ACTOR_MAX],
         *jobs = api_one_job(r->loop->srv->cfg, "email.send",
                             json_pack("{s:s}", "template", "registration_confirmation"),

@@ -83,6 +83,9 @@ void route_admin_queue_resume(api_req *r);
 void route_admin_pools(api_req *r);
 void route_admin_actions(api_req *r);
 
+/* admin_audit.c */
+void route_admin_audit(api_req *r);
+
 /* admin_webhooks.c */
 void route_admin_webhook_deliveries(api_req *r);
 void route_admin_webhook_replay(api_req *r);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../audit.h"
 #include "../jobs.h"
 #include "../validate.h"
 #include "../wake_after_commit.h"
@@ -175,9 +176,10 @@ void route_session_create(api_req *r)
 
 void route_session_update(api_req *r)
 {
-    char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX];
+    char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX], actor[API_AUDIT_ACTOR_MAX];
     fields f;
 
+    r->audited = true;
     if (!read_fields(r, false, &f))
         return;
     const char *params[] = { api_id_text(r->ids[0], id),
@@ -188,12 +190,17 @@ void route_session_update(api_req *r)
                              f.starts,
                              f.ends,
                              f.has_capacity ? f.capacity : NULL,
-                             f.jobs };
+                             f.jobs,
+                             api_audit_actor(r, actor) };
 
     /* The event of a session never changes, so cached access answers
-     * (keyed by session and registration) stay right: nothing to drop. */
+     * (keyed by session and registration) stay right: nothing to drop.
+     * The update joins old, which locks the row first: "before" is what it replaced. */
     api_query(r,
-              "WITH upd AS (UPDATE sessions s SET title = coalesce($3, s.title),"
+              "WITH old AS (SELECT o.id, to_jsonb(o) AS before FROM sessions o JOIN events e"
+              "  ON e.id = o.event_id WHERE o.id = $1"
+              "  AND ($2::bigint IS NULL OR e.organizer_id = $2) FOR UPDATE OF o),"
+              " upd AS (UPDATE sessions s SET title = coalesce($3, s.title),"
               "  abstract = coalesce($4, s.abstract),"
               "  speakers = CASE WHEN $5::text IS NULL THEN s.speakers"
               "   ELSE " SPEAKERS_SQL(
@@ -201,12 +208,13 @@ void route_session_update(api_req *r)
                         "  starts_at = coalesce($6::timestamptz, s.starts_at),"
                         "  ends_at = coalesce($7::timestamptz, s.ends_at),"
                         "  capacity = coalesce($8::int, s.capacity)"
-                        "  FROM events e WHERE s.id = $1 AND e.id = s.event_id"
-                        "  AND ($2::bigint IS NULL OR e.organizer_id = $2) RETURNING s.*),"
-                        " idx AS (SELECT usher_enqueue_templates($9::jsonb, upd.id) FROM upd)"
-                        " SELECT " SESSION_JSON
-                        "::text FROM upd s WHERE (SELECT count(*) FROM idx) >= 0",
-              9, params, updated);
+                        "  FROM old WHERE s.id = old.id RETURNING s.*),"
+                        " idx AS (SELECT usher_enqueue_templates($9::jsonb, upd.id) FROM upd),"
+                        " aud AS (SELECT usher_audit($10::jsonb, 'session.update', 'session',"
+                        "  upd.id, (SELECT before FROM old), to_jsonb(upd)) FROM upd)"
+                        " SELECT " SESSION_JSON "::text FROM upd s"
+                        " WHERE (SELECT count(*) FROM idx) + (SELECT count(*) FROM aud) >= 0",
+              10, params, updated);
     fields_free(&f);
 }
 

@@ -52,6 +52,7 @@ static void changed(PGresult *res, const char *errmsg, void *arg)
 static void update(api_req *r, const char *name, const char *capacity, const char *sales_open,
                    const char *action)
 {
+    r->audited = true;
     char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX], actor[API_AUDIT_ACTOR_MAX];
     const char *params[] = { api_id_text(r->ids[0], id),
                              api_scope_org(r, org),

@@ -48,6 +48,7 @@ static void changed(PGresult *res, const char *errmsg, void *arg)
 
 void route_webhook_update(api_req *r)
 {
+    r->audited = true;
     const char *url = NULL;
     json_t *events = NULL;
     char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX], actor[API_AUDIT_ACTOR_MAX],
@@ -77,6 +78,7 @@ void route_webhook_update(api_req *r)
 
 void route_webhook_enable(api_req *r)
 {
+    r->audited = true;
     char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX], actor[API_AUDIT_ACTOR_MAX];
     const char *params[] = { api_id_text(r->ids[0], id), api_scope_org(r, org),
                              api_audit_actor(r, actor) };
@@ -97,6 +99,7 @@ static void rotated(PGresult *res, const char *errmsg, void *arg)
 
 void route_webhook_rotate_secret(api_req *r)
 {
+    r->audited = true;
     char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX], actor[API_AUDIT_ACTOR_MAX],
         secret[API_WEBHOOK_SECRET_HEX];
 
@@ -115,6 +118,7 @@ void route_webhook_rotate_secret(api_req *r)
 
 void route_webhook_delete(api_req *r)
 {
+    r->audited = true;
     char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX], actor[API_AUDIT_ACTOR_MAX];
     const char *params[] = { api_id_text(r->ids[0], id), api_scope_org(r, org),
                              api_audit_actor(r, actor) };

@@ -1018,3 +1018,141 @@ Test(lifecycle, a_confirmation_is_resent_with_the_same_ticket_as_a_new_job, .ini
                         reg),
                  2);
 }
+
+/* ---------------------------------------------------------------- the audit log */
+
+typedef struct audit_count {
+    long long organizer, want;
+} audit_count;
+
+static bool audited(void *arg)
+{
+    audit_count *a = arg;
+
+    return scalar("SELECT count(*) FROM audit_log WHERE organizer_id = %lld", a->organizer) >=
+           a->want;
+}
+
+/* The actions of a page of GET /v1/admin/audit?query, newest first, into out. */
+static size_t audit_page(const world *w, const char *query, char out[][96], size_t max,
+                         long long *next)
+{
+    testhttp_resp resp;
+    json_t *entry;
+    size_t i, n = 0;
+
+    cr_assert_eq(callf(&resp, "GET", w->admin, NULL, "/v1/admin/audit%s", query), 200, "%s",
+                 resp.body);
+    json_array_foreach(json_object_get(resp.json, "entries"), i, entry)
+    {
+        cr_assert_lt(n, max);
+        snprintf(out[n++], 96, "%s", json_string_value(json_object_get(entry, "action")));
+    }
+    *next = json_is_integer(json_object_get(resp.json, "next_cursor"))
+                ? json_integer_value(json_object_get(resp.json, "next_cursor"))
+                : 0;
+    testhttp_resp_free(&resp);
+    return n;
+}
+
+Test(lifecycle, every_organizer_and_admin_write_is_audited_and_readable_by_admins, .init = start,
+     .fini = stop)
+{
+    char code[128], body[160], query[160], actions[8][96];
+    long long reg, next, session;
+    testhttp_resp resp;
+    world w;
+
+    make_world(&w, 10);
+    session = new_session(&w, w.event); /* 1: POST /v1/events/{id}/sessions */
+    callf(&resp, "PATCH", w.organizer, "{\"name\":\"Renamed\"}", "/v1/events/%lld", w.event);
+    expect(&resp, 200, NULL); /* 2: event.update */
+    callf(&resp, "PATCH", w.organizer, "{\"title\":\"Later\"}", "/v1/sessions/%lld", session);
+    expect(&resp, 200, NULL); /* 3: session.update */
+    callf(&resp, "POST", w.organizer,
+          "{\"url\":\"https://hooks.example.org/a\",\"events\":[\"checkin.created\"]}",
+          "/v1/webhooks");
+    expect(&resp, 201, NULL);                             /* 4: POST /v1/webhooks */
+    register_code(w.event, w.ticket_type, 1, code, &reg); /* public: not audited */
+    snprintf(body, sizeof(body), "{\"ticket_code\":\"%s\"}", code);
+    callf(&resp, "POST", w.scanner, body, "/v1/checkins"); /* scanner: not audited */
+    expect(&resp, 200, NULL);
+    callf(&resp, "POST", w.organizer, NULL, "/v1/registrations/%lld/cancel", reg);
+    expect(&resp, 200, NULL); /* 5: POST /v1/registrations/{id}/cancel */
+    /* Refused and read-only requests are not writes. */
+    callf(&resp, "PATCH", w.organizer, "{\"name\":\"Mine\"}", "/v1/events/%lld", w.other_event);
+    expect(&resp, 404, "not_found");
+    callf(&resp, "GET", w.organizer, NULL, "/v1/events/%lld/registrations", w.event);
+    expect(&resp, 200, NULL);
+    callf(&resp, "POST", w.admin, NULL, "/v1/ticket-types/%lld/close", w.ticket_type);
+    expect(&resp, 200, NULL); /* an admin's: organizer_id null */
+    cr_assert(testproc_wait_for(audited, &(audit_count){ w.org, 5 }, 30000),
+              "the organizer's writes were not all recorded");
+    cr_assert_eq(scalar("SELECT count(*) FROM audit_log WHERE organizer_id = %lld", w.org), 5);
+    cr_assert_eq(scalar("SELECT count(*) FROM audit_log WHERE organizer_id = %lld", w.other_org),
+                 0);
+    cr_assert_eq(scalar("SELECT count(*) FROM audit_log WHERE role = 'admin'"
+                        " AND action = 'ticket_type.close' AND target_id = %lld",
+                        w.ticket_type),
+                 1);
+    cr_assert_eq(scalar("SELECT count(*) FROM audit_log WHERE role NOT IN ('admin', 'organizer')"),
+                 0);
+    /* Before and after of the updates; the route's ids and body for the others. */
+    cr_assert_eq(scalar("SELECT count(*) FROM audit_log WHERE action = 'event.update'"
+                        " AND target_id = %lld AND before->>'name' = 'Launch'"
+                        " AND after->>'name' = 'Renamed'",
+                        w.event),
+                 1);
+    cr_assert_eq(scalar("SELECT count(*) FROM audit_log WHERE action = 'session.update'"
+                        " AND target_id = %lld AND before->>'title' = 'Keynote'"
+                        " AND after->>'title' = 'Later'",
+                        session),
+                 1);
+    cr_assert_eq(scalar("SELECT count(*) FROM audit_log"
+                        " WHERE action = 'POST /v1/registrations/{id}/cancel' AND target_id = %lld"
+                        " AND (after->>'status')::int = 200",
+                        reg),
+                 1);
+    cr_assert_eq(scalar("SELECT count(*) FROM audit_log WHERE action = 'POST /v1/webhooks'"
+                        " AND organizer_id = %lld"
+                        " AND after->'request'->>'url' = 'https://hooks.example.org/a'",
+                        w.org),
+                 1);
+    /* Read back by an admin, newest first, in pages. */
+    snprintf(query, sizeof(query), "?organizer_id=%lld", w.org);
+    cr_assert_eq(audit_page(&w, query, actions, 8, &next), 5);
+    /* Each once (the ones recorded after their commit may land in another order). */
+    for (size_t k = 0; k < 5; k++) {
+        static const char *const want[] = { "POST /v1/registrations/{id}/cancel",
+                                            "POST /v1/webhooks", "session.update", "event.update",
+                                            "POST /v1/events/{id}/sessions" };
+        int found = 0;
+
+        for (size_t i = 0; i < 5; i++)
+            found += strcmp(actions[i], want[k]) == 0;
+        cr_assert_eq(found, 1, "%s", want[k]);
+    }
+    cr_assert_eq(next, 0);
+    snprintf(query, sizeof(query), "?organizer_id=%lld&limit=3", w.org);
+    cr_assert_eq(audit_page(&w, query, actions, 8, &next), 3);
+    cr_assert_neq(next, 0);
+    snprintf(query, sizeof(query), "?organizer_id=%lld&limit=3&cursor=%lld", w.org, next);
+    cr_assert_eq(audit_page(&w, query, actions, 8, &next), 2);
+    cr_assert_eq(next, 0);
+    cr_assert_eq(scalar("SELECT count(*) FROM (SELECT id FROM audit_log WHERE organizer_id = %lld"
+                        " ORDER BY id DESC OFFSET 3) x",
+                        w.org),
+                 2);
+    snprintf(query, sizeof(query), "?action=event.update&target=event&target_id=%lld", w.event);
+    cr_assert_eq(audit_page(&w, query, actions, 8, &next), 1);
+    callf(&resp, "GET", w.organizer, NULL, "/v1/admin/audit");
+    expect(&resp, 403, "forbidden");
+    callf(&resp, "GET", NULL, NULL, "/v1/admin/audit");
+    expect(&resp, 401, "unauthorized");
+    callf(&resp, "GET", w.admin, NULL, "/v1/admin/audit?limit=0");
+    expect_invalid(&resp, "limit");
+    callf(&resp, "GET", w.admin, NULL, "/v1/admin/audit?target_id=x");
+    expect_invalid(&resp, "target_id");
+    callf(&resp, "GET", w.admin, NULL, "/v1/admin/audit?action=");
+    expect_invalid(&resp, "action");
+}
