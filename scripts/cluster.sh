@@ -225,6 +225,22 @@ stop_all_processes() {
 # so a connection to it must fail by timer, not wait for a reset.
 PG_PARAMS="target_session_attrs=read-write&connect_timeout=2&keepalives_idle=2&keepalives_interval=1&keepalives_count=2&tcp_user_timeout=4000"
 database_url() { printf 'postgresql://postgres@%s:5432,%s:5432/usher?%s' "${ADDR[pg1]}" "${ADDR[pg2]}" "$PG_PARAMS"; }
+# The API hosts' reads that may lag ([database] read_url): whichever of the
+# two is the standby, so it follows a failover; with none (a standby down),
+# usher-api reads the primary. Only for a build that knows the setting
+# (one that does not refuses the key at once, before connecting).
+read_url() { database_url | sed 's/target_session_attrs=read-write/target_session_attrs=standby/'; }
+READ_URL_SUPPORTED=
+read_url_supported() {
+    local conf=$CLUSTER/read_url_probe.conf
+    [[ -z "$READ_URL_SUPPORTED" ]] || return "$READ_URL_SUPPORTED"
+    READ_URL_SUPPORTED=1
+    printf '[database]\nurl = postgresql://127.0.0.1:1/none?connect_timeout=1\nread_url = %s\n' \
+        "postgresql://127.0.0.1:1/none" >"$conf"
+    [[ "$(env -i PATH=/usr/bin:/bin "$BUILD/usherctl" --config "$conf" queues 2>&1)" == *"unknown key 'read_url'"* ]] ||
+        READ_URL_SUPPORTED=0
+    return "$READ_URL_SUPPORTED"
+}
 MONITOR_URL="postgres://autoctl_node@${ADDR[monitor]}:5432/pg_auto_failover?sslmode=disable"
 
 # The monitor's health checks, tuned from the defaults (check every 5 s, 5 s
@@ -486,6 +502,7 @@ usher_conf() {
 # Written by scripts/cluster.sh for host $host ($addr).
 [database]
 url = $(database_url)
+$([[ "$host" != api* ]] || ! read_url_supported || echo "read_url = $(read_url)")
 
 [redis]
 url = redis://${ADDR[redis]}:6379/0
