@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access_log.h"
 #include "alloc.h"
 #include "audit.h"
 #include "metrics.h"
@@ -25,6 +26,7 @@ static void done(api_req *r, int status)
 
     api_metrics_request(r->loop->srv->metrics, r->route, status, seconds);
     api_audit_request(r, status);
+    api_access_log(r, status);
     r->loop->inflight--;
     json_decref(r->body);
     free(r);
@@ -32,6 +34,7 @@ static void done(api_req *r, int status)
 
 static void finish(api_req *r, int status, struct evbuffer *out)
 {
+    r->bytes += out != NULL ? evbuffer_get_length(out) : 0;
     if (r->http != NULL) {
         evhttp_connection_set_closecb(r->conn, NULL, NULL);
         evhttp_send_reply(r->http, status, NULL, out);
@@ -51,6 +54,7 @@ int api_reply_stream_send(api_req *r, struct evbuffer *piece,
 {
     if (r->http == NULL || r->conn == NULL)
         return -1;
+    r->bytes += evbuffer_get_length(piece);
     /* libevent adds the bytes, then registers sent: bytes the connection's
      * bufferevent writes out at once, as usher-api's guard does
      * (api/http_guard.c), leave before sent can be called for them. */

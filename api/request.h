@@ -103,6 +103,9 @@ typedef struct api_req {
                         trusted proxy the address it forwarded */
     void *state;     /* a route's own state between its steps (freed by the route) */
     bool audited;    /* the route's own statement records its write in audit_log (api/audit.h) */
+    int method;      /* enum evhttp_cmd_type, kept for the access log (api/access_log.h) */
+    char request_id[65]; /* X-Request-Id: a trusted proxy's, or 16 random hex digits */
+    size_t bytes;        /* of the answer's body, for the access log */
 } api_req;
 
 /* Parses the query string into q (evhttp_clear_headers it after); -1 if malformed. */

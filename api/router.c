@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "access_log.h"
 #include "alloc.h"
 #include "auth.h"
 #include "client_addr.h"
@@ -377,6 +378,8 @@ void api_dispatch(struct evhttp_request *req, void *arg)
     evhttp_connection_get_peer(r->conn, &host, &port);
     api_client_addr_of(&loop->srv->trusted_proxies, host != NULL ? host : "?",
                        evhttp_request_get_input_headers(req), r->client);
+    r->method = (int)evhttp_request_get_command(req);
+    api_request_id(r, host);
     evhttp_connection_set_closecb(r->conn, client_gone, r);
     if (atomic_load(&loop->srv->draining)) {
         api_add_header(r, "Connection", "close");

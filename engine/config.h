@@ -198,6 +198,7 @@ typedef struct usher_config {
     int api_rate_manage_per_minute;   /* organizer and admin routes per token */
     int api_auth_failures_per_minute; /* unknown bearer tokens per address */
     char *api_trusted_proxies;        /* addresses/CIDRs whose X-Forwarded-For is believed */
+    int api_access_log;               /* 1: a line per request (api/access_log.h) */
     int api_scale_tier;             /* usher_event_tier: the fleet's ceiling (engine/api_scale.h) */
     int api_launch_hold_before_min; /* no scale-in this long before an event's launch_at */
     int api_launch_hold_after_min;  /* ... nor this long after it */

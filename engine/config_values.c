@@ -164,6 +164,8 @@ const usher_setting usher_settings[] = {
       0, 100000000, true, "USHER_API_AUTH_FAILURES_PER_MINUTE", NULL },
     { "api", "trusted_proxies", USHER_VAL_STRING, CFG(api_trusted_proxies), NULL, 0, 0, 0, false,
       "USHER_API_TRUSTED_PROXIES", NULL },
+    { "api", "access_log", USHER_VAL_WORD, CFG(api_access_log), NULL, 0, 0, 0, true,
+      "USHER_API_ACCESS_LOG", bool_words },
     { "api", "scale_tier", USHER_VAL_WORD, CFG(api_scale_tier), NULL, USHER_EVENT_SMALL, 0, 0, true,
       NULL, event_tier_words },
     { "api", "launch_hold_before_min", USHER_VAL_INT, CFG(api_launch_hold_before_min), NULL, 30, 0,

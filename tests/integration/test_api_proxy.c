@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "testdb.h"
 #include "testhttp.h"
@@ -160,6 +161,85 @@ Test(api_proxy, a_peer_outside_the_trusted_proxies_is_the_client, .init = trusti
      .fini = stop)
 {
     assert_header_ignored();
+}
+
+static void logging_trusting_loopback(void)
+{
+    setenv("USHER_API_ACCESS_LOG", "true", 1);
+    trusting_loopback();
+}
+
+static void logging_trusting_others(void)
+{
+    setenv("USHER_API_ACCESS_LOG", "true", 1);
+    trusting_others();
+}
+
+/* Lines of the server's log holding text. */
+static int log_lines_with(const char *text)
+{
+    cr_assert_eq(access(server.log, R_OK), 0, "%s", server.log);
+    return testproc_log_lines(server.log, text);
+}
+
+static bool logged(void *arg)
+{
+    return log_lines_with(arg) == 1;
+}
+
+/* GET the event with header; the X-Request-Id the answer carries, into id. */
+static void get_event(const char *header, char id[80])
+{
+    testhttp_resp resp;
+    const char *at;
+
+    cr_assert_eq(
+        testhttp(&server, &(testhttp_req){ "GET", event_path, NULL, NULL, header, NULL }, &resp),
+        200);
+    at = strstr(resp.headers, "X-Request-Id: ");
+    cr_assert_not_null(at, "no X-Request-Id in %s", resp.headers);
+    cr_assert_eq(sscanf(at, "X-Request-Id: %79[^\r\n]", id), 1);
+    testhttp_resp_free(&resp);
+}
+
+static void assert_generated(const char *id)
+{
+    cr_assert_eq(strlen(id), 16, "%s", id);
+    cr_assert_eq(strspn(id, "0123456789abcdef"), 16, "%s", id);
+}
+
+/*
+ * A trusted proxy's X-Request-Id is kept, returned and logged with the
+ * route's template (never the path's id); a malformed one is replaced.
+ */
+Test(api_proxy, a_trusted_proxys_request_id_is_kept_returned_and_logged,
+     .init = logging_trusting_loopback, .fini = stop)
+{
+    char id[80], line[256];
+
+    get_event("X-Request-Id: lb-2026.12.06:42", id);
+    cr_assert_str_eq(id, "lb-2026.12.06:42");
+    snprintf(line, sizeof(line),
+             "access request_id=lb-2026.12.06:42 client=127.0.0.1 method=GET"
+             " route=/v1/events/{id} status=200 bytes=");
+    cr_assert(testproc_wait_for(logged, line, 30000), "no line \"%s\" in %s", line, server.log);
+    cr_assert_eq(log_lines_with(event_path), 0, "the path's id was logged");
+    get_event("X-Request-Id: two words", id);
+    assert_generated(id);
+    get_event(NULL, id);
+    assert_generated(id);
+}
+
+Test(api_proxy, an_untrusted_peers_request_id_is_replaced, .init = logging_trusting_others,
+     .fini = stop)
+{
+    char id[80], line[128];
+
+    get_event("X-Request-Id: chosen-by-client", id);
+    assert_generated(id);
+    snprintf(line, sizeof(line), "access request_id=%s client=127.0.0.1", id);
+    cr_assert(testproc_wait_for(logged, line, 30000), "no line \"%s\" in %s", line, server.log);
+    cr_assert_eq(log_lines_with("chosen-by-client"), 0);
 }
 
 Test(api_proxy, a_bad_trusted_proxies_value_stops_usher_api_at_start)

@@ -62,15 +62,7 @@ static void cleanup(void)
 /* How many lines of the log contain what. */
 static int log_count(const char *what)
 {
-    FILE *f = fopen(log_path, "r");
-    char line[1024];
-    int n = 0;
-
-    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
-        n += strstr(line, what) != NULL;
-    if (f != NULL)
-        fclose(f);
-    return n;
+    return testproc_log_lines(log_path, what);
 }
 
 typedef struct log_wait {

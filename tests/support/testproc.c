@@ -170,3 +170,16 @@ void testproc_stop_cleanly(pid_t pid)
     cr_assert(testproc_wait(pid, 60000, &status), "usher-worker did not stop");
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "usher-worker exit %d", status);
 }
+
+int testproc_log_lines(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    int n = 0;
+
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+        n += strstr(line, text) != NULL;
+    if (f != NULL)
+        fclose(f);
+    return n;
+}

@@ -48,4 +48,7 @@ void testproc_stop_cleanly(pid_t pid);
 /* Polls cond(arg) every 20 ms until it is true or timeout_ms passes. */
 bool testproc_wait_for(bool (*cond)(void *arg), void *arg, int timeout_ms);
 
+/* Lines of the log at path that contain text (0 when it cannot be read). */
+int testproc_log_lines(const char *path, const char *text);
+
 #endif
