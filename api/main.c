@@ -154,6 +154,8 @@ int main(int argc, char **argv)
         fputs(usage, stdout);
         return 0;
     }
+    if (usher_cli_version("usher-api", argc, argv))
+        return 0;
     if (usher_cli_load_config("usher-api", &argc, argv, &cfg) != 0)
         return 1;
     nthreads = thread_count(&cfg, argc, argv);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "install_paths.h"
 #include "log.h"
 
 /* Index of the --config option in argv and its value, or -1. */
@@ -53,6 +54,14 @@ int usher_cli_load_config(const char *program, int *argc, char **argv, usher_con
     }
     usher_log_set_level((usher_log_level)cfg->log_level);
     return 0;
+}
+
+bool usher_cli_version(const char *program, int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--version") != 0)
+        return false;
+    printf("%s %s\n", program, USHER_VERSION);
+    return true;
 }
 
 int usher_cli_stub(const char *program, const char *usage, int argc, char **argv)

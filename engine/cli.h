@@ -7,6 +7,7 @@
 #ifndef USHER_CLI_H
 #define USHER_CLI_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -17,6 +18,9 @@
  * returns 1 (the exit status to use).
  */
 int usher_cli_load_config(const char *program, int *argc, char **argv, usher_config *cfg);
+
+/* With --version as the first argument: prints "PROGRAM VERSION" to stdout and returns true. */
+bool usher_cli_version(const char *program, int argc, char **argv);
 
 /*
  * main() of a binary that is not built yet: --help prints usage to stdout

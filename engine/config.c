@@ -38,12 +38,9 @@
 
 #include "alloc.h"
 #include "config_values.h"
+#include "install_paths.h"
 #include "log.h"
 #include "payload.h"
-
-#ifndef USHER_SOURCE_DIR
-#define USHER_SOURCE_DIR "." /* CMake defines it; a bare compile reads ./conf */
-#endif
 
 /* The seed's numbers (ARCHITECTURE.md, "Worker pools and autoscaling"). */
 /*
@@ -203,7 +200,7 @@ const char *usher_config_default_path(void)
 {
     const char *env = getenv("USHER_CONFIG");
 
-    return env != NULL && *env != '\0' ? env : USHER_SOURCE_DIR "/conf/usher.conf";
+    return env != NULL && *env != '\0' ? env : USHER_CONF_DIR "/usher.conf";
 }
 
 /* ---- values ------------------------------------------------------------ */

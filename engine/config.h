@@ -264,7 +264,7 @@ int usher_config_event_tier_max(int event_tier);
 
 /*
  * The path binaries use when no --config is given: $USHER_CONFIG if set,
- * else conf/usher.conf in the source tree.
+ * else the installed one (/etc/usher/usher.conf under the prefix /usr).
  */
 const char *usher_config_default_path(void);
 

@@ -21,6 +21,7 @@
 #include "alloc.h"
 #include "config.h"
 #include "cron.h"
+#include "install_paths.h"
 #include "log.h"
 
 #define UTC_FORMAT "%Y-%m-%dT%H:%M:%SZ"
@@ -74,16 +75,16 @@ const usher_setting usher_settings[] = {
       "USHER_SMTP_PASSWORD", NULL },
     { "smtp", "ca_file", USHER_VAL_STRING, CFG(smtp_ca_file), NULL, 0, 0, 0, false,
       "USHER_SMTP_CA_FILE", NULL },
-    { "mail", "template_dir", USHER_VAL_STRING, CFG(mail_template_dir),
-      USHER_SOURCE_DIR "/conf/templates", 0, 0, 0, false, "USHER_TEMPLATE_DIR", NULL },
-    { "documents", "dir", USHER_VAL_STRING, CFG(document_dir), USHER_SOURCE_DIR "/.state/documents",
-      0, 0, 0, false, "USHER_DOCUMENT_DIR", NULL },
+    { "mail", "template_dir", USHER_VAL_STRING, CFG(mail_template_dir), USHER_DATA_DIR "/templates",
+      0, 0, 0, false, "USHER_TEMPLATE_DIR", NULL },
+    { "documents", "dir", USHER_VAL_STRING, CFG(document_dir), USHER_STATE_ROOT "/documents", 0, 0,
+      0, false, "USHER_DOCUMENT_DIR", NULL },
     { "documents", "store", USHER_VAL_WORD, CFG(document_store), NULL, USHER_DOCUMENTS_DATABASE, 0,
       0, false, "USHER_DOCUMENTS_STORE", document_store_words },
     { "tickets", "secret", USHER_VAL_STRING, CFG(ticket_secret), "set-me", 0, 0, 0, false,
       "USHER_TICKET_SECRET", NULL },
     { "search", "index_dir", USHER_VAL_STRING, CFG(search_index_dir),
-      USHER_SOURCE_DIR "/.state/search", 0, 0, 0, false, "USHER_SEARCH_DIR", NULL },
+      USHER_STATE_ROOT "/search/index", 0, 0, 0, false, "USHER_SEARCH_DIR", NULL },
     { "search", "language", USHER_VAL_STRING, CFG(search_language), "english", 0, 0, 0, false, NULL,
       NULL },
     { "search", "replica_dir", USHER_VAL_STRING, CFG(search_replica_dir), NULL, 0, 0, 0, false,

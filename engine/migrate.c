@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "install_paths.h"
 #include "inttext.h"
 
 #define MIGRATE_LOCK_KEY    1431521363
@@ -52,7 +53,7 @@ const char *usher_migrate_default_dir(void)
 {
     const char *dir = getenv("USHER_MIGRATIONS_DIR");
 
-    return dir != NULL && dir[0] != '\0' ? dir : USHER_SOURCE_DIR "/schemas/migrations";
+    return dir != NULL && dir[0] != '\0' ? dir : USHER_DATA_DIR "/migrations";
 }
 
 static int compare_migrations(const void *a, const void *b)

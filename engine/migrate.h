@@ -12,7 +12,7 @@
 
 #include "store.h"
 
-/* The directory migrate reads when none is given: $USHER_MIGRATIONS_DIR or the source tree's. */
+/* The directory migrate reads when none is given: $USHER_MIGRATIONS_DIR or the installed one. */
 const char *usher_migrate_default_dir(void);
 
 typedef struct usher_migrate_counts {

@@ -300,6 +300,10 @@ print_env() {
     printf 'export USHER_TICKET_SECRET=%q\n' "$(ticket_secret)"
     printf 'export USHER_DOCUMENT_DIR=%q\n' "$STATE/documents"
     printf 'export USHER_SEARCH_DIR=%q\n' "$STATE/search"
+    # This tree's files: the binaries default to the installed ones (/etc/usher, /usr/share/usher).
+    printf 'export USHER_CONFIG=%q\n' "$ROOT/conf/usher.conf"
+    printf 'export USHER_TEMPLATE_DIR=%q\n' "$ROOT/conf/templates"
+    printf 'export USHER_MIGRATIONS_DIR=%q\n' "$ROOT/schemas/migrations"
 }
 
 # The stack's ports lie in Linux's ephemeral range (32768-60999): a client

@@ -7,7 +7,7 @@
 #    of usher-worker@.service per pool, and the search replication units
 #    (usher-search-server.service, usher-search-replica.service). verify insists that every Exec*= binary
 #    exists, so the units are copied to a temporary directory with
-#    /usr/local/bin/ rewritten to a directory of symlinks to BUILD_DIR's binaries
+#    /usr/bin/ rewritten to a directory of symlinks to BUILD_DIR's binaries
 #    (nothing is installed). It needs neither systemd as PID 1 nor the usher user.
 #    verify exits 0 on an unknown key ("Unknown key 'ProtectSytem' ..., ignoring")
 #    or an unparsable value ("Failed to parse sec value, ignoring"), which would
@@ -44,14 +44,14 @@ TMP=
 cleanup() { [[ -z "$TMP" ]] || rm -rf "$TMP"; }
 trap cleanup EXIT
 
-# stage DIR: copies the units to DIR with /usr/local/bin/ pointing at $TMP/bin.
+# stage DIR: copies the units to DIR with /usr/bin/ pointing at $TMP/bin.
 stage() {
     local dir=$1 unit text
     mkdir -p "$dir"
     for unit in "${UNITS[@]}"; do
         text=$(<"$UNITS_SRC/$unit")
         # Bash substitution, not sed: the temporary path may hold any character.
-        printf '%s\n' "${text//\/usr\/local\/bin\//"$TMP/bin/"}" >"$dir/$unit"
+        printf '%s\n' "${text//\/usr\/bin\//"$TMP/bin/"}" >"$dir/$unit"
     done
 }
 
@@ -113,8 +113,8 @@ main() {
 
     # ---- 1. systemd-analyze verify, strict
     stage "$TMP/units"
-    if grep -nE '^Exec[A-Za-z]*=.*/usr/local/bin/' "$TMP"/units/* >&2; then
-        fail "an Exec line still points to /usr/local/bin after the rewrite"
+    if grep -nE '^Exec[A-Za-z]*=.*/usr/bin/' "$TMP"/units/* >&2; then
+        fail "an Exec line still points to /usr/bin after the rewrite"
     fi
     out=$TMP/verify.out
     if analyze "$TMP/units" "$out"; then

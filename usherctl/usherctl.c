@@ -96,6 +96,8 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    if (usher_cli_version("usherctl", argc, argv))
+        return 0;
     if (usher_cli_load_config("usherctl", &argc, argv, &cfg) != 0)
         return 1;
     config_cmd = argc > 1 ? find_config_command(argv[1]) : NULL;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli.h"
 #include "config.h"
 #include "supervisor.h"
 
@@ -18,6 +19,8 @@ int main(int argc, char **argv)
     const char *config = usher_config_default_path();
     const char *pool = NULL;
 
+    if (usher_cli_version("usher-worker", argc, argv))
+        return 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "install_paths.h"
+#include "migrate.h"
 
 #define SHIPPED_CONF USHER_SOURCE_DIR "/conf/usher.conf"
 
@@ -606,13 +608,41 @@ Test(config, env_overrides_apply_without_a_file)
     usher_config_free(&cfg);
 }
 
-Test(config, default_path_prefers_usher_config_then_the_source_tree)
+Test(config, default_path_prefers_usher_config_then_the_installed_file)
 {
-    cr_assert_str_eq(usher_config_default_path(), USHER_SOURCE_DIR "/conf/usher.conf");
+    cr_assert_str_eq(usher_config_default_path(), USHER_CONF_DIR "/usher.conf");
     cr_assert_eq(setenv("USHER_CONFIG", "", 1), 0);
-    cr_assert_str_eq(usher_config_default_path(), USHER_SOURCE_DIR "/conf/usher.conf");
-    cr_assert_eq(setenv("USHER_CONFIG", "/etc/usher/usher.conf", 1), 0);
-    cr_assert_str_eq(usher_config_default_path(), "/etc/usher/usher.conf");
+    cr_assert_str_eq(usher_config_default_path(), USHER_CONF_DIR "/usher.conf");
+    cr_assert_eq(setenv("USHER_CONFIG", SHIPPED_CONF, 1), 0);
+    cr_assert_str_eq(usher_config_default_path(), SHIPPED_CONF);
+}
+
+/* An installed binary never looks into the tree it was built from (issue 16). */
+static void assert_installed_path(const char *path, const char *suffix)
+{
+    size_t n = strlen(path), m = strlen(suffix);
+
+    cr_assert(path[0] == '/', "%s is not absolute", path);
+    cr_assert(strncmp(path, USHER_SOURCE_DIR "/", strlen(USHER_SOURCE_DIR) + 1) != 0,
+              "%s is in the source tree", path);
+    cr_assert(n >= m && strcmp(path + n - m, suffix) == 0, "%s does not end in %s", path, suffix);
+}
+
+Test(config, builtin_paths_are_the_installed_layout)
+{
+    usher_config cfg;
+
+    unsetenv("USHER_TEMPLATE_DIR");
+    unsetenv("USHER_DOCUMENT_DIR");
+    unsetenv("USHER_SEARCH_DIR");
+    unsetenv("USHER_MIGRATIONS_DIR");
+    cr_assert_eq(usher_config_load(&cfg, NULL, NULL, 0), USHER_OK);
+    assert_installed_path(usher_config_default_path(), "/usher/usher.conf");
+    assert_installed_path(cfg.mail_template_dir, "/usher/templates");
+    assert_installed_path(cfg.document_dir, "/lib/usher/documents");
+    assert_installed_path(cfg.search_index_dir, "/lib/usher/search/index");
+    assert_installed_path(usher_migrate_default_dir(), "/usher/migrations");
+    usher_config_free(&cfg);
 }
 
 /* ---- refusals ------------------------------------------------------------ */
