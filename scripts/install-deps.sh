@@ -33,6 +33,9 @@ PACKAGES=(
     iproute2 postgresql-15-auto-failover pg-auto-failover-cli haproxy
     # its tests and bench/cluster read the API's JSON with jq
     jq
+    # the Debian package (scripts/package.sh: cpack, dpkg-shlibdeps, which finds
+    # the binaries with file) and its install test (the postinst's adduser)
+    dpkg-dev file adduser
 )
 
 # Playwright itself comes from the npm registry (tests/browser/package.json,

@@ -17,12 +17,16 @@
 #  11 cluster         tests/cluster/run.sh: the cluster test bed (network
 #                     namespaces, scripts/cluster.sh) and its tests, with
 #                     build/'s binaries; needs root (skipped otherwise)
+#  12 install         tests/install/test_install.sh: build/ packed into the
+#                     .deb (scripts/package.sh), installed in a fresh root (an
+#                     overlay over /, in namespaces of its own) and run as
+#                     systemd/README.md says; needs root (skipped otherwise)
 #
 # Each phase prints a banner and its duration. The last line of output is
 # "N passed, N failed": tests counted from ctest's own summary (and one per
 # binary for valgrind, one for systemd verify, one for monitoring, one per
-# cluster test), plus one failure for each phase that failed without running
-# tests (a broken build, a stack that would not start...).
+# cluster test and install check), plus one failure for each phase that failed
+# without running tests (a broken build, a stack that would not start...).
 # Exits non-zero if anything failed. Logs go to $STATE/test-logs/.
 # Phases and the exit trap are called indirectly, which shellcheck cannot see.
 # shellcheck disable=SC2317
@@ -41,7 +45,7 @@ FAILED=0
 SUMMARY=()
 STOP_STACK=0
 PHASE_NO=0
-PHASE_TOTAL=10
+PHASE_TOTAL=12
 
 # ---------------------------------------------------------------- plumbing
 
@@ -217,6 +221,21 @@ count_cluster() {
     fi
 }
 
+# The install test prints "N passed, N failed" last too.
+phase_install() { tests/install/test_install.sh build 2>&1 | tee "$1"; }
+
+# root_phase NAME FUNCTION: a phase that needs root (skipped otherwise), whose
+# last line, in $LOGS/NAME.log, is "N passed, N failed".
+root_phase() {
+    local rc=0
+    if ((EUID != 0)); then
+        skip_phase "$1" "needs root"
+        return
+    fi
+    run_phase "$1" "$2" "$LOGS/$1.log" || rc=$?
+    count_cluster "$LOGS/$1.log" "$rc"
+}
+
 # ---------------------------------------------------------------- main
 
 finish() {
@@ -286,13 +305,8 @@ main() {
     run_phase valgrind phase_valgrind "$LOGS/valgrind.results" || rc=$?
     count_valgrind "$LOGS/valgrind.results" "$rc"
 
-    if ((EUID == 0)); then
-        rc=0
-        run_phase cluster phase_cluster "$LOGS/cluster.log" || rc=$?
-        count_cluster "$LOGS/cluster.log" "$rc"
-    else
-        skip_phase cluster "needs root"
-    fi
+    root_phase cluster phase_cluster
+    root_phase install phase_install
 
     finish
 }
