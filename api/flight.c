@@ -30,7 +30,7 @@
 #include "alloc.h"
 #include "cache.h"
 #include "metrics.h"
-#include "pgpool.h"
+#include "replica.h"
 #include "reply.h"
 
 #define BUCKETS 64
@@ -250,8 +250,7 @@ void api_flight_join(api_req *r, const api_flight_read *read, api_flight_fn done
     }
     if (started == NULL)
         return; /* woken() answers it */
-    if (api_pgpool_query(r->loop->pg, read->sql, read->nparams, read->params, landed, started) ==
-        USHER_OK)
+    if (api_read(r->loop, read->sql, read->nparams, read->params, landed, started) == USHER_OK)
         api_metrics_cache_load(m, read->cache, API_CACHE_READ);
     else
         land(started, API_FLIGHT_OWN, NULL, 0); /* no connection: each one answers it */

@@ -7,7 +7,8 @@
  * in the cache once, and hands a copy to every waiter on the waiter's own
  * loop. A waiter waits at most API_FLIGHT_WAIT_MS; then, or when the shared
  * read failed, it is told to read on its own (so errors are answered as
- * before, and a lost read never strands anyone).
+ * before, and a lost read never strands anyone). The reads are public
+ * cache fills: they may go to a replica (api/replica.h).
  */
 #ifndef USHER_API_FLIGHT_H
 #define USHER_API_FLIGHT_H

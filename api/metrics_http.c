@@ -26,6 +26,7 @@
 #include "alloc.h"
 #include "fleet.h"
 #include "metrics.h"
+#include "replica.h"
 #include "pgpool.h"
 #include "prom.h"
 #include "request.h"
@@ -133,7 +134,8 @@ static void serve(struct evhttp_request *req, void *arg)
     out = usher_need(evbuffer_new());
     usher_prom_reply(req, out,
                      api_metrics_render(m->loop->srv->metrics, loops, nloops, out) == 0 &&
-                         render_depths(m, out) == 0 && api_fleet_render(m->fleet, out) == 0);
+                         render_depths(m, out) == 0 && api_fleet_render(m->fleet, out) == 0 &&
+                         api_replica_render(loops, nloops, out) == 0);
 }
 
 /* The port a bound listener got (listen_addr may ask for port 0). */

@@ -29,6 +29,8 @@ struct api_pgpool {
     int size;
     int wait_ms;
     usher_pgloop **conns;
+    bool gated;               /* api_pgpool_gate: only usable connections take statements */
+    bool *usable;             /* per connection, while gated */
     usher_pgloop_hooks hooks; /* the caller's */
     waiter *head, *tail;
     struct event *expire; /* fails the waiters whose deadline passed */
@@ -121,6 +123,10 @@ static void on_connected(usher_pgloop *pg, void *arg)
 {
     api_pgpool *pool = arg;
 
+    for (int i = 0; i < pool->size; i++) {
+        if (pool->conns[i] == pg)
+            pool->usable[i] = false; /* maybe another server now: judged again */
+    }
     /* The caller's hook first: a LISTEN it sends goes ahead of the waiters. */
     if (pool->hooks.connected != NULL)
         pool->hooks.connected(pg, pool->hooks.arg);
@@ -163,6 +169,7 @@ usher_err api_pgpool_new(struct event_base *base, const char *conninfo, int size
 
     *out = NULL;
     pool->conns = usher_calloc((size_t)size, sizeof(*pool->conns));
+    pool->usable = usher_calloc((size_t)size, sizeof(*pool->usable));
     pool->expire = usher_need(evtimer_new(base, expire_due, pool));
     pool->wait_ms = wait_ms;
     if (hooks != NULL)
@@ -195,6 +202,7 @@ void api_pgpool_free(api_pgpool *pool)
     if (pool->expire != NULL)
         event_free(pool->expire);
     free(pool->conns);
+    free(pool->usable);
     free(pool);
 }
 
@@ -230,7 +238,7 @@ usher_err api_pgpool_query(api_pgpool *pool, const char *sql, int nparams,
     for (int i = 0; i < pool->size; i++) {
         int pending = usher_pgloop_pending(pool->conns[i]);
 
-        if (!usher_pgloop_connected(pool->conns[i]))
+        if (!api_pgpool_usable(pool, i))
             continue;
         if (best == NULL || pending < best_pending) {
             best = pool->conns[i];
@@ -263,4 +271,36 @@ int api_pgpool_busy(const api_pgpool *pool)
 int api_pgpool_size(const api_pgpool *pool)
 {
     return pool->size;
+}
+
+void api_pgpool_gate(api_pgpool *pool)
+{
+    pool->gated = true;
+}
+
+void api_pgpool_set_usable(api_pgpool *pool, int i, bool usable)
+{
+    pool->usable[i] = usable;
+}
+
+bool api_pgpool_usable(const api_pgpool *pool, int i)
+{
+    return usher_pgloop_connected(pool->conns[i]) && (!pool->gated || pool->usable[i]);
+}
+
+int api_pgpool_usable_count(const api_pgpool *pool)
+{
+    int n = 0;
+
+    for (int i = 0; i < pool->size; i++)
+        n += api_pgpool_usable(pool, i);
+    return n;
+}
+
+usher_err api_pgpool_query_on(api_pgpool *pool, int i, const char *sql, int nparams,
+                              const char *const *params, usher_pg_result_fn done, void *arg)
+{
+    if (i < 0 || i >= pool->size)
+        return USHER_ERR_DB;
+    return usher_pgloop_query(pool->conns[i], sql, nparams, params, done, arg);
 }

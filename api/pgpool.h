@@ -35,6 +35,22 @@ USHER_MUSTCHECK usher_err api_pgpool_query(api_pgpool *pool, const char *sql, in
                                            const char *const *params, usher_pg_result_fn done,
                                            void *arg);
 
+/*
+ * Gating, for a pool of replicas (api/replica.h): from this call on, a
+ * connection takes statements from api_pgpool_query only while its owner
+ * says it is usable, and every (re)connect makes it unusable until the
+ * owner has looked at it again.
+ */
+void api_pgpool_gate(api_pgpool *pool);
+void api_pgpool_set_usable(api_pgpool *pool, int i, bool usable);
+bool api_pgpool_usable(const api_pgpool *pool, int i); /* connected, and usable if gated */
+int api_pgpool_usable_count(const api_pgpool *pool);
+
+/* Queues a statement on connection i itself (USHER_ERR_DB while it is down). */
+USHER_MUSTCHECK usher_err api_pgpool_query_on(api_pgpool *pool, int i, const char *sql, int nparams,
+                                              const char *const *params, usher_pg_result_fn done,
+                                              void *arg);
+
 int api_pgpool_connected(const api_pgpool *pool); /* connections up */
 int api_pgpool_busy(const api_pgpool *pool);      /* connections with statements waiting */
 int api_pgpool_size(const api_pgpool *pool);

@@ -7,18 +7,29 @@
 
 #include "log.h"
 #include "pgpool.h"
+#include "replica.h"
 #include "reply.h"
 #include "route.h"
 
-bool api_query(api_req *r, const char *sql, int nparams, const char *const *params,
-               usher_pg_result_fn done)
+/* The answer when a statement could not be queued. */
+static bool queued(api_req *r, usher_err err)
 {
-    usher_err err = api_pgpool_query(r->loop->pg, sql, nparams, params, done, r);
-
     if (err == USHER_OK)
         return true;
     api_reply_error(r, 503, "unavailable", "the database is not reachable; try again shortly");
     return false;
+}
+
+bool api_query(api_req *r, const char *sql, int nparams, const char *const *params,
+               usher_pg_result_fn done)
+{
+    return queued(r, api_pgpool_query(r->loop->pg, sql, nparams, params, done, r));
+}
+
+bool api_query_read(api_req *r, const char *sql, int nparams, const char *const *params,
+                    usher_pg_result_fn done)
+{
+    return queued(r, api_read(r->loop, sql, nparams, params, done, r));
 }
 
 bool api_result_ok(api_req *r, PGresult *res, const char *errmsg)

@@ -23,6 +23,15 @@ bool api_query(api_req *r, const char *sql, int nparams, const char *const *para
                usher_pg_result_fn done);
 
 /*
+ * api_query for a read that may see data a moment old: it goes to a fresh
+ * replica when there is one (api/replica.h), else to the primary. For
+ * routes whose client did not just write what it reads (the README's
+ * "Read replicas" table).
+ */
+bool api_query_read(api_req *r, const char *sql, int nparams, const char *const *params,
+                    usher_pg_result_fn done);
+
+/*
  * For a callback: true when res is a good result; otherwise answers 503
  * (connection lost) or 500 (statement failed, logged) and returns false.
  */

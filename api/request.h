@@ -29,6 +29,7 @@
 
 typedef struct api_metrics api_metrics;
 typedef struct api_pgpool api_pgpool;
+typedef struct api_replica api_replica;
 typedef struct api_redis api_redis;
 typedef struct api_wake api_wake;
 typedef struct api_checkin_batch api_checkin_batch;
@@ -65,7 +66,8 @@ struct api_loop {
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
     api_pgpool *pg;
-    api_redis *redis; /* the cache and the rate limiter; may be down */
+    api_replica *replica; /* reads that may see a replica ([database] read_url); may be NULL */
+    api_redis *redis;     /* the cache and the rate limiter; may be down */
     api_token_cache *tokens;
     api_wake *wake;              /* NOTIFYs for the jobs its statements enqueued */
     api_checkin_batch *checkins; /* scans gathered into one statement per turn */

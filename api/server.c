@@ -24,6 +24,7 @@
 #include "metrics_http.h"
 #include "pgpool.h"
 #include "redis.h"
+#include "replica.h"
 #include "token.h"
 #include "wake_after_commit.h"
 #include "router.h"
@@ -133,6 +134,7 @@ static void loop_free(api_loop *loop)
     api_redis_free(loop->redis);
     api_checkin_batch_free(loop->checkins); /* before the pool: it answers what waits */
     api_pgpool_free(loop->pg);
+    api_replica_free(loop->replica); /* after the primary: its samples' callbacks point here */
     api_wake_free(loop->wake);
     if (loop->tick != NULL)
         event_free(loop->tick);
@@ -237,6 +239,8 @@ static api_loop *loop_new(api_server *srv, int index, int fd, char *errbuf, size
                                               .arg = loop },
                        &loop->pg) != USHER_OK)
         goto failed;
+    if (api_replica_new(loop, &loop->replica) != USHER_OK)
+        goto failed;
     loop->wake = api_wake_new(loop);
     loop->checkins = api_checkin_batch_new(loop, route_checkin_answer);
     loop->redis = api_redis_new(loop->base, cfg->redis_url, errbuf, errlen);
@@ -267,6 +271,10 @@ void api_conn_need(const usher_config *cfg, int nthreads, usher_conn_need *need)
     usher_conn_need_add(need, nthreads * cfg->api_db_connections,
                         "%d loop threads x [api] db_connections %d", nthreads,
                         cfg->api_db_connections);
+    if (cfg->database_read_url != NULL && cfg->database_read_url[0] != '\0')
+        usher_conn_need_add(need, nthreads * cfg->api_db_connections,
+                            "%d loop threads x %d replica connections ([database] read_url)",
+                            nthreads, cfg->api_db_connections);
     usher_conn_need_add(need, API_OFFLOAD_THREADS, "offload threads (admin routes)");
 }
 

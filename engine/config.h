@@ -149,6 +149,9 @@ typedef struct usher_config {
     char *path; /* the file it came from, or NULL for built-in defaults */
     char *database_url;
     int database_max_connections_per_process; /* the budget of engine/conn_budget.h; 0 = none */
+    char *database_read_url;         /* replicas for reads that tolerate lag; NULL = none */
+    int database_max_replica_lag_ms; /* a replica further behind is not read */
+    int database_replica_check_ms;   /* how often usher-api measures its replicas */
     char *redis_url;
     char *smtp_url;
     char *smtp_from_address;      /* envelope and From: of outgoing mail */

@@ -102,17 +102,18 @@ static void rows(PGresult *res, const char *errmsg, void *arg)
 
 void route_admin_pools(api_req *r)
 {
-    /* A supervisor heartbeats every few seconds; silent for 15 s, it is stale. */
-    api_query(r,
-              "SELECT json_build_object('pools', coalesce(json_agg(json_build_object("
-              " 'worker_id', worker_id, 'pool', pool, 'host', host, 'pid', pid,"
-              " 'current', current_size, 'desired', desired_size, 'granted', granted_size,"
-              " 'min', min_size, 'max', max_size, 'busy', busy, 'depth', depth,"
-              " 'leader', leader, 'downstream', downstream, 'started_at', started_at,"
-              " 'heartbeat_at', heartbeat_at,"
-              " 'stale', heartbeat_at < now() - interval '15 seconds')"
-              " ORDER BY pool, host, pid), '[]'::json))::text FROM usher_pools",
-              0, NULL, rows);
+    /* A supervisor heartbeats every few seconds; silent for 15 s, it is stale.
+     * A second old is as good: a replica may answer. */
+    api_query_read(r,
+                   "SELECT json_build_object('pools', coalesce(json_agg(json_build_object("
+                   " 'worker_id', worker_id, 'pool', pool, 'host', host, 'pid', pid,"
+                   " 'current', current_size, 'desired', desired_size, 'granted', granted_size,"
+                   " 'min', min_size, 'max', max_size, 'busy', busy, 'depth', depth,"
+                   " 'leader', leader, 'downstream', downstream, 'started_at', started_at,"
+                   " 'heartbeat_at', heartbeat_at,"
+                   " 'stale', heartbeat_at < now() - interval '15 seconds')"
+                   " ORDER BY pool, host, pid), '[]'::json))::text FROM usher_pools",
+                   0, NULL, rows);
 }
 
 /* Older records kept a null filter field as given; it never filtered, so it is not shown. */

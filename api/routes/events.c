@@ -11,6 +11,11 @@
  * through the API drops the entry. A sale does not: availability may lag
  * sales by the TTL, except that a refused sale (sold out) drops an entry
  * that still shows seats for its ticket type, once per sell-out.
+ *
+ * The public reads (cache fills and refreshes) may go to a replica
+ * (api/replica.h): a change drops the entry again once the replicas have
+ * replayed it, so a fill from a replica still behind does not outlive it.
+ * The organizer's list reads the primary: it lists what it just made.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +28,8 @@
 #include "../flight.h"
 #include "../metrics.h"
 #include "../jobs.h"
-#include "../pgpool.h"
 #include "../redis.h"
+#include "../replica.h"
 #include "../validate.h"
 #include "../wake_after_commit.h"
 #include "alloc.h"
@@ -89,13 +94,20 @@ void api_event_cache_key(int64_t id, char key[API_CACHE_KEY_MAX])
     snprintf(key, API_CACHE_KEY_MAX, "usher:v1:event:%lld", (long long)id);
 }
 
+static void drop_entry(api_loop *loop, const char *key)
+{
+    api_flight_forget(key);
+    api_cache_drop(loop, key);
+}
+
+/* Dropped now, and again once no replica read can return what was there before. */
 void api_event_cache_changed(api_loop *loop, int64_t id)
 {
     char key[API_CACHE_KEY_MAX];
 
     api_event_cache_key(id, key);
-    api_flight_forget(key);
-    api_cache_drop(loop, key);
+    drop_entry(loop, key);
+    api_replica_after_lag(loop, drop_entry, key);
 }
 
 /* Sends event JSON with a validator, or 304 when the client has this version. */
@@ -167,7 +179,7 @@ static void refresh_event(api_loop *loop, int64_t id)
     const char *params[] = { api_id_text(id, text) };
 
     *rf = (refresh){ loop, id };
-    if (api_pgpool_query(loop->pg, EVENT_SQL, 1, params, refreshed, rf) != USHER_OK)
+    if (api_read(loop, EVENT_SQL, 1, params, refreshed, rf) != USHER_OK)
         free(rf);
     else
         api_metrics_cache_load(loop->srv->metrics, "event", API_CACHE_READ);
@@ -184,7 +196,7 @@ static void event_loaded(api_req *r, api_flight_answer answer, const char *value
     else if (answer == API_FLIGHT_NO_ROW)
         api_reply_error(r, 404, "not_found", "no such event");
     else
-        api_query(r, EVENT_SQL, 1, params, got_event);
+        api_query_read(r, EVENT_SQL, 1, params, got_event);
 }
 
 static void event_cached(api_req *r, api_cache_state state, const char *value, size_t len,

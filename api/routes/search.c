@@ -5,7 +5,9 @@
  * search reads the disk. Events and sessions are public; attendees are
  * personal data: only an organizer of the event (or an admin) may search
  * them, and only within one event. Hits are completed from PostgreSQL
- * (names, titles) in one statement, in the index's order.
+ * (names, titles) in one statement, in the index's order, which a replica
+ * may answer (the index itself lags more); the organizer's own event is
+ * checked on the primary.
  */
 #include <event2/keyvalq_struct.h>
 #include <stdio.h>
@@ -102,22 +104,22 @@ static void searched(void *arg)
     usher_int_text(j->limit, limit);
     const char *params[] = { hits_text, j->query, total, offset, limit };
 
-    api_query(r,
-              "SELECT json_build_object('query', $2::text, 'total', $3::bigint,"
-              " 'offset', $4::int, 'limit', $5::int,"
-              " 'hits', coalesce(json_agg(json_build_object('type', h.type, 'id', h.id,"
-              "  'event_id', h.event_id, 'score', h.score, 'doc', CASE h.type"
-              "  WHEN 'event' THEN (SELECT json_build_object('name', e.name, 'venue', e.venue,"
-              "   'starts_at', e.starts_at) FROM events e WHERE e.id = h.id)"
-              "  WHEN 'session' THEN (SELECT json_build_object('title', s.title,"
-              "   'speakers', s.speakers, 'starts_at', s.starts_at) FROM sessions s"
-              "   WHERE s.id = h.id)"
-              "  WHEN 'attendee' THEN (SELECT json_build_object('name', g.name,"
-              "   'email', g.email) FROM registrations g WHERE g.id = h.id) END)"
-              "  ORDER BY h.ord), '[]'::json))::text"
-              " FROM jsonb_to_recordset($1::jsonb)"
-              "  AS h(ord int, type text, id bigint, event_id bigint, score float8)",
-              5, params, enriched);
+    api_query_read(r,
+                   "SELECT json_build_object('query', $2::text, 'total', $3::bigint,"
+                   " 'offset', $4::int, 'limit', $5::int,"
+                   " 'hits', coalesce(json_agg(json_build_object('type', h.type, 'id', h.id,"
+                   "  'event_id', h.event_id, 'score', h.score, 'doc', CASE h.type"
+                   "  WHEN 'event' THEN (SELECT json_build_object('name', e.name, 'venue', e.venue,"
+                   "   'starts_at', e.starts_at) FROM events e WHERE e.id = h.id)"
+                   "  WHEN 'session' THEN (SELECT json_build_object('title', s.title,"
+                   "   'speakers', s.speakers, 'starts_at', s.starts_at) FROM sessions s"
+                   "   WHERE s.id = h.id)"
+                   "  WHEN 'attendee' THEN (SELECT json_build_object('name', g.name,"
+                   "   'email', g.email) FROM registrations g WHERE g.id = h.id) END)"
+                   "  ORDER BY h.ord), '[]'::json))::text"
+                   " FROM jsonb_to_recordset($1::jsonb)"
+                   "  AS h(ord int, type text, id bigint, event_id bigint, score float8)",
+                   5, params, enriched);
     free(hits_text);
     free(j); /* after the statement copied its parameters */
 }

@@ -4,8 +4,9 @@
  * access-controlled by GET /v1/content/{id}). An organizer touching
  * another organizer's event gets 404, as if it were absent. Every change
  * enqueues a search-index update (index.document, type "session") in the
- * same statement, and wakes the index queue once it committed. The access check of a ticket holder
- * lives in session_access.c.
+ * same statement, and wakes the index queue once it committed. The public
+ * list and details may be read from a replica (api/replica.h). The access
+ * check of a ticket holder lives in session_access.c.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -223,8 +224,8 @@ void route_session_get(api_req *r)
     char id[USHER_INT_TEXT_MAX];
     const char *params[] = { api_id_text(r->ids[0], id) };
 
-    api_query(r, "SELECT " SESSION_JSON "::text FROM sessions s WHERE s.id = $1", 1, params,
-              got_session);
+    api_query_read(r, "SELECT " SESSION_JSON "::text FROM sessions s WHERE s.id = $1", 1, params,
+                   got_session);
 }
 
 void route_session_list(api_req *r)
@@ -232,9 +233,9 @@ void route_session_list(api_req *r)
     char id[USHER_INT_TEXT_MAX];
     const char *params[] = { api_id_text(r->ids[0], id) };
 
-    api_query(r,
-              "SELECT json_build_object('sessions', coalesce((SELECT json_agg(" SESSION_JSON
-              " ORDER BY s.starts_at, s.id) FROM sessions s WHERE s.event_id = e.id),"
-              " '[]'::json))::text FROM events e WHERE e.id = $1",
-              1, params, listed);
+    api_query_read(r,
+                   "SELECT json_build_object('sessions', coalesce((SELECT json_agg(" SESSION_JSON
+                   " ORDER BY s.starts_at, s.id) FROM sessions s WHERE s.event_id = e.id),"
+                   " '[]'::json))::text FROM events e WHERE e.id = $1",
+                   1, params, listed);
 }
