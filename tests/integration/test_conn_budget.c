@@ -3,7 +3,8 @@
  * counts what a running usher-api and usher-worker open at their most, and
  * it is exactly what the README's formulas (and their budget checks) say:
  * usher-api threads x db_connections + 2 offload threads, usher-worker 2
- * (supervisor) + 1 (maintenance) + its pool's max (children). Each
+ * (supervisor) + 1 (maintenance) + its pool's max (children), and usher-api
+ * with a read_url its replica pools too. Each
  * connection is made to show itself by blocking it on a lock the test
  * holds. A configuration at [database] max_connections_per_process starts;
  * one past it exits 1 saying why, and usher-worker refuses a reload that
@@ -45,6 +46,7 @@ static void stop(void)
         usher_store_free(lock_holder); /* ends its transaction: the lock goes */
     lock_holder = NULL;
     testapi_stop(&server);
+    unsetenv("USHER_DATABASE_READ_URL");
     if (worker > 0)
         testproc_stop_cleanly(worker);
     worker = 0;
@@ -169,6 +171,37 @@ Test(conn_budget, usher_api_past_its_budget_does_not_start)
     cr_assert_not_null(strstr(said, expect), "%s", said);
     snprintf(expect, sizeof(expect), "max_connections_per_process = %s", budget);
     cr_assert_not_null(strstr(said, expect), "%s", said);
+}
+
+/*
+ * [database] read_url adds each loop's replica pool: here the URL is the
+ * test's database itself (a primary is current, so it serves as its own
+ * replica), where pg_stat_activity counts them all. One under that budget,
+ * usher-api does not start.
+ */
+Test(conn_budget, usher_api_with_a_read_url_opens_a_replica_pool_per_loop_too, .fini = stop,
+     .timeout = 300)
+{
+    usher_config with = cfg; /* shallow: only read */
+    usher_conn_need need;
+    char budget[16], said[2048];
+    expected pools = { 2LL * API_LOOPS * cfg.api_db_connections, 0 };
+
+    with.database_read_url = cfg.database_url;
+    api_conn_need(&with, API_LOOPS, &need);
+    cr_assert_eq(usher_conn_need_total(&need),
+                 2 * API_LOOPS * cfg.api_db_connections + API_OFFLOAD_THREADS);
+    setenv("USHER_DATABASE_READ_URL", cfg.database_url, 1);
+    snprintf(budget, sizeof(budget), "%d", usher_conn_need_total(&need) - 1);
+    setenv(BUDGET_VARIABLE, budget, 1);
+    cr_assert_eq(testapi_refused(USHER_API_PATH, cfg.database_url, API_LOOPS, said, sizeof(said)),
+                 1, "%s", said);
+    cr_assert_not_null(strstr(said, "replica connections ([database] read_url)"), "%s", said);
+    snprintf(budget, sizeof(budget), "%d", usher_conn_need_total(&need));
+    setenv(BUDGET_VARIABLE, budget, 1);
+    testapi_start(&server, USHER_API_PATH, cfg.database_url, API_LOOPS);
+    cr_assert(testproc_wait_for(counted, &pools, 30000), "%lld sessions, not the pools' %lld",
+              sessions(), pools.sessions);
 }
 
 /* POOL_MAX notify.inbox jobs for a real registration, so each child takes one. */
