@@ -36,6 +36,9 @@
 __attribute__((constructor)) static void use_test_config(void)
 {
     setenv("USHER_CONFIG", READ_REPLICA_TEST_CONF, 1);
+    /* Ports the kernel finds free: the test's many client connections leave
+     * TIME_WAIT sockets on ephemeral ports, which a fixed port may be. */
+    unsetenv("USHER_TEST_PG_PORT_BASE");
 }
 
 #define GETS        40
