@@ -50,8 +50,8 @@ void api_access_log(const api_req *r, int status)
     const usher_config *cfg = atomic_load(&r->loop->srv->cfg);
     const char *method = "?";
 
-    if (!cfg->api_access_log)
-        return;
+    if (cfg == NULL || !cfg->api_access_log)
+        return; /* off, or a harness without a configuration */
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
         if (r->method == 1 << i)
             method = methods[i];

@@ -507,6 +507,10 @@ $([[ "$host" != api* ]] || ! read_url_supported || echo "read_url = $(read_url)"
 [redis]
 url = redis://${ADDR[redis]}:6379/0
 
+[mail]
+# This tree's templates: the binaries default to the installed ones.
+template_dir = $ROOT/conf/templates
+
 [smtp]
 url = smtp://${ADDR[smtp]}:$SMTP_PORT
 timeout_ms = 5000
@@ -680,7 +684,7 @@ usher_up() {
     done
     [[ -x "$BUILD/usher-api" && -x "$BUILD/usher-worker" && -x "$BUILD/usherctl" ]] ||
         die "no usher binaries in $BUILD (scripts/build.sh, or set USHER_BUILD_DIR)"
-    env -i PATH=/usr/bin:/bin "$BUILD/usherctl" --config "$CLUSTER/worker1/usher.conf" migrate \
+    env -i PATH=/usr/bin:/bin "$BUILD/usherctl" --config "$CLUSTER/worker1/usher.conf" migrate --dir "$ROOT/schemas/migrations" \
         >"$CLUSTER/migrate.log" 2>&1 || die "migrate failed, see $CLUSTER/migrate.log"
     log "usher: migrated"
     # worker1 first, so that it leads maintenance when the tests begin.
