@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -175,7 +176,7 @@ static bool parse_comment(promtext *p, char *line, int lineno, char *why, size_t
 }
 
 static bool parse_sample(promtext *p, char *line, int lineno, char *why, size_t whylen,
-                         family **current)
+                         size_t *current)
 {
     size_t n = name_len(line, true);
     static char none[] = "";
@@ -203,11 +204,12 @@ static bool parse_sample(promtext *p, char *line, int lineno, char *why, size_t 
     f = family_of(p, line);
     if (f == NULL)
         return fail(why, whylen, lineno, "sample %s before any TYPE of its family", line);
-    if (f->closed || (*current != NULL && *current != f && f->seen_samples))
+    /* current is an index (families move when a TYPE line grows the array): nf = none. */
+    if (f->closed || (*current < p->nf && &p->families[*current] != f && f->seen_samples))
         return fail(why, whylen, lineno, "samples of %s are not contiguous", f->name);
-    if (*current != NULL && *current != f)
-        (*current)->closed = true;
-    *current = f;
+    if (*current < p->nf && &p->families[*current] != f)
+        p->families[*current].closed = true;
+    *current = (size_t)(f - p->families);
     f->seen_samples = true;
     if (p->n == p->cap) {
         size_t cap = p->cap ? p->cap * 2 : 64;
@@ -275,7 +277,7 @@ promtext *promtext_parse(const char *text, char *why, size_t whylen)
 {
     promtext *p = calloc(1, sizeof(*p));
     char *copy = strdup(text), *save = NULL, *line;
-    family *current = NULL;
+    size_t current = SIZE_MAX;
     int lineno = 0;
     bool ok = p != NULL && copy != NULL;
 
