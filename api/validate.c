@@ -1,7 +1,9 @@
 #include "validate.h"
 #include "reply.h"
+#include "alloc.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -51,6 +53,38 @@ size_t api_text_chars(const char *s, size_t len)
         chars += (c & 0xc0) != 0x80;
     }
     return chars;
+}
+
+bool api_get_text(api_req *r, const char *field, bool required, size_t max, const char **out)
+{
+    json_t *v = json_object_get(r->body, field);
+    size_t chars, len;
+    char *plain;
+
+    if (v == NULL && !required)
+        return true;
+    if (!json_is_string(v)) {
+        api_reply_invalid(r, field, "%s must be a string", field);
+        return false;
+    }
+    len = json_string_length(v);
+    plain = usher_malloc(len + 1);
+    memcpy(plain, json_string_value(v), len + 1);
+    for (size_t i = 0; i < len; i++) {
+        if (plain[i] == '\n' || plain[i] == '\r' || plain[i] == '\t')
+            plain[i] = ' ';
+    }
+    chars = api_text_chars(plain, len); /* an embedded NUL counts as a control */
+    free(plain);
+    if (chars == (size_t)-1 || chars > max) {
+        api_reply_invalid(r, field,
+                          "%s must be at most %zu characters, without control characters"
+                          " other than line breaks and tabs",
+                          field, max);
+        return false;
+    }
+    *out = json_string_value(v);
+    return true;
 }
 
 /* A calendar date's days since 1970-01-01 (proleptic Gregorian; H. Hinnant's days_from_civil). */

@@ -23,6 +23,13 @@ void api_reply_invalid(api_req *r, const char *field, const char *fmt, ...)
 USHER_MUSTCHECK bool api_get_string(api_req *r, const char *field, bool required, size_t min,
                                     size_t max, const char **out);
 
+/*
+ * Free text of at most max characters that may span lines: line breaks
+ * (LF, CR) and tabs are the only control characters allowed.
+ */
+USHER_MUSTCHECK bool api_get_text(api_req *r, const char *field, bool required, size_t max,
+                                  const char **out);
+
 /* An integer in min..max. */
 USHER_MUSTCHECK bool api_get_int(api_req *r, const char *field, bool required, int64_t min,
                                  int64_t max, int64_t *out);

@@ -65,40 +65,10 @@ static void listed(PGresult *res, const char *errmsg, void *arg)
     api_reply_row(arg, res, errmsg, 200, "event");
 }
 
-/*
- * The abstract: free text of at most ABSTRACT_MAX characters, where line
- * breaks and tabs are welcome (api_get_string refuses every control).
- */
+/* The abstract: free text where line breaks and tabs are welcome. */
 static bool get_abstract(api_req *r, const char **out)
 {
-    json_t *v = json_object_get(r->body, "abstract");
-    size_t chars, len;
-    char *plain;
-
-    if (v == NULL)
-        return true;
-    if (!json_is_string(v)) {
-        api_reply_invalid(r, "abstract", "abstract must be a string");
-        return false;
-    }
-    len = json_string_length(v);
-    plain = usher_malloc(len + 1);
-    memcpy(plain, json_string_value(v), len + 1);
-    for (size_t i = 0; i < len; i++) {
-        if (plain[i] == '\n' || plain[i] == '\r' || plain[i] == '\t')
-            plain[i] = ' ';
-    }
-    chars = api_text_chars(plain, len); /* an embedded NUL counts as a control */
-    free(plain);
-    if (chars == (size_t)-1 || chars > ABSTRACT_MAX) {
-        api_reply_invalid(r, "abstract",
-                          "abstract must be at most %d characters, without control characters"
-                          " other than line breaks and tabs",
-                          ABSTRACT_MAX);
-        return false;
-    }
-    *out = json_string_value(v);
-    return true;
+    return api_get_text(r, "abstract", false, ABSTRACT_MAX, out);
 }
 
 typedef struct fields {
