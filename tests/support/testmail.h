@@ -12,4 +12,7 @@
  */
 int testmail_count(const char *prefix, int *counts, int n);
 
+/* testmail_count of the mails whose Subject: header contains subject. */
+int testmail_count_subject(const char *prefix, const char *subject, int *counts, int n);
+
 #endif
