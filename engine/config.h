@@ -9,6 +9,7 @@
  *   [database] [redis] [smtp]  url; [smtp] also the sender, STARTTLS and AUTH
  *   [log]        level
  *   [webhooks]   allow_private_targets (platform/netguard.h's classes refused or not)
+ *   [messages]   batch_size (registrations per message.fanout job)
  *   [engine]     queue-engine settings (payload limit, wake-ups, leases, retention)
  *   [defaults]   the retry policy and priority of a kind not listed below
  *   [queue.NAME] one per queue: pool (a declared [pool.NAME])
@@ -211,6 +212,9 @@ typedef struct usher_config {
 
     /* [worker]: usher-worker */
     int worker_test_handlers; /* 1: the test.* kinds run (tests and benchmarks only) */
+
+    /* [messages]: messages to attendees and event cancellations */
+    int messages_batch_size; /* registrations per message.fanout job */
 
     /* [engine] */
     int payload_max_bytes;     /* enqueue refuses larger payloads */

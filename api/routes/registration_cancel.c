@@ -2,7 +2,8 @@
  * POST /v1/registrations/{id}/cancel (organizer of the event, or admin):
  * one statement, usher_cancel_registration() (0010_registration_cancel.sql),
  * cancels it, gives its seat back, and enqueues its removal from the search
- * index and the registration.cancelled webhooks. Then the caches: the
+ * index, the attendee's registration_cancelled email and the
+ * registration.cancelled webhooks. Then the caches: the
  * event's availability is dropped, and the registration's answer at every
  * session door of the event is held empty (api_cache_hold, one round trip
  * that the answer waits for), so a door request that read "confirmed" just
@@ -97,16 +98,35 @@ static void cancelled(PGresult *res, const char *errmsg, void *arg)
         /* A seat is free again. */
         api_event_cache_changed(r->loop, strtoll(PQgetvalue(res, 0, 1), NULL, 10));
         api_wake_kind(r->loop, "index.document");
+        api_wake_kind(r->loop, "email.send");
         api_wake_kind(r->loop, "notify.webhook");
     }
     /* Answered once the holds are in: after the 200 no door says "yes". */
     api_cache_hold(r->loop, c->key_at, c->n, doors_held, c);
 }
 
+/*
+ * The cancellation's jobs, as JSON text (the caller frees it): the
+ * attendee leaves the search index and gets a registration_cancelled email.
+ */
+static char *cancel_jobs(const usher_config *cfg)
+{
+    json_t *jobs = usher_need(json_array());
+    char *text = NULL;
+
+    if (api_job_add(jobs, cfg, "index.document", json_pack("{s:s}", "type", "attendee"), "id") ==
+            0 &&
+        api_job_add(jobs, cfg, "email.send",
+                    json_pack("{s:s}", "template", "registration_cancelled"),
+                    "registration_id") == 0)
+        text = usher_need(json_dumps(jobs, JSON_COMPACT));
+    json_decref(jobs);
+    return text;
+}
+
 void route_registration_cancel(api_req *r)
 {
-    char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX],
-        *text = api_index_job(r->loop->srv->cfg, "attendee");
+    char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX], *text = cancel_jobs(r->loop->srv->cfg);
 
     if (text == NULL) {
         api_reply_error(r, 500, "internal", "out of memory");

@@ -93,6 +93,14 @@ static char *registration_jobs(api_req *r, int64_t event)
     return text;
 }
 
+/* The registration was refused because the event is cancelled (0017_messages.sql's trigger). */
+static bool event_cancelled(PGresult *res)
+{
+    const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+    return state != NULL && strcmp(state, "UE410") == 0;
+}
+
 static void registered(PGresult *res, const char *errmsg, void *arg)
 {
     api_req *r = arg;
@@ -104,6 +112,10 @@ static void registered(PGresult *res, const char *errmsg, void *arg)
 
     free(reg);
     r->state = NULL;
+    if (event_cancelled(res)) {
+        api_reply_error(r, 410, "event_cancelled", "the event is cancelled");
+        return;
+    }
     if (!api_result_ok(r, res, errmsg))
         return;
     status = PQgetvalue(res, 0, 0);

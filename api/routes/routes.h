@@ -47,6 +47,12 @@ void route_ticket_type_update(api_req *r);
 void route_ticket_type_close(api_req *r);
 void route_ticket_type_reopen(api_req *r);
 
+/* messages.c, event_cancel.c: messages to attendees and event cancellation */
+void route_message_create(api_req *r);
+void route_message_get(api_req *r);
+void route_message_cancel(api_req *r);
+void route_event_cancel(api_req *r);
+
 /* registrations.c, registration_cancel.c */
 void route_register(api_req *r);
 void route_registration_cancel(api_req *r);

@@ -27,7 +27,8 @@
 #include "webhooks.h"
 
 static const char *const webhook_events[] = { "registration.created", "registration.cancelled",
-                                              "checkin.created", "report.done", NULL };
+                                              "checkin.created",      "report.done",
+                                              "event.cancelled",      NULL };
 
 static void created(PGresult *res, const char *errmsg, void *arg)
 {
@@ -93,7 +94,8 @@ bool api_webhook_events_ok(api_req *r, json_t *events)
         if (!known) {
             api_reply_invalid(r, "events",
                               "events[%zu] must be registration.created,"
-                              " registration.cancelled, checkin.created or report.done",
+                              " registration.cancelled, checkin.created, report.done or"
+                              " event.cancelled",
                               i);
             return false;
         }

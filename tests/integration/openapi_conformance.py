@@ -627,6 +627,8 @@ class Values:
             "event_id": lambda: w.other_event if ctx.get("op") == "checkIn"
             and ctx.get("kind") == "valid" and rng.random() < 0.2 else w.event,
             "session_id": lambda: w.session,
+            "ticket_type_ids": lambda: [w.ticket_type],
+            "session_ids": lambda: [w.session],
             "endpoint": lambda: w.webhook,
             "cursor": lambda: w.any_job,
             "ticket_code": lambda: self.door_code(ctx) if ctx.get("op") == "checkIn" else w.code,
@@ -697,6 +699,8 @@ class World:
         self.registration, self.code = self.register()
         for _ in range(24):
             self.codes.append(self.register()[1])
+        self.spare_event = self.make_event(org)
+        self.message = self.make_message()
         report = self.api("POST", f"/v1/events/{self.event}/reports", org, {"kind": "attendees"})
         self.report, self.report_job = report["report_id"], report["job_id"]
         self.any_job = self.report_job
@@ -746,6 +750,10 @@ class World:
             "name": "Conformance conference", "starts_at": FIXTURE_START,
             "ends_at": FIXTURE_END, "timezone": "Europe/Berlin"})["id"]
 
+    def make_message(self):
+        return self.api("POST", f"/v1/events/{self.event}/messages", self.tokens["organizer"], {
+            "subject": "Doors open at 8", "body": "See you there."})["message_id"]
+
     def register(self):
         reg = self.api("POST", f"/v1/events/{self.event}/registrations", None, {
             "ticket_type_id": self.ticket_type, "name": "Zoë Attendee",
@@ -786,6 +794,9 @@ class Generator:
         w = self.w
         by_op = {
             "cancelRegistration": lambda: w.register()[0] if fresh else w.registration,
+            "cancelEvent": lambda: w.make_event(w.tokens["organizer"]) if fresh else w.spare_event,
+            "getMessage": lambda: w.message,
+            "cancelMessage": lambda: w.make_message() if fresh else w.message,
             "adminRetryJob": lambda: w.job_in("dead") if fresh else w.any_job,
             "adminDiscardJob": lambda: w.job_in("dead") if fresh else w.any_job,
             "adminCancelJob": lambda: w.job_in("available") if fresh else w.any_job,

@@ -1,6 +1,9 @@
 /*
  * email.send: renders a template, attaches a stored document if asked,
- * and hands the message to the SMTP relay. The Message-ID comes from the
+ * and hands the message to the SMTP relay. A message to attendees
+ * (message_id in the payload) adds the message's subject and body to the
+ * registration's variables, is skipped once the message was cancelled, and
+ * marks its ledger row sent (message_mail.h). The Message-ID comes from the
  * job id and, for a registration's mail, the Date from the registration, so
  * every retry sends the very same message and a relay or mailbox that saw
  * the first one can tell. 4xx and connection failures retry with backoff;
@@ -20,6 +23,7 @@
 #include "mail_message.h"
 #include "mail_send.h"
 #include "mail_template.h"
+#include "message_mail.h"
 #include "registration_facts.h"
 
 #define ATTACHMENT_MAX   (20 * 1024 * 1024)
@@ -100,6 +104,36 @@ static bool from_registration(usher_handler_ctx *ctx, usher_store *st, int64_t i
     return m->vars != NULL;
 }
 
+/*
+ * Does vars name a variable *_html? A template inserts those unescaped
+ * (mail_template.h), so only this handler sets them, never a payload.
+ */
+static bool html_named(json_t *vars)
+{
+    const char *name;
+    json_t *value;
+
+    json_object_foreach(vars, name, value)
+    {
+        size_t n = strlen(name);
+
+        if (n >= 5 && strcmp(name + n - 5, "_html") == 0)
+            return true;
+    }
+    return false;
+}
+
+/* A message's subject and body for its mail; false (r set) on failure or when *skip. */
+static bool from_message(usher_store *st, const usher_job *job, int64_t message, outgoing *m,
+                         bool *skip, usher_handler_result *r)
+{
+    usher_err err = usher_message_mail_vars(st, message, job, m->vars, skip);
+
+    if (err != USHER_OK)
+        usher_handler_store_failed(r, st, err, "email.send");
+    return err == USHER_OK && !*skip;
+}
+
 /* The recipient and variables given in the payload itself. */
 static bool from_payload(json_t *payload, outgoing *m, usher_handler_result *r)
 {
@@ -110,6 +144,11 @@ static bool from_payload(json_t *payload, outgoing *m, usher_handler_result *r)
     if (to == NULL || !json_is_object(vars)) {
         usher_handler_fail(r, USHER_OUTCOME_PERMANENT,
                            "payload needs registration_id, or to and vars");
+        return false;
+    }
+    if (html_named(vars)) {
+        usher_handler_fail(r, USHER_OUTCOME_PERMANENT,
+                           "payload.vars may not name *_html: those are HTML this handler makes");
         return false;
     }
     snprintf(m->to, sizeof(m->to), "%s", to);
@@ -194,6 +233,7 @@ static void prepare(usher_handler_ctx *ctx, const usher_job *job, json_t *payloa
     const char *template = json_string_value(json_object_get(payload, "template"));
     json_t *registration = json_object_get(payload, "registration_id");
     json_t *document = json_object_get(payload, "document_id");
+    json_t *message = json_object_get(payload, "message_id");
     outgoing m = { 0 };
     usher_store *st = NULL;
     bool ok = template != NULL;
@@ -206,6 +246,12 @@ static void prepare(usher_handler_ctx *ctx, const usher_job *job, json_t *payloa
         ok = from_registration(ctx, st, usher_payload_id(payload, "registration_id", r), &m, r);
     else if (ok)
         ok = from_payload(payload, &m, r);
+    if (ok && message != NULL && registration != NULL) {
+        int64_t id = usher_payload_id(payload, "message_id", r);
+        bool skip = false;
+
+        ok = id != 0 && from_message(st, job, id, &m, &skip, r); /* skip: done, no mail */
+    }
     if (ok && document != NULL) {
         int64_t id = usher_payload_id(payload, "document_id", r);
 
@@ -323,6 +369,23 @@ static void send_prepared(usher_handler_ctx *ctx, const usher_job *jobs, prepare
     }
 }
 
+/* Marks the ledger rows of the messages' mails that the relay took. */
+static void messages_sent(usher_handler_ctx *ctx, const usher_job *jobs, json_t *const *payloads,
+                          const prepared *p, size_t n, const usher_handler_result *results)
+{
+    int64_t sent[USHER_MAIL_SESSION_MAX];
+    size_t nsent = 0;
+    usher_handler_result scratch = { 0 };
+    usher_store *st;
+
+    for (size_t i = 0; i < n; i++)
+        if (p[i].bytes != NULL && results[i].outcome == USHER_OUTCOME_OK &&
+            json_object_get(payloads[i], "message_id") != NULL)
+            sent[nsent++] = jobs[i].id;
+    if (nsent > 0 && (st = usher_handler_store(ctx, &scratch)) != NULL)
+        usher_message_mail_sent(st, sent, nsent);
+}
+
 void usher_batch_email_send(usher_handler_ctx *ctx, const usher_job *jobs, json_t *const *payloads,
                             size_t n, usher_handler_result *results)
 {
@@ -333,6 +396,7 @@ void usher_batch_email_send(usher_handler_ctx *ctx, const usher_job *jobs, json_
     for (size_t i = 0; i < n; i++)
         prepare(ctx, &jobs[i], payloads[i], &p[i], &results[i]);
     send_prepared(ctx, jobs, p, n, results);
+    messages_sent(ctx, jobs, payloads, p, n, results);
     for (size_t i = 0; i < n; i++)
         free(p[i].bytes);
 }

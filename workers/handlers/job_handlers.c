@@ -15,6 +15,7 @@ const usher_handler usher_job_handlers[] = {
       .batch_max = USHER_MAIL_SESSION_MAX },
     { .kind = "notify.inbox", .run = usher_run_notify_inbox },
     { .kind = "notify.webhook", .run = usher_run_notify_webhook },
+    { .kind = "message.fanout", .run = usher_run_message_fanout },
     { .kind = "index.document",
       .run = usher_run_index_document,
       .run_batch = usher_batch_index_document,

@@ -2,8 +2,9 @@
  * The platform's job handlers, registered by kind in handler.c:
  *   pdf.ticket    {registration_id, page?: "A6"|"A4", then_email?: bool}
  *   pdf.badge     {event_id}: badges of its confirmed registrations
- *   email.send    {registration_id, template, document_id?} or
+ *   email.send    {registration_id, template, document_id?, message_id?} or
  *                 {to, to_name?, template, vars}
+ *   message.fanout {message_id}: one batch of a message to attendees
  *   notify.inbox  {registration_id, title, body?}
  *   notify.webhook {endpoint_id, event, data}
  *   index.document {type: "event"|"session"|"attendee", id, delete?: bool}
@@ -39,6 +40,8 @@ void usher_run_notify_webhook(usher_handler_ctx *ctx, const usher_job *job, json
                               usher_handler_result *r);
 void usher_run_notify_inbox(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
                             usher_handler_result *r);
+void usher_run_message_fanout(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
+                              usher_handler_result *r);
 void usher_run_report(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
                       usher_handler_result *r);
 

@@ -4,13 +4,16 @@
  * then copies it to a buffer while replacing every {{ name }} with the
  * value of that key of the variables object: strings as they are, numbers
  * printed, anything else refused. The HTML part gets the value escaped
- * (& < > " '), the subject and text part get it verbatim. Expansion is a
+ * (& < > " '), except a variable whose name ends in "_html", which holds
+ * HTML that the handler made (email.send refuses such names in a payload);
+ * the subject and text part get every value verbatim. Expansion is a
  * single pass, so a value that itself contains "{{x}}" is never expanded.
  */
 #include "mail_template.h"
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +41,7 @@ static int var_char(char c)
            c == '.' || c == '-';
 }
 
-static void append_escaped(usher_buf *b, const char *s, size_t n)
+void usher_mail_html_escape(usher_buf *b, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         switch (s[i]) {
@@ -62,6 +65,14 @@ static void append_escaped(usher_buf *b, const char *s, size_t n)
             break;
         }
     }
+}
+
+/* A variable whose value is HTML already: its name ends in "_html". */
+static bool html_made(const char *name)
+{
+    size_t n = strlen(name);
+
+    return n >= 5 && strcmp(name + n - 5, "_html") == 0;
 }
 
 /* Appends the value of vars[name]; USHER_ERR_INVALID if absent or of a bad type. */
@@ -94,8 +105,8 @@ static USHER_MUSTCHECK usher_err append_value(usher_buf *b, const json_t *vars, 
     if (memchr(s, '\0', n) != NULL)
         return usher_errbuf(errbuf, errlen, USHER_ERR_INVALID, "template variable '%s' holds a NUL",
                             name);
-    if (html)
-        append_escaped(b, s, n);
+    if (html && !html_made(name))
+        usher_mail_html_escape(b, s, n);
     else
         usher_buf_append(b, s, n);
     return USHER_OK;

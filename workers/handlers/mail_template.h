@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "buf.h"
 #include "error.h"
 
 /* Where the shipped templates live, relative to the source tree. */
@@ -38,6 +39,9 @@ USHER_MUSTCHECK usher_err usher_mail_template_render(const char *dir, const char
 
 /* Frees the strings of r and zeroes it; accepts a zeroed r. */
 void usher_mail_rendered_release(usher_mail_rendered *r);
+
+/* Appends s[0..n) to b with & < > " ' escaped for HTML text and attribute values. */
+void usher_mail_html_escape(usher_buf *b, const char *s, size_t n);
 
 /*
  * Expands {{var}} in tmpl with vars; html_escape escapes & < > " ' in the
