@@ -1012,7 +1012,16 @@ Test(lifecycle, a_confirmation_is_resent_with_the_same_ticket_as_a_new_job, .ini
     callf(&resp, "POST", w.organizer, NULL, "/v1/registrations/%lld/resend-confirmation",
           cancelled);
     expect(&resp, 409, "registration_cancelled");
-    cr_assert_eq(scalar("SELECT count(*) FROM usher_jobs WHERE kind = 'email.send'"), 2);
+    /* The cancellation mails the attendee (registration_cancelled); no confirmation. */
+    cr_assert_eq(scalar("SELECT count(*) FROM usher_jobs WHERE kind = 'email.send'"
+                        " AND payload->>'template' = 'registration_confirmation'"),
+                 2);
+    cr_assert_eq(scalar("SELECT count(*) FROM usher_jobs WHERE kind = 'email.send'"
+                        " AND payload->>'template' = 'registration_cancelled'"
+                        " AND (payload->>'registration_id')::bigint = %lld",
+                        cancelled),
+                 1);
+    cr_assert_eq(scalar("SELECT count(*) FROM usher_jobs WHERE kind = 'email.send'"), 3);
     cr_assert_eq(scalar("SELECT count(*) FROM audit_log"
                         " WHERE action = 'registration.resend_confirmation' AND target_id = %lld",
                         reg),
