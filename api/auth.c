@@ -6,6 +6,8 @@
 #include <strings.h>
 
 #include "alloc.h"
+#include "log.h"
+#include "pgpool.h"
 #include "ratelimit.h"
 #include "route.h"
 #include "reply.h"
@@ -22,6 +24,7 @@ typedef struct cached_token {
 struct api_token_cache {
     cached_token slots[CACHE_SLOTS];
     uint64_t generation; /* bumped by every clear */
+    unsigned epoch;      /* the server's token_epoch when this cache was last cleared for it */
 };
 
 typedef struct auth_step {
@@ -44,6 +47,11 @@ void api_token_cache_clear(api_token_cache *cache)
 {
     memset(cache->slots, 0, sizeof(cache->slots));
     cache->generation++;
+}
+
+void api_token_revoked(api_server *srv)
+{
+    atomic_fetch_add(&srv->token_epoch, 1);
 }
 
 static cached_token *slot_of(api_token_cache *cache, const unsigned char *hash)
@@ -69,6 +77,28 @@ const char *api_bearer_token(const char *h, size_t *len)
     while (*len > 0 && h[*len - 1] == ' ')
         (*len)--;
     return h;
+}
+
+static void touched(PGresult *res, const char *errmsg, void *arg)
+{
+    (void)arg;
+    if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
+        usher_log(USHER_LOG_DEBUG, "auth: last_used_at not recorded: %s",
+                  errmsg != NULL ? errmsg : PQresultErrorMessage(res));
+}
+
+/*
+ * Records that token id (decimal text) was used: fire and forget, at most
+ * about once a minute per token (the lookup says when), so a read never
+ * waits for it and a read-only database only loses the record.
+ */
+static void touch(api_loop *loop, const char *id)
+{
+    const char *params[] = { id };
+
+    if (api_pgpool_query(loop->pg, "UPDATE api_tokens SET last_used_at = now() WHERE id = $1", 1,
+                         params, touched, NULL) != USHER_OK)
+        usher_log(USHER_LOG_DEBUG, "auth: last_used_at of token %s not recorded", id);
 }
 
 static void looked_up(PGresult *res, const char *errmsg, void *arg)
@@ -99,6 +129,8 @@ static void looked_up(PGresult *res, const char *errmsg, void *arg)
     r->auth.role = usher_role_parse(PQgetvalue(res, 0, 2));
     r->auth.organizer_id = PQgetisnull(res, 0, 3) ? 0 : strtoll(PQgetvalue(res, 0, 3), NULL, 10);
     r->auth.event_id = PQgetisnull(res, 0, 4) ? 0 : strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+    if (strcmp(PQgetvalue(res, 0, 5), "t") == 0)
+        touch(r->loop, PQgetvalue(res, 0, 0));
     /* A revocation cleared the cache while this lookup was out: its answer
      * may predate the revocation, so it serves this request only. */
     if (step->generation == r->loop->tokens->generation) {
@@ -114,9 +146,10 @@ static void looked_up(PGresult *res, const char *errmsg, void *arg)
 /* A token the loop has not cached: one query, once the auth rate limit allows it. */
 static void look_up(api_req *r)
 {
-    static const char sql[] = "SELECT id, token_hash, role, organizer_id, event_id"
-                              " FROM api_tokens WHERE token_hash = $1::bytea"
-                              " AND revoked_at IS NULL";
+    static const char sql[] =
+        "SELECT id, token_hash, role, organizer_id, event_id,"
+        " coalesce(last_used_at < now() - interval '1 minute', true)"
+        " FROM api_tokens WHERE token_hash = $1::bytea AND revoked_at IS NULL";
     auth_step *step = r->state;
     char param[USHER_TOKEN_HASH_PARAM_MAX];
     const char *params[] = { param };
@@ -132,6 +165,7 @@ void api_authenticate(api_req *r, void (*next)(api_req *r))
     const char *token = api_bearer_token(api_header(r, "Authorization"), &len);
     auth_step *step;
     cached_token *slot;
+    unsigned epoch;
 
     if (token == NULL) {
         next(r);
@@ -140,6 +174,12 @@ void api_authenticate(api_req *r, void (*next)(api_req *r))
     if (len == 0 || len >= USHER_TOKEN_MAX) {
         api_reply_error(r, 401, "unauthorized", "expected \"Authorization: Bearer TOKEN\"");
         return;
+    }
+    /* A revocation answered on any loop of this process holds here from now on. */
+    epoch = atomic_load(&r->loop->srv->token_epoch);
+    if (epoch != r->loop->tokens->epoch) {
+        api_token_cache_clear(r->loop->tokens);
+        r->loop->tokens->epoch = epoch;
     }
     step = usher_calloc(1, sizeof(*step));
     usher_token_hash(token, len, step->hash);

@@ -2,10 +2,12 @@
  * Bearer tokens: "Authorization: Bearer usher_..." is hashed, looked up in
  * a small per-thread cache, else in api_tokens (one statement), and the
  * stored hash compared in constant time. A verified token is cached for
- * api.token_cache_ms; a revocation (usherctl token revoke) also NOTIFYs
- * USHER_TOKENS_CHANNEL (platform/token.h), on which every loop empties its cache, so it takes
+ * api.token_cache_ms; a revocation (usherctl token revoke, or an admin's
+ * POST /v1/admin/tokens/{id}/revoke) also NOTIFYs USHER_TOKENS_CHANNEL
+ * (platform/token.h), on which every loop empties its cache, so it takes
  * effect at once (within token_cache_ms if the notification is missed, e.g.
- * while the loop's database connections are down).
+ * while the loop's database connections are down). A lookup that finds the
+ * token's last_used_at more than a minute old sets it, fire and forget.
  */
 #ifndef USHER_API_AUTH_H
 #define USHER_API_AUTH_H
@@ -19,6 +21,13 @@ USHER_MUSTCHECK api_token_cache *api_token_cache_new(void);
 void api_token_cache_free(api_token_cache *cache);
 /* Forgets every cached token (a token was revoked). */
 void api_token_cache_clear(api_token_cache *cache);
+
+/*
+ * A token was revoked by this process: every loop's cache forgets what it
+ * holds before its next lookup, so no loop accepts the token once the
+ * revocation is answered (other processes hear the NOTIFY).
+ */
+void api_token_revoked(api_server *srv);
 
 /*
  * Fills r->auth from the request's token, then calls next(r). No token:

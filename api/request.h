@@ -56,7 +56,9 @@ typedef struct api_server {
     char *_Atomic webhook_template; /* notify.webhook's queue and policy, as JSON (api/jobs.h);
                                        a reload swaps it with cfg */
     api_loop **loops;               /* set by api_threads_start (server.h) before nloops */
-    atomic_int nloops; /* loops running: 0 before the threads start and after they stop */
+    atomic_int nloops;       /* loops running: 0 before the threads start and after they stop */
+    atomic_uint token_epoch; /* bumped by a revocation here: every loop's token cache drops
+                                what it holds before its next lookup (api/auth.h) */
 } api_server;
 
 struct api_loop {

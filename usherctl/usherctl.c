@@ -37,10 +37,13 @@ static const ctl_command commands[] = {
     { "pause", ctl_pause, "pause QUEUE" },
     { "resume", ctl_resume, "resume QUEUE" },
     { "seed", ctl_seed, "seed --demo [--registrations N]  an organizer, an event, registrations" },
-    { "organizer", ctl_organizer, "organizer create NAME  prints the new organizer's id" },
+    { "organizer", ctl_organizer,
+      "organizer create NAME  prints the new organizer's id\n"
+      "organizer list [--json]  id, name, events, live tokens" },
     { "token", ctl_token,
       "token create --role admin|organizer|scanner [--organizer ID] [--event ID] [--name N]\n"
-      "        prints the token (once) | token revoke ID" },
+      "        prints the token (once) | token revoke ID\n"
+      "token list [--role R] [--organizer ID] [--revoked|--live] [--json]  never the secret" },
     { "maintain", ctl_maintain, "maintain  rescue expired leases and prune, if no one else leads" },
     { "webhook", ctl_webhook,
       "webhook deliveries [--endpoint ID] [--limit N]  the latest attempts, JSON lines\n"

@@ -1,7 +1,11 @@
-/* One query-string parameter of a request, copied out (api_query_params parses them all). */
+/*
+ * Query-string parameters of a request, copied out (api_query_params
+ * parses them all): any text, whole numbers, and words from a list.
+ */
 #include <sys/queue.h>
 
 #include <event2/keyvalq_struct.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "../validate.h"
@@ -43,4 +47,24 @@ bool api_query_whole(api_req *r, const char *name, int64_t min, int64_t max, int
         return false;
     }
     return true;
+}
+
+bool api_query_word(api_req *r, const char *name, const char *const *words, const char **out)
+{
+    char buf[API_QUERY_WORD_MAX], list[160] = "";
+    int found = api_query_param(r, name, buf, sizeof(buf));
+
+    *out = NULL;
+    if (found == 0)
+        return true;
+    for (size_t i = 0; words[i] != NULL; i++) {
+        if (found > 0 && strcmp(buf, words[i]) == 0) {
+            *out = words[i];
+            return true;
+        }
+        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i > 0 ? ", " : "",
+                 words[i]);
+    }
+    api_reply_invalid(r, name, "%s must be one of %s", name, list);
+    return false;
 }

@@ -29,25 +29,6 @@
 
 static const char *const statuses[] = { "confirmed", "cancelled", NULL };
 
-/* A query parameter that must be one of words (absent: *out NULL); false when answered. */
-static bool word_param(api_req *r, const char *name, const char *const *words, char *buf,
-                       size_t len, const char **out)
-{
-    int found = api_query_param(r, name, buf, len);
-
-    *out = NULL;
-    if (found == 0)
-        return true;
-    for (size_t i = 0; found > 0 && words[i] != NULL; i++) {
-        if (strcmp(buf, words[i]) == 0) {
-            *out = words[i];
-            return true;
-        }
-    }
-    api_reply_invalid(r, name, "%s must be %s or %s", name, words[0], words[1]);
-    return false;
-}
-
 static void listed(PGresult *res, const char *errmsg, void *arg)
 {
     api_reply_row(arg, res, errmsg, 200, "event");
@@ -58,11 +39,11 @@ void route_registration_list(api_req *r)
     static const char *const booleans[] = { "true", "false", NULL };
     const char *status = NULL, *checked_in = NULL;
     int64_t cursor = 0, ticket_type = 0, limit = PAGE_DEFAULT;
-    char sbuf[16], cbuf[16], id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX],
-        cur[USHER_INT_TEXT_MAX], tt[USHER_INT_TEXT_MAX], lim[USHER_INT_TEXT_MAX];
+    char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX], cur[USHER_INT_TEXT_MAX],
+        tt[USHER_INT_TEXT_MAX], lim[USHER_INT_TEXT_MAX];
 
-    if (!word_param(r, "status", statuses, sbuf, sizeof(sbuf), &status) ||
-        !word_param(r, "checked_in", booleans, cbuf, sizeof(cbuf), &checked_in) ||
+    if (!api_query_word(r, "status", statuses, &status) ||
+        !api_query_word(r, "checked_in", booleans, &checked_in) ||
         !api_query_whole(r, "ticket_type_id", 1, INT64_MAX, &ticket_type) ||
         !api_query_whole(r, "cursor", 1, INT64_MAX, &cursor) ||
         !api_query_whole(r, "limit", 1, PAGE_MAX, &limit))

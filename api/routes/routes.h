@@ -92,6 +92,15 @@ void route_admin_actions(api_req *r);
 /* admin_audit.c */
 void route_admin_audit(api_req *r);
 
+/* admin_tokens.c */
+void route_admin_token_create(api_req *r);
+void route_admin_token_list(api_req *r);
+void route_admin_token_get(api_req *r);
+void route_admin_token_revoke(api_req *r);
+void route_admin_organizer_create(api_req *r);
+void route_admin_organizer_list(api_req *r);
+void route_admin_organizer_get(api_req *r);
+
 /* admin_webhooks.c */
 void route_admin_webhook_deliveries(api_req *r);
 void route_admin_webhook_replay(api_req *r);
@@ -144,5 +153,12 @@ int api_query_param(const api_req *r, const char *name, char *out, size_t len);
  * left); false when it is malformed or out of range (answered 422).
  */
 bool api_query_whole(api_req *r, const char *name, int64_t min, int64_t max, int64_t *out);
+/*
+ * A query parameter that must be one of words (NULL-terminated, each
+ * shorter than API_QUERY_WORD_MAX) into *out, which points into words
+ * (absent: NULL); false when it is not one (answered 422).
+ */
+#define API_QUERY_WORD_MAX 32
+bool api_query_word(api_req *r, const char *name, const char *const *words, const char **out);
 
 #endif

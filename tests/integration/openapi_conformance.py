@@ -686,6 +686,7 @@ class World:
         self.ticket_type = self.api("POST", f"/v1/events/{self.event}/ticket-types", org,
                                     {"name": "General", "capacity": 100000})["id"]
         self.spare_ticket_type = self.new_ticket_type()
+        self.spare_token = self.new_token()
         self.spare_webhook = self.new_webhook()
         self.quiet_event = self.make_event(org)
         self.api("POST", f"/v1/events/{self.other_event}/ticket-types", self.tokens["other"],
@@ -722,6 +723,11 @@ class World:
 
     def ids(self, sql):
         return [int(i) for i in self.stack.sql(sql).split(",") if i]
+
+    def new_token(self):
+        """A token of the admin routes' own: the world's tokens are never revoked."""
+        return self.api("POST", "/v1/admin/tokens", self.tokens["admin"],
+                        {"role": "organizer", "organizer_id": self.org, "name": "spare"})["id"]
 
     def new_ticket_type(self):
         return self.api("POST", f"/v1/events/{self.event}/ticket-types", self.tokens["organizer"],
@@ -808,6 +814,9 @@ class Generator:
             "getContent": lambda: w.document,
             "getDashboardFile": lambda: "app.js",
             "getTicketType": lambda: w.ticket_type,
+            "adminGetToken": lambda: w.spare_token,
+            "adminRevokeToken": lambda: w.new_token() if fresh else w.spare_token,
+            "adminGetOrganizer": lambda: w.org,
             # Deleted and cancelled ones of their own, on an event without sales.
             "deleteEvent": lambda: w.make_event(w.tokens["organizer"]),
             "deleteSession": lambda: w.new_session(w.quiet_event),
