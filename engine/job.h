@@ -29,6 +29,7 @@ typedef struct usher_enqueue_opts {
     const char *unique_key; /* at most one live job per (queue, key) */
     int max_attempts;       /* 0: the kind's */
     int timeout_ms;         /* 0: the kind's */
+    int64_t parent_id;      /* the job whose handler enqueues this one; 0: none */
 } usher_enqueue_opts;
 
 /* The result of one enqueue. */

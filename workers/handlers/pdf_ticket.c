@@ -66,7 +66,8 @@ static USHER_MUSTCHECK usher_err enqueue_email(usher_store *st, const usher_conf
     usher_enqueue_opts o = { .queue = usher_config_kind_queue(cfg, "email.send", "email"),
                              .kind = "email.send",
                              .payload = payload,
-                             .unique_key = key };
+                             .unique_key = key,
+                             .parent_id = job->id };
     usher_enqueued out;
     bool first = false;
     usher_err err;
