@@ -3,44 +3,61 @@
 #include "alloc.h"
 #include "enqueue.h"
 
-char *api_webhook_template(const usher_config *cfg)
+/* The template as JSON text, r's request id added when r is not NULL; NULL out of memory. */
+static char *webhook_text(const usher_config *cfg, const api_req *r)
 {
     json_t *t = usher_enqueue_template(cfg, "notify.webhook", USHER_DEFAULT_QUEUE, NULL);
-    char *text = t != NULL ? usher_need(json_dumps(t, JSON_COMPACT)) : NULL;
+    char *text = NULL;
 
+    if (t != NULL && (r == NULL || r->request_id[0] == '\0' ||
+                      json_object_set_new(t, "request_id", json_string(r->request_id)) == 0))
+        text = usher_need(json_dumps(t, JSON_COMPACT));
     json_decref(t);
     return text;
 }
 
-int api_job_add(json_t *templates, const usher_config *cfg, const char *kind, json_t *payload,
+char *api_webhook_template(const usher_config *cfg)
+{
+    return webhook_text(cfg, NULL);
+}
+
+char *api_request_webhook_template(const api_req *r)
+{
+    return webhook_text(r->loop->srv->cfg, r);
+}
+
+int api_job_add(json_t *templates, const api_req *r, const char *kind, json_t *payload,
                 const char *id_field)
 {
-    json_t *job =
-        payload != NULL ? usher_enqueue_template(cfg, kind, USHER_DEFAULT_QUEUE, payload) : NULL;
+    json_t *job = payload != NULL ? usher_enqueue_template(r->loop->srv->cfg, kind,
+                                                           USHER_DEFAULT_QUEUE, payload)
+                                  : NULL;
 
     if (job == NULL)
         return -1;
-    if (id_field != NULL && json_object_set_new(job, "id_field", json_string(id_field)) != 0) {
+    if ((id_field != NULL && json_object_set_new(job, "id_field", json_string(id_field)) != 0) ||
+        (r->request_id[0] != '\0' &&
+         json_object_set_new(job, "request_id", json_string(r->request_id)) != 0)) {
         json_decref(job);
         return -1;
     }
     return json_array_append_new(templates, job);
 }
 
-char *api_one_job(const usher_config *cfg, const char *kind, json_t *payload, const char *id_field)
+char *api_one_job(const api_req *r, const char *kind, json_t *payload, const char *id_field)
 {
     json_t *jobs = usher_need(json_array());
     char *text = NULL;
 
-    if (api_job_add(jobs, cfg, kind, payload, id_field) == 0)
+    if (api_job_add(jobs, r, kind, payload, id_field) == 0)
         text = usher_need(json_dumps(jobs, JSON_COMPACT));
     json_decref(jobs);
     return text;
 }
 
-char *api_index_job(const usher_config *cfg, const char *type)
+char *api_index_job(const api_req *r, const char *type)
 {
-    return api_one_job(cfg, "index.document", json_pack("{s:s}", "type", type), "id");
+    return api_one_job(r, "index.document", json_pack("{s:s}", "type", type), "id");
 }
 
 int api_job_stamp(json_t *templates, const char *at_field)

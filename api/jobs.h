@@ -4,6 +4,9 @@
  * the enqueue, usher_enqueue_templates()
  * (schemas/migrations/0012_job_writes.sql): the kind's queue, priority,
  * attempts and timeout come from the config, like every other enqueue.
+ * Each template made for a request carries the request's X-Request-Id
+ * ("request_id", kept in usher_jobs.request_id, not in the payload), so
+ * the worker's log lines of its jobs, and of the jobs those chain, name it.
  */
 #ifndef USHER_API_JOBS_H
 #define USHER_API_JOBS_H
@@ -12,13 +15,15 @@
 
 #include "config.h"
 #include "error.h"
+#include "request.h"
 
 /*
- * Appends to templates (a JSON array) a job of kind with payload (its
- * reference is taken); id_field, if not NULL, is the payload field that
- * the statement fills with the new row's id. Returns 0, or -1 out of memory.
+ * Appends to templates (a JSON array) a job of kind for the request r,
+ * with payload (its reference is taken); id_field, if not NULL, is the
+ * payload field that the statement fills with the new row's id. Returns 0,
+ * or -1 out of memory.
  */
-int api_job_add(json_t *templates, const usher_config *cfg, const char *kind, json_t *payload,
+int api_job_add(json_t *templates, const api_req *r, const char *kind, json_t *payload,
                 const char *id_field);
 
 /*
@@ -33,7 +38,7 @@ int api_job_stamp(json_t *templates, const char *at_field);
  * NULL) as api_job_add makes it, as a one-element template list in JSON
  * text (the caller frees it); NULL out of memory.
  */
-USHER_MUSTCHECK char *api_one_job(const usher_config *cfg, const char *kind, json_t *payload,
+USHER_MUSTCHECK char *api_one_job(const api_req *r, const char *kind, json_t *payload,
                                   const char *id_field);
 
 /*
@@ -41,12 +46,17 @@ USHER_MUSTCHECK char *api_one_job(const usher_config *cfg, const char *kind, jso
  * "attendee"), its id filled from the statement's row, as a one-element
  * template list in JSON text (the caller frees it); NULL out of memory.
  */
-USHER_MUSTCHECK char *api_index_job(const usher_config *cfg, const char *type);
+USHER_MUSTCHECK char *api_index_job(const api_req *r, const char *type);
 
 /*
  * The notify.webhook template for usher_enqueue_webhooks() as JSON text
- * (the caller frees it), or NULL out of memory.
+ * (the caller frees it), or NULL out of memory. The server keeps one
+ * without a request id (srv->webhook_template) for the check-in batches,
+ * whose statement serves several requests.
  */
 USHER_MUSTCHECK char *api_webhook_template(const usher_config *cfg);
+
+/* The same template carrying r's request id (the caller frees it); NULL out of memory. */
+USHER_MUSTCHECK char *api_request_webhook_template(const api_req *r);
 
 #endif

@@ -33,7 +33,7 @@ static const char claim_sql[] =
     "   locked_until = now() + (u.timeout_ms + $4::int8) * interval '1 millisecond'"
     " FROM picked WHERE u.id = picked.id"
     " RETURNING u.id, u.queue, u.kind, u.priority, u.attempt, u.max_attempts, u.timeout_ms,"
-    "   u.payload::text, (extract(epoch FROM u.run_at) * 1000000)::int8";
+    "   u.payload::text, (extract(epoch FROM u.run_at) * 1000000)::int8, u.request_id";
 
 static const char heartbeat_sql[] =
     "WITH extended AS (UPDATE usher_jobs"
@@ -83,6 +83,7 @@ static void read_job(const PGresult *res, int row, usher_job *job)
     job->timeout_ms = atoi(PQgetvalue(res, row, 6));
     job->run_at_us = strtoll(PQgetvalue(res, row, 8), NULL, 10);
     job->payload = usher_strdup(PQgetvalue(res, row, 7));
+    snprintf(job->request_id, sizeof(job->request_id), "%s", PQgetvalue(res, row, 9));
 }
 
 usher_err usher_claim_stmt(usher_stmt *s, const usher_config *cfg, const char *const *queues,

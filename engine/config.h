@@ -212,6 +212,7 @@ typedef struct usher_config {
 
     /* [worker]: usher-worker */
     int worker_test_handlers; /* 1: the test.* kinds run (tests and benchmarks only) */
+    int worker_job_log;       /* 1: a line per finished attempt (workers/supervisor.c) */
 
     /* [messages]: messages to attendees and event cancellations */
     int messages_batch_size; /* registrations per message.fanout job */

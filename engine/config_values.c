@@ -183,6 +183,8 @@ const usher_setting usher_settings[] = {
       NULL, 0, 0, 0, false, "USHER_WEBHOOKS_ALLOW_PRIVATE_TARGETS", bool_words },
     { "worker", "test_handlers", USHER_VAL_WORD, CFG(worker_test_handlers), NULL, 0, 0, 0, false,
       NULL, bool_words },
+    { "worker", "job_log", USHER_VAL_WORD, CFG(worker_job_log), NULL, 0, 0, 0, true,
+      "USHER_WORKER_JOB_LOG", bool_words },
     { "messages", "batch_size", USHER_VAL_INT, CFG(messages_batch_size), NULL, 500, 1, 10000, false,
       NULL, NULL },
 };

@@ -29,7 +29,7 @@
  */
 #define WAKE_CTE                                                        \
     " wake AS (SELECT count(pg_notify(usher_wake_channel(q), '')) AS n" \
-    "   FROM unnest($11::text[]) q)"
+    "   FROM unnest($10::text[]) q)"
 
 /*
  * A batch: its column arrays become the templates of usher_enqueue_templates
@@ -40,15 +40,15 @@ static const char insert_sql[] =
     "WITH ins AS (SELECT * FROM usher_enqueue_templates((SELECT jsonb_agg(jsonb_build_object("
     "  'queue', queue, 'kind', kind, 'priority', priority, 'payload', payload::jsonb,"
     "  'max_attempts', max_attempts, 'timeout_ms', timeout_ms, 'run_at_us', run_at_us,"
-    "  'delay_ms', delay_ms, 'unique_key', unique_key, 'parent_id', parent_id) ORDER BY ord)"
+    "  'delay_ms', delay_ms, 'unique_key', unique_key, 'request_id', request_id) ORDER BY ord)"
     "  FROM unnest($1::text[], $2::text[], $3::int2[], $4::text[], $5::int4[], $6::int4[],"
-    "              $7::int8[], $8::int8[], $9::text[], $10::int8[])"
+    "              $7::int8[], $8::int8[], $9::text[], $11::text[])"
     "  WITH ORDINALITY AS t(queue, kind, priority, payload, max_attempts, timeout_ms,"
-    "                       run_at_us, delay_ms, unique_key, parent_id, ord))))," WAKE_CTE
+    "                       run_at_us, delay_ms, unique_key, request_id, ord))))," WAKE_CTE
     " SELECT id, queue, unique_key FROM ins, wake";
 
 /*
- * One job with a unique key, a parent or a NOTIFY due. It and insert_plain_sql keep
+ * One job with a unique key, a request id or a NOTIFY due. It and insert_plain_sql keep
  * their INSERT here instead of calling usher_enqueue_templates: VALUES parses
  * and plans less than a PL/pgSQL call, and the single enqueue is the hot
  * path (a chained email, a periodic job; bench/queue's enqueue phase, where
@@ -59,11 +59,11 @@ static const char insert_sql[] =
 static const char insert_one_sql[] =
     "WITH ins AS ("
     "  INSERT INTO usher_jobs (queue, kind, priority, payload, max_attempts, timeout_ms,"
-    "                          run_at, unique_key, parent_id)"
+    "                          run_at, unique_key, request_id)"
     "  VALUES ($1, $2, $3, $4::jsonb, $5, $6,"
     "    CASE WHEN $7::int8 IS NOT NULL"
     "      THEN 'epoch'::timestamptz + $7::int8 * interval '1 microsecond'"
-    "      ELSE now() + $8::int8 * interval '1 millisecond' END, $9, $10::int8)"
+    "      ELSE now() + $8::int8 * interval '1 millisecond' END, $9, $11)"
     "  ON CONFLICT (queue, unique_key)"
     "    WHERE unique_key IS NOT NULL AND state IN ('available', 'running') DO NOTHING"
     "  RETURNING id, queue, unique_key)," WAKE_CTE " SELECT id, queue, unique_key FROM ins, wake";
@@ -94,8 +94,8 @@ enum column {
     RUN_AT_US,
     DELAY_MS,
     UNIQUE_KEY,
-    PARENT_ID,
     WAKE,
+    REQUEST_ID,
     NCOLUMNS
 };
 
@@ -112,13 +112,17 @@ static USHER_MUSTCHECK usher_err check_job(usher_store *st, const usher_enqueue_
     if (job->priority_set && (job->priority < 0 || job->priority > 2))
         return usher_store_fail(st, USHER_ERR_INVALID, "job %zu: priority must be 0, 1 or 2", i);
     if (job->max_attempts < 0 || job->max_attempts > 1000 || job->timeout_ms < 0 ||
-        job->delay_ms < 0 || job->run_at_us < 0 || job->parent_id < 0)
+        job->delay_ms < 0 || job->run_at_us < 0)
         return usher_store_fail(st, USHER_ERR_INVALID,
                                 "job %zu: max_attempts, timeout and delay must be positive", i);
     if (job->unique_key != NULL &&
         (job->unique_key[0] == '\0' || strlen(job->unique_key) > UNIQUE_KEY_MAX))
         return usher_store_fail(st, USHER_ERR_INVALID, "job %zu: unique key must be 1..%d bytes", i,
                                 UNIQUE_KEY_MAX);
+    if (job->request_id != NULL &&
+        (job->request_id[0] == '\0' || strlen(job->request_id) > USHER_REQUEST_ID_MAX))
+        return usher_store_fail(st, USHER_ERR_INVALID, "job %zu: request id must be 1..%d bytes", i,
+                                USHER_REQUEST_ID_MAX);
     err = usher_payload_check(job->payload != NULL ? job->payload : "{}",
                               (size_t)cfg->payload_max_bytes, why, sizeof(why));
     if (err != USHER_OK)
@@ -146,12 +150,14 @@ static void add_row(usher_stmt *s, bool single, const usher_config *cfg,
     ints[RUN_AT_US] = job->run_at_us;
     ints[DELAY_MS] = job->delay_ms;
     text[UNIQUE_KEY] = job->unique_key;
-    ints[PARENT_ID] = job->parent_id;
-    for (int c = 0; c < WAKE; c++) {
-        bool is_text = c == QUEUE || c == KIND || c == PAYLOAD || c == UNIQUE_KEY;
-        bool is_null = (is_text && text[c] == NULL) || (c == RUN_AT_US && ints[c] <= 0) ||
-                       (c == PARENT_ID && ints[c] <= 0);
+    text[REQUEST_ID] = job->request_id;
+    for (int c = 0; c < NCOLUMNS; c++) {
+        bool is_text =
+            c == QUEUE || c == KIND || c == PAYLOAD || c == UNIQUE_KEY || c == REQUEST_ID;
+        bool is_null = (is_text && text[c] == NULL) || (c == RUN_AT_US && ints[c] <= 0);
 
+        if (c == WAKE)
+            continue; /* the batch's, not a row's (add_wakes) */
         if (single && is_null)
             continue; /* a parameter never written is SQL NULL */
         if (single && is_text)
@@ -238,7 +244,7 @@ static const char *pick_sql(usher_stmt *s, const usher_enqueue_opts *jobs, size_
 {
     if (n > 1)
         return insert_sql;
-    if (jobs[0].unique_key != NULL || jobs[0].parent_id > 0 ||
+    if (jobs[0].unique_key != NULL || jobs[0].request_id != NULL ||
         strcmp(usher_buf_str(&s->text[WAKE]), "{}") != 0)
         return insert_one_sql;
     s->nparams = UNIQUE_KEY; /* queue .. delay_ms */
@@ -254,8 +260,10 @@ static USHER_MUSTCHECK usher_err insert_rows(usher_store *st, const usher_enqueu
     PGresult *res = NULL;
     usher_err err;
 
-    for (int c = single ? WAKE : 0; c < NCOLUMNS; c++)
-        usher_stmt_array(&s, c);
+    for (int c = 0; c < NCOLUMNS; c++) {
+        if (!single || c == WAKE)
+            usher_stmt_array(&s, c);
+    }
     for (size_t i = 0; i < n; i++)
         add_row(&s, single, cfg, &jobs[i]);
     add_wakes(&s.text[WAKE], cfg, jobs, n);

@@ -13,6 +13,9 @@
 
 #include "retry.h"
 
+/* An X-Request-Id carried by a job: 1 to 64 of [A-Za-z0-9._:-] (api/access_log.h). */
+#define USHER_REQUEST_ID_MAX 64
+
 /*
  * One job to enqueue. Zero means "the kind's default" for priority_set=false,
  * max_attempts, timeout_ms; run_at_us (microseconds since the epoch) wins
@@ -29,7 +32,7 @@ typedef struct usher_enqueue_opts {
     const char *unique_key; /* at most one live job per (queue, key) */
     int max_attempts;       /* 0: the kind's */
     int timeout_ms;         /* 0: the kind's */
-    int64_t parent_id;      /* the job whose handler enqueues this one; 0: none */
+    const char *request_id; /* the request that caused it (logs only), or NULL */
 } usher_enqueue_opts;
 
 /* The result of one enqueue. */
@@ -50,6 +53,7 @@ typedef struct usher_job {
     int64_t run_at_us;  /* when it became runnable, µs since the epoch */
     char *payload;      /* JSON text, owned by the job */
     int64_t started_us; /* the worker's bookkeeping: when a child got it (0 = not yet) */
+    char request_id[USHER_REQUEST_ID_MAX + 1]; /* the request that caused it, or "" */
 } usher_job;
 
 /* How an attempt of a claimed job ended, for usher_jobs_fail. */

@@ -85,7 +85,9 @@ static json_t *job_template(const usher_config *cfg, const usher_report_request 
     t = usher_enqueue_template(cfg, kind, DEFAULT_QUEUE, NULL);
     if (t != NULL &&
         (json_object_set_new(t, "id_field", json_string("report_id")) != 0 ||
-         (req->queue != NULL && json_object_set_new(t, "queue", json_string(req->queue)) != 0))) {
+         (req->queue != NULL && json_object_set_new(t, "queue", json_string(req->queue)) != 0) ||
+         (req->request_id != NULL &&
+          json_object_set_new(t, "request_id", json_string(req->request_id)) != 0))) {
         json_decref(t);
         t = NULL;
     }

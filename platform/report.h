@@ -26,6 +26,7 @@ typedef struct usher_report_request {
     const char *requested_by; /* who asked (a token's name, an email); NULL: "" */
     const char *queue;        /* NULL: the queue of [kind.report.KIND], else "reports" */
     int64_t organizer_id;     /* 0: any; else the event must be this organizer's */
+    const char *request_id;   /* the request (or job) that asked, for the logs; NULL: none */
 } usher_report_request;
 
 /*

@@ -135,14 +135,37 @@ static int64_t wall_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+static const char *const outcome_names[] = { "ok", "retry", "permanent", "snooze" };
+
+/*
+ * The attempt's line: every failure, and with [worker] job_log every
+ * success. request_id is the request's (or the chaining job's) X-Request-Id,
+ * "-" when no request caused the job.
+ */
+static void log_attempt(const supervisor *s, const usher_job *job, const usher_handler_result *r,
+                        int64_t now_us)
+{
+    double ms = job->started_us > 0 ? (double)(now_us - job->started_us) / 1000.0 : 0.0;
+    const char *rid = job->request_id[0] != '\0' ? job->request_id : "-";
+    const char *outcome = (unsigned)r->outcome < sizeof(outcome_names) / sizeof(outcome_names[0])
+                              ? outcome_names[r->outcome]
+                              : "unknown";
+
+    if (r->outcome == USHER_OUTCOME_OK && !s->cfg.worker_job_log)
+        return;
+    usher_log(USHER_LOG_INFO,
+              "job=%lld kind=%s queue=%s attempt=%d outcome=%s ms=%.1f request_id=%s%s%s",
+              (long long)job->id, job->kind, job->queue, job->attempt, outcome, ms, rid,
+              r->outcome == USHER_OUTCOME_OK ? "" : " error=", r->error);
+}
+
 static void job_finished(usher_job *job, const usher_handler_result *r, void *arg)
 {
     supervisor *s = arg;
+    int64_t now_us = wall_us();
 
-    usher_pool_metrics_finished(s->metrics, job, r, job->started_us, wall_us());
-    if (r->outcome != USHER_OUTCOME_OK)
-        usher_log(USHER_LOG_INFO, "job=%lld kind=%s attempt=%d outcome=%d error=%s",
-                  (long long)job->id, job->kind, job->attempt, (int)r->outcome, r->error);
+    usher_pool_metrics_finished(s->metrics, job, r, job->started_us, now_us);
+    log_attempt(s, job, r, now_us);
     if (!usher_outbox_add(&s->pending, job, r))
         usher_log(USHER_LOG_ERR, "out of memory keeping an outcome; its lease will expire");
     flush(s);

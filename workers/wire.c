@@ -1,7 +1,7 @@
 /*
  * Frame layouts (after the 4-byte body length):
  *   job:    'J' id:i64 attempt:i32 max_attempts:i32 timeout_ms:i32 priority:i32
- *           kind_len:u16 kind payload...
+ *           kind_len:u16 request_id_len:u8 kind request_id payload...
  *   result: 'R' id:i64 outcome:i32 delay_ms:i64 error...
  */
 #include "wire.h"
@@ -11,7 +11,7 @@
 
 #include "alloc.h"
 
-#define JOB_HEAD    (1 + 8 + 4 + 4 + 4 + 4 + 2)
+#define JOB_HEAD    (1 + 8 + 4 + 4 + 4 + 4 + 2 + 1)
 #define RESULT_HEAD (1 + 8 + 4 + 8)
 
 static void put(usher_buf *out, const void *p, size_t n)
@@ -29,15 +29,19 @@ static void put_length(usher_buf *out, size_t body)
 void usher_wire_put_job(usher_buf *out, const usher_job *job)
 {
     size_t kind_len = strlen(job->kind), payload_len = strlen(job->payload);
+    size_t rid_len = strnlen(job->request_id, USHER_REQUEST_ID_MAX);
     int32_t ints[4] = { job->attempt, job->max_attempts, job->timeout_ms, job->priority };
     uint16_t klen = (uint16_t)kind_len;
+    uint8_t rlen = (uint8_t)rid_len;
 
-    put_length(out, JOB_HEAD + kind_len + payload_len);
+    put_length(out, JOB_HEAD + kind_len + rid_len + payload_len);
     put(out, "J", 1);
     put(out, &job->id, sizeof(job->id));
     put(out, ints, sizeof(ints));
     put(out, &klen, sizeof(klen));
+    put(out, &rlen, sizeof(rlen));
     put(out, job->kind, kind_len);
+    put(out, job->request_id, rid_len);
     put(out, job->payload, payload_len);
 }
 
@@ -58,13 +62,17 @@ int usher_wire_get_job(const unsigned char *body, size_t len, usher_job *job)
 {
     int32_t ints[4];
     uint16_t klen;
+    uint8_t rlen;
+    size_t head;
 
     if (len < JOB_HEAD || body[0] != 'J')
         return -1;
     memcpy(&job->id, body + 1, 8);
     memcpy(ints, body + 9, sizeof(ints));
     memcpy(&klen, body + 25, 2);
-    if (klen >= sizeof(job->kind) || JOB_HEAD + (size_t)klen > len)
+    rlen = body[27];
+    head = JOB_HEAD + (size_t)klen + rlen;
+    if (klen >= sizeof(job->kind) || rlen > USHER_REQUEST_ID_MAX || head > len)
         return -1;
     job->attempt = ints[0];
     job->max_attempts = ints[1];
@@ -72,9 +80,11 @@ int usher_wire_get_job(const unsigned char *body, size_t len, usher_job *job)
     job->priority = ints[3];
     memcpy(job->kind, body + JOB_HEAD, klen);
     job->kind[klen] = '\0';
-    job->payload = usher_malloc(len - JOB_HEAD - klen + 1);
-    memcpy(job->payload, body + JOB_HEAD + klen, len - JOB_HEAD - klen);
-    job->payload[len - JOB_HEAD - klen] = '\0';
+    memcpy(job->request_id, body + JOB_HEAD + klen, rlen);
+    job->request_id[rlen] = '\0';
+    job->payload = usher_malloc(len - head + 1);
+    memcpy(job->payload, body + head, len - head);
+    job->payload[len - head] = '\0';
     return 0;
 }
 

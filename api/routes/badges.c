@@ -38,7 +38,7 @@ void route_badges_create(api_req *r)
 {
     r->audited = true;
     char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX], actor[API_AUDIT_ACTOR_MAX],
-        *jobs = api_one_job(r->loop->srv->cfg, "pdf.badge", json_object(), "event_id");
+        *jobs = api_one_job(r, "pdf.badge", json_object(), "event_id");
 
     if (jobs == NULL) {
         api_reply_error(r, 500, "internal", "out of memory");

@@ -150,7 +150,7 @@ static void written(api_req *r, usher_err err, const char *why, json_t *out, voi
         return;
     }
     usher_int_text(up->ref.size, size);
-    char *index = api_index_job(r->loop->srv->cfg, "session");
+    char *index = api_index_job(r, "session");
     const char *params[] = { api_id_text(r->ids[0], id),
                              api_scope_org(r, org),
                              up->session,

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../jobs.h"
 #include "../validate.h"
 #include "../wake_after_commit.h"
 #include "inttext.h"
@@ -52,13 +53,16 @@ static void cancelled(PGresult *res, const char *errmsg, void *arg)
 void route_event_cancel(api_req *r)
 {
     const char *note = NULL;
-    char event[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX], *fanout;
+    char event[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX], *fanout, *hook;
 
     if (!api_get_text(r, "message", false, MESSAGE_BODY_MAX, &note))
         return;
-    fanout = api_fanout_template(r->loop->srv->cfg);
-    if (fanout == NULL) {
+    fanout = api_fanout_template(r);
+    hook = api_request_webhook_template(r);
+    if (fanout == NULL || hook == NULL) {
         api_reply_error(r, 500, "internal", "out of memory");
+        free(fanout);
+        free(hook);
         return;
     }
     const char *params[] = { api_id_text(r->ids[0], event),
@@ -66,11 +70,12 @@ void route_event_cancel(api_req *r)
                              note,
                              usher_role_name(r->auth.role),
                              fanout,
-                             r->loop->srv->webhook_template };
+                             hook };
 
     api_query(r,
               "SELECT status, message_id FROM usher_message_create($1, $2, 'event_cancelled',"
               " NULL, $3, '{}', $4, $5::jsonb, $6::jsonb)",
               6, params, cancelled);
     free(fanout);
+    free(hook);
 }

@@ -70,8 +70,7 @@ void route_event_delete(api_req *r)
 {
     r->audited = true;
     char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX], actor[API_AUDIT_ACTOR_MAX];
-    char *event_jobs = api_index_job(r->loop->srv->cfg, "event"),
-         *session_jobs = api_index_job(r->loop->srv->cfg, "session");
+    char *event_jobs = api_index_job(r, "event"), *session_jobs = api_index_job(r, "session");
 
     if (event_jobs == NULL || session_jobs == NULL) {
         free(event_jobs);
@@ -117,7 +116,7 @@ static void session_statement(api_req *r, const char *sql, usher_pg_result_fn do
 {
     r->audited = true;
     char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX], actor[API_AUDIT_ACTOR_MAX];
-    char *jobs = api_index_job(r->loop->srv->cfg, "session");
+    char *jobs = api_index_job(r, "session");
 
     if (jobs == NULL) {
         api_reply_error(r, 500, "internal", "out of memory");

@@ -280,7 +280,7 @@ void route_event_list(api_req *r)
 /* The event's search index job (api_index_job), or NULL after answering 500. */
 static char *index_job(api_req *r)
 {
-    char *jobs = api_index_job(r->loop->srv->cfg, "event");
+    char *jobs = api_index_job(r, "event");
 
     if (jobs == NULL)
         api_reply_error(r, 500, "internal", "out of memory");

@@ -79,12 +79,12 @@ static json_t *audience_of(api_req *r)
     return json_incref(a);
 }
 
-char *api_fanout_template(const usher_config *cfg)
+char *api_fanout_template(const api_req *r)
 {
     json_t *jobs = usher_need(json_array());
     char *text = NULL;
 
-    if (api_job_add(jobs, cfg, "message.fanout", json_object(), "message_id") == 0)
+    if (api_job_add(jobs, r, "message.fanout", json_object(), "message_id") == 0)
         text = usher_need(json_dumps(json_array_get(jobs, 0), JSON_COMPACT));
     json_decref(jobs);
     return text;
@@ -144,7 +144,7 @@ void route_message_create(api_req *r)
         return;
     audience_text = usher_need(json_dumps(audience, JSON_COMPACT));
     json_decref(audience);
-    fanout = api_fanout_template(r->loop->srv->cfg);
+    fanout = api_fanout_template(r);
     if (fanout == NULL) {
         free(audience_text);
         api_reply_error(r, 500, "internal", "out of memory");

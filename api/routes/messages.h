@@ -31,6 +31,6 @@ const char *api_message_status(api_req *r, PGresult *res, const char *errmsg, in
  * caller frees it), its payload's message_id filled by the statement; NULL
  * out of memory.
  */
-USHER_MUSTCHECK char *api_fanout_template(const usher_config *cfg);
+USHER_MUSTCHECK char *api_fanout_template(const api_req *r);
 
 #endif

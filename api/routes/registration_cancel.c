@@ -109,15 +109,13 @@ static void cancelled(PGresult *res, const char *errmsg, void *arg)
  * The cancellation's jobs, as JSON text (the caller frees it): the
  * attendee leaves the search index and gets a registration_cancelled email.
  */
-static char *cancel_jobs(const usher_config *cfg)
+static char *cancel_jobs(const api_req *r)
 {
     json_t *jobs = usher_need(json_array());
     char *text = NULL;
 
-    if (api_job_add(jobs, cfg, "index.document", json_pack("{s:s}", "type", "attendee"), "id") ==
-            0 &&
-        api_job_add(jobs, cfg, "email.send",
-                    json_pack("{s:s}", "template", "registration_cancelled"),
+    if (api_job_add(jobs, r, "index.document", json_pack("{s:s}", "type", "attendee"), "id") == 0 &&
+        api_job_add(jobs, r, "email.send", json_pack("{s:s}", "template", "registration_cancelled"),
                     "registration_id") == 0)
         text = usher_need(json_dumps(jobs, JSON_COMPACT));
     json_decref(jobs);
@@ -126,18 +124,21 @@ static char *cancel_jobs(const usher_config *cfg)
 
 void route_registration_cancel(api_req *r)
 {
-    char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX], *text = cancel_jobs(r->loop->srv->cfg);
+    char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX], *text = cancel_jobs(r),
+                                                          *hook = api_request_webhook_template(r);
 
-    if (text == NULL) {
+    if (text == NULL || hook == NULL) {
         api_reply_error(r, 500, "internal", "out of memory");
+        free(text);
+        free(hook);
         return;
     }
-    const char *params[] = { api_id_text(r->ids[0], id), api_scope_org(r, org), text,
-                             r->loop->srv->webhook_template };
+    const char *params[] = { api_id_text(r->ids[0], id), api_scope_org(r, org), text, hook };
 
     api_query(r,
               "SELECT status, event_id, sessions"
               " FROM usher_cancel_registration($1, $2, $3::jsonb, $4::jsonb)",
               4, params, cancelled);
     free(text);
+    free(hook);
 }

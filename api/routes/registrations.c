@@ -77,17 +77,16 @@ static void request_hash(int64_t event, int64_t ticket_type, const char *name, c
 
 static char *registration_jobs(api_req *r, int64_t event)
 {
-    const usher_config *cfg = r->loop->srv->cfg;
     json_t *jobs = usher_need(json_array());
     char *text = NULL;
 
-    if (api_job_add(jobs, cfg, "pdf.ticket", json_pack("{s:b}", "then_email", 1),
+    if (api_job_add(jobs, r, "pdf.ticket", json_pack("{s:b}", "then_email", 1),
                     "registration_id") == 0 &&
-        api_job_add(jobs, cfg, "analytics.rollup",
+        api_job_add(jobs, r, "analytics.rollup",
                     json_pack("{s:I,s:s}", "event_id", (json_int_t)event, "metric", "registration"),
                     NULL) == 0 &&
         api_job_stamp(jobs, "at") == 0 &&
-        api_job_add(jobs, cfg, "index.document", json_pack("{s:s}", "type", "attendee"), "id") == 0)
+        api_job_add(jobs, r, "index.document", json_pack("{s:s}", "type", "attendee"), "id") == 0)
         text = usher_need(json_dumps(jobs, JSON_COMPACT));
     json_decref(jobs);
     return text;
@@ -170,7 +169,7 @@ void route_register(api_req *r)
     int64_t ticket_type = 0;
     registration *reg;
     char event_text[USHER_INT_TEXT_MAX], tt_text[USHER_INT_TEXT_MAX], hash[REQUEST_HASH_HEX],
-        scope[sizeof("token:") + USHER_INT_TEXT_MAX], *jobs;
+        scope[sizeof("token:") + USHER_INT_TEXT_MAX], *jobs, *hook;
 
     if (!api_get_int(r, "ticket_type_id", true, 1, INT64_MAX, &ticket_type) ||
         !api_get_string(r, "name", true, 1, 200, &name) ||
@@ -181,8 +180,11 @@ void route_register(api_req *r)
         return;
     }
     jobs = registration_jobs(r, r->ids[0]);
-    if (jobs == NULL) {
+    hook = api_request_webhook_template(r);
+    if (jobs == NULL || hook == NULL) {
         api_reply_error(r, 500, "internal", "out of memory");
+        free(jobs);
+        free(hook);
         return;
     }
     reg = usher_malloc(sizeof(*reg));
@@ -197,7 +199,7 @@ void route_register(api_req *r)
                              r->auth.token_id != 0 ? scope : "public",
                              key,
                              key != NULL ? hash : NULL,
-                             r->loop->srv->webhook_template };
+                             hook };
 
     r->state = reg;
     if (!api_query(r,
@@ -206,4 +208,5 @@ void route_register(api_req *r)
                    9, params, registered))
         free(reg);
     free(jobs);
+    free(hook);
 }

@@ -108,7 +108,7 @@ void route_registration_resend(api_req *r)
 {
     r->audited = true;
     char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX], actor[API_AUDIT_ACTOR_MAX],
-        *jobs = api_one_job(r->loop->srv->cfg, "email.send",
+        *jobs = api_one_job(r, "email.send",
                             json_pack("{s:s}", "template", "registration_confirmation"),
                             "registration_id");
 

@@ -51,7 +51,8 @@ void route_report_create(api_req *r)
 {
     usher_report_request req = { .event_id = r->ids[0],
                                  .format = "csv",
-                                 .requested_by = usher_role_name(r->auth.role) };
+                                 .requested_by = usher_role_name(r->auth.role),
+                                 .request_id = r->request_id };
     usher_stmt s;
 
     if (!api_get_enum(r, "kind", true, report_kinds, &req.kind) ||

@@ -1,6 +1,8 @@
 /*
- * GET /v1/sessions/{id}/access?ticket_code=CODE: may this ticket holder
- * enter this session? The code is the credential. Its signature is checked
+ * GET /v1/sessions/{id}/access?ticket_code=CODE (or the code in the
+ * header X-Ticket-Code, which keeps it out of URLs that proxies and
+ * browsers log; the query string wins when both are sent): may this
+ * ticket holder enter this session? The code is the credential. Its signature is checked
  * first, without the database: a forged or mistyped code answers
  * 200 {"access": false, "reason": "invalid_code"} (the answer is a "no",
  * like every other refusal, and says nothing of the session). A good code
@@ -165,6 +167,21 @@ void api_access_cache_key(int64_t session, int64_t registration, char key[API_CA
              (long long)registration);
 }
 
+/* The code from the query string, else from X-Ticket-Code; false if neither fits in out. */
+static bool ticket_code(const api_req *r, char *out, size_t len)
+{
+    int found = api_query_param(r, "ticket_code", out, len);
+    const char *header;
+
+    if (found != 0)
+        return found == 1;
+    header = api_header(r, "X-Ticket-Code");
+    if (header == NULL || strlen(header) >= len)
+        return false;
+    memcpy(out, header, strlen(header) + 1);
+    return true;
+}
+
 void route_session_access(api_req *r)
 {
     static const char forged[] = "{\"access\":false,\"reason\":\"invalid_code\"}";
@@ -172,8 +189,9 @@ void route_session_access(api_req *r)
     access_step *step;
     int64_t event = 0, registration = 0;
 
-    if (api_query_param(r, "ticket_code", code, sizeof(code)) != 1) {
-        api_reply_invalid(r, "ticket_code", "ticket_code is required (the code on the ticket)");
+    if (!ticket_code(r, code, sizeof(code))) {
+        api_reply_invalid(r, "ticket_code",
+                          "ticket_code (or X-Ticket-Code) is required (the code on the ticket)");
         return;
     }
     if (usher_ticket_verify(r->loop->srv->ticket_key, code, &event, &registration) != USHER_OK) {

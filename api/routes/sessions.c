@@ -104,7 +104,7 @@ static bool read_fields(api_req *r, bool create, fields *f)
     }
     f->has_capacity = capacity >= 0;
     usher_int_text(capacity, f->capacity);
-    f->jobs = api_index_job(r->loop->srv->cfg, "session");
+    f->jobs = api_index_job(r, "session");
     if (speakers != NULL)
         f->speakers = usher_need(json_dumps(speakers, JSON_COMPACT));
     if (f->jobs == NULL) {

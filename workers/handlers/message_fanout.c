@@ -34,9 +34,12 @@ typedef struct templates {
 } templates;
 
 /* t's JSON text (NULL out of memory), its queue added to queues; drops t's reference. */
-static char *dump(json_t *t, json_t *queue_of, usher_buf *queues)
+static char *dump(json_t *t, json_t *queue_of, usher_buf *queues, const char *request_id)
 {
-    char *text = t != NULL ? json_dumps(t, JSON_COMPACT) : NULL;
+    char *text = t != NULL && (request_id[0] == '\0' ||
+                               json_object_set_new(t, "request_id", json_string(request_id)) == 0)
+                     ? json_dumps(t, JSON_COMPACT)
+                     : NULL;
     const char *queue = json_string_value(json_object_get(queue_of, "queue"));
 
     if (text != NULL && queue != NULL)
@@ -45,8 +48,12 @@ static char *dump(json_t *t, json_t *queue_of, usher_buf *queues)
     return text;
 }
 
-/* Builds them from the config; false out of memory. */
-static bool templates_build(const usher_config *cfg, int64_t message, templates *t)
+/*
+ * Builds them from the config, each carrying request_id (the fan-out job's:
+ * the request that sent the message, or ""); false out of memory.
+ */
+static bool templates_build(const usher_config *cfg, int64_t message, const char *request_id,
+                            templates *t)
 {
     json_t *email = usher_enqueue_template(cfg, "email.send", USHER_DEFAULT_QUEUE, NULL);
     json_t *next = usher_enqueue_template(cfg, "message.fanout", USHER_DEFAULT_QUEUE,
@@ -58,14 +65,16 @@ static bool templates_build(const usher_config *cfg, int64_t message, templates 
 
     usher_buf_array_open(&t->queues);
     if (index != NULL && json_object_set_new(index, "id_field", json_string("id")) == 0 &&
+        (request_id[0] == '\0' ||
+         json_object_set_new(index, "request_id", json_string(request_id)) == 0) &&
         cancel != NULL && json_array_append(cancel, index) == 0)
-        t->cancel = dump(cancel, index, &t->queues);
+        t->cancel = dump(cancel, index, &t->queues, "");
     else
         json_decref(cancel);
     json_decref(index);
-    t->email = dump(email, email, &t->queues);
-    t->next = dump(next, next, &t->queues);
-    t->hook = dump(hook, hook, &t->queues);
+    t->email = dump(email, email, &t->queues, request_id);
+    t->next = dump(next, next, &t->queues, request_id);
+    t->hook = dump(hook, hook, &t->queues, request_id);
     usher_buf_array_close(&t->queues);
     return t->email != NULL && t->next != NULL && t->hook != NULL && t->cancel != NULL &&
            !usher_buf_failed(&t->queues);
@@ -124,7 +133,7 @@ void usher_run_message_fanout(usher_handler_ctx *ctx, const usher_job *job, json
 
     if (message == 0 || (st = usher_handler_store(ctx, r)) == NULL)
         return;
-    if (!templates_build(usher_handler_config(ctx), message, &t)) {
+    if (!templates_build(usher_handler_config(ctx), message, job->request_id, &t)) {
         usher_handler_fail(r, USHER_OUTCOME_RETRY, "message.fanout: out of memory");
         goto out;
     }

@@ -67,7 +67,7 @@ static USHER_MUSTCHECK usher_err enqueue_email(usher_store *st, const usher_conf
                              .kind = "email.send",
                              .payload = payload,
                              .unique_key = key,
-                             .parent_id = job->id };
+                             .request_id = job->request_id[0] != '\0' ? job->request_id : NULL };
     usher_enqueued out;
     bool first = false;
     usher_err err;
