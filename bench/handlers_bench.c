@@ -6,7 +6,9 @@
  *           core): usher_pdf_ticket alone over --pdfs registrations whose
  *           facts were loaded beforehand (untimed), then the whole
  *           pdf.ticket handler (facts, render, document store with fsync,
- *           the documents row) over --handler-pdfs of them.
+ *           the documents row) over --handler-pdfs of them. The process
+ *           keeps its heap as usher-worker does (usher_alloc_keep_heap)
+ *           unless --keep-heap 0 (glibc's defaults, for a same-run ratio).
  *   email   messages built with usher_mail_message_build and sent with
  *           usher_mail_send_many to $USHER_SMTP_URL, without and with a
  *           ticket PDF attached, from 1 sender and from --senders threads,
@@ -31,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "bench_common.h"
 #include "cli.h"
 #include "handler.h"
@@ -50,6 +53,7 @@ const char bench_program[] = PROGRAM;
 typedef struct bench_opts {
     const char *phase, *maildir, *dir, *tag;
     long long pdfs, handler_pdfs, emails, senders, per_session, docs, index_batch;
+    long long keep_heap; /* 1: usher_alloc_keep_heap() as usher-worker; 0: glibc's defaults */
 } bench_opts;
 
 struct bench {
@@ -144,10 +148,11 @@ static int pdf_render(bench *b)
     }
     s = bench_seconds_between(t0, bench_now_ns());
     cpu = cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - cpu0;
-    printf("{\"bench\":\"pdf_render\",\"pdfs\":%lld,\"seconds\":%.3f,\"pdfs_per_s\":%.0f,"
-           "\"pdfs_per_cpu_s\":%.0f,\"avg_bytes\":%.0f,\"facts_loaded_per_s\":%.0f}\n",
-           b->opts.pdfs, s, (double)b->opts.pdfs / s, (double)b->opts.pdfs / cpu,
-           (double)bytes / (double)b->opts.pdfs, b->facts_per_s);
+    printf("{\"bench\":\"pdf_render\",\"keep_heap\":%s,\"pdfs\":%lld,\"seconds\":%.3f,"
+           "\"pdfs_per_s\":%.0f,\"pdfs_per_cpu_s\":%.0f,\"avg_bytes\":%.0f,"
+           "\"facts_loaded_per_s\":%.0f}\n",
+           b->opts.keep_heap ? "true" : "false", b->opts.pdfs, s, (double)b->opts.pdfs / s,
+           (double)b->opts.pdfs / cpu, (double)bytes / (double)b->opts.pdfs, b->facts_per_s);
     return 0;
 }
 
@@ -471,7 +476,7 @@ static int usage(void)
             "usage: %s [--config FILE] --dir DIR [--phase pdf|email|index|all] [--pdfs N]\n"
             "    [--handler-pdfs N] [--emails N] [--senders N] [--per-session N] [--maildir DIR]\n"
             "    [--tag TAG]\n"
-            "    [--docs N] [--index-batch N]\n",
+            "    [--docs N] [--index-batch N] [--keep-heap 0|1]\n",
             PROGRAM);
     return 2;
 }
@@ -486,6 +491,7 @@ int main(int argc, char **argv)
                           .per_session = 32,
                           .docs = 20000,
                           .index_batch = 1000,
+                          .keep_heap = 1,
                           .tag = "run" } };
     const bench_int_option ints[] = {
         { "--pdfs", &b.opts.pdfs, 1, 1000000 },
@@ -495,6 +501,7 @@ int main(int argc, char **argv)
         { "--per-session", &b.opts.per_session, 1, USHER_MAIL_SESSION_MAX },
         { "--docs", &b.opts.docs, 1, 100000000 },
         { "--index-batch", &b.opts.index_batch, 1, 1000000 },
+        { "--keep-heap", &b.opts.keep_heap, 0, 1 },
     };
     const bench_text_option texts[] = {
         { "--phase", &b.opts.phase },
@@ -511,6 +518,8 @@ int main(int argc, char **argv)
                              sizeof(texts) / sizeof(texts[0]));
     if (rc < 0 || (rc == 0 && b.opts.dir == NULL))
         rc = usage();
+    if (rc == 0 && b.opts.keep_heap && !usher_alloc_keep_heap())
+        fprintf(stderr, "%s: mallopt refused (a sanitizer's allocator?)\n", PROGRAM);
     if (rc == 0 && b.opts.maildir == NULL)
         b.opts.maildir = getenv("USHER_MAILDIR");
     if (rc == 0 && b.opts.maildir == NULL && strcmp(b.opts.phase, "pdf") != 0 &&

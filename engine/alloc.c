@@ -5,6 +5,7 @@
  */
 #include "alloc.h"
 
+#include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,4 +65,9 @@ char *usher_strndup(const char *s, size_t n)
     if (copy == NULL)
         usher_oom(strnlen(s, n) + 1);
     return copy;
+}
+
+bool usher_alloc_keep_heap(void)
+{
+    return mallopt(M_MMAP_THRESHOLD, 1 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 16 << 20) == 1;
 }

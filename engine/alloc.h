@@ -32,6 +32,7 @@
 #ifndef USHER_ALLOC_H
 #define USHER_ALLOC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #ifdef __cplusplus
@@ -61,6 +62,19 @@ __attribute__((returns_nonnull, warn_unused_result)) void *usher_realloc(void *p
 __attribute__((malloc, returns_nonnull, warn_unused_result)) char *usher_strdup(const char *s);
 __attribute__((malloc, returns_nonnull, warn_unused_result)) char *usher_strndup(const char *s,
                                                                                  size_t n);
+
+/*
+ * Keeps freed memory in the process instead of returning it to the kernel
+ * at every free: blocks under 1 MiB come from the heap (not a fresh mmap
+ * each), and up to 16 MiB free at the heap's top stay mapped. A ticket
+ * render opens several zlib streams of ~270 KB each (cairo compresses
+ * every PDF stream), and glibc's defaults handed each back with brk:
+ * every render then paid page faults, zeroing and a TLB shootdown across
+ * the CPUs, over half its time on a busy 2-core machine (bench/README.md).
+ * For long-running processes that allocate in bursts (usher-worker);
+ * false when the allocator ignores it (sanitizers replace malloc).
+ */
+bool usher_alloc_keep_heap(void);
 
 #ifdef __cplusplus
 }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "cli.h"
 #include "config.h"
 #include "supervisor.h"
@@ -42,5 +43,6 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    (void)usher_alloc_keep_heap(); /* a speed-up only: the children inherit it */
     return usher_supervisor_run(config, pool);
 }
