@@ -5,6 +5,8 @@
  *
  *   enqueue  P producer threads, each with its own connection, call
  *            usher_enqueue once per job (~200-byte payload).
+ *   enqueue_shared  the same through usher_enqueue_shared with one group
+ *            (engine/enqueue_group.h): concurrent calls share commits.
  *   drain    100,000 jobs are filled with usher_enqueue_batch (untimed),
  *            then K consumer threads loop usher_claim(B) -> usher_complete
  *            until the queue is empty; every job must be completed once.
@@ -34,6 +36,7 @@
 #include "cli.h"
 #include "config.h"
 #include "enqueue.h"
+#include "enqueue_group.h"
 #include "error.h"
 #include "listener.h"
 #include "store.h"
@@ -150,7 +153,8 @@ static int run_threads(size_t n, void *(*fn)(void *), void *args, size_t size, g
 typedef struct producer {
     const bench *b;
     gate *start;
-    long long first, count; /* the seq numbers it enqueues */
+    usher_enqueue_group *group; /* shared commits, or NULL: one commit per call */
+    long long first, count;     /* the seq numbers it enqueues */
     int rc;
 } producer;
 
@@ -165,7 +169,8 @@ static void *produce(void *arg)
 
     for (long long i = 0; i < p->count && err == USHER_OK; i++) {
         bench_make_payload(payload, sizeof(payload), p->first + i, 0);
-        err = usher_enqueue(st, &job, &out);
+        err = p->group != NULL ? usher_enqueue_shared(p->group, st, &job, &out)
+                               : usher_enqueue(st, &job, &out);
         if (err != USHER_OK)
             bench_fail(st, err, "enqueue");
     }
@@ -174,7 +179,8 @@ static void *produce(void *arg)
     return NULL;
 }
 
-static int phase_enqueue(bench *b)
+/* The enqueue phases; group NULL: one commit per call. */
+static int enqueue_with(bench *b, const char *name, usher_enqueue_group *group)
 {
     long long jobs = b->opts.jobs > 0 ? b->opts.jobs : 20000, nprod = b->opts.producers;
     producer *prods = calloc((size_t)nprod, sizeof(*prods));
@@ -188,7 +194,7 @@ static int phase_enqueue(bench *b)
     for (long long i = 0; i < nprod; i++) {
         long long share = jobs / nprod + (i < jobs % nprod);
 
-        prods[i] = (producer){ .b = b, .start = &start, .count = share };
+        prods[i] = (producer){ .b = b, .start = &start, .group = group, .count = share };
         prods[i].first = i > 0 ? prods[i - 1].first + prods[i - 1].count : 0;
     }
     if (rc == 0)
@@ -196,10 +202,25 @@ static int phase_enqueue(bench *b)
     for (long long i = 0; i < nprod; i++)
         rc |= prods[i].rc;
     if (rc == 0)
-        printf("{\"bench\":\"enqueue\",\"producers\":%lld,\"jobs\":%lld,\"seconds\":%.3f,"
+        printf("{\"bench\":\"%s\",\"producers\":%lld,\"jobs\":%lld,\"seconds\":%.3f,"
                "\"jobs_per_s\":%.0f}\n",
-               nprod, jobs, seconds, (double)jobs / seconds);
+               name, nprod, jobs, seconds, (double)jobs / seconds);
     free(prods);
+    return rc;
+}
+
+static int phase_enqueue(bench *b)
+{
+    return enqueue_with(b, "enqueue", NULL);
+}
+
+static int phase_enqueue_shared(bench *b)
+{
+    usher_enqueue_group *g = usher_enqueue_group_new();
+    int rc = g == NULL ? bench_fail(NULL, USHER_ERR_NOMEM, "group")
+                       : enqueue_with(b, "enqueue_shared", g);
+
+    usher_enqueue_group_free(g);
     return rc;
 }
 
@@ -585,15 +606,17 @@ static int parse_args(int argc, char **argv, bench_opts *o)
 
     if (rc >= 0)
         return rc;
-    fprintf(stderr,
-            "usage: %s [--config FILE] [--phase enqueue|drain|latency|all] [--jobs N]\n"
-            "       [--producers N] [--consumers N] [--batch N] [--rate N] [--seconds N]\n",
-            PROGRAM);
+    fprintf(
+        stderr,
+        "usage: %s [--config FILE] [--phase enqueue|enqueue_shared|drain|latency|all] [--jobs N]\n"
+        "       [--producers N] [--consumers N] [--batch N] [--rate N] [--seconds N]\n",
+        PROGRAM);
     return 1;
 }
 
 static const bench_phase phases[] = {
     { "enqueue", phase_enqueue },
+    { "enqueue_shared", phase_enqueue_shared },
     { "drain", phase_drain },
     { "latency", phase_latency },
 };

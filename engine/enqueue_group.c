@@ -1,0 +1,148 @@
+/*
+ * Leader and followers on one mutex: callers queue a request and wait on
+ * the condition variable until it is done; whoever finds no batch in
+ * flight takes the queue (at most BATCH_MAX requests) and writes it with
+ * the lock released, then marks the requests done and wakes everyone.
+ * Requests live on their callers' stacks: the queue holds pointers, and a
+ * caller leaves only once its request is done.
+ */
+#include "enqueue_group.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+
+#define BATCH_MAX 512
+#define ERR_MAX   256
+
+typedef struct request {
+    const usher_enqueue_opts *job;
+    usher_enqueued out;
+    usher_err err;
+    char errstr[ERR_MAX]; /* the leader's store's errstr on failure */
+    bool done;
+} request;
+
+struct usher_enqueue_group {
+    pthread_mutex_t lock;
+    pthread_cond_t done;
+    request **waiting; /* queued, not yet taken by a leader */
+    size_t nwaiting, cap;
+    bool writing; /* a leader is writing a batch */
+};
+
+usher_enqueue_group *usher_enqueue_group_new(void)
+{
+    usher_enqueue_group *g = calloc(1, sizeof(*g));
+
+    if (g == NULL)
+        return NULL;
+    if (pthread_mutex_init(&g->lock, NULL) != 0) {
+        free(g);
+        return NULL;
+    }
+    if (pthread_cond_init(&g->done, NULL) != 0) {
+        pthread_mutex_destroy(&g->lock);
+        free(g);
+        return NULL;
+    }
+    return g;
+}
+
+void usher_enqueue_group_free(usher_enqueue_group *g)
+{
+    if (g == NULL)
+        return;
+    pthread_cond_destroy(&g->done);
+    pthread_mutex_destroy(&g->lock);
+    free(g->waiting);
+    free(g);
+}
+
+static void settle(request *r, usher_err err, const usher_store *st)
+{
+    r->err = err;
+    if (err != USHER_OK)
+        snprintf(r->errstr, sizeof(r->errstr), "%s", usher_store_errstr(st));
+}
+
+/* Writes the batch on st: one statement and one commit, or one job at a time if refused. */
+static void write_batch(usher_store *st, request **batch, size_t n)
+{
+    usher_enqueue_opts *jobs = usher_malloc(n * sizeof(*jobs));
+    usher_enqueued *outs = usher_malloc(n * sizeof(*outs));
+    usher_err err;
+
+    for (size_t i = 0; i < n; i++)
+        jobs[i] = *batch[i]->job;
+    err = usher_enqueue_batch(st, jobs, n, outs);
+    for (size_t i = 0; i < n; i++) {
+        if (err == USHER_OK) {
+            batch[i]->out = outs[i];
+            batch[i]->err = USHER_OK;
+        } else if (n == 1) {
+            settle(batch[i], err, st);
+        } else {
+            settle(batch[i], usher_enqueue(st, batch[i]->job, &batch[i]->out), st);
+        }
+    }
+    free(jobs);
+    free(outs);
+}
+
+/* With the lock held: takes up to BATCH_MAX waiting requests into batch. */
+static size_t take(usher_enqueue_group *g, request **batch)
+{
+    size_t n = g->nwaiting < BATCH_MAX ? g->nwaiting : BATCH_MAX;
+
+    memcpy(batch, g->waiting, n * sizeof(*batch));
+    memmove(g->waiting, g->waiting + n, (g->nwaiting - n) * sizeof(*g->waiting));
+    g->nwaiting -= n;
+    return n;
+}
+
+static void queue_request(usher_enqueue_group *g, request *r)
+{
+    if (g->nwaiting == g->cap) {
+        size_t cap = g->cap > 0 ? 2 * g->cap : 64;
+
+        g->waiting = usher_realloc(g->waiting, cap * sizeof(*g->waiting));
+        g->cap = cap;
+    }
+    g->waiting[g->nwaiting++] = r;
+}
+
+usher_err usher_enqueue_shared(usher_enqueue_group *g, usher_store *st,
+                               const usher_enqueue_opts *job, usher_enqueued *out)
+{
+    request r = { .job = job };
+    request *batch[BATCH_MAX];
+
+    pthread_mutex_lock(&g->lock);
+    queue_request(g, &r);
+    while (!r.done) {
+        if (g->writing) {
+            pthread_cond_wait(&g->done, &g->lock);
+            continue;
+        }
+        size_t n = take(g, batch); /* r is in it or already done: nwaiting > 0 */
+
+        g->writing = true;
+        pthread_mutex_unlock(&g->lock);
+        write_batch(st, batch, n);
+        pthread_mutex_lock(&g->lock);
+        for (size_t i = 0; i < n; i++)
+            batch[i]->done = true;
+        g->writing = false;
+        pthread_cond_broadcast(&g->done);
+    }
+    pthread_mutex_unlock(&g->lock);
+    *out = r.out;
+    if (r.err != USHER_OK)
+        return usher_store_fail(st, r.err, "%s", r.errstr);
+    return USHER_OK;
+}
