@@ -18,6 +18,9 @@
  *            steady rate on an absolute schedule, noting CLOCK_REALTIME
  *            just before each usher_enqueue; the handler's START_US in the
  *            log minus that is the enqueue -> handler-start latency.
+ *   mix      the same at --mix-rate, where one job in --slow-every is a
+ *            test.sleep of --slow-ms: the pickup latency of the other
+ *            (no-op) jobs, which must not wait behind the slow ones.
  *
  * One JSON line per phase on stdout; errors on stderr and a non-zero exit
  * status. bench/workers runs this next to usher-bench-queue's engine-only
@@ -61,6 +64,7 @@ typedef struct bench_opts {
     long long jobs;          /* drain */
     long long once_jobs;     /* once */
     long long rate, seconds; /* latency */
+    long long mix_rate, slow_every, slow_ms; /* mix */
 } bench_opts;
 
 typedef struct bench {
@@ -324,11 +328,12 @@ static int phase_drain(bench *b)
 
 /* ---------------------------------------------------------------- the handler log */
 
-/* One handler run, as the test handler logged it. */
+/* One handler run, as the test handler logged it (trace: with "trace": true). */
 typedef struct run_line {
     int64_t id;
     int attempt;
     int64_t start_us;
+    int64_t sent_us, notified_us, claim_sent_us, claimed_us; /* 0 without a trace */
 } run_line;
 
 /* Reads the handler log at path into *lines (the caller frees it). */
@@ -336,8 +341,9 @@ static int read_log(const char *path, run_line **lines, size_t *n)
 {
     FILE *f = fopen(path, "r");
     size_t cap = 4096;
-    long long id, start;
-    int attempt, got;
+    long long id, start, t[4];
+    int attempt, got = EOF;
+    char text[256];
 
     *n = 0;
     *lines = malloc(cap * sizeof(**lines));
@@ -347,7 +353,13 @@ static int read_log(const char *path, run_line **lines, size_t *n)
         return f == NULL ? fail_errno("cannot read", path)
                          : bench_fail(NULL, USHER_ERR_NOMEM, "log");
     }
-    while ((got = fscanf(f, "%lld %d %lld", &id, &attempt, &start)) == 3) {
+    while (fgets(text, sizeof(text), f) != NULL) {
+        t[0] = t[1] = t[2] = t[3] = 0;
+        got = sscanf(text, "%lld %d %lld %lld %lld %lld %lld", &id, &attempt, &start, &t[0], &t[1],
+                     &t[2], &t[3]);
+        if (got < 3)
+            break;
+        got = EOF;
         if (*n == cap) {
             run_line *more = realloc(*lines, 2 * cap * sizeof(**lines));
 
@@ -356,7 +368,7 @@ static int read_log(const char *path, run_line **lines, size_t *n)
             *lines = more;
             cap *= 2;
         }
-        (*lines)[(*n)++] = (run_line){ id, attempt, start };
+        (*lines)[(*n)++] = (run_line){ id, attempt, start, t[0], t[1], t[2], t[3] };
     }
     fclose(f);
     if (got == EOF)
@@ -480,17 +492,31 @@ typedef struct latency_run {
     int64_t *call_ns; /* how long each usher_enqueue took (insert + commit) */
 } latency_run;
 
-/* Enqueues r->jobs jobs at opts.rate a second on an absolute schedule. */
-static int produce(bench *b, latency_run *r, const char *payload)
+/* Whether job i of a run is a slow one (the mix phase; slow_every 0: none). */
+static bool slow_job(long long slow_every, long long i)
 {
-    usher_enqueue_opts job = { .queue = QUEUE, .kind = BENCH_KIND, .payload = payload };
-    int64_t period = NS_PER_S / b->opts.rate, t0 = bench_now_ns();
+    return slow_every > 0 && i % slow_every == slow_every - 1;
+}
+
+/*
+ * Enqueues r->jobs jobs at rate a second on an absolute schedule; with
+ * slow_every, every slow_every-th is test.sleep with slow_payload.
+ */
+static int produce(bench *b, latency_run *r, const char *payload, long long rate,
+                   long long slow_every, const char *slow_payload)
+{
+    usher_enqueue_opts job = { .queue = QUEUE };
+    int64_t period = NS_PER_S / rate, t0 = bench_now_ns();
 
     for (long long i = 0; i < r->jobs; i++) {
         usher_enqueued out;
         int64_t call;
         usher_err err;
 
+        bool slow = slow_job(slow_every, i);
+
+        job.kind = slow ? "test.sleep" : BENCH_KIND;
+        job.payload = slow ? slow_payload : payload;
         bench_sleep_until(t0 + i * period);
         r->sent_us[i] = wall_us();
         call = bench_now_ns();
@@ -523,6 +549,67 @@ static int warm_up(bench *b, worker *w, const char *dir)
     return 0;
 }
 
+/* The stages of a traced pickup, in µs, from one job's enqueue and its log line. */
+enum { COMMIT, NOTIFY, WAKE, CLAIM, HOP, START, STAGES };
+
+static void stages_of(const latency_run *r, long long i, const run_line *l, int64_t *st)
+{
+    int64_t enqueued = r->sent_us[i] + r->call_ns[i] / 1000;
+
+    st[COMMIT] = enqueued - r->sent_us[i];  /* the enqueue call */
+    st[NOTIFY] = l->notified_us - enqueued; /* its commit -> NOTIFY */
+    st[WAKE] = l->claim_sent_us - (l->notified_us > 0 ? l->notified_us : enqueued); /* -> claim */
+    st[CLAIM] = l->claimed_us - l->claim_sent_us; /* the claim's round trip */
+    st[HOP] = l->sent_us - l->claimed_us;         /* -> written to a child */
+    st[START] = l->start_us - l->sent_us;         /* -> the handler starts */
+}
+
+/*
+ * One JSON line: each stage's p50 and p99 over the jobs whose claim was
+ * woken by a NOTIFY after their enqueue began (the others were found by a
+ * re-check or a claim already in flight: counted apart).
+ */
+static int report_breakdown(const latency_run *r, const run_line *lines, const long long *index)
+{
+    static const char *names[STAGES] = { "enqueue_call",     "commit_to_notify", "notify_to_claim",
+                                         "claim_round_trip", "claimed_to_child", "child_to_start" };
+    int64_t *v[STAGES], st[STAGES];
+    long long n = 0, other = 0;
+
+    for (int k = 0; k < STAGES; k++) {
+        v[k] = calloc((size_t)r->jobs, sizeof(*v[k]));
+        if (v[k] == NULL) {
+            while (k-- > 0)
+                free(v[k]);
+            return bench_fail(NULL, USHER_ERR_NOMEM, "breakdown");
+        }
+    }
+    for (long long i = 0; i < r->jobs; i++) {
+        const run_line *l = &lines[index[i]];
+
+        if (l->sent_us == 0 || l->notified_us < r->sent_us[i]) {
+            other++;
+            continue;
+        }
+        stages_of(r, i, l, st);
+        for (int k = 0; k < STAGES; k++)
+            v[k][n] = st[k];
+        n++;
+    }
+    printf("{\"bench\":\"worker_latency_breakdown\",\"woken_by_notify\":%lld,\"other\":%lld", n,
+           other);
+    for (int k = 0; k < STAGES; k++) {
+        qsort(v[k], (size_t)n, sizeof(*v[k]), bench_compare_int64);
+        if (n > 0)
+            printf(",\"%s_p50_ms\":%.3f,\"%s_p99_ms\":%.3f", names[k],
+                   bench_percentile_ms(v[k], n, 50, 1000), names[k],
+                   bench_percentile_ms(v[k], n, 99, 1000));
+        free(v[k]);
+    }
+    printf("}\n");
+    return 0;
+}
+
 /* The latency of each job from the log, sorted, then printed. */
 static int report_latency(bench *b, latency_run *r, const run_line *lines, size_t nlines)
 {
@@ -538,6 +625,8 @@ static int report_latency(bench *b, latency_run *r, const run_line *lines, size_
         rc = 1;
     for (long long i = 0; i < n && rc == 0; i++)
         lat[i] = lines[index[i]].start_us - r->sent_us[i];
+    if (rc == 0)
+        rc = report_breakdown(r, lines, index);
     if (rc == 0) {
         printf("{\"bench\":\"worker_latency\",\"rate\":%lld,\"jobs\":%lld,\"children\":%d,",
                b->opts.rate, n, b->pool->initial);
@@ -560,7 +649,8 @@ static bool ids_increasing(const latency_run *r)
 }
 
 /* Starts the worker, warms it up, produces, waits for every job, stops it. */
-static int run_latency(bench *b, latency_run *r, const char *payload)
+static int run_latency(bench *b, latency_run *r, const char *payload, long long rate,
+                       long long slow_every, const char *slow_payload)
 {
     worker w = { 0 };
     progress p;
@@ -572,7 +662,7 @@ static int run_latency(bench *b, latency_run *r, const char *payload)
     if (rc == 0)
         rc = warm_up(b, &w, b->opts.dir);
     if (rc == 0)
-        rc = produce(b, r, payload);
+        rc = produce(b, r, payload, rate, slow_every, slow_payload);
     if (rc == 0)
         rc = wait_completed(b, &w, r->jobs + 1, &p);
     if (rc != 0) {
@@ -582,10 +672,18 @@ static int run_latency(bench *b, latency_run *r, const char *payload)
     return worker_stop(&w, &stop_s) != 0 || verify_empty(b, r->jobs + 1) != 0 || !ids_increasing(r);
 }
 
-static int phase_latency(bench *b)
+typedef int (*report_fn)(bench *b, latency_run *r, const run_line *lines, size_t nlines);
+
+/*
+ * The open-loop phases: rate x --seconds jobs logged to DIR/name.log, one
+ * in slow_every a test.sleep of --slow-ms (0: none), with the pickup
+ * trace when trace; report reads the log.
+ */
+static int open_loop(bench *b, const char *name, long long rate, long long slow_every, bool trace,
+                     report_fn report)
 {
-    latency_run r = { .jobs = b->opts.rate * b->opts.seconds };
-    char log[4096], payload[4200];
+    latency_run r = { .jobs = rate * b->opts.seconds };
+    char log[4096], payload[4200], slow_payload[4300];
     run_line *lines = NULL;
     size_t nlines = 0;
     int rc;
@@ -593,23 +691,69 @@ static int phase_latency(bench *b)
     r.ids = calloc((size_t)r.jobs, sizeof(*r.ids));
     r.sent_us = calloc((size_t)r.jobs, sizeof(*r.sent_us));
     r.call_ns = calloc((size_t)r.jobs, sizeof(*r.call_ns));
-    snprintf(log, sizeof(log), "%s/latency.log", b->opts.dir);
+    snprintf(log, sizeof(log), "%s/%s.log", b->opts.dir, name);
     rc = r.ids == NULL || r.sent_us == NULL || r.call_ns == NULL
-             ? bench_fail(NULL, USHER_ERR_NOMEM, "latency")
-             : log_payload(payload, sizeof(payload), log);
+             ? bench_fail(NULL, USHER_ERR_NOMEM, name)
+             : log_payload(payload, sizeof(payload) - 16, log);
+    if (rc == 0 && trace) /* the handler logs each job's pickup trace too */
+        memcpy(payload + strlen(payload) - 1, ",\"trace\":true}", 15);
+    if (rc == 0)
+        snprintf(slow_payload, sizeof(slow_payload), "{\"ms\":%lld,%s", b->opts.slow_ms,
+                 payload + 1);
     if (rc == 0 && unlink(log) != 0 && errno != ENOENT)
         rc = fail_errno("cannot remove", log);
     if (rc == 0)
-        rc = run_latency(b, &r, payload);
+        rc = run_latency(b, &r, payload, rate, slow_every, slow_payload);
     if (rc == 0)
         rc = read_log(log, &lines, &nlines);
     if (rc == 0)
-        rc = report_latency(b, &r, lines, nlines);
+        rc = report(b, &r, lines, nlines);
     free(lines);
     free(r.ids);
     free(r.sent_us);
     free(r.call_ns);
     return rc;
+}
+
+static int phase_latency(bench *b)
+{
+    return open_loop(b, "latency", b->opts.rate, 0, true, report_latency);
+}
+
+/* ---------------------------------------------------------------- mix */
+
+/* The fast jobs' pickup latencies from the log, sorted, then printed. */
+static int report_mix(bench *b, latency_run *r, const run_line *lines, size_t nlines)
+{
+    long long *index = calloc((size_t)r->jobs, sizeof(*index)), n = 0, slow = 0;
+    int64_t *lat = calloc((size_t)r->jobs, sizeof(*lat));
+    run_check c;
+    int rc = index == NULL || lat == NULL ? bench_fail(NULL, USHER_ERR_NOMEM, "mix") : 0;
+
+    if (rc == 0)
+        rc = check_runs(r->ids, r->jobs, lines, nlines, index, &c);
+    if (rc == 0 && !runs_ok(&c))
+        rc = 1;
+    for (long long i = 0; i < r->jobs && rc == 0; i++) {
+        if (slow_job(b->opts.slow_every, i))
+            slow++;
+        else
+            lat[n++] = lines[index[i]].start_us - r->sent_us[i];
+    }
+    if (rc == 0) {
+        printf("{\"bench\":\"worker_mix\",\"rate\":%lld,\"jobs\":%lld,\"slow_jobs\":%lld,"
+               "\"slow_ms\":%lld,\"children\":%d,",
+               b->opts.mix_rate, r->jobs, slow, b->opts.slow_ms, b->pool->initial);
+        bench_print_latency(lat, n, 1000, r->call_ns, r->jobs);
+    }
+    free(index);
+    free(lat);
+    return rc;
+}
+
+static int phase_mix(bench *b)
+{
+    return open_loop(b, "mix", b->opts.mix_rate, b->opts.slow_every, false, report_mix);
 }
 
 /* ---------------------------------------------------------------- main */
@@ -618,18 +762,18 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: %s [--config FILE] --worker PATH --dir DIR [--pool NAME]\n"
-            "       [--phase drain|once|latency|all] [--jobs N] [--once-jobs N] [--rate N]\n"
-            "       [--seconds N]\n",
+            "       [--phase drain|once|latency|mix|all] [--jobs N] [--once-jobs N] [--rate N]\n"
+            "       [--seconds N] [--mix-rate N] [--slow-every N] [--slow-ms N]\n",
             PROGRAM);
 }
 
 static int parse_args(int argc, char **argv, bench_opts *o)
 {
     const bench_int_option ints[] = {
-        { "--jobs", &o->jobs, 1, 10000000 },
-        { "--once-jobs", &o->once_jobs, 1, 10000000 },
-        { "--rate", &o->rate, 1, 10000 },
-        { "--seconds", &o->seconds, 1, 3600 },
+        { "--jobs", &o->jobs, 1, 10000000 },      { "--once-jobs", &o->once_jobs, 1, 10000000 },
+        { "--rate", &o->rate, 1, 10000 },         { "--seconds", &o->seconds, 1, 3600 },
+        { "--mix-rate", &o->mix_rate, 1, 10000 }, { "--slow-every", &o->slow_every, 0, 1000000 },
+        { "--slow-ms", &o->slow_ms, 0, 60000 },
     };
     const bench_text_option texts[] = {
         { "--phase", &o->phase },
@@ -652,6 +796,7 @@ static const bench_phase phases[] = {
     { "drain", phase_drain },
     { "once", phase_once },
     { "latency", phase_latency },
+    { "mix", phase_mix },
 };
 
 /* The pool must exist and serve the queue the phases use. */
@@ -674,7 +819,10 @@ int main(int argc, char **argv)
                           .jobs = 100000,
                           .once_jobs = 20000,
                           .rate = 200,
-                          .seconds = 10 } };
+                          .seconds = 10,
+                          .mix_rate = 400,
+                          .slow_every = 100,
+                          .slow_ms = 1000 } };
     int rc;
 
     if (usher_cli_load_config(PROGRAM, &argc, argv, &b.cfg) != 0)

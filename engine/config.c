@@ -602,6 +602,13 @@ static void pool_defaults(usher_pool_conf *pool, const entity_meta *meta)
         pool->max = event_tier_max[pool->event_tier];
     if (!pool_key_set(meta, "initial"))
         pool->initial = pool->min;
+    /* Neither set: the supervisor adapts both to the jobs (engine/hold.h), up to these. */
+    pool->adaptive = !pool_key_set(meta, "prefetch") && !pool_key_set(meta, "child_queue");
+    pool->claim_window = pool->adaptive && !pool_key_set(meta, "claim_batch");
+    if (!pool_key_set(meta, "prefetch"))
+        pool->prefetch = pool->adaptive ? USHER_ADAPTIVE_PREFETCH : 0;
+    if (!pool_key_set(meta, "child_queue"))
+        pool->child_queue = pool->adaptive ? USHER_ADAPTIVE_CHILD_QUEUE : 1;
 }
 
 static void check_pool(parser *p, const usher_pool_conf *pool, const entity_meta *meta)

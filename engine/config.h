@@ -94,6 +94,10 @@ typedef struct usher_windows {
  * min <= initial <= max, max >= 1 and scale_in_depth < scale_out_depth.
  * A flat value without pointers: a reload can copy it whole.
  */
+/* [pool.NAME] prefetch and child_queue when neither is set (the pool adapts up to them). */
+#define USHER_ADAPTIVE_PREFETCH    16
+#define USHER_ADAPTIVE_CHILD_QUEUE 16
+
 typedef struct usher_pool_conf {
     char name[USHER_NAME_MAX];
     int tier;                        /* enum usher_pool_tier */
@@ -113,9 +117,11 @@ typedef struct usher_pool_conf {
     int claim_batch;                 /* jobs claimed per statement, at most */
     int prefetch;                    /* jobs claimed ahead per child, waiting in the supervisor */
     int child_queue;                 /* jobs handed to one child at once (1 = one at a time) */
-    int metrics_port;                /* TCP port of the metrics endpoint; 0 = off */
-    int heartbeat_ms;                /* lease heartbeat period */
-    int smtp_rate;                   /* messages per second to the relay, this host; 0 = no limit */
+    bool adaptive;                   /* neither set: both are maxima the supervisor adapts to */
+    bool claim_window; /* adaptive, claim_batch unset: a claim fills the free window */
+    int metrics_port;  /* TCP port of the metrics endpoint; 0 = off */
+    int heartbeat_ms;  /* lease heartbeat period */
+    int smtp_rate;     /* messages per second to the relay, this host; 0 = no limit */
 } usher_pool_conf;
 
 /*

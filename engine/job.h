@@ -41,6 +41,16 @@ typedef struct usher_enqueued {
     bool existed; /* a live job with the same unique key was returned instead */
 } usher_enqueued;
 
+/*
+ * When a worker's supervisor noticed a job (µs since the epoch, 0 when
+ * unknown): the last NOTIFY before the claim that took it, that claim
+ * sent and answered, the job written to a child. bench/workers breaks the
+ * pickup latency down with it (the test handlers log it on request).
+ */
+typedef struct usher_job_trace {
+    int64_t notified_us, claim_sent_us, claimed_us, sent_us;
+} usher_job_trace;
+
 /* A claimed job. The claimer owns it until it reports the outcome. */
 typedef struct usher_job {
     int64_t id;
@@ -54,6 +64,9 @@ typedef struct usher_job {
     char *payload;      /* JSON text, owned by the job */
     int64_t started_us; /* the worker's bookkeeping: when a child got it (0 = not yet) */
     char request_id[USHER_REQUEST_ID_MAX + 1]; /* the request that caused it, or "" */
+    usher_job_trace trace;                     /* the worker's bookkeeping: how it was picked up */
+    uint32_t slot;  /* the worker's bookkeeping: its slot in the child (child_io.h) */
+    uint64_t token; /* ...and the token that slot held for it */
 } usher_job;
 
 /* How an attempt of a claimed job ended, for usher_jobs_fail. */

@@ -6,7 +6,9 @@
  * dies, so no orphan keeps running a job whose lease will be rescued.
  * Jobs run one at a time through run_job, except those of a kind with a
  * batch function, which child_batch.c runs together with the jobs of the
- * same kind already queued behind them.
+ * same kind already queued behind them. A queued job that the supervisor
+ * took back (child_io.h: the shared slots) is skipped by the reader, and
+ * each outcome is kept in the job's slot before its frame is written.
  */
 #include "child.h"
 
@@ -52,7 +54,7 @@ static void prepare_signals(void)
     prctl(PR_SET_PDEATHSIG, SIGKILL);
 }
 
-void usher_child_main(int fd, pid_t parent, const usher_config *cfg)
+void usher_child_main(int fd, pid_t parent, const usher_config *cfg, usher_child_slots *slots)
 {
     static usher_handler_result result;
     usher_handler_ctx *ctx;
@@ -62,7 +64,7 @@ void usher_child_main(int fd, pid_t parent, const usher_config *cfg)
     if (getppid() != parent)
         _exit(0);                     /* the supervisor died before PDEATHSIG was set */
     ctx = usher_handler_ctx_new(cfg); /* never NULL: out of memory aborts */
-    usher_child_reader_init(&rd, fd);
+    usher_child_reader_init(&rd, fd, slots);
     for (;;) {
         usher_job job = { 0 };
         usher_buf out = { 0 };
@@ -77,8 +79,13 @@ void usher_child_main(int fd, pid_t parent, const usher_config *cfg)
                 _exit(1);
             continue;
         }
+        int64_t t0 = usher_child_now_us();
+
+        usher_child_running(slots, true);
         run_job(ctx, &job, &result);
-        usher_wire_put_result(&out, job.id, &result);
+        usher_child_running(slots, false);
+        usher_child_slot_done(slots, &job, &result);
+        usher_wire_put_result(&out, job.id, &result, usher_child_now_us() - t0);
         free(job.payload);
         if (usher_buf_failed(&out) || usher_child_write(fd, out.data, out.len) != 0)
             _exit(1);

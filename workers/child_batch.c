@@ -79,14 +79,16 @@ static size_t parse(size_t n)
     return k;
 }
 
-/* One write of the n result frames, in the order the jobs came. */
-static int reply(int fd, size_t n)
+/* One write of the n result frames, in the order the jobs came; the run's time shared. */
+static int reply(int fd, usher_child_slots *slots, size_t n, int64_t run_us)
 {
     usher_buf out = { 0 };
     int rc;
 
-    for (size_t i = 0; i < n; i++)
-        usher_wire_put_result(&out, jobs[i].id, &results[result_of[i]]);
+    for (size_t i = 0; i < n; i++) {
+        usher_child_slot_done(slots, &jobs[i], &results[result_of[i]]);
+        usher_wire_put_result(&out, jobs[i].id, &results[result_of[i]], run_us / (int64_t)n);
+    }
     rc = usher_buf_failed(&out) ? -1 : usher_child_write(fd, out.data, out.len);
     usher_buf_release(&out);
     return rc;
@@ -107,10 +109,14 @@ int usher_child_run_batch(usher_handler_ctx *ctx, usher_child_reader *rd, const 
         free(jobs[0].payload);
         return -1;
     }
+    int64_t t0 = usher_child_now_us();
+
+    usher_child_running(rd->slots, true);
     k = parse(n);
     if (k > 0)
         h->run_batch(ctx, batch_jobs, payloads, k, results);
-    rc = reply(rd->fd, n);
+    usher_child_running(rd->slots, false);
+    rc = reply(rd->fd, rd->slots, n, usher_child_now_us() - t0);
     for (size_t i = 0; i < k; i++)
         json_decref(payloads[i]);
     for (size_t i = 0; i < n; i++)

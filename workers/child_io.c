@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -17,9 +18,51 @@
 
 #define READ_AHEAD 65536
 
-void usher_child_reader_init(usher_child_reader *rd, int fd)
+int64_t usher_child_now_us(void)
 {
-    *rd = (usher_child_reader){ .fd = fd, .cap = READ_AHEAD };
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void usher_child_running(usher_child_slots *s, bool running)
+{
+    if (s != NULL)
+        atomic_store(&s->running_since_us, running ? usher_child_now_us() : 0);
+}
+
+bool usher_child_slot_take(usher_child_slots *s, const usher_wire_ticket *t)
+{
+    uint64_t expected = t->token;
+
+    if (s == NULL)
+        return true;
+    if (t->slot >= USHER_CHILD_SLOTS)
+        return false;
+    return atomic_compare_exchange_strong(&s->slot[t->slot], &expected,
+                                          t->token | USHER_SLOT_STARTED);
+}
+
+void usher_child_slot_done(usher_child_slots *s, const usher_job *job,
+                           const usher_handler_result *r)
+{
+    if (s == NULL || job->slot >= USHER_CHILD_SLOTS)
+        return;
+    s->results[job->slot] = *r;
+    atomic_store(&s->slot[job->slot], job->token | USHER_SLOT_STARTED | USHER_SLOT_DONE);
+}
+
+bool usher_child_slot_revoke(usher_child_slots *s, uint32_t slot, uint64_t token)
+{
+    uint64_t expected = token;
+
+    return slot < USHER_CHILD_SLOTS && atomic_compare_exchange_strong(&s->slot[slot], &expected, 0);
+}
+
+void usher_child_reader_init(usher_child_reader *rd, int fd, usher_child_slots *slots)
+{
+    *rd = (usher_child_reader){ .fd = fd, .slots = slots, .cap = READ_AHEAD };
     rd->buf = usher_malloc(rd->cap);
 }
 
@@ -62,16 +105,13 @@ static int fill(usher_child_reader *rd, size_t n, bool wait)
     return 1;
 }
 
-int usher_child_next_job(usher_child_reader *rd, usher_job *job, bool wait)
+/* The next frame's job, taken or not: as usher_child_next_job, and *taken. */
+static int next_frame(usher_child_reader *rd, usher_job *job, bool wait, bool *taken)
 {
+    usher_wire_ticket t;
     uint32_t len;
     int r;
 
-    if (rd->has_held) {
-        *job = rd->held;
-        rd->has_held = false;
-        return 1;
-    }
     r = fill(rd, sizeof(len), wait);
     if (r <= 0)
         return r;
@@ -82,10 +122,34 @@ int usher_child_next_job(usher_child_reader *rd, usher_job *job, bool wait)
     if (r != 1)
         return wait || r < 0 ? -1 : 0; /* waiting, EOF mid-frame is an error */
     *job = (usher_job){ 0 };
-    if (usher_wire_get_job(rd->buf + rd->pos + sizeof(len), len, job) != 0)
+    if (usher_wire_get_job(rd->buf + rd->pos + sizeof(len), len, job, &t) != 0)
         return -1;
     rd->pos += sizeof(len) + len;
+    job->started_us = t.trace.sent_us;
+    job->trace = t.trace;
+    job->slot = t.slot;
+    job->token = t.token;
+    *taken = usher_child_slot_take(rd->slots, &t);
+    if (!*taken) {
+        free(job->payload);
+        job->payload = NULL;
+    }
     return 1;
+}
+
+int usher_child_next_job(usher_child_reader *rd, usher_job *job, bool wait)
+{
+    bool taken = false;
+    int r;
+
+    if (rd->has_held) {
+        *job = rd->held;
+        rd->has_held = false;
+        return 1;
+    }
+    while ((r = next_frame(rd, job, wait, &taken)) == 1 && !taken)
+        ;
+    return r;
 }
 
 void usher_child_unget(usher_child_reader *rd, const usher_job *job)

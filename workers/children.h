@@ -35,6 +35,12 @@ typedef struct usher_children_hooks {
      * it hands the others their status. May be NULL.
      */
     void (*exited)(pid_t pid, int status, void *arg);
+    /*
+     * Jobs taken back from a child before it started them (adaptive pools:
+     * they were queued behind a slow job), oldest first. Ownership of each
+     * job passes to the callee; the array is borrowed.
+     */
+    void (*returned)(usher_job **jobs, size_t n, void *arg);
     void *arg;
 } usher_children_hooks;
 
@@ -47,6 +53,17 @@ USHER_MUSTCHECK usher_err usher_children_new(struct event_base *base, const ushe
                                              size_t depth, const usher_children_hooks *hooks,
                                              usher_children **out);
 
+/*
+ * Makes the pool adaptive (engine/hold.h): a child holds as many jobs as
+ * it finishes in the hold budget, at most depth; the window per child is
+ * at most depth + prefetch; jobs are queued only behind a young head, and
+ * those queued behind an old one are taken back (the returned hook).
+ */
+void usher_children_adapt(usher_children *c, size_t prefetch);
+
+/* Jobs per child the pool should hold (claimed, queued or running): adaptive, or depth. */
+size_t usher_children_window(const usher_children *c);
+
 /* Kills whatever is left (SIGKILL) and frees; jobs still running are reported lost first. */
 void usher_children_free(usher_children *c);
 
@@ -55,6 +72,8 @@ void usher_children_set_target(usher_children *c, size_t target);
 size_t usher_children_target(const usher_children *c);
 
 size_t usher_children_count(const usher_children *c);
+/* Children that take jobs (not retiring, not stale). */
+size_t usher_children_open(const usher_children *c);
 size_t usher_children_idle(const usher_children *c);
 size_t usher_children_busy(const usher_children *c);
 
@@ -63,7 +82,8 @@ size_t usher_children_pids(const usher_children *c, pid_t *out, size_t max);
 
 /*
  * Gives job to an idle child, with a deadline of job->timeout_ms. Takes
- * ownership of job. USHER_ERR_STATE when no child is idle (job untouched).
+ * ownership of job. USHER_ERR_STATE when no child can take it now (job
+ * untouched).
  */
 USHER_MUSTCHECK usher_err usher_children_dispatch(usher_children *c, usher_job *job);
 

@@ -3,6 +3,11 @@
  *
  *   claim:  when children are idle (and the pool is not draining), claim
  *           up to that many jobs in one statement and hand one to each.
+ *           Claimed jobs wait in a FIFO (ready) until a child can take
+ *           them; the pool holds up to a window of jobs per child, fixed
+ *           (1 + prefetch) or, when the pool sets neither prefetch nor
+ *           child_queue, adapted to the jobs' service times (engine/hold.h,
+ *           children.h), with jobs queued behind a slow one handed back.
  *   flush:  outcomes collect in an outbox; whenever no flush is in
  *           flight, the outbox goes out as one complete statement and
  *           one fail statement. A flush that the database did not confirm
@@ -11,7 +16,8 @@
  *   wake:   NOTIFY on the pool's queues, a poll timer as the fallback, and
  *           one re-check shortly after the queue looked empty (enqueuers
  *           debounce their NOTIFYs, see engine/wake.h).
- *   ticks:  lease heartbeats; every second the queue depth, the desired
+ *   ticks:  (on the flush connection, never delaying a claim)
+ *           lease heartbeats; every second the queue depth, the desired
  *           size, the pool's row in usher_pools (which grants the size a
  *           downstream cap allows), and sd_notify STATUS/WATCHDOG.
  *   stop:   SIGTERM stops claiming, lets running jobs finish within the
@@ -56,6 +62,7 @@
 #define TICK_MS           1000
 #define USAGE_TICKS       5 /* ticks between two readings of /proc */
 #define MAINT_INTERVAL_MS 5000
+#define CLAIM_MAX         10000 /* jobs per claim of a pool whose claims fill its window */
 
 typedef struct supervisor {
     struct event_base *base;
@@ -70,7 +77,7 @@ typedef struct supervisor {
     size_t nqueues;
 
     usher_pgloop *pg;
-    usher_pgloop *pg_flush; /* a second connection for completions and failures */
+    usher_pgloop *pg_flush; /* a second connection: completions, failures, side statements */
     usher_children *children;
     usher_maintenance *maint;
     usher_autoscale *autoscale;
@@ -85,10 +92,14 @@ typedef struct supervisor {
     bool flush_failed;
 
     bool claiming;
+    bool wake_pending; /* a wake-up came while a claim was in flight: claim again after it */
     usher_job **ready; /* claimed, waiting for an idle child: ready[ready_first..ready_end) */
     size_t ready_first, ready_end, ready_cap;
-    size_t prefetch; /* jobs kept ready per child, beyond the one it runs */
-    int recheck_ms;  /* next look after an empty claim; doubles up to the poll interval */
+    size_t prefetch;       /* jobs kept ready per child, beyond the one it runs */
+    bool adaptive;         /* the window per child follows the jobs (usher_children_adapt) */
+    int64_t notified_us;   /* the last NOTIFY (job traces) */
+    usher_job_trace claim; /* the claim in flight: its notified_us and claim_sent_us */
+    int recheck_ms;        /* next look after an empty claim; doubles up to the poll interval */
     bool draining;
     bool finished;
     bool ready_sent;
@@ -106,6 +117,7 @@ typedef struct supervisor {
 
 static void maybe_claim(supervisor *s);
 static void flush(supervisor *s);
+static void return_ready(supervisor *s);
 static void check_drained(supervisor *s);
 static void children_idle(void *arg);
 
@@ -206,9 +218,13 @@ static bool send_on(supervisor *s, usher_pgloop *pg, usher_stmt *st, usher_err b
     return err == USHER_OK;
 }
 
+/*
+ * The side statements (lease heartbeats, the pool's row, depth and age)
+ * go on the flush connection: a claim never waits behind them.
+ */
 static bool send_stmt(supervisor *s, usher_stmt *st, usher_err built, usher_pg_result_fn done)
 {
-    return send_on(s, s->pg, st, built, done);
+    return send_on(s, s->pg_flush, st, built, done);
 }
 
 static bool send_failures(supervisor *s)
@@ -267,6 +283,28 @@ static size_t nready(const supervisor *s)
     return s->ready_end - s->ready_first;
 }
 
+/* Puts jobs (oldest first) at the head of the FIFO: they were claimed before the rest. */
+static void ready_unshift(supervisor *s, usher_job **jobs, size_t n)
+{
+    if (s->ready_first < n) {
+        size_t have = nready(s), cap = s->ready_cap;
+
+        while (cap < have + n)
+            cap = cap > 0 ? 2 * cap : 64;
+        usher_job **more = usher_malloc(cap * sizeof(*more));
+
+        if (have > 0)
+            memcpy(more + n, s->ready + s->ready_first, have * sizeof(*more));
+        free(s->ready);
+        s->ready = more;
+        s->ready_cap = cap;
+        s->ready_first = n;
+        s->ready_end = n + have;
+    }
+    s->ready_first -= n;
+    memcpy(s->ready + s->ready_first, jobs, n * sizeof(*jobs));
+}
+
 static void ready_push(supervisor *s, usher_job *job)
 {
     if (s->ready_first == s->ready_end)
@@ -299,16 +337,37 @@ static void give_back(supervisor *s, usher_job *job, const char *why)
 static void feed(supervisor *s)
 {
     while (nready(s) > 0 && usher_children_idle(s->children) > 0) {
-        usher_job *job = s->ready[s->ready_first++];
+        usher_job *job = s->ready[s->ready_first];
+        int64_t before = job->started_us; /* 0 unless a child handed it back */
+        usher_err err;
 
         job->started_us = wall_us();
-        if (usher_children_dispatch(s->children, job) != USHER_OK) {
+        err = usher_children_dispatch(s->children, job);
+        if (err == USHER_ERR_STATE) { /* every child with room runs a slow job: wait */
+            job->started_us = before;
+            return;
+        }
+        s->ready_first++;
+        if (err != USHER_OK) {
             job->started_us = 0;
             give_back(s, job, "no idle child");
             continue;
         }
-        usher_pool_metrics_started(s->metrics, job, job->started_us);
+        if (before == 0)
+            usher_pool_metrics_started(s->metrics, job, job->started_us);
     }
+}
+
+/* Jobs a child had queued behind a slow one: first in line for the others. */
+static void children_returned(usher_job **jobs, size_t n, void *arg)
+{
+    supervisor *s = arg;
+
+    ready_unshift(s, jobs, n);
+    if (s->draining)
+        return_ready(s);
+    else
+        feed(s);
 }
 
 /* Returns every ready job (the pool is stopping). */
@@ -366,18 +425,22 @@ static void claimed(PGresult *res, const char *errmsg, void *arg)
         evtimer_add(s->recheck_timer, &tv);
         s->recheck_ms *= 2;
     }
+    s->claim.claimed_us = wall_us();
+    for (size_t i = 0; i < n; i++)
+        jobs[i].trace = s->claim;
     dispatch_all(s, jobs, n);
-    if (n > 0)
+    if (n > 0 || s->wake_pending)
         maybe_claim(s);
 }
 
 static void maybe_claim(supervisor *s)
 {
-    size_t idle = usher_children_idle(s->children);
     size_t busy = usher_children_busy(s->children);
-    size_t open = idle + busy;
-    size_t batch = (size_t)s->pool->claim_batch;
-    size_t capacity = open * (1 + s->prefetch); /* running + ready */
+    /* Fixed: (1 + prefetch) per job slot of the children (child_queue each). */
+    size_t capacity = s->adaptive
+                          ? usher_children_open(s->children) * usher_children_window(s->children)
+                          : (usher_children_idle(s->children) + busy) * (1 + s->prefetch);
+    size_t batch = (size_t)(s->pool->claim_window ? CLAIM_MAX : s->pool->claim_batch);
     size_t held = busy + nready(s), room = held < capacity ? capacity - held : 0;
     size_t threshold = capacity / 4 > batch ? batch : capacity / 4;
     usher_stmt st = { 0 };
@@ -385,6 +448,7 @@ static void maybe_claim(supervisor *s)
 
     if (s->draining || s->claiming || room == 0 || !usher_pgloop_connected(s->pg))
         return;
+    s->wake_pending = false;
     /* Under load, wait for room for a few jobs so that one claim feeds many. */
     if (held > 0 && room < (threshold > 0 ? threshold : 1))
         return;
@@ -394,6 +458,7 @@ static void maybe_claim(supervisor *s)
         err = usher_pgloop_query(s->pg, st.sql, st.nparams, st.params, claimed, s);
     usher_stmt_release(&st);
     s->claiming = err == USHER_OK;
+    s->claim = (usher_job_trace){ .notified_us = s->notified_us, .claim_sent_us = wall_us() };
 }
 
 /* --------------------------------------------------------------------- ticks */
@@ -415,7 +480,7 @@ static void heartbeat_due(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (max == 0 || !usher_pgloop_connected(s->pg))
+    if (max == 0 || !usher_pgloop_connected(s->pg_flush))
         return;
     ids = usher_malloc(max * sizeof(*ids));
     n = usher_children_running_ids(s->children, ids, max);
@@ -617,7 +682,7 @@ static void tick_due(evutil_socket_t fd, short what, void *arg)
     (void)what;
     status_notify(s);
     measure_usage(s);
-    if (!usher_pgloop_connected(s->pg))
+    if (!usher_pgloop_connected(s->pg_flush))
         return;
     /* Only now: the array's buffer is allocated at once and send_stmt frees it. */
     names = usher_stmt_array(&st, 0);
@@ -696,8 +761,13 @@ static void db_disconnected(const char *why, void *arg)
 
 static void db_notified(const char *channel, void *arg)
 {
+    supervisor *s = arg;
+
     (void)channel;
-    maybe_claim(arg);
+    s->notified_us = wall_us();
+    if (s->claiming)
+        s->wake_pending = true; /* its job may have committed after the claim in flight looked */
+    maybe_claim(s);
 }
 
 /* ------------------------------------------------------------------- signals */
@@ -944,9 +1014,11 @@ static int start_events(supervisor *s)
 
 static int start(supervisor *s)
 {
-    usher_children_hooks ch = {
-        .finished = job_finished, .idle = children_idle, .exited = other_exited, .arg = s
-    };
+    usher_children_hooks ch = { .finished = job_finished,
+                                .idle = children_idle,
+                                .exited = other_exited,
+                                .returned = children_returned,
+                                .arg = s };
     usher_pgloop_hooks pg = { .connected = db_connected,
                               .disconnected = db_disconnected,
                               .notified = db_notified,
@@ -971,6 +1043,9 @@ static int start(supervisor *s)
         usher_log(USHER_LOG_ERR, "cannot set up the event loop");
         return -1;
     }
+    s->adaptive = s->pool->adaptive;
+    if (s->adaptive)
+        usher_children_adapt(s->children, s->prefetch);
     /* Children first: they fork before any connection exists (and inherit the limiter). */
     usher_handler_set_smtp_limiter(s->smtp_limiter);
     usher_children_set_target(s->children, desired_size(s));

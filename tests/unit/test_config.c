@@ -532,6 +532,34 @@ Test(config, pool_initial_follows_an_explicit_min)
     usher_config_free(&cfg);
 }
 
+Test(config, a_pool_that_sets_neither_prefetch_nor_child_queue_adapts_up_to_sixteen_each)
+{
+    usher_config cfg;
+    const usher_pool_conf *pool;
+
+    load_ok(&cfg, "[pool.auto]\n[pool.batch]\nclaim_batch = 50\n[pool.fixed]\nchild_queue = 4\n"
+                  "[pool.ahead]\nprefetch = 8\n");
+    pool = usher_config_pool(&cfg, "auto");
+    cr_assert(pool->adaptive);
+    cr_assert(pool->claim_window);
+    cr_assert_eq(pool->prefetch, 16);
+    cr_assert_eq(pool->child_queue, 16);
+    cr_assert_eq(pool->claim_batch, 100);
+    pool = usher_config_pool(&cfg, "batch");
+    cr_assert(pool->adaptive);
+    cr_assert_not(pool->claim_window, "an explicit claim_batch caps the claims");
+    pool = usher_config_pool(&cfg, "fixed");
+    cr_assert_not(pool->adaptive);
+    cr_assert_not(pool->claim_window);
+    cr_assert_eq(pool->prefetch, 0);
+    cr_assert_eq(pool->child_queue, 4);
+    pool = usher_config_pool(&cfg, "ahead");
+    cr_assert_not(pool->adaptive);
+    cr_assert_eq(pool->prefetch, 8);
+    cr_assert_eq(pool->child_queue, 1);
+    usher_config_free(&cfg);
+}
+
 Test(config, protect_windows_become_epoch_milliseconds)
 {
     usher_config cfg;

@@ -9,7 +9,9 @@
  * Each may carry "log": "/path": the handler first appends
  * "ID ATTEMPT START_US\n" (START_US: CLOCK_REALTIME in microseconds)
  * to that file (one write with O_APPEND, so lines from many children never
- * interleave), which lets tests see every run of every job.
+ * interleave), which lets tests see every run of every job. With "trace":
+ * true the line goes on with the job's pickup trace (engine/job.h):
+ * " SENT_US NOTIFIED_US CLAIM_SENT_US CLAIMED_US".
  */
 #include "test_handlers.h"
 
@@ -23,7 +25,7 @@
 static void log_run(const usher_job *job, json_t *payload)
 {
     const char *path = json_string_value(json_object_get(payload, "log"));
-    char line[96];
+    char line[192];
     struct timespec now;
     int fd, len;
 
@@ -33,8 +35,13 @@ static void log_run(const usher_job *job, json_t *payload)
     if (fd < 0)
         return;
     clock_gettime(CLOCK_REALTIME, &now);
-    len = snprintf(line, sizeof(line), "%lld %d %lld\n", (long long)job->id, job->attempt,
+    len = snprintf(line, sizeof(line), "%lld %d %lld", (long long)job->id, job->attempt,
                    (long long)now.tv_sec * 1000000 + now.tv_nsec / 1000);
+    if (json_is_true(json_object_get(payload, "trace")))
+        len += snprintf(line + len, sizeof(line) - (size_t)len, " %lld %lld %lld %lld",
+                        (long long)job->trace.sent_us, (long long)job->trace.notified_us,
+                        (long long)job->trace.claim_sent_us, (long long)job->trace.claimed_us);
+    len += snprintf(line + len, sizeof(line) - (size_t)len, "\n");
     if (write(fd, line, (size_t)len) != len)
         perror("test handler log");
     close(fd);
