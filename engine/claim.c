@@ -1,16 +1,19 @@
 /*
  * Claim, heartbeat, complete and fail. Each is one statement for the whole
- * batch: ids and per-job values travel as array parameters. Claims walk the
- * partial claim index once per served queue (LATERAL, each with its own
- * LIMIT and SKIP LOCKED) and merge in (priority, run_at, id) order, so a
- * pool serving several queues keeps strict priority across them. Every
- * update is guarded by "state = 'running' AND locked_by = worker", so a
- * worker whose lease was rescued cannot complete or fail a job that is no
- * longer its own.
+ * batch: ids and per-job values travel as array parameters. A claim is one
+ * call of usher_claim() (0020_fair_claim.sql): within a priority, jobs near
+ * their deadline first, then the partitions (organizers) that have runnable
+ * jobs share the batch in turn, so a pool serving several queues keeps
+ * strict priority across them and no partition's backlog stands in front
+ * of another's. Every update is guarded by "state = 'running' AND
+ * locked_by = worker", so a worker whose lease was rescued cannot complete
+ * or fail a job that is no longer its own.
  */
 #include "claim.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,21 +22,14 @@
 #include "fate.h"
 #include "stmt.h"
 
+/*
+ * The fair, deadline-aware claim is a PL/pgSQL function,
+ * usher_claim() in schemas/migrations/0020_fair_claim.sql, which says how
+ * it walks the partitions. It returns the claimed rows with their place in
+ * the batch (ord), whether each was late and whether it was dropped.
+ */
 static const char claim_sql[] =
-    "WITH picked AS ("
-    "  SELECT j.id FROM unnest($1::text[]) AS q(name)"
-    "  CROSS JOIN LATERAL ("
-    "    SELECT id, priority, run_at FROM usher_jobs"
-    "    WHERE queue = q.name AND state = 'available' AND run_at <= now()"
-    "    ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) j"
-    "  WHERE NOT EXISTS (SELECT 1 FROM usher_queues p WHERE p.name = q.name AND p.paused)"
-    "  ORDER BY j.priority, j.run_at, j.id LIMIT $2)"
-    " UPDATE usher_jobs u SET state = 'running', attempt = u.attempt + 1, locked_by = $3,"
-    "   attempted_at = now(),"
-    "   locked_until = now() + (u.timeout_ms + $4::int8) * interval '1 millisecond'"
-    " FROM picked WHERE u.id = picked.id"
-    " RETURNING u.id, u.queue, u.kind, u.priority, u.attempt, u.max_attempts, u.timeout_ms,"
-    "   u.payload::text, (extract(epoch FROM u.run_at) * 1000000)::int8, u.request_id";
+    "SELECT * FROM usher_claim($1::text[], $2::int4, $3, $4::int8, $5::int8, $6::text[])";
 
 static const char heartbeat_sql[] =
     "WITH extended AS (UPDATE usher_jobs"
@@ -61,21 +57,38 @@ void usher_jobs_free(usher_job *jobs, size_t n)
     free(jobs);
 }
 
-static int compare_claimed(const void *a, const void *b)
-{
-    const usher_job *x = a, *y = b;
+/* Jobs claimed after their deadline (run late) and dropped for it, by this process. */
+static uint64_t deadline_missed, deadline_dropped;
 
-    if (x->priority != y->priority)
-        return x->priority - y->priority;
-    if (x->run_at_us != y->run_at_us)
-        return x->run_at_us < y->run_at_us ? -1 : 1;
-    return x->id < y->id ? -1 : x->id > y->id;
+void usher_claim_deadline_counts(uint64_t *missed, uint64_t *dropped)
+{
+    *missed = deadline_missed;
+    *dropped = deadline_dropped;
+}
+
+/* A row of the claim's result and its place in the batch. */
+typedef struct claimed_row {
+    int row;
+    int64_t ord;
+} claimed_row;
+
+static int compare_ord(const void *a, const void *b)
+{
+    const claimed_row *x = a, *y = b;
+
+    return x->ord < y->ord ? -1 : x->ord > y->ord;
+}
+
+static bool column_true(const PGresult *res, int row, int col)
+{
+    return PQgetvalue(res, row, col)[0] == 't';
 }
 
 static void read_job(const PGresult *res, int row, usher_job *job)
 {
     snprintf(job->queue, sizeof(job->queue), "%s", PQgetvalue(res, row, 1));
     snprintf(job->kind, sizeof(job->kind), "%s", PQgetvalue(res, row, 2));
+    snprintf(job->partition_key, sizeof(job->partition_key), "%s", PQgetvalue(res, row, 13));
     job->id = strtoll(PQgetvalue(res, row, 0), NULL, 10);
     job->priority = atoi(PQgetvalue(res, row, 3));
     job->attempt = atoi(PQgetvalue(res, row, 4));
@@ -89,31 +102,54 @@ static void read_job(const PGresult *res, int row, usher_job *job)
 usher_err usher_claim_stmt(usher_stmt *s, const usher_config *cfg, const char *const *queues,
                            size_t nqueues, const char *worker, size_t max)
 {
-    usher_buf *names = usher_stmt_array(s, 0);
+    usher_buf *names = usher_stmt_array(s, 0), *drop;
 
     for (size_t i = 0; i < nqueues; i++)
         usher_buf_array_text(names, queues[i]);
     usher_stmt_int(s, 1, (int64_t)max);
     usher_stmt_text(s, 2, worker);
     usher_stmt_int(s, 3, cfg->lease_grace_ms);
+    usher_stmt_int(s, 4, cfg->deadline_lead_ms);
+    drop = usher_stmt_array(s, 5);
+    for (size_t i = 0; i < cfg->nkinds; i++) {
+        if (cfg->kinds[i].deadline_drop)
+            usher_buf_array_text(drop, cfg->kinds[i].name);
+    }
     s->sql = claim_sql;
-    return usher_stmt_finish(s, 4);
+    return usher_stmt_finish(s, 6);
 }
 
 usher_err usher_claim_read(const PGresult *res, usher_job **jobs, size_t *n)
 {
-    size_t rows = (size_t)PQntuples(res);
+    size_t rows = (size_t)PQntuples(res), kept = 0;
+    claimed_row *order;
 
     *jobs = NULL;
     *n = 0;
     if (rows == 0)
         return USHER_OK;
-    *jobs = usher_calloc(rows, sizeof(**jobs));
-    for (size_t i = 0; i < rows; i++)
-        read_job(res, (int)i, &(*jobs)[i]);
-    *n = rows;
     /* RETURNING has no order: put the batch back in claim order. */
-    qsort(*jobs, *n, sizeof(**jobs), compare_claimed);
+    order = usher_calloc(rows, sizeof(*order));
+    for (size_t i = 0; i < rows; i++)
+        order[i] = (claimed_row){ (int)i, strtoll(PQgetvalue(res, (int)i, 10), NULL, 10) };
+    qsort(order, rows, sizeof(*order), compare_ord);
+    *jobs = usher_calloc(rows, sizeof(**jobs));
+    for (size_t i = 0; i < rows; i++) {
+        int row = order[i].row;
+
+        deadline_missed += column_true(res, row, 11);
+        if (column_true(res, row, 12)) {
+            deadline_dropped++;
+            continue;
+        }
+        read_job(res, row, &(*jobs)[kept++]);
+    }
+    free(order);
+    *n = kept;
+    if (kept == 0) {
+        free(*jobs);
+        *jobs = NULL;
+    }
     return USHER_OK;
 }
 

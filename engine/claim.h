@@ -6,6 +6,7 @@
 #define USHER_CLAIM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "job.h"
 #include "stmt.h"
@@ -13,14 +14,26 @@
 
 /*
  * Claims up to max jobs from the given queues in one statement (FOR UPDATE
- * SKIP LOCKED), in (priority, run_at, id) order across all of them,
- * skipping paused queues and jobs whose run_at is in the future. Each job
+ * SKIP LOCKED), highest priority first across all of them, skipping paused
+ * queues and jobs whose run_at is in the future. Within a priority, jobs
+ * whose deadline is within deadline_lead_ms come first (earliest deadline
+ * first), then the partitions (partition_key) that have runnable jobs share
+ * the batch in turn, each its oldest jobs first (claim.c says how). A job
+ * claimed after its deadline is counted (usher_claim_deadline_counts) and,
+ * if its kind says deadline_drop, cancelled and not returned. Each job
  * gets a lease held by worker until now + its timeout + lease_grace_ms.
  * *jobs (freed with usher_jobs_free) and *n receive the claimed jobs, in
  * claim order; zero jobs is not an error.
  */
 USHER_MUSTCHECK usher_err usher_claim(usher_store *st, const char *const *queues, size_t nqueues,
                                       const char *worker, size_t max, usher_job **jobs, size_t *n);
+
+/*
+ * How many jobs this process claimed after their deadline (*missed) and,
+ * of those, cancelled instead of running them because their kind says
+ * deadline_drop (*dropped). Counters since the process started.
+ */
+void usher_claim_deadline_counts(uint64_t *missed, uint64_t *dropped);
 
 /*
  * Extends the leases that worker holds on the given jobs to now + lease_ms.

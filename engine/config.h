@@ -17,7 +17,8 @@
  *                thresholds and rates, protection windows, a downstream
  *                cap, and the supervisor's timings (see usher_pool_conf)
  *   [kind.NAME]  one per job kind: queue, priority, max_attempts, timeout_ms,
- *                backoff_base_ms, backoff_cap_ms (unset keys take [defaults])
+ *                backoff_base_ms, backoff_cap_ms, deadline_ms, deadline_drop
+ *                (unset keys take [defaults])
  *   [periodic.NAME] one per periodic job: cron, queue, kind, payload,
  *                priority (see usher_periodic_conf and engine/periodic.h)
  */
@@ -41,6 +42,8 @@ typedef struct usher_kind_conf {
     int timeout_ms;             /* a run longer than this fails the attempt */
     int backoff_base_ms;        /* first retry waits up to this */
     int backoff_cap_ms;         /* no retry waits longer than this */
+    int deadline_ms;            /* a job's deadline, this long after its enqueue; 0: none */
+    int deadline_drop;          /* 1: a job claimed after its deadline is cancelled, not run */
 } usher_kind_conf;
 
 typedef struct usher_queue_conf {
@@ -228,6 +231,7 @@ typedef struct usher_config {
     int notify_debounce_ms;    /* at most one NOTIFY per queue per process per window */
     int poll_interval_ms;      /* a waiting claimer polls this often without NOTIFY */
     int lease_grace_ms;        /* lease = job timeout + this */
+    int deadline_lead_ms;      /* a job this close to its deadline is claimed first */
     int dead_retention_hours;  /* dead and cancelled jobs are pruned after this */
     int stats_retention_hours; /* per-minute statistics are pruned after this */
 

@@ -21,6 +21,7 @@
 #include "wake.h"
 
 #define UNIQUE_KEY_MAX 255
+#define PARTITION_MAX  63 /* usher_job's partition_key holds it */
 #define LOOKUP_TRIES   3
 
 /*
@@ -29,7 +30,7 @@
  */
 #define WAKE_CTE                                                        \
     " wake AS (SELECT count(pg_notify(usher_wake_channel(q), '')) AS n" \
-    "   FROM unnest($10::text[]) q)"
+    "   FROM unnest($12::text[]) q)"
 
 /*
  * A batch: its column arrays become the templates of usher_enqueue_templates
@@ -40,11 +41,13 @@ static const char insert_sql[] =
     "WITH ins AS (SELECT * FROM usher_enqueue_templates((SELECT jsonb_agg(jsonb_build_object("
     "  'queue', queue, 'kind', kind, 'priority', priority, 'payload', payload::jsonb,"
     "  'max_attempts', max_attempts, 'timeout_ms', timeout_ms, 'run_at_us', run_at_us,"
-    "  'delay_ms', delay_ms, 'unique_key', unique_key, 'request_id', request_id) ORDER BY ord)"
+    "  'delay_ms', delay_ms, 'partition_key', partition_key, 'deadline_ms', deadline_ms,"
+    "  'unique_key', unique_key, 'request_id', request_id) ORDER BY ord)"
     "  FROM unnest($1::text[], $2::text[], $3::int2[], $4::text[], $5::int4[], $6::int4[],"
-    "              $7::int8[], $8::int8[], $9::text[], $11::text[])"
+    "              $7::int8[], $8::int8[], $9::text[], $10::int8[], $11::text[], $13::text[])"
     "  WITH ORDINALITY AS t(queue, kind, priority, payload, max_attempts, timeout_ms,"
-    "                       run_at_us, delay_ms, unique_key, request_id, ord))))," WAKE_CTE
+    "                       run_at_us, delay_ms, partition_key, deadline_ms, unique_key,"
+    "                       request_id, ord))))," WAKE_CTE
     " SELECT id, queue, unique_key FROM ins, wake";
 
 /*
@@ -59,11 +62,12 @@ static const char insert_sql[] =
 static const char insert_one_sql[] =
     "WITH ins AS ("
     "  INSERT INTO usher_jobs (queue, kind, priority, payload, max_attempts, timeout_ms,"
-    "                          run_at, unique_key, request_id)"
+    "                          run_at, partition_key, deadline, unique_key, request_id)"
     "  VALUES ($1, $2, $3, $4::jsonb, $5, $6,"
     "    CASE WHEN $7::int8 IS NOT NULL"
     "      THEN 'epoch'::timestamptz + $7::int8 * interval '1 microsecond'"
-    "      ELSE now() + $8::int8 * interval '1 millisecond' END, $9, $11)"
+    "      ELSE now() + $8::int8 * interval '1 millisecond' END,"
+    "    coalesce($9, ''), now() + $10::int8 * interval '1 millisecond', $11, $13)"
     "  ON CONFLICT (queue, unique_key)"
     "    WHERE unique_key IS NOT NULL AND state IN ('available', 'running') DO NOTHING"
     "  RETURNING id, queue, unique_key)," WAKE_CTE " SELECT id, queue, unique_key FROM ins, wake";
@@ -73,11 +77,13 @@ static const char insert_one_sql[] =
  * debounce window is closed). A bare INSERT is what pgbench's floor runs.
  */
 static const char insert_plain_sql[] =
-    "INSERT INTO usher_jobs (queue, kind, priority, payload, max_attempts, timeout_ms, run_at)"
+    "INSERT INTO usher_jobs (queue, kind, priority, payload, max_attempts, timeout_ms, run_at,"
+    "                        partition_key, deadline)"
     " VALUES ($1, $2, $3, $4::jsonb, $5, $6,"
     "  CASE WHEN $7::int8 IS NOT NULL"
     "    THEN 'epoch'::timestamptz + $7::int8 * interval '1 microsecond'"
-    "    ELSE now() + $8::int8 * interval '1 millisecond' END)"
+    "    ELSE now() + $8::int8 * interval '1 millisecond' END,"
+    "  coalesce($9, ''), now() + $10::int8 * interval '1 millisecond')"
     " RETURNING id, queue, unique_key";
 
 static const char lookup_sql[] = "SELECT id FROM usher_jobs WHERE queue = $1 AND unique_key = $2"
@@ -93,6 +99,8 @@ enum column {
     TIMEOUT_MS,
     RUN_AT_US,
     DELAY_MS,
+    PARTITION_KEY,
+    DEADLINE_MS,
     UNIQUE_KEY,
     WAKE,
     REQUEST_ID,
@@ -123,6 +131,12 @@ static USHER_MUSTCHECK usher_err check_job(usher_store *st, const usher_enqueue_
         (job->request_id[0] == '\0' || strlen(job->request_id) > USHER_REQUEST_ID_MAX))
         return usher_store_fail(st, USHER_ERR_INVALID, "job %zu: request id must be 1..%d bytes", i,
                                 USHER_REQUEST_ID_MAX);
+    if (job->partition_key != NULL && strlen(job->partition_key) > PARTITION_MAX)
+        return usher_store_fail(st, USHER_ERR_INVALID, "job %zu: partition key over %d bytes", i,
+                                PARTITION_MAX);
+    if (job->deadline_ms < -1)
+        return usher_store_fail(st, USHER_ERR_INVALID, "job %zu: deadline_ms must be -1 or more",
+                                i);
     err = usher_payload_check(job->payload != NULL ? job->payload : "{}",
                               (size_t)cfg->payload_max_bytes, why, sizeof(why));
     if (err != USHER_OK)
@@ -149,12 +163,15 @@ static void add_row(usher_stmt *s, bool single, const usher_config *cfg,
     ints[TIMEOUT_MS] = job->timeout_ms ? job->timeout_ms : kind->timeout_ms;
     ints[RUN_AT_US] = job->run_at_us;
     ints[DELAY_MS] = job->delay_ms;
+    text[PARTITION_KEY] = job->partition_key;
+    ints[DEADLINE_MS] = job->deadline_ms ? job->deadline_ms : kind->deadline_ms;
     text[UNIQUE_KEY] = job->unique_key;
     text[REQUEST_ID] = job->request_id;
     for (int c = 0; c < NCOLUMNS; c++) {
-        bool is_text =
-            c == QUEUE || c == KIND || c == PAYLOAD || c == UNIQUE_KEY || c == REQUEST_ID;
-        bool is_null = (is_text && text[c] == NULL) || (c == RUN_AT_US && ints[c] <= 0);
+        bool is_text = c == QUEUE || c == KIND || c == PAYLOAD || c == PARTITION_KEY ||
+                       c == UNIQUE_KEY || c == REQUEST_ID;
+        bool is_null =
+            (is_text && text[c] == NULL) || ((c == RUN_AT_US || c == DEADLINE_MS) && ints[c] <= 0);
 
         if (c == WAKE)
             continue; /* the batch's, not a row's (add_wakes) */
@@ -247,7 +264,7 @@ static const char *pick_sql(usher_stmt *s, const usher_enqueue_opts *jobs, size_
     if (jobs[0].unique_key != NULL || jobs[0].request_id != NULL ||
         strcmp(usher_buf_str(&s->text[WAKE]), "{}") != 0)
         return insert_one_sql;
-    s->nparams = UNIQUE_KEY; /* queue .. delay_ms */
+    s->nparams = UNIQUE_KEY; /* queue .. deadline_ms */
     return insert_plain_sql;
 }
 
@@ -338,6 +355,11 @@ json_t *usher_enqueue_template(const usher_config *cfg, const char *kind, const 
         json_pack("{s:s,s:s,s:i,s:i,s:i}", "queue", queue, "kind", kind, "priority", k->priority,
                   "max_attempts", k->max_attempts, "timeout_ms", k->timeout_ms);
 
+    if (t != NULL && k->deadline_ms > 0 &&
+        json_object_set_new(t, "deadline_ms", json_integer(k->deadline_ms)) != 0) {
+        json_decref(t);
+        t = NULL;
+    }
     if (t != NULL && payload != NULL && json_object_set(t, "payload", payload) != 0) {
         json_decref(t);
         t = NULL;

@@ -22,17 +22,19 @@
  * over delay_ms when both are set.
  */
 typedef struct usher_enqueue_opts {
-    const char *queue;      /* required; must be declared */
-    const char *kind;       /* required */
-    const char *payload;    /* JSON object text; NULL means {} */
-    bool priority_set;      /* use priority instead of the kind's */
-    int priority;           /* 0 high, 1 medium, 2 low */
-    int64_t delay_ms;       /* run no earlier than now + delay_ms */
-    int64_t run_at_us;      /* run no earlier than this instant */
-    const char *unique_key; /* at most one live job per (queue, key) */
-    int max_attempts;       /* 0: the kind's */
-    int timeout_ms;         /* 0: the kind's */
-    const char *request_id; /* the request that caused it (logs only), or NULL */
+    const char *queue;         /* required; must be declared */
+    const char *kind;          /* required */
+    const char *payload;       /* JSON object text; NULL means {} */
+    bool priority_set;         /* use priority instead of the kind's */
+    int priority;              /* 0 high, 1 medium, 2 low */
+    int64_t delay_ms;          /* run no earlier than now + delay_ms */
+    int64_t run_at_us;         /* run no earlier than this instant */
+    const char *unique_key;    /* at most one live job per (queue, key) */
+    int max_attempts;          /* 0: the kind's */
+    int timeout_ms;            /* 0: the kind's */
+    const char *partition_key; /* who the job works for ("org:42"); NULL: nobody in particular */
+    int64_t deadline_ms;       /* late this long after now; 0: the kind's deadline_ms, -1: none */
+    const char *request_id;    /* the request that caused it (logs only), or NULL */
 } usher_enqueue_opts;
 
 /* The result of one enqueue. */
@@ -56,6 +58,7 @@ typedef struct usher_job {
     int64_t id;
     char queue[64];
     char kind[64];
+    char partition_key[64]; /* "" when it has none */
     int priority;
     int attempt; /* this attempt's number, from 1 */
     int max_attempts;

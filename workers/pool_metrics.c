@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "claim.h"
 #include "prom.h"
 
 #define SERIES_MAX 256 /* (queue, kind) pairs tracked; more are counted as kind "other" */
@@ -172,6 +173,24 @@ static int counter(struct evbuffer *out, usher_pool_metrics *m, const char *name
     return rc;
 }
 
+/* The claims' deadline counters (engine/claim.h), for the whole pool. */
+static int deadline_counters(struct evbuffer *out, const usher_pool_metrics *m)
+{
+    uint64_t missed, dropped;
+
+    usher_claim_deadline_counts(&missed, &dropped);
+    return evbuffer_add_printf(
+        out,
+        "# HELP usher_jobs_deadline_missed_total Jobs claimed after their deadline.\n"
+        "# TYPE usher_jobs_deadline_missed_total counter\n"
+        "usher_jobs_deadline_missed_total{pool=\"%s\"} %llu\n"
+        "# HELP usher_jobs_deadline_dropped_total Jobs claimed after their deadline and cancelled"
+        " (their kind's deadline_drop).\n"
+        "# TYPE usher_jobs_deadline_dropped_total counter\n"
+        "usher_jobs_deadline_dropped_total{pool=\"%s\"} %llu\n",
+        m->pool, (unsigned long long)missed, m->pool, (unsigned long long)dropped);
+}
+
 static int render(usher_pool_metrics *m, struct evbuffer *out)
 {
     const usher_pool_gauges *g = &m->gauges;
@@ -192,6 +211,8 @@ static int render(usher_pool_metrics *m, struct evbuffer *out)
         rc = counter(out, m, "usher_jobs_returned_total",
                      "Jobs given back or snoozed without spending an attempt.",
                      offsetof(series, returned));
+    if (rc >= 0)
+        rc = deadline_counters(out, m);
     if (rc >= 0)
         rc = evbuffer_add_printf(out, "# HELP usher_job_duration_seconds From a job handed to a"
                                       " child to its outcome.\n"
