@@ -12,9 +12,9 @@
  * A cancelled session's cached door answers are deleted from Redis before
  * the caller hears 200, so no cached "yes" outlives the answer. A door
  * read that was already in flight at the commit may still store its "yes"
- * after that; it lasts up to api.cache_access_ttl_s. Attendees are not
- * told of a cancelled session here: that goes through the attendee
- * messages of issue 15 once they exist.
+ * after that; it lasts up to api.cache_access_ttl_s. The cancellation also
+ * records a session_cancelled message (schemas/migrations/0022), whose
+ * message.fanout jobs tell each confirmed attendee once, by email and inbox.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +26,7 @@
 #include "../wake_after_commit.h"
 #include "inttext.h"
 #include "log.h"
+#include "messages.h"
 #include "routes.h"
 #include "reply.h"
 #include "query.h"
@@ -112,27 +113,32 @@ static void session_deleted(PGresult *res, const char *errmsg, void *arg)
 }
 
 /* Runs fn's statement on the session with the session index job as $4. */
-static void session_statement(api_req *r, const char *sql, usher_pg_result_fn done)
+/* sql's parameters: the session, scope, actor, index job, and with fanout the message.fanout
+ * template. */
+static void session_statement(api_req *r, const char *sql, bool fanout, usher_pg_result_fn done)
 {
     r->audited = true;
     char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX], actor[API_AUDIT_ACTOR_MAX];
     char *jobs = api_index_job(r, "session");
+    char *fanout_job = fanout ? api_fanout_template(r) : NULL;
 
-    if (jobs == NULL) {
+    if (jobs == NULL || (fanout && fanout_job == NULL)) {
         api_reply_error(r, 500, "internal", "out of memory");
-        return;
+        goto out;
     }
     const char *params[] = { api_id_text(r->ids[0], id), api_scope_org(r, org),
-                             api_audit_actor(r, actor), jobs };
+                             api_audit_actor(r, actor), jobs, fanout_job };
 
-    api_query(r, sql, 4, params, done);
+    api_query(r, sql, fanout ? 5 : 4, params, done);
+out:
     free(jobs);
+    free(fanout_job);
 }
 
 void route_session_delete(api_req *r)
 {
     session_statement(r, "SELECT status FROM usher_session_delete($1, $2, $3::jsonb, $4::jsonb)",
-                      session_deleted);
+                      false, session_deleted);
 }
 
 static void reply_cancelled(api_req *r, bool changed)
@@ -172,6 +178,7 @@ static void session_cancelled(PGresult *res, const char *errmsg, void *arg)
         return;
     }
     api_wake_kind(r->loop, "index.document");
+    api_wake_kind(r->loop, "message.fanout");
     api_access_cache_key(r->ids[0], 0, pattern);
     pattern[strlen(pattern) - 1] = '*'; /* "usher:v1:access:S:0" -> "...:S:*" */
     const char *argv[] = { "EVAL", drop_matching_script, "0", pattern };
@@ -182,7 +189,8 @@ static void session_cancelled(PGresult *res, const char *errmsg, void *arg)
 
 void route_session_cancel(api_req *r)
 {
-    session_statement(
-        r, "SELECT status, event_id FROM usher_session_cancel($1, $2, $3::jsonb, $4::jsonb)",
-        session_cancelled);
+    session_statement(r,
+                      "SELECT status, event_id"
+                      " FROM usher_session_cancel($1, $2, $3::jsonb, $4::jsonb, $5::jsonb)",
+                      true, session_cancelled);
 }

@@ -43,7 +43,7 @@
     "json_build_object('id', e.id, 'organizer_id', e.organizer_id, 'name', e.name,"            \
     " 'venue', e.venue, 'timezone', e.timezone, 'starts_at', e.starts_at,"                     \
     " 'ends_at', e.ends_at, 'tier', e.tier, 'launch_at', e.launch_at,"                         \
-    " 'updated_at', e.updated_at,"                                                             \
+    " 'locale', e.locale, 'cancelled_at', e.cancelled_at, 'updated_at', e.updated_at,"         \
     " 'ticket_types', coalesce((SELECT json_agg(json_build_object('id', t.id, 'name', t.name," \
     "   'capacity', s.capacity, 'available', s.capacity - s.sold, 'sales_open', t.sales_open)" \
     "   ORDER BY t.id)"                                                                        \
@@ -52,6 +52,8 @@
     "  WHERE t.event_id = e.id), '[]'::json))::text"
 
 static const char *const tiers[] = { "small", "medium", "large", "mega", NULL };
+/* The languages of the mail templates (conf/templates/<locale>/, English at the top). */
+static const char *const locales[] = { "en", "de", "fr", NULL };
 
 /* Rows of (event JSON or NULL, time zone known): a change that was made or refused. */
 static void changed_event(PGresult *res, const char *errmsg, api_req *r, int status)
@@ -290,7 +292,7 @@ static char *index_job(api_req *r)
 void route_event_create(api_req *r)
 {
     const char *name = NULL, *venue = "", *tz = "UTC", *starts = NULL, *ends = NULL,
-               *tier = "small", *launch = NULL;
+               *tier = "small", *launch = NULL, *locale = "en";
     int64_t organizer = r->auth.organizer_id;
     char org[USHER_INT_TEXT_MAX], *jobs;
 
@@ -299,7 +301,8 @@ void route_event_create(api_req *r)
         !api_get_string(r, "timezone", false, 1, 64, &tz) ||
         !api_get_time(r, "starts_at", true, &starts) || !api_get_time(r, "ends_at", true, &ends) ||
         !api_get_enum(r, "tier", false, tiers, &tier) ||
-        !api_get_time(r, "launch_at", false, &launch))
+        !api_get_time(r, "launch_at", false, &launch) ||
+        !api_get_enum(r, "locale", false, locales, &locale))
         return;
     if (api_ends_before_start(starts, ends)) {
         api_reply_invalid(r, "ends_at", "ends_at must not be before starts_at");
@@ -310,26 +313,25 @@ void route_event_create(api_req *r)
     if ((jobs = index_job(r)) == NULL)
         return;
     const char *params[] = {
-        api_id_text(organizer, org), name, venue, tz, starts, ends, tier, jobs, launch
+        api_id_text(organizer, org), name, venue, tz, starts, ends, tier, jobs, launch, locale
     };
 
-    api_query(
-        r,
-        "WITH ins AS (INSERT INTO events (organizer_id, name, venue, timezone, starts_at,"
-        "  ends_at, tier, launch_at)"
-        "  SELECT $1, $2, $3, $4, $5, $6, $7::usher_event_tier, $9::timestamptz WHERE " TZ_KNOWN
-        "  RETURNING *),"
-        " idx AS (SELECT usher_enqueue_templates($8::jsonb, ins.id) FROM ins)"
-        " SELECT (SELECT " EVENT_JSON " FROM ins e WHERE (SELECT count(*) FROM idx) >= 0),"
-        "  " TZ_KNOWN,
-        9, params, created_event);
+    api_query(r,
+              "WITH ins AS (INSERT INTO events (organizer_id, name, venue, timezone, starts_at,"
+              "  ends_at, tier, launch_at, locale)"
+              "  SELECT $1, $2, $3, $4, $5, $6, $7::usher_event_tier, $9::timestamptz, $10"
+              "  WHERE " TZ_KNOWN "  RETURNING *),"
+              " idx AS (SELECT usher_enqueue_templates($8::jsonb, ins.id) FROM ins)"
+              " SELECT (SELECT " EVENT_JSON " FROM ins e WHERE (SELECT count(*) FROM idx) >= 0),"
+              "  " TZ_KNOWN,
+              10, params, created_event);
     free(jobs);
 }
 
 void route_event_update(api_req *r)
 {
     const char *name = NULL, *venue = NULL, *tz = NULL, *starts = NULL, *ends = NULL, *tier = NULL,
-               *launch = NULL;
+               *launch = NULL, *locale = NULL;
     char id[USHER_INT_TEXT_MAX], org[USHER_INT_TEXT_MAX], actor[API_AUDIT_ACTOR_MAX], *jobs;
 
     r->audited = true;
@@ -339,7 +341,8 @@ void route_event_update(api_req *r)
         !api_get_time(r, "starts_at", false, &starts) ||
         !api_get_time(r, "ends_at", false, &ends) ||
         !api_get_enum(r, "tier", false, tiers, &tier) ||
-        !api_get_time(r, "launch_at", false, &launch))
+        !api_get_time(r, "launch_at", false, &launch) ||
+        !api_get_enum(r, "locale", false, locales, &locale))
         return;
     if (starts != NULL && ends != NULL && api_ends_before_start(starts, ends)) {
         api_reply_invalid(r, "ends_at", "ends_at must not be before starts_at");
@@ -357,7 +360,8 @@ void route_event_update(api_req *r)
                              tier,
                              jobs,
                              launch,
-                             api_audit_actor(r, actor) };
+                             api_audit_actor(r, actor),
+                             locale };
 
     /* The update joins old, which locks the row first: "before" is what it replaced. */
     api_query(r,
@@ -368,7 +372,8 @@ void route_event_update(api_req *r)
               "  starts_at = coalesce($6::timestamptz, starts_at),"
               "  ends_at = coalesce($7::timestamptz, ends_at),"
               "  tier = coalesce($8::usher_event_tier, tier),"
-              "  launch_at = coalesce($10::timestamptz, launch_at), updated_at = now()"
+              "  launch_at = coalesce($10::timestamptz, launch_at),"
+              "  locale = coalesce($12, locale), updated_at = now()"
               "  FROM old WHERE events.id = old.id AND " TZ_KNOWN " RETURNING events.*),"
               " idx AS (SELECT usher_enqueue_templates($9::jsonb, upd.id) FROM upd),"
               " aud AS (SELECT usher_audit($11::jsonb, 'event.update', 'event', upd.id,"
@@ -376,7 +381,7 @@ void route_event_update(api_req *r)
               " SELECT (SELECT " EVENT_JSON " FROM upd e"
               "  WHERE (SELECT count(*) FROM idx) + (SELECT count(*) FROM aud) >= 0),"
               "  " TZ_KNOWN,
-              11, params, updated_event);
+              12, params, updated_event);
     free(jobs);
 }
 

@@ -181,6 +181,7 @@ void route_message_get(api_req *r)
 
     api_query(r,
               "SELECT json_build_object('id', m.id, 'event_id', m.event_id, 'kind', m.kind,"
+              " 'session_id', m.session_id,"
               " 'subject', m.subject, 'body', m.body, 'audience', m.audience, 'state', m.state,"
               " 'batches', m.batches, 'created_at', m.created_at, 'finished_at', m.finished_at,"
               " 'cancelled_at', m.cancelled_at, 'queued', p.queued, 'sent', p.sent,"

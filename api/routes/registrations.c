@@ -165,7 +165,8 @@ static void registered(PGresult *res, const char *errmsg, void *arg)
 
 void route_register(api_req *r)
 {
-    const char *name = NULL, *email = NULL, *key = NULL;
+    static const char *const locales[] = { "en", "de", "fr", NULL };
+    const char *name = NULL, *email = NULL, *key = NULL, *locale = NULL;
     int64_t ticket_type = 0;
     registration *reg;
     char event_text[USHER_INT_TEXT_MAX], tt_text[USHER_INT_TEXT_MAX], hash[REQUEST_HASH_HEX],
@@ -173,7 +174,8 @@ void route_register(api_req *r)
 
     if (!api_get_int(r, "ticket_type_id", true, 1, INT64_MAX, &ticket_type) ||
         !api_get_string(r, "name", true, 1, 200, &name) ||
-        !api_get_string(r, "email", true, 3, 320, &email) || !idempotency_key(r, &key))
+        !api_get_string(r, "email", true, 3, 320, &email) ||
+        !api_get_enum(r, "locale", false, locales, &locale) || !idempotency_key(r, &key))
         return;
     if (!plausible_email(email)) {
         api_reply_invalid(r, "email", "email must be an address like name@example.org");
@@ -199,13 +201,14 @@ void route_register(api_req *r)
                              r->auth.token_id != 0 ? scope : "public",
                              key,
                              key != NULL ? hash : NULL,
-                             hook };
+                             hook,
+                             locale };
 
     r->state = reg;
     if (!api_query(r,
                    "SELECT status, registration_id, replayed"
-                   " FROM usher_register($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9::jsonb)",
-                   9, params, registered))
+                   " FROM usher_register($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9::jsonb, $10)",
+                   10, params, registered))
         free(reg);
     free(jobs);
     free(hook);

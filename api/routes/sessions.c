@@ -17,6 +17,7 @@
 #include "../wake_after_commit.h"
 #include "alloc.h"
 #include "inttext.h"
+#include "messages.h"
 #include "routes.h"
 #include "reply.h"
 #include "query.h"
@@ -51,7 +52,11 @@ static void created(PGresult *res, const char *errmsg, void *arg)
 
 static void updated(PGresult *res, const char *errmsg, void *arg)
 {
+    api_req *r = arg;
+
     wake_indexer(arg, res);
+    if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        api_wake_kind(r->loop, "message.fanout");
     api_reply_row(arg, res, errmsg, 200, "session");
 }
 
@@ -76,13 +81,15 @@ typedef struct fields {
     char *speakers; /* JSON array text, or NULL */
     char capacity[USHER_INT_TEXT_MAX];
     bool has_capacity;
-    char *jobs; /* the index.document template */
+    char *jobs;   /* the index.document template */
+    char *fanout; /* the message.fanout template (update only) */
 } fields;
 
 static void fields_free(fields *f)
 {
     free(f->speakers);
     free(f->jobs);
+    free(f->fanout);
 }
 
 /* Reads and checks the body; create needs title and times. Answers on failure. */
@@ -105,9 +112,11 @@ static bool read_fields(api_req *r, bool create, fields *f)
     f->has_capacity = capacity >= 0;
     usher_int_text(capacity, f->capacity);
     f->jobs = api_index_job(r, "session");
+    if (!create)
+        f->fanout = api_fanout_template(r);
     if (speakers != NULL)
         f->speakers = usher_need(json_dumps(speakers, JSON_COMPACT));
-    if (f->jobs == NULL) {
+    if (f->jobs == NULL || (!create && f->fanout == NULL)) {
         fields_free(f);
         api_reply_error(r, 500, "internal", "out of memory");
         return false;
@@ -162,7 +171,8 @@ void route_session_update(api_req *r)
                              f.ends,
                              f.has_capacity ? f.capacity : NULL,
                              f.jobs,
-                             api_audit_actor(r, actor) };
+                             api_audit_actor(r, actor),
+                             f.fanout };
 
     /* The event of a session never changes, so cached access answers
      * (keyed by session and registration) stay right: nothing to drop.
@@ -182,10 +192,17 @@ void route_session_update(api_req *r)
                         "  FROM old WHERE s.id = old.id RETURNING s.*),"
                         " idx AS (SELECT usher_enqueue_templates($9::jsonb, upd.id) FROM upd),"
                         " aud AS (SELECT usher_audit($10::jsonb, 'session.update', 'session',"
-                        "  upd.id, (SELECT before FROM old), to_jsonb(upd)) FROM upd)"
+                        "  upd.id, (SELECT before FROM old), to_jsonb(upd)) FROM upd),"
+                        /* A change of times tells the attendees (0022_session_messages.sql). */
+                        " msg AS (SELECT usher_session_message(upd.id, 'session_changed',"
+                        "  $11::jsonb) FROM upd, old WHERE upd.cancelled_at IS NULL"
+                        "  AND (upd.starts_at, upd.ends_at) IS DISTINCT FROM"
+                        "  ((old.before->>'starts_at')::timestamptz,"
+                        "   (old.before->>'ends_at')::timestamptz))"
                         " SELECT " SESSION_JSON "::text FROM upd s"
-                        " WHERE (SELECT count(*) FROM idx) + (SELECT count(*) FROM aud) >= 0",
-              10, params, updated);
+                        " WHERE (SELECT count(*) FROM idx) + (SELECT count(*) FROM aud)"
+                        "  + (SELECT count(*) FROM msg) >= 0",
+              11, params, updated);
     fields_free(&f);
 }
 

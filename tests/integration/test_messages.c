@@ -572,3 +572,299 @@ Test(messages, an_attendee_who_cancels_gets_a_cancellation_email, .init = start,
     cr_assert_eq(counts[1], 1, "the attendee who cancelled got %d mails", counts[1]);
     cr_assert_eq(counts[0], 0);
 }
+
+/* ------------------------------------------------ sessions: cancelled and moved */
+
+/* The message of kind about session, once there is one; its id. */
+static long long session_message(long long session, const char *kind)
+{
+    return scalar("SELECT coalesce(max(id), 0) FROM event_messages WHERE session_id = %lld"
+                  " AND kind = '%s'",
+                  session, kind);
+}
+
+static bool confirmed(int i)
+{
+    return i % 5 != 4; /* attendees 4, 9, 14, ... cancelled before */
+}
+
+Test(messages, a_session_cancelled_or_moved_tells_each_attendee_once, .init = start,
+     .fini = stop_all, .timeout = 600)
+{
+    enum { N = 40, TOLD = N - N / 5 };
+    world w;
+    char prefix[64], path[96], text[4096];
+    testhttp_resp resp;
+    long long keynote, talk, id;
+
+    make_world(&w, "Sessions");
+    snprintf(prefix, sizeof(prefix), "ses-%s-", run_id);
+    add_attendees(&w, prefix, N, N / 2);
+    testdb_exec(st, "UPDATE events SET timezone = 'Europe/Berlin'");
+    cr_assert_eq(scalar("WITH c AS (UPDATE registrations SET status = 'cancelled'"
+                        " WHERE split_part(substr(email, %zu), '@', 1)::int %% 5 = 4"
+                        " AND email LIKE '%s%%' RETURNING 1) SELECT count(*) FROM c",
+                        strlen(prefix) + 1, prefix),
+                 N / 5);
+    keynote = scalar("INSERT INTO sessions (event_id, title, starts_at, ends_at) VALUES (%lld,"
+                     " 'Keynote', '2030-05-04 09:00Z', '2030-05-04 10:00Z') RETURNING id",
+                     w.event);
+    talk = scalar("INSERT INTO sessions (event_id, title, starts_at, ends_at) VALUES (%lld,"
+                  " 'Talk', '2030-05-04 11:00Z', '2030-05-04 12:00Z') RETURNING id",
+                  w.event);
+    start_workers();
+
+    /* Cancelled twice: one message; another organizer's session is a 404. */
+    snprintf(path, sizeof(path), "/v1/sessions/%lld/cancel", keynote);
+    call("POST", path, w.other, NULL, &resp);
+    cr_assert_eq(resp.status, 404, "%s", resp.body);
+    testhttp_resp_free(&resp);
+    for (int i = 0; i < 2; i++) {
+        call("POST", path, w.organizer, NULL, &resp);
+        cr_assert_eq(resp.status, 200, "%s", resp.body);
+        cr_assert_eq(json_is_true(json_object_get(resp.json, "changed")), i == 0);
+        testhttp_resp_free(&resp);
+    }
+    id = session_message(keynote, "session_cancelled");
+    cr_assert_gt(id, 0);
+    wait_settled(&w, id, TOLD);
+    assert_mailed(prefix, "Session cancelled: Keynote", N, confirmed, TOLD);
+    cr_assert_eq(progress(&w, id, "sent"), TOLD);
+    cr_assert_eq(scalar("SELECT count(*) FROM event_messages WHERE session_id = %lld", keynote), 1);
+
+    /* Moved by two hours: told once, with the new time in Berlin; the same
+     * times again, or only a new title, tell nobody. */
+    snprintf(path, sizeof(path), "/v1/sessions/%lld", talk);
+    for (int i = 0; i < 2; i++) {
+        call("PATCH", path, w.organizer,
+             "{\"starts_at\":\"2030-05-04T13:00:00Z\",\"ends_at\":\"2030-05-04T14:00:00Z\"}",
+             &resp);
+        cr_assert_eq(resp.status, 200, "%s", resp.body);
+        testhttp_resp_free(&resp);
+    }
+    call("PATCH", path, w.organizer, "{\"title\":\"Talk\"}", &resp);
+    cr_assert_eq(resp.status, 200, "%s", resp.body);
+    testhttp_resp_free(&resp);
+    cr_assert_eq(scalar("SELECT count(*) FROM event_messages WHERE session_id = %lld", talk), 1);
+    id = session_message(talk, "session_changed");
+    wait_settled(&w, id, TOLD);
+    assert_mailed(prefix, "New time: Talk", N, confirmed, TOLD);
+    cr_assert(testmail_text(prefix, 0, "New time: Talk", text, sizeof(text)));
+    cr_assert(strstr(text, "Sat 04 May 2030, 15:00 (Europe/Berlin) to Sat 04 May 2030, 16:00") !=
+                  NULL,
+              "%s", text);
+    cr_assert_eq(scalar("SELECT count(*) FROM notifications WHERE title = 'New time: Talk'"
+                        " AND body LIKE '%%Sat 04 May 2030, 15:00 (Europe/Berlin) to"
+                        " Sat 04 May 2030, 16:00 (Europe/Berlin)%%'"),
+                 TOLD);
+    snprintf(path, sizeof(path), "/v1/messages/%lld", id);
+    call("GET", path, w.organizer, NULL, &resp);
+    cr_assert_eq(resp.status, 200, "%s", resp.body);
+    cr_assert_eq(json_integer_value(json_object_get(resp.json, "session_id")), talk);
+    cr_assert_str_eq(json_string_value(json_object_get(resp.json, "kind")), "session_changed");
+    testhttp_resp_free(&resp);
+}
+
+/* ------------------------------------------ a registration racing the cancel */
+
+static PGconn *raw_connect(void)
+{
+    PGconn *c = PQconnectdb(cfg.database_url);
+
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+    return c;
+}
+
+static void raw_ok(PGconn *c, const char *sql)
+{
+    PGresult *res = PQexec(c, sql);
+
+    cr_assert(PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK,
+              "%s: %s", sql, PQerrorMessage(c));
+    PQclear(res);
+}
+
+/* The backend pid waits for a lock. */
+static bool waits_for_lock(void *arg)
+{
+    return scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = %d"
+                  " AND wait_event_type = 'Lock'",
+                  *(int *)arg) == 1;
+}
+
+static void send_waiting(PGconn *c, const char *sql)
+{
+    int pid = PQbackendPID(c);
+
+    cr_assert_eq(PQsendQuery(c, sql), 1, "%s", PQerrorMessage(c));
+    cr_assert(testproc_wait_for(waits_for_lock, &pid, DEADLINE_MS), "not blocked: %s", sql);
+}
+
+#define RACE_CANCEL_SQL                                                                        \
+    "SELECT status FROM usher_message_create(%lld, NULL, 'event_cancelled', NULL, NULL, '{}'," \
+    " 'test', '{\"queue\": \"fanout\", \"kind\": \"message.fanout\", \"priority\": 1,"         \
+    " \"max_attempts\": 5, \"timeout_ms\": 60000, \"payload\": {},"                            \
+    " \"id_field\": \"message_id\"}', NULL)"
+#define RACE_REGISTER_SQL                                                                        \
+    "INSERT INTO registrations (event_id, ticket_type_id, name, email) VALUES (%lld, %lld, 'R'," \
+    " '%s0@example.org')"
+
+Test(messages, a_registration_racing_the_cancel_is_refused_or_cancelled_and_told, .init = start,
+     .fini = stop_all, .timeout = 600)
+{
+    world first, late;
+    char prefix[64], sql[1024];
+    PGconn *reg = raw_connect(), *cancel = raw_connect();
+    PGresult *res;
+    int counts[1];
+    long long id;
+
+    /* The registration holds the event row first: the cancel waits for its
+     * commit, and the fan-out then cancels it and tells the attendee. */
+    make_world(&first, "Race One");
+    snprintf(prefix, sizeof(prefix), "race-%s-", run_id);
+    raw_ok(reg, "BEGIN");
+    snprintf(sql, sizeof(sql), RACE_REGISTER_SQL, first.event, first.ga, prefix);
+    raw_ok(reg, sql);
+    snprintf(sql, sizeof(sql), RACE_CANCEL_SQL, first.event);
+    send_waiting(cancel, sql);
+    raw_ok(reg, "COMMIT");
+    res = PQgetResult(cancel);
+    cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQerrorMessage(cancel));
+    cr_assert_str_eq(PQgetvalue(res, 0, 0), "created");
+    PQclear(res);
+    cr_assert_null(PQgetResult(cancel));
+    start_workers();
+    id = scalar("SELECT id FROM event_messages WHERE event_id = %lld", first.event);
+    wait_settled(&first, id, 1);
+    cr_assert_eq(testmail_count_subject(prefix, "Cancelled: Race One", counts, 1), 1);
+    cr_assert_eq(scalar("SELECT count(*) FROM registrations WHERE event_id = %lld"
+                        " AND status = 'cancelled'",
+                        first.event),
+                 1);
+
+    /* The cancel holds it first: the registration waits, then is refused. */
+    make_world(&late, "Race Two");
+    raw_ok(cancel, "BEGIN");
+    snprintf(sql, sizeof(sql), RACE_CANCEL_SQL, late.event);
+    raw_ok(cancel, sql);
+    snprintf(sql, sizeof(sql), RACE_REGISTER_SQL, late.event, late.ga, prefix);
+    send_waiting(reg, sql);
+    raw_ok(cancel, "COMMIT");
+    res = PQgetResult(reg);
+    cr_assert_eq(PQresultStatus(res), PGRES_FATAL_ERROR);
+    cr_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "UE410");
+    PQclear(res);
+    cr_assert_null(PQgetResult(reg));
+    cr_assert_eq(scalar("SELECT count(*) FROM registrations WHERE event_id = %lld", late.event), 0);
+    PQfinish(reg);
+    PQfinish(cancel);
+}
+
+/* ------------------------------------------------ mail in the event's language */
+
+static const char *mail_prefix;
+
+static bool mails_came(void *arg)
+{
+    int counts[2];
+
+    return testmail_count(mail_prefix, counts, 2) >= *(int *)arg &&
+           scalar("SELECT count(*) FROM usher_jobs WHERE kind IN ('email.send', 'message.fanout')"
+                  " AND state IN ('available', 'running')") == 0;
+}
+
+/* Registers PREFIXi over HTTP (locale NULL: none given); the registration's id. */
+static long long register_attendee(const world *w, const char *prefix, int i, const char *locale)
+{
+    char path[96], body[512];
+    testhttp_resp resp;
+    long long id;
+
+    snprintf(path, sizeof(path), "/v1/events/%lld/registrations", w->event);
+    snprintf(body, sizeof(body),
+             "{\"ticket_type_id\":%lld,\"name\":\"Guest %d\",\"email\":\"%s%d@example.org\"%s%s%s}",
+             w->ga, i, prefix, i, locale != NULL ? ",\"locale\":\"" : "",
+             locale != NULL ? locale : "", locale != NULL ? "\"" : "");
+    call("POST", path, NULL, body, &resp);
+    cr_assert_eq(resp.status, 201, "%s", resp.body);
+    id = json_integer_value(json_object_get(resp.json, "registration_id"));
+    testhttp_resp_free(&resp);
+    cr_assert_gt(id, 0);
+    return id;
+}
+
+static void expect_text(const char *prefix, int i, const char *subject, const char *want)
+{
+    char text[8192];
+
+    cr_assert(testmail_text(prefix, i, subject, text, sizeof(text)), "no mail to %s%d", prefix, i);
+    cr_assert(strstr(text, want) != NULL, "%s%d: no \"%s\" in:\n%s", prefix, i, want, text);
+}
+
+Test(messages, a_german_event_mails_in_german_and_a_french_attendee_in_french, .init = start,
+     .fini = stop_all, .timeout = 300)
+{
+    world w;
+    char prefix[64], path[96];
+    testhttp_resp resp;
+    long long de, fr, talk;
+    int want = 2;
+
+    make_world(&w, "Sommerfest");
+    snprintf(prefix, sizeof(prefix), "loc-%s-", run_id);
+    snprintf(path, sizeof(path), "/v1/events/%lld", w.event);
+    call("PATCH", path, w.organizer, "{\"locale\":\"it\"}", &resp);
+    cr_assert_eq(resp.status, 422, "%s", resp.body);
+    testhttp_resp_free(&resp);
+    call("PATCH", path, w.organizer,
+         "{\"locale\":\"de\",\"timezone\":\"Europe/Berlin\","
+         "\"starts_at\":\"2030-07-06T16:00:00Z\",\"ends_at\":\"2030-07-07T16:00:00Z\"}",
+         &resp);
+    cr_assert_eq(resp.status, 200, "%s", resp.body);
+    cr_assert_str_eq(json_string_value(json_object_get(resp.json, "locale")), "de");
+    cr_assert(json_is_null(json_object_get(resp.json, "cancelled_at")));
+    testhttp_resp_free(&resp);
+    de = register_attendee(&w, prefix, 0, NULL);
+    fr = register_attendee(&w, prefix, 1, "fr");
+    cr_assert_eq(
+        scalar("SELECT count(*) FROM registrations WHERE id = %lld AND locale IS NULL", de), 1);
+    cr_assert_eq(scalar("SELECT count(*) FROM registrations WHERE id = %lld AND locale = 'fr'", fr),
+                 1);
+
+    /* Their confirmations, as the ticket pipeline sends them (without the PDF here). */
+    testdb_exec(st, "DELETE FROM usher_jobs");
+    cr_assert_eq(scalar("WITH j AS (INSERT INTO usher_jobs (queue, kind, priority, payload,"
+                        " max_attempts, timeout_ms) SELECT 'email', 'email.send', 1,"
+                        " jsonb_build_object('registration_id', r.id, 'template',"
+                        " 'registration_confirmation'), 5, 60000 FROM registrations r"
+                        " WHERE r.event_id = %lld RETURNING 1) SELECT count(*) FROM j",
+                        w.event),
+                 2);
+    start_workers();
+    mail_prefix = prefix;
+    cr_assert(testproc_wait_for(mails_came, &want, DEADLINE_MS), "no confirmations");
+    expect_text(prefix, 0, NULL, "Hallo Guest 0,");
+    expect_text(prefix, 0, NULL, "Sie sind für Sommerfest angemeldet.");
+    expect_text(prefix, 0, NULL, "Beginn:        Sa., 6. Juli 2030, 18:00 Uhr (Europe/Berlin)");
+    expect_text(prefix, 1, NULL, "Bonjour Guest 1,");
+    expect_text(prefix, 1, NULL, "Début :     sam. 6 juillet 2030 à 18:00 (Europe/Berlin)");
+
+    /* A session moved: each told once, in their language, in Berlin time. */
+    talk = scalar("INSERT INTO sessions (event_id, title, starts_at, ends_at) VALUES (%lld,"
+                  " 'Talk', '2030-07-06 17:00Z', '2030-07-06 18:00Z') RETURNING id",
+                  w.event);
+    snprintf(path, sizeof(path), "/v1/sessions/%lld", talk);
+    call("PATCH", path, w.organizer,
+         "{\"starts_at\":\"2030-07-06T18:30:00Z\",\"ends_at\":\"2030-07-06T19:30:00Z\"}", &resp);
+    cr_assert_eq(resp.status, 200, "%s", resp.body);
+    testhttp_resp_free(&resp);
+    want = 4;
+    cr_assert(testproc_wait_for(mails_came, &want, DEADLINE_MS), "no session mails");
+    expect_text(prefix, 0, "Neue Zeit: Talk",
+                "Zeit: Sa., 6. Juli 2030, 20:30 Uhr (Europe/Berlin) bis Sa., 6. Juli 2030, 21:30");
+    expect_text(prefix, 1, "Nouvel horaire : Talk",
+                "sam. 6 juillet 2030 à 20:30 (Europe/Berlin) – sam. 6 juillet 2030 à 21:30");
+    cr_assert_eq(testmail_count_subject(prefix, "Neue Zeit: Talk", (int[2]){ 0 }, 2), 1);
+    cr_assert_eq(testmail_count_subject(prefix, "Nouvel horaire : Talk", (int[2]){ 0 }, 2), 1);
+}

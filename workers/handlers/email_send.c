@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "docstore.h"
@@ -35,6 +37,7 @@ typedef struct outgoing {
     json_t *vars; /* owned */
     char to[336];
     char to_name[256];
+    char locale[USHER_FACTS_LOCALE_MAX]; /* "": the templates at the top (English) */
     time_t date;
     usher_mail_attachment attachment;
     unsigned char *attachment_data; /* owned */
@@ -95,7 +98,8 @@ static bool from_registration(usher_handler_ctx *ctx, usher_store *st, int64_t i
     }
     m->vars = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "event_name", f.event_name,
                         "attendee_name", f.attendee_name, "ticket_type", f.ticket_type, "starts_at",
-                        f.starts_at, "venue", f.venue, "ticket_code", f.ticket_code);
+                        f.starts_at_local, "venue", f.venue, "ticket_code", f.ticket_code);
+    snprintf(m->locale, sizeof(m->locale), "%s", f.locale);
     snprintf(m->to, sizeof(m->to), "%s", f.email);
     snprintf(m->to_name, sizeof(m->to_name), "%s", f.attendee_name);
     m->date = (time_t)f.created_at_s;
@@ -127,7 +131,8 @@ static bool html_named(json_t *vars)
 static bool from_message(usher_store *st, const usher_job *job, int64_t message, outgoing *m,
                          bool *skip, usher_handler_result *r)
 {
-    usher_err err = usher_message_mail_vars(st, message, job, m->vars, skip);
+    usher_err err =
+        usher_message_mail_vars(st, message, m->locale[0] ? m->locale : "en", job, m->vars, skip);
 
     if (err != USHER_OK)
         usher_handler_store_failed(r, st, err, "email.send");
@@ -187,6 +192,24 @@ typedef struct prepared {
     size_t len;
 } prepared;
 
+/*
+ * The template directory for locale: its subdirectory of [mail]
+ * template_dir when that has the template, else the directory itself
+ * (English, and any template not yet translated).
+ */
+static const char *template_dir(const usher_config *cfg, const char *template, const char *locale,
+                                char dir[PATH_MAX])
+{
+    char probe[PATH_MAX];
+
+    if (locale[0] == '\0' || strcmp(locale, "en") == 0 ||
+        snprintf(dir, PATH_MAX, "%s/%s", cfg->mail_template_dir, locale) >= PATH_MAX ||
+        snprintf(probe, sizeof(probe), "%s/%s.txt", dir, template) >= (int)sizeof(probe) ||
+        access(probe, R_OK) != 0)
+        return cfg->mail_template_dir;
+    return dir;
+}
+
 /* Renders and builds m's message for job into p; false (r set) on failure. */
 static bool build(usher_handler_ctx *ctx, const usher_job *job, const char *template,
                   const outgoing *m, prepared *p, usher_handler_result *r)
@@ -200,11 +223,11 @@ static bool build(usher_handler_ctx *ctx, const usher_job *job, const char *temp
                                .date = m->date,
                                .attachments = &m->attachment,
                                .attachment_count = m->attachment.data != NULL ? 1 : 0 };
-    char message_id[256], errbuf[512];
+    char message_id[256], errbuf[512], dir[PATH_MAX];
     usher_err err;
 
-    err = usher_mail_template_render(cfg->mail_template_dir, template, m->vars, &text, errbuf,
-                                     sizeof(errbuf));
+    err = usher_mail_template_render(template_dir(cfg, template, m->locale, dir), template, m->vars,
+                                     &text, errbuf, sizeof(errbuf));
     if (err == USHER_OK)
         err = usher_mail_message_id(message_id, sizeof(message_id), job->id,
                                     cfg->smtp_message_id_domain);

@@ -13,7 +13,15 @@
 #include "log.h"
 #include "message_format.h"
 
-static const char message_sql[] = "SELECT state, subject, body FROM event_messages WHERE id = $1";
+/* A session message's session, its times in the event's zone for locale $2. */
+#define SESSION_TIME(col) "coalesce(usher_format_time(" col ", e.timezone, $2), '')"
+
+static const char message_sql[] =
+    "SELECT m.state, m.subject, m.body, coalesce(s.title, ''), " SESSION_TIME(
+        "s.starts_at") ", " SESSION_TIME("s.ends_at") " FROM event_messages m"
+                                                      " JOIN events e ON e.id = m.event_id"
+                                                      " LEFT JOIN sessions s ON s.id = m.session_id"
+                                                      " WHERE m.id = $1";
 
 static const char skipped_sql[] =
     "UPDATE message_deliveries SET skipped_at = now() WHERE job_id = $1 AND skipped_at IS NULL";
@@ -32,16 +40,22 @@ static usher_err mark_skipped(usher_store *st, const usher_job *job)
     return err;
 }
 
-usher_err usher_message_mail_vars(usher_store *st, int64_t message, const usher_job *job,
-                                  json_t *vars, bool *skip)
+usher_err usher_message_mail_vars(usher_store *st, int64_t message, const char *locale,
+                                  const usher_job *job, json_t *vars, bool *skip)
 {
-    PGresult *res;
+    char id[USHER_INT_TEXT_MAX];
+    const char *params[] = { usher_int_text(message, id), locale };
+    PGresult *res = NULL;
     char *html;
-    usher_err err = usher_store_exec_one(st, message_sql, message, "message", &res);
+    usher_err err = usher_store_exec(st, message_sql, 2, params, &res);
 
     *skip = false;
-    if (err != USHER_OK)
+    if (err == USHER_OK && PQntuples(res) != 1)
+        err = usher_store_fail(st, USHER_ERR_NOT_FOUND, "no message %lld", (long long)message);
+    if (err != USHER_OK) {
+        PQclear(res);
         return err;
+    }
     if (strcmp(PQgetvalue(res, 0, 0), "cancelled") == 0) {
         PQclear(res);
         *skip = true;
@@ -50,7 +64,10 @@ usher_err usher_message_mail_vars(usher_store *st, int64_t message, const usher_
     html = usher_message_html(PQgetvalue(res, 0, 2));
     if (json_object_set_new(vars, "subject", json_string(PQgetvalue(res, 0, 1))) != 0 ||
         json_object_set_new(vars, "body_text", json_string(PQgetvalue(res, 0, 2))) != 0 ||
-        json_object_set_new(vars, "body_html", json_string(html)) != 0)
+        json_object_set_new(vars, "body_html", json_string(html)) != 0 ||
+        json_object_set_new(vars, "session_title", json_string(PQgetvalue(res, 0, 3))) != 0 ||
+        json_object_set_new(vars, "session_starts_at", json_string(PQgetvalue(res, 0, 4))) != 0 ||
+        json_object_set_new(vars, "session_ends_at", json_string(PQgetvalue(res, 0, 5))) != 0)
         err = usher_store_fail(st, USHER_ERR_NOMEM, "out of memory");
     free(html);
     PQclear(res);

@@ -14,7 +14,8 @@ static const char facts_sql[] =
     " e.name, e.venue,"
     " to_char(e.starts_at AT TIME ZONE e.timezone, 'Dy DD Mon YYYY, HH24:MI')"
     "   || ' (' || e.timezone || ')',"
-    " t.name"
+    " t.name, coalesce(r.locale, e.locale),"
+    " usher_format_time(e.starts_at, e.timezone, coalesce(r.locale, e.locale))"
     " FROM registrations r JOIN events e ON e.id = r.event_id"
     " JOIN ticket_types t ON t.id = r.ticket_type_id WHERE r.id = $1";
 
@@ -42,6 +43,8 @@ usher_err usher_registration_facts_load(usher_store *st, const usher_config *cfg
     copy(out->venue, sizeof(out->venue), res, 7);
     copy(out->starts_at, sizeof(out->starts_at), res, 8);
     copy(out->ticket_type, sizeof(out->ticket_type), res, 9);
+    copy(out->locale, sizeof(out->locale), res, 10);
+    copy(out->starts_at_local, sizeof(out->starts_at_local), res, 11);
     PQclear(res);
     if (usher_ticket_key_from_hex(cfg->ticket_secret, key) != USHER_OK)
         return usher_store_fail(st, USHER_ERR_CONFIG,

@@ -23,6 +23,7 @@
 #define USHER_FACTS_VENUE_MAX       320 /* events.venue: no limit, cut */
 #define USHER_FACTS_STARTS_AT_MAX   128 /* "Sat 05 Dec 2026, 18:00 (Europe/Berlin)" */
 #define USHER_FACTS_TICKET_TYPE_MAX 208 /* ticket_types.name: 1 to 200 */
+#define USHER_FACTS_LOCALE_MAX      8   /* 'en', 'de' or 'fr' */
 
 typedef struct usher_registration_facts {
     int64_t registration_id;
@@ -33,7 +34,9 @@ typedef struct usher_registration_facts {
     char email[USHER_FACTS_EMAIL_MAX];
     char event_name[USHER_FACTS_EVENT_NAME_MAX];
     char venue[USHER_FACTS_VENUE_MAX];
-    char starts_at[USHER_FACTS_STARTS_AT_MAX];
+    char starts_at[USHER_FACTS_STARTS_AT_MAX];       /* in English, as on the ticket */
+    char locale[USHER_FACTS_LOCALE_MAX];             /* the attendee's, else the event's */
+    char starts_at_local[USHER_FACTS_STARTS_AT_MAX]; /* for locale (usher_format_time) */
     char ticket_type[USHER_FACTS_TICKET_TYPE_MAX];
     char ticket_code[USHER_TICKET_CODE_MAX];
 } usher_registration_facts;
