@@ -167,19 +167,40 @@ void api_access_cache_key(int64_t session, int64_t registration, char key[API_CA
              (long long)registration);
 }
 
-/* The code from the query string, else from X-Ticket-Code; false if neither fits in out. */
-static bool ticket_code(const api_req *r, char *out, size_t len)
+/* A ticket code is ASCII: a header with other bytes is none (Latin-1 or broken UTF-8). */
+static bool printable_ascii(const char *s)
 {
-    int found = api_query_param(r, "ticket_code", out, len);
-    const char *header;
-
-    if (found != 0)
-        return found == 1;
-    header = api_header(r, "X-Ticket-Code");
-    if (header == NULL || strlen(header) >= len)
-        return false;
-    memcpy(out, header, strlen(header) + 1);
+    for (; *s != '\0'; s++) {
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+            return false;
+    }
     return true;
+}
+
+/*
+ * The code from the query string, else from X-Ticket-Code, into out; false
+ * when answered 422: neither given, or one that does not fit (a header
+ * that does not fit is refused even beside the query's code).
+ */
+static bool ticket_code(api_req *r, char *out, size_t len)
+{
+    const char *header = api_header(r, "X-Ticket-Code");
+    int found;
+
+    if (header != NULL && (strlen(header) >= len || !printable_ascii(header))) {
+        api_reply_invalid(r, "X-Ticket-Code",
+                          "X-Ticket-Code must be at most %zu printable ASCII characters", len - 1);
+        return false;
+    }
+    found = api_query_param(r, "ticket_code", out, len);
+    if (found == 0 && header != NULL) {
+        memcpy(out, header, strlen(header) + 1);
+        return true;
+    }
+    if (found != 1)
+        api_reply_invalid(r, "ticket_code",
+                          "ticket_code (or X-Ticket-Code) is required (the code on the ticket)");
+    return found == 1;
 }
 
 void route_session_access(api_req *r)
@@ -189,11 +210,8 @@ void route_session_access(api_req *r)
     access_step *step;
     int64_t event = 0, registration = 0;
 
-    if (!ticket_code(r, code, sizeof(code))) {
-        api_reply_invalid(r, "ticket_code",
-                          "ticket_code (or X-Ticket-Code) is required (the code on the ticket)");
+    if (!ticket_code(r, code, sizeof(code)))
         return;
-    }
     if (usher_ticket_verify(r->loop->srv->ticket_key, code, &event, &registration) != USHER_OK) {
         reply_access(r, forged, sizeof(forged) - 1);
         return;
