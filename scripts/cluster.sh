@@ -32,7 +32,9 @@
 # up      builds the cluster from scratch and waits until every host is ready
 #         (bounded: a failed step stops it and says which); with the cluster
 #         already up and healthy it says so and changes nothing; a partial
-#         cluster (a crash, a test that cut links) is refused: run down first.
+#         cluster (a crash, a test that cut links) is refused: run down first,
+#         or set USHER_CLUSTER_RECLAIM=1 (tests/cluster/run.sh does) to have
+#         up take it down and build anew.
 # down    ends every process running in the namespaces (SIGTERM, then SIGKILL
 #         after a deadline), deletes the namespaces, veths and the bridge. Works
 #         after a crash: it finds processes by namespace, not by pid file.
@@ -705,6 +707,17 @@ usher_up() {
 
 namespaces_exist() { ip netns list | grep -q '^usher-'; }
 
+# Every namespace of ours, including hosts an older layout had.
+our_namespaces() { ip netns list | awk '$1 ~ /^usher-/ {print $1}'; }
+
+describe_leftovers() {
+    local name
+    ip -br link show "$BRIDGE" 2>/dev/null | sed 's/^/  link: /' || true
+    for name in $(our_namespaces); do
+        printf '  namespace %s: %s processes\n' "$name" "$(ip netns pids "$name" 2>/dev/null | wc -w)"
+    done
+}
+
 cmd_up() {
     ((EUID == 0)) || die "needs root (network namespaces)"
     [[ -x "$PG_BIN/initdb" ]] || die "PostgreSQL 15 is not installed; run scripts/install-deps.sh"
@@ -715,7 +728,14 @@ cmd_up() {
             log "already up"
             return 0
         fi
-        die "a partial cluster exists (see: $0 status); run: $0 down"
+        # A bed left by a run that was killed (a CI machine used before, a
+        # crash) is ours to clear only when the caller says so: the test
+        # runner does, a person at a shell decides for themselves.
+        [[ "${USHER_CLUSTER_RECLAIM:-0}" == 1 ]] ||
+            die "a partial cluster exists (see: $0 status); run: $0 down"
+        log "a partial cluster exists; taking it down first. What was there:"
+        describe_leftovers
+        cmd_down
     fi
     rm -rf "$CLUSTER"
     mkdir -p "$CLUSTER"
@@ -737,12 +757,20 @@ cmd_up() {
 }
 
 cmd_down() {
-    local host
+    local host name pid
     ((EUID == 0)) || die "needs root (network namespaces)"
     stop_all_processes
     for host in "${HOSTS[@]}" "${LATE_HOSTS[@]}"; do
         ip link del "$(veth "$host")" 2>/dev/null || true
         ip netns del "$(ns "$host")" 2>/dev/null || true
+    done
+    # Namespaces of ours that no host of this layout names (an older
+    # revision's, a late host): their processes too, then the namespace.
+    for name in $(our_namespaces); do
+        for pid in $(ip netns pids "$name" 2>/dev/null); do
+            kill -KILL "$pid" 2>/dev/null || true
+        done
+        ip netns del "$name" 2>/dev/null || true
     done
     ip link del "$BRIDGE" 2>/dev/null || true
     log "down"

@@ -41,7 +41,9 @@ trap take_down EXIT
 tests=("$@")
 ((${#tests[@]})) || tests=("${ALL[@]}")
 
-if ! "$BED" up; then
+# A bed a killed run left behind (seen on a CI machine used before) is taken
+# down and built again rather than failing every test.
+if ! USHER_CLUSTER_RECLAIM=${USHER_CLUSTER_RECLAIM:-1} "$BED" up; then
     echo "cluster: the bed did not come up"
     echo "0 passed, 1 failed"
     exit 1
