@@ -34,8 +34,9 @@ PACKAGES=(
     # its tests and bench/cluster read the API's JSON with jq
     jq
     # the Debian package (scripts/package.sh: cpack, dpkg-shlibdeps, which finds
-    # the binaries with file) and its install test (the postinst's adduser)
-    dpkg-dev file adduser
+    # the binaries with file) and its install test (the postinst's adduser;
+    # lintian judges the package)
+    dpkg-dev file adduser lintian
 )
 
 # Playwright itself comes from the npm registry (tests/browser/package.json,

@@ -57,13 +57,25 @@ static const ctl_config_command config_commands[] = {
       "        indexer host, or xapian-replicate into replica_dir on an API host" },
 };
 
+/* Prints text with every line indented, so that a command's second form lines
+ * up with its first. */
+static void print_indented(FILE *out, const char *text)
+{
+    while (*text != '\0') {
+        size_t len = strcspn(text, "\n");
+
+        fprintf(out, "  %.*s\n", (int)len, text);
+        text += len + (text[len] == '\n');
+    }
+}
+
 static void usage(FILE *out)
 {
     fprintf(out, "usage: usherctl [--config FILE] COMMAND ...\n\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        fprintf(out, "  %s\n", commands[i].usage);
+        print_indented(out, commands[i].usage);
     for (size_t i = 0; i < sizeof(config_commands) / sizeof(config_commands[0]); i++)
-        fprintf(out, "  %s\n", config_commands[i].usage);
+        print_indented(out, config_commands[i].usage);
     fprintf(out, "\nTIME: 2026-11-27T18:00:00Z, 2026-11-27T18:00:00+01:00, 2026-11-27 or "
                  "@UNIXSECONDS\n");
 }

@@ -89,6 +89,16 @@ check_package() {
         "$(sort "$x/control/conffiles" | xargs)"
     check "the binaries are in /usr/bin" 3 \
         "$(find "$x/root/usr/bin" -type f -name 'usher*' | wc -l)"
+    check "a manual page for each binary" 3 \
+        "$(find "$x/root/usr/share/man/man1" -name 'usher*.1.gz' | wc -l)"
+    check "copyright and changelog" "changelog.gz copyright" \
+        "$(find "$x/root/usr/share/doc/usher" -maxdepth 1 -type f -name 'c*' -printf '%f\n' | sort | xargs)"
+    # Every tag that is an error or a warning; the overrides the package
+    # ships say why each overridden one is deliberate.
+    local tags
+    tags=$(lintian "$deb" 2>/dev/null | grep -E '^[EW]: ' || true)
+    [[ -z "$tags" ]] || log "lintian: $tags"
+    check "lintian: no error or warning" 0 "$(grep -c . <<<"$tags" || true)"
     rm -rf "$x"
 }
 
@@ -102,10 +112,15 @@ stack() { USHER_STATE_DIR=$STACK "$ROOT/scripts/stack.sh" "$@"; }
 # Every process run in the root, started by run_unit: "PID UNIT" lines.
 UNIT_PIDS=()
 
-cleanup() {
+stop_units() {
     local pid
     for pid in "${UNIT_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${UNIT_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    UNIT_PIDS=()
+}
+
+cleanup() {
+    stop_units
     if [[ -n "$STACK" ]]; then stack clean >/dev/null 2>&1 || true; fi
     # The mounts go with the namespace.
 }
@@ -250,6 +265,16 @@ print(sum(1 for p in msg.walk() if p.get_content_type() == "application/pdf"
     check "every unit still running" "${#UNIT_PIDS[@]}" \
         "$(for pid in "${UNIT_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && echo "$pid"; done | wc -l)"
     check "no job dead" 0 "$(sql "SELECT count(*) FROM usher_jobs WHERE state = 'dead'")"
+
+    # Removal keeps the configuration and the stores; purge deletes the
+    # stores and the configuration, and keeps the user (postrm).
+    stop_units
+    chroot "$M" dpkg -r usher >>"$LOGS/dpkg.log" 2>&1 || die "dpkg -r failed: $(tail -n 5 "$LOGS/dpkg.log")"
+    check "dpkg -r: binaries gone, configuration and stores kept" "0 yes yes" \
+        "$(find "$M/usr/bin" -name 'usher*' | wc -l) $([[ -f $M/etc/usher/usher.conf ]] && echo yes) $([[ -d $M/var/lib/usher/documents ]] && echo yes)"
+    chroot "$M" dpkg -P usher >>"$LOGS/dpkg.log" 2>&1 || die "dpkg -P failed: $(tail -n 5 "$LOGS/dpkg.log")"
+    check "dpkg -P: stores and configuration gone, the user kept" "no no usher" \
+        "$([[ -e $M/var/lib/usher ]] && echo yes || echo no) $([[ -e $M/etc/usher ]] && echo yes || echo no) $(chroot "$M" id -un usher)"
     echo "$PASSED passed, $FAILED failed"
     ((FAILED == 0))
 }
