@@ -54,6 +54,7 @@ int ctl_pause(usher_store *st, int argc, char **argv);
 int ctl_resume(usher_store *st, int argc, char **argv);
 int ctl_migrate(usher_store *st, int argc, char **argv);
 int ctl_maintain(usher_store *st, int argc, char **argv);
+int ctl_backup(usher_store *st, int argc, char **argv);
 int ctl_seed(usher_store *st, int argc, char **argv);
 int ctl_organizer(usher_store *st, int argc, char **argv);
 int ctl_token(usher_store *st, int argc, char **argv);

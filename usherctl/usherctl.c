@@ -45,6 +45,8 @@ static const ctl_command commands[] = {
       "        prints the token (once) | token revoke ID\n"
       "token list [--role R] [--organizer ID] [--revoked|--live] [--json]  never the secret" },
     { "maintain", ctl_maintain, "maintain  rescue expired leases and prune, if no one else leads" },
+    { "backup", ctl_backup,
+      "backup FILE  pg_dump (custom format) from a snapshot behind the send barrier" },
     { "webhook", ctl_webhook,
       "webhook deliveries [--endpoint ID] [--limit N]  the latest attempts, JSON lines\n"
       "webhook replay ID  send delivery ID's event again (a new job; prints its id)" },

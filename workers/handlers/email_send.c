@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "backup.h"
+#include "log.h"
 #include "docstore.h"
 #include "job_handlers.h"
 #include "mail_message.h"
@@ -409,6 +411,64 @@ static void messages_sent(usher_handler_ctx *ctx, const usher_job *jobs, json_t 
         usher_message_mail_sent(st, sent, nsent);
 }
 
+/*
+ * Enters the send barrier (engine/backup.h) for the built messages: one
+ * whose job's mail is recorded as sent already (a job run again after its
+ * completion was lost, or restored from a backup taken after the relay took
+ * it) is not sent again but completes. False (every built message put back
+ * to retry) when the database cannot say.
+ */
+static bool barrier_enter(usher_handler_ctx *ctx, const usher_job *jobs, prepared *p, size_t n,
+                          usher_handler_result *results)
+{
+    int64_t ids[USHER_MAIL_SESSION_MAX];
+    bool sent[USHER_MAIL_SESSION_MAX];
+    size_t at[USHER_MAIL_SESSION_MAX], k = 0;
+    usher_handler_result scratch = { 0 };
+    usher_store *st;
+
+    for (size_t i = 0; i < n; i++) {
+        if (p[i].bytes != NULL) {
+            at[k] = i;
+            ids[k++] = jobs[i].id;
+        }
+    }
+    if (k == 0)
+        return false;
+    st = usher_handler_store(ctx, &scratch);
+    if (st == NULL || usher_send_barrier_enter(st, ids, k, sent) != USHER_OK) {
+        for (size_t j = 0; j < k; j++)
+            usher_handler_fail(&results[at[j]], USHER_OUTCOME_RETRY,
+                               "email.send: cannot check the sent ledger: %s",
+                               st != NULL ? usher_store_errstr(st) : scratch.error);
+        return false;
+    }
+    for (size_t j = 0; j < k; j++) {
+        if (sent[j]) {
+            free(p[at[j]].bytes);
+            p[at[j]].bytes = NULL; /* results[at[j]] stays OK: it was sent */
+        }
+    }
+    return true;
+}
+
+/* Records the mails the relay took (usher_effects "mail:JOBID") and leaves the barrier. */
+static void barrier_leave(usher_handler_ctx *ctx, const usher_job *jobs, const prepared *p,
+                          size_t n, const usher_handler_result *results)
+{
+    int64_t ids[USHER_MAIL_SESSION_MAX];
+    size_t k = 0;
+    usher_handler_result scratch = { 0 };
+    usher_store *st = usher_handler_store(ctx, &scratch);
+
+    for (size_t i = 0; i < n; i++)
+        if (p[i].bytes != NULL && results[i].outcome == USHER_OUTCOME_OK)
+            ids[k++] = jobs[i].id;
+    if (st == NULL || usher_send_barrier_leave(st, ids, k) != USHER_OK)
+        usher_log(USHER_LOG_WARNING, "email.send: %zu sent mail(s) not recorded: %s", k,
+                  st != NULL ? usher_store_errstr(st) : scratch.error);
+}
+
 void usher_batch_email_send(usher_handler_ctx *ctx, const usher_job *jobs, json_t *const *payloads,
                             size_t n, usher_handler_result *results)
 {
@@ -418,7 +478,10 @@ void usher_batch_email_send(usher_handler_ctx *ctx, const usher_job *jobs, json_
         n = USHER_MAIL_SESSION_MAX; /* batch_max keeps it there; never overrun p */
     for (size_t i = 0; i < n; i++)
         prepare(ctx, &jobs[i], payloads[i], &p[i], &results[i]);
-    send_prepared(ctx, jobs, p, n, results);
+    if (barrier_enter(ctx, jobs, p, n, results)) {
+        send_prepared(ctx, jobs, p, n, results);
+        barrier_leave(ctx, jobs, p, n, results);
+    }
     messages_sent(ctx, jobs, payloads, p, n, results);
     for (size_t i = 0; i < n; i++)
         free(p[i].bytes);
