@@ -96,12 +96,15 @@ static void remove_mails(void)
         closedir(d);
 }
 
+/*
+ * A quarter sent, by the mail rows (cheap to count: scanning a sink of
+ * thousands of files, under ASan, took longer than the other 45 mails did).
+ */
 static bool some_sent(void *arg)
 {
-    int counts[ATTENDEES];
-
     (void)arg;
-    return mails(counts) >= ATTENDEES / 4;
+    return testdb_scalar(st, "SELECT count(*) FROM usher_effects WHERE key LIKE 'mail:%'") >=
+           ATTENDEES / 4;
 }
 
 static bool all_sent(void *arg)
