@@ -220,8 +220,9 @@ typedef struct usher_config {
     int webhooks_allow_private_targets; /* 1: endpoints may be loopback, private, link-local... */
 
     /* [worker]: usher-worker */
-    int worker_test_handlers; /* 1: the test.* kinds run (tests and benchmarks only) */
-    int worker_job_log;       /* 1: a line per finished attempt (workers/supervisor.c) */
+    int worker_test_handlers;     /* 1: the test.* kinds run (tests and benchmarks only) */
+    int worker_job_log;           /* 1: a line per finished attempt (workers/supervisor.c) */
+    char *worker_metrics_address; /* where every pool's metrics_port listens */
 
     /* [messages]: messages to attendees and event cancellations */
     int messages_batch_size; /* registrations per message.fanout job */

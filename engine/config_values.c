@@ -187,6 +187,8 @@ const usher_setting usher_settings[] = {
       NULL, bool_words },
     { "worker", "job_log", USHER_VAL_WORD, CFG(worker_job_log), NULL, 0, 0, 0, true,
       "USHER_WORKER_JOB_LOG", bool_words },
+    { "worker", "metrics_address", USHER_VAL_STRING, CFG(worker_metrics_address), "127.0.0.1", 0, 0,
+      0, false, "USHER_WORKER_METRICS_ADDRESS", NULL },
     { "messages", "batch_size", USHER_VAL_INT, CFG(messages_batch_size), NULL, 500, 1, 10000, false,
       NULL, NULL },
 };

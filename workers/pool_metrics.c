@@ -301,8 +301,9 @@ static void serve(struct evhttp_request *req, void *arg)
     usher_prom_reply(req, out, render(m, out) == 0);
 }
 
-usher_pool_metrics *usher_pool_metrics_new(struct event_base *base, const char *pool, int port,
-                                           char *errbuf, size_t errlen)
+usher_pool_metrics *usher_pool_metrics_new(struct event_base *base, const char *pool,
+                                           const char *address, int port, char *errbuf,
+                                           size_t errlen)
 {
     usher_pool_metrics *m = usher_calloc(1, sizeof(*m));
 
@@ -312,8 +313,8 @@ usher_pool_metrics *usher_pool_metrics_new(struct event_base *base, const char *
     if (port == 0)
         return m;
     m->http = usher_need(evhttp_new(base));
-    if (evhttp_bind_socket(m->http, "127.0.0.1", (ev_uint16_t)port) != 0) {
-        snprintf(errbuf, errlen, "metrics_port %d: cannot listen on 127.0.0.1:%d", port, port);
+    if (evhttp_bind_socket(m->http, address, (ev_uint16_t)port) != 0) {
+        snprintf(errbuf, errlen, "metrics_port %d: cannot listen on %s:%d", port, address, port);
         usher_pool_metrics_free(m);
         return NULL;
     }

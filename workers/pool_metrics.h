@@ -32,12 +32,12 @@ typedef struct usher_pool_gauges {
 } usher_pool_gauges;
 
 /*
- * Starts serving on 127.0.0.1:port (0: counts but serves nothing). NULL
- * when the port cannot be bound (errbuf says why).
+ * Starts serving on address:port ([worker] metrics_address; port 0: counts
+ * but serves nothing). NULL when it cannot listen there (errbuf says why).
  */
 USHER_MUSTCHECK usher_pool_metrics *usher_pool_metrics_new(struct event_base *base,
-                                                           const char *pool, int port, char *errbuf,
-                                                           size_t errlen);
+                                                           const char *pool, const char *address,
+                                                           int port, char *errbuf, size_t errlen);
 void usher_pool_metrics_free(usher_pool_metrics *m);
 
 /* A job was handed to a child at now_us (µs since the epoch). */

@@ -1058,8 +1058,8 @@ static int start(supervisor *s)
     /* After the first children: they should not hold the metrics socket. */
     char why[256];
 
-    s->metrics =
-        usher_pool_metrics_new(s->base, s->pool_name, s->pool->metrics_port, why, sizeof(why));
+    s->metrics = usher_pool_metrics_new(s->base, s->pool_name, s->cfg.worker_metrics_address,
+                                        s->pool->metrics_port, why, sizeof(why));
     if (s->metrics == NULL) {
         usher_log(USHER_LOG_ERR, "pool=%s %s", s->pool_name, why);
         return -1;

@@ -28,6 +28,16 @@ __attribute__((constructor)) static void use_metrics_config(void)
 TESTDB_SUITE(metrics, "usher_test_metrics");
 
 #define WORKER_METRICS_PORT 58397
+/* metrics-test.conf's [worker] metrics_address: another loopback address, so
+ * that the test sees the pool listen where it is told, not on 127.0.0.1. */
+#define WORKER_METRICS_HOST "127.0.0.2"
+
+/* Where a port's /metrics is: the pool's on its address, usher-api's on 127.0.0.1. */
+static testapi metrics_at(int port)
+{
+    return (testapi){ .port = port,
+                      .host = port == WORKER_METRICS_PORT ? WORKER_METRICS_HOST : NULL };
+}
 
 static pid_t worker_pid;
 
@@ -38,10 +48,10 @@ static void kill_worker(void)
         testproc_kill(worker_pid);
 }
 
-/* Scrapes http://127.0.0.1:port/metrics and parses it strictly (fails the test otherwise). */
+/* Scrapes port's /metrics and parses it strictly (fails the test otherwise). */
 static promtext *scrape(int port, const char *path)
 {
-    testapi where = { .port = port };
+    testapi where = metrics_at(port);
     testhttp_resp resp;
     char why[512];
     promtext *p;
@@ -72,7 +82,7 @@ typedef struct expect {
 /* One scrape of port's /metrics while waiting; NULL when it does not answer 200 or parse. */
 static promtext *try_scrape(int port)
 {
-    testapi where = { .port = port };
+    testapi where = metrics_at(port);
     testhttp_resp resp;
     char why[256];
     promtext *p = NULL;
@@ -123,6 +133,16 @@ Test(metrics, a_pool_counts_its_jobs_by_outcome_and_exports_its_sizes, .timeout 
     cr_assert(testproc_wait_for(counters_reached, &(expect){ 10, 3, 1 }, 120000),
               "the counters never reached 10 completed, 3 dead, 1 retried; see %s", log);
     p = scrape(WORKER_METRICS_PORT, "/metrics");
+    {
+        /* Served on metrics_address only: nothing listens on 127.0.0.1. */
+        testapi loopback = { .port = WORKER_METRICS_PORT };
+        testhttp_resp resp;
+
+        cr_assert_eq(testhttp(&loopback,
+                              &(testhttp_req){ "GET", "/metrics", NULL, NULL, NULL, NULL }, &resp),
+                     0, "127.0.0.1:%d answered %ld", WORKER_METRICS_PORT, resp.status);
+        testhttp_resp_free(&resp);
+    }
     cr_assert_eq(promtext_sum(p, "usher_jobs_failed_total", ""), 4);
     cr_assert_eq(promtext_value(p, "usher_job_duration_seconds_count",
                                 "pool=\"metered\",queue=\"work\",kind=\"test.noop\""),
@@ -340,7 +360,7 @@ Test(metrics, a_pool_exports_its_queues_oldest_job_age_and_budget, .timeout = 30
 /* The text of GET /metrics on port (fails the test unless 200). */
 static char *scrape_text(int port)
 {
-    testapi where = { .port = port };
+    testapi where = metrics_at(port);
     testhttp_resp resp;
     char *text;
 

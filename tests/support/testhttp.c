@@ -89,6 +89,7 @@ void testapi_launch(testapi *api, const char *path, const char *database_url, in
     setenv("USHER_API_METRICS_LISTEN", "127.0.0.1:0", 1);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     api->port = 0;
+    api->host = NULL; /* callers declare their testapi without an initializer */
     api->pid = testproc_start(argv, api->log);
     cr_assert_gt(api->pid, 0);
     while (api->port == 0 && testdb_now_ms() < deadline) {
@@ -180,7 +181,8 @@ static void setup(easy *e, const testapi *api, const testhttp_req *req)
     memset(e, 0, sizeof(*e));
     e->curl = curl_easy_init();
     cr_assert_not_null(e->curl);
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", api->port, req->path);
+    snprintf(url, sizeof(url), "http://%s:%d%s", api->host != NULL ? api->host : "127.0.0.1",
+             api->port, req->path);
     curl_easy_setopt(e->curl, CURLOPT_URL, url);
     curl_easy_setopt(e->curl, CURLOPT_CUSTOMREQUEST, req->method);
     curl_easy_setopt(e->curl, CURLOPT_WRITEFUNCTION, append);

@@ -14,6 +14,7 @@ typedef struct testapi {
     pid_t pid;
     int port;
     int metrics_port; /* api.metrics_listen's: GET /metrics is served there only */
+    const char *host; /* the address to ask; NULL: 127.0.0.1 */
     char log[256];
 } testapi;
 
