@@ -10,7 +10,7 @@
  * end of its answer, queueing in this client included.
  *
  *   usher-bench-api-load --url http://HOST:PORT --profile steady|peak|spike|endurance
- *       [--seconds N] [--scale N] [--connections N] [--drain-s N] [--tag TEXT]
+ *       [--seconds N] [--scale X] [--connections N] [--drain-s N] [--tag TEXT]
  *       [--event ID --ticket-type ID]            registration, POST (fresh email each)
  *       [--scanner TOKEN --codes FILE]           check-in, POST (one code each, never reused)
  *       [--access-codes FILE]                    attendees' codes, cycled by the two GETs:
@@ -25,7 +25,7 @@
  * 200 each, twice the registrations: buyers trying again) x --scale x the profile's
  * factor: steady 0.5, peak
  * 1, endurance 0.7, spike 1 with 4 in the middle third of the run. Defaults:
- * 30 s (spike 45 s, endurance 60 s), scale 1, 512 connections. After the
+ * 30 s (spike 45 s, endurance 60 s), scale 1 (any of 0.01..10000), 512 connections. After the
  * run, answers still due get --drain-s (default 10) seconds; those that do
  * not come are counted as unfinished. Prints one JSON line per type and one
  * for all of them together (api_load_report.c); options in api_load_opts.c.
@@ -365,8 +365,7 @@ static void tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     while (l->next_ns[t] <= now && l->next_ns[t] < l->end_ns) {
-        double rate =
-            load_peak_rate[t] * (double)l->o.scale * factor(&l->o, l->next_ns[t] - l->start_ns);
+        double rate = load_peak_rate[t] * l->o.scale * factor(&l->o, l->next_ns[t] - l->start_ns);
 
         issue(l, t, l->next_ns[t]);
         l->next_ns[t] += (int64_t)(1e9 / rate);

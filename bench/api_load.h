@@ -39,7 +39,8 @@ typedef struct load_opts {
     char host_name[256]; /* HOST */
     int port;
     load_profile profile;
-    long long seconds, scale, connections, drain_s;
+    long long seconds, connections, drain_s;
+    double scale;    /* the peak rates' factor, 0.01..10000 */
     const char *tag; /* makes the registrations' emails fresh across runs */
     long long event, ticket_type, session, content;
     long long sold_out_event, sold_out_ticket_type;

@@ -13,7 +13,7 @@
 
 static const char usage[] =
     "usage: usher-bench-api-load --url http://HOST:PORT --profile steady|peak|spike|endurance\n"
-    "    [--seconds N] [--scale N] [--connections N] [--drain-s N] [--tag TEXT]\n"
+    "    [--seconds N] [--scale X] [--connections N] [--drain-s N] [--tag TEXT]\n"
     "    [--event ID --ticket-type ID] [--scanner TOKEN --codes FILE]\n"
     "    [--access-codes FILE [--session ID] [--content ID]]\n"
     "    [--sold-out-event ID --sold-out-ticket-type ID]\n";
@@ -102,7 +102,6 @@ static int parse_one(const char *name, const char *value, load_opts *o, const ch
 {
     const int_opt ints[] = {
         { "--seconds", &o->seconds, 1, 86400 },
-        { "--scale", &o->scale, 1, 10000 },
         { "--connections", &o->connections, 1, LOAD_CONNECTIONS_MAX },
         { "--drain-s", &o->drain_s, 0, 3600 },
         { "--event", &o->event, 1, INT64_MAX },
@@ -129,6 +128,18 @@ static int parse_one(const char *name, const char *value, load_opts *o, const ch
             return 1;
         }
         *ints[i].value = v;
+        return 0;
+    }
+    if (strcmp(name, "--scale") == 0) {
+        char *end;
+
+        errno = 0;
+        o->scale = strtod(value, &end);
+        if (errno != 0 || *end != '\0' || end == value ||
+            !(o->scale >= 0.01 && o->scale <= 10000)) {
+            fprintf(stderr, "usher-bench-api-load: --scale must be 0.01..10000\n");
+            return 1;
+        }
         return 0;
     }
     for (size_t i = 0; i < sizeof(text_names) / sizeof(text_names[0]); i++) {

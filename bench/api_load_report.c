@@ -59,7 +59,7 @@ static void print_line(const load_opts *o, const char *type, load_stats *s, doub
 {
     if (s->n > 0) /* qsort's array may not be NULL, even empty */
         qsort(s->lat_ns, (size_t)s->n, sizeof(*s->lat_ns), compare_int64);
-    printf("{\"bench\":\"api_load\",\"profile\":\"%s\",\"scale\":%lld,\"type\":\"%s\","
+    printf("{\"bench\":\"api_load\",\"profile\":\"%s\",\"scale\":%g,\"type\":\"%s\","
            "\"seconds\":%lld,\"target_per_s\":%.1f,\"achieved_per_s\":%.1f,\"sent\":%lld,"
            "\"ok\":%lld,\"errors\":%lld,\"unfinished\":%lld,\"p50_ms\":%.2f,\"p90_ms\":%.2f,"
            "\"p95_ms\":%.2f,\"p99_ms\":%.2f,\"max_ms\":%.2f",
