@@ -68,3 +68,12 @@ int api_job_stamp(json_t *templates, const char *at_field)
                   : json_object_set_new(json_array_get(templates, n - 1), "at_field",
                                         json_string(at_field));
 }
+
+int api_job_for_event(json_t *templates, const char *event_field)
+{
+    size_t n = json_array_size(templates);
+
+    return n == 0 ? -1
+                  : json_object_set_new(json_array_get(templates, n - 1), "event_field",
+                                        json_string(event_field));
+}

@@ -34,6 +34,13 @@ int api_job_add(json_t *templates, const api_req *r, const char *kind, json_t *p
 int api_job_stamp(json_t *templates, const char *at_field);
 
 /*
+ * Marks the template added last: a statement that knows the event of the
+ * row it changes (usher_cancel_registration) sets its payload's field
+ * event_field to that event's id. Returns 0, or -1 out of memory or when empty.
+ */
+int api_job_for_event(json_t *templates, const char *event_field);
+
+/*
  * One job of kind with payload (its reference is taken) and id_field (or
  * NULL) as api_job_add makes it, as a one-element template list in JSON
  * text (the caller frees it); NULL out of memory.

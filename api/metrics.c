@@ -15,7 +15,7 @@ static const int statuses[] = { 200, 201, 202, 204, 206, 304, 400, 401, 403, 404
                                 410, 411, 413, 415, 416, 422, 429, 431, 500, 503, 0 };
 #define NSTATUS (sizeof(statuses) / sizeof(statuses[0])) /* the last one: any other */
 
-static const char *const caches[] = { "event", "access" };
+static const char *const caches[] = { "event", "access", "analytics" };
 #define NCACHE (sizeof(caches) / sizeof(caches[0]))
 static const char *const results[] = { "miss", "hit" };            /* [hit] */
 static const char *const loads[] = { "read", "shared", "waited" }; /* [how] */

@@ -45,6 +45,7 @@ const api_route api_routes[] = {
     { EVHTTP_REQ_GET, "/v1/messages/{id}", API_ORG, false, false, route_message_get },
     { EVHTTP_REQ_POST, "/v1/messages/{id}/cancel", API_ORG, false, false, route_message_cancel },
     { EVHTTP_REQ_POST, "/v1/events/{id}/cancel", API_ORG, true, false, route_event_cancel },
+    { EVHTTP_REQ_GET, "/v1/events/{id}/analytics", API_ORG, false, false, route_event_analytics },
     { EVHTTP_REQ_POST, "/v1/events/{id}/reports", API_ORG, true, false, route_report_create },
     { EVHTTP_REQ_GET, "/v1/reports/{id}", API_ORG, false, false, route_report_get },
     { EVHTTP_REQ_POST, "/v1/events/{id}/badges", API_ORG, false, false, route_badges_create },

@@ -197,7 +197,10 @@ static void bulk_done(api_req *r, usher_err err, const char *why, json_t *out, v
     api_blocking_reply(r, err, why, out, a);
 }
 
-/* A filter's time: RFC 3339, YYYY-MM-DD (midnight UTC) or @UNIXSECONDS, after 1970. */
+/*
+ * A filter's time: RFC 3339 with an offset or @UNIXSECONDS, after 1970. A
+ * date alone or a time without an offset is refused: never read as UTC.
+ */
 static bool read_time(api_req *r, const char *field, int64_t *us)
 {
     const char *text = NULL;
@@ -212,11 +215,13 @@ static bool read_time(api_req *r, const char *field, int64_t *us)
         ok = api_parse_whole(text + 1, 0, INT64_MAX / 1000000, &secs);
         *us = secs * 1000000;
     } else {
-        ok = api_parse_time(text, true, us);
+        ok = api_parse_time(text, false, us);
     }
     /* 0 means "no bound" to the engine: the epoch itself would widen the filter. */
     if (!ok || *us <= 0) {
-        api_reply_invalid(r, field, "%s must be a time after 1970, like 2026-11-27T18:00:00Z",
+        api_reply_invalid(r, field,
+                          "%s must be a time after 1970 with an offset, like"
+                          " 2026-11-27T18:00:00Z or 2026-11-27T19:00:00+01:00, or @UNIXSECONDS",
                           field);
         return false;
     }

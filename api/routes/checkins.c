@@ -101,7 +101,8 @@ void route_checkin(api_req *r)
     }
     templates = usher_need(json_array());
     if (api_job_add(templates, r, "analytics.rollup",
-                    json_pack("{s:I,s:s}", "event_id", (json_int_t)event, "metric", "checkin"),
+                    json_pack("{s:I,s:s,s:s}", "event_id", (json_int_t)event, "metric", "checkin",
+                              "gate", gate),
                     NULL) == 0 &&
         api_job_stamp(templates, "at") == 0 &&
         /* Counted: one job folds the whole batch's check-ins, so it is no one request's. */

@@ -100,6 +100,7 @@ static void cancelled(PGresult *res, const char *errmsg, void *arg)
         api_wake_kind(r->loop, "index.document");
         api_wake_kind(r->loop, "email.send");
         api_wake_kind(r->loop, "notify.webhook");
+        api_wake_kind(r->loop, "analytics.rollup");
     }
     /* Answered once the holds are in: after the 200 no door says "yes". */
     api_cache_hold(r->loop, c->key_at, c->n, doors_held, c);
@@ -107,7 +108,8 @@ static void cancelled(PGresult *res, const char *errmsg, void *arg)
 
 /*
  * The cancellation's jobs, as JSON text (the caller frees it): the
- * attendee leaves the search index and gets a registration_cancelled email.
+ * attendee leaves the search index and gets a registration_cancelled email,
+ * and the event's analytics count it (its event_id set by the statement).
  */
 static char *cancel_jobs(const api_req *r)
 {
@@ -116,7 +118,10 @@ static char *cancel_jobs(const api_req *r)
 
     if (api_job_add(jobs, r, "index.document", json_pack("{s:s}", "type", "attendee"), "id") == 0 &&
         api_job_add(jobs, r, "email.send", json_pack("{s:s}", "template", "registration_cancelled"),
-                    "registration_id") == 0)
+                    "registration_id") == 0 &&
+        api_job_add(jobs, r, "analytics.rollup", json_pack("{s:s}", "metric", "cancellation"),
+                    NULL) == 0 &&
+        api_job_stamp(jobs, "at") == 0 && api_job_for_event(jobs, "event_id") == 0)
         text = usher_need(json_dumps(jobs, JSON_COMPACT));
     json_decref(jobs);
     return text;

@@ -36,6 +36,9 @@ void api_event_cache_changed(api_loop *loop, int64_t id);
  */
 void api_event_cache_sold_out(api_loop *loop, int64_t event, int64_t ticket_type);
 
+/* analytics.c */
+void route_event_analytics(api_req *r);
+
 /* event_removal.c */
 void route_event_delete(api_req *r);
 void route_session_delete(api_req *r);

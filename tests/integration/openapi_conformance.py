@@ -642,6 +642,11 @@ class Values:
             "If-Range": lambda: w.content_etag,
             "Range": lambda: rng.choice(["bytes=0-3", "bytes=2-", "bytes=-4"]),
         }
+        # An analytics range: 12 hours, whatever the step (at most 1000 of them).
+        if name == "from" and ctx.get("op") == "getEventAnalytics":
+            return "2030-06-01T00:00:00+02:00"
+        if name == "to" and ctx.get("op") == "getEventAnalytics":
+            return "2030-06-01T12:00:00+02:00"
         if name == "timezone":
             return rng.choice(["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo"])
         return table[name]() if name in table else None

@@ -337,3 +337,25 @@ Test(api_admin, webhook_deliveries_are_listed_and_replayed_as_new_jobs, .init = 
                  404);
     testhttp_resp_free(&resp);
 }
+
+Test(api_admin, a_filter_time_without_an_offset_is_refused_naming_the_field, .init = start,
+     .fini = stop)
+{
+    static const char *const cases[][2] = {
+        { "{\"since\":\"2026-11-27\"}", "since" },
+        { "{\"until\":\"2026-11-27T18:00:00\"}", "until" },
+        { "{\"since\":\"2026-11-27T18:00:00.5\"}", "since" },
+    };
+    testhttp_resp resp;
+
+    dead_job("email", "email.send", "550");
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cr_assert_eq(call("POST", "/v1/admin/dead/retry", admin, cases[i][0], &resp), 422, "%s",
+                     resp.body);
+        cr_assert_str_eq(
+            json_string_value(json_object_get(json_object_get(resp.json, "error"), "field")),
+            cases[i][1], "%s", resp.body);
+        testhttp_resp_free(&resp);
+    }
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE state = 'dead'"), 1);
+}

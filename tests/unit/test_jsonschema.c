@@ -299,7 +299,8 @@ static const struct broken_payload {
     { "index.document", "{\"type\": \"room\", \"id\": 1}",
       "payload.type: must be one of \"event\", \"session\", \"attendee\" (enum)" },
     { "analytics.rollup", "{\"event_id\": 1, \"metric\": \"checkins\"}",
-      "payload.metric: must be one of \"registration\", \"checkin\", \"session_access\" (enum)" },
+      "payload.metric: must be one of \"registration\", \"cancellation\", \"checkin\","
+      " \"session_access\" (enum)" },
     { "report.attendees", "{\"report_id\": 1, \"scope\": \"all\"}",
       "payload: matches none of oneOf: (1) payload: property \"scope\" is not allowed"
       " (additionalProperties: false); (2) payload: property \"report_id\" is not allowed"

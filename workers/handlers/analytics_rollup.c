@@ -1,6 +1,7 @@
 /*
- * analytics.rollup: folds counted events (a registration, a check-in, a
- * session opened) into the per-minute counters of analytics_minute. A
+ * analytics.rollup: folds counted events (a registration, a cancellation,
+ * a check-in at a gate, a session opened) into the per-minute counters of
+ * analytics_minute, read by GET /v1/events/{id}/analytics. A
  * producer enqueues one small job per event; the worker folds the jobs a
  * child holds in one statement, so a burst of check-ins costs one upsert
  * per (event, minute, metric) instead of one per scan.
@@ -30,11 +31,11 @@
 
 #define COUNT_MAX 1000000000 /* per job: a batch's sum stays far below int8's range */
 
-/* $1 job ids, $2 event ids, $3 metrics, $4 minutes (epoch s), $5 counts; all arrays. */
+/* $1 job ids, $2 event ids, $3 metrics, $4 minutes (epoch s), $5 counts, $6 gates; all arrays. */
 static const char fold_sql[] =
     "WITH input AS ("
-    "  SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::int8[], $5::int8[])"
-    "    AS t(job_id, event_id, metric, minute_s, n)),"
+    "  SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::int8[], $5::int8[],"
+    "    $6::text[]) AS t(job_id, event_id, metric, minute_s, n, gate)),"
     " expired AS ("
     "  DELETE FROM analytics_folded WHERE job_id IN ("
     "    SELECT job_id FROM analytics_folded WHERE folded_at < now() - interval '7 days'"
@@ -42,20 +43,24 @@ static const char fold_sql[] =
     " fresh AS ("
     "  INSERT INTO analytics_folded (job_id) SELECT job_id FROM input"
     "  ON CONFLICT DO NOTHING RETURNING job_id)"
-    " INSERT INTO analytics_minute AS a (event_id, minute, metric, count)"
-    " SELECT i.event_id, to_timestamp(i.minute_s), i.metric, sum(i.n)"
+    " INSERT INTO analytics_minute AS a (event_id, minute, metric, gate, count)"
+    " SELECT i.event_id, to_timestamp(i.minute_s), i.metric, i.gate, sum(i.n)"
     " FROM input i JOIN fresh USING (job_id)"
-    " GROUP BY i.event_id, i.minute_s, i.metric"
+    " GROUP BY i.event_id, i.minute_s, i.metric, i.gate"
     /* One order for every child, so two batches never lock rows in opposite orders. */
-    " ORDER BY i.event_id, i.minute_s, i.metric"
-    " ON CONFLICT (event_id, minute, metric) DO UPDATE SET count = a.count + excluded.count";
+    " ORDER BY i.event_id, i.minute_s, i.metric, i.gate"
+    " ON CONFLICT (event_id, minute, metric, gate) DO UPDATE SET count = a.count + excluded.count";
 
-static const char *const metrics[] = { "registration", "checkin", "session_access" };
+static const char *const metrics[] = { "registration", "cancellation", "checkin",
+                                       "session_access" };
+
+#define GATE_MAX 64 /* characters, as POST /v1/checkins takes them */
 
 /* One valid job's contribution. */
 typedef struct fold {
     int64_t job_id, event_id, minute_s, count;
     const char *metric;
+    const char *gate; /* borrowed from the payload; "" for none */
 } fold;
 
 /* Reads n digits at *p into *out and advances *p; false if they are not all digits. */
@@ -148,10 +153,10 @@ static bool event_time(const usher_job *job, json_t *payload, usher_handler_resu
 static bool validate(const usher_job *job, json_t *payload, usher_handler_result *r, fold *f)
 {
     const char *metric = json_string_value(json_object_get(payload, "metric"));
-    json_t *count = json_object_get(payload, "count");
+    json_t *count = json_object_get(payload, "count"), *gate = json_object_get(payload, "gate");
     int64_t at;
 
-    *f = (fold){ .job_id = job->id, .count = 1 };
+    *f = (fold){ .job_id = job->id, .count = 1, .gate = "" };
     if ((f->event_id = usher_payload_id(payload, "event_id", r)) == 0)
         return false;
     for (size_t i = 0; metric != NULL && i < sizeof(metrics) / sizeof(metrics[0]); i++) {
@@ -160,10 +165,18 @@ static bool validate(const usher_job *job, json_t *payload, usher_handler_result
     }
     if (f->metric == NULL) {
         usher_handler_fail(r, USHER_OUTCOME_PERMANENT,
-                           "payload.metric must be \"registration\", \"checkin\" or"
-                           " \"session_access\"");
+                           "payload.metric must be \"registration\", \"cancellation\","
+                           " \"checkin\" or \"session_access\"");
         return false;
     }
+    if (gate != NULL && (!json_is_string(gate) || json_string_length(gate) > 4 * GATE_MAX ||
+                         strlen(json_string_value(gate)) != json_string_length(gate))) {
+        usher_handler_fail(r, USHER_OUTCOME_PERMANENT,
+                           "payload.gate must be a string of at most %d characters", GATE_MAX);
+        return false;
+    }
+    if (gate != NULL)
+        f->gate = json_string_value(gate);
     if (count != NULL && (!json_is_integer(count) || json_integer_value(count) < 1 ||
                           json_integer_value(count) > COUNT_MAX)) {
         usher_handler_fail(r, USHER_OUTCOME_PERMANENT,
@@ -181,12 +194,12 @@ static bool validate(const usher_job *job, json_t *payload, usher_handler_result
 /* Runs fold_sql over folds[0..n); the store's errstr and sqlstate say why it failed. */
 static USHER_MUSTCHECK usher_err fold_all(usher_store *st, const fold *folds, size_t n)
 {
-    usher_buf arrays[5] = { { 0 } };
-    const char *params[5];
+    usher_buf arrays[6] = { { 0 } };
+    const char *params[6];
     PGresult *res = NULL;
     usher_err err = USHER_OK;
 
-    for (size_t a = 0; a < 5; a++)
+    for (size_t a = 0; a < 6; a++)
         usher_buf_array_open(&arrays[a]);
     for (size_t i = 0; i < n; i++) {
         usher_buf_array_int(&arrays[0], folds[i].job_id);
@@ -194,17 +207,18 @@ static USHER_MUSTCHECK usher_err fold_all(usher_store *st, const fold *folds, si
         usher_buf_array_text(&arrays[2], folds[i].metric);
         usher_buf_array_int(&arrays[3], folds[i].minute_s);
         usher_buf_array_int(&arrays[4], folds[i].count);
+        usher_buf_array_text(&arrays[5], folds[i].gate);
     }
-    for (size_t a = 0; a < 5; a++) {
+    for (size_t a = 0; a < 6; a++) {
         usher_buf_array_close(&arrays[a]);
         if (usher_buf_failed(&arrays[a]))
             err = usher_store_fail(st, USHER_ERR_NOMEM, "out of memory");
         params[a] = usher_buf_str(&arrays[a]);
     }
     if (err == USHER_OK)
-        err = usher_store_exec_hot(st, fold_sql, 5, params, &res);
+        err = usher_store_exec_hot(st, fold_sql, 6, params, &res);
     PQclear(res);
-    for (size_t a = 0; a < 5; a++)
+    for (size_t a = 0; a < 6; a++)
         usher_buf_release(&arrays[a]);
     return err;
 }

@@ -61,17 +61,29 @@ static bool templates_build(const usher_config *cfg, int64_t message, const char
     json_t *hook = usher_enqueue_template(cfg, "notify.webhook", USHER_DEFAULT_QUEUE, NULL);
     json_t *index = usher_enqueue_template(cfg, "index.document", USHER_DEFAULT_QUEUE,
                                            json_pack("{s:s}", "type", "attendee"));
+    /* Each cancellation counted in its event's analytics (usher_cancel_registration sets it). */
+    json_t *counted = usher_enqueue_template(cfg, "analytics.rollup", USHER_DEFAULT_QUEUE,
+                                             json_pack("{s:s}", "metric", "cancellation"));
     json_t *cancel = json_array();
 
     usher_buf_array_open(&t->queues);
     if (index != NULL && json_object_set_new(index, "id_field", json_string("id")) == 0 &&
         (request_id[0] == '\0' ||
          json_object_set_new(index, "request_id", json_string(request_id)) == 0) &&
-        cancel != NULL && json_array_append(cancel, index) == 0)
+        counted != NULL &&
+        json_object_set_new(counted, "event_field", json_string("event_id")) == 0 &&
+        json_object_set_new(counted, "at_field", json_string("at")) == 0 &&
+        (request_id[0] == '\0' ||
+         json_object_set_new(counted, "request_id", json_string(request_id)) == 0) &&
+        cancel != NULL && json_array_append(cancel, index) == 0 &&
+        json_array_append(cancel, counted) == 0) {
         t->cancel = dump(cancel, index, &t->queues, "");
-    else
+        usher_buf_array_text(&t->queues, json_string_value(json_object_get(counted, "queue")));
+    } else {
         json_decref(cancel);
+    }
     json_decref(index);
+    json_decref(counted);
     t->email = dump(email, email, &t->queues, request_id);
     t->next = dump(next, next, &t->queues, request_id);
     t->hook = dump(hook, hook, &t->queues, request_id);
