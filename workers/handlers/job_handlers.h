@@ -10,7 +10,8 @@
  *   index.document {type: "event"|"session"|"attendee", id, delete?: bool}
  *   report.attendees, report.checkins {report_id}: a row of reports (platform/report.h),
  *                 or {scope: "all"}: one CSV report per current event
- *   analytics.rollup {event_id, metric: "registration"|"checkin"|"session_access",
+ *   analytics.rollup {event_id, metric: "registration"|"cancellation"|"checkin"|
+ *                 "session_access", gate?: a check-in's door (default ""),
  *                 at?: RFC 3339 timestamp (default: when the job became
  *                 runnable, else now), count?: 1..10^9 (default 1)}
  * index.document, analytics.rollup and email.send also run in batches
