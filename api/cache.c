@@ -123,6 +123,62 @@ void api_cache_put(api_loop *loop, const char *key, const char *value, size_t le
     free(entry);
 }
 
+typedef struct put_many {
+    void (*done)(void *arg, long long stored);
+    void *arg;
+} put_many;
+
+static void put_many_answered(redisReply *reply, void *arg)
+{
+    put_many *p = arg;
+
+    p->done(p->arg, reply != NULL && reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1);
+    free(p);
+}
+
+/* KEYS: the keys; ARGV[1]: PX, ARGV[2]: "FRESH_UNTIL|", ARGV[2 + i]: value i. */
+static const char put_many_script[] =
+    "local n = 0"
+    " for i, k in ipairs(KEYS) do"
+    "  if redis.call('GET', k) ~= '" API_CACHE_HELD "' then"
+    "   redis.call('SET', k, ARGV[2] .. ARGV[2 + i], 'PX', ARGV[1])"
+    "   n = n + 1"
+    "  end"
+    " end return n";
+
+void api_cache_put_many(api_loop *loop, const char *const *keys, const char *const *values,
+                        size_t n, int ttl_s, int stale_s, int timeout_ms,
+                        void (*done)(void *arg, long long stored), void *arg)
+{
+    const char **argv;
+    char count[USHER_INT_TEXT_MAX], px[USHER_INT_TEXT_MAX], head[32];
+    put_many *p;
+
+    if (n == 0 || ttl_s <= 0) {
+        done(arg, 0);
+        return;
+    }
+    argv = usher_calloc(2 * n + 5, sizeof(*argv));
+    p = usher_malloc(sizeof(*p));
+    *p = (put_many){ done, arg };
+    usher_int_text(n, count);
+    usher_int_text((ttl_s + stale_s) * 1000LL, px);
+    snprintf(head, sizeof(head), "%lld|", wall_ms() + ttl_s * 1000LL);
+    argv[0] = "EVAL";
+    argv[1] = put_many_script;
+    argv[2] = count;
+    memcpy(&argv[3], keys, n * sizeof(*argv));
+    argv[3 + n] = px;
+    argv[4 + n] = head;
+    memcpy(&argv[5 + n], values, n * sizeof(*argv));
+    if (!api_redis_call(loop->redis, timeout_ms, put_many_answered, p, (int)(2 * n + 5), argv,
+                        NULL)) {
+        free(p);
+        done(arg, -1);
+    }
+    free(argv);
+}
+
 void api_cache_drop(api_loop *loop, const char *key)
 {
     const char *argv[] = { "DEL", key };

@@ -34,6 +34,16 @@ void api_cache_get(api_req *r, const char *name, const char *key, api_cache_fn d
 void api_cache_put(api_loop *loop, const char *key, const char *value, size_t len, int ttl_s,
                    int stale_s);
 
+/*
+ * Stores values[i] under keys[i] for i < n, as api_cache_put each, in one
+ * round trip, except keys held (api_cache_hold) meanwhile. done(arg,
+ * stored) runs once on the loop: stored is how many were stored, -1 when
+ * Redis is down or did not answer within timeout_ms (then some may be).
+ */
+void api_cache_put_many(api_loop *loop, const char *const *keys, const char *const *values,
+                        size_t n, int ttl_s, int stale_s, int timeout_ms,
+                        void (*done)(void *arg, long long stored), void *arg);
+
 /* Drops key (after a change). */
 void api_cache_drop(api_loop *loop, const char *key);
 

@@ -31,6 +31,8 @@ struct api_metrics {
     route_stats *routes;
     atomic_uint_fast64_t cache[NCACHE][2];                /* [cache][hit] */
     atomic_uint_fast64_t loads[NCACHE][API_CACHE_NLOADS]; /* [cache][how] */
+    atomic_uint_fast64_t warmed[NCACHE];                  /* [cache]: entries the warm-up stored */
+    atomic_uint_fast64_t warm_sessions[2]; /* [claimed elsewhere]: sessions looked at */
     usher_prom_histogram db_queued, db_ran;
 };
 
@@ -94,6 +96,19 @@ void api_metrics_cache_load(api_metrics *m, const char *cache, int how)
         if (strcmp(caches[i], cache) == 0)
             atomic_fetch_add_explicit(&m->loads[i][how], 1, memory_order_relaxed);
     }
+}
+
+void api_metrics_cache_warmed(api_metrics *m, const char *cache, long long n)
+{
+    for (size_t i = 0; i < NCACHE && n > 0; i++) {
+        if (strcmp(caches[i], cache) == 0)
+            atomic_fetch_add_explicit(&m->warmed[i], (uint64_t)n, memory_order_relaxed);
+    }
+}
+
+void api_metrics_warm_session(api_metrics *m, bool elsewhere)
+{
+    atomic_fetch_add_explicit(&m->warm_sessions[elsewhere], 1, memory_order_relaxed);
 }
 
 void api_metrics_statement(api_metrics *m, double queued_s, double ran_s)
@@ -192,6 +207,23 @@ int api_metrics_render(api_metrics *m, struct api_loop *const *loops, int nloops
     if (rc >= 0)
         rc = render_per_cache(out, "usher_cache_loads_total", "by", loads, API_CACHE_NLOADS,
                               &m->loads[0][0]);
+    if (rc >= 0)
+        rc = evbuffer_add_printf(out, "# HELP usher_cache_warmed_total Entries the cache warm-up"
+                                      " stored (access: door answers; event: details read).\n"
+                                      "# TYPE usher_cache_warmed_total counter\n");
+    for (size_t c = 0; c < NCACHE && rc >= 0; c++)
+        rc = evbuffer_add_printf(out, "usher_cache_warmed_total{cache=\"%s\"} %llu\n", caches[c],
+                                 (unsigned long long)load(&m->warmed[c]));
+    if (rc >= 0)
+        rc = evbuffer_add_printf(out,
+                                 "# HELP usher_cache_warm_sessions_total Sessions in the warm-up's"
+                                 " window, by what this process did: warmed their door answers,"
+                                 " or left them to the process that had claimed them.\n"
+                                 "# TYPE usher_cache_warm_sessions_total counter\n"
+                                 "usher_cache_warm_sessions_total{result=\"warmed\"} %llu\n"
+                                 "usher_cache_warm_sessions_total{result=\"claimed\"} %llu\n",
+                                 (unsigned long long)load(&m->warm_sessions[0]),
+                                 (unsigned long long)load(&m->warm_sessions[1]));
     if (rc >= 0)
         rc = evbuffer_add_printf(out, "# HELP usher_db_statement_duration_seconds A database"
                                       " statement of the API, from its send to its result.\n"

@@ -10,6 +10,7 @@
 #define USHER_API_METRICS_H
 
 #include <event2/buffer.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "error.h"
@@ -30,6 +31,12 @@ void api_metrics_cache(api_metrics *m, const char *cache, int hit);
  */
 enum { API_CACHE_READ, API_CACHE_SHARED, API_CACHE_WAITED, API_CACHE_NLOADS };
 void api_metrics_cache_load(api_metrics *m, const char *cache, int how);
+/*
+ * n entries stored by the cache warm-up (api/cache_warm.h); a session it
+ * warmed through, or found claimed by another process (elsewhere).
+ */
+void api_metrics_cache_warmed(api_metrics *m, const char *cache, long long n);
+void api_metrics_warm_session(api_metrics *m, bool elsewhere);
 /* A database statement: queued on its connection, then on the wire until answered. */
 void api_metrics_statement(api_metrics *m, double queued_s, double ran_s);
 

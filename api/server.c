@@ -14,6 +14,7 @@
 
 #include "alloc.h"
 #include "auth.h"
+#include "cache_warm.h"
 #include "checkin_batch.h"
 #include "flight.h"
 #include "http_guard.h"
@@ -33,6 +34,7 @@ struct api_threads {
     int n;
     api_loop **loops;
     api_metrics_http *metrics; /* /metrics, on loop 0's base */
+    api_cache_warm *warm;      /* the cache warm-up, on loop 0's base */
 };
 
 /* HOST:PORT -> a listening SO_REUSEPORT socket; *port gets the bound port. */
@@ -285,6 +287,7 @@ void api_conn_need(const usher_config *cfg, int nthreads, usher_conn_need *need)
  */
 static void free_unstarted(api_threads *t)
 {
+    api_cache_warm_free(t->warm);
     api_metrics_http_free(t->metrics);
     for (int i = 0; i < t->n; i++)
         loop_free(t->loops[i]);
@@ -323,6 +326,12 @@ usher_err api_threads_start(api_server *srv, int nthreads, api_threads **out, ch
     if (t->metrics == NULL) {
         free_unstarted(t);
         return USHER_ERR_CONFIG;
+    }
+    err = api_cache_warm_start(t->loops[0], &t->warm);
+    if (err != USHER_OK) {
+        snprintf(errbuf, errlen, "cannot arm the cache warm-up's timer");
+        free_unstarted(t);
+        return err;
     }
     err = api_offload_start(API_OFFLOAD_THREADS);
     if (err != USHER_OK) {
@@ -390,6 +399,7 @@ void api_threads_stop(api_threads *t, int grace_ms)
     }
     /* After the loops (no new work) and before their bases go (pending dones). */
     api_offload_stop();
+    api_cache_warm_free(t->warm); /* before its base; a pending answer frees it in loop_free */
     api_metrics_http_free(t->metrics);
     for (int i = 0; i < t->n; i++)
         loop_free(t->loops[i]);

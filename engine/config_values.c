@@ -163,6 +163,8 @@ const usher_setting usher_settings[] = {
       true, "USHER_API_CACHE_ACCESS_TTL_S", NULL },
     { "api", "cache_stale_s", USHER_VAL_INT, CFG(api_cache_stale_s), NULL, 30, 0, 86400, true, NULL,
       NULL },
+    { "api", "cache_warm_window_s", USHER_VAL_INT, CFG(api_cache_warm_window_s), NULL, 3600, 0,
+      604800, true, "USHER_API_CACHE_WARM_WINDOW_S", NULL },
     { "api", "rate_per_minute", USHER_VAL_INT, CFG(api_rate_per_minute), NULL, 600, 0, 100000000,
       true, "USHER_API_RATE_PER_MINUTE", NULL },
     { "api", "rate_read_per_minute", USHER_VAL_INT, CFG(api_rate_read_per_minute), NULL, 6000, 0,

@@ -173,8 +173,8 @@ static void refreshed(PGresult *res, const char *errmsg, void *arg)
     free(rf);
 }
 
-/* Reloads a stale entry behind the request that served it. */
-static void refresh_event(api_loop *loop, int64_t id)
+/* Reloads a stale entry behind the request that served it (and fills a warm-up's). */
+void api_event_cache_fill(api_loop *loop, int64_t id)
 {
     refresh *rf = usher_malloc(sizeof(*rf));
     char text[USHER_INT_TEXT_MAX];
@@ -217,7 +217,7 @@ static void event_cached(api_req *r, api_cache_state state, const char *value, s
         return;
     }
     if (reload)
-        refresh_event(r->loop, r->ids[0]);
+        api_event_cache_fill(r->loop, r->ids[0]);
     send_event(r, value, len);
 }
 

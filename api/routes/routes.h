@@ -36,6 +36,9 @@ void api_event_cache_changed(api_loop *loop, int64_t id);
  */
 void api_event_cache_sold_out(api_loop *loop, int64_t event, int64_t ticket_type);
 
+/* Reads the event's details and caches them (a refresh, or the warm-up's fill). */
+void api_event_cache_fill(api_loop *loop, int64_t id);
+
 /* analytics.c */
 void route_event_analytics(api_req *r);
 
@@ -140,6 +143,8 @@ void route_session_update(api_req *r);
 void route_session_access(api_req *r);
 /* The Redis key of a session door's cached answer for a registration. */
 void api_access_cache_key(int64_t session, int64_t registration, char key[API_CACHE_KEY_MAX]);
+/* A session door's answer as cached (JSON text, malloc'd): reason NULL for access. */
+char *api_access_answer_text(int64_t session, const char *reason);
 void route_content_upload(api_req *r);
 void route_content_list(api_req *r);
 void route_content_get(api_req *r);

@@ -15,7 +15,9 @@
  * cancellation through the API (registration_cancel.c) holds the
  * registration's keys empty, so the "yes" ends at once; a registration
  * changed in the database directly keeps its cached answer up to the TTL
- * plus the stale window.
+ * plus the stale window. The answers of sessions about to start are stored
+ * before anyone asks (api/cache_warm.h, the same keys and texts), so a cold
+ * cache does not send each attendee's first scan to the database.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +48,19 @@ static void reply_access(api_req *r, const char *json, size_t len)
     api_reply_raw(r, 200, "application/json", json, len);
 }
 
+char *api_access_answer_text(int64_t session, const char *reason)
+{
+    json_t *body;
+    char *text;
+
+    body = reason == NULL ? json_pack("{s:b,s:I}", "access", 1, "session_id", (json_int_t)session)
+                          : json_pack("{s:b,s:s,s:I}", "access", 0, "reason", reason, "session_id",
+                                      (json_int_t)session);
+    text = body != NULL ? usher_need(json_dumps(body, JSON_COMPACT)) : NULL;
+    json_decref(body);
+    return text;
+}
+
 /*
  * The answer for a row of ACCESS_SQL, as JSON text (malloc'd), or NULL: no
  * row (the session is unknown: *unknown set) or out of memory.
@@ -53,8 +68,6 @@ static void reply_access(api_req *r, const char *json, size_t len)
 static char *access_answer(PGresult *res, int64_t session, int64_t event, bool *unknown)
 {
     const char *reason = NULL;
-    json_t *body;
-    char *text;
 
     *unknown = PQntuples(res) != 1;
     if (*unknown)
@@ -68,12 +81,7 @@ static char *access_answer(PGresult *res, int64_t session, int64_t event, bool *
         reason = "cancelled";
     else if (strcmp(PQgetvalue(res, 0, 3), "t") == 0)
         reason = "session_cancelled";
-    body = reason == NULL ? json_pack("{s:b,s:I}", "access", 1, "session_id", (json_int_t)session)
-                          : json_pack("{s:b,s:s,s:I}", "access", 0, "reason", reason, "session_id",
-                                      (json_int_t)session);
-    text = body != NULL ? usher_need(json_dumps(body, JSON_COMPACT)) : NULL;
-    json_decref(body);
-    return text;
+    return api_access_answer_text(session, reason);
 }
 
 static void store(api_loop *loop, const char *key, const char *text)

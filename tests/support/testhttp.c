@@ -87,6 +87,8 @@ void testapi_launch(testapi *api, const char *path, const char *database_url, in
     setenv("USHER_DATABASE_URL", database_url, 1);
     setenv("USHER_API_LISTEN", "127.0.0.1:0", 1);
     setenv("USHER_API_METRICS_LISTEN", "127.0.0.1:0", 1);
+    /* The cache warm-up would change the cache counts tests assert: off unless a test asks. */
+    setenv("USHER_API_CACHE_WARM_WINDOW_S", "0", 0);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     api->port = 0;
     api->host = NULL; /* callers declare their testapi without an initializer */
