@@ -26,6 +26,7 @@
 
 #define SESSIONS_MAX     1000 /* sessions in one round, soonest first */
 #define CLAIM_TIMEOUT_MS 1000
+#define WARM_LATE_MAX    3   /* reads of one batch answered too late, before it is skipped */
 #define WARM_RETRY_MS    250 /* Redis or PostgreSQL not up yet (a cold start): look again soon */
 #define STORE_TIMEOUT_MS 5000
 
@@ -52,6 +53,8 @@ struct api_cache_warm {
     session *sessions;
     size_t nsessions, at; /* this round's sessions, and the one being warmed */
     int64_t after;        /* the last registration stored (the keyset) */
+    int64_t last;         /* the current batch's last registration */
+    int late;             /* reads of the current batch answered too late to store */
     long long read_ms;    /* when the current batch's statement was sent */
     int rows;             /* the current batch's rows */
     char (*keys)[API_CACHE_KEY_MAX];
@@ -152,7 +155,7 @@ static bool answers_of(api_cache_warm *w, PGresult *res)
             free_values(w);
             return false;
         }
-        w->after = reg;
+        w->last = reg;
     }
     return true;
 }
@@ -175,17 +178,26 @@ static void batch_read(PGresult *res, const char *errmsg, void *arg)
         session_done(w, true);
         return;
     }
-    /* A read this old may predate a cancellation whose hold ends before the store lands. */
+    /* A read this old may predate a cancellation whose hold ends before the store
+     * lands: read the batch again (a loaded machine), WARM_LATE_MAX times, then skip it. */
     if (mono_ms() - w->read_ms > API_CACHE_HOLD_MS / 2) {
         bool last = w->rows < WARM_BATCH;
 
         free_values(w);
+        if (++w->late <= WARM_LATE_MAX) {
+            read_batch(w);
+            return;
+        }
+        w->late = 0;
+        w->after = w->last;
         if (last)
             session_done(w, false);
         else
             read_batch(w);
         return;
     }
+    w->late = 0;
+    w->after = w->last;
     cfg = w->loop->srv->cfg;
     for (int i = 0; i < w->rows; i++)
         key_at[i] = w->keys[i];
@@ -230,6 +242,7 @@ static void claimed(redisReply *reply, void *arg)
     api_event_cache_fill(w->loop, w->sessions[w->at].event);
     api_metrics_cache_warmed(w->loop->srv->metrics, "event", 1);
     w->after = 0;
+    w->late = 0;
     read_batch(w);
 }
 
