@@ -152,6 +152,19 @@ long long testdb_scalar(usher_store *st, const char *sql)
     return scalar(st, sql, 0, NULL);
 }
 
+long long testdb_scalarf(usher_store *st, const char *fmt, ...)
+{
+    char sql[2048];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(sql, sizeof(sql), fmt, ap);
+    va_end(ap);
+    cr_assert(n >= 0 && (size_t)n < sizeof(sql), "query too long: %s", fmt);
+    return testdb_scalar(st, sql);
+}
+
 long long testdb_organizer(usher_store *st, const char *name)
 {
     const char *params[] = { name };

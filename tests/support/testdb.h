@@ -62,6 +62,10 @@ void testdb_exec(usher_store *st, const char *sql);
 /* The first column of the first row of sql, as a number; fails the test on error. */
 long long testdb_scalar(usher_store *st, const char *sql);
 
+/* testdb_scalar of the printf-formatted fmt (at most 2 KiB). */
+long long testdb_scalarf(usher_store *st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* A new organizer named name; its id. Fails the test on error. */
 long long testdb_organizer(usher_store *st, const char *name);
 

@@ -5,11 +5,16 @@
  * the record and the job's own completion (usher_handler_commit). The
  * email is enqueued only by the transaction that first records the key
  * "confirmation:REGISTRATION" in the effects ledger, so no rerun of the
- * ticket job, however late, mails the attendee twice.
+ * ticket job, however late, mails the attendee twice. The email works for
+ * the ticket's organizer (it takes the ticket job's partition key) and,
+ * when pdf.ticket has a deadline_ms, is due that long after the sale: a
+ * confirmation that the ticket's retries made late is claimed ahead of the
+ * older jobs of its priority ([engine] deadline_lead_ms) and counted late.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "config.h"
 #include "docstore.h"
@@ -58,15 +63,36 @@ static bool render_and_store(usher_handler_ctx *ctx, usher_store *st,
     return err == USHER_OK;
 }
 
+/*
+ * The confirmation email's deadline_ms for usher_enqueue_opts: pdf.ticket's
+ * deadline_ms after the sale (sold_at_s), at least 1 ms from now (a
+ * deadline already passed is due at once, and counted late); 0 (the
+ * email kind's own) when pdf.ticket has none.
+ */
+static int64_t email_deadline_ms(const usher_config *cfg, int64_t sold_at_s)
+{
+    const usher_kind_conf *k = usher_config_kind(cfg, "pdf.ticket");
+    struct timespec now;
+    int64_t left;
+
+    if (k == NULL || k->deadline_ms <= 0 || clock_gettime(CLOCK_REALTIME, &now) != 0)
+        return 0;
+    left = sold_at_s * 1000 + k->deadline_ms - ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+    return left > 0 ? left : 1;
+}
+
 static USHER_MUSTCHECK usher_err enqueue_email(usher_store *st, const usher_config *cfg,
-                                               const usher_job *job, int64_t registration,
-                                               int64_t document)
+                                               const usher_job *job,
+                                               const usher_registration_facts *f, int64_t document)
 {
     char payload[160], key[64];
+    int64_t registration = f->registration_id;
     usher_enqueue_opts o = { .queue = usher_config_kind_queue(cfg, "email.send", "email"),
                              .kind = "email.send",
                              .payload = payload,
                              .unique_key = key,
+                             .partition_key = job->partition_key[0] ? job->partition_key : NULL,
+                             .deadline_ms = email_deadline_ms(cfg, f->created_at_s),
                              .request_id = job->request_id[0] != '\0' ? job->request_id : NULL };
     usher_enqueued out;
     bool first = false;
@@ -104,7 +130,7 @@ static USHER_MUSTCHECK usher_err record(usher_handler_ctx *ctx, usher_store *st,
     if (err == USHER_OK)
         err = usher_store_exec(st, record_sql, 6, params, &res);
     if (err == USHER_OK && then_email)
-        err = enqueue_email(st, usher_handler_config(ctx), job, f->registration_id,
+        err = enqueue_email(st, usher_handler_config(ctx), job, f,
                             strtoll(PQgetvalue(res, 0, 0), NULL, 10));
     PQclear(res);
     if (err == USHER_OK)
