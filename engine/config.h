@@ -237,6 +237,14 @@ typedef struct usher_config {
     int dead_retention_hours;  /* dead and cancelled jobs are pruned after this */
     int stats_retention_hours; /* per-minute statistics are pruned after this */
 
+    /* [retention]: the data lifecycle (platform/retention.h); days, 0 keeps forever */
+    int retention_interval_minutes; /* the maintenance leader runs retention this often */
+    int retention_partitions_ahead; /* days of partitions created ahead of now */
+    int retention_webhook_days;     /* webhook deliveries (with payloads) */
+    int retention_reporting_days;   /* scans, inbox entries, rollups: after their event ends */
+    int retention_document_days;    /* documents: after their event ends */
+    int retention_effects_days;     /* usher_effects rows (at least dead_retention_hours) */
+
     usher_kind_conf defaults; /* [defaults]; name is "" */
     usher_queue_conf *queues;
     size_t nqueues;

@@ -3,11 +3,13 @@
  * act on queues and the schema rather than on single jobs.
  */
 #include <stdio.h>
+#include <time.h>
 
 #include "ctl.h"
 #include "maint.h"
 #include "migrate.h"
 #include "queues.h"
+#include "retention.h"
 #include "seed.h"
 
 static void print_queues_table(json_t *queues)
@@ -113,6 +115,7 @@ int ctl_maintain(usher_store *st, int argc, char **argv)
 {
     bool leader;
     size_t rescued = 0, pruned = 0;
+    usher_retention_report kept;
     usher_err err;
 
     if (ctl_parse(argc, argv, NULL, NULL, 0) != 0)
@@ -126,9 +129,15 @@ int ctl_maintain(usher_store *st, int argc, char **argv)
         err = usher_maint_rescue(st, &rescued);
     if (err == USHER_OK)
         err = usher_maint_prune(st, &pruned);
+    if (err == USHER_OK)
+        err = usher_retention_run(usher_store_config(st), st, (int64_t)time(NULL), &kept);
     if (err != USHER_OK)
         return ctl_fail(st, err, "maintain");
     printf("rescued %zu, pruned %zu\n", rescued, pruned);
+    printf("retention: partitions created %zu, dropped %zu; deleted scans %zu, notifications %zu,"
+           " documents %zu (contents %zu), effects %zu\n",
+           kept.partitions_created, kept.partitions_dropped, kept.scans, kept.notifications,
+           kept.documents, kept.blobs, kept.effects);
     return 0;
 }
 

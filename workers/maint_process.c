@@ -1,11 +1,9 @@
 /*
  * The maintenance process's loop: a round (lead, rescue, prune, fire the
- * periodic jobs), a report of leadership when it changed, then a pause of
- * interval_ms spent in poll() on the supervisor's socket, so that the
- * supervisor's stop (it closes its end) ends the pause at once. A broken
- * connection is dropped and reopened on the next round; losing it also
- * loses the lock, which is right: another supervisor may take over
- * meanwhile.
+ * periodic jobs, the retention pass when due), a report of leadership when it changed, then a pause
+ * of interval_ms spent in poll() on the supervisor's socket, so that the supervisor's stop (it
+ * closes its end) ends the pause at once. A broken connection is dropped and reopened on the next
+ * round; losing it also loses the lock, which is right: another supervisor may take over meanwhile.
  *
  * Signals: SIGTERM, SIGINT and SIGHUP are ignored like the children do,
  * because stopping is the supervisor's call (systemd signals the whole
@@ -28,7 +26,35 @@
 #include "log.h"
 #include "maint.h"
 #include "periodic.h"
+#include "retention.h"
 #include "store.h"
+
+/*
+ * The data lifecycle's pass (platform/retention.h), every [retention]
+ * interval_minutes while this process leads; the first round of a process
+ * (a start, a reload) runs it at once. A failure is logged and tried again
+ * next round: the pass is idempotent.
+ */
+static void retention_round(const usher_config *cfg, usher_store *st)
+{
+    static time_t next;
+    usher_retention_report r;
+    time_t now = time(NULL);
+
+    if (now < next)
+        return;
+    if (usher_retention_run(cfg, st, (int64_t)now, &r) != USHER_OK) {
+        usher_log(USHER_LOG_WARNING, "maintenance: retention: %s", usher_store_errstr(st));
+        return;
+    }
+    next = now + (time_t)cfg->retention_interval_minutes * 60;
+    if (usher_retention_total(&r) > 0)
+        usher_log(USHER_LOG_NOTICE,
+                  "maintenance: retention partitions_created=%zu partitions_dropped=%zu"
+                  " scans=%zu notifications=%zu documents=%zu blobs=%zu effects=%zu",
+                  r.partitions_created, r.partitions_dropped, r.scans, r.notifications, r.documents,
+                  r.blobs, r.effects);
+}
 
 /* One round; *leader says whether this session holds the lock afterwards. */
 static void round_once(const usher_config *cfg, usher_store **st, bool *leader)
@@ -56,6 +82,8 @@ static void round_once(const usher_config *cfg, usher_store **st, bool *leader)
     if (err == USHER_OK && lead &&
         usher_periodic_fire(*st, (int64_t)time(NULL), &fired) != USHER_OK)
         usher_log(USHER_LOG_WARNING, "maintenance: periodic: %s", usher_store_errstr(*st));
+    if (err == USHER_OK && lead)
+        retention_round(cfg, *st);
     if (err == USHER_OK && lead && !was_leader)
         usher_log(USHER_LOG_NOTICE, "maintenance: this supervisor is the leader now");
     if (rescued > 0 || pruned > 0 || fired > 0)

@@ -115,6 +115,12 @@ Test(config, without_a_file_gives_the_builtin_defaults)
     cr_assert_eq(cfg.lease_grace_ms, 30000);
     cr_assert_eq(cfg.dead_retention_hours, 336);
     cr_assert_eq(cfg.stats_retention_hours, 48);
+    cr_assert_eq(cfg.retention_interval_minutes, 60);
+    cr_assert_eq(cfg.retention_partitions_ahead, 7);
+    cr_assert_eq(cfg.retention_webhook_days, 30);
+    cr_assert_eq(cfg.retention_reporting_days, 90);
+    cr_assert_eq(cfg.retention_document_days, 60);
+    cr_assert_eq(cfg.retention_effects_days, 45);
     cr_assert_str_empty(cfg.defaults.name);
     cr_assert_str_empty(cfg.defaults.queue);
     cr_assert_eq(cfg.defaults.priority, 1);
@@ -277,6 +283,12 @@ Test(config, shipped_file_repeats_the_builtin_defaults)
     cr_assert_eq(shipped.lease_grace_ms, builtin.lease_grace_ms);
     cr_assert_eq(shipped.dead_retention_hours, builtin.dead_retention_hours);
     cr_assert_eq(shipped.stats_retention_hours, builtin.stats_retention_hours);
+    cr_assert_eq(shipped.retention_interval_minutes, builtin.retention_interval_minutes);
+    cr_assert_eq(shipped.retention_partitions_ahead, builtin.retention_partitions_ahead);
+    cr_assert_eq(shipped.retention_webhook_days, builtin.retention_webhook_days);
+    cr_assert_eq(shipped.retention_reporting_days, builtin.retention_reporting_days);
+    cr_assert_eq(shipped.retention_document_days, builtin.retention_document_days);
+    cr_assert_eq(shipped.retention_effects_days, builtin.retention_effects_days);
     cr_assert_eq(memcmp(&shipped.defaults, &builtin.defaults, sizeof(shipped.defaults)), 0);
     usher_config_free(&shipped);
     usher_config_free(&builtin);
@@ -756,6 +768,12 @@ Test(config, rejects_out_of_range_integers)
     unlink(conf_path);
     expect_refusal("[engine]\nstats_retention_hours = 87601\n", 2,
                    "[engine] stats_retention_hours: 87601 is out of range (1..87600)");
+    unlink(conf_path);
+    expect_refusal("[retention]\npartitions_ahead_days = 0\n", 2,
+                   "[retention] partitions_ahead_days: 0 is out of range (1..62)");
+    unlink(conf_path);
+    expect_refusal("[retention]\nwebhook_delivery_days = -1\n", 2,
+                   "[retention] webhook_delivery_days: -1 is out of range (0..36500)");
     unlink(conf_path);
     expect_refusal("[kind.k]\nbackoff_base_ms = -1\n", 2,
                    "[kind.k] backoff_base_ms: -1 is out of range (0..86400000)");
