@@ -1,8 +1,10 @@
 /*
  * Job administration. Every filtered statement shares one WHERE clause
  * whose parameters are NULL when a field does not filter, so each
- * statement stays a fixed, parameterised string. Dead-job retries wake
- * the queues they touched.
+ * statement stays a fixed, parameterised string: the list, the count of a
+ * dry run, and the bulk actions (retry and discard of dead jobs, cancel of
+ * available ones), each of which answers how many jobs it touched and the
+ * highest of their ids. Dead-job retries wake the queues they touched.
  */
 #include "admin.h"
 
@@ -18,34 +20,57 @@
 
 /*
  * $1 state, $2 queue, $3 kind, $4 error text, $5 since, $6 until,
- * $7 before id, $8 limit, $9 exactly this id
+ * $7 before id, $8 limit, $9 exactly this id, $10 organizer (through the
+ * SQL function usher_job_organizer of 0026_job_pages.sql, which reads the
+ * ids a payload names)
  */
-#define FILTER_WHERE                                                                 \
-    " ($1::usher_job_state IS NULL OR state = $1::usher_job_state)"                  \
-    " AND ($2::text IS NULL OR queue = $2) AND ($3::text IS NULL OR kind = $3)"      \
-    " AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM jsonb_array_elements(errors) e" \
-    "      WHERE strpos(lower(e->>'error'), lower($4)) > 0))"                        \
-    " AND ($5::int8 IS NULL OR coalesce(finished_at, created_at)"                    \
-    "      >= 'epoch'::timestamptz + $5::int8 * interval '1 microsecond')"           \
-    " AND ($6::int8 IS NULL OR coalesce(finished_at, created_at)"                    \
-    "      < 'epoch'::timestamptz + $6::int8 * interval '1 microsecond')"            \
-    " AND ($7::int8 IS NULL OR id < $7::int8) AND ($9::int8 IS NULL OR id = $9::int8)"
+#define FILTER_WHERE                                                                   \
+    " ($1::usher_job_state IS NULL OR state = $1::usher_job_state)"                    \
+    " AND ($2::text IS NULL OR queue = $2) AND ($3::text IS NULL OR kind = $3)"        \
+    " AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM jsonb_array_elements(errors) e"   \
+    "      WHERE strpos(lower(e->>'error'), lower($4)) > 0))"                          \
+    " AND ($5::int8 IS NULL OR coalesce(finished_at, created_at)"                      \
+    "      >= 'epoch'::timestamptz + $5::int8 * interval '1 microsecond')"             \
+    " AND ($6::int8 IS NULL OR coalesce(finished_at, created_at)"                      \
+    "      < 'epoch'::timestamptz + $6::int8 * interval '1 microsecond')"              \
+    " AND ($7::int8 IS NULL OR id < $7::int8) AND ($9::int8 IS NULL OR id = $9::int8)" \
+    " AND ($10::int8 IS NULL OR usher_job_organizer(payload) = $10::int8)"
+
+#define NFILTER 10
 
 #define JOB_FIELDS                                                                     \
     "'id', id, 'queue', queue, 'kind', kind, 'priority', priority, 'state', state,"    \
     " 'attempt', attempt, 'max_attempts', max_attempts, 'timeout_ms', timeout_ms,"     \
     " 'run_at', run_at, 'created_at', created_at, 'finished_at', finished_at,"         \
     " 'locked_by', locked_by, 'locked_until', locked_until, 'unique_key', unique_key," \
-    " 'progress', progress"
+    " 'progress', progress, 'parent_id', parent_id, 'attempted_at', attempted_at"
 
 static const char list_sql[] =
     "SELECT coalesce(json_agg(json_build_object(" JOB_FIELDS ","
     " 'last_error', errors->-1->>'error') ORDER BY id DESC), '[]')"
     " FROM (SELECT * FROM usher_jobs WHERE" FILTER_WHERE " ORDER BY id DESC LIMIT $8) j";
 
+/*
+ * One job: its fields, payload and raw error history; its attempts with
+ * their durations (an entry written before started_at was kept has none);
+ * the job that chained it (null when there is none or it is gone) and the
+ * first 100 jobs it chained.
+ */
 static const char show_sql[] =
     "SELECT coalesce((SELECT json_build_object(" JOB_FIELDS ","
-    " 'payload', payload, 'errors', errors) FROM usher_jobs WHERE id = $1), 'null')";
+    " 'payload', payload, 'errors', errors,"
+    " 'attempts', (SELECT coalesce(json_agg(json_build_object('attempt', e->'attempt',"
+    "   'started_at', e->'started_at', 'finished_at', e->'at',"
+    "   'duration_ms', round(extract(epoch FROM (e->>'at')::timestamptz"
+    "     - (e->>'started_at')::timestamptz) * 1000)::int8,"
+    "   'error', e->'error', 'worker', e->'worker') ORDER BY o), '[]')"
+    "   FROM jsonb_array_elements(j.errors) WITH ORDINALITY AS x(e, o)),"
+    " 'parent', (SELECT json_build_object('id', p.id, 'queue', p.queue, 'kind', p.kind,"
+    "   'state', p.state) FROM usher_jobs p WHERE p.id = j.parent_id),"
+    " 'children', (SELECT coalesce(json_agg(json_build_object('id', c.id, 'queue', c.queue,"
+    "   'kind', c.kind, 'state', c.state) ORDER BY c.id), '[]')"
+    "   FROM (SELECT * FROM usher_jobs c WHERE c.parent_id = j.id ORDER BY c.id LIMIT 100) c))"
+    " FROM usher_jobs j WHERE id = $1), 'null')";
 
 static const char dead_retry_sql[] =
     "WITH revived AS ("
@@ -56,18 +81,27 @@ static const char dead_retry_sql[] =
     "    AND (d.unique_key IS NULL OR NOT EXISTS (SELECT 1 FROM usher_jobs l"
     "      WHERE l.queue = d.queue AND l.unique_key = d.unique_key"
     "      AND l.state IN ('available', 'running')))"
-    "  RETURNING d.queue),"
+    "  RETURNING d.id, d.queue),"
     " wake AS (SELECT usher_wake(array_agg(DISTINCT queue)) AS n FROM revived)"
-    " SELECT (SELECT count(*) FROM revived), (SELECT n FROM wake)";
+    " SELECT (SELECT count(*) FROM revived), (SELECT coalesce(max(id), 0) FROM revived),"
+    "  (SELECT n FROM wake)";
 
 static const char dead_discard_sql[] =
     "WITH gone AS (DELETE FROM usher_jobs WHERE id IN ("
     "  SELECT id FROM usher_jobs WHERE" FILTER_WHERE " LIMIT $8) AND state = 'dead'"
-    "  RETURNING 1)"
-    " SELECT count(*) FROM gone";
+    "  RETURNING id)"
+    " SELECT count(*), coalesce(max(id), 0) FROM gone";
 
-static const char dead_count_sql[] =
-    "SELECT count(*) FROM (SELECT 1 FROM usher_jobs WHERE" FILTER_WHERE " LIMIT $8) d";
+/* Available jobs (runnable or scheduled) by filter; a job claimed meanwhile is left alone. */
+static const char cancel_bulk_sql[] =
+    "WITH c AS (UPDATE usher_jobs SET state = 'cancelled', finished_at = now() WHERE id IN ("
+    "  SELECT id FROM usher_jobs WHERE" FILTER_WHERE " LIMIT $8) AND state = 'available'"
+    "  RETURNING id)"
+    " SELECT count(*), coalesce(max(id), 0) FROM c";
+
+static const char count_sql[] =
+    "SELECT count(*), coalesce(max(id), 0)"
+    " FROM (SELECT id FROM usher_jobs WHERE" FILTER_WHERE " LIMIT $8) d";
 
 static const char cancel_sql[] =
     "WITH c AS (UPDATE usher_jobs SET state = 'cancelled', finished_at = now()"
@@ -76,8 +110,8 @@ static const char cancel_sql[] =
 
 typedef struct filter_params {
     char since[USHER_INT_TEXT_MAX], until[USHER_INT_TEXT_MAX], before[USHER_INT_TEXT_MAX],
-        limit[USHER_INT_TEXT_MAX], id[USHER_INT_TEXT_MAX];
-    const char *values[9];
+        limit[USHER_INT_TEXT_MAX], id[USHER_INT_TEXT_MAX], organizer[USHER_INT_TEXT_MAX];
+    const char *values[NFILTER];
 } filter_params;
 
 static const char *const states[] = { "available", "running", "dead", "cancelled" };
@@ -116,6 +150,7 @@ static USHER_MUSTCHECK usher_err bind_filter(usher_store *st, const usher_job_fi
     p->values[6] = int_or_null(p->before, f->before_id);
     p->values[7] = p->limit;
     p->values[8] = int_or_null(p->id, f->id);
+    p->values[9] = int_or_null(p->organizer, f->organizer_id);
     return USHER_OK;
 }
 
@@ -127,7 +162,7 @@ usher_err usher_admin_list(usher_store *st, const usher_job_filter *f, json_t **
     *out = NULL;
     if (err != USHER_OK)
         return err;
-    return usher_store_query_json(st, list_sql, 9, p.values, out);
+    return usher_store_query_json(st, list_sql, NFILTER, p.values, out);
 }
 
 usher_err usher_admin_show(usher_store *st, int64_t id, json_t **out)
@@ -157,25 +192,39 @@ usher_err usher_admin_cancel(usher_store *st, int64_t id)
     return err;
 }
 
-/* Runs a dead-job statement over the filter; *count gets its first column. */
-static USHER_MUSTCHECK usher_err dead_bulk(usher_store *st, const char *sql,
-                                           const usher_job_filter *f, size_t *count)
+/*
+ * Runs a bulk statement over the filter, restricted to jobs in state;
+ * *count gets its first column, *max_id its second (0: none).
+ */
+static USHER_MUSTCHECK usher_err run_bulk(usher_store *st, const char *sql,
+                                          const usher_job_filter *f, const char *state,
+                                          size_t *count, int64_t *max_id)
 {
     filter_params p;
     PGresult *res;
-    usher_err err = bind_filter(st, f, "dead", SIZE_MAX, &p);
+    usher_err err = bind_filter(st, f, state, SIZE_MAX, &p);
 
     *count = 0;
+    *max_id = 0;
     if (err != USHER_OK)
         return err;
-    /* Bulk actions are not paginated: every matching dead job. */
+    /* Bulk actions are not paginated: every matching job. */
     p.values[7] = f->limit != 0 ? p.limit : NULL;
-    err = usher_store_exec(st, sql, 9, p.values, &res);
+    err = usher_store_exec(st, sql, NFILTER, p.values, &res);
     if (err != USHER_OK)
         return err;
     *count = (size_t)strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+    *max_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
     PQclear(res);
     return USHER_OK;
+}
+
+static USHER_MUSTCHECK usher_err dead_bulk(usher_store *st, const char *sql,
+                                           const usher_job_filter *f, size_t *count)
+{
+    int64_t max_id;
+
+    return run_bulk(st, sql, f, "dead", count, &max_id);
 }
 
 usher_err usher_dead_retry(usher_store *st, const usher_job_filter *f, size_t *count)
@@ -190,7 +239,33 @@ usher_err usher_dead_discard(usher_store *st, const usher_job_filter *f, size_t 
 
 usher_err usher_dead_count(usher_store *st, const usher_job_filter *f, size_t *count)
 {
-    return dead_bulk(st, dead_count_sql, f, count);
+    return dead_bulk(st, count_sql, f, count);
+}
+
+/* The state each bulk action applies to, and its statement. */
+static const struct {
+    const char *state, *sql;
+} bulk_actions[] = {
+    [USHER_BULK_RETRY] = { "dead", dead_retry_sql },
+    [USHER_BULK_CANCEL] = { "available", cancel_bulk_sql },
+    [USHER_BULK_DISCARD] = { "dead", dead_discard_sql },
+};
+
+usher_err usher_admin_bulk(usher_store *st, usher_bulk_action action, const usher_job_filter *f,
+                           bool dry_run, size_t *count, int64_t *max_id)
+{
+    const char *state = bulk_actions[action].state;
+
+    *count = 0;
+    *max_id = 0;
+    if (f->state != NULL && !valid_state(f->state))
+        return usher_store_fail(st, USHER_ERR_INVALID,
+                                "unknown state '%s' (available, running, dead, cancelled)",
+                                f->state);
+    /* A state the action does not apply to matches nothing it could act on. */
+    if (f->state != NULL && strcmp(f->state, state) != 0)
+        return USHER_OK;
+    return run_bulk(st, dry_run ? count_sql : bulk_actions[action].sql, f, state, count, max_id);
 }
 
 /* A by-id dead action: explains a miss as not found, not dead, or key taken. */

@@ -42,16 +42,17 @@ static const char insert_sql[] =
     "  'queue', queue, 'kind', kind, 'priority', priority, 'payload', payload::jsonb,"
     "  'max_attempts', max_attempts, 'timeout_ms', timeout_ms, 'run_at_us', run_at_us,"
     "  'delay_ms', delay_ms, 'partition_key', partition_key, 'deadline_ms', deadline_ms,"
-    "  'unique_key', unique_key, 'request_id', request_id) ORDER BY ord)"
+    "  'unique_key', unique_key, 'request_id', request_id, 'parent_id', parent_id) ORDER BY ord)"
     "  FROM unnest($1::text[], $2::text[], $3::int2[], $4::text[], $5::int4[], $6::int4[],"
-    "              $7::int8[], $8::int8[], $9::text[], $10::int8[], $11::text[], $13::text[])"
+    "              $7::int8[], $8::int8[], $9::text[], $10::int8[], $11::text[], $13::text[],"
+    "              $14::int8[])"
     "  WITH ORDINALITY AS t(queue, kind, priority, payload, max_attempts, timeout_ms,"
     "                       run_at_us, delay_ms, partition_key, deadline_ms, unique_key,"
-    "                       request_id, ord))))," WAKE_CTE
+    "                       request_id, parent_id, ord))))," WAKE_CTE
     " SELECT id, queue, unique_key FROM ins, wake";
 
 /*
- * One job with a unique key, a request id or a NOTIFY due. It and insert_plain_sql keep
+ * One job with a unique key, a request id, a parent or a NOTIFY due. It and insert_plain_sql keep
  * their INSERT here instead of calling usher_enqueue_templates: VALUES parses
  * and plans less than a PL/pgSQL call, and the single enqueue is the hot
  * path (a chained email, a periodic job; bench/queue's enqueue phase, where
@@ -62,12 +63,14 @@ static const char insert_sql[] =
 static const char insert_one_sql[] =
     "WITH ins AS ("
     "  INSERT INTO usher_jobs (queue, kind, priority, payload, max_attempts, timeout_ms,"
-    "                          run_at, partition_key, deadline, unique_key, request_id)"
+    "                          run_at, partition_key, deadline, unique_key, request_id,"
+    "                          parent_id)"
     "  VALUES ($1, $2, $3, $4::jsonb, $5, $6,"
     "    CASE WHEN $7::int8 IS NOT NULL"
     "      THEN 'epoch'::timestamptz + $7::int8 * interval '1 microsecond'"
     "      ELSE now() + $8::int8 * interval '1 millisecond' END,"
-    "    coalesce($9, ''), now() + $10::int8 * interval '1 millisecond', $11, $13)"
+    "    coalesce($9, ''), now() + $10::int8 * interval '1 millisecond', $11, $13,"
+    "    $14::int8)"
     "  ON CONFLICT (queue, unique_key)"
     "    WHERE unique_key IS NOT NULL AND state IN ('available', 'running') DO NOTHING"
     "  RETURNING id, queue, unique_key)," WAKE_CTE " SELECT id, queue, unique_key FROM ins, wake";
@@ -104,6 +107,7 @@ enum column {
     UNIQUE_KEY,
     WAKE,
     REQUEST_ID,
+    PARENT_ID,
     NCOLUMNS
 };
 
@@ -120,7 +124,7 @@ static USHER_MUSTCHECK usher_err check_job(usher_store *st, const usher_enqueue_
     if (job->priority_set && (job->priority < 0 || job->priority > 2))
         return usher_store_fail(st, USHER_ERR_INVALID, "job %zu: priority must be 0, 1 or 2", i);
     if (job->max_attempts < 0 || job->max_attempts > 1000 || job->timeout_ms < 0 ||
-        job->delay_ms < 0 || job->run_at_us < 0)
+        job->delay_ms < 0 || job->run_at_us < 0 || job->parent_id < 0)
         return usher_store_fail(st, USHER_ERR_INVALID,
                                 "job %zu: max_attempts, timeout and delay must be positive", i);
     if (job->unique_key != NULL &&
@@ -167,11 +171,12 @@ static void add_row(usher_stmt *s, bool single, const usher_config *cfg,
     ints[DEADLINE_MS] = job->deadline_ms ? job->deadline_ms : kind->deadline_ms;
     text[UNIQUE_KEY] = job->unique_key;
     text[REQUEST_ID] = job->request_id;
+    ints[PARENT_ID] = job->parent_id;
     for (int c = 0; c < NCOLUMNS; c++) {
         bool is_text = c == QUEUE || c == KIND || c == PAYLOAD || c == PARTITION_KEY ||
                        c == UNIQUE_KEY || c == REQUEST_ID;
-        bool is_null =
-            (is_text && text[c] == NULL) || ((c == RUN_AT_US || c == DEADLINE_MS) && ints[c] <= 0);
+        bool is_null = (is_text && text[c] == NULL) ||
+                       ((c == RUN_AT_US || c == DEADLINE_MS || c == PARENT_ID) && ints[c] <= 0);
 
         if (c == WAKE)
             continue; /* the batch's, not a row's (add_wakes) */
@@ -261,7 +266,7 @@ static const char *pick_sql(usher_stmt *s, const usher_enqueue_opts *jobs, size_
 {
     if (n > 1)
         return insert_sql;
-    if (jobs[0].unique_key != NULL || jobs[0].request_id != NULL ||
+    if (jobs[0].unique_key != NULL || jobs[0].request_id != NULL || jobs[0].parent_id > 0 ||
         strcmp(usher_buf_str(&s->text[WAKE]), "{}") != 0)
         return insert_one_sql;
     s->nparams = UNIQUE_KEY; /* queue .. deadline_ms */

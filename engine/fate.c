@@ -2,7 +2,8 @@
  * Failure handling. The decision (retry after backoff, dead, or snooze) is
  * made here in C by the pure retry module, from each job's kind policy and
  * attempt; the statement then writes all decisions at once, appends the
- * error with its attempt, time and worker to the job's history, gives the
+ * error with its attempt, start and end time and worker to the job's
+ * history (the dashboard's attempts and their durations), gives the
  * attempt back on a snooze, and counts failed attempts in the per-minute
  * statistics.
  */
@@ -26,7 +27,8 @@ static const char fate_sql[] =
     "    attempt = CASE WHEN i.spend THEN j.attempt ELSE j.attempt - 1 END,"
     "    errors = CASE WHEN i.error IS NULL THEN j.errors"
     "             ELSE j.errors || jsonb_build_array(jsonb_build_object('attempt', j.attempt,"
-    "               'at', now(), 'error', i.error, 'worker', j.locked_by)) END,"
+    "               'started_at', j.attempted_at, 'at', now(), 'error', i.error,"
+    "               'worker', j.locked_by)) END,"
     "    finished_at = CASE WHEN i.next = 'dead' THEN now() END,"
     "    locked_by = NULL, locked_until = NULL"
     "  FROM input i"

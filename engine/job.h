@@ -35,6 +35,7 @@ typedef struct usher_enqueue_opts {
     const char *partition_key; /* who the job works for ("org:42"); NULL: nobody in particular */
     int64_t deadline_ms;       /* late this long after now; 0: the kind's deadline_ms, -1: none */
     const char *request_id;    /* the request that caused it (logs only), or NULL */
+    int64_t parent_id;         /* the job whose handler enqueues this one; 0: none */
 } usher_enqueue_opts;
 
 /* The result of one enqueue. */

@@ -39,13 +39,13 @@ PACKAGES=(
     dpkg-dev file adduser lintian
 )
 
-# Playwright itself comes from the npm registry (tests/browser/package.json,
+# Playwright and axe-core come from the npm registry (tests/browser/package.json,
 # pinned by its package-lock.json), into tests/browser/node_modules. Node.js
 # is the machine's if it has one, else Debian's.
 browser_deps() {
     local dir
     dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/../tests/browser" && pwd -P)
-    if [[ -d "$dir/node_modules/playwright-core" ]]; then
+    if [[ -d "$dir/node_modules/playwright-core" && -d "$dir/node_modules/axe-core" ]]; then
         return 0
     fi
     if ! command -v npm >/dev/null; then

@@ -117,6 +117,9 @@ void route_admin_job(api_req *r);
 void route_admin_job_retry(api_req *r);
 void route_admin_job_discard(api_req *r);
 void route_admin_job_cancel(api_req *r);
+void route_admin_jobs_retry(api_req *r);
+void route_admin_jobs_cancel(api_req *r);
+void route_admin_jobs_discard(api_req *r);
 void route_admin_dead_retry(api_req *r);
 void route_admin_dead_discard(api_req *r);
 

@@ -93,7 +93,8 @@ static USHER_MUSTCHECK usher_err enqueue_email(usher_store *st, const usher_conf
                              .unique_key = key,
                              .partition_key = job->partition_key[0] ? job->partition_key : NULL,
                              .deadline_ms = email_deadline_ms(cfg, f->created_at_s),
-                             .request_id = job->request_id[0] != '\0' ? job->request_id : NULL };
+                             .request_id = job->request_id[0] != '\0' ? job->request_id : NULL,
+                             .parent_id = job->id };
     usher_enqueued out;
     bool first = false;
     usher_err err;
