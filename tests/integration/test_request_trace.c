@@ -5,8 +5,10 @@
  * the email its ticket job chained, and usher-worker's line of each job
  * names it. Ticket codes and tokens never reach a log, and the
  * session-access route takes the code in X-Ticket-Code as well as in the
- * query string. A real usher-api and usher-worker on the chain
- * configuration, with [api] access_log and [worker] job_log on.
+ * query string. The email also names its ticket job as its parent
+ * (usher_jobs.parent_id), which the admins' job page shows. A real
+ * usher-api and usher-worker on the chain configuration, with [api]
+ * access_log and [worker] job_log on.
  */
 #include <criterion/criterion.h>
 #include <stdarg.h>
@@ -15,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "queues.h"
 #include "testdb.h"
 #include "testhttp.h"
 #include "testmail.h"
@@ -61,6 +64,9 @@ static void start(void)
 
 static void stop(void)
 {
+    /* A test that paused a queue and failed midway leaves none paused behind. */
+    cr_assert_eq(usher_queues_resume(st, "pdf"), USHER_OK, "%s", usher_store_errstr(st));
+    cr_assert_eq(usher_queues_resume(st, "email"), USHER_OK, "%s", usher_store_errstr(st));
     testapi_stop(&server);
     if (worker > 0)
         testproc_stop_cleanly(worker);
@@ -219,4 +225,75 @@ Test(request_trace, session_access_takes_the_ticket_code_in_a_header_and_logs_ne
     cr_assert_eq(testproc_log_lines(server.log, "forged"), 0);
     cr_assert_eq(testproc_log_lines(server.log, organizer), 0);
     cr_assert_eq(testproc_log_lines(worker_log, code), 0);
+}
+
+static bool ticket_done(void *arg)
+{
+    (void)arg;
+    return testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE kind = 'pdf.ticket'") == 0 &&
+           testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE kind = 'email.send'"
+                             " AND state = 'available'") == 1;
+}
+
+static bool one_mail(void *arg)
+{
+    int counts[1];
+
+    (void)arg;
+    return testmail_count(prefix, counts, 1) == 1 && counts[0] == 1;
+}
+
+/*
+ * pdf.ticket's handler links the email it chains to itself: with the email
+ * queue paused, the email waits with parent_id = the ticket job's id (and
+ * the request's id), and GET /v1/admin/jobs/{id} answers that parent_id
+ * with parent null, since the ticket job completed, and was deleted, in the
+ * transaction that enqueued the email. Resumed, the email is sent once.
+ */
+Test(request_trace, a_ticket_jobs_email_names_it_as_its_parent, .init = start, .fini = stop)
+{
+    char code[128], admin[USHER_TOKEN_MAX], path[64], sql[256];
+    long long ticket, email;
+    testhttp_resp resp;
+    int64_t token_id;
+    int counts[1];
+
+    cr_assert_eq(usher_token_create(st, USHER_ROLE_ADMIN, 0, 0, "a", admin, &token_id), USHER_OK,
+                 "%s", usher_store_errstr(st));
+    cr_assert_eq(usher_queues_pause(st, "pdf"), USHER_OK, "%s", usher_store_errstr(st));
+    cr_assert_eq(usher_queues_pause(st, "email"), USHER_OK, "%s", usher_store_errstr(st));
+    register_one(0, "X-Request-Id: " TRACE_ID, code);
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE kind = 'pdf.ticket'"), 1);
+    ticket = testdb_scalar(st, "SELECT id FROM usher_jobs WHERE kind = 'pdf.ticket'"
+                               " AND request_id = '" TRACE_ID "' AND parent_id IS NULL");
+    cr_assert_gt(ticket, 0);
+    cr_assert_eq(usher_queues_resume(st, "pdf"), USHER_OK, "%s", usher_store_errstr(st));
+    cr_assert(testproc_wait_for(ticket_done, NULL, DEADLINE_MS), "the ticket job never chained");
+
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM usher_jobs WHERE parent_id = %lld AND kind = 'email.send'"
+             " AND request_id = '" TRACE_ID "'",
+             ticket);
+    cr_assert_eq(testdb_scalar(st, sql), 1);
+    email = testdb_scalar(st, "SELECT id FROM usher_jobs WHERE kind = 'email.send'");
+    snprintf(path, sizeof(path), "/v1/admin/jobs/%lld", email);
+    cr_assert_eq(testhttp(&server, &(testhttp_req){ "GET", path, admin, NULL, NULL, NULL }, &resp),
+                 200, "%s", resp.body);
+    cr_assert_eq(json_integer_value(json_object_get(resp.json, "parent_id")), ticket, "%s",
+                 resp.body);
+    cr_assert(json_is_null(json_object_get(resp.json, "parent")), "%s", resp.body);
+    cr_assert_eq(json_array_size(json_object_get(resp.json, "children")), 0, "%s", resp.body);
+    cr_assert_str_eq(json_string_value(json_object_get(resp.json, "state")), "available");
+    testhttp_resp_free(&resp);
+    snprintf(path, sizeof(path), "/v1/admin/jobs/%lld", ticket);
+    cr_assert_eq(testhttp(&server, &(testhttp_req){ "GET", path, admin, NULL, NULL, NULL }, &resp),
+                 404, "%s", resp.body);
+    testhttp_resp_free(&resp);
+
+    cr_assert_eq(usher_queues_resume(st, "email"), USHER_OK, "%s", usher_store_errstr(st));
+    cr_assert(testproc_wait_for(one_mail, NULL, DEADLINE_MS), "the confirmation never arrived");
+    wait_lines(worker_log, "kind=email.send queue=email attempt=1 outcome=ok", 1);
+    cr_assert_eq(testmail_count(prefix, counts, 1), 1);
+    cr_assert_eq(counts[0], 1);
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE kind = 'email.send'"), 0);
 }
