@@ -44,6 +44,10 @@ const api_route api_routes[] = {
     { EVHTTP_REQ_POST, "/v1/events/{id}/messages", API_ORG, true, false, route_message_create },
     { EVHTTP_REQ_GET, "/v1/messages/{id}", API_ORG, false, false, route_message_get },
     { EVHTTP_REQ_POST, "/v1/messages/{id}/cancel", API_ORG, false, false, route_message_cancel },
+    /* Schedules anchored to the event or its sessions (schedules.c). */
+    { EVHTTP_REQ_POST, "/v1/events/{id}/schedules", API_ORG, true, false, route_schedule_create },
+    { EVHTTP_REQ_GET, "/v1/events/{id}/schedules", API_ORG, false, false, route_schedule_list },
+    { EVHTTP_REQ_DELETE, "/v1/schedules/{id}", API_ORG, false, false, route_schedule_delete },
     { EVHTTP_REQ_POST, "/v1/events/{id}/cancel", API_ORG, true, false, route_event_cancel },
     { EVHTTP_REQ_GET, "/v1/events/{id}/analytics", API_ORG, false, false, route_event_analytics },
     { EVHTTP_REQ_POST, "/v1/events/{id}/reports", API_ORG, true, false, route_report_create },

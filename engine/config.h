@@ -10,6 +10,8 @@
  *   [log]        level
  *   [webhooks]   allow_private_targets (platform/netguard.h's classes refused or not)
  *   [messages]   batch_size (registrations per message.fanout job)
+ *   [schedules]  the default offsets of schedules anchored to an event, and
+ *                how late one may still fire
  *   [engine]     queue-engine settings (payload limit, wake-ups, leases, retention)
  *   [defaults]   the retry policy and priority of a kind not listed below
  *   [queue.NAME] one per queue: pool (a declared [pool.NAME])
@@ -227,6 +229,12 @@ typedef struct usher_config {
 
     /* [messages]: messages to attendees and event cancellations */
     int messages_batch_size; /* registrations per message.fanout job */
+
+    /* [schedules]: schedules anchored to an event or session (seconds; < 0: before) */
+    int schedules_reminder_offset_s;  /* a reminder without offset_s: from the start */
+    int schedules_message_offset_s;   /* a message (survey) without offset_s: from the end */
+    int schedules_door_list_offset_s; /* a door list without offset_s: from the start */
+    int schedules_late_limit_s;       /* found later than this past due: skipped */
 
     /* [engine] */
     int payload_max_bytes;     /* enqueue refuses larger payloads */

@@ -37,6 +37,9 @@
 #define DEPTH_RANGE 0, USHER_AUTOSCALE_DEPTH_CAP / 2 /* depth is counted up to the cap */
 #define WAIT_RANGE  0, 3600000                       /* an hour, in ms */
 
+/* A schedule's offset from its anchor: a year (366 days) either way, in seconds. */
+#define SCHEDULE_OFFSET_RANGE -31622400, 31622400
+
 #define CFG(field) offsetof(usher_config, field)
 
 /* Indexed by enum usher_smtp_starttls. */
@@ -205,6 +208,14 @@ const usher_setting usher_settings[] = {
       0, false, "USHER_WORKER_METRICS_ADDRESS", NULL },
     { "messages", "batch_size", USHER_VAL_INT, CFG(messages_batch_size), NULL, 500, 1, 10000, false,
       NULL, NULL },
+    { "schedules", "reminder_offset_s", USHER_VAL_INT, CFG(schedules_reminder_offset_s), NULL,
+      -86400, SCHEDULE_OFFSET_RANGE, true, NULL, NULL },
+    { "schedules", "message_offset_s", USHER_VAL_INT, CFG(schedules_message_offset_s), NULL, 7200,
+      SCHEDULE_OFFSET_RANGE, true, NULL, NULL },
+    { "schedules", "door_list_offset_s", USHER_VAL_INT, CFG(schedules_door_list_offset_s), NULL,
+      -3600, SCHEDULE_OFFSET_RANGE, true, NULL, NULL },
+    { "schedules", "late_limit_s", USHER_VAL_INT, CFG(schedules_late_limit_s), NULL, 21600, 0,
+      31622400, true, NULL, NULL },
 };
 
 const size_t usher_nsettings = sizeof(usher_settings) / sizeof(usher_settings[0]);

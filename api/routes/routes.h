@@ -57,6 +57,11 @@ void route_ticket_type_reopen(api_req *r);
 void route_message_create(api_req *r);
 void route_message_get(api_req *r);
 void route_message_cancel(api_req *r);
+
+/* schedules.c: schedules anchored to an event or a session */
+void route_schedule_create(api_req *r);
+void route_schedule_list(api_req *r);
+void route_schedule_delete(api_req *r);
 void route_event_cancel(api_req *r);
 
 /* registrations.c, registration_cancel.c */

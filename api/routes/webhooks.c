@@ -26,9 +26,13 @@
 #include "query.h"
 #include "webhooks.h"
 
-static const char *const webhook_events[] = { "registration.created", "registration.cancelled",
-                                              "checkin.created",      "report.done",
-                                              "event.cancelled",      NULL };
+static const char *const webhook_events[] = { "registration.created",
+                                              "registration.cancelled",
+                                              "checkin.created",
+                                              "report.done",
+                                              "event.cancelled",
+                                              "schedule.fired",
+                                              NULL };
 
 static void created(PGresult *res, const char *errmsg, void *arg)
 {
@@ -94,8 +98,8 @@ bool api_webhook_events_ok(api_req *r, json_t *events)
         if (!known) {
             api_reply_invalid(r, "events",
                               "events[%zu] must be registration.created,"
-                              " registration.cancelled, checkin.created, report.done or"
-                              " event.cancelled",
+                              " registration.cancelled, checkin.created, report.done,"
+                              " event.cancelled or schedule.fired",
                               i);
             return false;
         }

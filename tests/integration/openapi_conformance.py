@@ -765,6 +765,10 @@ class World:
         return self.api("POST", f"/v1/events/{self.event}/messages", self.tokens["organizer"], {
             "subject": "Doors open at 8", "body": "See you there."})["message_id"]
 
+    def make_schedule(self):
+        return self.api("POST", f"/v1/events/{self.event}/schedules", self.tokens["organizer"],
+                        {"action": "reminder"})["id"]
+
     def register(self):
         reg = self.api("POST", f"/v1/events/{self.event}/registrations", None, {
             "ticket_type_id": self.ticket_type, "name": "Zoë Attendee",
@@ -808,6 +812,7 @@ class Generator:
             "cancelEvent": lambda: w.make_event(w.tokens["organizer"]) if fresh else w.spare_event,
             "getMessage": lambda: w.message,
             "cancelMessage": lambda: w.make_message() if fresh else w.message,
+            "deleteSchedule": lambda: w.make_schedule(),
             "adminRetryJob": lambda: w.job_in("dead") if fresh else w.any_job,
             "adminDiscardJob": lambda: w.job_in("dead") if fresh else w.any_job,
             "adminCancelJob": lambda: w.job_in("available") if fresh else w.any_job,

@@ -177,7 +177,7 @@ Test(config, shipped_file_loads_with_the_seed_priorities)
 
     cr_assert_eq(usher_config_load(&cfg, SHIPPED_CONF, err, sizeof(err)), USHER_OK, "%s", err);
     cr_assert_str_eq(cfg.path, SHIPPED_CONF);
-    cr_assert_eq(cfg.nkinds, 12);
+    cr_assert_eq(cfg.nkinds, 13);
     assert_kind(&cfg, "notify.webhook", "notifications", 0, 25, 30000, 1000, 3600000);
     assert_kind(&cfg, "notify.inbox", "notifications", 0, 25, 30000, 1000, 3600000);
     assert_kind(&cfg, "email.send", "email", 1, 20, 60000, 5000, 3600000);
@@ -188,6 +188,7 @@ Test(config, shipped_file_loads_with_the_seed_priorities)
     assert_kind(&cfg, "report.checkins", "reports", 2, 5, 600000, 1000, 3600000);
     assert_kind(&cfg, "analytics.rollup", "analytics", 2, 20, 60000, 1000, 3600000);
     assert_kind(&cfg, "message.fanout", "notifications", 2, 20, 60000, 1000, 3600000);
+    assert_kind(&cfg, "schedule.fire", "notifications", 0, 20, 60000, 1000, 3600000);
     assert_kind(&cfg, "test.noop", "default", 1, 20, 60000, 1000, 3600000);
     assert_kind(&cfg, "test.fail", "default", 1, 20, 60000, 1000, 3600000);
     usher_config_free(&cfg);

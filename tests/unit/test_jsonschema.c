@@ -296,6 +296,8 @@ static const struct broken_payload {
       "payload.title: length 0 is below minLength 1" },
     { "notify.webhook", "{\"endpoint_id\": 1}", "payload: missing required property \"event\"" },
     { "message.fanout", "{\"message_id\": 0}", "payload.message_id: 0 is below minimum 1" },
+    { "schedule.fire", "{\"schedule_id\": \"7\"}",
+      "payload.schedule_id: expected integer, got string" },
     { "index.document", "{\"type\": \"room\", \"id\": 1}",
       "payload.type: must be one of \"event\", \"session\", \"attendee\" (enum)" },
     { "analytics.rollup", "{\"event_id\": 1, \"metric\": \"checkins\"}",

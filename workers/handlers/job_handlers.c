@@ -22,6 +22,7 @@ const usher_handler usher_job_handlers[] = {
       .batch_max = USHER_BATCH_MAX },
     { .kind = "report.attendees", .run = usher_run_report },
     { .kind = "report.checkins", .run = usher_run_report },
+    { .kind = "schedule.fire", .run = usher_run_schedule_fire },
     { .kind = "analytics.rollup",
       .run_batch = usher_batch_analytics_rollup,
       .batch_max = USHER_BATCH_MAX },
@@ -52,4 +53,13 @@ int64_t usher_payload_id(json_t *payload, const char *field, usher_handler_resul
         return 0;
     }
     return (int64_t)json_integer_value(value);
+}
+
+void usher_handler_wake(usher_store *st, const char *queues)
+{
+    const char *params[] = { queues };
+    PGresult *res = NULL;
+
+    if (usher_store_exec(st, "SELECT usher_wake($1::text[])", 1, params, &res) == USHER_OK)
+        PQclear(res);
 }

@@ -10,6 +10,7 @@
  *   index.document {type: "event"|"session"|"attendee", id, delete?: bool}
  *   report.attendees, report.checkins {report_id}: a row of reports (platform/report.h),
  *                 or {scope: "all"}: one CSV report per current event
+ *   schedule.fire {schedule_id}: a schedule anchored to an event comes due
  *   analytics.rollup {event_id, metric: "registration"|"cancellation"|"checkin"|
  *                 "session_access", gate?: a check-in's door (default ""),
  *                 at?: RFC 3339 timestamp (default: when the job became
@@ -45,6 +46,8 @@ void usher_run_message_fanout(usher_handler_ctx *ctx, const usher_job *job, json
                               usher_handler_result *r);
 void usher_run_report(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
                       usher_handler_result *r);
+void usher_run_schedule_fire(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
+                             usher_handler_result *r);
 
 /* Terminated by an entry whose kind is NULL. */
 extern const usher_handler usher_job_handlers[];
@@ -55,6 +58,13 @@ extern const usher_handler usher_job_handlers[];
  */
 void usher_handler_store_failed(usher_handler_result *r, usher_store *st, usher_err err,
                                 const char *what);
+
+/*
+ * Wakes the claimers of queues (a text[] literal, e.g. "{email,notifications}")
+ * after a handler's commit enqueued jobs there, so that they need not wait for
+ * their poll. Best effort: a failure only leaves them to the poll.
+ */
+void usher_handler_wake(usher_store *st, const char *queues);
 
 /* A positive integer field of payload, or 0 (and r set to PERMANENT) if absent or not one. */
 int64_t usher_payload_id(json_t *payload, const char *field, usher_handler_result *r);

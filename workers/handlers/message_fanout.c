@@ -125,16 +125,6 @@ static usher_err run_batch(usher_handler_ctx *ctx, usher_store *st, const usher_
     return err;
 }
 
-/* Wakes the claimers of the queues the batch enqueued to (else they poll). */
-static void wake(usher_store *st, const templates *t)
-{
-    const char *params[] = { usher_buf_str(&t->queues) };
-    PGresult *res = NULL;
-
-    if (usher_store_exec(st, "SELECT usher_wake($1::text[])", 1, params, &res) == USHER_OK)
-        PQclear(res);
-}
-
 void usher_run_message_fanout(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
                               usher_handler_result *r)
 {
@@ -151,7 +141,7 @@ void usher_run_message_fanout(usher_handler_ctx *ctx, const usher_job *job, json
     }
     err = run_batch(ctx, st, job, message, &t, r);
     if (err == USHER_OK)
-        wake(st, &t);
+        usher_handler_wake(st, usher_buf_str(&t.queues));
     else if (err != USHER_ERR_STATE) /* STATE: r says the lease was lost */
         usher_handler_store_failed(r, st, err, "message.fanout");
 out:
