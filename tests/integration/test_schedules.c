@@ -588,8 +588,20 @@ Test(schedules, a_cancelled_events_reminders_never_fire, .init = start, .fini = 
     cr_assert_eq(mails(kept_prefix, "Survey Keynote", 25), 0);
     cr_assert_eq(
         testdb_scalarf(st, "SELECT count(*) FROM event_messages WHERE event_id = %lld", doomed), 1);
+    /* The kept event's messages: its reminder, and its session's cancellation (0022's). */
+    cr_assert_eq(testdb_scalarf(st,
+                                "SELECT count(*) FROM event_messages WHERE event_id = %lld"
+                                " AND kind = 'message'",
+                                kept),
+                 1);
+    cr_assert_eq(testdb_scalarf(st,
+                                "SELECT count(*) FROM event_messages WHERE event_id = %lld"
+                                " AND kind = 'session_cancelled'",
+                                kept),
+                 1);
     cr_assert_eq(
-        testdb_scalarf(st, "SELECT count(*) FROM event_messages WHERE event_id = %lld", kept), 1);
+        testdb_scalarf(st, "SELECT count(*) FROM event_messages WHERE event_id = %lld", kept), 2);
+    wait_mailed_once(kept_prefix, "Session cancelled: Keynote", 25);
     cr_assert_eq(in_state(doomed_reminder, "cancelled"), 1);
     cr_assert_eq(in_state(doomed_survey, "cancelled"), 1);
     cr_assert_eq(in_state(session_survey, "cancelled"), 1);
@@ -746,4 +758,47 @@ Test(schedules, two_workers_remind_each_attendee_exactly_once, .init = start, .f
     /* No schedule.fire job is left, or died: the stray ones found nothing to do. */
     cr_assert_eq(testdb_scalarf(st, "SELECT count(*) FROM usher_jobs WHERE kind = 'schedule.fire'"),
                  0);
+}
+
+/*
+ * A reminder without words of the organizer's is written in the event's
+ * language, its time as the mail templates write it in the event's zone.
+ */
+Test(schedules, a_german_events_reminder_reads_in_german, .init = start, .fini = stop_all,
+     .timeout = 300)
+{
+    enum { ATTENDEES = 12 };
+    world w;
+    long long event, reminder;
+    char prefix[64], subject[96];
+
+    make_world(&w);
+    event = make_event(w.org, "Buehne", "now() + interval '8 seconds'");
+    testdb_scalarf(st, "UPDATE events SET locale = 'de' WHERE id = %lld RETURNING id", event);
+    snprintf(prefix, sizeof(prefix), "de-%s-", run_id);
+    add_attendees(event, prefix, ATTENDEES);
+    reminder =
+        post_schedule(w.organizer, event, "{\"action\":\"reminder\",\"offset_s\":-2}", 201, NULL);
+    /* Its job works for the organizer: the fair claim serves it in that organizer's turn. */
+    cr_assert_eq(testdb_scalarf(st,
+                                "SELECT count(*) FROM usher_jobs j JOIN event_schedules s"
+                                " ON s.job_id = j.id WHERE s.id = %lld"
+                                " AND j.partition_key = 'org:%lld'",
+                                reminder, w.org),
+                 1);
+    start_workers(1);
+
+    snprintf(subject, sizeof(subject), "Erinnerung: Buehne-%s", run_id);
+    wait_mailed_once(prefix, subject, ATTENDEES);
+    cr_assert_eq(in_state(reminder, "fired"), 1);
+    cr_assert_eq(mails(prefix, "Reminder", ATTENDEES), 0);
+    cr_assert_eq(testdb_scalarf(st,
+                                "SELECT count(*) FROM event_messages m JOIN events e"
+                                " ON e.id = m.event_id WHERE m.event_id = %lld"
+                                " AND m.subject = 'Erinnerung: ' || e.name"
+                                " AND m.body = e.name || ' beginnt am '"
+                                " || usher_format_time(e.starts_at, 'Europe/Berlin', 'de')"
+                                " || ', Hall 1.' AND m.body LIKE '%% Uhr (Europe/Berlin), Hall 1.'",
+                                event),
+                 1);
 }
