@@ -10,7 +10,8 @@
 #include <stdlib.h>
 
 static const char facts_sql[] =
-    "SELECT r.id, r.event_id, extract(epoch FROM r.created_at)::int8, r.status, r.name, r.email,"
+    "SELECT r.id, r.event_id, floor(extract(epoch FROM r.created_at))::int8, r.status, r.name,"
+    " r.email,"
     " e.name, e.venue,"
     " to_char(e.starts_at AT TIME ZONE e.timezone, 'Dy DD Mon YYYY, HH24:MI')"
     "   || ' (' || e.timezone || ')',"

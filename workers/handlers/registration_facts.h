@@ -28,7 +28,8 @@
 typedef struct usher_registration_facts {
     int64_t registration_id;
     int64_t event_id;
-    int64_t created_at_s; /* the registration's time: a stable Date: for its emails */
+    int64_t created_at_s; /* the registration's time, whole seconds down (never later than
+                             the sale): its emails' Date:, the confirmation's deadline */
     char status[USHER_FACTS_STATUS_MAX];
     char attendee_name[USHER_FACTS_NAME_MAX];
     char email[USHER_FACTS_EMAIL_MAX];
