@@ -44,7 +44,8 @@ static const ctl_command commands[] = {
       "token create --role admin|organizer|scanner [--organizer ID] [--event ID] [--name N]\n"
       "        prints the token (once) | token revoke ID\n"
       "token list [--role R] [--organizer ID] [--revoked|--live] [--json]  never the secret" },
-    { "maintain", ctl_maintain, "maintain  rescue expired leases, prune and run retention, if no one else leads" },
+    { "maintain", ctl_maintain,
+      "maintain  rescue expired leases, prune and run retention, if no one else leads" },
     { "backup", ctl_backup,
       "backup FILE  pg_dump (custom format) from a snapshot behind the send barrier" },
     { "webhook", ctl_webhook,
