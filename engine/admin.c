@@ -20,9 +20,9 @@
 
 /*
  * $1 state, $2 queue, $3 kind, $4 error text, $5 since, $6 until,
- * $7 before id, $8 limit, $9 exactly this id, $10 organizer (through the
- * SQL function usher_job_organizer of 0026_job_pages.sql, which reads the
- * ids a payload names)
+ * $7 before id, $8 limit, $9 exactly this id, $10 organizer (the job's
+ * partition key 'org:N', which 0024's trigger sets from the ids its payload
+ * names)
  */
 #define FILTER_WHERE                                                                   \
     " ($1::usher_job_state IS NULL OR state = $1::usher_job_state)"                    \
@@ -34,7 +34,7 @@
     " AND ($6::int8 IS NULL OR coalesce(finished_at, created_at)"                      \
     "      < 'epoch'::timestamptz + $6::int8 * interval '1 microsecond')"              \
     " AND ($7::int8 IS NULL OR id < $7::int8) AND ($9::int8 IS NULL OR id = $9::int8)" \
-    " AND ($10::int8 IS NULL OR usher_job_organizer(payload) = $10::int8)"
+    " AND ($10::int8 IS NULL OR partition_key = 'org:' || $10::int8)"
 
 #define NFILTER 10
 
