@@ -25,6 +25,14 @@
 #define BATCH     "5000"
 #define DOC_BATCH "500"
 
+/*
+ * How long a step waits for a table lock someone else holds (a LOCK TABLE,
+ * a migration) before the pass gives up until its next try: the pass runs
+ * on the maintenance leader's connection, whose lease rescue must not stall
+ * behind a housekeeping delete.
+ */
+#define LOCK_WAIT "2s"
+
 /* $1: now (Unix seconds), $2: days; the cutoff is $1 - $2 days. */
 #define CUTOFF "to_timestamp($1::float8) - $2::int * interval '1 day'"
 
@@ -210,6 +218,17 @@ static USHER_MUSTCHECK usher_err partitions(const usher_config *cfg, usher_store
     return err;
 }
 
+/*
+ * Gives st back with the server's lock_timeout; err stays the pass's
+ * outcome (a successful command leaves the store's message as it was).
+ */
+static usher_err reset_lock_wait(usher_store *st, usher_err err)
+{
+    usher_err reset = usher_store_command(st, "RESET lock_timeout");
+
+    return err != USHER_OK ? err : reset;
+}
+
 usher_err usher_retention_run(const usher_config *cfg, usher_store *st, int64_t now,
                               usher_retention_report *out)
 {
@@ -218,7 +237,9 @@ usher_err usher_retention_run(const usher_config *cfg, usher_store *st, int64_t 
 
     *out = (usher_retention_report){ 0 };
     usher_int_text(now, when);
-    err = partitions(cfg, st, when, out);
+    err = usher_store_command(st, "SET lock_timeout = '" LOCK_WAIT "'");
+    if (err == USHER_OK)
+        err = partitions(cfg, st, when, out);
     if (err == USHER_OK)
         err = batches(st, scans_sql, when, cfg->retention_reporting_days, &out->scans);
     if (err == USHER_OK)
@@ -230,7 +251,7 @@ usher_err usher_retention_run(const usher_config *cfg, usher_store *st, int64_t 
         err = documents(cfg, st, when, out);
     if (err == USHER_OK)
         err = batches(st, effects_sql, when, effects_days(cfg), &out->effects);
-    return err;
+    return reset_lock_wait(st, err);
 }
 
 size_t usher_retention_total(const usher_retention_report *out)

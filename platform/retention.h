@@ -14,7 +14,9 @@
  *     usher_effects rows older than effects_days (never younger than
  *     [engine] dead_retention_hours, while a job that recorded one may run).
  * A value of 0 days keeps that data forever. Every step is idempotent: a
- * pass cut short is finished by the next.
+ * pass cut short is finished by the next. A step waits at most 2 s for a
+ * table lock someone else holds, then the pass fails (SQLSTATE 55P03) and
+ * leaves the rest to its next try.
  */
 #ifndef USHER_RETENTION_H
 #define USHER_RETENTION_H

@@ -32,9 +32,13 @@
 /*
  * The data lifecycle's pass (platform/retention.h), every [retention]
  * interval_minutes while this process leads; the first round of a process
- * (a start, a reload) runs it at once. A failure is logged and tried again
- * next round: the pass is idempotent.
+ * (a start, a reload) runs it at once. A failure (a table locked past the
+ * pass's lock wait, say) is logged and tried again a minute later (the
+ * interval's least value): the pass is idempotent, and retrying every
+ * round would keep the leader's connection queued behind the same lock.
  */
+#define RETENTION_RETRY_S 60
+
 static void retention_round(const usher_config *cfg, usher_store *st)
 {
     static time_t next;
@@ -44,7 +48,9 @@ static void retention_round(const usher_config *cfg, usher_store *st)
     if (now < next)
         return;
     if (usher_retention_run(cfg, st, (int64_t)now, &r) != USHER_OK) {
-        usher_log(USHER_LOG_WARNING, "maintenance: retention: %s", usher_store_errstr(st));
+        usher_log(USHER_LOG_WARNING, "maintenance: retention: %s (next try in %d s)",
+                  usher_store_errstr(st), RETENTION_RETRY_S);
+        next = now + RETENTION_RETRY_S;
         return;
     }
     next = now + (time_t)cfg->retention_interval_minutes * 60;

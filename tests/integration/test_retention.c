@@ -7,7 +7,8 @@
  * ahead and rows stranded in a DEFAULT partition are moved to theirs;
  * scans, inbox entries, documents (both stores) and usher_effects are
  * deleted in batches, exactly those past retention; a second pass does
- * nothing; and migrating a table that holds rows keeps every row and id.
+ * nothing; a table locked by someone else makes a pass give up, not wait;
+ * and migrating a table that holds rows keeps every row and id.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -210,6 +211,40 @@ Test(retention, scans_and_inbox_entries_go_with_their_events_period, .init = cle
                     " starts_at = starts_at - interval '10 years'");
     r = run_at_now(&keep);
     cr_assert_eq(r.scans + r.notifications, 0, "0 days keeps them forever");
+}
+
+/*
+ * A table someone else holds locked (a LOCK TABLE, a migration) makes the
+ * pass give up after its lock wait instead of queueing the maintenance
+ * leader's connection behind it: the pass fails with SQLSTATE 55P03, the
+ * steps before the locked table stay done, the session's lock_timeout is
+ * the server's again, and the next pass finishes the rest.
+ */
+Test(retention, a_locked_table_makes_the_pass_give_up_and_the_next_one_finish, .init = clean,
+     .timeout = 120)
+{
+    usher_store *holder = testdb_store(&cfg);
+    usher_retention_report r;
+    char before[64], after[64];
+
+    events();
+    attendees();
+    text_of("SHOW lock_timeout", before, sizeof(before));
+    testdb_exec(holder, "BEGIN");
+    testdb_exec(holder, "LOCK TABLE notifications IN EXCLUSIVE MODE");
+    cr_assert_eq(usher_retention_run(&cfg, st, now, &r), USHER_ERR_DB,
+                 "the pass waited out the lock");
+    cr_assert_str_eq(usher_store_sqlstate(st), "55P03", "%s", usher_store_errstr(st));
+    cr_assert_eq(r.scans, 3 + 1, "the scans, deleted before the locked table, stay deleted");
+    cr_assert_eq(r.notifications, 0);
+    cr_assert_str_eq(text_of("SHOW lock_timeout", after, sizeof(after)), before);
+    testdb_exec(holder, "COMMIT");
+    usher_store_free(holder);
+
+    r = run_at_now(&cfg);
+    cr_assert_eq(r.scans, 0);
+    cr_assert_eq(r.notifications, 3);
+    cr_assert_eq(count("SELECT count(*) FROM notifications"), 2);
 }
 
 /* A document of event name with bytes content, stored by c's store; its sha256 into sha. */
