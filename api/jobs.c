@@ -3,15 +3,25 @@
 #include "alloc.h"
 #include "enqueue.h"
 
-/* The template as JSON text, r's request id added when r is not NULL; NULL out of memory. */
-static char *webhook_text(const usher_config *cfg, const api_req *r)
+/* The template, r's request id added when r is not NULL; NULL out of memory. */
+static json_t *webhook_json(const usher_config *cfg, const api_req *r)
 {
     json_t *t = usher_enqueue_template(cfg, "notify.webhook", USHER_DEFAULT_QUEUE, NULL);
-    char *text = NULL;
 
-    if (t != NULL && (r == NULL || r->request_id[0] == '\0' ||
-                      json_object_set_new(t, "request_id", json_string(r->request_id)) == 0))
-        text = usher_need(json_dumps(t, JSON_COMPACT));
+    if (t != NULL && r != NULL && r->request_id[0] != '\0' &&
+        json_object_set_new(t, "request_id", json_string(r->request_id)) != 0) {
+        json_decref(t);
+        t = NULL;
+    }
+    return t;
+}
+
+/* The same as JSON text; NULL out of memory. */
+static char *webhook_text(const usher_config *cfg, const api_req *r)
+{
+    json_t *t = webhook_json(cfg, r);
+    char *text = t != NULL ? usher_need(json_dumps(t, JSON_COMPACT)) : NULL;
+
     json_decref(t);
     return text;
 }
@@ -24,6 +34,11 @@ char *api_webhook_template(const usher_config *cfg)
 char *api_request_webhook_template(const api_req *r)
 {
     return webhook_text(r->loop->srv->cfg, r);
+}
+
+json_t *api_request_webhook(const api_req *r)
+{
+    return webhook_json(r->loop->srv->cfg, r);
 }
 
 int api_job_add(json_t *templates, const api_req *r, const char *kind, json_t *payload,

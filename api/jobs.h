@@ -66,4 +66,7 @@ USHER_MUSTCHECK char *api_webhook_template(const usher_config *cfg);
 /* The same template carrying r's request id (the caller frees it); NULL out of memory. */
 USHER_MUSTCHECK char *api_request_webhook_template(const api_req *r);
 
+/* The same as JSON (the caller's reference); NULL out of memory. */
+USHER_MUSTCHECK json_t *api_request_webhook(const api_req *r);
+
 #endif

@@ -32,7 +32,7 @@ typedef struct api_pgpool api_pgpool;
 typedef struct api_replica api_replica;
 typedef struct api_redis api_redis;
 typedef struct api_wake api_wake;
-typedef struct api_checkin_batch api_checkin_batch;
+typedef struct api_loop_batch api_loop_batch;
 typedef struct api_token_cache api_token_cache;
 typedef struct api_route api_route;
 typedef struct api_guard api_guard;
@@ -71,10 +71,11 @@ struct api_loop {
     api_replica *replica; /* reads that may see a replica ([database] read_url); may be NULL */
     api_redis *redis;     /* the cache and the rate limiter; may be down */
     api_token_cache *tokens;
-    api_wake *wake;              /* NOTIFYs for the jobs its statements enqueued */
-    api_checkin_batch *checkins; /* scans gathered into one statement per turn */
-    api_guard *guard;            /* refuses what would exhaust us before evhttp reads it */
-    struct event *tick;          /* publishes the gauges below once a second */
+    api_wake *wake;                /* NOTIFYs for the jobs its statements enqueued */
+    api_loop_batch *checkins;      /* scans gathered into one statement per turn */
+    api_loop_batch *registrations; /* registrations, the same way */
+    api_guard *guard;              /* refuses what would exhaust us before evhttp reads it */
+    struct event *tick;            /* publishes the gauges below once a second */
     unsigned long ticks;
     bool pruning;      /* loop 0: a prune of idempotency keys is in flight */
     bool prune_behind; /* loop 0: the last prune was a full batch: go on next tick */

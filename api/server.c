@@ -15,7 +15,7 @@
 #include "alloc.h"
 #include "auth.h"
 #include "cache_warm.h"
-#include "checkin_batch.h"
+#include "loop_batch.h"
 #include "flight.h"
 #include "http_guard.h"
 #include "routes/routes.h"
@@ -134,7 +134,9 @@ static void loop_free(api_loop *loop)
     if (loop->http != NULL)
         evhttp_free(loop->http);
     api_redis_free(loop->redis);
-    api_checkin_batch_free(loop->checkins); /* before the pool: it answers what waits */
+    /* Before the pool: they answer what waits. */
+    api_loop_batch_free(loop->checkins);
+    api_loop_batch_free(loop->registrations);
     api_pgpool_free(loop->pg);
     api_replica_free(loop->replica); /* after the primary: its samples' callbacks point here */
     api_wake_free(loop->wake);
@@ -244,7 +246,8 @@ static api_loop *loop_new(api_server *srv, int index, int fd, char *errbuf, size
     if (api_replica_new(loop, &loop->replica) != USHER_OK)
         goto failed;
     loop->wake = api_wake_new(loop);
-    loop->checkins = api_checkin_batch_new(loop, route_checkin_answer);
+    loop->checkins = api_loop_batch_new(loop, &route_checkin_batch);
+    loop->registrations = api_loop_batch_new(loop, &route_register_batch);
     loop->redis = api_redis_new(loop->base, cfg->redis_url, errbuf, errlen);
     if (loop->redis == NULL) {
         loop_free(loop);

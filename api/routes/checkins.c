@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../checkin_batch.h"
+#include "../loop_batch.h"
 #include "../jobs.h"
 #include "../validate.h"
 #include "alloc.h"
@@ -55,15 +55,33 @@ static void answer(api_req *r, const char *result, const char *first_at, const c
     api_reply_json(r, o->status, body);
 }
 
-void route_checkin_answer(api_req *r, const char *result, const char *first_at,
-                          const char *first_gate)
+/* A scan's row of usher_checkin_batch(): result, first check-in time (or NULL), gate (or NULL). */
+static void checkin_row(api_req *r, json_t *item, PGresult *res, int row)
 {
+    (void)item;
+    const char *result = PQgetvalue(res, row, 1);
+
     if (strcmp(result, "ok") == 0) {
         api_wake_kind(r->loop, "analytics.rollup");
         api_wake_kind(r->loop, "notify.webhook");
     }
-    answer(r, result, first_at, first_gate);
+    answer(r, result, PQgetisnull(res, row, 2) ? NULL : PQgetvalue(res, row, 2),
+           PQgetisnull(res, row, 3) ? NULL : PQgetvalue(res, row, 3));
 }
+
+/* The server's notify.webhook template: the batch's statement serves several requests. */
+static const char *webhook_template(api_loop *loop)
+{
+    return loop->srv->webhook_template;
+}
+
+const api_batch_kind route_checkin_batch = {
+    .sql = "SELECT idx, result, to_char(first_at AT TIME ZONE 'UTC',"
+           " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), first_gate"
+           " FROM usher_checkin_batch($1::jsonb, $2::jsonb)",
+    .param2 = webhook_template,
+    .row = checkin_row,
+};
 
 static void logged_invalid(PGresult *res, const char *errmsg, void *arg)
 {
@@ -118,5 +136,5 @@ void route_checkin(api_req *r)
         api_reply_error(r, 500, "internal", "out of memory");
         return;
     }
-    api_checkin_batch_add(r->loop, r, item);
+    api_loop_batch_add(r->loop->checkins, r, item);
 }

@@ -1,9 +1,15 @@
 /*
- * POST /v1/events/{id}/registrations: one statement, usher_register()
- * (schemas/migrations/0007_api.sql), takes a seat, writes the registration
- * and enqueues its ticket PDF (which then emails it), its analytics event
- * and its search-index entry in one transaction. The ticket code is not
- * stored: it is signed here from the ids the statement returns.
+ * POST /v1/events/{id}/registrations: usher_register()
+ * (schemas/migrations/0007_api.sql, 0014, 0021) takes a seat, writes the
+ * registration and enqueues its ticket PDF (which then emails it) and its
+ * search-index entry in one transaction. A loop gathers the registrations
+ * of one turn into one statement and one commit, usher_register_batch()
+ * (0029_register_batch.sql), which also writes one analytics job per event
+ * counting the batch's sales; each request still gets its own answer, and an
+ * Idempotency-Key its replay. A batch that fails as a whole (a cancelled
+ * event's trigger, a deadlock victim) is rolled back and sent again one
+ * statement per request, so one request's error stays its own. The ticket
+ * code is not stored: it is signed here from the ids the statement returns.
  */
 #include <sodium.h>
 #include <stdio.h>
@@ -11,6 +17,7 @@
 #include <string.h>
 
 #include "../jobs.h"
+#include "../loop_batch.h"
 #include "../validate.h"
 #include "../wake_after_commit.h"
 #include "alloc.h"
@@ -22,10 +29,6 @@
 #define IDEMPOTENCY_KEY_MAX 200
 #define REQUEST_HASH_BYTES  16
 #define REQUEST_HASH_HEX    (2 * REQUEST_HASH_BYTES + 1)
-
-typedef struct registration {
-    int64_t event_id, ticket_type_id;
-} registration;
 
 static bool plausible_email(const char *s)
 {
@@ -75,52 +78,60 @@ static void request_hash(int64_t event, int64_t ticket_type, const char *name, c
     sodium_bin2hex(hex, REQUEST_HASH_HEX, h, sizeof(h));
 }
 
-static char *registration_jobs(api_req *r, int64_t event)
+/* The jobs of one registration: its ticket (then its email) and its search entry. */
+static json_t *registration_jobs(api_req *r)
 {
     json_t *jobs = usher_need(json_array());
-    char *text = NULL;
 
     if (api_job_add(jobs, r, "pdf.ticket", json_pack("{s:b}", "then_email", 1),
-                    "registration_id") == 0 &&
-        api_job_add(jobs, r, "analytics.rollup",
+                    "registration_id") != 0 ||
+        api_job_add(jobs, r, "index.document", json_pack("{s:s}", "type", "attendee"), "id") != 0) {
+        json_decref(jobs);
+        return NULL;
+    }
+    return jobs;
+}
+
+/*
+ * The analytics job, "counted": a batch writes one per event with the
+ * number of its sales, so it is no one request's (no request id).
+ */
+static json_t *counted_jobs(api_req *r, int64_t event)
+{
+    json_t *jobs = usher_need(json_array());
+
+    if (api_job_add(jobs, r, "analytics.rollup",
                     json_pack("{s:I,s:s}", "event_id", (json_int_t)event, "metric", "registration"),
-                    NULL) == 0 &&
-        api_job_stamp(jobs, "at") == 0 &&
-        api_job_add(jobs, r, "index.document", json_pack("{s:s}", "type", "attendee"), "id") == 0)
-        text = usher_need(json_dumps(jobs, JSON_COMPACT));
-    json_decref(jobs);
-    return text;
+                    NULL) != 0 ||
+        api_job_stamp(jobs, "at") != 0 ||
+        json_object_del(json_array_get(jobs, 0), "request_id") < -1) {
+        json_decref(jobs);
+        return NULL;
+    }
+    return jobs;
 }
 
-/* The registration was refused because the event is cancelled (0017_messages.sql's trigger). */
-static bool event_cancelled(PGresult *res)
+/* res failed with the SQLSTATE state. */
+static bool failed_with(PGresult *res, const char *state)
 {
-    const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *got = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
-    return state != NULL && strcmp(state, "UE410") == 0;
+    return got != NULL && strcmp(got, state) == 0;
 }
 
-static void registered(PGresult *res, const char *errmsg, void *arg)
+/* The registration's answer from its row of usher_register or usher_register_batch: status,
+ * registration_id, replayed from column first. */
+static void registered_row(api_req *r, json_t *item, PGresult *res, int row, int first)
 {
-    api_req *r = arg;
-    registration *reg = r->state;
-    registration ids = *reg;
-    const char *status;
+    int64_t event = (int64_t)json_integer_value(json_object_get(item, "event"));
+    int64_t ticket_type = (int64_t)json_integer_value(json_object_get(item, "ticket_type"));
+    const char *status = PQgetvalue(res, row, first);
     char code[USHER_TICKET_CODE_MAX];
     int64_t id;
 
-    free(reg);
-    r->state = NULL;
-    if (event_cancelled(res)) {
-        api_reply_error(r, 410, "event_cancelled", "the event is cancelled");
-        return;
-    }
-    if (!api_result_ok(r, res, errmsg))
-        return;
-    status = PQgetvalue(res, 0, 0);
     if (strcmp(status, "sold_out") == 0) {
         /* Availability reached zero: show it now, not after the TTL (once, not per refusal). */
-        api_event_cache_sold_out(r->loop, ids.event_id, ids.ticket_type_id);
+        api_event_cache_sold_out(r->loop, event, ticket_type);
         api_reply_error(r, 409, "sold_out", "no seats are left for this ticket type");
         return;
     }
@@ -141,13 +152,12 @@ static void registered(PGresult *res, const char *errmsg, void *arg)
                         "this Idempotency-Key was used for a different request");
         return;
     }
-    id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-    if (usher_ticket_sign(r->loop->srv->ticket_key, ids.event_id, id, code, sizeof(code)) !=
-        USHER_OK) {
+    id = strtoll(PQgetvalue(res, row, first + 1), NULL, 10);
+    if (usher_ticket_sign(r->loop->srv->ticket_key, event, id, code, sizeof(code)) != USHER_OK) {
         api_reply_error(r, 500, "internal", "could not sign the ticket code");
         return;
     }
-    if (strcmp(PQgetvalue(res, 0, 2), "t") == 0) {
+    if (strcmp(PQgetvalue(res, row, first + 2), "t") == 0) {
         api_add_header(r, "Idempotent-Replayed", "true");
     } else {
         api_wake_kind(r->loop, "pdf.ticket");
@@ -158,19 +168,106 @@ static void registered(PGresult *res, const char *errmsg, void *arg)
     api_add_header(r, "Cache-Control", "no-store");
     api_reply_json(r, 201,
                    json_pack("{s:I,s:I,s:I,s:s,s:s}", "registration_id", (json_int_t)id, "event_id",
-                             (json_int_t)ids.event_id, "ticket_type_id",
-                             (json_int_t)ids.ticket_type_id, "ticket_code", code, "status",
-                             "confirmed"));
+                             (json_int_t)event, "ticket_type_id", (json_int_t)ticket_type,
+                             "ticket_code", code, "status", "confirmed"));
 }
+
+static void batch_row(api_req *r, json_t *item, PGresult *res, int row)
+{
+    registered_row(r, item, res, row, 1);
+}
+
+/* The answer to one request sent on its own; r->state holds its item. */
+static void registered_alone(PGresult *res, const char *errmsg, void *arg)
+{
+    api_req *r = arg;
+    json_t *item = r->state;
+
+    r->state = NULL;
+    if (failed_with(res, "UE410")) /* 0017_messages.sql's trigger */
+        api_reply_error(r, 410, "event_cancelled", "the event is cancelled");
+    else if (failed_with(res, "UE503")) /* 0029: every stripe with seats taken for 2 s */
+        api_reply_error(r, 503, "unavailable", "this ticket type is busy; try again");
+    else if (api_result_ok(r, res, errmsg))
+        registered_row(r, item, res, 0, 0);
+    json_decref(item);
+}
+
+/* A field of item as a statement's text parameter: NULL for JSON null or a missing one. */
+static const char *text_of(json_t *item, const char *field)
+{
+    return json_string_value(json_object_get(item, field));
+}
+
+/*
+ * Sends item's registration on its own, as usher_register() with its
+ * counted jobs among the others: the batch it was in failed as a whole.
+ */
+static void register_alone(api_req *r, json_t *item)
+{
+    json_t *jobs = json_copy(json_object_get(item, "jobs"));
+    char event[USHER_INT_TEXT_MAX], tt[USHER_INT_TEXT_MAX], *jobs_text = NULL, *hook = NULL;
+
+    if (jobs != NULL && json_array_extend(jobs, json_object_get(item, "counted")) == 0)
+        jobs_text = json_dumps(jobs, JSON_COMPACT);
+    hook = json_dumps(json_object_get(item, "hook"), JSON_COMPACT);
+    json_decref(jobs);
+    if (jobs_text == NULL || hook == NULL) {
+        api_reply_error(r, 500, "internal", "out of memory");
+        free(jobs_text);
+        free(hook);
+        return;
+    }
+    const char *params[] = {
+        usher_int_text(json_integer_value(json_object_get(item, "event")), event),
+        usher_int_text(json_integer_value(json_object_get(item, "ticket_type")), tt),
+        text_of(item, "name"),
+        text_of(item, "email"),
+        jobs_text,
+        text_of(item, "scope"),
+        text_of(item, "key"),
+        text_of(item, "hash"),
+        hook,
+        text_of(item, "locale"),
+    };
+
+    r->state = json_incref(item);
+    if (!api_query(r,
+                   "SELECT status, registration_id, replayed"
+                   " FROM usher_register($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9::jsonb, $10)",
+                   10, params, registered_alone)) {
+        json_decref(item);
+        r->state = NULL;
+    }
+    free(jobs_text);
+    free(hook);
+}
+
+/*
+ * The batch failed as a whole, so nothing of it was written: each request
+ * is sent again on its own. A lost connection is the exception: whether
+ * the commit happened is unknown, so the client hears 503 and retries (with
+ * its Idempotency-Key, safely), as a single statement's would.
+ */
+static void batch_failed(api_req *r, json_t *item, PGresult *res, const char *errmsg)
+{
+    if (res != NULL || api_result_ok(r, res, errmsg)) /* api_result_ok answers a lost one */
+        register_alone(r, item);
+}
+
+const api_batch_kind route_register_batch = {
+    .sql = "SELECT idx, status, registration_id, replayed FROM usher_register_batch($1::jsonb)",
+    .row = batch_row,
+    .failed = batch_failed,
+};
 
 void route_register(api_req *r)
 {
     static const char *const locales[] = { "en", "de", "fr", NULL };
     const char *name = NULL, *email = NULL, *key = NULL, *locale = NULL;
     int64_t ticket_type = 0;
-    registration *reg;
-    char event_text[USHER_INT_TEXT_MAX], tt_text[USHER_INT_TEXT_MAX], hash[REQUEST_HASH_HEX],
-        scope[sizeof("token:") + USHER_INT_TEXT_MAX], *jobs, *hook;
+    json_t *jobs, *counted, *hook, *item = NULL;
+    char hash[REQUEST_HASH_HEX], scope[sizeof("token:") + USHER_INT_TEXT_MAX];
 
     if (!api_get_int(r, "ticket_type_id", true, 1, INT64_MAX, &ticket_type) ||
         !api_get_string(r, "name", true, 1, 200, &name) ||
@@ -181,35 +278,25 @@ void route_register(api_req *r)
         api_reply_invalid(r, "email", "email must be an address like name@example.org");
         return;
     }
-    jobs = registration_jobs(r, r->ids[0]);
-    hook = api_request_webhook_template(r);
-    if (jobs == NULL || hook == NULL) {
-        api_reply_error(r, 500, "internal", "out of memory");
-        free(jobs);
-        free(hook);
-        return;
-    }
-    reg = usher_malloc(sizeof(*reg));
-    *reg = (registration){ r->ids[0], ticket_type };
     request_hash(r->ids[0], ticket_type, name, email, hash);
     snprintf(scope, sizeof(scope), "token:%lld", (long long)r->auth.token_id);
-    const char *params[] = { api_id_text(r->ids[0], event_text),
-                             api_id_text(ticket_type, tt_text),
-                             name,
-                             email,
-                             jobs,
-                             r->auth.token_id != 0 ? scope : "public",
-                             key,
-                             key != NULL ? hash : NULL,
-                             hook,
-                             locale };
-
-    r->state = reg;
-    if (!api_query(r,
-                   "SELECT status, registration_id, replayed"
-                   " FROM usher_register($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9::jsonb, $10)",
-                   10, params, registered))
-        free(reg);
-    free(jobs);
-    free(hook);
+    jobs = registration_jobs(r);
+    counted = counted_jobs(r, r->ids[0]);
+    hook = api_request_webhook(r);
+    if (jobs != NULL && counted != NULL && hook != NULL)
+        item = json_pack("{s:I,s:I,s:s,s:s,s:O,s:O,s:s,s:o,s:o,s:O,s:o}", "event",
+                         (json_int_t)r->ids[0], "ticket_type", (json_int_t)ticket_type, "name",
+                         name, "email", email, "jobs", jobs, "counted", counted, "scope",
+                         r->auth.token_id != 0 ? scope : "public", "key",
+                         key != NULL ? json_string(key) : json_null(), "hash",
+                         key != NULL ? json_string(hash) : json_null(), "hook", hook, "locale",
+                         locale != NULL ? json_string(locale) : json_null());
+    json_decref(jobs);
+    json_decref(counted);
+    json_decref(hook);
+    if (item == NULL) {
+        api_reply_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    api_loop_batch_add(r->loop->registrations, r, item);
 }

@@ -2,6 +2,7 @@
 #ifndef USHER_API_ROUTES_H
 #define USHER_API_ROUTES_H
 
+#include "loop_batch.h"
 #include "request.h"
 
 /* ops.c */
@@ -66,6 +67,8 @@ void route_event_cancel(api_req *r);
 
 /* registrations.c, registration_cancel.c */
 void route_register(api_req *r);
+/* Registrations gathered per loop turn (api/loop_batch.h). */
+extern const api_batch_kind route_register_batch;
 void route_registration_cancel(api_req *r);
 /* registrations_list.c */
 void route_registration_list(api_req *r);
@@ -73,9 +76,8 @@ void route_registration_resend(api_req *r);
 
 /* checkins.c */
 void route_checkin(api_req *r);
-/* A scan's answer, from its batch (api/checkin_batch.h). */
-void route_checkin_answer(api_req *r, const char *result, const char *first_at,
-                          const char *first_gate);
+/* Scans gathered per loop turn (api/loop_batch.h). */
+extern const api_batch_kind route_checkin_batch;
 
 /* reports.c */
 void route_report_create(api_req *r);
