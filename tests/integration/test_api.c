@@ -152,6 +152,12 @@ Test(api, two_thousand_concurrent_registrations_sell_exactly_the_capacity, .init
     cr_assert_eq(testdb_scalar(st, sql), SEATS);
     cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE kind = 'pdf.ticket'"),
                  SEATS);
+    /* Each job of a sale is its organizer's (fair claiming, the admins' filter). */
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM usher_jobs WHERE kind IN ('pdf.ticket', 'index.document',"
+             " 'analytics.rollup') AND partition_key IS DISTINCT FROM 'org:%lld'",
+             w.org);
+    cr_assert_eq(testdb_scalar(st, sql), 0);
     cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE kind = 'email.send'"), 0);
     /*
      * The sales are counted by analytics jobs that each fold one batch's
