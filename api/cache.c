@@ -19,6 +19,11 @@ typedef struct lookup {
     size_t len;
 } lookup;
 
+int api_cache_timeout_ms(const api_loop *loop)
+{
+    return loop->srv->cfg->api_redis_timeout_ms;
+}
+
 static long long wall_ms(void)
 {
     struct timeval tv;
@@ -69,7 +74,7 @@ static void got(redisReply *reply, void *arg)
     memcpy(l->value, value, len);
     l->value[len] = '\0';
     l->len = len;
-    if (api_redis_call(l->r->loop->redis, API_CACHE_TIMEOUT_MS, lock_answered, l, 6, argv, NULL))
+    if (api_redis_call(l->r->loop->redis, api_cache_timeout_ms(l->r->loop), lock_answered, l, 6, argv, NULL))
         return;
     l->done(l->r, API_CACHE_STALE, l->value, l->len, false);
     free(l->value);
@@ -90,7 +95,7 @@ void api_cache_get(api_req *r, const char *name, const char *key, api_cache_fn d
     l->done = done;
     snprintf(l->name, sizeof(l->name), "%s", name);
     snprintf(l->key, sizeof(l->key), "%s", key);
-    if (!api_redis_call(r->loop->redis, API_CACHE_TIMEOUT_MS, got, l, 2, argv, NULL)) {
+    if (!api_redis_call(r->loop->redis, api_cache_timeout_ms(r->loop), got, l, 2, argv, NULL)) {
         api_metrics_cache(r->loop->srv->metrics, name, 0);
         free(l);
         done(r, API_CACHE_MISS, NULL, 0, false);
@@ -225,7 +230,7 @@ void api_cache_hold(api_loop *loop, const char *const *keys, size_t n,
         argv[3 + i] = keys[i];
     argv[3 + n] = px;
     *h = (hold){ done, arg };
-    if (!api_redis_call(loop->redis, API_CACHE_TIMEOUT_MS, held, h, (int)(n + 4), argv, NULL)) {
+    if (!api_redis_call(loop->redis, api_cache_timeout_ms(loop), held, h, (int)(n + 4), argv, NULL)) {
         free(h);
         done(arg, false);
     }

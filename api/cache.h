@@ -15,7 +15,8 @@
 
 #include "request.h"
 
-#define API_CACHE_TIMEOUT_MS 50 /* a cache slower than this is treated as a miss */
+/* [api] redis_timeout_ms: a cache (or limiter) slower than this is treated as a miss. */
+int api_cache_timeout_ms(const api_loop *loop);
 
 typedef enum api_cache_state { API_CACHE_MISS, API_CACHE_FRESH, API_CACHE_STALE } api_cache_state;
 

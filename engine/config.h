@@ -209,6 +209,7 @@ typedef struct usher_config {
     int api_cache_access_ttl_s;      /* ...and of session access checks */
     int api_cache_stale_s;           /* then served stale this long while one refresh runs */
     int api_cache_warm_window_s;     /* door answers of sessions starting this soon kept warm */
+    int api_redis_timeout_ms;        /* a cache or rate-limit answer slower than this: none */
     int api_rate_per_minute;      /* registrations + check-ins per address / token; 0: no limits */
     int api_rate_read_per_minute; /* other public reads per client address */
     int api_rate_manage_per_minute;   /* organizer and admin routes per token */

@@ -180,6 +180,8 @@ const usher_setting usher_settings[] = {
       NULL },
     { "api", "cache_warm_window_s", USHER_VAL_INT, CFG(api_cache_warm_window_s), NULL, 3600, 0,
       604800, true, "USHER_API_CACHE_WARM_WINDOW_S", NULL },
+    { "api", "redis_timeout_ms", USHER_VAL_INT, CFG(api_redis_timeout_ms), NULL, 50, 1, 10000, true,
+      "USHER_API_REDIS_TIMEOUT_MS", NULL },
     { "api", "rate_per_minute", USHER_VAL_INT, CFG(api_rate_per_minute), NULL, 600, 0, 100000000,
       true, "USHER_API_RATE_PER_MINUTE", NULL },
     { "api", "rate_read_per_minute", USHER_VAL_INT, CFG(api_rate_read_per_minute), NULL, 6000, 0,
