@@ -74,7 +74,8 @@ static void got(redisReply *reply, void *arg)
     memcpy(l->value, value, len);
     l->value[len] = '\0';
     l->len = len;
-    if (api_redis_call(l->r->loop->redis, api_cache_timeout_ms(l->r->loop), lock_answered, l, 6, argv, NULL))
+    if (api_redis_call(l->r->loop->redis, api_cache_timeout_ms(l->r->loop), lock_answered, l, 6,
+                       argv, NULL))
         return;
     l->done(l->r, API_CACHE_STALE, l->value, l->len, false);
     free(l->value);
@@ -230,7 +231,8 @@ void api_cache_hold(api_loop *loop, const char *const *keys, size_t n,
         argv[3 + i] = keys[i];
     argv[3 + n] = px;
     *h = (hold){ done, arg };
-    if (!api_redis_call(loop->redis, api_cache_timeout_ms(loop), held, h, (int)(n + 4), argv, NULL)) {
+    if (!api_redis_call(loop->redis, api_cache_timeout_ms(loop), held, h, (int)(n + 4), argv,
+                        NULL)) {
         free(h);
         done(arg, false);
     }

@@ -143,8 +143,8 @@ void api_rate_limit(api_req *r, api_rate_class cls, void (*next)(api_req *r))
     }
     c = usher_malloc(sizeof(*c));
     *c = (check){ r, next };
-    if (!api_redis_call(r->loop->redis, api_cache_timeout_ms(r->loop), answered, c, call.argc, call.argv,
-                        NULL)) {
+    if (!api_redis_call(r->loop->redis, api_cache_timeout_ms(r->loop), answered, c, call.argc,
+                        call.argv, NULL)) {
         free(c);
         next(r);
     }
@@ -155,6 +155,6 @@ void api_rate_charge(api_req *r, api_rate_class cls)
     rate_call call;
 
     if (build(&call, r, cls, "1"))
-        (void)api_redis_call(r->loop->redis, api_cache_timeout_ms(r->loop), NULL, NULL, call.argc, call.argv,
-                             NULL);
+        (void)api_redis_call(r->loop->redis, api_cache_timeout_ms(r->loop), NULL, NULL, call.argc,
+                             call.argv, NULL);
 }
