@@ -218,6 +218,11 @@ static USHER_MUSTCHECK usher_err partitions(const usher_config *cfg, usher_store
     return err;
 }
 
+static usher_err first_failure(usher_err so_far, usher_err step)
+{
+    return so_far != USHER_OK ? so_far : step;
+}
+
 /*
  * Gives st back with the server's lock_timeout; err stays the pass's
  * outcome (a successful command leaves the store's message as it was).
@@ -238,19 +243,22 @@ usher_err usher_retention_run(const usher_config *cfg, usher_store *st, int64_t 
     *out = (usher_retention_report){ 0 };
     usher_int_text(now, when);
     err = usher_store_command(st, "SET lock_timeout = '" LOCK_WAIT "'");
-    if (err == USHER_OK)
-        err = partitions(cfg, st, when, out);
-    if (err == USHER_OK)
-        err = batches(st, scans_sql, when, cfg->retention_reporting_days, &out->scans);
-    if (err == USHER_OK)
-        err = batches(st, stray_scans_sql, when, cfg->retention_reporting_days, &out->scans);
-    if (err == USHER_OK)
-        err = batches(st, notifications_sql, when, cfg->retention_reporting_days,
-                      &out->notifications);
-    if (err == USHER_OK)
-        err = documents(cfg, st, when, out);
-    if (err == USHER_OK)
-        err = batches(st, effects_sql, when, effects_days(cfg), &out->effects);
+    if (err != USHER_OK)
+        return err;
+    /*
+     * Each step runs even when one before it failed (a lock held long on
+     * one table must not keep the others' deletes from running); the pass
+     * returns the first failure.
+     */
+    err = first_failure(err, partitions(cfg, st, when, out));
+    err = first_failure(err,
+                        batches(st, scans_sql, when, cfg->retention_reporting_days, &out->scans));
+    err = first_failure(
+        err, batches(st, stray_scans_sql, when, cfg->retention_reporting_days, &out->scans));
+    err = first_failure(err, batches(st, notifications_sql, when, cfg->retention_reporting_days,
+                                     &out->notifications));
+    err = first_failure(err, documents(cfg, st, when, out));
+    err = first_failure(err, batches(st, effects_sql, when, effects_days(cfg), &out->effects));
     return reset_lock_wait(st, err);
 }
 

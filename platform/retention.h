@@ -15,8 +15,8 @@
  *     [engine] dead_retention_hours, while a job that recorded one may run).
  * A value of 0 days keeps that data forever. Every step is idempotent: a
  * pass cut short is finished by the next. A step waits at most 2 s for a
- * table lock someone else holds, then the pass fails (SQLSTATE 55P03) and
- * leaves the rest to its next try.
+ * table lock someone else holds, then fails (SQLSTATE 55P03); the other
+ * steps still run, and the pass reports the first failure.
  */
 #ifndef USHER_RETENTION_H
 #define USHER_RETENTION_H
@@ -42,8 +42,8 @@ typedef struct usher_retention_report {
  * One pass as of now (Unix seconds: the clock is the caller's, so tests and
  * the benchmark can simulate a year). st is idle (each step is a
  * transaction of its own). *out counts what was done, even when a step
- * failed (USHER_ERR_DB; the store's errstr says why); the steps before it
- * stay done.
+ * failed (USHER_ERR_DB, the first failure; the store's errstr says why,
+ * of the last); the other steps are done.
  */
 USHER_MUSTCHECK usher_err usher_retention_run(const usher_config *cfg, usher_store *st, int64_t now,
                                               usher_retention_report *out);

@@ -235,24 +235,41 @@ static void register_alone(api_req *r, json_t *item)
     if (!api_query(r,
                    "SELECT status, registration_id, replayed"
                    " FROM usher_register($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9::jsonb, $10)",
-                   10, params, registered_alone)) {
-        json_decref(item);
-        r->state = NULL;
-    }
+                   10, params, registered_alone))
+        json_decref(item); /* r was answered (503) and is gone */
     free(jobs_text);
     free(hook);
 }
 
 /*
- * The batch failed as a whole, so nothing of it was written: each request
- * is sent again on its own. A lost connection is the exception: whether
- * the commit happened is unknown, so the client hears 503 and retries (with
- * its Idempotency-Key, safely), as a single statement's would.
+ * Errors that one item may have caused, and that roll the batch back: a
+ * cancelled event (UE410), a ticket type whose stripes are all taken
+ * (UE503), data the schema refuses (classes 22, 23), a deadlock or
+ * serialization victim (40P01, 40001).
+ */
+static bool one_items_error(PGresult *res)
+{
+    const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+    return state != NULL && (strcmp(state, "UE410") == 0 || strcmp(state, "UE503") == 0 ||
+                             strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0 ||
+                             strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0);
+}
+
+/*
+ * The batch failed as a whole, so nothing of it was written. When one item
+ * may be the cause, each request is sent again on its own, so that error
+ * stays its own. Anything else (a lost connection, whose commit is unknown;
+ * a database out of memory or shutting down, which 64 single statements
+ * would only load more) is answered as a single statement's would be:
+ * 503, and the client retries (with its Idempotency-Key, safely).
  */
 static void batch_failed(api_req *r, json_t *item, PGresult *res, const char *errmsg)
 {
-    if (res != NULL || api_result_ok(r, res, errmsg)) /* api_result_ok answers a lost one */
+    if (one_items_error(res))
         register_alone(r, item);
+    else if (api_result_ok(r, res, errmsg)) /* not an error, yet not the batch's rows */
+        api_reply_error(r, 503, "unavailable", "the registration was not taken; try again");
 }
 
 const api_batch_kind route_register_batch = {

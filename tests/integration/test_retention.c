@@ -216,9 +216,9 @@ Test(retention, scans_and_inbox_entries_go_with_their_events_period, .init = cle
 /*
  * A table someone else holds locked (a LOCK TABLE, a migration) makes the
  * pass give up after its lock wait instead of queueing the maintenance
- * leader's connection behind it: the pass fails with SQLSTATE 55P03, the
- * steps before the locked table stay done, the session's lock_timeout is
- * the server's again, and the next pass finishes the rest.
+ * leader's connection behind it: that step fails with SQLSTATE 55P03, the
+ * other steps (before and after it) are done, the session's lock_timeout
+ * is the server's again, and the next pass finishes the rest.
  */
 Test(retention, a_locked_table_makes_the_pass_give_up_and_the_next_one_finish, .init = clean,
      .timeout = 120)
@@ -229,6 +229,8 @@ Test(retention, a_locked_table_makes_the_pass_give_up_and_the_next_one_finish, .
 
     events();
     attendees();
+    at_now("INSERT INTO usher_effects (key, created_at) VALUES ('old:locked', " NOW
+           " - interval '50 days') RETURNING 0");
     text_of("SHOW lock_timeout", before, sizeof(before));
     testdb_exec(holder, "BEGIN");
     testdb_exec(holder, "LOCK TABLE notifications IN EXCLUSIVE MODE");
@@ -237,6 +239,7 @@ Test(retention, a_locked_table_makes_the_pass_give_up_and_the_next_one_finish, .
     cr_assert_str_eq(usher_store_sqlstate(st), "55P03", "%s", usher_store_errstr(st));
     cr_assert_eq(r.scans, 3 + 1, "the scans, deleted before the locked table, stay deleted");
     cr_assert_eq(r.notifications, 0);
+    cr_assert_eq(r.effects, 1, "the steps after the locked table still ran");
     cr_assert_str_eq(text_of("SHOW lock_timeout", after, sizeof(after)), before);
     testdb_exec(holder, "COMMIT");
     usher_store_free(holder);
