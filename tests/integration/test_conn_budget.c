@@ -93,11 +93,25 @@ static void hold_lock(const char *sql)
     testdb_exec(lock_holder, sql);
 }
 
+static bool backend_gone(void *arg)
+{
+    return testdb_scalarf(st, "SELECT count(*) FROM pg_stat_activity WHERE pid = %d",
+                          *(const int *)arg) == 0;
+}
+
+/*
+ * Commits and closes lock_holder, and waits until its backend has left
+ * pg_stat_activity: a closed connection's backend exits on its own time,
+ * and would be counted as one of the process's sessions meanwhile.
+ */
 static void release_lock(void)
 {
+    int pid = lock_pid;
+
     testdb_exec(lock_holder, "COMMIT");
     usher_store_free(lock_holder);
     lock_holder = NULL;
+    cr_assert(testproc_wait_for(backend_gone, &pid, 30000), "backend %d still there", pid);
     lock_pid = 0;
 }
 
