@@ -249,7 +249,16 @@ Test(failover, a_promoted_standby_takes_over_without_losing_or_doubling_anything
             first_after = acked_ms[i];
     }
     cr_assert_eq(without, 0, "%d answers 503 without Retry-After", without);
-    cr_assert_gt(unavailable, 0, "no 503 while there was no primary: was there a gap at all?");
+    /*
+     * The storm spanned the failover: registrations were acknowledged after
+     * the promotion (two thirds of them were still to come at the kill).
+     * Whether a client also saw a 503 depends on timing: one whose
+     * statement was in flight at the kill does; one that arrived during the
+     * gap waits for the new primary ([api] db_wait_ms) and succeeds. With a
+     * loop's registrations gathered into one statement, fewer are in flight
+     * at any instant, so a run without a 503 is a pass, not a missed gap.
+     */
+    cr_assert_gt(first_after, 0, "no registration acknowledged after the promotion");
 
     cr_assert(testproc_wait_for(all_mailed, counts, DEADLINE_MS),
               "only %d of %d attendees got mail", count_mails(counts), N);
