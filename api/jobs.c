@@ -59,6 +59,19 @@ int api_job_add(json_t *templates, const api_req *r, const char *kind, json_t *p
     return json_array_append_new(templates, job);
 }
 
+json_t *api_counted_job(const api_req *r, json_t *payload)
+{
+    json_t *jobs = usher_need(json_array());
+
+    if (api_job_add(jobs, r, "analytics.rollup", payload, NULL) != 0 ||
+        api_job_stamp(jobs, "at") != 0) {
+        json_decref(jobs);
+        return NULL;
+    }
+    json_object_del(json_array_get(jobs, 0), "request_id"); /* -1: it had none */
+    return jobs;
+}
+
 char *api_one_job(const api_req *r, const char *kind, json_t *payload, const char *id_field)
 {
     json_t *jobs = usher_need(json_array());

@@ -41,6 +41,15 @@ int api_job_stamp(json_t *templates, const char *at_field);
 int api_job_for_event(json_t *templates, const char *event_field);
 
 /*
+ * A "counted" analytics.rollup job with payload (its reference is taken),
+ * dated by the statement (payload "at"), as a one-element template list:
+ * a batch statement writes one per distinct template with the number of
+ * items it counted, so it is no one request's (no request id). NULL out
+ * of memory.
+ */
+USHER_MUSTCHECK json_t *api_counted_job(const api_req *r, json_t *payload);
+
+/*
  * One job of kind with payload (its reference is taken) and id_field (or
  * NULL) as api_job_add makes it, as a one-element template list in JSON
  * text (the caller frees it); NULL out of memory.

@@ -117,14 +117,9 @@ void route_checkin(api_req *r)
                   2, params, logged_invalid);
         return;
     }
-    templates = usher_need(json_array());
-    if (api_job_add(templates, r, "analytics.rollup",
-                    json_pack("{s:I,s:s,s:s}", "event_id", (json_int_t)event, "metric", "checkin",
-                              "gate", gate),
-                    NULL) == 0 &&
-        api_job_stamp(templates, "at") == 0 &&
-        /* Counted: one job folds the whole batch's check-ins, so it is no one request's. */
-        json_object_del(json_array_get(templates, 0), "request_id") >= -1)
+    templates = api_counted_job(r, json_pack("{s:I,s:s,s:s}", "event_id", (json_int_t)event,
+                                             "metric", "checkin", "gate", gate));
+    if (templates != NULL)
         item = json_pack(
             "{s:I,s:I,s:o,s:o,s:s,s:o,s:O}", "event", (json_int_t)event, "registration",
             (json_int_t)registration, "scope_org",

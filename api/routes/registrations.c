@@ -92,25 +92,6 @@ static json_t *registration_jobs(api_req *r)
     return jobs;
 }
 
-/*
- * The analytics job, "counted": a batch writes one per event with the
- * number of its sales, so it is no one request's (no request id).
- */
-static json_t *counted_jobs(api_req *r, int64_t event)
-{
-    json_t *jobs = usher_need(json_array());
-
-    if (api_job_add(jobs, r, "analytics.rollup",
-                    json_pack("{s:I,s:s}", "event_id", (json_int_t)event, "metric", "registration"),
-                    NULL) != 0 ||
-        api_job_stamp(jobs, "at") != 0 ||
-        json_object_del(json_array_get(jobs, 0), "request_id") < -1) {
-        json_decref(jobs);
-        return NULL;
-    }
-    return jobs;
-}
-
 /* res failed with the SQLSTATE state. */
 static bool failed_with(PGresult *res, const char *state)
 {
@@ -298,7 +279,8 @@ void route_register(api_req *r)
     request_hash(r->ids[0], ticket_type, name, email, hash);
     snprintf(scope, sizeof(scope), "token:%lld", (long long)r->auth.token_id);
     jobs = registration_jobs(r);
-    counted = counted_jobs(r, r->ids[0]);
+    counted = api_counted_job(
+        r, json_pack("{s:I,s:s}", "event_id", (json_int_t)r->ids[0], "metric", "registration"));
     hook = api_request_webhook(r);
     if (jobs != NULL && counted != NULL && hook != NULL)
         item = json_pack("{s:I,s:I,s:s,s:s,s:O,s:O,s:s,s:o,s:o,s:O,s:o}", "event",
