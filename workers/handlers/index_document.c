@@ -20,7 +20,8 @@
 #include "job_handlers.h"
 #include "xapian_wrap.h"
 
-#define LOCK_WAIT_MAX_MS 5000
+#define LOCK_WAIT_MAX_MS     5000
+#define INDEX_BUSY_SNOOZE_MS 1000 /* a busy index: when the job comes back */
 
 /* One job's change: its row (res, NULL until read) as a document, or a delete. */
 typedef struct change {
@@ -71,12 +72,18 @@ static bool load(usher_store *st, change *c, usher_handler_result *r)
     return true;
 }
 
-/* Sets r to an index failure: a busy index retries soon, bad data is permanent. */
+/*
+ * Sets r to an index failure: bad data is permanent, anything else a retry.
+ * A busy index (another writer, such as `usherctl search rebuild`, which
+ * may hold it for minutes) is a snooze: the job comes back in
+ * INDEX_BUSY_SNOOZE_MS without spending an attempt, so a long rebuild
+ * does not send the changes made meanwhile to the dead letters.
+ */
 static void index_failed(usher_err err, const char *errbuf, usher_handler_result *r)
 {
     if (err == USHER_ERR_CONFLICT) {
-        usher_handler_fail(r, USHER_OUTCOME_RETRY, "index busy: %s", errbuf);
-        r->delay_ms = 200;
+        usher_handler_fail(r, USHER_OUTCOME_SNOOZE, "index busy: %s", errbuf);
+        r->delay_ms = INDEX_BUSY_SNOOZE_MS;
     } else {
         usher_handler_fail(r,
                            err == USHER_ERR_INVALID || err == USHER_ERR_TOO_LARGE
