@@ -29,6 +29,15 @@ typedef void (*api_blocking_done)(api_req *r, usher_err err, const char *why, js
 void api_blocking(api_req *r, api_blocking_fn fn, api_blocking_done done, void *arg);
 
 /*
+ * api_blocking for a fn that only reads and may see a replica
+ * ([database] read_url): it runs on one that has replayed everything the
+ * primary has when the call starts, so the caller's own last change is in
+ * it, else on the primary (engine/replica_reader.h). A read the replica
+ * fails runs again on the primary. Counted in usher_db_reads_total.
+ */
+void api_blocking_read(api_req *r, api_blocking_fn fn, api_blocking_done done, void *arg);
+
+/*
  * The usual done: the engine error as api_reply_engine_error does, or out
  * as 200 JSON (not cacheable). Frees arg (heap or NULL).
  */

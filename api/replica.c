@@ -327,6 +327,13 @@ static void count(int what)
     atomic_fetch_add_explicit(&served[what], 1, memory_order_relaxed);
 }
 
+void api_replica_count_read(bool by_replica, bool fell_back)
+{
+    if (fell_back)
+        count(SERVED_FALLBACK);
+    count(by_replica ? SERVED_REPLICA : SERVED_PRIMARY);
+}
+
 static void replica_answered(PGresult *res, const char *errmsg, void *arg)
 {
     reread *rr = arg;

@@ -15,6 +15,7 @@
 #define USHER_API_REPLICA_H
 
 #include <event2/buffer.h>
+#include <stdbool.h>
 
 #include "error.h"
 #include "pgloop.h"
@@ -52,6 +53,13 @@ USHER_MUSTCHECK usher_err api_read(struct api_loop *loop, const char *sql, int n
  */
 void api_replica_after_lag(struct api_loop *loop,
                            void (*fn)(struct api_loop *loop, const char *key), const char *key);
+
+/*
+ * Counts a read made off the loops (api/blocking.c, with its own replica
+ * reader) in the metrics below: served by a replica or by the primary,
+ * fell_back when the replica failed it first.
+ */
+void api_replica_count_read(bool by_replica, bool fell_back);
 
 /* The replica connections that take reads now (0 without read_url). */
 int api_replica_in_use(const api_replica *rep);

@@ -56,7 +56,13 @@ static usher_store *store_new(const usher_config *cfg, PGconn *conn, bool owns)
 
 usher_err usher_store_open(const usher_config *cfg, usher_store **out, char *errbuf, size_t errlen)
 {
-    PGconn *conn = usher_pg_connectdb(cfg->database_url); /* connect_timeout (pgconnect.h) */
+    return usher_store_open_url(cfg, cfg->database_url, out, errbuf, errlen);
+}
+
+usher_err usher_store_open_url(const usher_config *cfg, const char *url, usher_store **out,
+                               char *errbuf, size_t errlen)
+{
+    PGconn *conn = usher_pg_connectdb(url); /* connect_timeout (pgconnect.h) */
 
     *out = NULL;
     if (conn == NULL)

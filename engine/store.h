@@ -23,6 +23,10 @@ typedef struct usher_store usher_store;
 USHER_MUSTCHECK usher_err usher_store_open(const usher_config *cfg, usher_store **out, char *errbuf,
                                            size_t errlen);
 
+/* Connects to url (another server of cfg's: a replica), with cfg for everything else. */
+USHER_MUSTCHECK usher_err usher_store_open_url(const usher_config *cfg, const char *url,
+                                               usher_store **out, char *errbuf, size_t errlen);
+
 /* Wraps conn, which stays the caller's: usher_store_free does not close it. */
 USHER_MUSTCHECK usher_err usher_store_attach(const usher_config *cfg, PGconn *conn,
                                              usher_store **out);

@@ -19,6 +19,7 @@
 #include "claim.h"
 #include "handlers/job_handlers.h"
 #include "handlers/test_handlers.h"
+#include "replica_reader.h"
 
 static const struct {
     const usher_handler *handlers;
@@ -35,6 +36,7 @@ static char worker[320];
 struct usher_handler_ctx {
     const usher_config *cfg;
     usher_store *store;
+    usher_replica_reader *replicas; /* made at first use */
 };
 
 usher_handler_ctx *usher_handler_ctx_new(const usher_config *cfg)
@@ -50,6 +52,7 @@ void usher_handler_ctx_free(usher_handler_ctx *ctx)
     if (ctx == NULL)
         return;
     usher_store_free(ctx->store);
+    usher_replica_reader_free(ctx->replicas);
     free(ctx);
 }
 
@@ -90,6 +93,13 @@ usher_store *usher_handler_store(usher_handler_ctx *ctx, usher_handler_result *r
         return NULL;
     }
     return ctx->store;
+}
+
+usher_replica_reader *usher_handler_replicas(usher_handler_ctx *ctx)
+{
+    if (ctx->replicas == NULL)
+        ctx->replicas = usher_replica_reader_new(ctx->cfg);
+    return ctx->replicas;
 }
 
 void usher_handler_fail(usher_handler_result *result, usher_outcome outcome, const char *fmt, ...)

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "job.h"
 #include "ratelimit_shared.h"
+#include "replica_reader.h"
 #include "store.h"
 #include "retry.h"
 
@@ -39,6 +40,13 @@ const usher_config *usher_handler_config(const usher_handler_ctx *ctx);
  */
 USHER_MUSTCHECK usher_store *usher_handler_store(usher_handler_ctx *ctx,
                                                  usher_handler_result *result);
+
+/*
+ * The child's reader of replicas ([database] read_url; see
+ * engine/replica_reader.h), made at first use: a handler whose reads may
+ * be served by a replica picks the store for them with it.
+ */
+usher_replica_reader *usher_handler_replicas(usher_handler_ctx *ctx);
 
 /*
  * Runs one attempt. job and payload (the parsed job->payload) are

@@ -56,7 +56,7 @@ static USHER_MUSTCHECK usher_err queues_with_series(usher_store *st, void *arg, 
 
 void route_admin_queues(api_req *r)
 {
-    api_blocking(r, queues_with_series, api_blocking_reply, NULL);
+    api_blocking_read(r, queues_with_series, api_blocking_reply, NULL);
 }
 
 static USHER_MUSTCHECK usher_err pause_queue(usher_store *st, void *arg, json_t **out)

@@ -204,7 +204,7 @@ Test(conn_budget, usher_api_with_a_read_url_opens_a_replica_pool_per_loop_too, .
     with.database_read_url = cfg.database_url;
     api_conn_need(&with, API_LOOPS, &need);
     cr_assert_eq(usher_conn_need_total(&need),
-                 2 * API_LOOPS * cfg.api_db_connections + API_OFFLOAD_THREADS);
+                 2 * API_LOOPS * cfg.api_db_connections + 2 * API_OFFLOAD_THREADS);
     setenv("USHER_DATABASE_READ_URL", cfg.database_url, 1);
     snprintf(budget, sizeof(budget), "%d", usher_conn_need_total(&need) - 1);
     setenv(BUDGET_VARIABLE, budget, 1);

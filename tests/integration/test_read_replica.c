@@ -18,14 +18,19 @@
  *   measure sees the lag pass max_replica_lag_ms after a write and skips
  *   the replica until it catches up;
  * - a replica that fails reads but answers its checks: every read is sent
- *   again to the primary, and no client sees the error.
+ *   again to the primary, and no client sees the error;
+ * - off the loops (engine/replica_reader.h), the dashboard's statistics
+ *   and a report job's rows read a replica once it has everything the
+ *   primary has, and the primary while its replay is paused.
  */
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "promtext.h"
+#include "report.h"
 #include "store.h"
 #include "testdb.h"
 #include "testhttp.h"
@@ -418,4 +423,189 @@ Test(read_replica, a_read_the_replica_fails_is_answered_by_the_primary, .fini = 
     cr_assert_eq(served("primary") - primary0, GETS);
     cr_assert_eq(served("replica") - replica0, 0);
     cr_assert_eq(metric("usher_db_replica_in_use", ""), 1, "the checks failed too");
+}
+
+/* ---- reads off the loops: the dashboard's statistics, report jobs -------- */
+
+/* GET /v1/admin/queues as an admin; whether the reports queue shows paused. */
+static bool dashboard_shows_paused(const char *admin)
+{
+    testhttp_resp resp;
+    json_t *body, *q;
+    size_t i;
+    bool paused = false;
+    long status = testhttp(
+        &server, &(testhttp_req){ "GET", "/v1/admin/queues", admin, NULL, NULL, NULL }, &resp);
+
+    cr_assert_eq(status, 200, "GET /v1/admin/queues answered %ld: %s", status, resp.body);
+    body = json_loads(resp.body, 0, NULL);
+    cr_assert_not_null(body, "%s", resp.body);
+    json_array_foreach(json_object_get(body, "queues"), i, q)
+    {
+        if (strcmp(json_string_value(json_object_get(q, "name")), "reports") == 0)
+            paused = json_is_true(json_object_get(q, "paused"));
+    }
+    json_decref(body);
+    testhttp_resp_free(&resp);
+    return paused;
+}
+
+static void post_admin(const char *admin, const char *path)
+{
+    testhttp_resp resp;
+    long status =
+        testhttp(&server, &(testhttp_req){ "POST", path, admin, NULL, NULL, NULL }, &resp);
+
+    cr_assert_eq(status, 200, "POST %s answered %ld: %s", path, status, resp.body);
+    testhttp_resp_free(&resp);
+}
+
+typedef struct dashboard_read {
+    const char *admin;
+    bool paused; /* what the read must show */
+} dashboard_read;
+
+/* One dashboard read, served by the replica, shows what it must. */
+static bool dashboard_read_by_replica(void *arg)
+{
+    const dashboard_read *d = arg;
+    double replica0 = served("replica");
+    bool paused = dashboard_shows_paused(d->admin);
+
+    cr_assert_eq(paused, d->paused, "the dashboard shows the reports queue paused=%d", paused);
+    return served("replica") - replica0 == 1;
+}
+
+/*
+ * The dashboard's statistics run on usher-api's offload threads, whose
+ * replica reader waits until the replica has everything the primary has
+ * (engine/replica_reader.h): a read there shows the admin's own pause at
+ * once, from the replica while it replays, from the primary while its
+ * replay is paused.
+ */
+Test(read_replica, the_dashboard_reads_a_caught_up_replica_and_sees_its_own_pause, .fini = stop_all,
+     .timeout = 600)
+{
+    char admin[USHER_TOKEN_MAX];
+    int64_t token_id;
+    usher_store *st;
+    double replica0, primary0;
+    long long t0;
+
+    make_cluster();
+    st = testdb_store(&cfg);
+    cr_assert_eq(usher_token_create(st, USHER_ROLE_ADMIN, 0, 0, "admin", admin, &token_id),
+                 USHER_OK);
+    usher_store_free(st);
+    cr_assert(testproc_wait_for(dashboard_read_by_replica,
+                                &(dashboard_read){ .admin = admin, .paused = false }, DEADLINE_MS),
+              "no dashboard read was served by the replica; see %s", server.log);
+
+    /* Paused on the primary, read back at once: the replica waited for it. */
+    post_admin(admin, "/v1/admin/queues/reports/pause");
+    replica0 = served("replica");
+    primary0 = served("primary");
+    cr_assert(dashboard_shows_paused(admin), "the dashboard does not show its own pause");
+    cr_assert_eq(served("replica") - replica0, 1, "the read after the pause was not the replica's");
+    cr_assert_eq(served("primary") - primary0, 0);
+
+    /* Replay paused: the change is read from the primary, and promptly. */
+    testpg_exec(&standby, "SELECT pg_wal_replay_pause()");
+    post_admin(admin, "/v1/admin/queues/reports/resume");
+    primary0 = served("primary");
+    t0 = testdb_now_ms();
+    cr_assert_not(dashboard_shows_paused(admin), "a stale read: the resume is not shown");
+    cr_assert_eq(served("primary") - primary0, 1, "the paused replica served the read");
+    cr_assert_lt(testdb_now_ms() - t0, 5000, "the read waited for a paused replica");
+
+    testpg_exec(&standby, "SELECT pg_wal_replay_resume()");
+    cr_assert(testproc_wait_for(dashboard_read_by_replica,
+                                &(dashboard_read){ .admin = admin, .paused = false }, DEADLINE_MS),
+              "the replica never served the dashboard again; see %s", server.log);
+}
+
+static long long report_id;
+
+static bool report_done(void *arg)
+{
+    char sql[128];
+
+    (void)arg;
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM reports WHERE id = %lld AND state = 'done'",
+             report_id);
+    return testpg_scalar(&primary, sql) == 1;
+}
+
+/* Requests an attendee report of the event; its rows once done (fails the test otherwise). */
+static long long run_report(const char *worker_log)
+{
+    usher_report_request req = { .event_id = event_id, .kind = "attendees", .format = "csv" };
+    usher_store *st = testdb_store(&cfg);
+    int64_t id, job;
+    char sql[128];
+
+    cr_assert_eq(usher_report_create(st, &req, &id, &job), USHER_OK, "%s", usher_store_errstr(st));
+    usher_store_free(st);
+    report_id = id;
+    cr_assert(testproc_wait_for(report_done, NULL, DEADLINE_MS), "report %lld not done; see %s",
+              report_id, worker_log);
+    snprintf(sql, sizeof(sql), "SELECT rows FROM reports WHERE id = %lld", report_id);
+    return testpg_scalar(&primary, sql);
+}
+
+/* Lines of the worker's log that say where report report_id read its rows. */
+static int report_read_from(const char *worker_log, const char *server_name)
+{
+    char needle[96];
+
+    snprintf(needle, sizeof(needle), "report=%lld rows_from=%s", report_id, server_name);
+    return testproc_log_lines(worker_log, needle);
+}
+
+/*
+ * A report job's rows come from the replica once it has everything the
+ * primary had when the job started (the standby's own statement log shows
+ * the report's reads there), and every registration is in the report even
+ * when they were written just before; with the replica's replay paused
+ * they come from the primary, complete.
+ */
+Test(read_replica, a_report_reads_its_rows_from_a_caught_up_replica, .fini = stop_all,
+     .timeout = 600)
+{
+    char url[200], workdir[64], worker_log[96];
+    usher_store *st;
+    pid_t worker;
+    const char *count_sql = "SELECT count(*), coalesce(max(id), 0) FROM registrations";
+
+    make_cluster();
+    testpg_exec(&standby, "ALTER SYSTEM SET log_statement = 'all'");
+    testpg_exec(&standby, "SELECT pg_reload_conf()");
+    snprintf(url, sizeof(url), "postgresql://postgres@127.0.0.1:%d/usher", primary.port);
+    worker = testproc_start_worker(USHER_WORKER_PATH, READ_REPLICA_TEST_CONF, "tests", url,
+                                   "replica-reports", workdir);
+    snprintf(worker_log, sizeof(worker_log), "%s/worker.log", workdir);
+
+    /* Written just before the request: the replica must have them. */
+    st = testdb_store(&cfg);
+    testdb_exec(st, "INSERT INTO registrations (event_id, ticket_type_id, name, email)"
+                    " SELECT e.id, t.id, 'R' || i, 'r' || i || '@example.org'"
+                    " FROM events e JOIN ticket_types t ON t.event_id = e.id,"
+                    " generate_series(1, 2500) i");
+    usher_store_free(st);
+    cr_assert_eq(run_report(worker_log), 2500);
+    cr_assert_eq(report_read_from(worker_log, "replica"), 1, "see %s", worker_log);
+    cr_assert_geq(testproc_log_lines(standby.log, count_sql), 1,
+                  "the report's count is not in the standby's log %s", standby.log);
+
+    testpg_exec(&standby, "SELECT pg_wal_replay_pause()");
+    st = testdb_store(&cfg);
+    testdb_exec(st, "INSERT INTO registrations (event_id, ticket_type_id, name, email)"
+                    " SELECT e.id, t.id, 'P' || i, 'p' || i || '@example.org'"
+                    " FROM events e JOIN ticket_types t ON t.event_id = e.id,"
+                    " generate_series(1, 500) i");
+    usher_store_free(st);
+    cr_assert_eq(run_report(worker_log), 3000, "the paused replica's rows were reported");
+    cr_assert_eq(report_read_from(worker_log, "primary"), 1, "see %s", worker_log);
+    testpg_exec(&standby, "SELECT pg_wal_replay_resume()");
+    testproc_stop_cleanly(worker);
 }

@@ -9,7 +9,10 @@
  * and only one page is in memory. The report covers the rows that existed
  * when it started: the highest id then bounds every page, so registrations
  * arriving meanwhile do not make it run on. After each page the progress
- * goes to the report row and to the job's row.
+ * goes to the report row and to the job's row. With [database] read_url
+ * the rows are read from a replica once it has replayed everything the
+ * primary had when the report started (engine/replica_reader.h); the
+ * report's row, its progress and its document are written on the primary.
  *
  * Retries are safe: the document and the report's document_id are written
  * by one statement that only fires while document_id is NULL (the row
@@ -25,6 +28,7 @@
 #include "inttext.h"
 #include "job_handlers.h"
 #include "job_progress.h"
+#include "log.h"
 #include "report_all.h"
 #include "report_output.h"
 
@@ -113,7 +117,9 @@ static const char failed_sql[] = "UPDATE reports SET error = $2,"
 
 /* One run of a report: what it is, how far it got, where its rows go. */
 typedef struct run {
-    usher_store *st;
+    usher_store *st; /* the primary: the report's row, progress, document */
+    usher_store *rd; /* its rows: a replica caught up with st, or st */
+    usher_replica_reader *replicas;
     const usher_job *job;
     const report_spec *spec;
     char id[USHER_INT_TEXT_MAX], event[USHER_INT_TEXT_MAX], format[8], event_name[EVENT_NAME_MAX];
@@ -175,6 +181,22 @@ static USHER_MUSTCHECK usher_err command(usher_store *st, const char *sql, int n
     return err;
 }
 
+/*
+ * A read of the report's rows, on w->rd; when the replica fails it, again on
+ * the primary, which then serves the rest of the report.
+ */
+static USHER_MUSTCHECK usher_err read_rows(run *w, const char *sql, int n,
+                                           const char *const *params, PGresult **res)
+{
+    usher_err err = usher_store_exec(w->rd, sql, n, params, res);
+
+    if (err != USHER_OK && usher_replica_reader_failed(w->replicas, w->rd)) {
+        w->rd = w->st;
+        err = usher_store_exec(w->rd, sql, n, params, res);
+    }
+    return err;
+}
+
 /* Records percent on the report and on the job. */
 static USHER_MUSTCHECK usher_err progress(run *w, int percent)
 {
@@ -189,7 +211,11 @@ static USHER_MUSTCHECK usher_err progress(run *w, int percent)
     return err;
 }
 
-/* Marks the report running and counts the rows it will hold. */
+/*
+ * Marks the report running, picks the server its rows are read from (a
+ * replica that has everything the primary has now, so the rows include
+ * whatever came before the request) and counts them there.
+ */
 static USHER_MUSTCHECK usher_err start(run *w)
 {
     char job[USHER_INT_TEXT_MAX];
@@ -203,7 +229,12 @@ static USHER_MUSTCHECK usher_err start(run *w)
     if (err == USHER_OK)
         err = usher_job_progress(w->st, w->job->id, 0);
     if (err == USHER_OK)
-        err = usher_store_exec(w->st, w->spec->count_sql, 1, count_params, &res);
+        err = usher_replica_reader_pick(w->replicas, w->st, &w->rd);
+    if (err != USHER_OK)
+        return err;
+    usher_log(USHER_LOG_INFO, "job=%lld report=%s rows_from=%s", (long long)w->job->id, w->id,
+              w->rd == w->st ? "primary" : "replica");
+    err = read_rows(w, w->spec->count_sql, 1, count_params, &res);
     if (err != USHER_OK)
         return err;
     w->total = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -226,9 +257,9 @@ static USHER_MUSTCHECK usher_err read_page(run *w, int *got, char *errbuf, size_
     int n;
 
     usher_int_text(PAGE_ROWS, limit);
-    err = usher_store_exec(w->st, w->spec->page_sql, w->spec->page_params, params, &res);
+    err = read_rows(w, w->spec->page_sql, w->spec->page_params, params, &res);
     if (err != USHER_OK)
-        return usher_errbuf(errbuf, errlen, err, "%s", usher_store_errstr(w->st));
+        return usher_errbuf(errbuf, errlen, err, "%s", usher_store_errstr(w->rd));
     n = PQntuples(res);
     for (int i = 0; i < n && err == USHER_OK; i++) {
         for (size_t c = 0; c < nc; c++)
@@ -306,7 +337,7 @@ static void generate(run *w, usher_handler_result *r)
     usher_err err = start(w);
 
     if (err != USHER_OK) {
-        usher_handler_store_failed(r, w->st, err, w->job->kind);
+        usher_handler_store_failed(r, w->rd != NULL ? w->rd : w->st, err, w->job->kind);
         return;
     }
     if (strcmp(w->format, "pdf") == 0 && w->total > USHER_PDF_TABLE_MAX_ROWS) {
@@ -349,7 +380,7 @@ void usher_run_report(usher_handler_ctx *ctx, const usher_job *job, json_t *payl
                       usher_handler_result *r)
 {
     const char *scope = json_string_value(json_object_get(payload, "scope"));
-    run w = { .job = job };
+    run w = { .job = job, .replicas = usher_handler_replicas(ctx) };
     bool done = false;
     int64_t id;
 
