@@ -13,16 +13,17 @@
 --   its items busy (usher_take_seats answers got and busy instead of
 --   raising UE503), and the rest of the batch commits; usher-api sends the
 --   busy items alone, where they wait for a stripe as a lone registration
---   does. The wait rules are 0030's: none while the transaction holds a
---   stripe, 2 s at most otherwise. A keyed item's usher_register still
---   raises UE503 in a batch.
+--   does. The wait rules are 0030's, none while the transaction holds a
+--   stripe, 2 s at most otherwise, and a batch waits once: after a busy
+--   ticket type (p_wait false) the next one does not wait either. A keyed
+--   item's usher_register still raises UE503 in a batch.
 --
 -- And usher_take_seats records the last stripe it took as the preferred one
 -- (usher.register_stripe): the stripes before it were emptied, only the
 -- last may still hold seats for the batch's keyed items.
 DROP FUNCTION usher_take_seats(bigint, integer);
-CREATE FUNCTION usher_take_seats(p_ticket_type bigint, p_want integer, OUT got integer,
-                                 OUT busy boolean)
+CREATE FUNCTION usher_take_seats(p_ticket_type bigint, p_want integer, p_wait boolean,
+                                 OUT got integer, OUT busy boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
     v_taken smallint[] := '{}';
@@ -44,8 +45,8 @@ BEGIN
             WHERE s.ticket_type_id = p_ticket_type AND s.sold < s.capacity
               AND s.stripe <> ALL (v_taken);
             EXIT WHEN NOT FOUND; -- sold out: what was taken is all there is
-            busy := coalesce(current_setting('usher.register_stripe', true), '') <> ''
-                    OR cardinality(v_taken) > 0 OR v_waited >= 4000;
+            busy := NOT p_wait OR cardinality(v_taken) > 0 OR v_waited >= 4000
+                    OR coalesce(current_setting('usher.register_stripe', true), '') <> '';
             EXIT WHEN busy;
             v_waited := v_waited + 1;
             PERFORM pg_sleep(0.0005);
@@ -88,6 +89,7 @@ DECLARE
     v_ids bigint[];
     v_got integer;
     v_busy boolean;
+    v_was_busy boolean := false;
     v_org bigint;
     v_cancelled boolean;
     v_open boolean;
@@ -122,7 +124,8 @@ BEGIN
                          WHEN v_cancelled THEN 'event_cancelled' END;
         IF v_status IS NULL THEN
             SELECT s.got, s.busy INTO v_got, v_busy
-            FROM usher_take_seats(k.tt, cardinality(v_ords)) s;
+            FROM usher_take_seats(k.tt, cardinality(v_ords), NOT v_was_busy) s;
+            v_was_busy := v_was_busy OR v_busy;
         END IF;
 
         -- The first v_got items are sold: their rows, jobs and webhooks, a statement each.

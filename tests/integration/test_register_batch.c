@@ -237,29 +237,32 @@ Test(register_batch, a_cancelled_events_items_answer_on_their_own_and_the_batch_
  * already holds a stripe (an earlier ticket type's) its items answer busy
  * at once, instead of waiting, so two batches never wait for each other,
  * and the rest of the batch commits; in one that holds none they wait like
- * a lone registration, 2 s at most, then answer busy; once the stripes are
- * free the same batch sells.
+ * a lone registration, 2 s at most, then answer busy, and a second busy
+ * ticket type in that batch does not wait again; once the stripes are free
+ * the same batch sells.
  */
 Test(register_batch, a_busy_ticket_types_items_answer_busy_and_the_rest_commits, .timeout = 60)
 {
     long long org = testdb_organizer(st, "Org");
     testdb_event first = testdb_event_new(st, org, "Sold first", 1, 5); /* the lower ticket type */
     testdb_event busy = testdb_event_new(st, org, "Busy", 1, 5);
+    testdb_event busy2 = testdb_event_new(st, org, "Busy too", 1, 5);
     const spec both[] = { { first.id, first.ticket_type, "x@example.org", NULL },
                           { busy.id, busy.ticket_type, "y@example.org", NULL },
                           { busy.id, busy.ticket_type, "w@example.org", NULL } };
-    const spec alone[] = { { busy.id, busy.ticket_type, "z@example.org", NULL } };
+    const spec alone[] = { { busy.id, busy.ticket_type, "z@example.org", NULL },
+                           { busy2.id, busy2.ticket_type, "v@example.org", NULL } };
     usher_store *holder = testdb_store(&cfg);
     char items[16384];
-    answer a[3] = { 0 }, b[1] = { 0 }, c[1] = { 0 };
-    long long start;
+    answer a[3] = { 0 }, b[1] = { 0 }, b2[2] = { 0 }, c[1] = { 0 };
+    long long start, one_wait;
 
     testdb_exec(holder, "BEGIN");
     cr_assert_eq(testdb_scalarf(holder,
                                 "SELECT count(*) FROM (SELECT 1 FROM ticket_stripes"
-                                " WHERE ticket_type_id = %lld FOR UPDATE) s",
-                                busy.ticket_type),
-                 5);
+                                " WHERE ticket_type_id IN (%lld, %lld) FOR UPDATE) s",
+                                busy.ticket_type, busy2.ticket_type),
+                 5 + 5);
     batch_of(items, sizeof(items), both, 3);
     start = testdb_now_ms();
     run_batch(st, items, a, 3);
@@ -274,8 +277,16 @@ Test(register_batch, a_busy_ticket_types_items_answer_busy_and_the_rest_commits,
     batch_of(items, sizeof(items), alone, 1);
     start = testdb_now_ms();
     run_batch(st, items, b, 1);
-    cr_assert_geq(testdb_now_ms() - start, 1500, "a batch holding no stripe waits");
+    one_wait = testdb_now_ms() - start;
+    cr_assert_geq(one_wait, 1500, "a batch holding no stripe waits");
     cr_assert_str_eq(b[0].status, "busy");
+    batch_of(items, sizeof(items), alone, 2);
+    start = testdb_now_ms();
+    run_batch(st, items, b2, 2);
+    cr_assert_lt(testdb_now_ms() - start, one_wait * 3 / 2, "the batch waits once, not twice");
+    cr_assert_str_eq(b2[0].status, "busy");
+    cr_assert_str_eq(b2[1].status, "busy");
+    batch_of(items, sizeof(items), alone, 1);
     testdb_exec(holder, "COMMIT");
     usher_store_free(holder);
     run_batch(st, items, c, 1);
@@ -296,7 +307,8 @@ Test(register_batch, the_preferred_stripe_is_the_last_one_taken)
     testdb_event e = testdb_event_new(st, org, "Striped", 1, 32);
 
     testdb_exec(st, "BEGIN");
-    cr_assert_eq(testdb_scalarf(st, "SELECT got FROM usher_take_seats(%lld, 31) WHERE NOT busy",
+    cr_assert_eq(testdb_scalarf(st,
+                                "SELECT got FROM usher_take_seats(%lld, 31, true) WHERE NOT busy",
                                 e.ticket_type),
                  31);
     cr_assert_eq(testdb_scalarf(st,
