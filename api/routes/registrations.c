@@ -6,10 +6,13 @@
  * of one turn into one statement and one commit, usher_register_batch()
  * (0029_register_batch.sql), which also writes one analytics job per event
  * counting the batch's sales; each request still gets its own answer, and an
- * Idempotency-Key its replay. A batch that fails as a whole (a cancelled
- * event's trigger, a deadlock victim) is rolled back and sent again one
- * statement per request, so one request's error stays its own. The ticket
- * code is not stored: it is signed here from the ids the statement returns.
+ * Idempotency-Key its replay; a cancelled event's registrations answer 410
+ * and those of a ticket type whose stripes others hold (busy, 0031) are
+ * sent again alone, without failing the rest. A batch that fails as a whole
+ * (an event cancelled while it ran, a deadlock victim) is rolled back and
+ * sent again one statement per request, so one request's error stays its
+ * own. The ticket code is not stored: it is signed here from the ids the
+ * statement returns.
  */
 #include <sodium.h>
 #include <stdio.h>
@@ -100,6 +103,13 @@ static bool failed_with(PGresult *res, const char *state)
     return got != NULL && strcmp(got, state) == 0;
 }
 
+/* The answer to a registration for a cancelled event: 0017's trigger (UE410) or the batch's
+ * event_cancelled status. */
+static void reply_cancelled(api_req *r)
+{
+    api_reply_error(r, 410, "event_cancelled", "the event is cancelled");
+}
+
 /* The registration's answer from its row of usher_register or usher_register_batch: status,
  * registration_id, replayed from column first. */
 static void registered_row(api_req *r, json_t *item, PGresult *res, int row, int first)
@@ -118,6 +128,10 @@ static void registered_row(api_req *r, json_t *item, PGresult *res, int row, int
     }
     if (strcmp(status, "sales_closed") == 0) {
         api_reply_error(r, 409, "sales_closed", "sales of this ticket type are closed");
+        return;
+    }
+    if (strcmp(status, "event_cancelled") == 0) {
+        reply_cancelled(r);
         return;
     }
     if (strcmp(status, "unknown_event") == 0) {
@@ -153,11 +167,6 @@ static void registered_row(api_req *r, json_t *item, PGresult *res, int row, int
                              "ticket_code", code, "status", "confirmed"));
 }
 
-static void batch_row(api_req *r, json_t *item, PGresult *res, int row)
-{
-    registered_row(r, item, res, row, 1);
-}
-
 /* The answer to one request sent on its own; r->state holds its item. */
 static void registered_alone(PGresult *res, const char *errmsg, void *arg)
 {
@@ -166,7 +175,7 @@ static void registered_alone(PGresult *res, const char *errmsg, void *arg)
 
     r->state = NULL;
     if (failed_with(res, "UE410")) /* 0017_messages.sql's trigger */
-        api_reply_error(r, 410, "event_cancelled", "the event is cancelled");
+        reply_cancelled(r);
     else if (failed_with(res, "UE503")) /* 0029: every stripe with seats taken for 2 s */
         api_reply_error(r, 503, "unavailable", "this ticket type is busy; try again");
     else if (api_result_ok(r, res, errmsg))
@@ -182,7 +191,8 @@ static const char *text_of(json_t *item, const char *field)
 
 /*
  * Sends item's registration on its own, as usher_register() with its
- * counted jobs among the others: the batch it was in failed as a whole.
+ * counted jobs among the others: the batch it was in failed as a whole, or
+ * found its ticket type's stripes taken (busy).
  */
 static void register_alone(api_req *r, json_t *item)
 {
@@ -220,6 +230,19 @@ static void register_alone(api_req *r, json_t *item)
         json_decref(item); /* r was answered (503) and is gone */
     free(jobs_text);
     free(hook);
+}
+
+/*
+ * A row of usher_register_batch. A busy item (0031: its ticket type's
+ * stripes were all held by others) goes alone, where it waits for a stripe
+ * as a lone registration does (2 s at most, then 503).
+ */
+static void batch_row(api_req *r, json_t *item, PGresult *res, int row)
+{
+    if (strcmp(PQgetvalue(res, row, 1), "busy") == 0)
+        register_alone(r, item);
+    else
+        registered_row(r, item, res, row, 1);
 }
 
 /*

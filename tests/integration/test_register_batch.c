@@ -7,9 +7,10 @@
  * key replays the first answer); every item answers with its own row; each
  * sale gets its registration, its ticket and search jobs (its organizer's
  * partition key) and its webhooks; and one analytics job counts the
- * batch's new sales. A ticket type whose stripes another transaction
- * holds fails a batch that holds a stripe at once (UE503), and one that
- * holds none after a bounded wait.
+ * batch's new sales. A cancelled event's items answer event_cancelled
+ * and a ticket type whose stripes another transaction holds answers busy
+ * (at once in a batch that holds a stripe, after a bounded wait in one that
+ * holds none), and the rest of the batch commits (0031).
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -53,6 +54,28 @@ static int item(char *out, size_t len, long long event, long long ticket_type, c
                     event, ticket_type, email, event, key_json, key != NULL ? "\"h\"" : "null");
 }
 
+/* An item to put in a batch: key NULL for none. */
+typedef struct spec {
+    long long event, ticket_type;
+    const char *email, *key;
+} spec;
+
+/* The batch of the n items of specs, a JSON array's text, into out. */
+static void batch_of(char *out, size_t len, const spec *specs, int n)
+{
+    size_t w = 0;
+
+    out[w++] = '[';
+    for (int i = 0; i < n; i++) {
+        if (i > 0)
+            out[w++] = ',';
+        w += (size_t)item(out + w, len - w, specs[i].event, specs[i].ticket_type, specs[i].email,
+                          specs[i].key);
+        cr_assert_lt(w, len - 2, "the batch fits");
+    }
+    snprintf(out + w, len - w, "]");
+}
+
 /* Runs the batch of items (a JSON array's text) on s; answers by idx into out. */
 static void run_batch(usher_store *s, const char *items, answer *out, int n)
 {
@@ -81,10 +104,9 @@ Test(register_batch, every_item_answers_on_its_own_and_the_seats_go_in_order)
     long long org = testdb_organizer(st, "Org");
     testdb_event e = testdb_event_new(st, org, "Batch", 1, 2), other;
     long long closed;
-    char items[16384], *p = items, sql[256];
+    char items[16384], sql[256];
     answer a[8] = { 0 };
-    size_t left = sizeof(items);
-    int n = 0;
+    const int n = 8;
 
     other = testdb_event_new(st, org, "Other", 1, 0);
     snprintf(sql, sizeof(sql),
@@ -97,24 +119,18 @@ Test(register_batch, every_item_answers_on_its_own_and_the_seats_go_in_order)
              " VALUES (%lld, 'http://127.0.0.1:9/h', 's', '{registration.created}')",
              org);
     testdb_exec(st, sql);
-#define ADD(ev, tt, email, key)                    \
-    do {                                           \
-        int w = item(p, left, ev, tt, email, key); \
-        p += w, left -= (size_t)w;                 \
-        if (++n < 8)                               \
-            *p++ = ',', left--;                    \
-    } while (0)
-    *p++ = '[', left--;
-    ADD(e.id, e.ticket_type, "k1@example.org", "key-1");        /* 0: keyed, sold */
-    ADD(e.id, e.ticket_type, "a@example.org", NULL);            /* 1: sold */
-    ADD(e.id, e.ticket_type, "b@example.org", NULL);            /* 2: no seat left */
-    ADD(e.id, closed, "c@example.org", NULL);                   /* 3: sales closed */
-    ADD(e.id, other.id + 1000, "d@example.org", NULL);          /* 4: no such ticket type */
-    ADD(other.id + 1000, e.ticket_type, "f@example.org", NULL); /* 5: no such event */
-    ADD(e.id, e.ticket_type, "k1@example.org", "key-1");        /* 6: replays 0 */
-    ADD(e.id, e.ticket_type, "k2@example.org", "key-2");        /* 7: keyed, no seat */
-    *p++ = ']', *p = '\0';
-#undef ADD
+    const spec specs[] = {
+        { e.id, e.ticket_type, "k1@example.org", "key-1" },        /* 0: keyed, sold */
+        { e.id, e.ticket_type, "a@example.org", NULL },            /* 1: sold */
+        { e.id, e.ticket_type, "b@example.org", NULL },            /* 2: no seat left */
+        { e.id, closed, "c@example.org", NULL },                   /* 3: sales closed */
+        { e.id, other.id + 1000, "d@example.org", NULL },          /* 4: no such ticket type */
+        { other.id + 1000, e.ticket_type, "f@example.org", NULL }, /* 5: no such event */
+        { e.id, e.ticket_type, "k1@example.org", "key-1" },        /* 6: replays 0 */
+        { e.id, e.ticket_type, "k2@example.org", "key-2" },        /* 7: keyed, no seat */
+    };
+
+    batch_of(items, sizeof(items), specs, n);
     run_batch(st, items, a, n);
 
     /* The keyless items go first, a ticket type at a time, and take the two seats. */
@@ -161,62 +177,145 @@ Test(register_batch, every_item_answers_on_its_own_and_the_seats_go_in_order)
     cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs"), 2 + 2 + 2 + 1);
 }
 
-/* Runs items expecting the batch to fail with UE503; nothing of it stays. */
-static void refused_busy(const char *items)
+/*
+ * A cancelled event's items, keyless and keyed, answer event_cancelled in
+ * a batch whose other items are sold in the same statement: the batch does
+ * not fail, and nothing is written for them (no seat, no registration, no
+ * job, no idempotency key). A key first used before the cancellation still
+ * replays its answer.
+ */
+Test(register_batch, a_cancelled_events_items_answer_on_their_own_and_the_batch_commits)
 {
-    const char *params[] = { items };
-    PGresult *res = NULL;
+    long long org = testdb_organizer(st, "Org");
+    testdb_event live = testdb_event_new(st, org, "Live", 1, 10);
+    testdb_event off = testdb_event_new(st, org, "Called off", 1, 10);
+    const spec before[] = { { off.id, off.ticket_type, "early@example.org", "key-early" } };
+    const spec specs[] = {
+        { off.id, off.ticket_type, "a@example.org", NULL },           /* 0 */
+        { live.id, live.ticket_type, "b@example.org", NULL },         /* 1 */
+        { off.id, off.ticket_type, "c@example.org", "key-c" },        /* 2: a new key */
+        { live.id, live.ticket_type, "d@example.org", "key-d" },      /* 3 */
+        { off.id, off.ticket_type, "early@example.org", "key-early" } /* 4: replays */
+    };
+    char items[16384], sql[128];
+    answer first[1] = { 0 }, a[5] = { 0 };
+
+    batch_of(items, sizeof(items), before, 1);
+    run_batch(st, items, first, 1);
+    cr_assert_str_eq(first[0].status, "confirmed");
+    snprintf(sql, sizeof(sql), "UPDATE events SET cancelled_at = now() WHERE id = %lld", off.id);
+    testdb_exec(st, sql);
+
+    batch_of(items, sizeof(items), specs, 5);
+    run_batch(st, items, a, 5);
+    cr_assert_str_eq(a[0].status, "event_cancelled");
+    cr_assert_str_eq(a[2].status, "event_cancelled");
+    cr_assert_str_eq(a[1].status, "confirmed", "the live items are sold in the same statement");
+    cr_assert_str_eq(a[3].status, "confirmed");
+    cr_assert_str_eq(a[4].status, "confirmed");
+    cr_assert(a[4].replayed && a[4].registration == first[0].registration);
 
     cr_assert_eq(
-        usher_store_exec(st, "SELECT idx FROM usher_register_batch($1::jsonb)", 1, params, &res),
-        USHER_ERR_DB);
-    cr_assert_str_eq(usher_store_sqlstate(st), "UE503", "%s", usher_store_errstr(st));
-    PQclear(res);
+        testdb_scalarf(st, "SELECT count(*) FROM registrations WHERE event_id = %lld", live.id), 2);
+    cr_assert_eq(
+        testdb_scalarf(st, "SELECT count(*) FROM registrations WHERE event_id = %lld", off.id), 1,
+        "only the one from before the cancellation");
+    cr_assert_eq(testdb_scalarf(st,
+                                "SELECT sum(sold) FROM ticket_stripes WHERE ticket_type_id = %lld",
+                                off.ticket_type),
+                 1);
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM api_idempotency WHERE key = 'key-c'"), 0);
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE kind = 'pdf.ticket'"),
+                 1 + 2, "the early sale's and the live ones'");
+    cr_assert_eq(testdb_scalar(st, "SELECT sum((payload->>'count')::int) FROM usher_jobs"
+                                   " WHERE kind = 'analytics.rollup'"),
+                 1 + 2, "the batch counts the live sales only");
 }
 
 /*
- * Another transaction holds every stripe of a ticket type: a batch that
- * already holds a stripe (an earlier ticket type's) fails at once with
- * UE503 instead of waiting, so two batches never wait for each other; one
- * that holds none waits like a lone registration, 2 s at most, then fails
- * the same way; once the stripes are free the same batch sells.
+ * Another transaction holds every stripe of a ticket type: in a batch that
+ * already holds a stripe (an earlier ticket type's) its items answer busy
+ * at once, instead of waiting, so two batches never wait for each other,
+ * and the rest of the batch commits; in one that holds none they wait like
+ * a lone registration, 2 s at most, then answer busy, and a second busy
+ * ticket type in that batch does not wait again; once the stripes are free
+ * the same batch sells.
  */
-Test(register_batch, a_batch_holding_a_stripe_does_not_wait_for_another, .timeout = 60)
+Test(register_batch, a_busy_ticket_types_items_answer_busy_and_the_rest_commits, .timeout = 60)
 {
     long long org = testdb_organizer(st, "Org");
     testdb_event first = testdb_event_new(st, org, "Sold first", 1, 5); /* the lower ticket type */
     testdb_event busy = testdb_event_new(st, org, "Busy", 1, 5);
+    testdb_event busy2 = testdb_event_new(st, org, "Busy too", 1, 5);
+    const spec both[] = { { first.id, first.ticket_type, "x@example.org", NULL },
+                          { busy.id, busy.ticket_type, "y@example.org", NULL },
+                          { busy.id, busy.ticket_type, "w@example.org", NULL } };
+    const spec alone[] = { { busy.id, busy.ticket_type, "z@example.org", NULL },
+                           { busy2.id, busy2.ticket_type, "v@example.org", NULL } };
     usher_store *holder = testdb_store(&cfg);
-    char both[8192], alone[4096];
-    answer a[1] = { 0 };
-    int w;
+    char items[16384];
+    answer a[3] = { 0 }, b[1] = { 0 }, b2[2] = { 0 }, c[1] = { 0 };
+    long long start, one_wait;
 
     testdb_exec(holder, "BEGIN");
     cr_assert_eq(testdb_scalarf(holder,
                                 "SELECT count(*) FROM (SELECT 1 FROM ticket_stripes"
-                                " WHERE ticket_type_id = %lld FOR UPDATE) s",
-                                busy.ticket_type),
-                 5);
-    both[0] = '[';
-    w = 1 + item(both + 1, sizeof(both) - 1, first.id, first.ticket_type, "x@example.org", NULL);
-    both[w++] = ',';
-    w += item(both + w, sizeof(both) - (size_t)w, busy.id, busy.ticket_type, "y@example.org", NULL);
-    snprintf(both + w, sizeof(both) - (size_t)w, "]");
-    alone[0] = '[';
-    w = 1 + item(alone + 1, sizeof(alone) - 1, busy.id, busy.ticket_type, "z@example.org", NULL);
-    snprintf(alone + w, sizeof(alone) - (size_t)w, "]");
-
-    refused_busy(both);
+                                " WHERE ticket_type_id IN (%lld, %lld) FOR UPDATE) s",
+                                busy.ticket_type, busy2.ticket_type),
+                 5 + 5);
+    batch_of(items, sizeof(items), both, 3);
+    start = testdb_now_ms();
+    run_batch(st, items, a, 3);
+    cr_assert_lt(testdb_now_ms() - start, 1000, "a batch holding a stripe does not wait");
+    cr_assert_str_eq(a[0].status, "confirmed");
+    cr_assert_str_eq(a[1].status, "busy");
+    cr_assert_str_eq(a[2].status, "busy");
     cr_assert_eq(
-        testdb_scalarf(st, "SELECT count(*) FROM registrations WHERE event_id = %lld", first.id), 0,
-        "the failed batch rolled back whole");
-    cr_assert_eq(testdb_scalarf(st,
-                                "SELECT sum(sold) FROM ticket_stripes WHERE ticket_type_id = %lld",
-                                first.ticket_type),
-                 0);
-    refused_busy(alone);
+        testdb_scalarf(st, "SELECT count(*) FROM registrations WHERE event_id = %lld", first.id), 1,
+        "the rest of the batch committed");
+
+    batch_of(items, sizeof(items), alone, 1);
+    start = testdb_now_ms();
+    run_batch(st, items, b, 1);
+    one_wait = testdb_now_ms() - start;
+    cr_assert_geq(one_wait, 1500, "a batch holding no stripe waits");
+    cr_assert_str_eq(b[0].status, "busy");
+    batch_of(items, sizeof(items), alone, 2);
+    start = testdb_now_ms();
+    run_batch(st, items, b2, 2);
+    cr_assert_lt(testdb_now_ms() - start, one_wait * 3 / 2, "the batch waits once, not twice");
+    cr_assert_str_eq(b2[0].status, "busy");
+    cr_assert_str_eq(b2[1].status, "busy");
+    batch_of(items, sizeof(items), alone, 1);
     testdb_exec(holder, "COMMIT");
     usher_store_free(holder);
-    run_batch(st, alone, a, 1);
-    cr_assert_str_eq(a[0].status, "confirmed");
+    run_batch(st, items, c, 1);
+    cr_assert_str_eq(c[0].status, "confirmed");
+    cr_assert_eq(
+        testdb_scalarf(st, "SELECT count(*) FROM registrations WHERE event_id = %lld", busy.id), 1);
+}
+
+/*
+ * usher_take_seats empties stripes in turn: only the last it took may
+ * still hold seats, and that one is what the transaction's keyed items
+ * prefer (usher.register_stripe). 32 seats are 16 stripes of 2; 31 of them
+ * leave one seat on the last stripe taken.
+ */
+Test(register_batch, the_preferred_stripe_is_the_last_one_taken)
+{
+    long long org = testdb_organizer(st, "Org");
+    testdb_event e = testdb_event_new(st, org, "Striped", 1, 32);
+
+    testdb_exec(st, "BEGIN");
+    cr_assert_eq(testdb_scalarf(st,
+                                "SELECT got FROM usher_take_seats(%lld, 31, true) WHERE NOT busy",
+                                e.ticket_type),
+                 31);
+    cr_assert_eq(testdb_scalarf(st,
+                                "SELECT count(*) FROM ticket_stripes WHERE ticket_type_id = %lld"
+                                " AND '%lld:' || stripe = current_setting('usher.register_stripe')"
+                                " AND sold < capacity",
+                                e.ticket_type, e.ticket_type),
+                 1, "the preferred stripe has the seat left");
+    testdb_exec(st, "ROLLBACK");
 }
