@@ -17,6 +17,7 @@ struct usher_replica_reader {
     const usher_config *cfg;
     usher_store *replica;  /* NULL until opened, and after a failure */
     int64_t skip_until_ms; /* the replica is not tried before this */
+    int skip_ms;           /* the next skip's length: doubles while the failures go on */
 };
 
 /* Where the replica is against the primary's LSN $1. */
@@ -56,16 +57,23 @@ void usher_replica_reader_free(usher_replica_reader *rd)
     free(rd);
 }
 
-/* Leaves the replica alone for a while: closed when it failed, kept when only behind. */
+/*
+ * Leaves the replica alone for a while: closed when it failed, kept when
+ * only behind. The while doubles, up to USHER_REPLICA_RETRY_MAX_MS, as long
+ * as every try fails, so that a host that is gone costs a reader one connect
+ * timeout a minute, not one every few seconds; a read it serves resets it.
+ */
 static void skip(usher_replica_reader *rd, bool close, const char *why)
 {
-    usher_log(USHER_LOG_WARNING, "replica reads go to the primary for %d ms: %s",
-              USHER_REPLICA_RETRY_MS, why);
+    int ms = rd->skip_ms > 0 ? rd->skip_ms : USHER_REPLICA_RETRY_MS;
+
+    usher_log(USHER_LOG_WARNING, "replica reads go to the primary for %d ms: %s", ms, why);
     if (close) {
         usher_store_free(rd->replica);
         rd->replica = NULL;
     }
-    rd->skip_until_ms = now_ms() + USHER_REPLICA_RETRY_MS;
+    rd->skip_until_ms = now_ms() + ms;
+    rd->skip_ms = ms * 2 < USHER_REPLICA_RETRY_MAX_MS ? ms * 2 : USHER_REPLICA_RETRY_MAX_MS;
 }
 
 /* The replica's connection, opened when needed; NULL (and skipped) when it cannot be. */
@@ -137,8 +145,10 @@ usher_err usher_replica_reader_pick(usher_replica_reader *rd, usher_store *prima
     snprintf(lsn, sizeof(lsn), "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
     rep = replica(rd);
-    if (rep != NULL && caught_up(rd, rep, lsn))
+    if (rep != NULL && caught_up(rd, rep, lsn)) {
         *reader = rep;
+        rd->skip_ms = 0;
+    }
     return USHER_OK;
 }
 

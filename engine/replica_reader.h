@@ -11,9 +11,10 @@
  * So the read sees whatever its caller could have seen on the primary:
  * the report request that started the job, the pause an admin just made.
  * A replica that is paused, still behind at the bound, unreachable or
- * failing leaves the read to the primary; one that could not be reached
- * is tried again only after USHER_REPLICA_RETRY_MS, so that a dead host
- * does not cost every read a connect timeout.
+ * failing leaves the read to the primary, and is not tried again for
+ * USHER_REPLICA_RETRY_MS, doubling up to USHER_REPLICA_RETRY_MAX_MS while it
+ * keeps failing, so that a dead host does not cost every read a connect
+ * timeout.
  */
 #ifndef USHER_REPLICA_READER_H
 #define USHER_REPLICA_READER_H
@@ -24,7 +25,10 @@
 #include "error.h"
 #include "store.h"
 
-#define USHER_REPLICA_RETRY_MS 5000 /* after a replica could not be reached or failed a read */
+/* After a replica could not be reached, failed a read or was behind: the first pause, the longest.
+ */
+#define USHER_REPLICA_RETRY_MS     5000
+#define USHER_REPLICA_RETRY_MAX_MS 60000
 
 typedef struct usher_replica_reader usher_replica_reader;
 

@@ -213,7 +213,11 @@ redis_stop() {
     kill "$pid" 2>/dev/null || true
     end=$((SECONDS + DEADLINE))
     while pid_alive "$pid" && ((SECONDS < end)); do sleep 0.1; done
-    pid_alive "$pid" && die "redis (pid $pid) did not stop"
+    if pid_alive "$pid"; then
+        # Not die: stop and clean go on to PostgreSQL.
+        log "error: redis (pid $pid) did not stop"
+        return 1
+    fi
     rm -f "$STATE/redis/redis.pid"
     log "redis stopped"
 }

@@ -100,6 +100,12 @@ static USHER_MUSTCHECK usher_err classify(const Xapian::Error &e)
         { "UnimplementedError", USHER_ERR_INVALID },
         { "InvalidOperationError", USHER_ERR_STATE },
     };
+    /* A lock error is a busy index (CONFLICT: the caller may wait) only when
+     * another writer holds the lock; Xapian raises the same type when locking
+     * is not supported or descriptors ran out, which waiting does not cure. */
+    if (strcmp(e.get_type(), "DatabaseLockError") == 0 &&
+        e.get_msg().find("already locked") == std::string::npos)
+        return USHER_ERR_IO;
     for (const auto &row : table) {
         if (strcmp(e.get_type(), row.type) == 0)
             return row.err;

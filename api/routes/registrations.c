@@ -142,9 +142,14 @@ static void registered_row(api_req *r, json_t *item, PGresult *res, int row, int
         api_reply_invalid(r, "ticket_type_id", "the event has no such ticket type");
         return;
     }
-    if (strcmp(status, "confirmed") != 0) {
+    if (strcmp(status, "idempotency_key_reused") == 0) {
         api_reply_error(r, 422, "idempotency_key_reused",
                         "this Idempotency-Key was used for a different request");
+        return;
+    }
+    if (strcmp(status, "confirmed") != 0) {
+        /* A status this binary does not know: the database is newer than it. */
+        api_reply_error(r, 500, "internal", "unknown registration status %s", status);
         return;
     }
     id = strtoll(PQgetvalue(res, row, first + 1), NULL, 10);
@@ -306,7 +311,8 @@ void route_register(api_req *r)
         r, json_pack("{s:I,s:s}", "event_id", (json_int_t)r->ids[0], "metric", "registration"));
     hook = api_request_webhook(r);
     if (jobs != NULL && counted != NULL && hook != NULL)
-        item = json_pack("{s:I,s:I,s:s,s:s,s:O,s:O,s:s,s:o,s:o,s:O,s:o}", "event",
+        /* v 2: this usher-api knows the statuses busy and event_cancelled (0031). */
+        item = json_pack("{s:i,s:I,s:I,s:s,s:s,s:O,s:O,s:s,s:o,s:o,s:O,s:o}", "v", 2, "event",
                          (json_int_t)r->ids[0], "ticket_type", (json_int_t)ticket_type, "name",
                          name, "email", email, "jobs", jobs, "counted", counted, "scope",
                          r->auth.token_id != 0 ? scope : "public", "key",

@@ -3,10 +3,9 @@
 -- alone (one POST to the public route made 64 statements):
 --
 -- * A cancelled event's items answer event_cancelled (usher-api: 410, as
---   for UE410) and write nothing. The event's cancelled_at is read with its
---   organizer; a keyed item of a cancelled event goes through
---   usher_register in a block of its own that turns its UE410 into that
---   status, so a replay of its key still answers as the first request did.
+--   for UE410) and take and write nothing. The event's cancelled_at is read
+--   with its organizer; a keyed item of a cancelled event whose key was used
+--   before the cancellation replays that answer, as usher_register would.
 --   0017's trigger stays for a cancellation that commits after this read:
 --   it still fails the batch (UE410), which then goes alone.
 -- * A ticket type whose stripes with seats another transaction holds makes
@@ -14,9 +13,14 @@
 --   raising UE503), and the rest of the batch commits; usher-api sends the
 --   busy items alone, where they wait for a stripe as a lone registration
 --   does. The wait rules are 0030's, none while the transaction holds a
---   stripe, 2 s at most otherwise, and a batch waits once: after a busy
---   ticket type (p_wait false) the next one does not wait either. A keyed
---   item's usher_register still raises UE503 in a batch.
+--   stripe, 2 s at most otherwise (by the clock now, not a count of rounds
+--   that a loaded machine stretches), and a batch waits once: after a busy
+--   ticket type (p_wait false) the next one does not wait either, nor does a
+--   keyed item's usher_register, which raises UE503 at once (the batch then
+--   goes alone).
+-- * Both statuses go only to a usher-api that says it knows them ("v": 2 in
+--   its items); an older one gets 0030's whole-batch UE410 and UE503, so a
+--   host not yet upgraded answers right against the migrated database.
 --
 -- And usher_take_seats records the last stripe it took as the preferred one
 -- (usher.register_stripe): the stripes before it were emptied, only the
@@ -30,7 +34,7 @@ DECLARE
     v_stripe smallint;
     v_free integer;
     v_take integer;
-    v_waited integer := 0;
+    v_until timestamptz := clock_timestamp() + interval '2 s';
 BEGIN
     got := 0;
     busy := false;
@@ -45,10 +49,9 @@ BEGIN
             WHERE s.ticket_type_id = p_ticket_type AND s.sold < s.capacity
               AND s.stripe <> ALL (v_taken);
             EXIT WHEN NOT FOUND; -- sold out: what was taken is all there is
-            busy := NOT p_wait OR cardinality(v_taken) > 0 OR v_waited >= 4000
+            busy := NOT p_wait OR cardinality(v_taken) > 0 OR clock_timestamp() >= v_until
                     OR coalesce(current_setting('usher.register_stripe', true), '') <> '';
             EXIT WHEN busy;
-            v_waited := v_waited + 1;
             PERFORM pg_sleep(0.0005);
             CONTINUE;
         END IF;
@@ -90,6 +93,7 @@ DECLARE
     v_got integer;
     v_busy boolean;
     v_was_busy boolean := false;
+    v_was_cancelled boolean := false;
     v_org bigint;
     v_cancelled boolean;
     v_open boolean;
@@ -125,8 +129,15 @@ BEGIN
         IF v_status IS NULL THEN
             SELECT s.got, s.busy INTO v_got, v_busy
             FROM usher_take_seats(k.tt, cardinality(v_ords), NOT v_was_busy) s;
+            IF v_busy AND coalesce(current_setting('usher.register_stripe', true), '') = '' THEN
+                -- The batch has waited once: a keyed item's usher_register must
+                -- not wait again (it raises UE503 at once when this is set; no
+                -- ticket type has id 0, so no stripe is preferred by it).
+                PERFORM set_config('usher.register_stripe', '0:0', true);
+            END IF;
             v_was_busy := v_was_busy OR v_busy;
         END IF;
+        v_was_cancelled := v_was_cancelled OR v_status = 'event_cancelled';
 
         -- The first v_got items are sold: their rows, jobs and webhooks, a statement each.
         IF v_got > 0 THEN
@@ -179,12 +190,21 @@ BEGIN
         ORDER BY i.item ->> 'scope', i.item ->> 'key', i.ord
     LOOP
         IF v.cancelled THEN
-            BEGIN
-                SELECT * INTO g FROM usher_register_item(v.item);
-            EXCEPTION WHEN SQLSTATE 'UE410' THEN
+            -- A key used before the cancellation replays its answer, as
+            -- usher_register would; otherwise nothing is taken or written.
+            SELECT CASE WHEN i.request_hash = v.item ->> 'hash' THEN i.status
+                        ELSE 'idempotency_key_reused' END AS status,
+                   CASE WHEN i.request_hash = v.item ->> 'hash' THEN i.registration_id END
+                       AS registration_id,
+                   true AS replayed
+            INTO g
+            FROM api_idempotency i
+            WHERE i.scope = v.item ->> 'scope' AND i.key = v.item ->> 'key';
+            IF NOT FOUND THEN
                 SELECT 'event_cancelled' AS status, NULL::bigint AS registration_id,
                        false AS replayed INTO g;
-            END;
+                v_was_cancelled := true;
+            END IF;
         ELSE
             SELECT * INTO g FROM usher_register_item(v.item);
         END IF;
@@ -197,6 +217,22 @@ BEGIN
         replayed := g.replayed;
         RETURN NEXT;
     END LOOP;
+
+    -- A usher-api from before 0031 does not know these two statuses (its items
+    -- carry no "v": 2): it would take them for a reused Idempotency-Key. It gets
+    -- 0030's answer instead, the batch failing as a whole (UE410, UE503), so that
+    -- it sends each registration alone. This keeps a host not yet upgraded right
+    -- while the others run the new usher-api on the migrated database.
+    IF coalesce((p_items -> 0 ->> 'v')::integer, 1) < 2 THEN
+        IF v_was_cancelled THEN
+            RAISE EXCEPTION 'a registration of the batch is for a cancelled event'
+                USING ERRCODE = 'UE410';
+        ELSIF v_was_busy THEN
+            RAISE EXCEPTION 'every stripe with seats of a ticket type is taken'
+                USING ERRCODE = 'UE503',
+                      HINT = 'a batch does not wait: send its registrations alone';
+        END IF;
+    END IF;
 
     IF cardinality(v_sold) = 0 THEN
         RETURN;

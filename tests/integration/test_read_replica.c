@@ -56,10 +56,15 @@ static testapi server;
 static long long event_id, ticket_type_id;
 static char organizer[USHER_TOKEN_MAX];
 
+static pid_t worker; /* the report test's usher-worker, 0 when none runs */
+
 static void stop_all(void)
 {
     testpg *servers[] = { &primary, &standby };
 
+    if (worker > 0)
+        testproc_kill(worker); /* a failed test left it running */
+    worker = 0;
     testapi_stop(&server);
     testpg_cleanup(root, servers, 2);
     usher_config_free(&cfg);
@@ -427,6 +432,17 @@ Test(read_replica, a_read_the_replica_fails_is_answered_by_the_primary, .fini = 
 
 /* ---- reads off the loops: the dashboard's statistics, report jobs -------- */
 
+/*
+ * The standby applies each commit 300 ms after it was made: a read that did
+ * not wait for the primary's LSN would see the state before the caller's
+ * own last change (well within max_replica_lag_ms, so the wait is taken).
+ */
+static void replay_delayed(void)
+{
+    testpg_exec(&standby, "ALTER SYSTEM SET recovery_min_apply_delay = '300ms'");
+    testpg_exec(&standby, "SELECT pg_reload_conf()");
+}
+
 /* GET /v1/admin/queues as an admin; whether the reports queue shows paused. */
 static bool dashboard_shows_paused(const char *admin)
 {
@@ -480,8 +496,8 @@ static bool dashboard_read_by_replica(void *arg)
  * The dashboard's statistics run on usher-api's offload threads, whose
  * replica reader waits until the replica has everything the primary has
  * (engine/replica_reader.h): a read there shows the admin's own pause at
- * once, from the replica while it replays, from the primary while its
- * replay is paused.
+ * once, from the replica while it replays (300 ms behind), from the
+ * primary while its replay is paused.
  */
 Test(read_replica, the_dashboard_reads_a_caught_up_replica_and_sees_its_own_pause, .fini = stop_all,
      .timeout = 600)
@@ -493,6 +509,7 @@ Test(read_replica, the_dashboard_reads_a_caught_up_replica_and_sees_its_own_paus
     long long t0;
 
     make_cluster();
+    replay_delayed();
     st = testdb_store(&cfg);
     cr_assert_eq(usher_token_create(st, USHER_ROLE_ADMIN, 0, 0, "admin", admin, &token_id),
                  USHER_OK);
@@ -574,10 +591,10 @@ Test(read_replica, a_report_reads_its_rows_from_a_caught_up_replica, .fini = sto
 {
     char url[200], workdir[64], worker_log[96];
     usher_store *st;
-    pid_t worker;
     const char *count_sql = "SELECT count(*), coalesce(max(id), 0) FROM registrations";
 
     make_cluster();
+    replay_delayed();
     testpg_exec(&standby, "ALTER SYSTEM SET log_statement = 'all'");
     testpg_exec(&standby, "SELECT pg_reload_conf()");
     snprintf(url, sizeof(url), "postgresql://postgres@127.0.0.1:%d/usher", primary.port);
@@ -608,4 +625,5 @@ Test(read_replica, a_report_reads_its_rows_from_a_caught_up_replica, .fini = sto
     cr_assert_eq(report_read_from(worker_log, "primary"), 1, "see %s", worker_log);
     testpg_exec(&standby, "SELECT pg_wal_replay_resume()");
     testproc_stop_cleanly(worker);
+    worker = 0;
 }
