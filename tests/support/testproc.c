@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,10 +20,19 @@
 
 pid_t testproc_start(const char *const argv[], const char *log_path)
 {
+    pid_t parent = getpid();
     pid_t pid = fork();
 
     if (pid == 0) {
-        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        int fd;
+
+        /* Dies with the test: a test that fails before its cleanup left
+         * usher-api or usher-worker running after the suite. Every caller
+         * forks from the test's own thread, as PR_SET_PDEATHSIG requires. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127); /* the test ended before the line above */
+        fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
 
         if (fd >= 0) {
             dup2(fd, 1);
