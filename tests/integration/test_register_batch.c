@@ -377,3 +377,49 @@ Test(register_batch, an_older_usher_api_gets_the_whole_batch_failed_as_before, .
     usher_store_free(holder);
     items_know_statuses = true;
 }
+
+/*
+ * The event-open check runs once per statement (0032): a multi-row insert
+ * that names a cancelled event is refused whole (UE410), and one into an
+ * open event holds that event's row against a cancellation, which takes
+ * it FOR UPDATE, until the insert's transaction ends (0022's race).
+ */
+Test(register_batch, a_statements_events_are_checked_and_held_once_for_all_its_rows)
+{
+    long long org = testdb_organizer(st, "Org");
+    testdb_event open = testdb_event_new(st, org, "Open", 1, 5);
+    testdb_event off = testdb_event_new(st, org, "Off", 1, 5);
+    usher_store *canceller = testdb_store(&cfg);
+    char sql[512];
+    PGresult *res = NULL;
+
+    testdb_exec(st, "BEGIN");
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO registrations (event_id, ticket_type_id, name, email)"
+             " SELECT %lld, %lld, 'A', 'r' || g || '@example.org' FROM generate_series(1, 3) g",
+             open.id, open.ticket_type);
+    testdb_exec(st, sql);
+    snprintf(sql, sizeof(sql), "SELECT 1 FROM events WHERE id = %lld FOR UPDATE NOWAIT", open.id);
+    cr_assert_neq(usher_store_exec(canceller, sql, 0, NULL, &res), USHER_OK,
+                  "a cancellation cannot lock the event while the insert's transaction lives");
+    cr_assert_str_eq(usher_store_sqlstate(canceller), "55P03");
+    testdb_exec(st, "COMMIT");
+    cr_assert_eq(usher_store_exec(canceller, sql, 0, NULL, &res), USHER_OK, "%s",
+                 usher_store_errstr(canceller));
+    PQclear(res);
+    usher_store_free(canceller);
+
+    snprintf(sql, sizeof(sql), "UPDATE events SET cancelled_at = now() WHERE id = %lld", off.id);
+    testdb_exec(st, sql);
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO registrations (event_id, ticket_type_id, name, email)"
+             " VALUES (%lld, %lld, 'A', 'x@example.org'), (%lld, %lld, 'B', 'y@example.org')",
+             open.id, open.ticket_type, off.id, off.ticket_type);
+    cr_assert_neq(usher_store_exec(st, sql, 0, NULL, &res), USHER_OK);
+    cr_assert_str_eq(usher_store_sqlstate(st), "UE410");
+    cr_assert_eq(testdb_scalarf(st,
+                                "SELECT count(*) FROM registrations WHERE event_id IN"
+                                " (%lld, %lld)",
+                                open.id, off.id),
+                 3, "the refused statement wrote none of its rows");
+}
