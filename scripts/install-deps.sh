@@ -33,6 +33,8 @@ PACKAGES=(
     iproute2 postgresql-15-auto-failover pg-auto-failover-cli haproxy
     # its tests and bench/cluster read the API's JSON with jq
     jq
+    # promtool, for scripts/check-monitoring.sh (the alert rules and their tests)
+    prometheus
     # the Debian package (scripts/package.sh: cpack, dpkg-shlibdeps, which finds
     # the binaries with file) and its install test (the postinst's adduser;
     # lintian judges the package)
