@@ -244,7 +244,7 @@ usher_err api_replica_new(api_loop *loop, api_replica **out)
     usher_err err;
 
     *out = NULL;
-    if (cfg->database_read_url == NULL || cfg->database_read_url[0] == '\0')
+    if (!usher_config_has_read_url(cfg))
         return USHER_OK;
     rep = usher_calloc(1, sizeof(*rep));
     rep->loop = loop;

@@ -277,7 +277,7 @@ void api_conn_need(const usher_config *cfg, int nthreads, usher_conn_need *need)
                         "%d loop threads x [api] db_connections %d", nthreads,
                         cfg->api_db_connections);
     usher_conn_need_add(need, API_OFFLOAD_THREADS, "offload threads (admin routes)");
-    if (cfg->database_read_url != NULL && cfg->database_read_url[0] != '\0') {
+    if (usher_config_has_read_url(cfg)) {
         usher_conn_need_add(need, nthreads * cfg->api_db_connections,
                             "%d loop threads x %d replica connections ([database] read_url)",
                             nthreads, cfg->api_db_connections);

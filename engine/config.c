@@ -167,6 +167,11 @@ const usher_kind_conf *usher_config_kind(const usher_config *cfg, const char *ki
     return i < cfg->nkinds ? &cfg->kinds[i] : &cfg->defaults;
 }
 
+bool usher_config_has_read_url(const usher_config *cfg)
+{
+    return cfg->database_read_url != NULL && cfg->database_read_url[0] != '\0';
+}
+
 const char *usher_config_kind_queue(const usher_config *cfg, const char *kind,
                                     const char *otherwise)
 {

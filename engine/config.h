@@ -283,6 +283,9 @@ const usher_kind_conf *usher_config_kind(const usher_config *cfg, const char *ki
 /* The queue of a job whose [kind.KIND] names none and whose caller has no queue of its own. */
 #define USHER_DEFAULT_QUEUE "default"
 
+/* Whether [database] read_url names replicas (unset and empty both mean none). */
+bool usher_config_has_read_url(const usher_config *cfg);
+
 /*
  * The queue a job of kind goes to: the one [kind.KIND] names, else
  * otherwise (USHER_DEFAULT_QUEUE, or a family's own: "reports", "email").

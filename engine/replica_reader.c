@@ -137,7 +137,7 @@ usher_err usher_replica_reader_pick(usher_replica_reader *rd, usher_store *prima
     usher_err err;
 
     *reader = primary;
-    if (rd->cfg->database_read_url == NULL || now_ms() < rd->skip_until_ms)
+    if (!usher_config_has_read_url(rd->cfg) || now_ms() < rd->skip_until_ms)
         return USHER_OK;
     err = usher_store_exec(primary, "SELECT pg_current_wal_lsn()", 0, NULL, &res);
     if (err != USHER_OK)

@@ -872,7 +872,7 @@ static usher_err check_budget(const usher_config *cfg, const usher_pool_conf *po
     usher_conn_need_add(&need, 2, "supervisor");
     usher_conn_need_add(&need, 1, "maintenance process");
     usher_conn_need_add(&need, pool->max, "children at [pool.%s] max", pool->name);
-    if (cfg->database_read_url != NULL && cfg->database_read_url[0] != '\0')
+    if (usher_config_has_read_url(cfg))
         usher_conn_need_add(&need, pool->max, "their replica connections ([database] read_url)");
     snprintf(remedy, sizeof(remedy), "lower [pool.%s] max or raise the budget", pool->name);
     if (usher_conn_budget_check(cfg, "usher-worker", &need, remedy, why, whylen) != USHER_OK)

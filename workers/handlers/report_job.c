@@ -337,7 +337,7 @@ static void generate(run *w, usher_handler_result *r)
     usher_err err = start(w);
 
     if (err != USHER_OK) {
-        usher_handler_store_failed(r, w->rd != NULL ? w->rd : w->st, err, w->job->kind);
+        usher_handler_store_failed(r, w->rd, err, w->job->kind);
         return;
     }
     if (strcmp(w->format, "pdf") == 0 && w->total > USHER_PDF_TABLE_MAX_ROWS) {
@@ -394,6 +394,7 @@ void usher_run_report(usher_handler_ctx *ctx, const usher_job *job, json_t *payl
     id = usher_payload_id(payload, "report_id", r);
     if (id == 0 || (w.st = usher_handler_store(ctx, r)) == NULL)
         return;
+    w.rd = w.st; /* until start() picks a replica */
     usher_int_text(id, w.id);
     if (!load(&w, r, &done))
         return;
