@@ -2,8 +2,7 @@
  * Enqueue, the owner of every job insert (enqueue.h says who else may
  * write jobs: nobody). Every job of a batch is validated first (names,
  * payload, limits, declared queue), then all are written by one statement
- * over arrays (through usher_enqueue_templates, the SQL side's INSERT), so a
- * batch of a thousand costs one round trip. Unique keys use ON CONFLICT DO NOTHING
+ * over arrays, so a batch of a thousand costs one round trip. Unique keys use ON CONFLICT DO NOTHING
  * against the partial unique index of live jobs; the rows it skipped are
  * looked up afterwards to return the live job. The same statement NOTIFYs
  * the queues whose debounce window is open (usher_wake_channel).
@@ -33,32 +32,40 @@
     "   FROM unnest($12::text[]) q)"
 
 /*
- * A batch: its column arrays become the templates of usher_enqueue_templates
- * (0012_job_writes.sql), the one INSERT of the SQL side, and the NOTIFYs
- * due go out in the same statement.
+ * A batch: one INSERT over its column arrays, in input order, with
+ * usher_enqueue_rows' rules (0032_register_rows.sql) for the conflict and
+ * run_at, and the NOTIFYs due in the same statement. Straight from the
+ * arrays: going through usher_enqueue_templates (jsonb built and taken
+ * apart again, a PL/pgSQL call) cost a third more per batch of 8
+ * (bench/README.md, shared commits).
  */
 static const char insert_sql[] =
-    "WITH ins AS (SELECT * FROM usher_enqueue_templates((SELECT jsonb_agg(jsonb_build_object("
-    "  'queue', queue, 'kind', kind, 'priority', priority, 'payload', payload::jsonb,"
-    "  'max_attempts', max_attempts, 'timeout_ms', timeout_ms, 'run_at_us', run_at_us,"
-    "  'delay_ms', delay_ms, 'partition_key', partition_key, 'deadline_ms', deadline_ms,"
-    "  'unique_key', unique_key, 'request_id', request_id, 'parent_id', parent_id) ORDER BY ord)"
+    "WITH ins AS ("
+    "  INSERT INTO usher_jobs (queue, kind, priority, payload, max_attempts, timeout_ms,"
+    "                          run_at, partition_key, deadline, unique_key, request_id,"
+    "                          parent_id)"
+    "  SELECT queue, kind, priority, payload::jsonb, max_attempts, timeout_ms,"
+    "    CASE WHEN run_at_us IS NOT NULL"
+    "      THEN 'epoch'::timestamptz + run_at_us * interval '1 microsecond'"
+    "      ELSE now() + coalesce(delay_ms, 0) * interval '1 millisecond' END,"
+    "    coalesce(partition_key, ''), now() + deadline_ms * interval '1 millisecond',"
+    "    unique_key, request_id, parent_id"
     "  FROM unnest($1::text[], $2::text[], $3::int2[], $4::text[], $5::int4[], $6::int4[],"
     "              $7::int8[], $8::int8[], $9::text[], $10::int8[], $11::text[], $13::text[],"
     "              $14::int8[])"
     "  WITH ORDINALITY AS t(queue, kind, priority, payload, max_attempts, timeout_ms,"
     "                       run_at_us, delay_ms, partition_key, deadline_ms, unique_key,"
-    "                       request_id, parent_id, ord))))," WAKE_CTE
-    " SELECT id, queue, unique_key FROM ins, wake";
+    "                       request_id, parent_id, ord)"
+    "  ORDER BY ord"
+    "  ON CONFLICT (queue, unique_key)"
+    "    WHERE unique_key IS NOT NULL AND state IN ('available', 'running') DO NOTHING"
+    "  RETURNING id, queue, unique_key)," WAKE_CTE " SELECT id, queue, unique_key FROM ins, wake";
 
 /*
- * One job with a unique key, a request id, a parent or a NOTIFY due. It and insert_plain_sql keep
- * their INSERT here instead of calling usher_enqueue_templates: VALUES parses
- * and plans less than a PL/pgSQL call, and the single enqueue is the hot
- * path (a chained email, a periodic job; bench/queue's enqueue phase, where
- * going through the function cost about a third: bench/README.md). The
- * conflict rule and the run_at rule are usher_enqueue_templates', word for
- * word.
+ * One job with a unique key, a request id, a parent or a NOTIFY due. It and
+ * insert_plain_sql take plain values instead of arrays: the single enqueue is
+ * the hot path (a chained email, a periodic job; bench/queue's enqueue phase).
+ * The conflict rule and the run_at rule are insert_sql's, word for word.
  */
 static const char insert_one_sql[] =
     "WITH ins AS ("

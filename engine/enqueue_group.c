@@ -24,15 +24,16 @@ typedef struct request {
     usher_enqueued out;
     usher_err err;
     char errstr[ERR_MAX]; /* the leader's store's errstr on failure */
+    pthread_cond_t wake; /* signalled when done, or to lead */
     bool done;
 } request;
 
 struct usher_enqueue_group {
     pthread_mutex_t lock;
-    pthread_cond_t done;
     request **waiting; /* queued, not yet taken by a leader */
     size_t nwaiting, cap;
     bool writing; /* a leader is writing a batch */
+    uint64_t commits, jobs; /* written so far (usher_enqueue_group_stats) */
 };
 
 usher_enqueue_group *usher_enqueue_group_new(void)
@@ -45,11 +46,6 @@ usher_enqueue_group *usher_enqueue_group_new(void)
         free(g);
         return NULL;
     }
-    if (pthread_cond_init(&g->done, NULL) != 0) {
-        pthread_mutex_destroy(&g->lock);
-        free(g);
-        return NULL;
-    }
     return g;
 }
 
@@ -57,10 +53,17 @@ void usher_enqueue_group_free(usher_enqueue_group *g)
 {
     if (g == NULL)
         return;
-    pthread_cond_destroy(&g->done);
     pthread_mutex_destroy(&g->lock);
     free(g->waiting);
     free(g);
+}
+
+void usher_enqueue_group_stats(usher_enqueue_group *g, uint64_t *commits, uint64_t *jobs)
+{
+    pthread_mutex_lock(&g->lock);
+    *commits = g->commits;
+    *jobs = g->jobs;
+    pthread_mutex_unlock(&g->lock);
 }
 
 static void settle(request *r, usher_err err, const usher_store *st)
@@ -119,28 +122,37 @@ static void queue_request(usher_enqueue_group *g, request *r)
 usher_err usher_enqueue_shared(usher_enqueue_group *g, usher_store *st,
                                const usher_enqueue_opts *job, usher_enqueued *out)
 {
-    request r = { .job = job };
+    request r = { .job = job, .wake = PTHREAD_COND_INITIALIZER };
     request *batch[BATCH_MAX];
 
     pthread_mutex_lock(&g->lock);
     queue_request(g, &r);
     while (!r.done) {
         if (g->writing) {
-            pthread_cond_wait(&g->done, &g->lock);
+            pthread_cond_wait(&r.wake, &g->lock);
             continue;
         }
-        size_t n = take(g, batch); /* r is in it or already done: nwaiting > 0 */
+        /* r is in the batch unless more than BATCH_MAX wait before it: then it leads again. */
+        size_t n = take(g, batch);
 
         g->writing = true;
         pthread_mutex_unlock(&g->lock);
         write_batch(st, batch, n);
         pthread_mutex_lock(&g->lock);
-        for (size_t i = 0; i < n; i++)
-            batch[i]->done = true;
         g->writing = false;
-        pthread_cond_broadcast(&g->done);
+        g->commits++;
+        g->jobs += n;
+        /* Only the batch's callers and the next leader wake: no herd. */
+        for (size_t i = 0; i < n; i++) {
+            batch[i]->done = true;
+            if (batch[i] != &r)
+                pthread_cond_signal(&batch[i]->wake);
+        }
+        if (g->nwaiting > 0)
+            pthread_cond_signal(&g->waiting[0]->wake);
     }
     pthread_mutex_unlock(&g->lock);
+    pthread_cond_destroy(&r.wake);
     *out = r.out;
     if (r.err != USHER_OK)
         return usher_store_fail(st, r.err, "%s", r.errstr);

@@ -17,6 +17,8 @@
 #ifndef USHER_ENQUEUE_GROUP_H
 #define USHER_ENQUEUE_GROUP_H
 
+#include <stdint.h>
+
 #include "enqueue.h"
 
 typedef struct usher_enqueue_group usher_enqueue_group;
@@ -33,5 +35,13 @@ void usher_enqueue_group_free(usher_enqueue_group *g);
  */
 USHER_MUSTCHECK usher_err usher_enqueue_shared(usher_enqueue_group *g, usher_store *st,
                                                const usher_enqueue_opts *job, usher_enqueued *out);
+
+/*
+ * What g has written so far: commits (statements that wrote a batch, a
+ * batch refused and written again one job at a time counting once) and the
+ * jobs they carried. For benchmarks and metrics: jobs / commits is how
+ * well calls share.
+ */
+void usher_enqueue_group_stats(usher_enqueue_group *g, uint64_t *commits, uint64_t *jobs);
 
 #endif

@@ -51,7 +51,8 @@ static void *produce(void *arg)
     return NULL;
 }
 
-static void run_producers(producer *ps, int bad_every)
+/* Runs the producers on one group; *written: the jobs its batches carried, *commits: how many. */
+static void run_producers(producer *ps, int bad_every, uint64_t *commits, uint64_t *written)
 {
     usher_enqueue_group *g = usher_enqueue_group_new();
     pthread_t tids[PRODUCERS];
@@ -67,6 +68,7 @@ static void run_producers(producer *ps, int bad_every)
         cr_assert_eq(pthread_join(tids[i], NULL), 0);
         usher_store_free(ps[i].own);
     }
+    usher_enqueue_group_stats(g, commits, written);
     usher_enqueue_group_free(g);
 }
 
@@ -93,25 +95,31 @@ static void assert_ids_match_the_table(const producer *ps, int64_t want)
 Test(enqueue_group, concurrent_producers_get_every_job_written_once, .timeout = 300)
 {
     static producer ps[PRODUCERS];
+    uint64_t commits, written;
 
-    run_producers(ps, 0);
+    run_producers(ps, 0, &commits, &written);
     for (int i = 0; i < PRODUCERS; i++)
         cr_assert_eq(ps[i].wrong, 0, "producer %d: %d calls failed", i, ps[i].wrong);
     assert_ids_match_the_table(ps, PRODUCERS * PER_CALLER);
+    /* Every call went through exactly one batch; calls that met share commits. */
+    cr_assert_eq(written, (uint64_t)PRODUCERS * PER_CALLER);
+    cr_assert(commits >= 1 && commits <= written, "%llu commits", (unsigned long long)commits);
 }
 
 Test(enqueue_group, a_bad_job_fails_only_its_own_call, .timeout = 300)
 {
     static producer ps[PRODUCERS];
     int refused = 0;
+    uint64_t commits, written;
 
-    run_producers(ps, 10);
+    run_producers(ps, 10, &commits, &written);
     for (int i = 0; i < PRODUCERS; i++) {
         cr_assert_eq(ps[i].wrong, 0, "producer %d: %d calls ended wrongly", i, ps[i].wrong);
         refused += ps[i].refused;
     }
     cr_assert_eq(refused, PRODUCERS * (PER_CALLER / 10));
     assert_ids_match_the_table(ps, PRODUCERS * (PER_CALLER - PER_CALLER / 10));
+    cr_assert_eq(written, (uint64_t)PRODUCERS * PER_CALLER);
 }
 
 Test(enqueue_group, a_lone_call_writes_its_job_at_once)
