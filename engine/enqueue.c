@@ -2,10 +2,10 @@
  * Enqueue, the owner of every job insert (enqueue.h says who else may
  * write jobs: nobody). Every job of a batch is validated first (names,
  * payload, limits, declared queue), then all are written by one statement
- * over arrays, so a batch of a thousand costs one round trip. Unique keys use ON CONFLICT DO NOTHING
- * against the partial unique index of live jobs; the rows it skipped are
- * looked up afterwards to return the live job. The same statement NOTIFYs
- * the queues whose debounce window is open (usher_wake_channel).
+ * over arrays, so a batch of a thousand costs one round trip. Unique keys use ON CONFLICT DO
+ * NOTHING against the partial unique index of live jobs; the rows it skipped are looked up
+ * afterwards to return the live job. The same statement NOTIFYs the queues whose debounce window is
+ * open (usher_wake_channel).
  */
 #include "enqueue.h"
 

@@ -9,6 +9,7 @@
 #include "enqueue_group.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +25,7 @@ typedef struct request {
     usher_enqueued out;
     usher_err err;
     char errstr[ERR_MAX]; /* the leader's store's errstr on failure */
-    pthread_cond_t wake; /* signalled when done, or to lead */
+    pthread_cond_t wake;  /* signalled when done, or to lead */
     bool done;
 } request;
 
@@ -32,7 +33,8 @@ struct usher_enqueue_group {
     pthread_mutex_t lock;
     request **waiting; /* queued, not yet taken by a leader */
     size_t nwaiting, cap;
-    bool writing; /* a leader is writing a batch */
+    bool writing;           /* a leader is writing a batch */
+    size_t leaving;         /* callers whose job is written, not yet returned */
     uint64_t commits, jobs; /* written so far (usher_enqueue_group_stats) */
 };
 
@@ -124,12 +126,25 @@ usher_err usher_enqueue_shared(usher_enqueue_group *g, usher_store *st,
 {
     request r = { .job = job, .wake = PTHREAD_COND_INITIALIZER };
     request *batch[BATCH_MAX];
+    bool yielded = false;
 
     pthread_mutex_lock(&g->lock);
     queue_request(g, &r);
     while (!r.done) {
         if (g->writing) {
             pthread_cond_wait(&r.wake, &g->lock);
+            continue;
+        }
+        /*
+         * The callers of the last batch are on their way out, and under
+         * load they call again at once: let them queue first, or they wait
+         * a whole write for the next batch (two cohorts taking turns).
+         */
+        if (g->leaving > 0 && !yielded) {
+            yielded = true;
+            pthread_mutex_unlock(&g->lock);
+            sched_yield();
+            pthread_mutex_lock(&g->lock);
             continue;
         }
         /* r is in the batch unless more than BATCH_MAX wait before it: then it leads again. */
@@ -142,6 +157,7 @@ usher_err usher_enqueue_shared(usher_enqueue_group *g, usher_store *st,
         g->writing = false;
         g->commits++;
         g->jobs += n;
+        g->leaving += n;
         /* Only the batch's callers and the next leader wake: no herd. */
         for (size_t i = 0; i < n; i++) {
             batch[i]->done = true;
@@ -151,6 +167,7 @@ usher_err usher_enqueue_shared(usher_enqueue_group *g, usher_store *st,
         if (g->nwaiting > 0)
             pthread_cond_signal(&g->waiting[0]->wake);
     }
+    g->leaving--;
     pthread_mutex_unlock(&g->lock);
     pthread_cond_destroy(&r.wake);
     *out = r.out;
