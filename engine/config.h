@@ -100,7 +100,7 @@ typedef struct usher_windows {
  * A flat value without pointers: a reload can copy it whole.
  */
 /* [pool.NAME] prefetch and child_queue when neither is set (the pool adapts up to them). */
-#define USHER_ADAPTIVE_PREFETCH    16
+#define USHER_ADAPTIVE_PREFETCH    48
 #define USHER_ADAPTIVE_CHILD_QUEUE 16
 
 typedef struct usher_pool_conf {

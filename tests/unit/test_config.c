@@ -545,7 +545,7 @@ Test(config, pool_initial_follows_an_explicit_min)
     usher_config_free(&cfg);
 }
 
-Test(config, a_pool_that_sets_neither_prefetch_nor_child_queue_adapts_up_to_sixteen_each)
+Test(config, a_pool_that_sets_neither_prefetch_nor_child_queue_adapts_up_to_48_and_16)
 {
     usher_config cfg;
     const usher_pool_conf *pool;
@@ -555,7 +555,7 @@ Test(config, a_pool_that_sets_neither_prefetch_nor_child_queue_adapts_up_to_sixt
     pool = usher_config_pool(&cfg, "auto");
     cr_assert(pool->adaptive);
     cr_assert(pool->claim_window);
-    cr_assert_eq(pool->prefetch, 16);
+    cr_assert_eq(pool->prefetch, 48);
     cr_assert_eq(pool->child_queue, 16);
     cr_assert_eq(pool->claim_batch, 100);
     pool = usher_config_pool(&cfg, "batch");
