@@ -15,7 +15,7 @@ PACKAGES=(
     systemd procps
     # job handlers: PDF (tickets in cairo, badges and reports in libharu, QR codes,
     # a TrueType font), mail, search index
-    libhpdf-dev libcairo2-dev libfreetype-dev libqrencode-dev fonts-dejavu-core
+    libhpdf-dev libcairo2-dev zlib1g-dev libfreetype-dev libqrencode-dev fonts-dejavu-core
     libesmtp-dev libxapian-dev
     # search on several hosts: xapian-replicate-server and xapian-replicate
     xapian-tools

@@ -7,12 +7,14 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "docstore_dir.h"
 #include "pdf_render.h"
@@ -322,6 +324,56 @@ Test(pdf, ticket_fonts_are_embedded_subsets_and_the_ticket_is_small)
     assert_subset_fonts(path);
     render_ticket(&zoe, USHER_PAGE_A4, "sub4.pdf", path, sizeof(path));
     assert_subset_fonts(path);
+}
+
+/* Deflates in with deflateInit (level) or, if level2 >= 0, deflateInit2 (level2); returns the size.
+ */
+static size_t deflate_with(const unsigned char *in, size_t n, unsigned char *out, size_t cap,
+                           int level, int level2)
+{
+    z_stream z = { 0 };
+
+    if (level2 >= 0)
+        cr_assert_eq(deflateInit2(&z, level2, Z_DEFLATED, MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    else
+        cr_assert_eq(deflateInit(&z, level), Z_OK);
+    z.next_in = (unsigned char *)in;
+    z.avail_in = (uInt)n;
+    z.next_out = out;
+    z.avail_out = (uInt)cap;
+    cr_assert_eq(deflate(&z, Z_FINISH), Z_STREAM_END);
+    cr_assert_eq(deflateEnd(&z), Z_OK);
+    return cap - z.avail_out;
+}
+
+/*
+ * cairo and libharu start their streams with deflateInit at zlib's default
+ * level: in a binary that renders tickets that is level 1 (pdf_ticket_page.c),
+ * while deflateInit2 keeps the level it is given.
+ */
+Test(pdf, pdf_streams_deflate_at_the_fastest_level)
+{
+    static unsigned char in[64 * 1024], a[80 * 1024], b[80 * 1024], c[80 * 1024];
+    size_t na, nb, nc;
+
+    static const char *const words[] = { "Usher ", "ticket ", "stream ", "font ",  "glyph ",
+                                         "Zoë ",   "door ",   "seat ",   "0 0 m ", "BT ET " };
+    uint32_t x = 12345;
+
+    /* Text of words in a pseudo-random order: levels 1 and 6 find different matches. */
+    for (size_t i = 0; i < sizeof(in);) {
+        const char *w;
+
+        x = x * 1103515245u + 12345u;
+        w = words[(x >> 16) % 10];
+        for (size_t k = 0; w[k] != '\0' && i < sizeof(in); k++)
+            in[i++] = (unsigned char)w[k];
+    }
+    na = deflate_with(in, sizeof(in), a, sizeof(a), Z_DEFAULT_COMPRESSION, -1);
+    nb = deflate_with(in, sizeof(in), b, sizeof(b), 0, Z_BEST_SPEED);
+    nc = deflate_with(in, sizeof(in), c, sizeof(c), 0, 6); /* zlib's default level */
+    cr_assert(na == nb && memcmp(a, b, na) == 0, "deflateInit did not deflate at level 1");
+    cr_assert(na != nc || memcmp(a, c, na) != 0, "levels 1 and 6 gave the same bytes: no test");
 }
 
 Test(pdf, a_character_the_font_lacks_still_extracts_as_itself)

@@ -27,6 +27,8 @@ pkg_check_modules(PDF_CAIRO REQUIRED IMPORTED_TARGET cairo cairo-pdf cairo-ft)
 pkg_check_modules(PDF_FREETYPE REQUIRED IMPORTED_TARGET freetype2)
 pkg_check_modules(PDF_QRENCODE REQUIRED IMPORTED_TARGET libqrencode)
 pkg_check_modules(PDF_SODIUM REQUIRED IMPORTED_TARGET libsodium)
+# zlib: the ticket page sets its streams' deflate level (pdf_ticket_page.c).
+pkg_check_modules(PDF_ZLIB REQUIRED IMPORTED_TARGET zlib)
 
 target_sources(usher_handlers PRIVATE # shared, no PDF library
                                       ${CMAKE_CURRENT_SOURCE_DIR}/handlers/pdf_text.c
@@ -39,4 +41,5 @@ target_sources(usher_handlers PRIVATE # shared, no PDF library
                                       ${CMAKE_CURRENT_SOURCE_DIR}/handlers/pdf_table.c)
 target_include_directories(usher_handlers PRIVATE ${HPDF_INCLUDE})
 target_link_libraries(usher_handlers PUBLIC ${HPDF_LIB} PkgConfig::PDF_CAIRO PkgConfig::PDF_FREETYPE
-                                            PkgConfig::PDF_QRENCODE PkgConfig::PDF_SODIUM)
+                                            PkgConfig::PDF_QRENCODE PkgConfig::PDF_SODIUM
+                                            PkgConfig::PDF_ZLIB)
