@@ -182,6 +182,75 @@ Test(register_batch, every_item_answers_on_its_own_and_the_seats_go_in_order)
 }
 
 /*
+ * Two organizers' ticket types in one batch (0033 writes all of a
+ * statement's jobs in one INSERT at its end): each sale's ticket and search
+ * jobs carry its own registration and its organizer's partition key, the
+ * webhooks go to the organizer with an endpoint only, with that
+ * organizer's key, and each event's analytics job counts its own sales,
+ * keyed ones included.
+ */
+Test(register_batch, each_sales_jobs_are_its_own_and_its_organizers_in_a_batch_of_two)
+{
+    long long org_a = testdb_organizer(st, "Org A"), org_b = testdb_organizer(st, "Org B");
+    testdb_event a = testdb_event_new(st, org_a, "A", 1, 5),
+                 b = testdb_event_new(st, org_b, "B", 1, 5);
+    char items[16384], sql[256];
+    answer got[5] = { 0 };
+    const int n = 5;
+    const spec specs[] = {
+        { b.id, b.ticket_type, "b1@example.org", NULL },
+        { a.id, a.ticket_type, "a1@example.org", NULL },
+        { b.id, b.ticket_type, "bk@example.org", "k-b" },
+        { a.id, a.ticket_type, "a2@example.org", NULL },
+        { b.id, b.ticket_type, "b2@example.org", NULL },
+    };
+
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO webhook_endpoints (organizer_id, url, secret, events)"
+             " VALUES (%lld, 'http://127.0.0.1:9/h', 's', '{registration.created}')",
+             org_a);
+    testdb_exec(st, sql);
+    batch_of(items, sizeof(items), specs, n);
+    run_batch(st, items, got, n);
+    for (int i = 0; i < n; i++)
+        cr_assert_str_eq(got[i].status, "confirmed", "item %d", i);
+
+    /* A ticket and a search job per sale, its own, with its organizer's key. */
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM registrations g JOIN events e"
+                                   " ON e.id = g.event_id JOIN usher_jobs j"
+                                   " ON (j.kind = 'pdf.ticket'"
+                                   " AND (j.payload->>'registration_id')::bigint = g.id)"
+                                   " OR (j.kind = 'index.document'"
+                                   " AND (j.payload->>'id')::bigint = g.id)"
+                                   " WHERE j.partition_key = 'org:' || e.organizer_id"),
+                 2 * n);
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs"
+                                   " WHERE kind IN ('pdf.ticket', 'index.document')"),
+                 2 * n);
+    /* Webhooks: Org A's two sales only, with Org A's key and their own ids. */
+    cr_assert_eq(testdb_scalarf(st,
+                                "SELECT count(*) FROM usher_jobs j JOIN registrations g"
+                                " ON g.id = (j.payload->'data'->>'registration_id')::bigint"
+                                " WHERE j.kind = 'notify.webhook' AND g.event_id = %lld"
+                                " AND (j.payload->'data'->>'event_id')::bigint = g.event_id"
+                                " AND j.partition_key = 'org:%lld'",
+                                a.id, org_a),
+                 2);
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE kind = 'notify.webhook'"),
+                 2);
+    /* Each event's sales counted once, with its organizer's key. */
+    cr_assert_eq(testdb_scalarf(st,
+                                "SELECT count(*) FROM usher_jobs WHERE kind = 'analytics.rollup'"
+                                " AND ((payload->>'event_id')::bigint = %lld"
+                                " AND (payload->>'count')::int = 2 AND partition_key = 'org:%lld')"
+                                " OR ((payload->>'event_id')::bigint = %lld"
+                                " AND (payload->>'count')::int = 3 AND partition_key = 'org:%lld')",
+                                a.id, org_a, b.id, org_b),
+                 2);
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs"), 2 * n + 2 + 2);
+}
+
+/*
  * A cancelled event's items, keyless and keyed, answer event_cancelled in
  * a batch whose other items are sold in the same statement: the batch does
  * not fail, and nothing is written for them (no seat, no registration, no
