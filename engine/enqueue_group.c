@@ -1,10 +1,13 @@
 /*
  * Leader and followers on one mutex: callers queue a request and wait on
- * the condition variable until it is done; whoever finds no batch in
+ * its own condition variable until it is done; whoever finds no batch in
  * flight takes the queue (at most BATCH_MAX requests) and writes it with
- * the lock released, then marks the requests done and wakes everyone.
- * Requests live on their callers' stacks: the queue holds pointers, and a
- * caller leaves only once its request is done.
+ * the lock released, then marks the requests done and wakes their callers
+ * and the next in line, who leads the next batch. One write at a time:
+ * two or three at once made smaller batches and no more jobs per second
+ * (bench/README.md, shared commits). Requests live on their callers'
+ * stacks: the queue holds pointers, and a caller leaves only once its
+ * request is done.
  */
 #include "enqueue_group.h"
 
