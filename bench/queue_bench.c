@@ -201,18 +201,18 @@ static int enqueue_with(bench *b, const char *name, usher_enqueue_group *group)
         rc = run_threads((size_t)nprod, produce, prods, sizeof(*prods), &start, &seconds);
     for (long long i = 0; i < nprod; i++)
         rc |= prods[i].rc;
-    if (rc == 0 && group != NULL) {
-        uint64_t commits, written;
-
-        usher_enqueue_group_stats(group, &commits, &written);
+    if (rc == 0) {
         printf("{\"bench\":\"%s\",\"producers\":%lld,\"jobs\":%lld,\"seconds\":%.3f,"
-               "\"jobs_per_s\":%.0f,\"commits\":%llu,\"jobs_per_commit\":%.2f}\n",
-               name, nprod, jobs, seconds, (double)jobs / seconds, (unsigned long long)commits,
-               commits > 0 ? (double)written / (double)commits : 0.0);
-    } else if (rc == 0) {
-        printf("{\"bench\":\"%s\",\"producers\":%lld,\"jobs\":%lld,\"seconds\":%.3f,"
-               "\"jobs_per_s\":%.0f}\n",
+               "\"jobs_per_s\":%.0f",
                name, nprod, jobs, seconds, (double)jobs / seconds);
+        if (group != NULL) {
+            uint64_t commits, written;
+
+            usher_enqueue_group_stats(group, &commits, &written);
+            printf(",\"commits\":%llu,\"jobs_per_commit\":%.2f", (unsigned long long)commits,
+                   commits > 0 ? (double)written / (double)commits : 0.0);
+        }
+        printf("}\n");
     }
     free(prods);
     return rc;

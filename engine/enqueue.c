@@ -2,10 +2,11 @@
  * Enqueue, the owner of every job insert (enqueue.h says who else may
  * write jobs: nobody). Every job of a batch is validated first (names,
  * payload, limits, declared queue), then all are written by one statement
- * over arrays, so a batch of a thousand costs one round trip. Unique keys use ON CONFLICT DO
- * NOTHING against the partial unique index of live jobs; the rows it skipped are looked up
- * afterwards to return the live job. The same statement NOTIFYs the queues whose debounce window is
- * open (usher_wake_channel).
+ * over arrays, so a batch of a thousand costs one round trip. Unique keys
+ * use ON CONFLICT DO NOTHING against the partial unique index of live jobs;
+ * the rows it skipped are looked up afterwards to return the live job. The
+ * same statement NOTIFYs the queues whose debounce window is open
+ * (usher_wake_channel).
  */
 #include "enqueue.h"
 
@@ -32,55 +33,61 @@
     "   FROM unnest($12::text[]) q)"
 
 /*
- * A batch: one INSERT over its column arrays, in input order, with
- * usher_enqueue_rows' rules (0032_register_rows.sql) for the conflict and
- * run_at, and the NOTIFYs due in the same statement. Straight from the
- * arrays: going through usher_enqueue_templates (jsonb built and taken
- * apart again, a PL/pgSQL call) cost a third more per batch of 8
- * (bench/README.md, shared commits).
+ * What the three INSERTs below share, written once: run_at from run_at_us,
+ * else now + delay_ms; the deadline; one live job per (queue, unique key),
+ * usher_enqueue_rows' rules (0032_register_rows.sql).
+ */
+#define RUN_AT(us, ms)                                             \
+    "CASE WHEN " us " IS NOT NULL THEN 'epoch'::timestamptz + " us \
+    " * interval '1 microsecond' ELSE now() + " ms " * interval '1 millisecond' END"
+#define DEADLINE(ms) "now() + " ms " * interval '1 millisecond'"
+#define LIVE_KEY_CONFLICT              \
+    " ON CONFLICT (queue, unique_key)" \
+    "   WHERE unique_key IS NOT NULL AND state IN ('available', 'running') DO NOTHING"
+#define ALL_COLUMNS                                                                 \
+    "usher_jobs (queue, kind, priority, payload, max_attempts, timeout_ms, run_at," \
+    " partition_key, deadline, unique_key, request_id, parent_id)"
+
+/*
+ * A batch: one INSERT over its column arrays, in input order, and the
+ * NOTIFYs due in the same statement. Straight from the arrays: going
+ * through usher_enqueue_templates (jsonb built and taken apart again, a
+ * PL/pgSQL call) cost a third more per batch of 8 (bench/README.md,
+ * shared commits).
  */
 static const char insert_sql[] =
     "WITH ins AS ("
-    "  INSERT INTO usher_jobs (queue, kind, priority, payload, max_attempts, timeout_ms,"
-    "                          run_at, partition_key, deadline, unique_key, request_id,"
-    "                          parent_id)"
+    "  INSERT INTO " ALL_COLUMNS
     "  SELECT queue, kind, priority, payload::jsonb, max_attempts, timeout_ms,"
-    "    CASE WHEN run_at_us IS NOT NULL"
-    "      THEN 'epoch'::timestamptz + run_at_us * interval '1 microsecond'"
-    "      ELSE now() + coalesce(delay_ms, 0) * interval '1 millisecond' END,"
-    "    coalesce(partition_key, ''), now() + deadline_ms * interval '1 millisecond',"
-    "    unique_key, request_id, parent_id"
-    "  FROM unnest($1::text[], $2::text[], $3::int2[], $4::text[], $5::int4[], $6::int4[],"
-    "              $7::int8[], $8::int8[], $9::text[], $10::int8[], $11::text[], $13::text[],"
-    "              $14::int8[])"
-    "  WITH ORDINALITY AS t(queue, kind, priority, payload, max_attempts, timeout_ms,"
-    "                       run_at_us, delay_ms, partition_key, deadline_ms, unique_key,"
-    "                       request_id, parent_id, ord)"
-    "  ORDER BY ord"
-    "  ON CONFLICT (queue, unique_key)"
-    "    WHERE unique_key IS NOT NULL AND state IN ('available', 'running') DO NOTHING"
-    "  RETURNING id, queue, unique_key)," WAKE_CTE " SELECT id, queue, unique_key FROM ins, wake";
+    "    " RUN_AT(
+        "run_at_us",
+        "coalesce(delay_ms, 0)") ","
+                                 "    coalesce(partition_key, ''), " DEADLINE(
+                                     "deadline_ms") ","
+                                                    "    unique_key, request_id, parent_id"
+                                                    "  FROM unnest($1::text[], $2::text[], $3::int2[], $4::text[], $5::int4[], $6::int4[],"
+                                                    "              $7::int8[], $8::int8[], $9::text[], $10::int8[], $11::text[], $13::text[],"
+                                                    "              $14::int8[])"
+                                                    "  WITH ORDINALITY AS t(queue, kind, priority, payload, max_attempts, timeout_ms,"
+                                                    "                       run_at_us, delay_ms, partition_key, deadline_ms, unique_key,"
+                                                    "                       request_id, parent_id, ord)"
+                                                    "  ORDER BY ord" LIVE_KEY_CONFLICT
+                                                    "  RETURNING id, queue, unique_key)," WAKE_CTE
+                                                    " SELECT id, queue, unique_key FROM ins, wake";
 
 /*
  * One job with a unique key, a request id, a parent or a NOTIFY due. It and
  * insert_plain_sql take plain values instead of arrays: the single enqueue is
  * the hot path (a chained email, a periodic job; bench/queue's enqueue phase).
- * The conflict rule and the run_at rule are insert_sql's, word for word.
  */
 static const char insert_one_sql[] =
     "WITH ins AS ("
-    "  INSERT INTO usher_jobs (queue, kind, priority, payload, max_attempts, timeout_ms,"
-    "                          run_at, partition_key, deadline, unique_key, request_id,"
-    "                          parent_id)"
-    "  VALUES ($1, $2, $3, $4::jsonb, $5, $6,"
-    "    CASE WHEN $7::int8 IS NOT NULL"
-    "      THEN 'epoch'::timestamptz + $7::int8 * interval '1 microsecond'"
-    "      ELSE now() + $8::int8 * interval '1 millisecond' END,"
-    "    coalesce($9, ''), now() + $10::int8 * interval '1 millisecond', $11, $13,"
-    "    $14::int8)"
-    "  ON CONFLICT (queue, unique_key)"
-    "    WHERE unique_key IS NOT NULL AND state IN ('available', 'running') DO NOTHING"
-    "  RETURNING id, queue, unique_key)," WAKE_CTE " SELECT id, queue, unique_key FROM ins, wake";
+    "  INSERT INTO " ALL_COLUMNS "  VALUES ($1, $2, $3, $4::jsonb, $5, $6, " RUN_AT(
+        "$7::int8", "$8::int8") ","
+                                "    coalesce($9, ''), " DEADLINE(
+                                    "$10::int8") ", $11, $13, $14::int8)" LIVE_KEY_CONFLICT
+                                                 "  RETURNING id, queue, unique_key)," WAKE_CTE
+                                                 " SELECT id, queue, unique_key FROM ins, wake";
 
 /*
  * The common case under load: one job, no unique key, no NOTIFY due (the
@@ -89,12 +96,11 @@ static const char insert_one_sql[] =
 static const char insert_plain_sql[] =
     "INSERT INTO usher_jobs (queue, kind, priority, payload, max_attempts, timeout_ms, run_at,"
     "                        partition_key, deadline)"
-    " VALUES ($1, $2, $3, $4::jsonb, $5, $6,"
-    "  CASE WHEN $7::int8 IS NOT NULL"
-    "    THEN 'epoch'::timestamptz + $7::int8 * interval '1 microsecond'"
-    "    ELSE now() + $8::int8 * interval '1 millisecond' END,"
-    "  coalesce($9, ''), now() + $10::int8 * interval '1 millisecond')"
-    " RETURNING id, queue, unique_key";
+    " VALUES ($1, $2, $3, $4::jsonb, $5, $6, " RUN_AT(
+        "$7::int8",
+        "$8::int8") ","
+                    "  coalesce($9, ''), " DEADLINE("$10::int8") ")"
+                                                                 " RETURNING id, queue, unique_key";
 
 static const char lookup_sql[] = "SELECT id FROM usher_jobs WHERE queue = $1 AND unique_key = $2"
                                  " AND state IN ('available', 'running')";

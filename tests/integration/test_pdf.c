@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -326,15 +327,14 @@ Test(pdf, ticket_fonts_are_embedded_subsets_and_the_ticket_is_small)
     assert_subset_fonts(path);
 }
 
-/* Deflates in with deflateInit (level) or, if level2 >= 0, deflateInit2 (level2); returns the size.
- */
+/* Deflates in at level with deflateInit2, or with deflateInit if !init2; returns the size. */
 static size_t deflate_with(const unsigned char *in, size_t n, unsigned char *out, size_t cap,
-                           int level, int level2)
+                           int level, bool init2)
 {
     z_stream z = { 0 };
 
-    if (level2 >= 0)
-        cr_assert_eq(deflateInit2(&z, level2, Z_DEFLATED, MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    if (init2)
+        cr_assert_eq(deflateInit2(&z, level, Z_DEFLATED, MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
     else
         cr_assert_eq(deflateInit(&z, level), Z_OK);
     z.next_in = (unsigned char *)in;
@@ -355,7 +355,6 @@ Test(pdf, pdf_streams_deflate_at_the_fastest_level)
 {
     static unsigned char in[64 * 1024], a[80 * 1024], b[80 * 1024], c[80 * 1024];
     size_t na, nb, nc;
-
     static const char *const words[] = { "Usher ", "ticket ", "stream ", "font ",  "glyph ",
                                          "Zoë ",   "door ",   "seat ",   "0 0 m ", "BT ET " };
     uint32_t x = 12345;
@@ -369,9 +368,9 @@ Test(pdf, pdf_streams_deflate_at_the_fastest_level)
         for (size_t k = 0; w[k] != '\0' && i < sizeof(in); k++)
             in[i++] = (unsigned char)w[k];
     }
-    na = deflate_with(in, sizeof(in), a, sizeof(a), Z_DEFAULT_COMPRESSION, -1);
-    nb = deflate_with(in, sizeof(in), b, sizeof(b), 0, Z_BEST_SPEED);
-    nc = deflate_with(in, sizeof(in), c, sizeof(c), 0, 6); /* zlib's default level */
+    na = deflate_with(in, sizeof(in), a, sizeof(a), Z_DEFAULT_COMPRESSION, false);
+    nb = deflate_with(in, sizeof(in), b, sizeof(b), Z_BEST_SPEED, true);
+    nc = deflate_with(in, sizeof(in), c, sizeof(c), 6, true); /* zlib's default level */
     cr_assert(na == nb && memcmp(a, b, na) == 0, "deflateInit did not deflate at level 1");
     cr_assert(na != nc || memcmp(a, c, na) != 0, "levels 1 and 6 gave the same bytes: no test");
 }
