@@ -189,15 +189,42 @@ static const char *log_tail(const testpg *pg, char *out, size_t len)
     return out;
 }
 
-void testpg_start(testpg *pg)
+static void wait_answers(const testpg *pg)
 {
     long long deadline = testdb_now_ms() + DEADLINE_MS;
+
+    while (!answers(pg, "postgres"))
+        cr_assert_lt(testdb_now_ms(), deadline, "%s does not answer; see %s", pg->dir, pg->log);
+}
+
+void testpg_start(testpg *pg)
+{
     char tail[800];
 
     cr_assert_eq(run(PG_BIN "/pg_ctl start -D %s -l %s -w -t 60 >/dev/null", pg->dir, pg->log), 0,
                  "pg_ctl start %s failed: %s", pg->dir, log_tail(pg, tail, sizeof(tail)));
-    while (!answers(pg, "postgres"))
-        cr_assert_lt(testdb_now_ms(), deadline, "%s does not answer; see %s", pg->dir, pg->log);
+    wait_answers(pg);
+}
+
+/*
+ * Starts a server made just now. A port taken meanwhile (another test's
+ * server or client: ctest runs tests side by side, and a port the kernel
+ * called free may be handed out again) moves it to another free port.
+ */
+static void start_new(testpg *pg, const char *root)
+{
+    char tail[800];
+
+    for (int attempt = 0;; attempt++) {
+        write_conf(pg, root);
+        if (run(PG_BIN "/pg_ctl start -D %s -l %s -w -t 60 >/dev/null", pg->dir, pg->log) == 0)
+            break;
+        log_tail(pg, tail, sizeof(tail));
+        cr_assert(attempt < 5 && strstr(tail, "Address already in use") != NULL,
+                  "pg_ctl start %s failed: %s", pg->dir, tail);
+        pg->port = free_port();
+    }
+    wait_answers(pg);
 }
 
 void testpg_stop(testpg *pg)
@@ -218,8 +245,7 @@ void testpg_primary(testpg *pg, const char *root, const char *name, int port)
                      " && echo \"include '\\''testpg.conf'\\''\" >> %s/postgresql.conf",
                      pg->dir, pg->dir),
                  0);
-    write_conf(pg, root);
-    testpg_start(pg);
+    start_new(pg, root);
     exec_on(pg, "postgres", "CREATE DATABASE usher");
 }
 
@@ -239,8 +265,7 @@ void testpg_standby(testpg *pg, const testpg *primary, const char *root, const c
                      " application_name=%s'\\''\" >> %s/postgresql.auto.conf",
                      primary->port, name, pg->dir),
                  0);
-    write_conf(pg, root);
-    testpg_start(pg);
+    start_new(pg, root);
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM pg_stat_replication WHERE application_name = '%s'"
              " AND state = 'streaming'",
