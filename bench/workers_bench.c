@@ -17,7 +17,9 @@
  *   latency  with the worker started and idle, one producer enqueues at a
  *            steady rate on an absolute schedule, noting CLOCK_REALTIME
  *            just before each usher_enqueue; the handler's START_US in the
- *            log minus that is the enqueue -> handler-start latency.
+ *            log minus that is the enqueue -> handler-start latency. Just
+ *            before it, the same number of bare one-row INSERTs at the
+ *            same rate: the floor of one durable commit ("commit_floor").
  *   mix      the same at --mix-rate, where one job in --slow-every is a
  *            test.sleep of --slow-ms: the pickup latency of the other
  *            (no-op) jobs, which must not wait behind the slow ones.
@@ -27,6 +29,7 @@
  * drain and reports medians (bench/README.md).
  */
 #include <errno.h>
+#include <libpq-fe.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -715,9 +718,53 @@ static int open_loop(bench *b, const char *name, long long rate, long long slow_
     return rc;
 }
 
+/*
+ * The floor under the pickup: one durable commit, a one-row INSERT into a
+ * table of its own, at the latency phase's rate on the same schedule, just
+ * before it. A pickup waits for two such commits (the enqueue's, the
+ * claim's), so its p99 cannot beat this one's on the same machine.
+ */
+static int commit_floor(bench *b, long long rate, long long n)
+{
+    static const char insert_sql[] = "INSERT INTO bench_commit_floor DEFAULT VALUES";
+    int64_t *lat = calloc((size_t)n, sizeof(*lat)), period = NS_PER_S / rate, t0;
+    usher_err err = lat == NULL ? USHER_ERR_NOMEM : USHER_OK;
+
+    if (err == USHER_OK)
+        err = usher_store_command(b->admin, "CREATE TABLE IF NOT EXISTS bench_commit_floor"
+                                            " (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+                                            "  at timestamptz NOT NULL DEFAULT now())");
+    t0 = bench_now_ns();
+    for (long long i = 0; i < n && err == USHER_OK; i++) {
+        PGresult *res = NULL;
+        int64_t call;
+
+        bench_sleep_until(t0 + i * period);
+        call = bench_now_ns();
+        err = usher_store_exec_hot(b->admin, insert_sql, 0, NULL, &res); /* prepared, as enqueue */
+        lat[i] = bench_now_ns() - call;
+        PQclear(res);
+    }
+    if (err == USHER_OK)
+        err = usher_store_command(b->admin, "TRUNCATE bench_commit_floor");
+    if (err != USHER_OK) {
+        free(lat);
+        return bench_fail(b->admin, err, "commit floor");
+    }
+    qsort(lat, (size_t)n, sizeof(*lat), bench_compare_int64);
+    printf("{\"bench\":\"commit_floor\",\"rate\":%lld,\"commits\":%lld,\"p50_ms\":%.3f,"
+           "\"p99_ms\":%.3f,\"max_ms\":%.3f}\n",
+           rate, n, bench_percentile_ms(lat, n, 50, NS_PER_MS),
+           bench_percentile_ms(lat, n, 99, NS_PER_MS), (double)lat[n - 1] / (double)NS_PER_MS);
+    free(lat);
+    return 0;
+}
+
 static int phase_latency(bench *b)
 {
-    return open_loop(b, "latency", b->opts.rate, 0, true, report_latency);
+    int rc = commit_floor(b, b->opts.rate, b->opts.rate * b->opts.seconds);
+
+    return rc != 0 ? rc : open_loop(b, "latency", b->opts.rate, 0, true, report_latency);
 }
 
 /* ---------------------------------------------------------------- mix */
