@@ -26,6 +26,16 @@ static const char expired_sql[] =
     " FROM usher_jobs WHERE state = 'running' AND locked_until < now()"
     " ORDER BY locked_until LIMIT " STR(RESCUE_BATCH) " FOR UPDATE SKIP LOCKED";
 
+/*
+ * A worker reconnects within about this long once the database is back
+ * (engine/pgloop.c: a backoff of at most 1 s, a 2 s connect deadline).
+ */
+#define RECONNECT_MS 3000
+
+static const char settled_sql[] =
+    "SELECT now() - backend_start >= $1::int8 * interval '1 millisecond'"
+    " FROM pg_stat_activity WHERE pid = pg_backend_pid()";
+
 static const char is_leader_sql[] =
     "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'"
     " AND pid = pg_backend_pid() AND granted AND classid = 0"
@@ -126,12 +136,48 @@ static USHER_MUSTCHECK usher_err rescue_batch(usher_store *st, size_t *n)
     return err;
 }
 
-usher_err usher_maint_rescue(usher_store *st, size_t *rescued)
+/* Whether this session's server process has lived settle_ms (pg_stat_activity.backend_start). */
+static USHER_MUSTCHECK usher_err settled(usher_store *st, int64_t settle_ms, bool *yes)
+{
+    char ms[USHER_INT_TEXT_MAX];
+    const char *params[] = { ms };
+    PGresult *res;
+    usher_err err;
+
+    *yes = true;
+    if (settle_ms <= 0)
+        return USHER_OK;
+    usher_int_text(settle_ms, ms);
+    err = usher_store_exec(st, settled_sql, 1, params, &res);
+    if (err != USHER_OK)
+        return err;
+    *yes = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return USHER_OK;
+}
+
+int64_t usher_maint_settle_ms(const usher_config *cfg)
+{
+    int64_t heartbeat = 0;
+
+    for (size_t i = 0; i < cfg->npools; i++) {
+        if (cfg->pools[i].heartbeat_ms > heartbeat)
+            heartbeat = cfg->pools[i].heartbeat_ms;
+    }
+    return cfg->lease_grace_ms + 2 * heartbeat + RECONNECT_MS;
+}
+
+usher_err usher_maint_rescue(usher_store *st, int64_t settle_ms, size_t *rescued)
 {
     usher_err err = require_leader(st);
     size_t n = RESCUE_BATCH;
+    bool ready = false;
 
     *rescued = 0;
+    if (err == USHER_OK)
+        err = settled(st, settle_ms, &ready);
+    if (err == USHER_OK && !ready)
+        return USHER_OK;
     while (err == USHER_OK && n == RESCUE_BATCH) {
         err = rescue_batch(st, &n);
         *rescued += n;

@@ -126,7 +126,7 @@ int ctl_maintain(usher_store *st, int argc, char **argv)
         return 1;
     }
     if (err == USHER_OK)
-        err = usher_maint_rescue(st, &rescued);
+        err = usher_maint_rescue(st, 0, &rescued); /* the operator asked: at once */
     if (err == USHER_OK)
         err = usher_maint_prune(st, &pruned);
     if (err == USHER_OK)

@@ -77,7 +77,7 @@ static void round_once(const usher_config *cfg, usher_store **st, bool *leader)
     }
     err = usher_maint_lead(*st, &lead);
     if (err == USHER_OK && lead)
-        err = usher_maint_rescue(*st, &rescued);
+        err = usher_maint_rescue(*st, usher_maint_settle_ms(cfg), &rescued);
     if (err == USHER_OK && lead)
         err = usher_maint_prune(*st, &pruned);
     /*

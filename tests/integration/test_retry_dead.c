@@ -261,9 +261,9 @@ Test(retry_dead, expired_lease_is_rescued_by_the_leader_as_a_failed_attempt)
     cr_assert(leader);
     cr_assert_eq(usher_maint_lead(other, &leader), USHER_OK);
     cr_assert_not(leader, "two leaders at once");
-    cr_assert_eq(usher_maint_rescue(other, &rescued), USHER_ERR_NOT_LEADER);
+    cr_assert_eq(usher_maint_rescue(other, 0, &rescued), USHER_ERR_NOT_LEADER);
 
-    cr_assert_eq(usher_maint_rescue(st, &rescued), USHER_OK, "%s", usher_store_errstr(st));
+    cr_assert_eq(usher_maint_rescue(st, 0, &rescued), USHER_OK, "%s", usher_store_errstr(st));
     cr_assert_eq(rescued, 1);
     shown = show(id);
     cr_assert_str_eq(state_of(shown), "available");
@@ -297,10 +297,47 @@ Test(retry_dead, rescue_leaves_live_leases_alone)
     enqueue_job(5, NULL);
     job = claim_one("w");
     cr_assert_eq(usher_maint_lead(st, &leader), USHER_OK);
-    cr_assert_eq(usher_maint_rescue(st, &rescued), USHER_OK);
+    cr_assert_eq(usher_maint_rescue(st, 0, &rescued), USHER_OK);
     cr_assert_eq(rescued, 0);
     cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE state = 'running'"), 1);
     usher_jobs_free(job, 1);
+}
+
+/*
+ * After a restart or a failover every session is new: a lease that ran out
+ * while the database was down is left to its worker (which renews it once
+ * it has reconnected) until the leader's session has lived the settle.
+ */
+Test(retry_dead, a_new_session_leaves_expired_leases_to_their_workers_for_the_settle)
+{
+    usher_store *fresh = testdb_store(&cfg);
+    usher_job *job;
+    bool leader;
+    size_t rescued = 0;
+
+    enqueue_job(5, NULL);
+    job = claim_one("w");
+    testdb_exec(st, "UPDATE usher_jobs SET locked_until = now() - interval '1 second'");
+    cr_assert_eq(usher_maint_lead(fresh, &leader), USHER_OK);
+    cr_assert(leader);
+    cr_assert_eq(usher_maint_rescue(fresh, 60000, &rescued), USHER_OK, "%s",
+                 usher_store_errstr(fresh));
+    cr_assert_eq(rescued, 0, "rescued by a session younger than the settle");
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE state = 'running'"), 1);
+
+    /* Once the session is older than the settle, the lease is rescued. */
+    for (long long deadline = testdb_now_ms() + 30000; rescued == 0;) {
+        cr_assert_lt(testdb_now_ms(), deadline, "never rescued after a settle of 200 ms");
+        cr_assert_eq(usher_maint_rescue(fresh, 200, &rescued), USHER_OK);
+    }
+    cr_assert_eq(rescued, 1);
+    usher_jobs_free(job, 1);
+    usher_store_free(fresh);
+
+    /* The leader's settle outlasts every lease a heartbeat grants. */
+    for (size_t i = 0; i < cfg.npools; i++)
+        cr_assert_gt(usher_maint_settle_ms(&cfg),
+                     cfg.lease_grace_ms + 2 * (int64_t)cfg.pools[i].heartbeat_ms);
 }
 
 Test(retry_dead, prune_removes_dead_jobs_past_retention_only)
