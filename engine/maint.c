@@ -151,7 +151,8 @@ static USHER_MUSTCHECK usher_err settled(usher_store *st, int64_t settle_ms, boo
     err = usher_store_exec(st, settled_sql, 1, params, &res);
     if (err != USHER_OK)
         return err;
-    *yes = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    /* Only a definite "not yet" holds the rescue back: never one that cannot say. */
+    *yes = PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "f") != 0;
     PQclear(res);
     return USHER_OK;
 }
