@@ -50,18 +50,18 @@ typedef struct opts {
     long long port, jobs, producers, consumers, rate, seconds;
 } opts;
 
+/* A failure with no errno to tell (a reply, a timeout); returns 1, the exit status. */
 static int fail(const char *what)
 {
-    fprintf(stderr, "%s: %s: %s\n", bench_program, what, errno != 0 ? strerror(errno) : "protocol");
+    fprintf(stderr, "%s: %s\n", bench_program, what);
     return 1;
 }
 
-static int64_t wall_us(void)
+/* A failed system call. */
+static int fail_sys(const char *what)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    fprintf(stderr, "%s: %s: %s\n", bench_program, what, strerror(errno));
+    return 1;
 }
 
 static int conn_open(conn *c, int port)
@@ -78,7 +78,7 @@ static int conn_open(conn *c, int port)
         if (c->fd >= 0)
             close(c->fd);
         c->fd = -1;
-        return fail("connect to beanstalkd");
+        return fail_sys("connect to beanstalkd");
     }
     return 0;
 }
@@ -91,7 +91,7 @@ static int send_all(conn *c, const char *data, size_t len)
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
-            return fail("send");
+            return fail_sys("send");
         data += n;
         len -= (size_t)n;
     }
@@ -107,7 +107,7 @@ static int fill(conn *c, size_t want)
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0 || c->len + (size_t)n > sizeof(c->buf))
-            return fail("recv");
+            return fail_sys("recv");
         c->len += (size_t)n;
     }
     return 0;
@@ -250,7 +250,7 @@ static void *consumer_main(void *arg)
         }
         if (id == 0)
             continue;
-        now_us = wall_us();
+        now_us = bench_wall_us();
         if (s->lat_us != NULL &&
             sscanf(body, "{\"seq\":%lld,\"sent_ns\":%" SCNd64, &seq, &sent_us) == 2 && seq >= 0 &&
             seq < s->o->rate * s->o->seconds)
@@ -265,13 +265,16 @@ static void *consumer_main(void *arg)
     return NULL;
 }
 
-static int start(pthread_t *t, long long n, void *(*fn)(void *), shared *s)
+/* Starts n threads running fn; how many started (all of them, or a failure was reported). */
+static long long start(pthread_t *t, long long n, void *(*fn)(void *), shared *s)
 {
     for (long long i = 0; i < n; i++) {
-        if (pthread_create(&t[i], NULL, fn, s) != 0)
-            return fail("pthread_create");
+        if (pthread_create(&t[i], NULL, fn, s) != 0) {
+            fail("cannot start a thread");
+            return i;
+        }
     }
-    return 0;
+    return n;
 }
 
 static void join(pthread_t *t, long long n)
@@ -300,25 +303,25 @@ static int phase_put_and_drain(const opts *o)
     pthread_t t[MAX_THREADS];
     shared s = { .o = o };
     int64_t t0, t1, t2;
+    long long started;
     int rc;
 
     atomic_store(&s.to_put, o->jobs);
     t0 = bench_now_ns();
-    rc = start(t, o->producers, producer_main, &s);
-    join(t, o->producers);
+    started = start(t, o->producers, producer_main, &s);
+    join(t, started);
     t1 = bench_now_ns();
-    if (rc != 0 || atomic_load(&s.failed) != 0)
+    if (started < o->producers || atomic_load(&s.failed) != 0)
         return 1;
     printf("{\"bench\":\"beanstalkd_put\",\"jobs\":%lld,\"producers\":%lld,\"seconds\":%.3f,"
            "\"jobs_per_s\":%.0f}\n",
            o->jobs, o->producers, bench_seconds_between(t0, t1),
            (double)o->jobs / bench_seconds_between(t0, t1));
-    rc = start(t, o->consumers, consumer_main, &s);
-    if (rc == 0)
-        rc = wait_done(&s, o->jobs);
+    started = start(t, o->consumers, consumer_main, &s);
+    rc = started < o->consumers ? 1 : wait_done(&s, o->jobs);
     t2 = bench_now_ns();
     atomic_store(&s.stop, true);
-    join(t, o->consumers);
+    join(t, started);
     if (rc != 0)
         return 1;
     printf("{\"bench\":\"beanstalkd_drain\",\"jobs\":%lld,\"consumers\":%lld,\"seconds\":%.3f,"
@@ -336,10 +339,13 @@ static int phase_latency(const opts *o)
     int64_t *call_ns = calloc((size_t)n, sizeof(*call_ns)), period = NS_PER_S / o->rate, t0;
     char body[BENCH_PAYLOAD_BYTES + 1];
     conn c = { .fd = -1 };
+    long long started = 0;
     int rc = s.lat_us == NULL || call_ns == NULL ? fail("out of memory") : 0;
 
-    if (rc == 0)
-        rc = start(t, o->consumers, consumer_main, &s);
+    if (rc == 0) {
+        started = start(t, o->consumers, consumer_main, &s);
+        rc = started < o->consumers;
+    }
     if (rc == 0)
         rc = conn_open(&c, (int)o->port);
     t0 = bench_now_ns();
@@ -347,7 +353,7 @@ static int phase_latency(const opts *o)
         int64_t call;
 
         bench_sleep_until(t0 + i * period);
-        bench_make_payload(body, sizeof(body), i, wall_us());
+        bench_make_payload(body, sizeof(body), i, bench_wall_us());
         call = bench_now_ns();
         rc = put(&c, body);
         call_ns[i] = bench_now_ns() - call;
@@ -355,7 +361,7 @@ static int phase_latency(const opts *o)
     if (rc == 0)
         rc = wait_done(&s, n);
     atomic_store(&s.stop, true);
-    join(t, o->consumers);
+    join(t, started);
     if (c.fd >= 0)
         close(c.fd);
     for (long long i = 0; i < n && rc == 0; i++) {

@@ -29,6 +29,14 @@ int64_t bench_now_ns(void)
     return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
 }
 
+int64_t bench_wall_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 double bench_seconds_between(int64_t start_ns, int64_t end_ns)
 {
     return (double)(end_ns - start_ns) / (double)NS_PER_S;

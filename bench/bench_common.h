@@ -28,6 +28,8 @@ typedef struct bench bench;
 
 /* CLOCK_MONOTONIC in ns. */
 int64_t bench_now_ns(void);
+/* CLOCK_REALTIME in µs: comparable across processes (a job's sent and started times). */
+int64_t bench_wall_us(void);
 double bench_seconds_between(int64_t start_ns, int64_t end_ns);
 /* Sleeps until the CLOCK_MONOTONIC time when_ns. */
 void bench_sleep_until(int64_t when_ns);

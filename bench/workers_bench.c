@@ -52,12 +52,11 @@
 #include "error.h"
 #include "store.h"
 
-#define PROGRAM  "usher-bench-workers"
-#define QUEUE    BENCH_QUEUE
-#define POLL_MS  10
-#define WAIT_S   600 /* give up on a phase whose jobs do not complete by then */
-#define STOP_S   60  /* SIGKILL a worker that has not exited this long after SIGTERM */
-#define US_PER_S 1000000LL
+#define PROGRAM "usher-bench-workers"
+#define QUEUE   BENCH_QUEUE
+#define POLL_MS 10
+#define WAIT_S  600 /* give up on a phase whose jobs do not complete by then */
+#define STOP_S  60  /* SIGKILL a worker that has not exited this long after SIGTERM */
 
 typedef struct bench_opts {
     const char *phase;       /* drain, once, latency or all */
@@ -86,14 +85,6 @@ typedef struct worker {
 } worker;
 
 /* ---------------------------------------------------------------- helpers */
-
-static int64_t wall_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * US_PER_S + ts.tv_nsec / 1000;
-}
 
 const char bench_program[] = PROGRAM;
 
@@ -521,7 +512,7 @@ static int produce(bench *b, latency_run *r, const char *payload, long long rate
         job.kind = slow ? "test.sleep" : BENCH_KIND;
         job.payload = slow ? slow_payload : payload;
         bench_sleep_until(t0 + i * period);
-        r->sent_us[i] = wall_us();
+        r->sent_us[i] = bench_wall_us();
         call = bench_now_ns();
         err = usher_enqueue(b->admin, &job, &out);
         if (err != USHER_OK)
