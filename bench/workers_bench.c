@@ -2,7 +2,7 @@
  * usher-bench-workers: a real usher-worker (supervisor and children) against
  * a real PostgreSQL, from the outside. It starts the worker itself, so it
  * knows when the worker started, and watches the database for the rest.
- * Three phases, each from an empty queue `default` served by --pool:
+ * The phases, each from an empty queue `default` served by --pool:
  *
  *   drain    100,000 test.noop jobs are filled with usher_enqueue_batch
  *            (untimed), then the worker is started; the time runs from
@@ -10,6 +10,13 @@
  *            (polled every 10 ms). The time to the first completion is the
  *            worker's start-up, reported beside it. Then SIGTERM: the
  *            worker must exit 0 and leave no job behind.
+ *   warm     the drain with the pool already up, as a running service meets
+ *            a spike (beanstalkd's consumers, in bench/beanstalkd, connect
+ *            in a millisecond; a pool forks, connects and plans its claim
+ *            first, which the drain phase counts): the worker is started
+ *            and runs WARM_JOBS jobs, the queue is paused and filled, and
+ *            the time runs from the resume (which NOTIFYs the pool) until
+ *            every job is counted completed.
  *   once     the same with fewer jobs whose payload names a log file: each
  *            handler run appends "ID ATTEMPT START_US", and every filled
  *            id must appear exactly once, at attempt 1. Logging costs a
@@ -50,13 +57,15 @@
 #include "config.h"
 #include "enqueue.h"
 #include "error.h"
+#include "queues.h"
 #include "store.h"
 
-#define PROGRAM "usher-bench-workers"
-#define QUEUE   BENCH_QUEUE
-#define POLL_MS 10
-#define WAIT_S  600 /* give up on a phase whose jobs do not complete by then */
-#define STOP_S  60  /* SIGKILL a worker that has not exited this long after SIGTERM */
+#define PROGRAM   "usher-bench-workers"
+#define QUEUE     BENCH_QUEUE
+#define POLL_MS   10
+#define WAIT_S    600 /* give up on a phase whose jobs do not complete by then */
+#define STOP_S    60  /* SIGKILL a worker that has not exited this long after SIGTERM */
+#define WARM_JOBS 200 /* the warm phase's first jobs: connections open, claim planned */
 
 typedef struct bench_opts {
     const char *phase;       /* drain, once, latency or all */
@@ -317,6 +326,61 @@ static int phase_drain(bench *b)
            jobs, b->pool->initial, b->pool->claim_batch, seconds, (double)jobs / seconds, startup,
            (double)jobs / bench_seconds_between(p.first_ns, p.last_ns), stop_s,
            cpu_seconds(&w.usage), cpu_seconds(&w.usage) * 1e6 / (double)jobs, w.usage.ru_nvcsw);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- warm drain */
+
+/* Starts the worker and lets it run WARM_JOBS jobs; then pauses the queue. */
+static int warm_pool(bench *b, worker *w, const char *payload)
+{
+    progress p;
+    usher_err err;
+    int rc = bench_reset_queue(b->admin);
+
+    if (rc == 0)
+        rc = worker_start(b, w);
+    if (rc == 0)
+        rc = bench_fill(b->admin, WARM_JOBS, payload, NULL);
+    if (rc == 0)
+        rc = wait_completed(b, w, WARM_JOBS, &p);
+    if (rc == 0 && (err = usher_queues_pause(b->admin, QUEUE)) != USHER_OK)
+        rc = bench_fail(b->admin, err, "pause");
+    return rc;
+}
+
+static int phase_warm(bench *b)
+{
+    long long jobs = b->opts.jobs;
+    char payload[BENCH_PAYLOAD_BYTES + 1];
+    worker w = { 0 };
+    progress p;
+    int64_t resumed_ns = 0;
+    double stop_s = 0, seconds;
+    usher_err err;
+    int rc;
+
+    bench_make_payload(payload, sizeof(payload), 0, 0);
+    rc = warm_pool(b, &w, payload);
+    if (rc == 0)
+        rc = bench_fill(b->admin, jobs, payload, NULL);
+    if (rc == 0) {
+        resumed_ns = bench_now_ns();
+        if ((err = usher_queues_resume(b->admin, QUEUE)) != USHER_OK)
+            rc = bench_fail(b->admin, err, "resume");
+    }
+    if (rc == 0)
+        rc = wait_completed(b, &w, WARM_JOBS + jobs, &p);
+    if (rc != 0) {
+        worker_abandon(&w);
+        return rc;
+    }
+    if (worker_stop(&w, &stop_s) != 0 || verify_empty(b, WARM_JOBS + jobs) != 0)
+        return 1;
+    seconds = bench_seconds_between(resumed_ns, p.last_ns);
+    printf("{\"bench\":\"worker_drain_warm\",\"jobs\":%lld,\"children\":%d,\"claim_batch\":%d,"
+           "\"seconds\":%.3f,\"jobs_per_s\":%.0f,\"verified\":true}\n",
+           jobs, b->pool->initial, b->pool->claim_batch, seconds, (double)jobs / seconds);
     return 0;
 }
 
@@ -798,11 +862,12 @@ static int phase_mix(bench *b)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: %s [--config FILE] --worker PATH --dir DIR [--pool NAME]\n"
-            "       [--phase drain|once|latency|mix|all] [--jobs N] [--once-jobs N] [--rate N]\n"
-            "       [--seconds N] [--mix-rate N] [--slow-every N] [--slow-ms N]\n",
-            PROGRAM);
+    fprintf(
+        stderr,
+        "usage: %s [--config FILE] --worker PATH --dir DIR [--pool NAME]\n"
+        "       [--phase drain|warm|once|latency|mix|all] [--jobs N] [--once-jobs N] [--rate N]\n"
+        "       [--seconds N] [--mix-rate N] [--slow-every N] [--slow-ms N]\n",
+        PROGRAM);
 }
 
 static int parse_args(int argc, char **argv, bench_opts *o)
@@ -831,10 +896,8 @@ static int parse_args(int argc, char **argv, bench_opts *o)
 }
 
 static const bench_phase phases[] = {
-    { "drain", phase_drain },
-    { "once", phase_once },
-    { "latency", phase_latency },
-    { "mix", phase_mix },
+    { "drain", phase_drain },     { "warm", phase_warm }, { "once", phase_once },
+    { "latency", phase_latency }, { "mix", phase_mix },
 };
 
 /* The pool must exist and serve the queue the phases use. */

@@ -13,7 +13,7 @@
  * where the estimate follows the handlers' run times as the children
  * measure them (not the time a job spent queued or a child waited for a
  * CPU), so a job waits behind the others of its window for about the budget,
- * whatever the kind: no-op floods get the whole window (max, e.g. 64),
+ * whatever the kind: no-op floods get the whole window (max, e.g. 256),
  * jobs of a millisecond two, jobs of 2 ms or more one (no prefetch, one
  * job per child: the behaviour of child_queue = 1, prefetch = 0).
  *

@@ -555,8 +555,8 @@ Test(config, a_pool_that_sets_neither_prefetch_nor_child_queue_adapts_up_to_48_a
     pool = usher_config_pool(&cfg, "auto");
     cr_assert(pool->adaptive);
     cr_assert(pool->claim_window);
-    cr_assert_eq(pool->prefetch, 48);
-    cr_assert_eq(pool->child_queue, 16);
+    cr_assert_eq(pool->prefetch, USHER_ADAPTIVE_PREFETCH);
+    cr_assert_eq(pool->child_queue, USHER_ADAPTIVE_CHILD_QUEUE);
     cr_assert_eq(pool->claim_batch, 100);
     pool = usher_config_pool(&cfg, "batch");
     cr_assert(pool->adaptive);
