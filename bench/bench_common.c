@@ -75,6 +75,9 @@ int bench_reset_queue(usher_store *admin)
 {
     usher_err err = usher_store_command(admin, "TRUNCATE usher_jobs, usher_queue_stats");
 
+    /* A run stopped between a pause and its resume (usher-bench-workers --phase warm). */
+    if (err == USHER_OK)
+        err = usher_store_command(admin, "UPDATE usher_queues SET paused = false WHERE paused");
     return err != USHER_OK ? bench_fail(admin, err, "truncate") : 0;
 }
 

@@ -364,11 +364,10 @@ static int phase_warm(bench *b)
     rc = warm_pool(b, &w, payload);
     if (rc == 0)
         rc = bench_fill(b->admin, jobs, payload, NULL);
-    if (rc == 0) {
-        resumed_ns = bench_now_ns();
-        if ((err = usher_queues_resume(b->admin, QUEUE)) != USHER_OK)
-            rc = bench_fail(b->admin, err, "resume");
-    }
+    resumed_ns = bench_now_ns();
+    /* Even after a failed fill: the queue is not left paused for the next phase. */
+    if ((err = usher_queues_resume(b->admin, QUEUE)) != USHER_OK && rc == 0)
+        rc = bench_fail(b->admin, err, "resume");
     if (rc == 0)
         rc = wait_completed(b, &w, WARM_JOBS + jobs, &p);
     if (rc != 0) {

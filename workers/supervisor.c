@@ -370,6 +370,28 @@ static void children_returned(usher_job **jobs, size_t n, void *arg)
         feed(s);
 }
 
+/*
+ * An adaptive pool claims for the window its jobs have had so far: after a
+ * flood of short jobs, up to 256 per child. When its jobs then turn out
+ * slow (the window down to one: the last dozen or so took 2 ms or more),
+ * the ready jobs beyond that window go back to the queue (newest first, no
+ * attempt spent), for other hosts and later claims, rather than waiting
+ * here for seconds under renewed leases, out of the autoscaler's depth.
+ * Not sooner: one slow job among short ones shrinks the window for a few
+ * jobs only, and the short jobs queued here are soon run by the others.
+ */
+static void trim_ready(supervisor *s)
+{
+    size_t window = usher_children_window(s->children);
+    size_t capacity = usher_children_open(s->children) * window;
+    size_t held = usher_children_busy(s->children) + nready(s);
+
+    if (!s->adaptive || s->draining || window > 1 || held <= 2 * capacity)
+        return;
+    for (; held > capacity && nready(s) > 0; held--)
+        give_back(s, s->ready[--s->ready_end], "its jobs run slow: fewer held");
+}
+
 /* Returns every ready job (the pool is stopping). */
 static void return_ready(supervisor *s)
 {
@@ -952,6 +974,7 @@ static void children_idle(void *arg)
 {
     supervisor *s = arg;
 
+    trim_ready(s);
     feed(s);
     maybe_claim(s);
     check_drained(s);

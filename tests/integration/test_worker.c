@@ -435,22 +435,41 @@ Test(worker, a_backlog_scales_the_pool_out_and_an_empty_queue_back_to_its_floor,
     cr_assert_eq(completed_total(), 2000);
 }
 
-/* Writes the test config with the pool "tests" at a fixed size into path. */
-static void write_sized_config(const char *path, int size)
+/*
+ * Writes the test config into path with [pool.tests]'s lines that start with
+ * one of drop (NULL-terminated) left out and lines added after its header.
+ */
+static void write_tests_pool_config(const char *path, const char *const *drop, const char *added)
 {
     FILE *in = fopen(WORKER_TEST_CONF, "r"), *out = fopen(path, "w");
     char line[256];
+    bool in_pool = false, dropped = false;
 
     cr_assert(in != NULL && out != NULL);
     while (fgets(line, sizeof(line), in) != NULL) {
-        if (strncmp(line, "min = 2", 7) == 0 || strncmp(line, "initial = 4", 11) == 0)
-            continue; /* replaced below, in [pool.tests] */
+        if (line[0] == '[')
+            in_pool = strncmp(line, "[pool.tests]", 12) == 0;
+        dropped = false;
+        for (size_t i = 0; in_pool && drop[i] != NULL && !dropped; i++)
+            dropped = strncmp(line, drop[i], strlen(drop[i])) == 0;
+        if (dropped)
+            continue;
         fputs(line, out);
         if (strncmp(line, "[pool.tests]", 12) == 0)
-            fprintf(out, "min = %d\ninitial = %d\n", size, size);
+            fputs(added, out);
     }
     fclose(in);
     cr_assert_eq(fclose(out), 0);
+}
+
+/* Writes the test config with the pool "tests" at a fixed size into path. */
+static void write_sized_config(const char *path, int size)
+{
+    static const char *const drop[] = { "min =", "initial =", NULL };
+    char added[64];
+
+    snprintf(added, sizeof(added), "min = %d\ninitial = %d\n", size, size);
+    write_tests_pool_config(path, drop, added);
 }
 
 /* Writes the test config without its [worker] test_handlers line: what production runs. */
@@ -585,4 +604,86 @@ Test(worker, a_downstream_cap_holds_across_supervisors, .timeout = 600)
                             (long long)settled.tv_sec * 1000000 + settled.tv_nsec / 1000 + 200000);
     cr_assert_leq(most, 3, "%zu jobs ran at once", most);
     cr_assert_geq(most, 2, "the pools never ran jobs side by side");
+}
+
+/* The test config with [pool.tests] at size 2, adaptive and claiming its whole window. */
+static void write_window_config(const char *path)
+{
+    static const char *const drop[] = { "min =", "max =", "initial =", "claim_batch", NULL };
+
+    write_tests_pool_config(path, drop, "min = 2\nmax = 2\ninitial = 2\n");
+}
+
+static long long jobs_in(const char *state)
+{
+    return testdb_scalarf(st,
+                          "SELECT count(*) FROM usher_jobs WHERE state = '%s'"
+                          " AND kind = 'test.sleep'",
+                          state);
+}
+
+/* n no-op jobs that log nothing: the shortest jobs there are. */
+static void enqueue_silent_noops(size_t n)
+{
+    usher_enqueue_opts *jobs = calloc(n, sizeof(*jobs));
+    usher_enqueued *out = calloc(n, sizeof(*out));
+
+    cr_assert(jobs != NULL && out != NULL);
+    for (size_t i = 0; i < n; i++)
+        jobs[i] = (usher_enqueue_opts){ .queue = "work", .kind = "test.noop", .payload = "{}" };
+    for (size_t i = 0; i < n; i += 1000)
+        cr_assert_eq(usher_enqueue_batch(st, jobs + i, n - i < 1000 ? n - i : 1000, out + i),
+                     USHER_OK, "%s", usher_store_errstr(st));
+    free(jobs);
+    free(out);
+}
+
+/* The pool holds (has claimed) more than 40 sleep jobs. */
+static bool sleeps_claimed(void *arg)
+{
+    (void)arg;
+    return jobs_in("running") > 40;
+}
+
+/* At most 40 sleep jobs held (running) by the pool, the rest back in the queue. */
+static bool sleeps_given_back(void *arg)
+{
+    (void)arg;
+    return jobs_in("available") >= 560;
+}
+
+/*
+ * After a flood of no-op jobs an adaptive pool's window is at its largest
+ * and its next claim takes hundreds of jobs; when those turn out to take
+ * 20 ms each, the window shrinks to one and the jobs it no longer has room
+ * for go back to the queue, unspent, instead of waiting in the supervisor
+ * for seconds. Every job still runs once.
+ */
+Test(worker, a_shrunk_window_gives_back_the_jobs_it_claimed_beyond_it, .timeout = 300)
+{
+    char path[] = "/tmp/usher-window-XXXXXX";
+    int fd = mkstemp(path);
+    pid_t pid;
+
+    cr_assert_geq(fd, 0);
+    close(fd);
+    new_run_log();
+    write_window_config(path);
+    pid = start_pool(path, "tests");
+    enqueue_silent_noops(3000);
+    cr_assert(testproc_wait_for(queue_empty, NULL, 120000), "%lld jobs left", jobs_left());
+    enqueue_jobs("test.sleep", "\"ms\":20", 600, 1, 10000);
+    cr_assert(testproc_wait_for(sleeps_claimed, NULL, 60000),
+              "the pool claimed %lld sleep jobs, want more than 40 (its window after the flood)",
+              jobs_in("running"));
+    cr_assert(testproc_wait_for(sleeps_given_back, NULL, 60000),
+              "%lld sleep jobs still held, %lld available", jobs_in("running"),
+              jobs_in("available"));
+    cr_assert(testproc_wait_for(queue_empty, NULL, 240000), "%lld jobs left", jobs_left());
+    cr_assert_eq(stop_worker(pid), 0);
+    read_run_log();
+    cr_assert_eq(runs.n, 600, "%zu runs logged", runs.n);
+    assert_no_double_runs();
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs"), 0, "none dead");
+    unlink(path);
 }

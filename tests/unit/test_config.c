@@ -545,7 +545,7 @@ Test(config, pool_initial_follows_an_explicit_min)
     usher_config_free(&cfg);
 }
 
-Test(config, a_pool_that_sets_neither_prefetch_nor_child_queue_adapts_up_to_48_and_16)
+Test(config, a_pool_that_sets_neither_prefetch_nor_child_queue_adapts_up_to_its_maxima)
 {
     usher_config cfg;
     const usher_pool_conf *pool;
