@@ -102,10 +102,9 @@ typedef struct usher_windows {
 /*
  * [pool.NAME] prefetch and child_queue when neither is set (the pool adapts
  * up to them). The window of a child is at most their sum, 256 jobs, which
- * only jobs shorter than 8 µs reach (the window is 2 ms of work): with 64,
- * a no-op flood's claims were a few hundred rows and one claim connection
- * drained 10,000-15,000 jobs/s; with 256, 30,000 (bench/README.md, warm
- * drain).
+ * only jobs shorter than 8 µs reach (the window is 2 ms of work): one claim
+ * connection feeds a pool, and larger claims drain short jobs faster
+ * (bench/README.md, warm drain).
  */
 #define USHER_ADAPTIVE_PREFETCH    240
 #define USHER_ADAPTIVE_CHILD_QUEUE 16
