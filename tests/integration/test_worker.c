@@ -443,13 +443,14 @@ static void write_tests_pool_config(const char *path, const char *const *drop, c
 {
     FILE *in = fopen(WORKER_TEST_CONF, "r"), *out = fopen(path, "w");
     char line[256];
-    bool in_pool = false, dropped = false;
+    bool in_pool = false;
 
     cr_assert(in != NULL && out != NULL);
     while (fgets(line, sizeof(line), in) != NULL) {
         if (line[0] == '[')
             in_pool = strncmp(line, "[pool.tests]", 12) == 0;
-        dropped = false;
+        bool dropped = false;
+
         for (size_t i = 0; in_pool && drop[i] != NULL && !dropped; i++)
             dropped = strncmp(line, drop[i], strlen(drop[i])) == 0;
         if (dropped)
