@@ -1,10 +1,9 @@
 /*
- * The maintenance process's loop: a first pause (FIRST_ROUND_DELAY_MS), then a round (lead, rescue,
- * prune, fire the periodic jobs, the retention pass when due), a report of leadership when it
- * changed, then a pause of interval_ms spent in poll() on the supervisor's socket, so that the
- * supervisor's stop (it closes its end) ends the pause at once. A broken connection is dropped and
- * reopened on the next round; losing it also loses the lock, which is right: another supervisor may
- * take over meanwhile.
+ * The maintenance process's loop: a round (lead, rescue, prune, fire the
+ * periodic jobs, the retention pass when due), a report of leadership when it changed, then a pause
+ * of interval_ms spent in poll() on the supervisor's socket, so that the supervisor's stop (it
+ * closes its end) ends the pause at once. A broken connection is dropped and reopened on the next
+ * round; losing it also loses the lock, which is right: another supervisor may take over meanwhile.
  *
  * Signals: SIGTERM, SIGINT and SIGHUP are ignored like the children do,
  * because stopping is the supervisor's call (systemd signals the whole
@@ -39,15 +38,6 @@
  * round would keep the leader's connection queued behind the same lock.
  */
 #define RETENTION_RETRY_S 60
-
-/*
- * The first round waits this long: a pool's start (its connections, the
- * first claim's planning) and this round's statements would otherwise share
- * the machine's cores. bench/workers' drain of 20,000 jobs from the pool's
- * start, 8 alternated rounds: the first job done 0.149 s after the start
- * instead of 0.171 s (medians). A lease rescue is not due sooner than a lease.
- */
-#define FIRST_ROUND_DELAY_MS 500
 
 static void retention_round(const usher_config *cfg, usher_store *st)
 {
@@ -176,7 +166,6 @@ void usher_maint_process_main(int fd, pid_t parent, const usher_config *cfg, int
     bool leader = false, reported = false, alive = true;
 
     prepare(fd, parent);
-    alive = pause_round(3, FIRST_ROUND_DELAY_MS);
     while (alive) {
         bool was_leader = leader;
 
