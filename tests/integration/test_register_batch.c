@@ -492,3 +492,35 @@ Test(register_batch, a_statements_events_are_checked_and_held_once_for_all_its_r
                                 open.id, off.id),
                  3, "the refused statement wrote none of its rows");
 }
+
+Test(register_batch, a_registrations_event_is_its_ticket_types_event)
+{
+    long long org = testdb_organizer(st, "Org");
+    testdb_event mine = testdb_event_new(st, org, "Mine", 1, 5);
+    testdb_event other = testdb_event_new(st, org, "Other", 1, 5);
+    char sql[512];
+    PGresult *res = NULL;
+
+    /* 0036: one key, (ticket_type_id, event_id), where two keys let this pair in. */
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO registrations (event_id, ticket_type_id, name, email)"
+             " VALUES (%lld, %lld, 'A', 'a@example.org')",
+             other.id, mine.ticket_type);
+    cr_assert_neq(usher_store_exec(st, sql, 0, NULL, &res), USHER_OK,
+                  "a ticket type of another event is refused");
+    cr_assert_str_eq(usher_store_sqlstate(st), "23503");
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO registrations (event_id, ticket_type_id, name, email)"
+             " VALUES (%lld, %lld, 'A', 'a@example.org')",
+             mine.id, mine.ticket_type);
+    testdb_exec(st, sql);
+
+    /* The key still keeps a sold ticket type, and so its event, from going. */
+    snprintf(sql, sizeof(sql), "DELETE FROM ticket_types WHERE id = %lld", mine.ticket_type);
+    cr_assert_neq(usher_store_exec(st, sql, 0, NULL, &res), USHER_OK);
+    cr_assert_str_eq(usher_store_sqlstate(st), "23503");
+    snprintf(sql, sizeof(sql), "DELETE FROM ticket_types WHERE id = %lld", other.ticket_type);
+    testdb_exec(st, sql);
+    cr_assert_eq(
+        testdb_scalarf(st, "SELECT count(*) FROM registrations WHERE event_id = %lld", mine.id), 1);
+}

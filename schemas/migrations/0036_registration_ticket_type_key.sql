@@ -1,0 +1,39 @@
+-- A registration's two foreign keys (0004: event_id -> events, ticket_type_id
+-- -> ticket_types) become one: (ticket_type_id, event_id) -> ticket_types
+-- (id, event_id). Each foreign key costs every inserted row a lookup of the
+-- parent row FOR KEY SHARE, and a sale's event row is the hottest row the
+-- registrations touch; the ticket type's own key names its event
+-- (ticket_types.event_id -> events), so the event stays guaranteed, and the
+-- new key also holds what the two did not: a registration's event is its
+-- ticket type's event.
+--
+-- Measured (issue 17 goal 4, session 15): pgbench, 4 clients, each
+-- transaction usher_register_batch of 10 registrations into one ticket type
+-- (the sale's two job templates, its counted analytics template and webhook
+-- template, as usher-api sends them), 8 s per run, the two forms alternated
+-- on one database, 4 pairs: 772 / 726 / 616 / 703 batches/s with the two keys,
+-- 806 / 743 / 734 / 749 with the one (per-pair ratios 1.04-1.19, median 1.05).
+-- Through usher-api (bench/api register_16, 4 alternated pairs) no
+-- difference showed: 5,267 / 5,752 / 5,852 / 5,437 requests/s against
+-- 5,153 / 5,678 / 5,600 / 5,707 (ratios 0.96-1.05), the API's own CPU and
+-- the commits' waits hiding it. It stays for the key it adds.
+--
+-- Deleting an event still finds its sales: usher_event_delete (0015) locks
+-- the ticket types FOR UPDATE before it looks for registrations, and a sale
+-- in flight holds its ticket type FOR KEY SHARE through this key, so either
+-- the sale commits first (has_sales) or its key check fails after the
+-- delete (23503, which usher-api answers as an unknown event, as before).
+CREATE UNIQUE INDEX ticket_types_id_event ON ticket_types (id, event_id);
+
+ALTER TABLE registrations
+    ADD CONSTRAINT registrations_ticket_type_event_fkey
+        FOREIGN KEY (ticket_type_id, event_id) REFERENCES ticket_types (id, event_id)
+        NOT VALID;
+-- Checked over the existing rows here (the migration is one transaction, so
+-- sales wait for it: one scan of registrations and a probe of
+-- ticket_types_id_event per row).
+ALTER TABLE registrations VALIDATE CONSTRAINT registrations_ticket_type_event_fkey;
+
+ALTER TABLE registrations
+    DROP CONSTRAINT registrations_event_id_fkey,
+    DROP CONSTRAINT registrations_ticket_type_id_fkey;
