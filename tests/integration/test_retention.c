@@ -421,3 +421,62 @@ Test(retention, migrating_tables_that_hold_rows_keeps_every_row)
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     cr_assert_eq(system(cmd), 0);
 }
+
+/*
+ * 0037: a rollup that wrote to analytics_minute_default and then upserts a
+ * row that the pass is moving out of it must wait for the move, not
+ * deadlock with it. The pass runs on a connection of its own (sent, not
+ * waited for) while the rollup's transaction is open.
+ */
+Test(retention, moving_stray_rollups_waits_for_the_writers_instead_of_deadlocking, .init = clean,
+     .timeout = 60)
+{
+    usher_store *rollup = testdb_store(&cfg);
+    PGconn *mover = PQconnectdb(cfg.database_url);
+    PGresult *res;
+    const char *upsert = "INSERT INTO analytics_minute AS a (event_id, minute, metric, count)"
+                         " SELECT id, $1::timestamptz, 'registration', 1 FROM events"
+                         " WHERE name = 'live' ON CONFLICT (event_id, minute, metric, gate)"
+                         " DO UPDATE SET count = a.count + excluded.count";
+    const char *march5[] = { "2030-03-05 10:00Z" }, *march7[] = { "2030-03-07 10:00Z" };
+    long long waiting = 0;
+
+    cr_assert_eq(PQstatus(mover), CONNECTION_OK, "%s", PQerrorMessage(mover));
+    events();
+    /* March has no partition: its rows wait in the default one. */
+    cr_assert_eq(usher_store_exec(st, upsert, 1, march5, &res), USHER_OK);
+    PQclear(res);
+    testdb_exec(rollup, "BEGIN");
+    cr_assert_eq(usher_store_exec(rollup, upsert, 1, march7, &res), USHER_OK, "%s",
+                 usher_store_errstr(rollup));
+    PQclear(res);
+
+    cr_assert_eq(PQsendQuery(mover, "SELECT usher_partition_create('analytics_minute', 'minute',"
+                                    " 'month', '2030-03-10 00:00Z')"),
+                 1, "%s", PQerrorMessage(mover));
+    for (long long deadline = testdb_now_ms() + 30000; waiting == 0;) {
+        cr_assert_lt(testdb_now_ms(), deadline, "the move never waited for the rollup");
+        waiting = count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                        " AND query LIKE '%usher_partition_create%'"
+                        " AND query NOT LIKE '%pg_stat_activity%'");
+        if (waiting == 0)
+            usleep(5000);
+    }
+    /* Without 0037 the move has taken this row away by now: this upsert waits for it, and
+     * the move's ATTACH for this transaction, until the deadlock detector kills one. */
+    cr_assert_eq(usher_store_exec(rollup, upsert, 1, march5, &res), USHER_OK, "%s",
+                 usher_store_errstr(rollup));
+    PQclear(res);
+    testdb_exec(rollup, "COMMIT");
+    usher_store_free(rollup);
+
+    res = PQgetResult(mover);
+    cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQerrorMessage(mover));
+    cr_assert_str_eq(PQgetvalue(res, 0, 0), "t");
+    PQclear(res);
+    cr_assert_null(PQgetResult(mover));
+    PQfinish(mover);
+    cr_assert_eq(count("SELECT count(*) FROM analytics_minute_default"), 0);
+    cr_assert_eq(count("SELECT sum(count) FROM analytics_minute_p203003"), 3);
+    cr_assert_eq(count("SELECT count(*) FROM analytics_minute_p203003"), 2);
+}
