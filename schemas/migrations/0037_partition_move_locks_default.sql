@@ -34,6 +34,9 @@ BEGIN
         EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)',
                        part, p_parent, lo, hi);
     ELSE
+        -- The parent first, as ATTACH, CREATE TABLE ... PARTITION OF and ANALYZE take
+        -- it (this mode lets rollups, readers and writers go on), then the default.
+        EXECUTE format('LOCK TABLE %I IN SHARE UPDATE EXCLUSIVE MODE', p_parent);
         EXECUTE format('LOCK TABLE %I IN ACCESS EXCLUSIVE MODE', p_parent || '_default');
         EXECUTE format('CREATE TABLE %I (LIKE %I INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
                        part, p_parent);

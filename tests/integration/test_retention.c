@@ -456,9 +456,10 @@ Test(retention, moving_stray_rollups_waits_for_the_writers_instead_of_deadlockin
                  1, "%s", PQerrorMessage(mover));
     for (long long deadline = testdb_now_ms() + 30000; waiting == 0;) {
         cr_assert_lt(testdb_now_ms(), deadline, "the move never waited for the rollup");
-        waiting = count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                        " AND query LIKE '%usher_partition_create%'"
-                        " AND query NOT LIKE '%pg_stat_activity%'");
+        waiting = testdb_scalarf(st,
+                                 "SELECT count(*) FROM pg_stat_activity WHERE pid = %d"
+                                 " AND wait_event_type = 'Lock'",
+                                 PQbackendPID(mover));
         if (waiting == 0)
             usleep(5000);
     }
