@@ -85,6 +85,13 @@ static bool counted(void *arg)
     return sessions() == e->sessions && sessions_waiting_for_a_lock() == e->waiting;
 }
 
+/* No session but the test's own: the processes of the test before have closed theirs. */
+static bool no_sessions(void *arg)
+{
+    (void)arg;
+    return sessions() == 0;
+}
+
 static void hold_lock(const char *sql)
 {
     lock_holder = testdb_store(&cfg);
@@ -268,6 +275,9 @@ Test(conn_budget, usher_worker_past_its_budget_does_not_start)
     pid_t pid;
     FILE *f;
 
+    /* A stopped worker's backends end after it does: the count below must see only this one. */
+    cr_assert(testproc_wait_for(no_sessions, NULL, 30000), "%lld sessions left from before",
+              sessions());
     snprintf(budget, sizeof(budget), "%d", WORKER_NEED - 1);
     setenv(BUDGET_VARIABLE, budget, 1);
     pid = testproc_start_worker(USHER_WORKER_PATH, BUDGET_TEST_CONF, "budget", cfg.database_url,
