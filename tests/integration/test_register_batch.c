@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "inttext.h"
 #include "testdb.h"
 
 TESTDB_SUITE(register_batch, "usher_test_register_batch");
@@ -495,32 +496,34 @@ Test(register_batch, a_statements_events_are_checked_and_held_once_for_all_its_r
 
 Test(register_batch, a_registrations_event_is_its_ticket_types_event)
 {
+    static const char insert[] = "INSERT INTO registrations (event_id, ticket_type_id, name, email)"
+                                 " VALUES ($1, $2, 'A', 'a@example.org')";
+    static const char delete[] = "DELETE FROM ticket_types WHERE id = $1";
     long long org = testdb_organizer(st, "Org");
     testdb_event mine = testdb_event_new(st, org, "Mine", 1, 5);
     testdb_event other = testdb_event_new(st, org, "Other", 1, 5);
-    char sql[512];
+    char mine_id[USHER_INT_TEXT_MAX], other_id[USHER_INT_TEXT_MAX], mine_tt[USHER_INT_TEXT_MAX],
+        other_tt[USHER_INT_TEXT_MAX];
+    const char *mismatched[] = { usher_int_text(other.id, other_id),
+                                 usher_int_text(mine.ticket_type, mine_tt) },
+               *matched[] = { usher_int_text(mine.id, mine_id), mine_tt }, *sold[] = { mine_tt },
+               *unsold[] = { usher_int_text(other.ticket_type, other_tt) };
     PGresult *res = NULL;
 
     /* 0036: one key, (ticket_type_id, event_id), where two keys let this pair in. */
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO registrations (event_id, ticket_type_id, name, email)"
-             " VALUES (%lld, %lld, 'A', 'a@example.org')",
-             other.id, mine.ticket_type);
-    cr_assert_neq(usher_store_exec(st, sql, 0, NULL, &res), USHER_OK,
+    cr_assert_neq(usher_store_exec(st, insert, 2, mismatched, &res), USHER_OK,
                   "a ticket type of another event is refused");
     cr_assert_str_eq(usher_store_sqlstate(st), "23503");
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO registrations (event_id, ticket_type_id, name, email)"
-             " VALUES (%lld, %lld, 'A', 'a@example.org')",
-             mine.id, mine.ticket_type);
-    testdb_exec(st, sql);
+    cr_assert_eq(usher_store_exec(st, insert, 2, matched, &res), USHER_OK, "%s",
+                 usher_store_errstr(st));
+    PQclear(res);
 
     /* The key still keeps a sold ticket type, and so its event, from going. */
-    snprintf(sql, sizeof(sql), "DELETE FROM ticket_types WHERE id = %lld", mine.ticket_type);
-    cr_assert_neq(usher_store_exec(st, sql, 0, NULL, &res), USHER_OK);
+    cr_assert_neq(usher_store_exec(st, delete, 1, sold, &res), USHER_OK);
     cr_assert_str_eq(usher_store_sqlstate(st), "23503");
-    snprintf(sql, sizeof(sql), "DELETE FROM ticket_types WHERE id = %lld", other.ticket_type);
-    testdb_exec(st, sql);
+    cr_assert_eq(usher_store_exec(st, delete, 1, unsold, &res), USHER_OK, "%s",
+                 usher_store_errstr(st));
+    PQclear(res);
     cr_assert_eq(
         testdb_scalarf(st, "SELECT count(*) FROM registrations WHERE event_id = %lld", mine.id), 1);
 }
