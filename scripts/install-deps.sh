@@ -14,8 +14,10 @@ PACKAGES=(
     libsodium-dev libcriterion-dev libsystemd-dev libcurl4-openssl-dev
     systemd procps
     # job handlers: PDF (tickets in cairo, badges and reports in libharu, QR codes,
-    # a TrueType font), mail, search index
+    # a TrueType font, read without its hinting by HarfBuzz's subsetter), mail,
+    # search index
     libhpdf-dev libcairo2-dev zlib1g-dev libfreetype-dev libqrencode-dev fonts-dejavu-core
+    libharfbuzz-dev
     libesmtp-dev libxapian-dev
     # search on several hosts: xapian-replicate-server and xapian-replicate
     xapian-tools

@@ -4,6 +4,7 @@
  * the QR code, pdfinfo counts pages, sha256sum hashes stored documents.
  * Needs poppler-utils and zbar-tools; no database.
  */
+#define _GNU_SOURCE /* memmem */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <pthread.h>
@@ -325,6 +326,76 @@ Test(pdf, ticket_fonts_are_embedded_subsets_and_the_ticket_is_small)
     assert_subset_fonts(path);
     render_ticket(&zoe, USHER_PAGE_A4, "sub4.pdf", path, sizeof(path));
     assert_subset_fonts(path);
+}
+
+/* The big-endian 16-bit number at p. */
+static unsigned be16(const unsigned char *p)
+{
+    return (unsigned)p[0] << 8 | p[1];
+}
+
+/*
+ * Inflates the embedded TrueType font (FontFile2: the stream whose dictionary
+ * has /Length1) at or after *at in pdf, into out; returns its size and moves
+ * *at past it, or 0 when there is none.
+ */
+static size_t next_font_program(const unsigned char *pdf, size_t len, size_t *at,
+                                unsigned char *out, size_t cap)
+{
+    const char *key = memmem(pdf + *at, len - *at, "/Length1 ", 9), *data;
+    z_stream z = { 0 };
+    size_t n;
+
+    if (key == NULL)
+        return 0;
+    data = memmem(key, len - (size_t)((const unsigned char *)key - pdf), "stream\n", 7);
+    cr_assert_not_null(data, "a /Length1 dictionary without its stream");
+    data += 7;
+    cr_assert_eq(inflateInit(&z), Z_OK);
+    z.next_in = (unsigned char *)data;
+    z.avail_in = (uInt)(len - (size_t)((const unsigned char *)data - pdf));
+    z.next_out = out;
+    z.avail_out = (uInt)cap;
+    cr_assert_eq(inflate(&z, Z_FINISH), Z_STREAM_END, "a font stream that does not inflate");
+    n = cap - z.avail_out;
+    *at = (size_t)((const unsigned char *)data - pdf) + z.total_in;
+    cr_assert_eq(inflateEnd(&z), Z_OK);
+    return n;
+}
+
+/*
+ * The fonts are read without their hinting (pdf_ticket_fonts.c): no embedded
+ * subset holds the TrueType instructions' tables (fpgm, prep, cvt), and this
+ * ticket is 12 KB, against 22 KB with DejaVu's hinting.
+ */
+Test(pdf, ticket_fonts_are_embedded_without_hinting)
+{
+    static unsigned char font[256 * 1024];
+    unsigned char *pdf;
+    size_t len, at = 0, n;
+    int fonts = 0;
+
+    pdf = ticket_bytes(&zoe, &len);
+    while ((n = next_font_program(pdf, len, &at, font, sizeof(font))) > 0) {
+        unsigned tables;
+
+        cr_assert_geq(n, 12, "a font program of %zu bytes", n);
+        tables = be16(font + 4);
+        cr_assert_geq(n, 12 + 16 * (size_t)tables, "a truncated table directory");
+        cr_assert_gt(tables, 0);
+        for (unsigned i = 0; i < tables; i++) {
+            const char *tag = (const char *)font + 12 + 16 * i;
+
+            cr_assert(memcmp(tag, "fpgm", 4) != 0 && memcmp(tag, "prep", 4) != 0 &&
+                          memcmp(tag, "cvt ", 4) != 0,
+                      "font %d carries hinting: table '%.4s'", fonts, tag);
+        }
+        fonts++;
+    }
+    free(pdf);
+    /* regular and bold, and a subset of its own for the characters beyond WinAnsi (Ω) */
+    cr_assert_geq(fonts, 2, "%d embedded TrueType fonts, expected regular and bold", fonts);
+    cr_assert_lt(len, 14 * 1024, "an A6 ticket of %zu bytes (22.2 KB with the hinting)", len);
 }
 
 /* Deflates in at level with deflateInit2, or with deflateInit if !init2; returns the size. */
