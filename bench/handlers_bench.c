@@ -15,7 +15,8 @@
  *           one message per SMTP session and --per-session of them. Every
  *           message's subject carries --tag, and the phase waits until the
  *           Maildir (--maildir) holds each one, then removes those files
- *           (and only those).
+ *           (and only those). --only pdf|txt runs one case instead: the
+ *           --senders x --per-session one, with the ticket or without.
  *   index   --docs attendee documents put through usher_index_put into a
  *           fresh index under --dir, committed every --index-batch.
  *
@@ -51,7 +52,7 @@
 const char bench_program[] = PROGRAM;
 
 typedef struct bench_opts {
-    const char *phase, *maildir, *dir, *tag;
+    const char *phase, *maildir, *dir, *tag, *only;
     long long pdfs, handler_pdfs, emails, senders, per_session, docs, index_batch;
     long long keep_heap; /* 1: usher_alloc_keep_heap() as usher-worker; 0: glibc's defaults */
 } bench_opts;
@@ -407,6 +408,9 @@ static int phase_email(bench *b)
             rc = 1;
         }
     }
+    if (rc == 0 && b->opts.only != NULL)
+        return mail_phase(b, strcmp(b->opts.only, "pdf") == 0, b->opts.senders,
+                          b->opts.per_session);
     for (int attach = 0; attach < 2 && rc == 0; attach++) {
         rc = mail_phase(b, attach, 1, 1);
         if (rc == 0 && b->opts.senders > 1)
@@ -475,7 +479,7 @@ static int usage(void)
     fprintf(stderr,
             "usage: %s [--config FILE] --dir DIR [--phase pdf|email|index|all] [--pdfs N]\n"
             "    [--handler-pdfs N] [--emails N] [--senders N] [--per-session N] [--maildir DIR]\n"
-            "    [--tag TAG]\n"
+            "    [--tag TAG] [--only pdf|txt]\n"
             "    [--docs N] [--index-batch N] [--keep-heap 0|1]\n",
             PROGRAM);
     return 2;
@@ -504,10 +508,8 @@ int main(int argc, char **argv)
         { "--keep-heap", &b.opts.keep_heap, 0, 1 },
     };
     const bench_text_option texts[] = {
-        { "--phase", &b.opts.phase },
-        { "--maildir", &b.opts.maildir },
-        { "--dir", &b.opts.dir },
-        { "--tag", &b.opts.tag },
+        { "--phase", &b.opts.phase }, { "--maildir", &b.opts.maildir }, { "--dir", &b.opts.dir },
+        { "--tag", &b.opts.tag },     { "--only", &b.opts.only },
     };
     char *docdir = NULL;
     int rc;
@@ -520,6 +522,11 @@ int main(int argc, char **argv)
         rc = usage();
     if (rc == 0 && b.opts.keep_heap && !usher_alloc_keep_heap())
         fprintf(stderr, "%s: mallopt refused (a sanitizer's allocator?)\n", PROGRAM);
+    if (rc == 0 && b.opts.only != NULL && strcmp(b.opts.only, "pdf") != 0 &&
+        strcmp(b.opts.only, "txt") != 0) {
+        fprintf(stderr, "%s: --only takes pdf or txt, not '%s'\n", PROGRAM, b.opts.only);
+        rc = 2;
+    }
     if (rc == 0 && b.opts.maildir == NULL)
         b.opts.maildir = getenv("USHER_MAILDIR");
     if (rc == 0 && b.opts.maildir == NULL && strcmp(b.opts.phase, "pdf") != 0 &&
