@@ -5,7 +5,7 @@
  * slow (it parses the font and maps every code point each time).
  *
  * Each face gets an FT_Library of its own, freed with it: FreeType wants
- * FT_New_Face and FT_Done_Face on one library serialised, and the cairo
+ * FT_New_Memory_Face and FT_Done_Face on one library serialised, and the cairo
  * face (so its FreeType face) is freed by whichever thread drops the last
  * reference, maybe long after a font change, when cairo's font caches
  * let go of it. The cache below is behind a mutex; cairo locks the
@@ -44,6 +44,7 @@
 #include FT_FREETYPE_H
 
 #include "alloc.h"
+#include "log.h"
 #include "pdf_text.h"
 
 /* The loaded faces and the paths they were loaded from. */
@@ -162,7 +163,10 @@ static USHER_MUSTCHECK usher_err load_face(const char *path, cairo_font_face_t *
     cairo_font_face_t *face;
     usher_err err;
 
-    owner->unhinted = unhinted_font(path);
+    /* A font that opens but could not be unhinted still renders: tickets are then ~2x larger. */
+    if ((owner->unhinted = unhinted_font(path)) == NULL && access(path, R_OK) == 0)
+        usher_log(USHER_LOG_WARNING,
+                  "%s: HarfBuzz cannot drop its hinting; FreeType reads it as it is", path);
     err = open_face(path, owner, &ft, errbuf, errlen);
     if (err != USHER_OK) {
         hb_blob_destroy(owner->unhinted);
