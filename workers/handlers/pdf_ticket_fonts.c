@@ -5,12 +5,12 @@
  * slow (it parses the font and maps every code point each time).
  *
  * Each face gets an FT_Library of its own, freed with it: FreeType wants
- * FT_New_Memory_Face and FT_Done_Face on one library serialised, and the cairo
- * face (so its FreeType face) is freed by whichever thread drops the last
- * reference, maybe long after a font change, when cairo's font caches
- * let go of it. The cache below is behind a mutex; cairo locks the
- * FreeType face itself while it reads glyphs, so renders may run in
- * parallel threads.
+ * FT_New_Face (or FT_New_Memory_Face) and FT_Done_Face on one library
+ * serialised, and the cairo face (so its FreeType face) is freed by
+ * whichever thread drops the last reference, maybe long after a font
+ * change, when cairo's font caches let go of it. The cache below is
+ * behind a mutex; cairo locks the FreeType face itself while it reads
+ * glyphs, so renders may run in parallel threads.
  *
  * A face is read without its TrueType hinting (HarfBuzz's subsetter keeps
  * every glyph and character and drops the instructions: fpgm, prep, cvt and
@@ -20,8 +20,8 @@
  * confirmation email for the relay to carry, with the same text positions
  * (pdftotext -bbox) and no visible difference: PDF viewers and printers
  * scale outlines; hinting is for screens at small pixel sizes. It costs
- * ~25 ms per font, once per process. A font HarfBuzz cannot read is opened
- * as it is, and FreeType says why.
+ * ~25 ms per font, once per process. A font HarfBuzz cannot read is logged
+ * and opened as it is, and FreeType says why if it cannot either.
  *
  * The cached faces are kept for the life of the process, reachable from
  * fonts[] (and cairo's own caches), like the fonts of any long-running
