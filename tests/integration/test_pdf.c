@@ -385,11 +385,13 @@ Test(pdf, ticket_fonts_are_embedded_without_hinting)
         cr_assert_geq(n, 12 + 16 * (size_t)tables, "a truncated table directory");
         cr_assert_gt(tables, 0);
         for (unsigned i = 0; i < tables; i++) {
-            const char *tag = (const char *)font + 12 + 16 * i;
-            size_t off = (size_t)be16(font + 12 + 16 * i + 8) << 16 | be16(font + 12 + 16 * i + 10);
+            const unsigned char *entry = font + 12 + 16 * i; /* tag, checksum, offset, length */
+            const char *tag = (const char *)entry;
 
             /* and no glyph's own instructions: maxp's maxSizeOfInstructions is 0 */
             if (memcmp(tag, "maxp", 4) == 0) {
+                size_t off = (size_t)be16(entry + 8) << 16 | be16(entry + 10);
+
                 cr_assert_leq(off + 28, n, "a truncated maxp table");
                 cr_assert_eq(be16(font + off + 26), 0, "font %d: glyph instructions up to %u bytes",
                              fonts, be16(font + off + 26));

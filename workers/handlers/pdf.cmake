@@ -44,5 +44,5 @@ target_sources(usher_handlers PRIVATE # shared, no PDF library
                                       ${CMAKE_CURRENT_SOURCE_DIR}/handlers/pdf_table.c)
 target_include_directories(usher_handlers PRIVATE ${HPDF_INCLUDE})
 target_link_libraries(usher_handlers PUBLIC ${HPDF_LIB} PkgConfig::PDF_CAIRO PkgConfig::PDF_FREETYPE
-                                            PkgConfig::PDF_HB_SUBSET PkgConfig::PDF_QRENCODE PkgConfig::PDF_SODIUM
-                                            PkgConfig::PDF_ZLIB)
+                                            PkgConfig::PDF_HB_SUBSET PkgConfig::PDF_QRENCODE
+                                            PkgConfig::PDF_SODIUM PkgConfig::PDF_ZLIB)

@@ -163,16 +163,17 @@ static USHER_MUSTCHECK usher_err load_face(const char *path, cairo_font_face_t *
     cairo_font_face_t *face;
     usher_err err;
 
-    /* A font that opens but could not be unhinted still renders: tickets are then ~2x larger. */
-    if ((owner->unhinted = unhinted_font(path)) == NULL && access(path, R_OK) == 0)
-        usher_log(USHER_LOG_WARNING,
-                  "%s: HarfBuzz cannot drop its hinting; FreeType reads it as it is", path);
+    owner->unhinted = unhinted_font(path);
     err = open_face(path, owner, &ft, errbuf, errlen);
     if (err != USHER_OK) {
         hb_blob_destroy(owner->unhinted);
         free(owner);
         return err;
     }
+    /* A font FreeType reads but HarfBuzz could not unhint still renders, ~2x larger. */
+    if (owner->unhinted == NULL)
+        usher_log(USHER_LOG_WARNING,
+                  "%s: HarfBuzz cannot drop its hinting; FreeType reads it as it is", path);
     face = cairo_ft_font_face_create_for_ft_face(ft, 0);
     if (cairo_font_face_status(face) != CAIRO_STATUS_SUCCESS ||
         cairo_font_face_set_user_data(face, &library_key, owner, free_owner) !=
