@@ -193,6 +193,30 @@ static void db_notified(const char *channel, void *arg)
         api_token_cache_clear(loop->tokens);
 }
 
+/*
+ * A loop's event base with libevent's change list: the epoll_ctl calls a
+ * turn of the loop asks for are merged and made once, before it waits (a
+ * keep-alive request turns its connection's read and write events off and
+ * on several times between two waits). Measured (issue 17, session 17,
+ * bench/api, 4 alternated pairs): cached event reads 1.04-1.14x, session
+ * access 1.06-1.23x, check-ins 1.03-1.21x, registrations unchanged. The
+ * list is unsafe only for descriptors cloned with dup(), which usher-api
+ * never makes; a descriptor closed and reused within one turn libevent
+ * handles (a MOD that finds no descriptor is retried as an ADD).
+ */
+static struct event_base *loop_base_new(void)
+{
+    struct event_config *ec = event_config_new();
+    struct event_base *base = NULL;
+
+    if (ec == NULL)
+        return NULL;
+    if (event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST) == 0)
+        base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    return base;
+}
+
 static api_loop *loop_new(api_server *srv, int index, int fd, char *errbuf, size_t errlen)
 {
     const usher_config *cfg = srv->cfg;
@@ -205,7 +229,7 @@ static api_loop *loop_new(api_server *srv, int index, int fd, char *errbuf, size
     loop->srv = srv;
     loop->index = index;
     atomic_store(&loop->alive_ns, api_now_ns());
-    loop->base = event_base_new();
+    loop->base = loop_base_new();
     loop->tokens = api_token_cache_new();
     if (loop->base == NULL)
         goto failed;
