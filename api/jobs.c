@@ -41,22 +41,28 @@ json_t *api_request_webhook(const api_req *r)
     return webhook_json(r->loop->srv->cfg, r);
 }
 
+json_t *api_job_template(const usher_config *cfg, const char *kind, json_t *payload,
+                         const char *id_field, const char *request_id)
+{
+    json_t *job =
+        payload != NULL ? usher_enqueue_template(cfg, kind, USHER_DEFAULT_QUEUE, payload) : NULL;
+
+    if (job != NULL &&
+        ((id_field != NULL && json_object_set_new(job, "id_field", json_string(id_field)) != 0) ||
+         (request_id != NULL && request_id[0] != '\0' &&
+          json_object_set_new(job, "request_id", json_string(request_id)) != 0))) {
+        json_decref(job);
+        job = NULL;
+    }
+    return job;
+}
+
 int api_job_add(json_t *templates, const api_req *r, const char *kind, json_t *payload,
                 const char *id_field)
 {
-    json_t *job = payload != NULL ? usher_enqueue_template(r->loop->srv->cfg, kind,
-                                                           USHER_DEFAULT_QUEUE, payload)
-                                  : NULL;
+    json_t *job = api_job_template(r->loop->srv->cfg, kind, payload, id_field, r->request_id);
 
-    if (job == NULL)
-        return -1;
-    if ((id_field != NULL && json_object_set_new(job, "id_field", json_string(id_field)) != 0) ||
-        (r->request_id[0] != '\0' &&
-         json_object_set_new(job, "request_id", json_string(r->request_id)) != 0)) {
-        json_decref(job);
-        return -1;
-    }
-    return json_array_append_new(templates, job);
+    return job != NULL ? json_array_append_new(templates, job) : -1;
 }
 
 json_t *api_counted_job(const api_req *r, json_t *payload)

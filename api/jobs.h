@@ -18,6 +18,14 @@
 #include "request.h"
 
 /*
+ * A job of kind with payload (its reference is taken) as a template, for
+ * the request whose X-Request-Id is request_id (NULL or "": none); id_field
+ * as api_job_add's. NULL out of memory.
+ */
+USHER_MUSTCHECK json_t *api_job_template(const usher_config *cfg, const char *kind, json_t *payload,
+                                         const char *id_field, const char *request_id);
+
+/*
  * Appends to templates (a JSON array) a job of kind for the request r,
  * with payload (its reference is taken); id_field, if not NULL, is the
  * payload field that the statement fills with the new row's id. Returns 0,

@@ -2,8 +2,10 @@
 
 #include <event2/event.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "alloc.h"
+#include "buf.h"
 #include "pgpool.h"
 #include "reply.h"
 #include "query.h"
@@ -24,7 +26,9 @@ struct api_loop_batch {
     bool armed;
     size_t n;
     api_req *reqs[BATCH_MAX];
-    json_t *items; /* a JSON array, reqs[i]'s item at index i */
+    json_t *items;  /* a JSON array, reqs[i]'s item at index i */
+    usher_buf text; /* what is sent: "[", then each item's JSON, comma-separated; its
+                       memory is kept from one statement to the next */
 };
 
 static void whole_batch_failed(sent *s, PGresult *res, const char *errmsg)
@@ -65,7 +69,6 @@ static void answered(PGresult *res, const char *errmsg, void *arg)
 static void flush(api_loop_batch *b)
 {
     sent *s;
-    char *text;
 
     if (b->armed) {
         evtimer_del(b->timer);
@@ -74,8 +77,9 @@ static void flush(api_loop_batch *b)
     if (b->n == 0)
         return;
     s = usher_malloc(sizeof(*s));
-    text = usher_need(json_dumps(b->items, JSON_COMPACT));
-    const char *params[] = { text, b->kind->param2 != NULL ? b->kind->param2(b->loop) : NULL };
+    usher_buf_append(&b->text, "]", 1);
+    const char *params[] = { usher_buf_str(&b->text),
+                             b->kind->param2 != NULL ? b->kind->param2(b->loop) : NULL };
 
     *s = (sent){ .kind = b->kind, .n = b->n, .items = b->items };
     for (size_t i = 0; i < b->n; i++)
@@ -90,7 +94,7 @@ static void flush(api_loop_batch *b)
         json_decref(s->items);
         free(s);
     }
-    free(text);
+    b->text.len = 0; /* the statement copied its parameters */
 }
 
 static void due(evutil_socket_t fd, short what, void *arg)
@@ -121,14 +125,36 @@ void api_loop_batch_free(api_loop_batch *b)
     if (b->timer != NULL)
         event_free(b->timer);
     json_decref(b->items);
+    usher_buf_release(&b->text);
     free(b);
 }
 
-void api_loop_batch_add(api_loop_batch *b, api_req *r, json_t *item)
+static int append_text(const char *text, size_t size, void *buf)
 {
-    if (json_array_append_new(b->items, item) != 0) {
+    usher_buf_append(buf, text, size);
+    return 0;
+}
+
+void api_loop_batch_add_tail(api_loop_batch *b, api_req *r, json_t *item, const char *tail)
+{
+    size_t mark = b->text.len;
+    bool dumped;
+
+    usher_buf_append(&b->text, b->n == 0 ? "[" : ",", 1);
+    dumped = json_object_size(item) > 0 &&
+             json_dump_callback(item, append_text, &b->text, JSON_COMPACT) == 0 &&
+             !usher_buf_failed(&b->text);
+    if (!dumped)
+        json_decref(item);
+    if (!dumped || json_array_append_new(b->items, item) != 0) {
+        b->text.len = mark;
+        b->text.failed = false;
         api_reply_error(r, 500, "internal", "out of memory");
         return;
+    }
+    if (tail != NULL) {
+        b->text.len--; /* the item's closing brace: tail ends the object */
+        usher_buf_append(&b->text, tail, strlen(tail));
     }
     b->reqs[b->n++] = r;
     if (b->n == BATCH_MAX) {
@@ -140,4 +166,9 @@ void api_loop_batch_add(api_loop_batch *b, api_req *r, json_t *item)
         if (!b->armed)
             flush(b);
     }
+}
+
+void api_loop_batch_add(api_loop_batch *b, api_req *r, json_t *item)
+{
+    api_loop_batch_add_tail(b, r, item, NULL);
 }

@@ -47,4 +47,13 @@ void api_loop_batch_free(api_loop_batch *b);
 /* Queues r's item (taken); it is sent at the end of this loop turn. */
 void api_loop_batch_add(api_loop_batch *b, api_req *r, json_t *item);
 
+/*
+ * The same, with more of the item as JSON text: tail, which starts with
+ * ',' and ends with '}', takes the place of the item's closing brace in
+ * what is sent (item must have a member). The callbacks see only item: it
+ * holds what they need, tail what only the statement needs (text a loop
+ * can keep from one request to the next instead of building it each time).
+ */
+void api_loop_batch_add_tail(api_loop_batch *b, api_req *r, json_t *item, const char *tail);
+
 #endif

@@ -37,6 +37,7 @@ typedef struct api_token_cache api_token_cache;
 typedef struct api_route api_route;
 typedef struct api_guard api_guard;
 typedef struct api_loop api_loop;
+typedef struct api_register_texts api_register_texts;
 
 typedef struct api_server {
     /*
@@ -71,11 +72,12 @@ struct api_loop {
     api_replica *replica; /* reads that may see a replica ([database] read_url); may be NULL */
     api_redis *redis;     /* the cache and the rate limiter; may be down */
     api_token_cache *tokens;
-    api_wake *wake;                /* NOTIFYs for the jobs its statements enqueued */
-    api_loop_batch *checkins;      /* scans gathered into one statement per turn */
-    api_loop_batch *registrations; /* registrations, the same way */
-    api_guard *guard;              /* refuses what would exhaust us before evhttp reads it */
-    struct event *tick;            /* publishes the gauges below once a second */
+    api_wake *wake;                     /* NOTIFYs for the jobs its statements enqueued */
+    api_loop_batch *checkins;           /* scans gathered into one statement per turn */
+    api_loop_batch *registrations;      /* registrations, the same way */
+    api_register_texts *register_texts; /* their templates as text (routes/registrations.c) */
+    api_guard *guard;                   /* refuses what would exhaust us before evhttp reads it */
+    struct event *tick;                 /* publishes the gauges below once a second */
     unsigned long ticks;
     bool pruning;      /* loop 0: a prune of idempotency keys is in flight */
     bool prune_behind; /* loop 0: the last prune was a full batch: go on next tick */

@@ -137,6 +137,7 @@ static void loop_free(api_loop *loop)
     /* Before the pool: they answer what waits. */
     api_loop_batch_free(loop->checkins);
     api_loop_batch_free(loop->registrations);
+    route_register_texts_free(loop->register_texts);
     api_pgpool_free(loop->pg);
     api_replica_free(loop->replica); /* after the primary: its samples' callbacks point here */
     api_wake_free(loop->wake);

@@ -24,6 +24,7 @@
 #include "../validate.h"
 #include "../wake_after_commit.h"
 #include "alloc.h"
+#include "buf.h"
 #include "inttext.h"
 #include "routes.h"
 #include "reply.h"
@@ -82,17 +83,154 @@ static void request_hash(int64_t event, int64_t ticket_type, const char *name, c
 }
 
 /* The jobs of one registration: its ticket (then its email) and its search entry. */
-static json_t *registration_jobs(api_req *r)
+static json_t *ticket_job(const usher_config *cfg, const char *request_id)
 {
-    json_t *jobs = usher_need(json_array());
+    return api_job_template(cfg, "pdf.ticket", json_pack("{s:b}", "then_email", 1),
+                            "registration_id", request_id);
+}
 
-    if (api_job_add(jobs, r, "pdf.ticket", json_pack("{s:b}", "then_email", 1),
-                    "registration_id") != 0 ||
-        api_job_add(jobs, r, "index.document", json_pack("{s:s}", "type", "attendee"), "id") != 0) {
-        json_decref(jobs);
+static json_t *attendee_index_job(const usher_config *cfg, const char *request_id)
+{
+    return api_job_template(cfg, "index.document", json_pack("{s:s}", "type", "attendee"), "id",
+                            request_id);
+}
+
+/* The analytics job that counts the sales of event. */
+static json_t *counted_job(api_req *r, int64_t event)
+{
+    return api_counted_job(
+        r, json_pack("{s:I,s:s}", "event_id", (json_int_t)event, "metric", "registration"));
+}
+
+/*
+ * The item's jobs (its ticket, its search entry, then the counted one) and
+ * webhook template, as usher_register() takes them; false out of memory.
+ */
+static bool registration_jobs(api_req *r, int64_t event, json_t **jobs, json_t **hook)
+{
+    const usher_config *cfg = r->loop->srv->cfg;
+    json_t *counted = counted_job(r, event);
+
+    *jobs = usher_need(json_array());
+    *hook = api_request_webhook(r);
+    if (json_array_append_new(*jobs, ticket_job(cfg, r->request_id)) != 0 ||
+        json_array_append_new(*jobs, attendee_index_job(cfg, r->request_id)) != 0 ||
+        counted == NULL || *hook == NULL || json_array_extend(*jobs, counted) != 0) {
+        json_decref(*jobs);
+        json_decref(*hook);
+        json_decref(counted);
+        return false;
+    }
+    json_decref(counted);
+    return true;
+}
+
+/*
+ * The same for a batch, as JSON text a loop keeps: every registration's
+ * templates are the same but for its request id, and building and freeing
+ * them as JSON for each request cost more of usher-api's CPU than anything
+ * else it does for a sale (bench/README.md, session 18). The texts are
+ * remade when a reload publishes a new configuration (snapshots are never
+ * freed, api/reload.c, so a pointer names one) and the counted job when
+ * the event changes.
+ */
+struct api_register_texts {
+    const usher_config *cfg;
+    char *ticket, *index, *hook; /* without a request id, nor their closing brace */
+    int64_t counted_event;
+    char *counted; /* counted_event's counted job list */
+    usher_buf tail;
+};
+
+void route_register_texts_free(api_register_texts *t)
+{
+    if (t == NULL)
+        return;
+    free(t->ticket);
+    free(t->index);
+    free(t->hook);
+    free(t->counted);
+    usher_buf_release(&t->tail);
+    free(t);
+}
+
+/* An object's JSON text (taken) without its closing brace; NULL out of memory. */
+static char *unclosed(char *text)
+{
+    size_t n = text != NULL ? strlen(text) : 0;
+
+    if (n < 2 || text[n - 1] != '}') {
+        free(text);
         return NULL;
     }
-    return jobs;
+    text[n - 1] = '\0';
+    return text;
+}
+
+/* The same of t (taken). */
+static char *open_object(json_t *t)
+{
+    char *text = t != NULL ? json_dumps(t, JSON_COMPACT) : NULL;
+
+    json_decref(t);
+    return unclosed(text);
+}
+
+/* This loop's texts for r's registration for event; NULL out of memory. */
+static api_register_texts *loop_texts(api_req *r, int64_t event)
+{
+    api_register_texts **slot = &r->loop->register_texts, *t = *slot;
+    const usher_config *cfg = r->loop->srv->cfg;
+
+    if (t != NULL && t->cfg != cfg) {
+        route_register_texts_free(t);
+        t = *slot = NULL;
+    }
+    if (t == NULL) {
+        t = usher_calloc(1, sizeof(*t));
+        t->cfg = cfg;
+        t->ticket = open_object(ticket_job(cfg, NULL));
+        t->index = open_object(attendee_index_job(cfg, NULL));
+        t->hook = unclosed(api_webhook_template(cfg));
+        *slot = t;
+        if (t->ticket == NULL || t->index == NULL || t->hook == NULL) {
+            route_register_texts_free(t);
+            *slot = NULL;
+            return NULL;
+        }
+    }
+    if (t->counted == NULL || t->counted_event != event) {
+        json_t *counted = counted_job(r, event);
+
+        free(t->counted);
+        t->counted = counted != NULL ? json_dumps(counted, JSON_COMPACT) : NULL;
+        t->counted_event = event;
+        json_decref(counted);
+        if (t->counted == NULL)
+            return NULL;
+    }
+    return t;
+}
+
+/*
+ * What follows the item's own members in the batch: its jobs and webhook
+ * template, with r's request id (which api_request_id() keeps to
+ * characters JSON needs no escape for), as registration_jobs() makes them.
+ * The text is t's, until the next call. NULL out of memory.
+ */
+static const char *batch_tail(api_req *r, int64_t event)
+{
+    api_register_texts *t = loop_texts(r, event);
+    char rid[sizeof(",\"request_id\":\"\"") + sizeof(r->request_id)] = "";
+
+    if (t == NULL)
+        return NULL;
+    if (r->request_id[0] != '\0')
+        snprintf(rid, sizeof(rid), ",\"request_id\":\"%s\"", r->request_id);
+    t->tail.len = 0;
+    usher_buf_appendf(&t->tail, ",\"jobs\":[%s%s},%s%s}],\"counted\":%s,\"hook\":%s%s}}", t->ticket,
+                      rid, t->index, rid, t->counted, t->hook, rid);
+    return usher_buf_failed(&t->tail) ? NULL : usher_buf_str(&t->tail);
 }
 
 /* res failed with the SQLSTATE state. */
@@ -201,21 +339,24 @@ static const char *text_of(json_t *item, const char *field)
  */
 static void register_alone(api_req *r, json_t *item)
 {
-    json_t *jobs = json_copy(json_object_get(item, "jobs"));
-    char event[USHER_INT_TEXT_MAX], tt[USHER_INT_TEXT_MAX], *jobs_text = NULL, *hook = NULL;
+    int64_t event_id = (int64_t)json_integer_value(json_object_get(item, "event"));
+    json_t *jobs, *hook;
+    char event[USHER_INT_TEXT_MAX], tt[USHER_INT_TEXT_MAX], *jobs_text = NULL, *hook_text = NULL;
 
-    if (jobs != NULL && json_array_extend(jobs, json_object_get(item, "counted")) == 0)
+    if (registration_jobs(r, event_id, &jobs, &hook)) {
         jobs_text = json_dumps(jobs, JSON_COMPACT);
-    hook = json_dumps(json_object_get(item, "hook"), JSON_COMPACT);
-    json_decref(jobs);
-    if (jobs_text == NULL || hook == NULL) {
+        hook_text = json_dumps(hook, JSON_COMPACT);
+        json_decref(jobs);
+        json_decref(hook);
+    }
+    if (jobs_text == NULL || hook_text == NULL) {
         api_reply_error(r, 500, "internal", "out of memory");
         free(jobs_text);
-        free(hook);
+        free(hook_text);
         return;
     }
     const char *params[] = {
-        usher_int_text(json_integer_value(json_object_get(item, "event")), event),
+        usher_int_text(event_id, event),
         usher_int_text(json_integer_value(json_object_get(item, "ticket_type")), tt),
         text_of(item, "name"),
         text_of(item, "email"),
@@ -223,7 +364,7 @@ static void register_alone(api_req *r, json_t *item)
         text_of(item, "scope"),
         text_of(item, "key"),
         text_of(item, "hash"),
-        hook,
+        hook_text,
         text_of(item, "locale"),
     };
 
@@ -234,7 +375,7 @@ static void register_alone(api_req *r, json_t *item)
                    10, params, registered_alone))
         json_decref(item); /* r was answered (503) and is gone */
     free(jobs_text);
-    free(hook);
+    free(hook_text);
 }
 
 /*
@@ -292,7 +433,8 @@ void route_register(api_req *r)
     static const char *const locales[] = { "en", "de", "fr", NULL };
     const char *name = NULL, *email = NULL, *key = NULL, *locale = NULL;
     int64_t ticket_type = 0;
-    json_t *jobs, *counted, *hook, *item = NULL;
+    const char *tail;
+    json_t *item = NULL;
     char hash[REQUEST_HASH_HEX], scope[sizeof("token:") + USHER_INT_TEXT_MAX];
 
     if (!api_get_int(r, "ticket_type_id", true, 1, INT64_MAX, &ticket_type) ||
@@ -306,25 +448,18 @@ void route_register(api_req *r)
     }
     request_hash(r->ids[0], ticket_type, name, email, hash);
     snprintf(scope, sizeof(scope), "token:%lld", (long long)r->auth.token_id);
-    jobs = registration_jobs(r);
-    counted = api_counted_job(
-        r, json_pack("{s:I,s:s}", "event_id", (json_int_t)r->ids[0], "metric", "registration"));
-    hook = api_request_webhook(r);
-    if (jobs != NULL && counted != NULL && hook != NULL)
+    tail = batch_tail(r, r->ids[0]);
+    if (tail != NULL)
         /* v 2: this usher-api knows the statuses busy and event_cancelled (0031). */
-        item = json_pack("{s:i,s:I,s:I,s:s,s:s,s:O,s:O,s:s,s:o,s:o,s:O,s:o}", "v", 2, "event",
+        item = json_pack("{s:i,s:I,s:I,s:s,s:s,s:s,s:o,s:o,s:o}", "v", 2, "event",
                          (json_int_t)r->ids[0], "ticket_type", (json_int_t)ticket_type, "name",
-                         name, "email", email, "jobs", jobs, "counted", counted, "scope",
-                         r->auth.token_id != 0 ? scope : "public", "key",
-                         key != NULL ? json_string(key) : json_null(), "hash",
-                         key != NULL ? json_string(hash) : json_null(), "hook", hook, "locale",
+                         name, "email", email, "scope", r->auth.token_id != 0 ? scope : "public",
+                         "key", key != NULL ? json_string(key) : json_null(), "hash",
+                         key != NULL ? json_string(hash) : json_null(), "locale",
                          locale != NULL ? json_string(locale) : json_null());
-    json_decref(jobs);
-    json_decref(counted);
-    json_decref(hook);
     if (item == NULL) {
         api_reply_error(r, 500, "internal", "out of memory");
         return;
     }
-    api_loop_batch_add(r->loop->registrations, r, item);
+    api_loop_batch_add_tail(r->loop->registrations, r, item, tail);
 }

@@ -69,6 +69,8 @@ void route_event_cancel(api_req *r);
 void route_register(api_req *r);
 /* Registrations gathered per loop turn (api/loop_batch.h). */
 extern const api_batch_kind route_register_batch;
+/* What a loop keeps for its registrations' batches (loop->register_texts). */
+void route_register_texts_free(api_register_texts *t);
 void route_registration_cancel(api_req *r);
 /* registrations_list.c */
 void route_registration_list(api_req *r);

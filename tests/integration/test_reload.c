@@ -146,14 +146,36 @@ static long big_post(const testapi *api, long long event_id)
     return status;
 }
 
-static long long new_event(void)
+static testdb_event new_event(void)
 {
-    return testdb_event_new(st, testdb_organizer(st, "R"), "Reloaded", 1, 0).id;
+    return testdb_event_new(st, testdb_organizer(st, "R"), "Reloaded", 1, 10);
+}
+
+/* Registers n to ev; returns the max_attempts of its pdf.ticket job. */
+static long long ticket_job_attempts(const testapi *api, testdb_event ev, int n)
+{
+    char path[64], body[160], sql[192];
+    testhttp_resp resp;
+    long status;
+
+    snprintf(path, sizeof(path), "/v1/events/%lld/registrations", ev.id);
+    snprintf(body, sizeof(body),
+             "{\"ticket_type_id\":%lld,\"name\":\"R %d\",\"email\":\"r%d@example.org\"}",
+             ev.ticket_type, n, n);
+    status = testhttp(api, &(testhttp_req){ "POST", path, NULL, body, NULL, NULL }, &resp);
+    cr_assert_eq(status, 201, "POST %s: %ld %s", path, status, resp.body);
+    snprintf(sql, sizeof(sql),
+             "SELECT max_attempts FROM usher_jobs WHERE kind = 'pdf.ticket'"
+             " AND payload ->> 'registration_id' = '%lld'",
+             (long long)json_integer_value(json_object_get(resp.json, "registration_id")));
+    testhttp_resp_free(&resp);
+    return testdb_scalar(st, sql);
 }
 
 Test(reload, usher_api_applies_reloadable_keys_and_keeps_the_rest, .fini = cleanup)
 {
-    long long event_id = new_event();
+    testdb_event ev = new_event();
+    long long event_id = ev.id;
     testapi api;
     long before;
     char line[256];
@@ -168,10 +190,14 @@ Test(reload, usher_api_applies_reloadable_keys_and_keeps_the_rest, .fini = clean
     cr_assert_eq(limited_reads(&api, event_id), 0);
     before = big_post(&api, event_id);
     cr_assert_neq(before, 413);
+    cr_assert_neq(ticket_job_attempts(&api, ev, 1), 7);
 
-    /* 60 a minute is a bucket of 10; the body limit would refuse 4 KB */
-    write_api_conf(60, 2048, "");
+    /* 60 a minute is a bucket of 10; the body limit would refuse 4 KB; a
+     * registration's ticket job takes its kind's new policy (the loops keep
+     * its template as text, routes/registrations.c) */
+    write_api_conf(60, 2048, "[kind.pdf.ticket]\nmax_attempts = 7\n");
     hup(api.pid, "reload done", 1);
+    cr_assert_eq(ticket_job_attempts(&api, ev, 2), 7);
     assert_line("[api] rate_read_per_minute reloaded: 100000 -> 60");
     snprintf(line, sizeof(line), "[api] body_max_bytes changed in %s: needs a restart", conf_path);
     assert_line(line);
