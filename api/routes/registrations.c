@@ -212,24 +212,47 @@ static api_register_texts *loop_texts(api_req *r, int64_t event)
     return t;
 }
 
+static void append(usher_buf *b, const char *s)
+{
+    usher_buf_append(b, s, strlen(s));
+}
+
+/* A template's text closed with the request id rid ("" for none). */
+static void append_closed(usher_buf *b, const char *open, const char *rid)
+{
+    append(b, open);
+    if (rid[0] != '\0') {
+        append(b, ",\"request_id\":\"");
+        append(b, rid);
+        append(b, "\"");
+    }
+    append(b, "}");
+}
+
 /*
  * What follows the item's own members in the batch: its jobs and webhook
  * template, with r's request id (which api_request_id() keeps to
  * characters JSON needs no escape for), as registration_jobs() makes them.
- * The text is t's, until the next call. NULL out of memory.
+ * Appended piece by piece: formatting its ~700 bytes with printf (twice:
+ * to measure, then to write) took 3.5% of usher-api's samples. The text is
+ * t's, until the next call. NULL out of memory.
  */
 static const char *batch_tail(api_req *r, int64_t event)
 {
     api_register_texts *t = loop_texts(r, event);
-    char rid[sizeof(",\"request_id\":\"\"") + sizeof(r->request_id)] = "";
 
     if (t == NULL)
         return NULL;
-    if (r->request_id[0] != '\0')
-        snprintf(rid, sizeof(rid), ",\"request_id\":\"%s\"", r->request_id);
     t->tail.len = 0;
-    usher_buf_appendf(&t->tail, ",\"jobs\":[%s%s},%s%s}],\"counted\":%s,\"hook\":%s%s}}", t->ticket,
-                      rid, t->index, rid, t->counted, t->hook, rid);
+    append(&t->tail, ",\"jobs\":[");
+    append_closed(&t->tail, t->ticket, r->request_id);
+    append(&t->tail, ",");
+    append_closed(&t->tail, t->index, r->request_id);
+    append(&t->tail, "],\"counted\":");
+    append(&t->tail, t->counted);
+    append(&t->tail, ",\"hook\":");
+    append_closed(&t->tail, t->hook, r->request_id);
+    append(&t->tail, "}");
     return usher_buf_failed(&t->tail) ? NULL : usher_buf_str(&t->tail);
 }
 
