@@ -192,12 +192,11 @@ static api_register_texts *loop_texts(api_req *r, int64_t event)
         t->ticket = open_object(ticket_job(cfg, NULL));
         t->index = open_object(attendee_index_job(cfg, NULL));
         t->hook = unclosed(api_webhook_template(cfg));
-        *slot = t;
         if (t->ticket == NULL || t->index == NULL || t->hook == NULL) {
             route_register_texts_free(t);
-            *slot = NULL;
             return NULL;
         }
+        *slot = t;
     }
     if (t->counted == NULL || t->counted_event != event) {
         json_t *counted = counted_job(r, event);
