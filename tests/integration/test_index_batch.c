@@ -89,7 +89,7 @@ static size_t ids_of(const char *sql, long long *ids, size_t max)
 /* A batch of index.document jobs, run through the batch function as a child would. */
 typedef struct batch {
     size_t n;
-    char payload[MAX_JOBS][96];
+    char payload[MAX_JOBS][256];
     usher_handler_result results[MAX_JOBS];
 } batch;
 
@@ -173,6 +173,67 @@ Test(index_batch, one_commit_indexes_every_document_of_the_batch)
     cr_assert_eq(b.results[2].outcome, USHER_OUTCOME_OK, "%s", b.results[2].error);
     cr_assert_eq(b.results[3].outcome, USHER_OUTCOME_OK, "%s", b.results[3].error);
     cr_assert_eq(count_hits("", "session", seed.event_id), 4);
+    remove_workdir();
+}
+
+/* A job of several rows of one type ("ids", as a registration batch's sales share one, 0038). */
+static void add_ids(batch *b, const char *type, const long long *ids, size_t n, const char *extra)
+{
+    char *p = b->payload[b->n], *end = p + sizeof(b->payload[0]);
+
+    cr_assert_lt(b->n, MAX_JOBS);
+    p += snprintf(p, (size_t)(end - p), "{\"type\":\"%s\",\"ids\":[", type);
+    for (size_t i = 0; i < n; i++)
+        p += snprintf(p, (size_t)(end - p), "%s%lld", i > 0 ? "," : "", ids[i]);
+    snprintf(p, (size_t)(end - p), "]%s}", extra);
+    cr_assert_lt(strlen(b->payload[b->n]), sizeof(b->payload[0]) - 1, "the payload fits");
+    b->n++;
+}
+
+/*
+ * A job with "ids" brings every row it names into the index under the
+ * batch's one commit, and takes out those that are gone; a bad job of that
+ * form (a bad id, both id and ids, an empty list) fails alone and
+ * permanently, and its good neighbours' rows are all indexed.
+ */
+Test(index_batch, a_job_with_ids_indexes_every_row_it_names)
+{
+    static batch b;
+    usher_seed_result seed;
+    long long sessions[16], some[3];
+    size_t nsessions;
+    char sql[128];
+
+    use_fresh_index();
+    cr_assert_eq(usher_seed_demo(st, 1, &seed), USHER_OK, "%s", usher_store_errstr(st));
+    snprintf(sql, sizeof(sql), "SELECT id FROM sessions WHERE event_id = %lld ORDER BY id",
+             (long long)seed.event_id);
+    nsessions = ids_of(sql, sessions, 16);
+    cr_assert_eq(nsessions, 6);
+    add_ids(&b, "session", sessions, 4, "");
+    add_ids(&b, "session", sessions + 4, 2, ",\"id\":1"); /* both forms */
+    snprintf(b.payload[b.n++], sizeof(b.payload[0]), "{\"type\":\"session\",\"ids\":[%lld,0]}",
+             sessions[4]); /* a bad id */
+    snprintf(b.payload[b.n++], sizeof(b.payload[0]), "{\"type\":\"session\",\"ids\":[]}");
+    add_ids(&b, "session", sessions + 5, 1, "");
+    run(&b);
+    cr_assert_eq(b.results[0].outcome, USHER_OUTCOME_OK, "%s", b.results[0].error);
+    cr_assert_eq(b.results[4].outcome, USHER_OUTCOME_OK, "%s", b.results[4].error);
+    for (size_t i = 1; i <= 3; i++)
+        cr_assert_eq(b.results[i].outcome, USHER_OUTCOME_PERMANENT, "job %zu", i);
+    cr_assert(strstr(b.results[2].error, "payload.ids") != NULL, "%s", b.results[2].error);
+    cr_assert_eq(count_hits("", "session", seed.event_id), 4 + 1,
+                 "the first job's four sessions and the last one's");
+
+    /* Deletes and a row that is gone, in one job. */
+    b.n = 0;
+    some[0] = sessions[0];
+    some[1] = sessions[1];
+    some[2] = 999999999;
+    add_ids(&b, "session", some, 3, ",\"delete\":true");
+    run(&b);
+    cr_assert_eq(b.results[0].outcome, USHER_OUTCOME_OK, "%s", b.results[0].error);
+    cr_assert_eq(count_hits("", "session", seed.event_id), 3);
     remove_workdir();
 }
 

@@ -27,6 +27,13 @@ TESTDB_SUITE(register_batch, "usher_test_register_batch");
     "\"id_field\":\"registration_id\",\"max_attempts\":5,\"timeout_ms\":60000},"              \
     "{\"kind\":\"index.document\",\"queue\":\"search\",\"priority\":1,\"payload\":{\"type\":" \
     "\"attendee\"},\"id_field\":\"id\",\"max_attempts\":5,\"timeout_ms\":60000}]"
+/* The same as usher-api writes them since 0038: the search entries gathered a statement. */
+#define JOBS_GATHERED                                                                           \
+    "[{\"kind\":\"pdf.ticket\",\"queue\":\"documents\",\"priority\":1,\"payload\":{},"          \
+    "\"id_field\":\"registration_id\",\"max_attempts\":5,\"timeout_ms\":60000,"                 \
+    "\"request_id\":\"req\"},{\"kind\":\"index.document\",\"queue\":\"search\",\"priority\":1," \
+    "\"payload\":{\"type\":\"attendee\"},\"id_field\":\"id\",\"gather\":\"ids\","               \
+    "\"max_attempts\":5,\"timeout_ms\":60000,\"request_id\":\"req\"}]"
 #define HOOK                                                                                 \
     "{\"kind\":\"notify.webhook\",\"queue\":\"webhooks\",\"priority\":1,\"max_attempts\":5," \
     "\"timeout_ms\":10000}"
@@ -40,6 +47,9 @@ typedef struct answer {
 /* False: items as a usher-api from before 0031 writes them, without "v": 2. */
 static bool items_know_statuses = true;
 
+/* True: the items' templates as usher-api writes them since 0038 (JOBS_GATHERED). */
+static bool items_gather = false;
+
 /* An item of the batch, as usher-api writes it (api/routes/registrations.c). */
 static int item(char *out, size_t len, long long event, long long ticket_type, const char *email,
                 const char *key)
@@ -48,15 +58,15 @@ static int item(char *out, size_t len, long long event, long long ticket_type, c
 
     if (key != NULL)
         snprintf(key_json, sizeof(key_json), "\"%s\"", key);
-    return snprintf(out, len,
-                    "{%s\"event\":%lld,\"ticket_type\":%lld,\"name\":\"A\",\"email\":\"%s\","
-                    "\"jobs\":" JOBS ",\"counted\":[{\"kind\":\"analytics.rollup\",\"queue\":"
-                    "\"analytics\",\"priority\":1,\"payload\":{\"event_id\":%lld,\"metric\":"
-                    "\"registration\"},\"at_field\":\"at\",\"max_attempts\":5,\"timeout_ms\":"
-                    "60000}],\"scope\":\"public\",\"key\":%s,\"hash\":%s,\"hook\":" HOOK
-                    ",\"locale\":\"de\"}",
-                    items_know_statuses ? "\"v\":2," : "", event, ticket_type, email, event,
-                    key_json, key != NULL ? "\"h\"" : "null");
+    return snprintf(
+        out, len,
+        "{%s\"event\":%lld,\"ticket_type\":%lld,\"name\":\"A\",\"email\":\"%s\","
+        "\"jobs\":%s,\"counted\":[{\"kind\":\"analytics.rollup\",\"queue\":"
+        "\"analytics\",\"priority\":1,\"payload\":{\"event_id\":%lld,\"metric\":"
+        "\"registration\"},\"at_field\":\"at\",\"max_attempts\":5,\"timeout_ms\":"
+        "60000}],\"scope\":\"public\",\"key\":%s,\"hash\":%s,\"hook\":" HOOK ",\"locale\":\"de\"}",
+        items_know_statuses ? "\"v\":2," : "", event, ticket_type, email,
+        items_gather ? JOBS_GATHERED : JOBS, event, key_json, key != NULL ? "\"h\"" : "null");
 }
 
 /* An item to put in a batch: key NULL for none. */
@@ -249,6 +259,66 @@ Test(register_batch, each_sales_jobs_are_its_own_and_its_organizers_in_a_batch_o
                                 a.id, org_a, b.id, org_b),
                  2);
     cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs"), 2 * n + 2 + 2);
+}
+
+/*
+ * Templates with "gather" (0038), as usher-api sends the attendee's search
+ * entry: the keyless sales of a ticket type share one index.document job,
+ * their ids in its "ids" in the items' order, with their organizer's key,
+ * and it keeps the request id only when it is one sale's; a keyed sale
+ * (usher_register) gets its own job with "id" as before; the ticket jobs
+ * stay one a sale. Run without the gathering (a database before 0038, where
+ * "gather" is ignored) the count of index.document jobs is one a sale.
+ */
+Test(register_batch, a_ticket_types_sales_share_one_gathered_search_job)
+{
+    long long org_a = testdb_organizer(st, "Org A"), org_b = testdb_organizer(st, "Org B");
+    testdb_event a = testdb_event_new(st, org_a, "A", 1, 5),
+                 b = testdb_event_new(st, org_b, "B", 1, 5);
+    char items[16384], sql[512];
+    answer got[5] = { 0 };
+    const int n = 5;
+    const spec specs[] = {
+        { a.id, a.ticket_type, "a1@example.org", NULL },  /* 0 */
+        { b.id, b.ticket_type, "b1@example.org", NULL },  /* 1: b's only keyless sale */
+        { a.id, a.ticket_type, "ak@example.org", "k-a" }, /* 2: keyed */
+        { a.id, a.ticket_type, "a2@example.org", NULL },  /* 3 */
+        { a.id, a.ticket_type, "a3@example.org", NULL },  /* 4 */
+    };
+
+    items_gather = true;
+    batch_of(items, sizeof(items), specs, n);
+    run_batch(st, items, got, n);
+    for (int i = 0; i < n; i++)
+        cr_assert_str_eq(got[i].status, "confirmed", "item %d", i);
+
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM usher_jobs WHERE kind = 'index.document'"
+             " AND payload = jsonb_build_object('type', 'attendee', 'ids',"
+             " jsonb_build_array(%lld, %lld, %lld))"
+             " AND partition_key = 'org:%lld' AND request_id IS NULL AND max_attempts = 5",
+             got[0].registration, got[3].registration, got[4].registration, org_a);
+    cr_assert_eq(testdb_scalar(st, sql), 1, "A's three keyless sales in one job, in order");
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM usher_jobs WHERE kind = 'index.document'"
+             " AND payload = jsonb_build_object('type', 'attendee', 'ids', jsonb_build_array(%lld))"
+             " AND partition_key = 'org:%lld' AND request_id = 'req'",
+             got[1].registration, org_b);
+    cr_assert_eq(testdb_scalar(st, sql), 1, "B's one sale: its own job, with its request id");
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM usher_jobs WHERE kind = 'index.document'"
+             " AND payload = jsonb_build_object('type', 'attendee', 'id', %lld::bigint)",
+             got[2].registration);
+    cr_assert_eq(testdb_scalar(st, sql), 1, "the keyed sale's job is its own");
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE kind = 'index.document'"),
+                 3);
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE kind = 'pdf.ticket'"
+                                   " AND request_id = 'req' AND payload ? 'registration_id'"),
+                 n, "a ticket job a sale");
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE payload ? 'gather'"
+                                   " OR payload ? 'id_field'"),
+                 0, "no template member leaks into a payload");
+    items_gather = false;
 }
 
 /*

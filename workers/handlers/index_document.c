@@ -1,6 +1,8 @@
 /*
  * index.document: brings one event, session or attendee into the search
- * index, or takes it out. The row is read fresh from the database, so an
+ * index, or takes it out, or several of one type ("ids": a registration
+ * batch's sales share one job, schemas/migrations/0038). The row is read
+ * fresh from the database, so an
  * update job always indexes the latest version (with the statements of
  * search/index_sources.c, which the rebuild shares), and a row that is gone
  * is deleted from the index. The writer is opened per batch (the jobs a child
@@ -22,9 +24,12 @@
 
 #define LOCK_WAIT_MAX_MS     5000
 #define INDEX_BUSY_SNOOZE_MS 1000 /* a busy index: when the job comes back */
+#define IDS_MAX              1000 /* as the payload's schema allows */
 
-/* One job's change: its row (res, NULL until read) as a document, or a delete. */
+/* One row's change, of the job at place job of the batch: its row (res, NULL until read) as a
+ * document, or a delete. */
 typedef struct change {
+    size_t job;
     const usher_index_source *src;
     int64_t id;
     bool remove;
@@ -32,19 +37,53 @@ typedef struct change {
     usher_index_doc doc;
 } change;
 
-/* Checks the payload into *c; false (and r set to PERMANENT) if it is bad. */
-static bool parse(json_t *payload, change *c, usher_handler_result *r)
+/* The number of changes payload asks for: its ids, or one (a bad payload's too). */
+static size_t payload_rows(json_t *payload)
 {
-    *c = (change){ .src = usher_index_source_find(
-                       json_string_value(json_object_get(payload, "type"))) };
-    if ((c->id = usher_payload_id(payload, "id", r)) == 0)
+    size_t n = json_array_size(json_object_get(payload, "ids"));
+
+    return n > 0 && n <= IDS_MAX ? n : 1;
+}
+
+/*
+ * Checks the payload of the batch's job at place job and appends its
+ * changes to changes[*n] (payload_rows() of them); false (and r set to
+ * PERMANENT, nothing appended) if it is bad.
+ */
+static bool parse(json_t *payload, size_t job, change *changes, size_t *n, usher_handler_result *r)
+{
+    const usher_index_source *src =
+        usher_index_source_find(json_string_value(json_object_get(payload, "type")));
+    json_t *ids = json_object_get(payload, "ids");
+    size_t count = ids != NULL ? json_array_size(ids) : 1;
+
+    if (ids != NULL && (json_object_get(payload, "id") != NULL || count == 0 || count > IDS_MAX)) {
+        usher_handler_fail(r, USHER_OUTCOME_PERMANENT,
+                           "payload needs id or ids (an array of 1 to %d ids), not both", IDS_MAX);
         return false;
-    if (c->src == NULL) {
+    }
+    for (size_t i = 0; i < count; i++) {
+        json_t *one = ids != NULL ? json_array_get(ids, i) : NULL;
+        change *c = &changes[*n + i];
+
+        *c = (change){ .job = job,
+                       .src = src,
+                       .remove = json_is_true(json_object_get(payload, "delete")) };
+        if (ids == NULL) {
+            if ((c->id = usher_payload_id(payload, "id", r)) == 0)
+                return false;
+        } else if (!json_is_integer(one) || (c->id = (int64_t)json_integer_value(one)) <= 0) {
+            usher_handler_fail(r, USHER_OUTCOME_PERMANENT,
+                               "payload.ids must hold positive integers only");
+            return false;
+        }
+    }
+    if (src == NULL) {
         usher_handler_fail(r, USHER_OUTCOME_PERMANENT,
                            "payload.type must be \"event\", \"session\" or \"attendee\"");
         return false;
     }
-    c->remove = json_is_true(json_object_get(payload, "delete"));
+    *n += count;
     return true;
 }
 
@@ -96,9 +135,10 @@ static void index_failed(usher_err err, const char *errbuf, usher_handler_result
 /*
  * Applies the changes of the jobs whose results are still OK under the
  * index's one writer, and commits once. A change that fails fails its own
- * job; failing to open or to commit fails every job that had a change.
+ * job; failing to open or to commit fails every one of the njobs jobs that
+ * had a change.
  */
-static void apply(usher_handler_ctx *ctx, int budget_ms, change *changes, size_t n,
+static void apply(usher_handler_ctx *ctx, int budget_ms, change *changes, size_t n, size_t njobs,
                   usher_handler_result *results)
 {
     usher_index *ix = NULL;
@@ -111,19 +151,19 @@ static void apply(usher_handler_ctx *ctx, int budget_ms, change *changes, size_t
         change *c = &changes[i];
         usher_err one;
 
-        if (results[i].outcome != USHER_OUTCOME_OK)
+        if (results[c->job].outcome != USHER_OUTCOME_OK)
             continue;
         one = c->remove ? usher_index_delete(ix, c->doc.type, c->id, errbuf, sizeof(errbuf))
                         : usher_index_put(ix, &c->doc, errbuf, sizeof(errbuf));
         if (one != USHER_OK)
-            index_failed(one, errbuf, &results[i]);
+            index_failed(one, errbuf, &results[c->job]);
     }
     if (ix != NULL) {
         usher_err closed = usher_index_close(ix, errbuf, sizeof(errbuf));
 
         err = err != USHER_OK ? err : closed;
     }
-    for (size_t i = 0; err != USHER_OK && i < n; i++) {
+    for (size_t i = 0; err != USHER_OK && i < njobs; i++) {
         if (results[i].outcome == USHER_OUTCOME_OK)
             index_failed(err, errbuf, &results[i]);
     }
@@ -138,13 +178,17 @@ static int lock_budget_ms(const usher_job *first)
 void usher_batch_index_document(usher_handler_ctx *ctx, const usher_job *jobs,
                                 json_t *const *payloads, size_t n, usher_handler_result *results)
 {
-    change *changes = usher_calloc(n, sizeof(*changes));
     usher_handler_result unreachable = { .outcome = USHER_OUTCOME_OK, .delay_ms = -1 };
     usher_store *st = NULL;
+    size_t rows = 0, nchanges = 0;
+    change *changes;
     bool any = false;
 
+    for (size_t i = 0; i < n; i++)
+        rows += payload_rows(payloads[i]);
+    changes = usher_calloc(rows, sizeof(*changes));
     for (size_t i = 0; changes != NULL && i < n; i++)
-        any |= parse(payloads[i], &changes[i], &results[i]);
+        any |= parse(payloads[i], i, changes, &nchanges, &results[i]);
     if (changes == NULL || (any && (st = usher_handler_store(ctx, &unreachable)) == NULL)) {
         for (size_t i = 0; i < n; i++) {
             if (results[i].outcome != USHER_OUTCOME_OK)
@@ -158,13 +202,13 @@ void usher_batch_index_document(usher_handler_ctx *ctx, const usher_job *jobs,
         return;
     }
     any = false;
-    for (size_t i = 0; i < n; i++) {
-        if (results[i].outcome == USHER_OUTCOME_OK)
-            any |= load(st, &changes[i], &results[i]);
+    for (size_t i = 0; i < nchanges; i++) {
+        if (results[changes[i].job].outcome == USHER_OUTCOME_OK)
+            any |= load(st, &changes[i], &results[changes[i].job]);
     }
     if (any)
-        apply(ctx, lock_budget_ms(&jobs[0]), changes, n, results);
-    for (size_t i = 0; i < n; i++)
+        apply(ctx, lock_budget_ms(&jobs[0]), changes, nchanges, n, results);
+    for (size_t i = 0; i < nchanges; i++)
         PQclear(changes[i].res);
     free(changes);
 }
