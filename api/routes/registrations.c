@@ -96,15 +96,14 @@ static json_t *attendee_index_job(const usher_config *cfg, const char *request_i
 }
 
 /*
- * The same as a batch sends it: the statement's sales of a ticket type share
- * one job, their ids in its "ids" (schemas/migrations/0038); a sale that
- * goes through usher_register (a key, or alone) still gets its own.
+ * job (taken) as a batch sends it: the statement's sales of a ticket type
+ * share one job, their ids in its field (schemas/migrations/0038); a sale
+ * that goes through usher_register (a key, or alone) still gets its own.
+ * NULL out of memory.
  */
-static json_t *gathered_index_job(const usher_config *cfg)
+static json_t *gathered(json_t *job, const char *field)
 {
-    json_t *job = attendee_index_job(cfg, NULL);
-
-    if (job != NULL && json_object_set_new(job, "gather", json_string("ids")) != 0) {
+    if (job != NULL && json_object_set_new(job, "gather", json_string(field)) != 0) {
         json_decref(job);
         return NULL;
     }
@@ -205,8 +204,8 @@ static api_register_texts *loop_texts(api_req *r, int64_t event)
     if (t == NULL) {
         t = usher_calloc(1, sizeof(*t));
         t->cfg = cfg;
-        t->ticket = open_object(ticket_job(cfg, NULL));
-        t->index = open_object(gathered_index_job(cfg));
+        t->ticket = open_object(gathered(ticket_job(cfg, NULL), "registration_ids"));
+        t->index = open_object(gathered(attendee_index_job(cfg, NULL), "ids"));
         t->hook = unclosed(api_webhook_template(cfg));
         if (t->ticket == NULL || t->index == NULL || t->hook == NULL) {
             route_register_texts_free(t);
@@ -248,7 +247,8 @@ static void append_closed(usher_buf *b, const char *open, const char *rid)
  * What follows the item's own members in the batch: its jobs and webhook
  * template, with r's request id (which api_request_id() keeps to
  * characters JSON needs no escape for), as registration_jobs() makes them
- * but for the search entry, which the statement's sales share.
+ * but for the ticket and the search entry, which the statement's sales of
+ * a ticket type share.
  * Appended piece by piece: formatting its ~700 bytes with printf (twice:
  * to measure, then to write) took 3.5% of usher-api's samples. The text is
  * t's, until the next call. NULL out of memory.

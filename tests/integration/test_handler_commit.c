@@ -6,6 +6,9 @@
  * handler's own commit; a job whose lease another worker took writes
  * nothing; and a ticket job run again after its email was sent and pruned
  * (what a reply lost in a restart used to cause) chains no second email.
+ * A job of several sales (registration_ids, as a registration batch's
+ * sales share one since 0038) draws each ticket and chains each email once,
+ * however often it runs, and skips a sale cancelled since.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -124,4 +127,72 @@ Test(handler_commit, a_ticket_job_run_again_after_its_email_left_chains_no_secon
                  "a second confirmation email was chained");
     cr_assert_eq(
         count_for("SELECT count(*) FROM usher_effects WHERE key = 'confirmation:", reg, "'"), 1);
+}
+
+Test(handler_commit, a_shared_ticket_job_draws_each_sale_once_and_skips_a_cancelled_one)
+{
+    long long regs[3];
+    char payload[160], sql[192];
+    usher_enqueued out;
+    usher_handler_result r;
+    usher_seed_result seed;
+
+    cr_assert_eq(usher_seed_demo(st, 3, &seed), USHER_OK, "%s", usher_store_errstr(st));
+    for (int i = 0; i < 3; i++) {
+        snprintf(sql, sizeof(sql),
+                 "SELECT id FROM registrations WHERE status = 'confirmed' ORDER BY id OFFSET %d"
+                 " LIMIT 1",
+                 i);
+        regs[i] = testdb_scalar(st, sql);
+    }
+    cr_assert(regs[0] < regs[1] && regs[1] < regs[2], "three confirmed sales");
+    snprintf(sql, sizeof(sql), "UPDATE registrations SET status = 'cancelled' WHERE id = %lld",
+             regs[1]);
+    testdb_exec(st, sql);
+    snprintf(payload, sizeof(payload),
+             "{\"registration_ids\":[%lld,%lld,%lld],\"then_email\":true}", regs[0], regs[1],
+             regs[2]);
+    for (int run = 0; run < 2; run++) { /* the second: a rerun, as after a lost completion */
+        cr_assert_eq(usher_enqueue(st,
+                                   &(usher_enqueue_opts){
+                                       .queue = "pdf", .kind = "pdf.ticket", .payload = payload },
+                                   &out),
+                     USHER_OK, "%s", usher_store_errstr(st));
+        r = claim_and_run(NULL);
+        cr_assert_eq(r.outcome, USHER_OUTCOME_OK, "run %d: %s", run, r.error);
+        testdb_exec(st, "DELETE FROM usher_jobs WHERE kind = 'pdf.ticket'");
+        for (int i = 0; i < 3; i += 2) {
+            cr_assert_eq(count_for("SELECT count(*) FROM documents WHERE kind = 'ticket'"
+                                   " AND registration_id = ",
+                                   regs[i], ""),
+                         1, "run %d, sale %d", run, i);
+            cr_assert_eq(count_for("SELECT count(*) FROM usher_jobs WHERE kind = 'email.send'"
+                                   " AND (payload->>'registration_id')::bigint = ",
+                                   regs[i], ""),
+                         1, "run %d, sale %d: one email", run, i);
+        }
+        cr_assert_eq(
+            count_for("SELECT count(*) FROM documents WHERE registration_id = ", regs[1], ""), 0,
+            "the cancelled sale has no ticket");
+        cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE kind = 'email.send'"),
+                     2);
+    }
+
+    /* Both forms at once, or an id that is no whole number: refused for good, nothing drawn. */
+    for (int bad = 0; bad < 2; bad++) {
+        snprintf(payload, sizeof(payload),
+                 bad ? "{\"registration_ids\":[%lld,\"x\"]}"
+                     : "{\"registration_ids\":[%lld],\"registration_id\":1}",
+                 regs[0]);
+        cr_assert_eq(usher_enqueue(st,
+                                   &(usher_enqueue_opts){
+                                       .queue = "pdf", .kind = "pdf.ticket", .payload = payload },
+                                   &out),
+                     USHER_OK, "%s", usher_store_errstr(st));
+        r = claim_and_run(NULL);
+        cr_assert_eq(r.outcome, USHER_OUTCOME_PERMANENT, "%s", payload);
+        cr_assert_not_null(strstr(r.error, "registration_id"), "%s", r.error);
+        testdb_exec(st, "DELETE FROM usher_jobs WHERE kind = 'pdf.ticket'");
+    }
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE kind = 'email.send'"), 2);
 }

@@ -28,11 +28,11 @@ TESTDB_SUITE(register_batch, "usher_test_register_batch");
     "{\"kind\":\"index.document\",\"queue\":\"search\",\"priority\":1,\"payload\":{\"type\":" \
     "\"attendee\"},\"id_field\":\"id\",\"max_attempts\":5,\"timeout_ms\":60000}]"
 /* The same as usher-api writes them since 0038: the search entries gathered a statement. */
-#define JOBS_GATHERED                                                                           \
-    "[{\"kind\":\"pdf.ticket\",\"queue\":\"documents\",\"priority\":1,\"payload\":{},"          \
-    "\"id_field\":\"registration_id\",\"max_attempts\":5,\"timeout_ms\":60000,"                 \
-    "\"request_id\":\"req\"},{\"kind\":\"index.document\",\"queue\":\"search\",\"priority\":1," \
-    "\"payload\":{\"type\":\"attendee\"},\"id_field\":\"id\",\"gather\":\"ids\","               \
+#define JOBS_GATHERED                                                                                                \
+    "[{\"kind\":\"pdf.ticket\",\"queue\":\"documents\",\"priority\":1,\"payload\":{},"                               \
+    "\"id_field\":\"registration_id\",\"gather\":\"registration_ids\",\"max_attempts\":5,"                           \
+    "\"timeout_ms\":60000,\"request_id\":\"req\"},{\"kind\":\"index.document\",\"queue\":\"search\",\"priority\":1," \
+    "\"payload\":{\"type\":\"attendee\"},\"id_field\":\"id\",\"gather\":\"ids\","                                    \
     "\"max_attempts\":5,\"timeout_ms\":60000,\"request_id\":\"req\"}]"
 #define HOOK                                                                                 \
     "{\"kind\":\"notify.webhook\",\"queue\":\"webhooks\",\"priority\":1,\"max_attempts\":5," \
@@ -266,11 +266,11 @@ Test(register_batch, each_sales_jobs_are_its_own_and_its_organizers_in_a_batch_o
  * entry: the keyless sales of a ticket type share one index.document job,
  * their ids in its "ids" in the items' order, with their organizer's key,
  * and it keeps the request id only when it is one sale's; a keyed sale
- * (usher_register) gets its own job with "id" as before; the ticket jobs
- * stay one a sale. Run without the gathering (a database before 0038, where
+ * (usher_register) gets its own job with "id" as before. The same for the
+ * ticket jobs ("registration_ids"). Run without the gathering (a database before 0038, where
  * "gather" is ignored) the count of index.document jobs is one a sale.
  */
-Test(register_batch, a_ticket_types_sales_share_one_gathered_search_job)
+Test(register_batch, a_ticket_types_sales_share_one_ticket_job_and_one_search_job)
 {
     long long org_a = testdb_organizer(st, "Org A"), org_b = testdb_organizer(st, "Org B");
     testdb_event a = testdb_event_new(st, org_a, "A", 1, 5),
@@ -312,9 +312,14 @@ Test(register_batch, a_ticket_types_sales_share_one_gathered_search_job)
     cr_assert_eq(testdb_scalar(st, sql), 1, "the keyed sale's job is its own");
     cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE kind = 'index.document'"),
                  3);
-    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE kind = 'pdf.ticket'"
-                                   " AND request_id = 'req' AND payload ? 'registration_id'"),
-                 n, "a ticket job a sale");
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM usher_jobs WHERE kind = 'pdf.ticket'"
+             " AND payload = jsonb_build_object('registration_ids',"
+             " jsonb_build_array(%lld, %lld, %lld)) AND partition_key = 'org:%lld'",
+             got[0].registration, got[3].registration, got[4].registration, org_a);
+    cr_assert_eq(testdb_scalar(st, sql), 1, "A's three keyless sales share their ticket job");
+    cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE kind = 'pdf.ticket'"), 3,
+                 "A's shared one, B's, the keyed sale's");
     cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE payload ? 'gather'"
                                    " OR payload ? 'id_field'"),
                  0, "no template member leaks into a payload");

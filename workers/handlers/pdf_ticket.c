@@ -10,6 +10,14 @@
  * when pdf.ticket has a deadline_ms, is due that long after the sale: a
  * confirmation that the ticket's retries made late is claimed ahead of the
  * older jobs of its priority ([engine] deadline_lead_ms) and counted late.
+ *
+ * A registration batch's sales share one job (registration_ids, schemas/
+ * migrations/0038): each ticket is then recorded (and its email enqueued)
+ * in a transaction of its own and the job completes after the last, so a
+ * rerun renders them all again and records each again in place, and the
+ * ledger still lets each attendee be mailed once. A sale cancelled since
+ * is skipped; a ticket that cannot be drawn (bad data) does not keep the
+ * others from theirs, and fails the job permanently at the end.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +32,8 @@
 #include "job_handlers.h"
 #include "pdf_render.h"
 #include "registration_facts.h"
+
+#define TICKETS_MAX 1000 /* registration_ids, as the payload's schema allows */
 
 static const char record_sql[] =
     "INSERT INTO documents (kind, event_id, registration_id, job_id, filename, content_type,"
@@ -110,11 +120,12 @@ static USHER_MUSTCHECK usher_err enqueue_email(usher_store *st, const usher_conf
     return usher_enqueue(st, &o, &out);
 }
 
-/* Records the document (and enqueues the email) in one transaction with the completion. */
+/* Records the document (and enqueues the email) in one transaction, with the job's completion
+ * when complete. */
 static USHER_MUSTCHECK usher_err record(usher_handler_ctx *ctx, usher_store *st,
                                         const usher_job *job, const usher_registration_facts *f,
                                         const usher_docstore_ref *ref, bool then_email,
-                                        usher_handler_result *r)
+                                        bool complete, usher_handler_result *r)
 {
     char event[USHER_INT_TEXT_MAX], reg[USHER_INT_TEXT_MAX], jobid[USHER_INT_TEXT_MAX],
         filename[64], size[USHER_INT_TEXT_MAX];
@@ -135,23 +146,103 @@ static USHER_MUSTCHECK usher_err record(usher_handler_ctx *ctx, usher_store *st,
                             strtoll(PQgetvalue(res, 0, 0), NULL, 10));
     PQclear(res);
     if (err == USHER_OK)
-        return usher_handler_commit(ctx, st, job, r);
+        return complete ? usher_handler_commit(ctx, st, job, r) : usher_store_end(st, err);
     usher_store_rollback(st);
     return err;
+}
+
+/* What a job asks of each of its tickets. */
+typedef struct ticket_job {
+    const usher_job *job;
+    usher_page_size size;
+    bool then_email;
+    bool shared; /* registration_ids: one of several sales (see the top) */
+} ticket_job;
+
+/*
+ * One registration's ticket. False when the job must stop (r set: a retry,
+ * or for a job of one registration any failure); a shared job's ticket
+ * that is not to be (the sale cancelled, bad data) returns true, the bad
+ * data's failure in *bad.
+ */
+static bool one_ticket(usher_handler_ctx *ctx, usher_store *st, const ticket_job *t,
+                       int64_t registration, usher_handler_result *bad, usher_handler_result *r)
+{
+    usher_registration_facts facts;
+    usher_docstore_ref ref;
+    usher_err err =
+        usher_registration_facts_load(st, usher_handler_config(ctx), registration, &facts);
+
+    if (err != USHER_OK) {
+        usher_handler_store_failed(r, st, err, "pdf.ticket");
+        return false;
+    }
+    if (strcmp(facts.status, "confirmed") != 0) {
+        if (t->shared)
+            return true;
+        usher_handler_fail(r, USHER_OUTCOME_PERMANENT, "registration %lld is %s",
+                           (long long)registration, facts.status);
+        return false;
+    }
+    if (!render_and_store(ctx, st, &facts, t->size, &ref, t->shared ? bad : r)) {
+        if (t->shared && bad->outcome == USHER_OUTCOME_PERMANENT)
+            return true;
+        if (t->shared)
+            *r = *bad;
+        return false;
+    }
+    err = record(ctx, st, t->job, &facts, &ref, t->then_email, !t->shared, r);
+    if (err != USHER_OK && err != USHER_ERR_STATE) /* STATE: r says the lease was lost */
+        usher_handler_store_failed(r, st, err, "pdf.ticket");
+    return err == USHER_OK;
+}
+
+/* The payload's registrations: registration_id, or registration_ids; 0 (r set) if bad. */
+static size_t registrations_of(json_t *payload, int64_t *one, json_t **many,
+                               usher_handler_result *r)
+{
+    json_t *ids = json_object_get(payload, "registration_ids");
+    size_t n = json_array_size(ids);
+
+    *many = NULL;
+    if (ids == NULL)
+        return (*one = usher_payload_id(payload, "registration_id", r)) != 0 ? 1 : 0;
+    if (json_object_get(payload, "registration_id") != NULL || n == 0 || n > TICKETS_MAX) {
+        usher_handler_fail(r, USHER_OUTCOME_PERMANENT,
+                           "payload needs registration_id or registration_ids (1 to %d), not both",
+                           TICKETS_MAX);
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *id = json_array_get(ids, i);
+
+        if (!json_is_integer(id) || json_integer_value(id) <= 0) {
+            usher_handler_fail(r, USHER_OUTCOME_PERMANENT,
+                               "payload.registration_ids must hold positive integers only");
+            return 0;
+        }
+    }
+    *many = ids;
+    return n;
 }
 
 void usher_run_pdf_ticket(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
                           usher_handler_result *r)
 {
-    const usher_config *cfg = usher_handler_config(ctx);
     const char *page = json_string_value(json_object_get(payload, "page"));
-    int64_t registration = usher_payload_id(payload, "registration_id", r);
-    usher_registration_facts facts;
-    usher_docstore_ref ref;
+    usher_handler_result bad = { .outcome = USHER_OUTCOME_OK, .delay_ms = -1 };
+    char first[1024] = "";
+    int64_t one = 0;
+    json_t *many;
+    size_t n = registrations_of(payload, &one, &many, r), failed = 0;
+    ticket_job t = { .job = job,
+                     .size =
+                         page != NULL && strcmp(page, "A4") == 0 ? USHER_PAGE_A4 : USHER_PAGE_A6,
+                     .then_email = json_is_true(json_object_get(payload, "then_email")),
+                     .shared = many != NULL };
     usher_store *st;
-    usher_err err;
 
-    if (registration == 0)
+    if (n == 0)
         return;
     if (page != NULL && strcmp(page, "A6") != 0 && strcmp(page, "A4") != 0) {
         usher_handler_fail(r, USHER_OUTCOME_PERMANENT, "payload.page must be \"A6\" or \"A4\"");
@@ -159,22 +250,16 @@ void usher_run_pdf_ticket(usher_handler_ctx *ctx, const usher_job *job, json_t *
     }
     if ((st = usher_handler_store(ctx, r)) == NULL)
         return;
-    err = usher_registration_facts_load(st, cfg, registration, &facts);
-    if (err != USHER_OK) {
-        usher_handler_store_failed(r, st, err, "pdf.ticket");
-        return;
+    for (size_t i = 0; i < n; i++) {
+        int64_t id = many != NULL ? (int64_t)json_integer_value(json_array_get(many, i)) : one;
+
+        bad.outcome = USHER_OUTCOME_OK;
+        if (!one_ticket(ctx, st, &t, id, &bad, r))
+            return;
+        if (bad.outcome != USHER_OUTCOME_OK && failed++ == 0)
+            snprintf(first, sizeof(first), "registration %lld: %.960s", (long long)id, bad.error);
     }
-    if (strcmp(facts.status, "confirmed") != 0) {
-        usher_handler_fail(r, USHER_OUTCOME_PERMANENT, "registration %lld is %s",
-                           (long long)registration, facts.status);
-        return;
-    }
-    if (!render_and_store(ctx, st, &facts,
-                          page != NULL && strcmp(page, "A4") == 0 ? USHER_PAGE_A4 : USHER_PAGE_A6,
-                          &ref, r))
-        return;
-    err =
-        record(ctx, st, job, &facts, &ref, json_is_true(json_object_get(payload, "then_email")), r);
-    if (err != USHER_OK && err != USHER_ERR_STATE) /* STATE: r says the lease was lost */
-        usher_handler_store_failed(r, st, err, "pdf.ticket");
+    if (failed > 0)
+        usher_handler_fail(r, USHER_OUTCOME_PERMANENT, "%zu of %zu tickets could not be drawn (%s)",
+                           failed, n, first);
 }
