@@ -48,6 +48,7 @@
 #include "conn_budget.h"
 #include "fate.h"
 #include "handler.h"
+#include "job_requests.h"
 #include "log.h"
 #include "maintenance.h"
 #include "outbox.h"
@@ -149,26 +150,45 @@ static int64_t wall_us(void)
 
 static const char *const outcome_names[] = { "ok", "retry", "permanent", "snooze" };
 
+/* What an attempt's line says but its request id. */
+typedef struct attempt_line {
+    const usher_job *job;
+    const usher_handler_result *r;
+    const char *outcome;
+    double ms;
+} attempt_line;
+
+static void log_attempt_line(const char *rid, void *arg)
+{
+    const attempt_line *a = arg;
+
+    usher_log(USHER_LOG_INFO,
+              "job=%lld kind=%s queue=%s attempt=%d outcome=%s ms=%.1f request_id=%s%s%s",
+              (long long)a->job->id, a->job->kind, a->job->queue, a->job->attempt, a->outcome,
+              a->ms, rid, a->r->outcome == USHER_OUTCOME_OK ? "" : " error=", a->r->error);
+}
+
 /*
  * The attempt's line: every failure, and with [worker] job_log every
  * success. request_id is the request's (or the chaining job's) X-Request-Id,
- * "-" when no request caused the job.
+ * "-" when no request caused the job; a job several requests share has a
+ * line for each (job_requests.h).
  */
 static void log_attempt(const supervisor *s, const usher_job *job, const usher_handler_result *r,
                         int64_t now_us)
 {
-    double ms = job->started_us > 0 ? (double)(now_us - job->started_us) / 1000.0 : 0.0;
-    const char *rid = job->request_id[0] != '\0' ? job->request_id : "-";
-    const char *outcome = (unsigned)r->outcome < sizeof(outcome_names) / sizeof(outcome_names[0])
-                              ? outcome_names[r->outcome]
-                              : "unknown";
+    attempt_line a = {
+        .job = job,
+        .r = r,
+        .outcome = (unsigned)r->outcome < sizeof(outcome_names) / sizeof(outcome_names[0])
+                       ? outcome_names[r->outcome]
+                       : "unknown",
+        .ms = job->started_us > 0 ? (double)(now_us - job->started_us) / 1000.0 : 0.0,
+    };
 
     if (r->outcome == USHER_OUTCOME_OK && !s->cfg.worker_job_log)
         return;
-    usher_log(USHER_LOG_INFO,
-              "job=%lld kind=%s queue=%s attempt=%d outcome=%s ms=%.1f request_id=%s%s%s",
-              (long long)job->id, job->kind, job->queue, job->attempt, outcome, ms, rid,
-              r->outcome == USHER_OUTCOME_OK ? "" : " error=", r->error);
+    usher_job_requests_each(job, log_attempt_line, &a);
 }
 
 static void job_finished(usher_job *job, const usher_handler_result *r, void *arg)

@@ -1,4 +1,5 @@
--- A registration batch's search entries in one job (issue 17 goal 4).
+-- A registration batch's tickets and search entries in one job each (issue
+-- 17 goal 4).
 --
 -- A sale wrote its registration and two job rows in its commit: its ticket
 -- (pdf.ticket) and its search entry (index.document), each row with its
@@ -10,11 +11,15 @@
 -- Now a job template with a "gather" member names a payload field: the
 -- batch makes one job of that template for all of a ticket type's sales in
 -- the statement, the field an array of their registration ids (in the
--- items' order), instead of one job a sale with the id in "id_field". The
--- job keeps the request id only when it is one sale's; with several it has
--- none (each sale's answer and its ticket job keep theirs). usher-api marks
--- the attendee's index.document template so ("gather": "ids"); the
--- handler takes "ids" as well as "id" (schemas/jobs/index.document).
+-- items' order), instead of one job a sale with the id in "id_field". A job
+-- of one sale keeps its request id; a job of several has none of its own
+-- and lists the sales' request ids in the payload's "request_ids" (a null
+-- for a sale without one, in the same order), which usher-worker's line
+-- for the job names and pdf.ticket gives each sale's email, so one grep
+-- still follows a registration (issue 16). usher-api marks its ticket
+-- template ("gather": "registration_ids") and the attendee's index.document
+-- template ("gather": "ids"); their handlers take the lists as well as the
+-- single ids (schemas/jobs/).
 --
 -- Elsewhere the member changes nothing: usher_register (the items with a
 -- key, and a registration sent alone) and usher_template_payload read
@@ -112,7 +117,11 @@ BEGIN
                 SELECT (tpl.j - 'gather' - 'id_field')
                        || jsonb_build_object('payload', coalesce(tpl.j -> 'payload', '{}')
                               || jsonb_build_object(tpl.j ->> 'gather',
-                                                    jsonb_agg(s.id ORDER BY s.n)))
+                                                    jsonb_agg(s.id ORDER BY s.n))
+                              || CASE WHEN count(*) > 1 AND count(e.j ->> 'request_id') > 0
+                                      THEN jsonb_build_object('request_ids',
+                                               jsonb_agg(e.j -> 'request_id' ORDER BY s.n))
+                                      ELSE '{}' END)
                        || CASE WHEN count(*) = 1 AND max(e.j ->> 'request_id') IS NOT NULL
                                THEN jsonb_build_object('request_id', max(e.j ->> 'request_id'))
                                ELSE '{}' END AS job,

@@ -69,7 +69,7 @@ static usher_handler_result claim_and_run(const char *sql_between)
 /* A count over one id: sql_prefix ends in "= " and the id follows. */
 static long long count_for(const char *sql_prefix, long long id, const char *sql_suffix)
 {
-    char sql[256];
+    char sql[512];
 
     snprintf(sql, sizeof(sql), "%s%lld%s", sql_prefix, id, sql_suffix);
     return testdb_scalar(st, sql);
@@ -150,8 +150,9 @@ Test(handler_commit, a_shared_ticket_job_draws_each_sale_once_and_skips_a_cancel
              regs[1]);
     testdb_exec(st, sql);
     snprintf(payload, sizeof(payload),
-             "{\"registration_ids\":[%lld,%lld,%lld],\"then_email\":true}", regs[0], regs[1],
-             regs[2]);
+             "{\"registration_ids\":[%lld,%lld,%lld],\"then_email\":true,"
+             "\"request_ids\":[\"r-0\",\"r-1\",null]}",
+             regs[0], regs[1], regs[2]);
     for (int run = 0; run < 2; run++) { /* the second: a rerun, as after a lost completion */
         cr_assert_eq(usher_enqueue(st,
                                    &(usher_enqueue_opts){
@@ -176,6 +177,17 @@ Test(handler_commit, a_shared_ticket_job_draws_each_sale_once_and_skips_a_cancel
             "the cancelled sale has no ticket");
         cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE kind = 'email.send'"),
                      2);
+        /* Each email carries its own sale's request id (issue 16), none for none. */
+        cr_assert_eq(
+            count_for("SELECT count(*) FROM usher_jobs WHERE kind = 'email.send'"
+                      " AND request_id = 'r-0' AND (payload->>'registration_id')::bigint = ",
+                      regs[0], ""),
+            1);
+        cr_assert_eq(
+            count_for("SELECT count(*) FROM usher_jobs WHERE kind = 'email.send'"
+                      " AND request_id IS NULL AND (payload->>'registration_id')::bigint = ",
+                      regs[2], ""),
+            1);
     }
 
     /* Both forms at once, or an id that is no whole number: refused for good, nothing drawn. */

@@ -265,7 +265,8 @@ Test(register_batch, each_sales_jobs_are_its_own_and_its_organizers_in_a_batch_o
  * Templates with "gather" (0038), as usher-api sends the attendee's search
  * entry: the keyless sales of a ticket type share one index.document job,
  * their ids in its "ids" in the items' order, with their organizer's key,
- * and it keeps the request id only when it is one sale's; a keyed sale
+ * and it keeps the request id only when it is one sale's (a shared job
+ * lists its sales' in its payload's request_ids instead); a keyed sale
  * (usher_register) gets its own job with "id" as before. The same for the
  * ticket jobs ("registration_ids"). Run without the gathering (a database before 0038, where
  * "gather" is ignored) the count of index.document jobs is one a sale.
@@ -292,12 +293,13 @@ Test(register_batch, a_ticket_types_sales_share_one_ticket_job_and_one_search_jo
     for (int i = 0; i < n; i++)
         cr_assert_str_eq(got[i].status, "confirmed", "item %d", i);
 
-    snprintf(sql, sizeof(sql),
-             "SELECT count(*) FROM usher_jobs WHERE kind = 'index.document'"
-             " AND payload = jsonb_build_object('type', 'attendee', 'ids',"
-             " jsonb_build_array(%lld, %lld, %lld))"
-             " AND partition_key = 'org:%lld' AND request_id IS NULL AND max_attempts = 5",
-             got[0].registration, got[3].registration, got[4].registration, org_a);
+    snprintf(
+        sql, sizeof(sql),
+        "SELECT count(*) FROM usher_jobs WHERE kind = 'index.document'"
+        " AND payload = jsonb_build_object('type', 'attendee', 'ids',"
+        " jsonb_build_array(%lld, %lld, %lld), 'request_ids', '[\"req\",\"req\",\"req\"]'::jsonb)"
+        " AND partition_key = 'org:%lld' AND request_id IS NULL AND max_attempts = 5",
+        got[0].registration, got[3].registration, got[4].registration, org_a);
     cr_assert_eq(testdb_scalar(st, sql), 1, "A's three keyless sales in one job, in order");
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM usher_jobs WHERE kind = 'index.document'"
@@ -312,11 +314,13 @@ Test(register_batch, a_ticket_types_sales_share_one_ticket_job_and_one_search_jo
     cr_assert_eq(testdb_scalar(st, sql), 1, "the keyed sale's job is its own");
     cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE kind = 'index.document'"),
                  3);
-    snprintf(sql, sizeof(sql),
-             "SELECT count(*) FROM usher_jobs WHERE kind = 'pdf.ticket'"
-             " AND payload = jsonb_build_object('registration_ids',"
-             " jsonb_build_array(%lld, %lld, %lld)) AND partition_key = 'org:%lld'",
-             got[0].registration, got[3].registration, got[4].registration, org_a);
+    snprintf(
+        sql, sizeof(sql),
+        "SELECT count(*) FROM usher_jobs WHERE kind = 'pdf.ticket'"
+        " AND payload = jsonb_build_object('registration_ids',"
+        " jsonb_build_array(%lld, %lld, %lld), 'request_ids', '[\"req\",\"req\",\"req\"]'::jsonb)"
+        " AND partition_key = 'org:%lld' AND request_id IS NULL",
+        got[0].registration, got[3].registration, got[4].registration, org_a);
     cr_assert_eq(testdb_scalar(st, sql), 1, "A's three keyless sales share their ticket job");
     cr_assert_eq(testdb_scalar(st, "SELECT count(*) FROM usher_jobs WHERE kind = 'pdf.ticket'"), 3,
                  "A's shared one, B's, the keyed sale's");

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "enqueue.h"
 #include "queues.h"
 #include "testdb.h"
 #include "testhttp.h"
@@ -172,6 +173,43 @@ Test(request_trace, one_grep_follows_a_registration_from_the_request_to_its_emai
     cr_assert_eq(testproc_log_lines(worker_log, code), 0);
     cr_assert_eq(testproc_log_lines(server.log, other), 0);
     cr_assert_eq(testproc_log_lines(worker_log, other), 0);
+}
+
+/*
+ * A job several requests share (a registration batch's ticket job,
+ * registration_ids with request_ids, 0038) has one line for each of them,
+ * with its own id, so the grep for either request finds it.
+ */
+Test(request_trace, a_job_several_requests_share_has_a_line_naming_each, .init = start,
+     .fini = stop)
+{
+    char code[128], payload[160], line_a[96], line_b[96];
+    long long regs[2];
+    usher_enqueued out;
+
+    register_one(0, NULL, code);
+    register_one(1, NULL, code);
+    for (int i = 0; i < 2; i++)
+        regs[i] = testdb_scalarf(
+            st, "SELECT id FROM registrations WHERE email = '%s%d@example.org'", prefix, i);
+    snprintf(payload, sizeof(payload),
+             "{\"registration_ids\":[%lld,%lld],\"request_ids\":[\"t-share-a\",\"t-share-b\"]}",
+             regs[0], regs[1]);
+    cr_assert_eq(
+        usher_enqueue(
+            st, &(usher_enqueue_opts){ .queue = "pdf", .kind = "pdf.ticket", .payload = payload },
+            &out),
+        USHER_OK, "%s", usher_store_errstr(st));
+    snprintf(line_a, sizeof(line_a), "job=%lld kind=pdf.ticket ", (long long)out.id);
+    wait_lines(worker_log, line_a, 2);
+    cr_assert_eq(testproc_log_lines(worker_log, line_a), 2, "one line a request");
+    snprintf(line_a, sizeof(line_a), "job=%lld kind=pdf.ticket queue=pdf attempt=1 outcome=ok",
+             (long long)out.id);
+    cr_assert_eq(testproc_log_lines(worker_log, line_a), 2);
+    cr_assert_eq(testproc_log_lines(worker_log, "request_id=t-share-a"), 1, "%s", worker_log);
+    cr_assert_eq(testproc_log_lines(worker_log, "request_id=t-share-b"), 1, "%s", worker_log);
+    snprintf(line_b, sizeof(line_b), "job=%lld ", (long long)out.id);
+    cr_assert_eq(testproc_log_lines(worker_log, line_b), 2);
 }
 
 /* GET the session's access with path (query string or none) and header; the answer's reason. */

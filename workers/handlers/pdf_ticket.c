@@ -12,7 +12,8 @@
  * older jobs of its priority ([engine] deadline_lead_ms) and counted late.
  *
  * A registration batch's sales share one job (registration_ids, schemas/
- * migrations/0038): each ticket is then recorded (and its email enqueued)
+ * migrations/0038; each email gets its sale's request id from request_ids):
+ * each ticket is then recorded (and its email enqueued)
  * in a transaction of its own and the job completes after the last, so a
  * rerun renders them all again and records each again in place, and the
  * ledger still lets each attendee be mailed once. A sale cancelled since
@@ -91,8 +92,9 @@ static int64_t email_deadline_ms(const usher_config *cfg, int64_t sold_at_s)
     return left > 0 ? left : 1;
 }
 
+/* The confirmation email of f's registration, for the request rid (NULL: none). */
 static USHER_MUSTCHECK usher_err enqueue_email(usher_store *st, const usher_config *cfg,
-                                               const usher_job *job,
+                                               const usher_job *job, const char *rid,
                                                const usher_registration_facts *f, int64_t document)
 {
     char payload[160], key[64];
@@ -103,7 +105,7 @@ static USHER_MUSTCHECK usher_err enqueue_email(usher_store *st, const usher_conf
                              .unique_key = key,
                              .partition_key = job->partition_key[0] ? job->partition_key : NULL,
                              .deadline_ms = email_deadline_ms(cfg, f->created_at_s),
-                             .request_id = job->request_id[0] != '\0' ? job->request_id : NULL,
+                             .request_id = rid,
                              .parent_id = job->id };
     usher_enqueued out;
     bool first = false;
@@ -123,7 +125,8 @@ static USHER_MUSTCHECK usher_err enqueue_email(usher_store *st, const usher_conf
 /* Records the document (and enqueues the email) in one transaction, with the job's completion
  * when complete. */
 static USHER_MUSTCHECK usher_err record(usher_handler_ctx *ctx, usher_store *st,
-                                        const usher_job *job, const usher_registration_facts *f,
+                                        const usher_job *job, const char *rid,
+                                        const usher_registration_facts *f,
                                         const usher_docstore_ref *ref, bool then_email,
                                         bool complete, usher_handler_result *r)
 {
@@ -142,7 +145,7 @@ static USHER_MUSTCHECK usher_err record(usher_handler_ctx *ctx, usher_store *st,
     if (err == USHER_OK)
         err = usher_store_exec(st, record_sql, 6, params, &res);
     if (err == USHER_OK && then_email)
-        err = enqueue_email(st, usher_handler_config(ctx), job, f,
+        err = enqueue_email(st, usher_handler_config(ctx), job, rid, f,
                             strtoll(PQgetvalue(res, 0, 0), NULL, 10));
     PQclear(res);
     if (err == USHER_OK)
@@ -156,8 +159,17 @@ typedef struct ticket_job {
     const usher_job *job;
     usher_page_size size;
     bool then_email;
-    bool shared; /* registration_ids: one of several sales (see the top) */
+    bool shared;         /* registration_ids: one of several sales (see the top) */
+    json_t *request_ids; /* the sales' request ids, or NULL */
 } ticket_job;
+
+/* The request id of the job's i-th registration: the job's own, its list's, or NULL. */
+static const char *request_of(const ticket_job *t, size_t i)
+{
+    if (t->job->request_id[0] != '\0')
+        return t->job->request_id;
+    return json_string_value(json_array_get(t->request_ids, i));
+}
 
 /*
  * One registration's ticket. False when the job must stop (r set: a retry,
@@ -165,7 +177,7 @@ typedef struct ticket_job {
  * that is not to be (the sale cancelled, bad data) returns true, the bad
  * data's failure in *bad.
  */
-static bool one_ticket(usher_handler_ctx *ctx, usher_store *st, const ticket_job *t,
+static bool one_ticket(usher_handler_ctx *ctx, usher_store *st, const ticket_job *t, size_t i,
                        int64_t registration, usher_handler_result *bad, usher_handler_result *r)
 {
     usher_registration_facts facts;
@@ -191,7 +203,7 @@ static bool one_ticket(usher_handler_ctx *ctx, usher_store *st, const ticket_job
             *r = *bad;
         return false;
     }
-    err = record(ctx, st, t->job, &facts, &ref, t->then_email, !t->shared, r);
+    err = record(ctx, st, t->job, request_of(t, i), &facts, &ref, t->then_email, !t->shared, r);
     if (err != USHER_OK && err != USHER_ERR_STATE) /* STATE: r says the lease was lost */
         usher_handler_store_failed(r, st, err, "pdf.ticket");
     return err == USHER_OK;
@@ -239,7 +251,8 @@ void usher_run_pdf_ticket(usher_handler_ctx *ctx, const usher_job *job, json_t *
                      .size =
                          page != NULL && strcmp(page, "A4") == 0 ? USHER_PAGE_A4 : USHER_PAGE_A6,
                      .then_email = json_is_true(json_object_get(payload, "then_email")),
-                     .shared = many != NULL };
+                     .shared = many != NULL,
+                     .request_ids = json_object_get(payload, "request_ids") };
     usher_store *st;
 
     if (n == 0)
@@ -254,7 +267,7 @@ void usher_run_pdf_ticket(usher_handler_ctx *ctx, const usher_job *job, json_t *
         int64_t id = many != NULL ? (int64_t)json_integer_value(json_array_get(many, i)) : one;
 
         bad.outcome = USHER_OUTCOME_OK;
-        if (!one_ticket(ctx, st, &t, id, &bad, r))
+        if (!one_ticket(ctx, st, &t, i, id, &bad, r))
             return;
         if (bad.outcome != USHER_OUTCOME_OK && failed++ == 0)
             snprintf(first, sizeof(first), "registration %lld: %.960s", (long long)id, bad.error);
