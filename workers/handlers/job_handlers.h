@@ -1,13 +1,15 @@
 /*
  * The platform's job handlers, registered by kind in handler.c:
- *   pdf.ticket    {registration_id, page?: "A6"|"A4", then_email?: bool}
+ *   pdf.ticket    {registration_id | registration_ids + request_ids?, page?: "A6"|"A4",
+ *                 then_email?: bool}: the lists are a registration batch's sales (0038)
  *   pdf.badge     {event_id}: badges of its confirmed registrations
  *   email.send    {registration_id, template, document_id?, message_id?} or
  *                 {to, to_name?, template, vars}
  *   message.fanout {message_id}: one batch of a message to attendees
  *   notify.inbox  {registration_id, title, body?}
  *   notify.webhook {endpoint_id, event, data}
- *   index.document {type: "event"|"session"|"attendee", id, delete?: bool}
+ *   index.document {type: "event"|"session"|"attendee", id | ids + request_ids?,
+ *                 delete?: bool}
  *   report.attendees, report.checkins {report_id}: a row of reports (platform/report.h),
  *                 or {scope: "all"}: one CSV report per current event
  *   schedule.fire {schedule_id}: a schedule anchored to an event comes due
