@@ -481,3 +481,49 @@ Test(retention, moving_stray_rollups_waits_for_the_writers_instead_of_deadlockin
     cr_assert_eq(count("SELECT sum(count) FROM analytics_minute_p203003"), 3);
     cr_assert_eq(count("SELECT count(*) FROM analytics_minute_p203003"), 2);
 }
+
+/*
+ * 0039: a partition that holds no committed row of a live event while a
+ * writer's row in it is not yet committed: the drop waits for the writer
+ * and then keeps the partition with its row. Without 0039 the drop looked
+ * first, saw nothing, waited at the DROP and took the row away.
+ */
+Test(retention, a_drop_waits_for_the_partitions_writers_and_keeps_their_rows, .init = clean,
+     .timeout = 60)
+{
+    usher_store *writer = testdb_store(&cfg);
+    PGconn *dropper = PQconnectdb(cfg.database_url);
+    PGresult *res;
+    long long waiting = 0;
+
+    cr_assert_eq(PQstatus(dropper), CONNECTION_OK, "%s", PQerrorMessage(dropper));
+    events();
+    testdb_exec(st, "SELECT usher_partition_create('analytics_minute', 'minute', 'month',"
+                    " '2020-01-10 00:00Z')");
+    testdb_exec(writer, "BEGIN");
+    testdb_exec(writer, "INSERT INTO analytics_minute (event_id, minute, metric, count)"
+                        " SELECT id, '2020-01-10 10:00Z', 'registration', 4 FROM events"
+                        " WHERE name = 'live'");
+    cr_assert_eq(PQsendQuery(dropper, "SELECT usher_partition_drop('analytics_minute', now(),"
+                                      " now() - interval '90 days')"),
+                 1, "%s", PQerrorMessage(dropper));
+    for (long long deadline = testdb_now_ms() + 30000; waiting == 0;) {
+        cr_assert_lt(testdb_now_ms(), deadline, "the drop never waited for the writer");
+        waiting = testdb_scalarf(st,
+                                 "SELECT count(*) FROM pg_stat_activity WHERE pid = %d"
+                                 " AND wait_event_type = 'Lock'",
+                                 PQbackendPID(dropper));
+        if (waiting == 0)
+            usleep(5000);
+    }
+    testdb_exec(writer, "COMMIT");
+    usher_store_free(writer);
+
+    res = PQgetResult(dropper);
+    cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQerrorMessage(dropper));
+    cr_assert_str_eq(PQgetvalue(res, 0, 0), "0", "a partition with a live event's row dropped");
+    PQclear(res);
+    cr_assert_null(PQgetResult(dropper));
+    PQfinish(dropper);
+    cr_assert_eq(count("SELECT sum(count) FROM analytics_minute_p202001"), 4);
+}
