@@ -86,6 +86,17 @@ static size_t ids_of(const char *sql, long long *ids, size_t max)
     return n;
 }
 
+/* Seeds the demo event (one registration); its sessions' ids (at most 16) into sessions. */
+static size_t seed_sessions(usher_seed_result *seed, long long sessions[16])
+{
+    char sql[128];
+
+    cr_assert_eq(usher_seed_demo(st, 1, seed), USHER_OK, "%s", usher_store_errstr(st));
+    snprintf(sql, sizeof(sql), "SELECT id FROM sessions WHERE event_id = %lld ORDER BY id",
+             (long long)seed->event_id);
+    return ids_of(sql, sessions, 16);
+}
+
 /* A batch of index.document jobs, run through the batch function as a child would. */
 typedef struct batch {
     size_t n;
@@ -140,10 +151,7 @@ Test(index_batch, one_commit_indexes_every_document_of_the_batch)
     char sql[128];
 
     use_fresh_index();
-    cr_assert_eq(usher_seed_demo(st, 1, &seed), USHER_OK, "%s", usher_store_errstr(st));
-    snprintf(sql, sizeof(sql), "SELECT id FROM sessions WHERE event_id = %lld ORDER BY id",
-             (long long)seed.event_id);
-    nsessions = ids_of(sql, sessions, 16);
+    nsessions = seed_sessions(&seed, sessions);
     cr_assert_eq(nsessions, 6);
     snprintf(sql, sizeof(sql), "SELECT id FROM registrations WHERE event_id = %lld",
              (long long)seed.event_id);
@@ -202,13 +210,9 @@ Test(index_batch, a_job_with_ids_indexes_every_row_it_names)
     usher_seed_result seed;
     long long sessions[16], some[3];
     size_t nsessions;
-    char sql[128];
 
     use_fresh_index();
-    cr_assert_eq(usher_seed_demo(st, 1, &seed), USHER_OK, "%s", usher_store_errstr(st));
-    snprintf(sql, sizeof(sql), "SELECT id FROM sessions WHERE event_id = %lld ORDER BY id",
-             (long long)seed.event_id);
-    nsessions = ids_of(sql, sessions, 16);
+    nsessions = seed_sessions(&seed, sessions);
     cr_assert_eq(nsessions, 6);
     add_ids(&b, "session", sessions, 4, "");
     add_ids(&b, "session", sessions + 4, 2, ",\"id\":1"); /* both forms */
@@ -243,15 +247,12 @@ Test(index_batch, a_busy_index_snoozes_the_whole_batch_and_commits_nothing)
     static batch b;
     usher_seed_result seed;
     usher_index *other = NULL;
-    char errbuf[256], sql[128];
+    char errbuf[256];
     long long sessions[16];
     size_t nsessions;
 
     use_fresh_index();
-    cr_assert_eq(usher_seed_demo(st, 1, &seed), USHER_OK, "%s", usher_store_errstr(st));
-    snprintf(sql, sizeof(sql), "SELECT id FROM sessions WHERE event_id = %lld ORDER BY id",
-             (long long)seed.event_id);
-    nsessions = ids_of(sql, sessions, 16);
+    nsessions = seed_sessions(&seed, sessions);
     for (size_t i = 0; i < nsessions; i++)
         add(&b, "session", sessions[i], false);
     cr_assert_eq(

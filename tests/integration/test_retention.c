@@ -422,6 +422,20 @@ Test(retention, migrating_tables_that_hold_rows_keeps_every_row)
     cr_assert_eq(system(cmd), 0);
 }
 
+/* Waits (30 s at most) until conn's statement waits for a lock; what fails otherwise. */
+static void wait_for_a_lock(PGconn *conn, const char *what)
+{
+    long long deadline = testdb_now_ms() + 30000;
+
+    while (testdb_scalarf(st,
+                          "SELECT count(*) FROM pg_stat_activity WHERE pid = %d"
+                          " AND wait_event_type = 'Lock'",
+                          PQbackendPID(conn)) == 0) {
+        cr_assert_lt(testdb_now_ms(), deadline, "%s", what);
+        usleep(5000);
+    }
+}
+
 /*
  * 0037: a rollup that wrote to analytics_minute_default and then upserts a
  * row that the pass is moving out of it must wait for the move, not
@@ -439,7 +453,6 @@ Test(retention, moving_stray_rollups_waits_for_the_writers_instead_of_deadlockin
                          " WHERE name = 'live' ON CONFLICT (event_id, minute, metric, gate)"
                          " DO UPDATE SET count = a.count + excluded.count";
     const char *march5[] = { "2030-03-05 10:00Z" }, *march7[] = { "2030-03-07 10:00Z" };
-    long long waiting = 0;
 
     cr_assert_eq(PQstatus(mover), CONNECTION_OK, "%s", PQerrorMessage(mover));
     events();
@@ -454,15 +467,7 @@ Test(retention, moving_stray_rollups_waits_for_the_writers_instead_of_deadlockin
     cr_assert_eq(PQsendQuery(mover, "SELECT usher_partition_create('analytics_minute', 'minute',"
                                     " 'month', '2030-03-10 00:00Z')"),
                  1, "%s", PQerrorMessage(mover));
-    for (long long deadline = testdb_now_ms() + 30000; waiting == 0;) {
-        cr_assert_lt(testdb_now_ms(), deadline, "the move never waited for the rollup");
-        waiting = testdb_scalarf(st,
-                                 "SELECT count(*) FROM pg_stat_activity WHERE pid = %d"
-                                 " AND wait_event_type = 'Lock'",
-                                 PQbackendPID(mover));
-        if (waiting == 0)
-            usleep(5000);
-    }
+    wait_for_a_lock(mover, "the move never waited for the rollup");
     /* Without 0037 the move has taken this row away by now: this upsert waits for it, and
      * the move's ATTACH for this transaction, until the deadlock detector kills one. */
     cr_assert_eq(usher_store_exec(rollup, upsert, 1, march5, &res), USHER_OK, "%s",
@@ -494,7 +499,6 @@ Test(retention, a_drop_waits_for_the_partitions_writers_and_keeps_their_rows, .i
     usher_store *writer = testdb_store(&cfg);
     PGconn *dropper = PQconnectdb(cfg.database_url);
     PGresult *res;
-    long long waiting = 0;
 
     cr_assert_eq(PQstatus(dropper), CONNECTION_OK, "%s", PQerrorMessage(dropper));
     events();
@@ -507,15 +511,7 @@ Test(retention, a_drop_waits_for_the_partitions_writers_and_keeps_their_rows, .i
     cr_assert_eq(PQsendQuery(dropper, "SELECT usher_partition_drop('analytics_minute', now(),"
                                       " now() - interval '90 days')"),
                  1, "%s", PQerrorMessage(dropper));
-    for (long long deadline = testdb_now_ms() + 30000; waiting == 0;) {
-        cr_assert_lt(testdb_now_ms(), deadline, "the drop never waited for the writer");
-        waiting = testdb_scalarf(st,
-                                 "SELECT count(*) FROM pg_stat_activity WHERE pid = %d"
-                                 " AND wait_event_type = 'Lock'",
-                                 PQbackendPID(dropper));
-        if (waiting == 0)
-            usleep(5000);
-    }
+    wait_for_a_lock(dropper, "the drop never waited for the writer");
     testdb_exec(writer, "COMMIT");
     usher_store_free(writer);
 

@@ -54,29 +54,21 @@ static bool parse(json_t *payload, size_t job, change *changes, size_t *n, usher
 {
     const usher_index_source *src =
         usher_index_source_find(json_string_value(json_object_get(payload, "type")));
-    json_t *ids = json_object_get(payload, "ids");
-    size_t count = ids != NULL ? json_array_size(ids) : 1;
+    json_t *ids;
+    size_t count;
 
-    if (ids != NULL && (json_object_get(payload, "id") != NULL || count == 0 || count > IDS_MAX)) {
-        usher_handler_fail(r, USHER_OUTCOME_PERMANENT,
-                           "payload needs id or ids (an array of 1 to %d ids), not both", IDS_MAX);
+    if (!usher_payload_id_list(payload, "id", "ids", IDS_MAX, &ids, r))
         return false;
-    }
+    count = ids != NULL ? json_array_size(ids) : 1;
     for (size_t i = 0; i < count; i++) {
-        json_t *one = ids != NULL ? json_array_get(ids, i) : NULL;
         change *c = &changes[*n + i];
 
         *c = (change){ .job = job,
                        .src = src,
+                       .id = (int64_t)json_integer_value(json_array_get(ids, i)),
                        .remove = json_is_true(json_object_get(payload, "delete")) };
-        if (ids == NULL) {
-            if ((c->id = usher_payload_id(payload, "id", r)) == 0)
-                return false;
-        } else if (!json_is_integer(one) || (c->id = (int64_t)json_integer_value(one)) <= 0) {
-            usher_handler_fail(r, USHER_OUTCOME_PERMANENT,
-                               "payload.ids must hold positive integers only");
+        if (ids == NULL && (c->id = usher_payload_id(payload, "id", r)) == 0)
             return false;
-        }
     }
     if (src == NULL) {
         usher_handler_fail(r, USHER_OUTCOME_PERMANENT,
@@ -186,16 +178,12 @@ void usher_batch_index_document(usher_handler_ctx *ctx, const usher_job *jobs,
 
     for (size_t i = 0; i < n; i++)
         rows += payload_rows(payloads[i]);
-    changes = usher_calloc(rows, sizeof(*changes));
-    for (size_t i = 0; changes != NULL && i < n; i++)
+    changes = usher_calloc(rows, sizeof(*changes)); /* never NULL: alloc.h */
+    for (size_t i = 0; i < n; i++)
         any |= parse(payloads[i], i, changes, &nchanges, &results[i]);
-    if (changes == NULL || (any && (st = usher_handler_store(ctx, &unreachable)) == NULL)) {
+    if (any && (st = usher_handler_store(ctx, &unreachable)) == NULL) {
         for (size_t i = 0; i < n; i++) {
-            if (results[i].outcome != USHER_OUTCOME_OK)
-                continue;
-            if (changes == NULL)
-                usher_handler_fail(&results[i], USHER_OUTCOME_RETRY, "index.document: no memory");
-            else
+            if (results[i].outcome == USHER_OUTCOME_OK)
                 results[i] = unreachable;
         }
         free(changes);

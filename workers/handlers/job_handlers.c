@@ -55,6 +55,33 @@ int64_t usher_payload_id(json_t *payload, const char *field, usher_handler_resul
     return (int64_t)json_integer_value(value);
 }
 
+bool usher_payload_id_list(json_t *payload, const char *one, const char *many, size_t max,
+                           json_t **list, usher_handler_result *r)
+{
+    json_t *ids = json_object_get(payload, many), *id;
+    size_t n = json_array_size(ids), i;
+
+    *list = NULL;
+    if (ids == NULL)
+        return true;
+    if (json_object_get(payload, one) != NULL || n == 0 || n > max) {
+        usher_handler_fail(r, USHER_OUTCOME_PERMANENT,
+                           "payload needs %s or %s (an array of 1 to %zu ids), not both", one, many,
+                           max);
+        return false;
+    }
+    json_array_foreach(ids, i, id)
+    {
+        if (!json_is_integer(id) || json_integer_value(id) <= 0) {
+            usher_handler_fail(r, USHER_OUTCOME_PERMANENT,
+                               "payload.%s must hold positive integers only", many);
+            return false;
+        }
+    }
+    *list = ids;
+    return true;
+}
+
 void usher_handler_wake(usher_store *st, const char *queues)
 {
     const char *params[] = { queues };

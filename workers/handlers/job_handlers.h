@@ -71,4 +71,12 @@ void usher_handler_wake(usher_store *st, const char *queues);
 /* A positive integer field of payload, or 0 (and r set to PERMANENT) if absent or not one. */
 int64_t usher_payload_id(json_t *payload, const char *field, usher_handler_result *r);
 
+/*
+ * The payload's list many (a job several rows share, 0038): 1 to max
+ * positive integers, and then no field one. *list NULL when there is no
+ * list; false (r set, PERMANENT) when it is bad.
+ */
+bool usher_payload_id_list(json_t *payload, const char *one, const char *many, size_t max,
+                           json_t **list, usher_handler_result *r);
+
 #endif

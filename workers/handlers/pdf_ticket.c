@@ -213,29 +213,12 @@ static bool one_ticket(usher_handler_ctx *ctx, usher_store *st, const ticket_job
 static size_t registrations_of(json_t *payload, int64_t *one, json_t **many,
                                usher_handler_result *r)
 {
-    json_t *ids = json_object_get(payload, "registration_ids");
-    size_t n = json_array_size(ids);
-
-    *many = NULL;
-    if (ids == NULL)
-        return (*one = usher_payload_id(payload, "registration_id", r)) != 0 ? 1 : 0;
-    if (json_object_get(payload, "registration_id") != NULL || n == 0 || n > TICKETS_MAX) {
-        usher_handler_fail(r, USHER_OUTCOME_PERMANENT,
-                           "payload needs registration_id or registration_ids (1 to %d), not both",
-                           TICKETS_MAX);
+    if (!usher_payload_id_list(payload, "registration_id", "registration_ids", TICKETS_MAX, many,
+                               r))
         return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        json_t *id = json_array_get(ids, i);
-
-        if (!json_is_integer(id) || json_integer_value(id) <= 0) {
-            usher_handler_fail(r, USHER_OUTCOME_PERMANENT,
-                               "payload.registration_ids must hold positive integers only");
-            return 0;
-        }
-    }
-    *many = ids;
-    return n;
+    if (*many != NULL)
+        return json_array_size(*many);
+    return (*one = usher_payload_id(payload, "registration_id", r)) != 0 ? 1 : 0;
 }
 
 void usher_run_pdf_ticket(usher_handler_ctx *ctx, const usher_job *job, json_t *payload,
